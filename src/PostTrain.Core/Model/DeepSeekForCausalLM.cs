@@ -1,0 +1,134 @@
+// The DeepSeek-V3-architecture causal language model: embeddings, decoder layers (MLA + dense/MoE ffn), final norm,
+// output head, and optional multi-token-prediction modules. Parameter names follow Hugging Face
+// (model.embed_tokens, model.layers.L.*, model.norm, lm_head); MTP modules live in `mtp.k` and map to
+// model.layers.{num_hidden_layers + k} in checkpoints (see Checkpoints/HfNames).
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace PostTrain.Core.Model;
+
+/// <summary>Logits (B, T, V); Hidden (B, T, H): the last decoder layer's output before the final norm;
+/// MtpLogits[k-1] (B, T-k, V) predicting token t+k+1 at position t; HiddenStates as Hugging Face returns them.</summary>
+public sealed record ModelOutput(Tensor Logits, Tensor Hidden, IReadOnlyList<Tensor> MtpLogits, IReadOnlyList<Tensor>? HiddenStates);
+
+public sealed class DecoderStack : nn.Module<Tensor, Tensor>
+{
+    private readonly Embedding embed_tokens;
+    private readonly ModuleList<DecoderLayer> layers;
+    private readonly RMSNorm norm;
+
+    public DecoderStack(ModelConfig c) : base("model")
+    {
+        embed_tokens = nn.Embedding(c.VocabSize, c.HiddenSize);
+        layers = new ModuleList<DecoderLayer>();
+        for (int i = 0; i < c.NumHiddenLayers; i++) layers.Add(new DecoderLayer(c, c.IsMoeLayer(i)));
+        norm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
+        RegisterComponents();
+    }
+
+    public Embedding Embed => embed_tokens;
+    public ModuleList<DecoderLayer> Layers => layers;
+    public RMSNorm Norm => norm;
+    public override Tensor forward(Tensor x) => throw new InvalidOperationException();
+}
+
+public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
+{
+    private readonly DecoderStack model;
+    private readonly Linear? lm_head;              // null when tie_word_embeddings
+    private readonly ModuleList<MtpModule> mtp;
+
+    public ModelConfig Config { get; }
+    public Rotary Rotary { get; }
+    /// <summary>Activation dtype: Float32 or BFloat16 (weights stay fp32 masters).</summary>
+    public ScalarType ComputeDtype { get; set; } = ScalarType.Float32;
+
+    public DeepSeekForCausalLM(ModelConfig config) : base(nameof(DeepSeekForCausalLM))
+    {
+        config.Validate();
+        Config = config;
+        Rotary = new Rotary(config);
+        model = new DecoderStack(config);
+        if (!config.TieWordEmbeddings) lm_head = new Linear(config.HiddenSize, config.VocabSize);
+        mtp = new ModuleList<MtpModule>();
+        for (int k = 0; k < config.NumNextnPredictLayers; k++) mtp.Add(new MtpModule(config));
+        RegisterComponents();
+    }
+
+    public DecoderStack Model => model;
+    public ModuleList<MtpModule> Mtp => mtp;
+    public Tensor HeadWeight => lm_head?.Weight ?? model.Embed.weight!;
+
+    /// <summary>Every MoE layer, main model first, then MTP modules.</summary>
+    public IEnumerable<MoE> MoeLayers() =>
+        model.Layers.Select(l => l.Moe).Concat(mtp.Select(m => m.Moe)).Where(m => m is not null)!;
+
+    public override Tensor forward(Tensor inputIds) => Forward(inputIds).Logits;
+
+    /// <summary>inputIds (B, T) int64; positionIds (B, T) (default 0..T-1); mask: padding or packed segments.</summary>
+    public ModelOutput Forward(Tensor inputIds, Tensor? positionIds = null, AttentionMask? mask = null,
+        bool computeMtp = false, bool returnHiddenStates = false)
+    {
+        using var scope = NewDisposeScope();
+        long B = inputIds.shape[0], T = inputIds.shape[1];
+        var device = inputIds.device;
+        positionIds ??= arange(T, device: device).unsqueeze(0).expand(B, T);
+        var (cos, sin) = Rotary.Angles(positionIds);                               // (B, 1, T, rope/2)
+        Tensor? maskT = mask is null || mask.IsPlainCausal ? null : mask.Build(B, T, T, device);
+
+        var emb = model.Embed.forward(inputIds).to(ComputeDtype);                   // (B, T, H)
+        var h = emb;
+        var states = returnHiddenStates ? new List<Tensor> { h } : null;
+        foreach (var layer in model.Layers)
+        {
+            h = layer.Forward(h, cos, sin, Rotary, maskT);
+            states?.Add(h);
+        }
+        var normed = model.Norm.forward(h);
+        if (states is not null) states[^1] = normed;   // Hugging Face returns the last state after the final norm
+        var logits = Head(normed);                                                 // (B, T, V)
+
+        var mtpLogits = new List<Tensor>();
+        if (computeMtp && mtp.Count > 0)
+        {
+            var hk = h;
+            for (int k = 1; k <= mtp.Count && k < T; k++)
+            {
+                long tk = T - k;
+                var embAhead = emb.narrow(1, k, tk);                                // embeddings of tokens t+k
+                var prev = hk.narrow(1, 0, tk);
+                var pos = positionIds.narrow(1, 0, tk);
+                var (ck, sk) = Rotary.Angles(pos);
+                Tensor? mk = null;
+                if (mask is not null && !mask.IsPlainCausal)
+                    mk = new AttentionMask(mask.KeyPadding?.narrow(1, 0, tk), mask.SegmentIds?.narrow(1, 0, tk)).Build(B, tk, tk, device);
+                var (hNext, normedK) = mtp[k - 1].Forward(prev, embAhead, ck, sk, Rotary, mk);
+                mtpLogits.Add(Head(normedK).MoveToOuterDisposeScope());
+                hk = hNext;
+            }
+        }
+        var outStates = states?.Select(s => s.MoveToOuterDisposeScope()).ToList();
+        return new ModelOutput(logits.MoveToOuterDisposeScope(), h.MoveToOuterDisposeScope(), mtpLogits, outStates);
+    }
+
+    /// <summary>The output head (kept in the activation dtype's higher precision: fp32 weights cast as needed).</summary>
+    public Tensor Head(Tensor normed) => LinearCompute.Apply(normed, HeadWeight, null);
+
+    /// <summary>Random init as Hugging Face does for training from scratch: normal(0, std) for linear, embedding,
+    /// router and expert weights; ones for norms; zeros for biases.</summary>
+    public void InitWeights(double std = 0.02, long? seed = null)
+    {
+        using var _ = no_grad();
+        if (seed is long s) random.manual_seed(s);
+        foreach (var (name, p) in named_parameters())
+        {
+            if (name.EndsWith("norm.weight") || name.Contains("layernorm")) p.fill_(1.0);
+            else if (name.EndsWith(".bias")) p.zero_();
+            else p.normal_(0, std);
+        }
+        foreach (var moe in MoeLayers()) moe.Gate.CorrectionBias?.zero_();
+    }
+
+    public long ParameterCount() => parameters().Sum(p => p.numel());
+}

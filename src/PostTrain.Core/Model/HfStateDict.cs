@@ -1,0 +1,156 @@
+// Maps the model's parameters to and from Hugging Face checkpoint names.
+// In memory, routed experts are stacked (mlp.experts.{gate,up,down}_proj of shape (E, out, in)) for grouped GEMMs;
+// on disk they are per expert (mlp.experts.{e}.{gate,up,down}_proj.weight) as transformers writes them. Fused
+// in-memory transformers names (mlp.experts.gate_up_proj (E, 2I, H), mlp.experts.down_proj (E, H, I)) are read too.
+// MTP module k is model.layers.{num_hidden_layers + k}; its copies of the shared embedding and head
+// (embed_tokens.weight, shared_head.head.weight) are written for DeepSeek-V3 compatibility and ignored on load.
+using System.Text.RegularExpressions;
+using static TorchSharp.torch;
+
+namespace PostTrain.Core.Model;
+
+public sealed class CheckpointMismatchException(string message) : Exception(message);
+
+/// <summary>What a load did: tensors it could not find (left as initialised) and copies it ignored.</summary>
+public sealed record LoadReport(IReadOnlyList<string> LeftInitialised, IReadOnlyList<string> Ignored);
+
+public static partial class HfStateDict
+{
+    [GeneratedRegex(@"^(.*\.mlp\.experts)\.(gate_proj|up_proj|down_proj)$")]
+    private static partial Regex StackedExpert();
+
+    /// <summary>Model parameter name -> Hugging Face name(s). Expert stacks expand to one name per expert.</summary>
+    public static string ToHfPrefix(string name, ModelConfig c)
+    {
+        if (name.StartsWith("mtp.", StringComparison.Ordinal))
+        {
+            int dot = name.IndexOf('.', 4);
+            int k = int.Parse(name.AsSpan(4, dot - 4));
+            return $"model.layers.{c.NumHiddenLayers + k}.{name[(dot + 1)..]}";
+        }
+        return name;
+    }
+
+    /// <summary>The checkpoint tensors for this model, Hugging Face names, sharing storage where possible (CPU, fp32).</summary>
+    public static Dictionary<string, Tensor> Export(DeepSeekForCausalLM m)
+    {
+        var c = m.Config;
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, t) in m.state_dict())
+        {
+            string hf = ToHfPrefix(name, c);
+            var match = StackedExpert().Match(hf);
+            if (match.Success)
+            {
+                for (int e = 0; e < t.shape[0]; e++)
+                    result[$"{match.Groups[1].Value}.{e}.{match.Groups[2].Value}.weight"] = t[e].detach();
+            }
+            else result[hf] = t.detach();
+        }
+        for (int k = 0; k < c.NumNextnPredictLayers; k++)
+        {
+            string p = $"model.layers.{c.NumHiddenLayers + k}.";
+            result[p + "embed_tokens.weight"] = m.Model.Embed.weight!.detach();
+            result[p + "shared_head.head.weight"] = m.HeadWeight.detach();
+        }
+        return result;
+    }
+
+    /// <summary>Copies checkpoint tensors into the model. Every missing, unexpected or mis-shaped tensor is reported
+    /// in one error. MTP modules absent from the checkpoint stay as initialised (listed in the report): checkpoints
+    /// written by transformers carry no MTP weights.</summary>
+    public static LoadReport Load(DeepSeekForCausalLM m, IReadOnlyDictionary<string, Tensor> checkpoint, string source)
+    {
+        var c = m.Config;
+        var missing = new List<string>();
+        var misShaped = new List<string>();
+        var used = new HashSet<string>(StringComparer.Ordinal);
+        var leftInit = new List<string>();
+        bool hasMtp = checkpoint.Keys.Any(k => k.StartsWith($"model.layers.{c.NumHiddenLayers}.", StringComparison.Ordinal));
+
+        using var _ = no_grad();
+        foreach (var (name, target) in m.state_dict())
+        {
+            string hf = ToHfPrefix(name, c);
+            bool isMtp = name.StartsWith("mtp.", StringComparison.Ordinal);
+            var match = StackedExpert().Match(hf);
+            if (match.Success)
+            {
+                string prefix = match.Groups[1].Value, proj = match.Groups[2].Value;
+                if (TryFused(checkpoint, prefix, proj, target, used, misShaped)) continue;
+                for (int e = 0; e < target.shape[0]; e++)
+                    CopyOne(checkpoint, $"{prefix}.{e}.{proj}.weight", target[e], used, isMtp && !hasMtp ? leftInit : missing, misShaped);
+            }
+            else CopyOne(checkpoint, hf, target, used, isMtp && !hasMtp ? leftInit : missing, misShaped);
+        }
+        var ignored = new List<string>();
+        var unexpected = new List<string>();
+        foreach (var key in checkpoint.Keys)
+        {
+            if (used.Contains(key)) continue;
+            if (Regex.IsMatch(key, @"^model\.layers\.\d+\.(embed_tokens\.weight|shared_head\.head\.weight)$") ||
+                key.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal) ||
+                (c.TieWordEmbeddings && key == "lm_head.weight"))
+                ignored.Add(key);
+            else if (IsExtraMtpLayer(key, c)) ignored.Add(key);
+            else unexpected.Add(key);
+        }
+        if (missing.Count + misShaped.Count + unexpected.Count > 0)
+        {
+            var sb = new System.Text.StringBuilder($"{source}: checkpoint does not match the model config");
+            void List(string title, List<string> items)
+            {
+                if (items.Count == 0) return;
+                sb.Append($"\n  {title} ({items.Count}): ");
+                sb.Append(string.Join(", ", items.Take(12)));
+                if (items.Count > 12) sb.Append($", ... ({items.Count - 12} more)");
+            }
+            List("missing", missing);
+            List("unexpected", unexpected);
+            List("wrong shape", misShaped);
+            throw new CheckpointMismatchException(sb.ToString());
+        }
+        return new LoadReport(leftInit, ignored);
+    }
+
+    // MTP layers beyond the model's num_nextn_predict_layers (e.g. loading a V3 checkpoint without its MTP module).
+    private static bool IsExtraMtpLayer(string key, ModelConfig c)
+    {
+        var mm = Regex.Match(key, @"^model\.layers\.(\d+)\.");
+        return mm.Success && int.Parse(mm.Groups[1].Value) >= c.NumHiddenLayers + c.NumNextnPredictLayers;
+    }
+
+    private static void CopyOne(IReadOnlyDictionary<string, Tensor> ckpt, string key, Tensor target, HashSet<string> used,
+        List<string> missing, List<string> misShaped)
+    {
+        if (!ckpt.TryGetValue(key, out var src)) { missing.Add(key); return; }
+        used.Add(key);
+        if (!src.shape.SequenceEqual(target.shape))
+        {
+            misShaped.Add($"{key} [{string.Join(",", src.shape)}] expected [{string.Join(",", target.shape)}]");
+            return;
+        }
+        target.copy_(src.to(target.dtype, target.device));
+    }
+
+    private static bool TryFused(IReadOnlyDictionary<string, Tensor> ckpt, string prefix, string proj, Tensor target,
+        HashSet<string> used, List<string> misShaped)
+    {
+        if (proj == "down_proj" && ckpt.TryGetValue($"{prefix}.down_proj", out var down))
+        {
+            used.Add($"{prefix}.down_proj");
+            if (!down.shape.SequenceEqual(target.shape)) misShaped.Add($"{prefix}.down_proj");
+            else target.copy_(down.to(target.dtype, target.device));
+            return true;
+        }
+        if (proj != "down_proj" && ckpt.TryGetValue($"{prefix}.gate_up_proj", out var gu))
+        {
+            used.Add($"{prefix}.gate_up_proj");
+            long inter = target.shape[1];
+            if (gu.shape.Length != 3 || gu.shape[1] != 2 * inter || gu.shape[2] != target.shape[2]) misShaped.Add($"{prefix}.gate_up_proj");
+            else target.copy_(gu.narrow(1, proj == "gate_proj" ? 0 : inter, inter).to(target.dtype, target.device));
+            return true;
+        }
+        return false;
+    }
+}

@@ -1,0 +1,76 @@
+// Basic layers named as in Hugging Face checkpoints: Linear (weight (out, in)), RMSNorm (computed in fp32),
+// and the dense SwiGLU MLP (down(silu(gate x) * up x)). Every linear layer in the model goes through
+// Linear.Forward, the one place where the compute precision is applied.
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace PostTrain.Core.Model;
+
+/// <summary>y = x W^T (+ b). W is an fp32 master weight; the matmul runs in x's dtype (fp32 or bf16), or in FP8.</summary>
+public sealed class Linear : nn.Module<Tensor, Tensor>
+{
+    private readonly Parameter weight;   // (out, in)
+    private readonly Parameter? bias;    // (out)
+    public int InFeatures { get; }
+    public int OutFeatures { get; }
+
+    public Linear(int inFeatures, int outFeatures, bool hasBias = false) : base(nameof(Linear))
+    {
+        InFeatures = inFeatures;
+        OutFeatures = outFeatures;
+        weight = nn.Parameter(empty(outFeatures, inFeatures));
+        if (hasBias) bias = nn.Parameter(zeros(outFeatures));
+        RegisterComponents();
+    }
+
+    public Parameter Weight => weight;
+    public Parameter? Bias => bias;
+
+    public override Tensor forward(Tensor x) => LinearCompute.Apply(x, weight, bias);
+}
+
+/// <summary>Root-mean-square norm over the last dimension, computed in fp32, cast back to the input dtype.</summary>
+public sealed class RMSNorm : nn.Module<Tensor, Tensor>
+{
+    private readonly Parameter weight;   // (dim)
+    private readonly double eps;
+
+    public RMSNorm(int dim, double eps = 1e-6) : base(nameof(RMSNorm))
+    {
+        this.eps = eps;
+        weight = nn.Parameter(ones(dim));
+        RegisterComponents();
+    }
+
+    public Parameter Weight => weight;
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var h = x.to(ScalarType.Float32);
+        var variance = h.pow(2).mean([-1L], keepdim: true);
+        h = h * rsqrt(variance + eps);
+        return (weight * h.to(x.dtype)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Dense SwiGLU MLP (also the shared experts): down(silu(gate x) * up x).</summary>
+public sealed class Mlp : nn.Module<Tensor, Tensor>
+{
+    private readonly Linear gate_proj, up_proj, down_proj;
+
+    public Mlp(int hidden, int intermediate) : base(nameof(Mlp))
+    {
+        gate_proj = new Linear(hidden, intermediate);
+        up_proj = new Linear(hidden, intermediate);
+        down_proj = new Linear(intermediate, hidden);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        return down_proj.forward(nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,91 @@
+// Multi-head latent attention (DeepSeek-V2/V3). Queries: q_b(norm(q_a(x))) with q LoRA, else q_proj(x); each head is
+// [nope | rope]. Keys/values come from a compressed latent: kv_a_proj_with_mqa(x) = [latent | k_rope (one head shared
+// by all heads)]; the normed latent goes through kv_b_proj to per-head [k_nope | v]. Softmax scale is
+// qk_head_dim^-0.5, times mscale(factor, mscale_all_dim)^2 under YaRN. The core runs through
+// scaled_dot_product_attention. The cached decode path (latent cache, absorbed projections) lives in Generation.
+using static TorchSharp.torch;
+
+namespace PostTrain.Core.Model;
+
+public sealed class MlaAttention : nn.Module<Tensor, Tensor>
+{
+    private readonly Linear? q_proj, q_a_proj, q_b_proj;
+    private readonly RMSNorm? q_a_layernorm;
+    private readonly Linear kv_a_proj_with_mqa, kv_b_proj, o_proj;
+    private readonly RMSNorm kv_a_layernorm;
+
+    private readonly int heads, nope, rope, vDim, kvRank;
+    /// <summary>The factor q is multiplied by so that SDPA's default 1/sqrt(qk_head_dim) gives the model's scale.</summary>
+    private readonly double qPrescale;
+
+    public double SoftmaxScale { get; }
+    internal ModelConfig Config { get; }
+
+    public MlaAttention(ModelConfig c) : base(nameof(MlaAttention))
+    {
+        Config = c;
+        heads = c.NumAttentionHeads; nope = c.QkNopeHeadDim; rope = c.QkRopeHeadDim; vDim = c.VHeadDim; kvRank = c.KvLoraRank;
+        if (c.QLoraRank is int qr)
+        {
+            q_a_proj = new Linear(c.HiddenSize, qr, c.AttentionBias);
+            q_a_layernorm = new RMSNorm(qr);   // HF builds these two norms with the default eps 1e-6
+            q_b_proj = new Linear(qr, heads * c.QkHeadDim);
+        }
+        else q_proj = new Linear(c.HiddenSize, heads * c.QkHeadDim);
+        kv_a_proj_with_mqa = new Linear(c.HiddenSize, kvRank + rope, c.AttentionBias);
+        kv_a_layernorm = new RMSNorm(kvRank);
+        kv_b_proj = new Linear(kvRank, heads * (nope + vDim));
+        o_proj = new Linear(heads * vDim, c.HiddenSize, c.AttentionBias);
+
+        double scale = Math.Pow(c.QkHeadDim, -0.5);
+        if (c.Yarn is { } y && y.MscaleAllDim is { } mad && mad != 0 && y.Factor > 1)
+        {
+            double m = 0.1 * mad * Math.Log(y.Factor) + 1.0;
+            scale *= m * m;
+        }
+        SoftmaxScale = scale;
+        qPrescale = scale * Math.Sqrt(c.QkHeadDim);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => throw new InvalidOperationException("call Forward(x, cos, sin, rotary, mask)");
+
+    /// <summary>x (B, T, H) -> (B, T, H). cos/sin (B, 1, T, rope/2) from <see cref="Rotary.Angles"/>;
+    /// mask null = plain causal, else a boolean (B, 1, T, T) mask (true = attend).</summary>
+    public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Rotary rotary, Tensor? mask)
+    {
+        using var scope = NewDisposeScope();
+        long B = x.shape[0], T = x.shape[1];
+        var q = q_proj is not null ? q_proj.forward(x) : q_b_proj!.forward(q_a_layernorm!.forward(q_a_proj!.forward(x)));
+        q = q.view(B, T, heads, nope + rope).transpose(1, 2);                       // (B, h, T, nope+rope)
+        var qNope = q.narrow(-1, 0, nope);
+        var qRot = rotary.Apply(q.narrow(-1, nope, rope), cos, sin);                // (B, h, T, rope)
+
+        var ckv = kv_a_proj_with_mqa.forward(x);                                    // (B, T, r + rope)
+        var latent = kv_a_layernorm.forward(ckv.narrow(-1, 0, kvRank));            // (B, T, r)
+        var kRot = rotary.Apply(ckv.narrow(-1, kvRank, rope).view(B, 1, T, rope), cos, sin); // (B, 1, T, rope)
+
+        var kv = kv_b_proj.forward(latent).view(B, T, heads, nope + vDim).transpose(1, 2); // (B, h, T, nope+v)
+        var kNope = kv.narrow(-1, 0, nope);
+        var v = kv.narrow(-1, nope, vDim);                                          // (B, h, T, v)
+        var k = cat([kNope, kRot.expand(B, heads, T, rope)], -1);                   // (B, h, T, qk)
+        var qFull = cat([qNope, qRot], -1);                                         // (B, h, T, qk)
+        if (qPrescale != 1.0) qFull = qFull * qPrescale;
+
+        var attn = mask is null
+            ? nn.functional.scaled_dot_product_attention(qFull, k, v, is_casual: true)
+            : nn.functional.scaled_dot_product_attention(qFull, k, v, attn_mask: mask);   // (B, h, T, v)
+        var o = attn.transpose(1, 2).reshape(B, T, heads * vDim);
+        return o_proj.forward(o).MoveToOuterDisposeScope();
+    }
+
+    // Accessors for the cached decode path (absorbed projections).
+    internal Linear? QProj => q_proj;
+    internal Linear? QAProj => q_a_proj;
+    internal Linear? QBProj => q_b_proj;
+    internal RMSNorm? QALayerNorm => q_a_layernorm;
+    internal Linear KvAProj => kv_a_proj_with_mqa;
+    internal RMSNorm KvALayerNorm => kv_a_layernorm;
+    internal Linear KvBProj => kv_b_proj;
+    internal Linear OProj => o_proj;
+}

@@ -1,0 +1,112 @@
+// DeepSeekMoE layer: routed experts (fine-grained SwiGLU experts, weights stacked as (E, out, in)) plus shared experts
+// that every token uses. Tokens are grouped per expert (one sort), the experts run as grouped GEMMs
+// (ExpertCompute), the outputs are weighted and scattered back. Records per-expert token counts for the
+// aux-loss-free balancer and, when asked, the sequence-wise balance loss.
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace PostTrain.Core.Model;
+
+/// <summary>Routed expert weights stacked per expert; the checkpoint layer splits them into
+/// mlp.experts.{e}.{gate,up,down}_proj.weight as Hugging Face writes them.</summary>
+public sealed class Experts : nn.Module<Tensor, Tensor>
+{
+    private readonly Parameter gate_proj;   // (E, I, H)
+    private readonly Parameter up_proj;     // (E, I, H)
+    private readonly Parameter down_proj;   // (E, H, I)
+
+    public Experts(int experts, int hidden, int intermediate) : base(nameof(Experts))
+    {
+        gate_proj = nn.Parameter(empty(experts, intermediate, hidden));
+        up_proj = nn.Parameter(empty(experts, intermediate, hidden));
+        down_proj = nn.Parameter(empty(experts, hidden, intermediate));
+        RegisterComponents();
+    }
+
+    public Parameter GateProj => gate_proj;
+    public Parameter UpProj => up_proj;
+    public Parameter DownProj => down_proj;
+
+    public override Tensor forward(Tensor x) => throw new InvalidOperationException("call Forward(xSorted, counts)");
+
+    /// <summary>xSorted (N*k, H) grouped by expert, counts[e] rows each -> (N*k, H).</summary>
+    public Tensor Forward(Tensor xSorted, long[] counts)
+    {
+        using var scope = NewDisposeScope();
+        var g = ExpertCompute.GroupedLinear(xSorted, gate_proj, counts);            // (N*k, I)
+        var u = ExpertCompute.GroupedLinear(xSorted, up_proj, counts);
+        var h = nn.functional.silu(g) * u;
+        return ExpertCompute.GroupedLinear(h, down_proj, counts).MoveToOuterDisposeScope(); // (N*k, H)
+    }
+}
+
+public sealed class MoE : nn.Module<Tensor, Tensor>
+{
+    private readonly Router gate;
+    private readonly Experts experts;
+    private readonly Mlp? shared_experts;
+    private readonly ModelConfig c;
+
+    /// <summary>Tokens routed to each expert since the last <see cref="TakeLoads"/> (host-side, for balancing and logs).</summary>
+    private long[] loads;
+    /// <summary>Sequence-wise balance loss of the last forward when <see cref="BalanceAlpha"/> > 0, else null.</summary>
+    public Tensor? LastBalanceLoss { get; private set; }
+    public double BalanceAlpha { get; set; }
+
+    public MoE(ModelConfig config) : base(nameof(MoE))
+    {
+        c = config;
+        gate = new Router(c);
+        experts = new Experts(c.NRoutedExperts, c.HiddenSize, c.MoeIntermediateSize);
+        if (c.NSharedExperts > 0) shared_experts = new Mlp(c.HiddenSize, c.MoeIntermediateSize * c.NSharedExperts);
+        loads = new long[c.NRoutedExperts];
+        RegisterComponents();
+    }
+
+    public Router Gate => gate;
+    public Experts ExpertWeights => experts;
+
+    /// <summary>Returns and resets the per-expert token counts accumulated since the last call.</summary>
+    public long[] TakeLoads() { var l = loads; loads = new long[c.NRoutedExperts]; return l; }
+
+    /// <summary>x (B, T, H) -> (B, T, H).</summary>
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        long B = x.shape[0], T = x.shape[1], H = x.shape[2];
+        var flat = x.reshape(B * T, H);                                             // (N, H)
+        var (idx, w, scores) = gate.Route(flat);                                    // (N, k), (N, k), (N, E)
+        int k = c.NumExpertsPerTok;
+        var flatIdx = idx.reshape(-1);                                              // (N*k)
+        var order = flatIdx.sort(stable: true).Indices;                                  // (N*k)
+        var tokenOf = order.div(k, rounding_mode: RoundingMode.floor);              // (N*k) source token of each row
+        var counts = flatIdx.bincount(null, c.NRoutedExperts).cpu().data<long>().ToArray();
+        for (int e = 0; e < counts.Length; e++) loads[e] += counts[e];
+
+        var xs = flat.index_select(0, tokenOf);                                     // (N*k, H)
+        var ys = experts.Forward(xs, counts);                                       // (N*k, H)
+        var wSorted = w.reshape(-1).index_select(0, order).unsqueeze(-1);           // (N*k, 1) fp32
+        ys = ys * wSorted;                                                          // promotes to fp32 like HF
+        var routed = zeros(B * T, H, dtype: ys.dtype, device: x.device).index_add(0, tokenOf, ys, 1).to(x.dtype);
+        var y = routed.view(B, T, H);
+        if (shared_experts is not null) y = y + shared_experts.forward(x);
+
+        LastBalanceLoss?.Dispose();
+        LastBalanceLoss = null;
+        if (BalanceAlpha > 0 && is_grad_enabled())
+            LastBalanceLoss = SequenceBalanceLoss(idx.view(B, T, k), scores.view(B, T, -1)).MoveToOuterDisposeScope();
+        return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>L = alpha * sum_i f_i P_i per sequence, averaged over sequences; f_i = E/(k T) * count_i,
+    /// P_i = mean over the sequence of s_i / sum_j s_j.</summary>
+    private Tensor SequenceBalanceLoss(Tensor idx /*(B,T,k)*/, Tensor scores /*(B,T,E)*/)
+    {
+        long B = idx.shape[0], T = idx.shape[1];
+        int E = c.NRoutedExperts, k = c.NumExpertsPerTok;
+        var counts = zeros(B, E, device: idx.device).scatter_add_(1, idx.view(B, -1), ones(B, T * k, device: idx.device)); // (B, E)
+        var f = counts * ((double)E / (k * T));
+        var p = (scores / scores.sum(-1, keepdim: true)).mean([1L]);                // (B, E)
+        return (f * p).sum(-1).mean() * BalanceAlpha;
+    }
+}

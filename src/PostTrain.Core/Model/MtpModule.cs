@@ -1,0 +1,54 @@
+// Multi-token prediction module k (DeepSeek-V3): takes h_{k-1} at position i and the embedding of token i+k,
+// h' = eh_proj(concat(enorm(emb), hnorm(h))) (embedding first, as in the checkpoint), runs one transformer block,
+// and the shared output head (after shared_head.norm) predicts token i+k+1. Embedding and output head are the main
+// model's. Checkpoint names: model.layers.{num_hidden_layers + k - 1}.{enorm, hnorm, eh_proj, shared_head.norm, <block>}.
+using static TorchSharp.torch;
+
+namespace PostTrain.Core.Model;
+
+public sealed class SharedHead : nn.Module<Tensor, Tensor>
+{
+    private readonly RMSNorm norm;
+    public SharedHead(ModelConfig c) : base(nameof(SharedHead)) { norm = new RMSNorm(c.HiddenSize, c.RmsNormEps); RegisterComponents(); }
+    public override Tensor forward(Tensor x) => norm.forward(x);
+}
+
+public sealed class MtpModule : nn.Module<Tensor, Tensor>
+{
+    private readonly RMSNorm enorm, hnorm;
+    private readonly Linear eh_proj;
+    private readonly RMSNorm input_layernorm, post_attention_layernorm;
+    private readonly MlaAttention self_attn;
+    private readonly nn.Module<Tensor, Tensor> mlp;
+    private readonly SharedHead shared_head;
+
+    public MtpModule(ModelConfig c) : base(nameof(MtpModule))
+    {
+        enorm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
+        hnorm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
+        eh_proj = new Linear(2 * c.HiddenSize, c.HiddenSize);
+        input_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
+        post_attention_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
+        self_attn = new MlaAttention(c);
+        mlp = c.NRoutedExperts > 0 ? new MoE(c) : new Mlp(c.HiddenSize, c.IntermediateSize);
+        shared_head = new SharedHead(c);
+        RegisterComponents();
+    }
+
+    public MoE? Moe => mlp as MoE;
+    public MlaAttention Attention => self_attn;
+
+    public override Tensor forward(Tensor x) => throw new InvalidOperationException("call Forward(...)");
+
+    /// <summary>h (B, T', H) from the previous depth, emb (B, T', H) embeddings of the tokens k ahead ->
+    /// (hidden (B, T', H) for the next depth, normed (B, T', H) for the shared head).</summary>
+    public (Tensor Hidden, Tensor Normed) Forward(Tensor h, Tensor emb, Tensor cos, Tensor sin, Rotary rotary, Tensor? mask)
+    {
+        using var scope = NewDisposeScope();
+        var x = eh_proj.forward(cat([enorm.forward(emb), hnorm.forward(h)], -1));  // (B, T', H)
+        x = x + self_attn.Forward(input_layernorm.forward(x), cos, sin, rotary, mask);
+        x = x + mlp.forward(post_attention_layernorm.forward(x));
+        var normed = shared_head.forward(x);
+        return (x.MoveToOuterDisposeScope(), normed.MoveToOuterDisposeScope());
+    }
+}
