@@ -37,11 +37,21 @@ CASES = {
     "plain_rope": dict(q_lora_rank=24, n_group=2, topk_group=1, norm_topk_prob=True, routed_scaling_factor=1.0,
                        num_hidden_layers=2, first_k_dense_replace=0, n_shared_experts=1, rope_interleave=False,
                        tie_word_embeddings=False, rope_theta=500.0),
+    # DeepSeek-V2-style routing: softmax scores, no correction bias, group-limited greedy (group max)
+    "v2_softmax": dict(model_type="deepseek_v2", q_lora_rank=None, n_group=2, topk_group=1, topk_method="group_limited_greedy",
+                       norm_topk_prob=False, routed_scaling_factor=1.0, num_hidden_layers=2, first_k_dense_replace=1,
+                       n_shared_experts=1, tie_word_embeddings=False, rope_theta=10000.0),
 }
 
 def make(case, extra, out):
-    cfg = DeepseekV3Config(**{**BASE, **extra})
-    model = DeepseekV3ForCausalLM(cfg).eval()
+    if extra.get("model_type") == "deepseek_v2":
+        from transformers import DeepseekV2Config, DeepseekV2ForCausalLM
+        kw = {k: v for k, v in {**BASE, **extra}.items() if k not in ("model_type", "rope_interleave", "num_nextn_predict_layers")}
+        cfg = DeepseekV2Config(**kw)
+        model = DeepseekV2ForCausalLM(cfg).eval()
+    else:
+        cfg = DeepseekV3Config(**{**BASE, **extra})
+        model = DeepseekV3ForCausalLM(cfg).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("norm.weight") or "layernorm" in name:
@@ -73,4 +83,8 @@ if __name__ == "__main__":
     os.makedirs(out, exist_ok=True)
     print("transformers", transformers.__version__, "torch", torch.__version__)
     for case, extra in CASES.items():
-        make(case, extra, out)
+        try:
+            make(case, extra, out)
+        except Exception as e:  # report and go on: one broken case must not cost the others
+            import traceback; traceback.print_exc()
+            print("FAILED", case, e)

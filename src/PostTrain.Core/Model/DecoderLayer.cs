@@ -10,12 +10,12 @@ public sealed class DecoderLayer : nn.Module<Tensor, Tensor>
     private readonly MlaAttention self_attn;
     private readonly nn.Module<Tensor, Tensor> mlp;   // Mlp or MoE
 
-    public DecoderLayer(ModelConfig c, bool moe) : base(nameof(DecoderLayer))
+    public DecoderLayer(ModelConfig c, bool moe, Device? device = null) : base(nameof(DecoderLayer))
     {
-        input_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
-        post_attention_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
-        self_attn = new MlaAttention(c);
-        mlp = moe ? new MoE(c) : new Mlp(c.HiddenSize, c.IntermediateSize);
+        input_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device);
+        post_attention_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device);
+        self_attn = new MlaAttention(c, device);
+        mlp = moe ? new MoE(c, device) : new Mlp(c.HiddenSize, c.IntermediateSize, device);
         RegisterComponents();
     }
 

@@ -18,12 +18,12 @@ public sealed class DecoderStack : nn.Module<Tensor, Tensor>
     private readonly ModuleList<DecoderLayer> layers;
     private readonly RMSNorm norm;
 
-    public DecoderStack(ModelConfig c) : base("model")
+    public DecoderStack(ModelConfig c, Device? device = null) : base("model")
     {
-        embed_tokens = nn.Embedding(c.VocabSize, c.HiddenSize);
+        embed_tokens = nn.Embedding(c.VocabSize, c.HiddenSize, device: device);
         layers = new ModuleList<DecoderLayer>();
-        for (int i = 0; i < c.NumHiddenLayers; i++) layers.Add(new DecoderLayer(c, c.IsMoeLayer(i)));
-        norm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
+        for (int i = 0; i < c.NumHiddenLayers; i++) layers.Add(new DecoderLayer(c, c.IsMoeLayer(i), device));
+        norm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device);
         RegisterComponents();
     }
 
@@ -44,15 +44,16 @@ public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
     /// <summary>Activation dtype: Float32 or BFloat16 (weights stay fp32 masters).</summary>
     public ScalarType ComputeDtype { get; set; } = ScalarType.Float32;
 
-    public DeepSeekForCausalLM(ModelConfig config) : base(nameof(DeepSeekForCausalLM))
+    /// <param name="device">Where parameters are allocated; the meta device builds the model without memory.</param>
+    public DeepSeekForCausalLM(ModelConfig config, Device? device = null) : base(nameof(DeepSeekForCausalLM))
     {
         config.Validate();
         Config = config;
         Rotary = new Rotary(config);
-        model = new DecoderStack(config);
-        if (!config.TieWordEmbeddings) lm_head = new Linear(config.HiddenSize, config.VocabSize);
+        model = new DecoderStack(config, device);
+        if (!config.TieWordEmbeddings) lm_head = new Linear(config.HiddenSize, config.VocabSize, device: device);
         mtp = new ModuleList<MtpModule>();
-        for (int k = 0; k < config.NumNextnPredictLayers; k++) mtp.Add(new MtpModule(config));
+        for (int k = 0; k < config.NumNextnPredictLayers; k++) mtp.Add(new MtpModule(config, device));
         RegisterComponents();
     }
 

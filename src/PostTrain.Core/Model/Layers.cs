@@ -15,12 +15,12 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
     public int InFeatures { get; }
     public int OutFeatures { get; }
 
-    public Linear(int inFeatures, int outFeatures, bool hasBias = false) : base(nameof(Linear))
+    public Linear(int inFeatures, int outFeatures, bool hasBias = false, Device? device = null) : base(nameof(Linear))
     {
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
-        weight = nn.Parameter(empty(outFeatures, inFeatures));
-        if (hasBias) bias = nn.Parameter(zeros(outFeatures));
+        weight = nn.Parameter(empty(outFeatures, inFeatures, device: device));
+        if (hasBias) bias = nn.Parameter(zeros(outFeatures, device: device));
         RegisterComponents();
     }
 
@@ -36,10 +36,10 @@ public sealed class RMSNorm : nn.Module<Tensor, Tensor>
     private readonly Parameter weight;   // (dim)
     private readonly double eps;
 
-    public RMSNorm(int dim, double eps = 1e-6) : base(nameof(RMSNorm))
+    public RMSNorm(int dim, double eps = 1e-6, Device? device = null) : base(nameof(RMSNorm))
     {
         this.eps = eps;
-        weight = nn.Parameter(ones(dim));
+        weight = nn.Parameter(ones(dim, device: device));
         RegisterComponents();
     }
 
@@ -60,11 +60,11 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
 {
     private readonly Linear gate_proj, up_proj, down_proj;
 
-    public Mlp(int hidden, int intermediate) : base(nameof(Mlp))
+    public Mlp(int hidden, int intermediate, Device? device = null) : base(nameof(Mlp))
     {
-        gate_proj = new Linear(hidden, intermediate);
-        up_proj = new Linear(hidden, intermediate);
-        down_proj = new Linear(intermediate, hidden);
+        gate_proj = new Linear(hidden, intermediate, device: device);
+        up_proj = new Linear(hidden, intermediate, device: device);
+        down_proj = new Linear(intermediate, hidden, device: device);
         RegisterComponents();
     }
 

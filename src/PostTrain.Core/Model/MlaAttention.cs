@@ -21,21 +21,21 @@ public sealed class MlaAttention : nn.Module<Tensor, Tensor>
     public double SoftmaxScale { get; }
     internal ModelConfig Config { get; }
 
-    public MlaAttention(ModelConfig c) : base(nameof(MlaAttention))
+    public MlaAttention(ModelConfig c, Device? device = null) : base(nameof(MlaAttention))
     {
         Config = c;
         heads = c.NumAttentionHeads; nope = c.QkNopeHeadDim; rope = c.QkRopeHeadDim; vDim = c.VHeadDim; kvRank = c.KvLoraRank;
         if (c.QLoraRank is int qr)
         {
-            q_a_proj = new Linear(c.HiddenSize, qr, c.AttentionBias);
-            q_a_layernorm = new RMSNorm(qr);   // HF builds these two norms with the default eps 1e-6
-            q_b_proj = new Linear(qr, heads * c.QkHeadDim);
+            q_a_proj = new Linear(c.HiddenSize, qr, c.AttentionBias, device: device);
+            q_a_layernorm = new RMSNorm(qr, device: device);   // HF builds these two norms with the default eps 1e-6
+            q_b_proj = new Linear(qr, heads * c.QkHeadDim, device: device);
         }
-        else q_proj = new Linear(c.HiddenSize, heads * c.QkHeadDim);
-        kv_a_proj_with_mqa = new Linear(c.HiddenSize, kvRank + rope, c.AttentionBias);
-        kv_a_layernorm = new RMSNorm(kvRank);
-        kv_b_proj = new Linear(kvRank, heads * (nope + vDim));
-        o_proj = new Linear(heads * vDim, c.HiddenSize, c.AttentionBias);
+        else q_proj = new Linear(c.HiddenSize, heads * c.QkHeadDim, device: device);
+        kv_a_proj_with_mqa = new Linear(c.HiddenSize, kvRank + rope, c.AttentionBias, device: device);
+        kv_a_layernorm = new RMSNorm(kvRank, device: device);
+        kv_b_proj = new Linear(kvRank, heads * (nope + vDim), device: device);
+        o_proj = new Linear(heads * vDim, c.HiddenSize, c.AttentionBias, device: device);
 
         double scale = Math.Pow(c.QkHeadDim, -0.5);
         if (c.Yarn is { } y && y.MscaleAllDim is { } mad && mad != 0 && y.Factor > 1)

@@ -15,11 +15,11 @@ public sealed class Experts : nn.Module<Tensor, Tensor>
     private readonly Parameter up_proj;     // (E, I, H)
     private readonly Parameter down_proj;   // (E, H, I)
 
-    public Experts(int experts, int hidden, int intermediate) : base(nameof(Experts))
+    public Experts(int experts, int hidden, int intermediate, Device? device = null) : base(nameof(Experts))
     {
-        gate_proj = nn.Parameter(empty(experts, intermediate, hidden));
-        up_proj = nn.Parameter(empty(experts, intermediate, hidden));
-        down_proj = nn.Parameter(empty(experts, hidden, intermediate));
+        gate_proj = nn.Parameter(empty(experts, intermediate, hidden, device: device));
+        up_proj = nn.Parameter(empty(experts, intermediate, hidden, device: device));
+        down_proj = nn.Parameter(empty(experts, hidden, intermediate, device: device));
         RegisterComponents();
     }
 
@@ -53,12 +53,12 @@ public sealed class MoE : nn.Module<Tensor, Tensor>
     public Tensor? LastBalanceLoss { get; private set; }
     public double BalanceAlpha { get; set; }
 
-    public MoE(ModelConfig config) : base(nameof(MoE))
+    public MoE(ModelConfig config, Device? device = null) : base(nameof(MoE))
     {
         c = config;
-        gate = new Router(c);
-        experts = new Experts(c.NRoutedExperts, c.HiddenSize, c.MoeIntermediateSize);
-        if (c.NSharedExperts > 0) shared_experts = new Mlp(c.HiddenSize, c.MoeIntermediateSize * c.NSharedExperts);
+        gate = new Router(c, device);
+        experts = new Experts(c.NRoutedExperts, c.HiddenSize, c.MoeIntermediateSize, device);
+        if (c.NSharedExperts > 0) shared_experts = new Mlp(c.HiddenSize, c.MoeIntermediateSize * c.NSharedExperts, device);
         loads = new long[c.NRoutedExperts];
         RegisterComponents();
     }

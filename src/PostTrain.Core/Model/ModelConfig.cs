@@ -219,7 +219,8 @@ public sealed record ModelConfig
     static double? Num(JsonObject? o, string key, string src)
     {
         if (o is null || !o.TryGetPropertyValue(key, out var n) || n is null) return null;
-        if (n is JsonValue v && v.GetValueKind() == JsonValueKind.Number) return v.GetValue<double>();
+        if (n is JsonValue v && v.GetValueKind() == JsonValueKind.Number)
+            return double.Parse(v.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture);
         throw new ModelConfigException(src, key, $"expected a number, got {n.ToJsonString()}");
     }
     static int? Int(JsonObject? o, string key, string src, bool required = false)
@@ -230,7 +231,7 @@ public sealed record ModelConfig
         return (int)d.Value;
     }
     static int? FirstInt(JsonObject o, string key, string src) =>
-        o[key] is JsonArray a ? (a.Count > 0 ? (int?)a[0]!.GetValue<double>() : null) : Int(o, key, src);
+        o[key] is JsonArray a ? (a.Count > 0 ? int.Parse(a[0]!.ToJsonString(), System.Globalization.CultureInfo.InvariantCulture) : null) : Int(o, key, src);
     static bool? Bool(JsonObject? o, string key, string src)
     {
         if (o is null || !o.TryGetPropertyValue(key, out var n) || n is null) return null;

@@ -9,7 +9,7 @@ namespace PostTrain.Core.Model;
 public sealed class SharedHead : nn.Module<Tensor, Tensor>
 {
     private readonly RMSNorm norm;
-    public SharedHead(ModelConfig c) : base(nameof(SharedHead)) { norm = new RMSNorm(c.HiddenSize, c.RmsNormEps); RegisterComponents(); }
+    public SharedHead(ModelConfig c, Device? device = null) : base(nameof(SharedHead)) { norm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device); RegisterComponents(); }
     public override Tensor forward(Tensor x) => norm.forward(x);
 }
 
@@ -22,16 +22,16 @@ public sealed class MtpModule : nn.Module<Tensor, Tensor>
     private readonly nn.Module<Tensor, Tensor> mlp;
     private readonly SharedHead shared_head;
 
-    public MtpModule(ModelConfig c) : base(nameof(MtpModule))
+    public MtpModule(ModelConfig c, Device? device = null) : base(nameof(MtpModule))
     {
-        enorm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
-        hnorm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
-        eh_proj = new Linear(2 * c.HiddenSize, c.HiddenSize);
-        input_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
-        post_attention_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps);
-        self_attn = new MlaAttention(c);
-        mlp = c.NRoutedExperts > 0 ? new MoE(c) : new Mlp(c.HiddenSize, c.IntermediateSize);
-        shared_head = new SharedHead(c);
+        enorm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device);
+        hnorm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device);
+        eh_proj = new Linear(2 * c.HiddenSize, c.HiddenSize, device: device);
+        input_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device);
+        post_attention_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device);
+        self_attn = new MlaAttention(c, device);
+        mlp = c.NRoutedExperts > 0 ? new MoE(c, device) : new Mlp(c.HiddenSize, c.IntermediateSize, device);
+        shared_head = new SharedHead(c, device);
         RegisterComponents();
     }
 

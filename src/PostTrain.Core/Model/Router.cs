@@ -14,11 +14,11 @@ public sealed class Router : nn.Module<Tensor, Tensor>
     private readonly Tensor? e_score_correction_bias;  // (E) buffer, fp32: moved by the aux-loss-free balancer (V3 only)
     private readonly ModelConfig c;
 
-    public Router(ModelConfig config) : base(nameof(Router))
+    public Router(ModelConfig config, Device? device = null) : base(nameof(Router))
     {
         c = config;
-        weight = nn.Parameter(empty(c.NRoutedExperts, c.HiddenSize));
-        if (c.UseCorrectionBias) e_score_correction_bias = zeros(c.NRoutedExperts);
+        weight = nn.Parameter(empty(c.NRoutedExperts, c.HiddenSize, device: device));
+        if (c.UseCorrectionBias) e_score_correction_bias = zeros(c.NRoutedExperts, device: device);
         RegisterComponents();
     }
 
