@@ -4,6 +4,7 @@
 // model.layers.{num_hidden_layers + k} in checkpoints (see Checkpoints/HfNames).
 using TorchSharp;
 using TorchSharp.Modules;
+using Embedding = PostTrain.Core.Model.Embedding;
 using static TorchSharp.torch;
 
 namespace PostTrain.Core.Model;
@@ -20,7 +21,7 @@ public sealed class DecoderStack : nn.Module<Tensor, Tensor>
 
     public DecoderStack(ModelConfig c, Device? device = null) : base("model")
     {
-        embed_tokens = nn.Embedding(c.VocabSize, c.HiddenSize, device: device);
+        embed_tokens = new Embedding(c.VocabSize, c.HiddenSize, device);
         layers = new ModuleList<DecoderLayer>();
         for (int i = 0; i < c.NumHiddenLayers; i++) layers.Add(new DecoderLayer(c, c.IsMoeLayer(i), device));
         norm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device);
@@ -59,7 +60,7 @@ public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
 
     public DecoderStack Model => model;
     public ModuleList<MtpModule> Mtp => mtp;
-    public Tensor HeadWeight => lm_head?.Weight ?? model.Embed.weight!;
+    public Tensor HeadWeight => lm_head?.Weight ?? model.Embed.Weight;
 
     /// <summary>Every MoE layer, main model first, then MTP modules.</summary>
     public IEnumerable<MoE> MoeLayers() =>

@@ -50,7 +50,7 @@ public static partial class HfStateDict
         for (int k = 0; k < c.NumNextnPredictLayers; k++)
         {
             string p = $"model.layers.{c.NumHiddenLayers + k}.";
-            result[p + "embed_tokens.weight"] = m.Model.Embed.weight!.detach();
+            result[p + "embed_tokens.weight"] = m.Model.Embed.Weight.detach();
             result[p + "shared_head.head.weight"] = m.HeadWeight.detach();
         }
         return result;

@@ -74,3 +74,21 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
         return down_proj.forward(nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
     }
 }
+
+/// <summary>Token embedding (vocab, hidden). Own module so the weight is allocated directly on the target device
+/// (TorchSharp's nn.Embedding initialises on the CPU first, which costs seconds and gigabytes for big vocabularies).</summary>
+public sealed class Embedding : nn.Module<Tensor, Tensor>
+{
+    private readonly Parameter weight;   // (V, H)
+
+    public Embedding(int vocab, int hidden, Device? device = null) : base(nameof(Embedding))
+    {
+        weight = nn.Parameter(empty(vocab, hidden, device: device));
+        RegisterComponents();
+    }
+
+    public Parameter Weight => weight;
+
+    /// <summary>ids (...) int64 -> (..., H).</summary>
+    public override Tensor forward(Tensor ids) => weight.index_select(0, ids.reshape(-1)).view([.. ids.shape, weight.shape[1]]);
+}
