@@ -5,10 +5,10 @@
 // number, null/undefined (= not applicable), or {score, reason, metrics} with score a number or null, reason a
 // string and metrics an object of numbers.
 //
-// Isolation: no CLR access (Jint's interop is off unless AllowClr is called; it is not), no eval/Function(string),
-// and the JsLimits (statements, time, memory, recursion, array size, regex time) per call. State: a FRESH engine per
+// Isolation: no CLR access (Jint's interop is off unless AllowClr is called; it is not) and the JsLimits (statements, time, memory, recursion, array size, regex time) per call. State: a FRESH engine per
 // call (the prepared script is parsed once and re-run in each engine, ~0.1-0.3 ms): nothing a call does can leak
-// into the next sample, and calls run in parallel safely.
+// into the next sample, and calls run in parallel safely. eval and new Function(code) stay enabled: they run under
+// the same limits with the same (absent) host access, and let a plugin run model-written JavaScript (code_tests.js).
 // Errors: syntax errors and top-level throws fail loading (RewardConfigException "file:line:col: ..."); a throw inside
 // reward() is a PluginException "file:line:col: message"; hitting the time or statement limit is a
 // RewardTimeoutException (the runner counts a timeout), other limits a PluginException.
@@ -89,8 +89,7 @@ public sealed class JsPluginReward : IReward
             .LimitRecursion(_limits.MaxRecursion)
             .MaxArraySize(_limits.MaxArraySize)
             .RegexTimeoutInterval(_limits.RegexTimeout)
-            .CancellationToken(cancellationToken)
-            .DisableStringCompilation());
+            .CancellationToken(cancellationToken));
         Guard(() => engine.Execute(_script));
         return engine;
     }
