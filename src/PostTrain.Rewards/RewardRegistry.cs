@@ -28,6 +28,8 @@ public sealed class RewardRegistry
         foreach (var path in Directory.EnumerateFiles(rewardsDir).Where(PluginFile.IsPlugin).Order(StringComparer.Ordinal))
         {
             var plugin = PluginFile.Read(path);
+            if (_builtins.ContainsKey(plugin.Name))
+                throw new RewardConfigException($"{path}: plugin name '{plugin.Name}' is the name of a built-in reward; rename the file");
             if (_plugins.TryGetValue(plugin.Name, out var other))
                 throw new RewardConfigException($"{path}: plugin name '{plugin.Name}' is also used by {other.Path}; rename one of them");
             _plugins[plugin.Name] = plugin;

@@ -5,8 +5,8 @@
 // itself declares. Rejected: every other namespace (System.IO, System.Net, System.Diagnostics, System.Reflection,
 // System.Runtime.*, System.Threading except CancellationToken and Tasks, Microsoft.*, the rest of PostTrain),
 // `dynamic`, unsafe code (pointers, fixed, stackalloc, `unsafe`, `extern`), __makeref & co, and #r / #load.
-// Each referenced symbol, each expression's type and each using directive is checked; one violation per source
-// position (the outermost construct), with 1-based line and column.
+// Each referenced symbol, each expression's type and each using directive is checked; one violation per offending
+// construct (the outermost: nothing inside a reported node is reported again), with 1-based line and column.
 // Simplification: this is a guard-rail for plugins the user wrote or reviewed, not a security boundary: in-process
 // code can still loop forever or allocate without bound. Untrusted code belongs in the sandbox worker.
 using Microsoft.CodeAnalysis;
@@ -48,12 +48,13 @@ public static class CSharpPolicy
     public static IReadOnlyList<PolicyViolation> Check(SemanticModel model)
     {
         var found = new List<PolicyViolation>();
-        var seen = new HashSet<int>();
+        var reported = new List<Microsoft.CodeAnalysis.Text.TextSpan>();
         var root = model.SyntaxTree.GetRoot();
 
         foreach (var node in root.DescendantNodesAndSelf(descendIntoTrivia: true))
         {
-            if (Construct(node) is { } construct) Add(node, construct.Symbol, construct.Reason);
+            if (reported.Any(r => r.Contains(node.Span))) continue; // inside a construct already reported
+            if (Construct(node) is { } construct) Record(construct.At.GetLocation() ?? node.GetLocation(), construct.Symbol, construct.Reason);
             switch (node)
             {
                 case UsingDirectiveSyntax u when u.NamespaceOrType is { } name:
@@ -69,32 +70,50 @@ public static class CSharpPolicy
         }
         return found;
 
+        // An expression or using directive: reported once, and nothing inside it is reported again.
         void Add(SyntaxNode node, string symbol, string reason)
         {
-            if (!seen.Add(node.SpanStart)) return;
-            var pos = node.GetLocation().GetLineSpan();
+            if (reported.Any(r => r.Contains(node.Span))) return;
+            reported.Add(node.Span);
+            Record(node.GetLocation(), symbol, reason);
+        }
+
+        void Record(Location location, string symbol, string reason)
+        {
+            var pos = location.GetLineSpan();
             found.Add(new PolicyViolation(symbol, reason, pos.Path, pos.StartLinePosition.Line + 1, pos.StartLinePosition.Character + 1));
         }
     }
 
     private static bool InsideUsing(SyntaxNode node) => node.Ancestors().Any(a => a is UsingDirectiveSyntax);
 
-    // Forbidden syntax, whatever it binds to.
-    private static (string Symbol, string Reason)? Construct(SyntaxNode node) => node switch
+    // Forbidden syntax, whatever it binds to; At is where to point (the keyword for modifiers).
+    private static (string Symbol, string Reason, SyntaxNodeOrToken At)? Construct(SyntaxNode node)
     {
-        ReferenceDirectiveTriviaSyntax => ("#r", "plugins cannot load assemblies"),
-        LoadDirectiveTriviaSyntax => ("#load", "plugins cannot load other files"),
-        PointerTypeSyntax or FunctionPointerTypeSyntax => (node.ToString(), "pointers are unsafe code"),
-        FixedStatementSyntax => ("fixed", "unsafe code"),
-        UnsafeStatementSyntax => ("unsafe", "unsafe code"),
-        StackAllocArrayCreationExpressionSyntax or ImplicitStackAllocArrayCreationExpressionSyntax => ("stackalloc", "unsafe code"),
-        MakeRefExpressionSyntax or RefTypeExpressionSyntax or RefValueExpressionSyntax => (node.GetFirstToken().Text, "undocumented runtime features"),
-        MemberDeclarationSyntax m when m.Modifiers.Any(SyntaxKind.UnsafeKeyword) => ("unsafe", "unsafe code"),
-        MemberDeclarationSyntax m when m.Modifiers.Any(SyntaxKind.ExternKeyword) => ("extern", "native code"),
-        LocalFunctionStatementSyntax f when f.Modifiers.Any(SyntaxKind.UnsafeKeyword) => ("unsafe", "unsafe code"),
-        LocalFunctionStatementSyntax f when f.Modifiers.Any(SyntaxKind.ExternKeyword) => ("extern", "native code"),
-        _ => null,
-    };
+        switch (node)
+        {
+            case ReferenceDirectiveTriviaSyntax: return ("#r", "plugins cannot load assemblies", node);
+            case LoadDirectiveTriviaSyntax: return ("#load", "plugins cannot load other files", node);
+            case PointerTypeSyntax or FunctionPointerTypeSyntax: return (node.ToString(), "pointers are unsafe code", node);
+            case FixedStatementSyntax: return ("fixed", "unsafe code", node);
+            case UnsafeStatementSyntax: return ("unsafe", "unsafe code", node);
+            case StackAllocArrayCreationExpressionSyntax or ImplicitStackAllocArrayCreationExpressionSyntax: return ("stackalloc", "unsafe code", node);
+            case MakeRefExpressionSyntax or RefTypeExpressionSyntax or RefValueExpressionSyntax:
+                return (node.GetFirstToken().Text, "undocumented runtime features", node);
+        }
+        var modifiers = node switch
+        {
+            MemberDeclarationSyntax m => m.Modifiers,
+            LocalFunctionStatementSyntax f => f.Modifiers,
+            _ => default,
+        };
+        foreach (var m in modifiers)
+        {
+            if (m.IsKind(SyntaxKind.UnsafeKeyword)) return ("unsafe", "unsafe code", m);
+            if (m.IsKind(SyntaxKind.ExternKeyword)) return ("extern", "native code", m);
+        }
+        return null;
+    }
 
     // Why a symbol is forbidden, or null when it is allowed.
     private static string? Verdict(ISymbol symbol)
@@ -102,7 +121,7 @@ public static class CSharpPolicy
         switch (symbol)
         {
             case INamespaceSymbol ns:
-                return ns.IsGlobalNamespace || AllowedNamespaces.Contains(ns.ToDisplayString()) || IsPrefixOfAllowed(ns.ToDisplayString())
+                return ns.IsGlobalNamespace || AllowedNamespaces.Contains(ns.ToDisplayString()) || ContainsAllowed(ns.ToDisplayString())
                     ? null : $"namespace {ns.ToDisplayString()} is not allowed";
             case ITypeSymbol type:
                 return TypeVerdict(type);
@@ -151,8 +170,10 @@ public static class CSharpPolicy
 
     private static bool IsSource(ISymbol symbol) => symbol.Locations.Any(l => l.IsInSource);
 
-    // "System.Collections" is a parent of allowed "System.Collections.Generic": naming it is harmless.
-    private static bool IsPrefixOfAllowed(string ns) => AllowedNamespaces.Any(a => a.StartsWith(ns + ".", StringComparison.Ordinal));
+    // "System.Collections" holds the allowed "System.Collections.Generic", "PostTrain.Rewards.Plugins" the host
+    // types: naming such a namespace is harmless (its other types are still checked where used).
+    private static bool ContainsAllowed(string ns) =>
+        AllowedNamespaces.Concat(AllowedTypes).Any(a => a.StartsWith(ns + ".", StringComparison.Ordinal));
 
     private static readonly SymbolDisplayFormat Qualified = new(
         typeQualificationStyle: SymbolDisplayTypeQualificationStyle.NameAndContainingTypesAndNamespaces,

@@ -6,7 +6,7 @@
 // (not applicable) or `new RewardOutput(score, reason, metrics)`. The top level runs once at load with the recipe's
 // options in the global `Options` (and helpers Option(key, fallback)); the returned function is then called from
 // several threads at once, so keep it free of shared mutable state.
-// Compilation: references = core library, collections, LINQ, regex, numerics and the host types; imports = System,
+// Compilation: references = the framework's System.* assemblies and the host types; imports = System,
 // System.Collections.Generic, System.Linq, System.Text, System.Text.RegularExpressions, System.Globalization and
 // PostTrain.Rewards.Plugins; #r and #load resolve nothing; then CSharpPolicy rejects forbidden APIs.
 // Errors name the file and line: policy violations and compile errors at load (RewardConfigException), exceptions
@@ -15,7 +15,6 @@
 // call at its timeout and the thread keeps spinning). Only load plugins you wrote or reviewed.
 using System.Collections.Immutable;
 using System.Text;
-using System.Text.RegularExpressions;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp.Scripting;
 using Microsoft.CodeAnalysis.Scripting;
@@ -88,7 +87,7 @@ public sealed class CSharpScriptReward : IReward
     }
 
     private static ScriptOptions Options(string fullPath) => ScriptOptions.Default
-        .WithReferences(ReferenceAssemblies())
+        .WithReferences(References.Value)
         .WithImports(Imports)
         .WithFilePath(fullPath)
         .WithFileEncoding(Encoding.UTF8)
@@ -97,12 +96,18 @@ public sealed class CSharpScriptReward : IReward
         .WithMetadataResolver(NoReferences.Instance)
         .WithSourceResolver(NoSources.Instance);
 
-    private static IEnumerable<System.Reflection.Assembly> ReferenceAssemblies() =>
-    [
-        typeof(object).Assembly, System.Reflection.Assembly.Load("System.Runtime"), typeof(List<>).Assembly,
-        typeof(HashSet<>).Assembly, typeof(Enumerable).Assembly, typeof(Regex).Assembly,
-        typeof(System.Numerics.BigInteger).Assembly, typeof(RewardSample).Assembly,
-    ];
+    // Every framework assembly is referenced so that a forbidden call binds and CSharpPolicy can name it
+    // ("System.Diagnostics.Process.Start is not allowed") instead of a vague "type not found"; the policy,
+    // not the reference list, decides what a plugin may use.
+    private static readonly Lazy<IReadOnlyList<MetadataReference>> References = new(() =>
+        ((string?)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES") ?? "")
+            .Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries)
+            .Where(p => Path.GetFileName(p) is var f && (f.StartsWith("System.", StringComparison.Ordinal) || f is "mscorlib.dll" or "netstandard.dll"))
+            .Append(typeof(object).Assembly.Location)
+            .Append(typeof(RewardSample).Assembly.Location)
+            .Distinct(StringComparer.Ordinal)
+            .Select(p => (MetadataReference)MetadataReference.CreateFromFile(p))
+            .ToList());
 
     // The first stack frame in the script file gives the line (the script is compiled with debug information).
     private static int? ScriptLine(Exception e, string fullPath) =>
