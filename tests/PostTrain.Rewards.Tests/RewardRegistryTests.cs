@@ -20,6 +20,18 @@ public sealed class RewardRegistryTests
     }
 
     [Fact]
+    public void ListOptionsFromYamlAndJson()
+    {
+        var yaml = new RewardRegistry().Create("tag_count", Options(("tags", new List<object> { "<a>", "</a>" })));
+        Assert.Equal(0.5, Sample.Score(yaml, "<a>x"));
+        using var doc = JsonDocument.Parse("""["<a>", "</a>", "<b>", "</b>"]""");
+        var json = new RewardRegistry().Create("tag_count", Options(("tags", doc.RootElement.Clone())));
+        Assert.Equal(0.75, Sample.Score(json, "<a>x</a><b>"));
+        var bad = Assert.Throws<RewardConfigException>(() => new RewardRegistry().Create("tag_count", Options(("tags", "<a>"))));
+        Assert.Contains("option 'tags' must be a list of strings", bad.Message);
+    }
+
+    [Fact]
     public void JsonOptionsAreRead()
     {
         using var doc = JsonDocument.Parse("""{"max_length": 100, "cache_length": 20, "unit": "chars"}""");

@@ -74,6 +74,9 @@ public static class RewardCommands
         return sorted[rank - 1];
     }
 
+    // Relaxed escaping: results are read by people and tools, not embedded in HTML ("it's", not "it\u0027s").
+    private static readonly JsonSerializerOptions Json = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     private static string ResultLine(RewardCase c, RewardCall call)
     {
         var line = new Dictionary<string, object?> { ["line"] = c.Line };
@@ -84,7 +87,7 @@ public static class RewardCommands
         line["status"] = call.Status.ToString().ToLowerInvariant();
         line["error"] = call.Error;
         line["ms"] = Math.Round(call.Milliseconds, 3);
-        return JsonSerializer.Serialize(line);
+        return JsonSerializer.Serialize(line, Json);
     }
 
     private static void WriteSummary(TextWriter stdout, string name, RewardStats stats, IReadOnlyList<RewardCall> calls)

@@ -32,6 +32,7 @@ public sealed class RewardCommandsTests
         Assert.Equal("does not start with <think>", lines[1].GetProperty("reason").GetString());
         Assert.All(lines, l => Assert.Equal("ok", l.GetProperty("status").GetString()));
         Assert.All(lines, l => Assert.True(l.GetProperty("ms").GetDouble() >= 0));
+        Assert.Contains("\"reason\":\"does not start with <think>\"", File.ReadAllLines(output)[1]); // readable, not \u003C
         var summary = stdout.ToString();
         Assert.Contains("count", summary);
         Assert.Contains("p95 ms", summary);
