@@ -3,6 +3,3 @@
 namespace PostTrain.Rewards;
 
 public sealed record RewardSpec(string Name, double Weight = 1.0, IReadOnlyDictionary<string, object?>? Options = null);
-
-/// <summary>A reward `reward ls` shows: Kind is "builtin", "js" or "csx"; Path is the plugin file.</summary>
-public sealed record RewardInfo(string Name, string Kind, string Description, string? Path = null);
