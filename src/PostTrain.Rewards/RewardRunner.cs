@@ -1,0 +1,120 @@
+// Scores a batch with several weighted rewards, in parallel, with a time limit per call.
+//
+// - Parallelism: at most MaxParallelism (sample, reward) calls run at once, each on a thread-pool thread.
+// - Failures never reach the caller: a reward that throws, returns a non-finite score, or runs past Timeout yields a
+//   null score with Status Error/Timeout and the message, counted per reward in RewardStats. (Cancelling the
+//   caller's token does throw OperationCanceledException: that is the caller's own request.)
+// - Timeout: the reward gets a CancellationToken that fires at Timeout (Jint plugins and cooperative rewards stop on
+//   it) and the runner stops waiting at Timeout either way. A runaway in-process reward that ignores the token keeps
+//   its thread-pool thread until it returns: the runner cannot kill a thread. That is why untrusted code (model-written
+//   programs) runs in the sandbox worker process, never in-process.
+// - Total per sample (documented choice): sum of weight * score over the rewards whose score is not null; the
+//   weights are not renormalised over the applicable rewards; a sample where every reward is null has a null total.
+//   An errored or timed-out call counts as null. Use Combine() for the same rule elsewhere.
+using System.Diagnostics;
+
+namespace PostTrain.Rewards;
+
+public sealed record RewardRunnerOptions
+{
+    public int MaxParallelism { get; init; } = Environment.ProcessorCount;
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(10);
+}
+
+public sealed class RewardRunner
+{
+    private readonly IReadOnlyList<WeightedReward> _rewards;
+    private readonly RewardRunnerOptions _options;
+    private readonly IReadOnlyList<string> _names;
+
+    public RewardRunner(IReadOnlyList<WeightedReward> rewards, RewardRunnerOptions? options = null)
+    {
+        if (rewards.Count == 0) throw new ArgumentException("no rewards to run", nameof(rewards));
+        foreach (var w in rewards)
+            if (!double.IsFinite(w.Weight)) throw new ArgumentException($"reward '{w.Reward.Name}' has weight {w.Weight}", nameof(rewards));
+        _options = options ?? new RewardRunnerOptions();
+        if (_options.MaxParallelism < 1) throw new ArgumentException("MaxParallelism must be >= 1", nameof(options));
+        if (_options.Timeout <= TimeSpan.Zero) throw new ArgumentException("Timeout must be positive", nameof(options));
+        _rewards = rewards;
+        _names = UniqueNames(rewards.Select(r => r.Reward.Name).ToList());
+    }
+
+    public IReadOnlyList<string> Names => _names;
+
+    public RewardBatchResult Score(IReadOnlyList<RewardInput> batch) => ScoreAsync(batch).GetAwaiter().GetResult();
+
+    public async Task<RewardBatchResult> ScoreAsync(IReadOnlyList<RewardInput> batch, CancellationToken cancellationToken = default)
+    {
+        var rewardCount = _rewards.Count;
+        var calls = new RewardCall[batch.Count][];
+        for (var i = 0; i < batch.Count; i++) calls[i] = new RewardCall[rewardCount];
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = _options.MaxParallelism, CancellationToken = cancellationToken };
+        await Parallel.ForEachAsync(Enumerable.Range(0, batch.Count * rewardCount), parallel, async (job, token) =>
+        {
+            var (sample, reward) = (job / rewardCount, job % rewardCount);
+            calls[sample][reward] = await CallAsync(_rewards[reward].Reward, batch[sample], token);
+        });
+
+        var weights = _rewards.Select(r => r.Weight).ToList();
+        var totals = calls.Select(row => Combine(row.Select(c => c.Score).ToList(), weights)).ToList();
+        var stats = Enumerable.Range(0, rewardCount)
+            .Select(r => RewardStats.From(_names[r], weights[r], calls.Select(row => row[r]).ToList())).ToList();
+        return new RewardBatchResult(_names, weights, calls, totals, stats);
+    }
+
+    /// <summary>Sum of weight * score over non-null scores; null when every score is null.</summary>
+    public static double? Combine(IReadOnlyList<double?> scores, IReadOnlyList<double> weights)
+    {
+        if (scores.Count != weights.Count) throw new ArgumentException($"{scores.Count} scores for {weights.Count} weights");
+        double? total = null;
+        for (var i = 0; i < scores.Count; i++)
+            if (scores[i] is { } s) total = (total ?? 0.0) + weights[i] * s;
+        return total;
+    }
+
+    private async Task<RewardCall> CallAsync(IReward reward, RewardInput input, CancellationToken outer)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(outer);
+        limit.CancelAfter(_options.Timeout);
+        var watch = Stopwatch.StartNew();
+        var task = Task.Run(() => reward.Score(input, limit.Token), CancellationToken.None);
+        try
+        {
+            var result = await task.WaitAsync(_options.Timeout, outer);
+            if (result is null) return Failed(RewardCallStatus.Error, "returned no result (null RewardResult)");
+            if (result.Score is { } s && !double.IsFinite(s)) return Failed(RewardCallStatus.Error, $"returned a non-finite score ({s})");
+            return new RewardCall(result, RewardCallStatus.Ok, null, watch.Elapsed.TotalMilliseconds);
+        }
+        catch (OperationCanceledException) when (outer.IsCancellationRequested)
+        {
+            Observe(task);
+            throw;
+        }
+        catch (TimeoutException e) when (!ReferenceEquals(e, task.Exception?.InnerException))
+        {
+            Observe(task);
+            return Failed(RewardCallStatus.Timeout, $"timed out after {_options.Timeout.TotalMilliseconds:0} ms");
+        }
+        catch (Exception e) when (e is RewardTimeoutException || (e is OperationCanceledException && limit.IsCancellationRequested))
+        {
+            return Failed(RewardCallStatus.Timeout, e is RewardTimeoutException ? e.Message : $"timed out after {_options.Timeout.TotalMilliseconds:0} ms");
+        }
+        catch (Exception e)
+        {
+            return Failed(RewardCallStatus.Error, $"{e.GetType().Name}: {e.Message}");
+        }
+
+        RewardCall Failed(RewardCallStatus status, string message) =>
+            new(new RewardResult(null, message), status, message, watch.Elapsed.TotalMilliseconds);
+    }
+
+    // An abandoned call may still fault later; observe it so it does not surface as an unobserved task exception.
+    private static void Observe(Task task) =>
+        task.ContinueWith(t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+
+    private static IReadOnlyList<string> UniqueNames(IReadOnlyList<string> names)
+    {
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        return names.Select(n => (seen[n] = seen.GetValueOrDefault(n) + 1) == 1 ? n : $"{n}#{seen[n]}").ToList();
+    }
+}
