@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the published PostTrain bundle (scripts/gpu/publish.sh) on a machine with PyTorch installed: TorchSharp uses
+# PyTorch's own libtorch (CUDA included) through LD_LIBRARY_PATH. Usage: scripts/gpu/run.sh <posttrain args...>
+set -euo pipefail
+here="$(cd "$(dirname "$0")/../.." && pwd)"
+dest=/tmp/posttrain-linux-x64
+if [ ! -x "$dest/posttrain" ] || [ "$here/.dist/posttrain-linux-x64.tar.xz" -nt "$dest/posttrain" ]; then
+  rm -rf "$dest" && tar -C /tmp -xJf "$here/.dist/posttrain-linux-x64.tar.xz" && touch "$dest/posttrain"
+fi
+torchlib="$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
+export LD_LIBRARY_PATH="$torchlib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export DOTNET_gcServer=0 DOTNET_TieredPGO=1
+exec "$dest/posttrain" "$@"
