@@ -13,6 +13,7 @@ internal static partial class LatexCleaner
         s = StripDelimiters(s.Trim());
         foreach (var (from, to) in Replacements) s = s.Replace(from, to, StringComparison.Ordinal);
         s = SizingCommand().Replace(s, "");
+        s = s.Replace(@"\!", "", StringComparison.Ordinal);
         s = SpacingCommand().Replace(s, " ");
         s = FracVariant().Replace(s, @"\frac");
         s = BinomVariant().Replace(s, @"\binom");
@@ -22,6 +23,7 @@ internal static partial class LatexCleaner
         s = s.Replace(@"\$", "", StringComparison.Ordinal).Replace("$", "", StringComparison.Ordinal);
         s = InfinityWord().Replace(s, @"\infty");
         s = TextCommands(s);
+        s = AndOrWord().Replace(s, ",");
         s = StripUnits(s);
         s = ElementOf().Replace(s, "");
         s = Thousands(s);
@@ -113,7 +115,7 @@ internal static partial class LatexCleaner
     [GeneratedRegex(@"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|big|Big|bigg|Bigg|middle)(?![a-zA-Z])\.?")]
     private static partial Regex SizingCommand();
 
-    [GeneratedRegex(@"\\[,;:! ]|\\q?quad(?![a-zA-Z])|~|\\hspace\{[^}]*\}|\\(?:mathstrut|strut)(?![a-zA-Z])")]
+    [GeneratedRegex(@"(?<!\\)\\[,;: ]|\\q?quad(?![a-zA-Z])|~|\\hspace\{[^}]*\}|\\(?:mathstrut|strut)(?![a-zA-Z])")]
     private static partial Regex SpacingCommand();
 
     [GeneratedRegex(@"\\[dtc]frac(?![a-zA-Z])")]
@@ -133,6 +135,9 @@ internal static partial class LatexCleaner
 
     [GeneratedRegex(@"\\(text|textbf|textit|textrm|textnormal|textsf|texttt|mathrm|mathbf|mathit|mathsf|mathtt|mbox|operatorname|boldsymbol)\s*\{([^{}]*)\}")]
     private static partial Regex TextCommand();
+
+    [GeneratedRegex(@"\s*,?\s*(?<![A-Za-z\\])(?:and|or)(?![A-Za-z])\s*")]
+    private static partial Regex AndOrWord();
 
     [GeneratedRegex(@"^,?\s*(?:and|or)$", RegexOptions.IgnoreCase)]
     private static partial Regex AndOr();

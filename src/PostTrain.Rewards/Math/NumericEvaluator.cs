@@ -51,8 +51,15 @@ internal static class NumericEvaluator
         return a * b;
     }
 
+    private const double MaxExponent = 1e6;
+
     private static Complex Pow(Complex b, Complex e)
     {
+        // beyond this, floats only say "overflow" (kept as infinity, a true magnitude) or "underflow" (NaN:
+        // 0.5^(10^10) is not 0, and must not compare equal to it)
+        if (Complex.Abs(e) > MaxExponent && Complex.Abs(b) != 1 && b != Complex.Zero)
+            return b.Imaginary == 0 && e.Imaginary == 0 && System.Math.Abs(b.Real) > 1 && e.Real > 0 && b.Real > 0
+                ? new Complex(double.PositiveInfinity, 0) : new Complex(double.NaN, 0);
         if (b.Imaginary == 0 && e.Imaginary == 0)
         {
             var (x, y) = (b.Real, e.Real);
