@@ -53,7 +53,17 @@ internal sealed class AnswerComparer(MathCheckOptions options, Budget budget)
 
     private static bool IsAssignment(Node n) => IsEquation(n) && OnlySymbols(((Relation)n).Operands[0]);
 
-    private static bool OnlySymbols(Node n) => n is Sym || n is Product p && p.Factors.All(f => f is Sym);
+    /// <summary>A left side made of symbols only: x, xy, f(x), NO/BO, |AB|, (p, q).</summary>
+    internal static bool OnlySymbols(Node n) => n switch
+    {
+        Sym => true,
+        Product p => p.Factors.All(OnlySymbols),
+        Power { Exponent: Num { Value: var e } } pw => e == -Rational.One && OnlySymbols(pw.Base),
+        Call { Function: "abs" } c => OnlySymbols(c.Args[0]),
+        Interval { AlsoTuple: true } i => OnlySymbols(i.Lo) && OnlySymbols(i.Hi),
+        Collection { Kind: CollectionKind.Tuple } t => t.Items.All(OnlySymbols),
+        _ => false,
+    };
 
     private static Relation Truncate(Relation r) => r.Ops.Count == 1 ? r : new Relation([r.Operands[0], r.Operands[^1]], [RelOp.Eq]);
 

@@ -12,7 +12,19 @@ internal sealed record ParsedAnswer(string Cleaned, IReadOnlyList<Node> Readings
 
 internal static partial class AnswerParser
 {
-    public static ParsedAnswer Parse(string answer, MathCheckOptions options, Budget budget)
+    /// <summary>Readings of an answer. With <paramref name="extractIfNeeded"/>, an answer that does not parse
+    /// as a whole (a sentence, a solution) is read through the completion extractor instead.</summary>
+    public static ParsedAnswer Parse(string answer, MathCheckOptions options, Budget budget, bool extractIfNeeded = false)
+    {
+        var parsed = ParseWhole(answer, options, budget);
+        if (parsed.Readings.Count > 0 || !extractIfNeeded) return parsed;
+        var extracted = AnswerExtractor.Extract(answer, options with { FallbackToLastNumber = false }, budget);
+        if (extracted is null || extracted == answer) return parsed;
+        var again = ParseWhole(extracted, options, budget);
+        return again.Readings.Count > 0 ? again : parsed;
+    }
+
+    private static ParsedAnswer ParseWhole(string answer, MathCheckOptions options, Budget budget)
     {
         if (answer.Length > Budget.MaxInputLength) throw new MathTooComplexException("answer too long");
         var text = answer.Contains(@"\boxed", StringComparison.Ordinal) || answer.Contains(@"\fbox", StringComparison.Ordinal)

@@ -1,46 +1,53 @@
 // Finds \boxed{...} / \fbox{...} contents with nested braces. The last box is the answer; boxes just before
-// it (separated by at most a short gap such as ", " or " and ") join it, in order, as a bare list "a, b".
-// Repeated identical boxes count once. An unclosed last box yields the text after its brace.
+// it (separated by a short gap, or a longer one holding "and", "or", "," or ";") join it, in order, as a
+// bare list "a, b". Repeated identical boxes count once. An unclosed last box yields the text after its brace.
+// A percent word or sign right after the box ("\boxed{28}$ percent") is kept as "%".
+using System.Text.RegularExpressions;
+
 namespace PostTrain.Rewards.Math;
 
-internal static class BoxedExtractor
+internal static partial class BoxedExtractor
 {
-    private const int NearGap = 10;   // characters between boxes that always join them
-    private const int SeparatedGap = 70; // a longer gap joins them when it contains "and", "or", "," or ";"
+    private const int NearGap = 10;
+    private const int SeparatedGap = 70;
 
-    public static string? Extract(string text)
+    /// <summary>The boxed answer, or null; <paramref name="start"/> is where the first joined box begins.</summary>
+    public static string? Extract(string text, out int start)
     {
+        start = -1;
         var boxes = new List<(int Start, int End, string Content)>();
         var searchEnd = text.Length;
         while (searchEnd > 0)
         {
             var b = text.LastIndexOf(@"\boxed", searchEnd - 1, StringComparison.Ordinal);
             var f = text.LastIndexOf(@"\fbox", searchEnd - 1, StringComparison.Ordinal);
-            var start = System.Math.Max(b, f);
-            if (start < 0) break;
-            var cmdEnd = start + (start == b ? 6 : 5);
-            var content = ReadArgument(text, cmdEnd, out var end);
-            searchEnd = start;
+            var at = System.Math.Max(b, f);
+            if (at < 0) break;
+            var content = ReadArgument(text, at + (at == b ? 6 : 5), out var end);
+            searchEnd = at;
             if (content is null) continue;
             if (boxes.Count > 0)
             {
                 if (end > boxes[^1].Start) break; // an unbalanced box that swallows the later one
                 var gap = text[end..boxes[^1].Start];
-                var joins = gap.Length < NearGap || (gap.Length < SeparatedGap && HasSeparator(gap));
+                var joins = gap.Length < NearGap || (gap.Length < SeparatedGap && Separator().IsMatch(gap));
                 if (!joins) break;
-                if (boxes[^1].Content == content) { boxes[^1] = (start, boxes[^1].End, content); continue; }
+                if (boxes[^1].Content == content) { boxes[^1] = (at, boxes[^1].End, content); continue; }
             }
-            else if (end > text.Length) return content; // unclosed last box
-            boxes.Add((start, end, content));
+            else
+            {
+                if (end > text.Length) { start = at; return content; } // unclosed last box
+                if (PercentAfter().IsMatch(text.AsSpan(end))) content += "%";
+            }
+            boxes.Add((at, end, content));
         }
         if (boxes.Count == 0) return null;
         boxes.Reverse();
+        start = boxes[0].Start;
         return string.Join(", ", boxes.Select(x => x.Content));
     }
 
-    private static bool HasSeparator(string gap) =>
-        gap.Contains(',') || gap.Contains(';') || gap.Contains(" and ", StringComparison.OrdinalIgnoreCase)
-        || gap.Contains(" or ", StringComparison.OrdinalIgnoreCase);
+    public static string? Extract(string text) => Extract(text, out _);
 
     /// <summary>The {...} argument at <paramref name="pos"/> (after spaces), or a bare token for "\boxed 5".
     /// end is one past the closing brace, or past the text when unclosed.</summary>
@@ -70,4 +77,11 @@ internal static class BoxedExtractor
         end = text.Length + 1;
         return text[(pos + 1)..].Trim();
     }
+
+    [GeneratedRegex(@"[,;]|\b(?:and|or)\b", RegexOptions.IgnoreCase)]
+    private static partial Regex Separator();
+
+    /// <summary>A percent marker right after a box or math span (past closing $ or \) \]).</summary>
+    [GeneratedRegex(@"^(?:\s*(?:\$|\\\)|\\\]))*\s*(?:\\?%|percentage\b|percent\b|pct\b)", RegexOptions.IgnoreCase)]
+    internal static partial Regex PercentAfter();
 }

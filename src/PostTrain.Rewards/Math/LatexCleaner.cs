@@ -11,9 +11,13 @@ internal static partial class LatexCleaner
     public static string Clean(string s)
     {
         s = StripDelimiters(s.Trim());
+        if (!s.Contains("matrix", StringComparison.Ordinal) && !s.Contains("array", StringComparison.Ordinal))
+            s = DoubledBackslash().Replace(s, @"\"); // "\\frac" written with doubled escapes
+        s = EmptyComma().Replace(s, ",");
         foreach (var (from, to) in Replacements) s = s.Replace(from, to, StringComparison.Ordinal);
         s = SizingCommand().Replace(s, "");
-        s = s.Replace(@"\!", "", StringComparison.Ordinal);
+        s = DropApproximation(s);
+        s = NegativeSpace().Replace(s, "");
         s = SpacingCommand().Replace(s, " ");
         s = FracVariant().Replace(s, @"\frac");
         s = BinomVariant().Replace(s, @"\binom");
@@ -24,6 +28,7 @@ internal static partial class LatexCleaner
         s = InfinityWord().Replace(s, @"\infty");
         s = TextCommands(s);
         s = AndOrWord().Replace(s, ",");
+        s = RepeatedComma().Replace(s, ",");
         s = StripUnits(s);
         s = ElementOf().Replace(s, "");
         s = Thousands(s);
@@ -59,6 +64,15 @@ internal static partial class LatexCleaner
             }
         }
         return s;
+    }
+
+    /// <summary>"x = 1/3 \approx 0.33": the exact part before the first \approx; without an "=" before it,
+    /// \approx reads as "=" ("x \approx 11").</summary>
+    private static string DropApproximation(string s)
+    {
+        s = s.Replace("\u2248", @"\approx ", StringComparison.Ordinal);
+        var at = s.IndexOf(@"\approx", StringComparison.Ordinal);
+        return at > 0 && s[..at].Contains('=') ? s[..at] : s;
     }
 
     /// <summary>\text{..}, \mathrm{..} and friends: "and"/"or" become commas, words become units (dropped
@@ -115,8 +129,17 @@ internal static partial class LatexCleaner
     [GeneratedRegex(@"\\(?:left|right|bigl|bigr|Bigl|Bigr|biggl|biggr|Biggl|Biggr|big|Big|bigg|Bigg|middle)(?![a-zA-Z])\.?")]
     private static partial Regex SizingCommand();
 
-    [GeneratedRegex(@"(?<!\\)\\[,;: ]|\\q?quad(?![a-zA-Z])|~|\\hspace\{[^}]*\}|\\(?:mathstrut|strut)(?![a-zA-Z])")]
+    [GeneratedRegex(@"(?<!\\)\\[,;: ]|\\q?quad|~|\\hspace\{[^}]*\}|\\(?:mathstrut|strut)(?![a-zA-Z])")]
     private static partial Regex SpacingCommand();
+
+    [GeneratedRegex(@"\\\\(?=[a-zA-Z])")]
+    private static partial Regex DoubledBackslash();
+
+    [GeneratedRegex(@"\s*\{\s*,\s*\}\s*")]
+    private static partial Regex EmptyComma();
+
+    [GeneratedRegex(@"\\!\s*")]
+    private static partial Regex NegativeSpace();
 
     [GeneratedRegex(@"\\[dtc]frac(?![a-zA-Z])")]
     private static partial Regex FracVariant();
@@ -138,6 +161,9 @@ internal static partial class LatexCleaner
 
     [GeneratedRegex(@"\s*,?\s*(?<![A-Za-z\\])(?:and|or)(?![A-Za-z])\s*")]
     private static partial Regex AndOrWord();
+
+    [GeneratedRegex(@",(?:\s*,)+")]
+    private static partial Regex RepeatedComma();
 
     [GeneratedRegex(@"^,?\s*(?:and|or)$", RegexOptions.IgnoreCase)]
     private static partial Regex AndOr();

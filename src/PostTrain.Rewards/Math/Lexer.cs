@@ -63,6 +63,7 @@ internal static class Lexer
                 '{' => Tok.LBrace, '}' => Tok.RBrace, '(' => Tok.LParen, ')' => Tok.RParen, '[' => Tok.LBrack,
                 ']' => Tok.RBrack, '+' => Tok.Plus, '-' => Tok.Minus, '*' => Tok.Star, '/' => Tok.Slash,
                 '^' => Tok.Caret, '_' => Tok.Under, '!' => Tok.Bang, ',' => Tok.Comma, ';' => Tok.Semi,
+                ':' => Tok.Slash, // a ratio 7:32
                 '|' => Tok.Pipe, '&' => Tok.Amp, '%' => Tok.Percent, '\'' => Tok.Prime,
                 '=' or '<' or '>' => Tok.Rel, _ => null,
             };

@@ -12,8 +12,12 @@ public sealed record MathCheckOptions
     /// place, like math-verify's float_rounding=6 (so 1/70 matches 0.014286).</summary>
     public double AbsoluteTolerance { get; init; } = 5e-7;
 
-    /// <summary>When no \boxed{} and no "the answer is" phrase is found, use the last number in the completion.</summary>
+    /// <summary>When no \boxed{} and no answer phrase is found, use the last number in the completion.</summary>
     public bool FallbackToLastNumber { get; init; } = true;
+
+    /// <summary>When no \boxed{} and no answer phrase is found, use the last $..$ / \(..\) / \[..\] math span
+    /// that parses (math-verify does this); the later of it and the last number wins.</summary>
+    public bool FallbackToLastLatex { get; init; } = true;
 
     /// <summary>Budget of one check (extraction, parsing and comparison). Enforced cooperatively, no threads.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(1);

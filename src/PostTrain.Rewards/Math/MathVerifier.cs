@@ -18,28 +18,45 @@ public static class MathVerifier
     public static string? ExtractAnswer(string completion, MathCheckOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(completion);
-        return AnswerExtractor.Extract(completion, options ?? MathCheckOptions.Default);
+        options ??= MathCheckOptions.Default;
+        try
+        {
+            return AnswerExtractor.Extract(completion, options, new Budget(options.Timeout));
+        }
+        catch (MathTimeoutException) { return null; }
     }
 
     /// <summary>Extracts the completion's final answer and verifies it against <paramref name="gold"/>.</summary>
     public static MathVerdict CheckCompletion(string gold, string completion, MathCheckOptions? options = null)
     {
+        ArgumentNullException.ThrowIfNull(completion);
         options ??= MathCheckOptions.Default;
-        var answer = ExtractAnswer(completion, options);
-        if (answer is null) return new MathVerdict(false, null, "no answer found");
-        return Run(options, budget => Compare(gold, answer, options, budget), answer);
+        string? answer = null;
+        return Run(options, budget =>
+        {
+            answer = AnswerExtractor.Extract(completion, options, budget);
+            return answer is null ? new MathVerdict(false, null, "no answer found") : Compare(gold, answer, options, budget);
+        }, () => answer);
     }
 
-    private static MathVerdict Run(MathCheckOptions options, Func<Budget, MathVerdict> check, string extracted)
+    private static MathVerdict Run(MathCheckOptions options, Func<Budget, MathVerdict> check, string extracted) =>
+        Run(options, check, () => extracted);
+
+    private static MathVerdict Run(MathCheckOptions options, Func<Budget, MathVerdict> check, Func<string?> extractedSoFar)
     {
         try
         {
             return check(new Budget(options.Timeout));
         }
-        catch (MathTimeoutException) { return new MathVerdict(false, extracted, "timeout"); }
-        catch (MathTooComplexException e) { return new MathVerdict(false, extracted, "too complex: " + e.Message); }
-        catch (InsufficientExecutionStackException) { return new MathVerdict(false, extracted, "too complex: nesting"); }
-        catch (OverflowException) { return new MathVerdict(false, extracted, "too complex: overflow"); }
+        catch (MathTimeoutException) { return new MathVerdict(false, extractedSoFar(), "timeout"); }
+        catch (MathTooComplexException e) { return new MathVerdict(false, extractedSoFar(), "too complex: " + e.Message); }
+        catch (InsufficientExecutionStackException) { return new MathVerdict(false, extractedSoFar(), "too complex: nesting"); }
+        catch (OverflowException) { return new MathVerdict(false, extractedSoFar(), "too complex: overflow"); }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // a reward must not crash a training step on one odd completion; the reason names the failure
+            return new MathVerdict(false, extractedSoFar(), "error: " + e.GetType().Name);
+        }
     }
 
     private static MathVerdict Compare(string gold, string prediction, MathCheckOptions options, Budget budget)
@@ -47,8 +64,8 @@ public static class MathVerifier
         ArgumentNullException.ThrowIfNull(gold);
         ArgumentNullException.ThrowIfNull(prediction);
         if (prediction.Trim().Length == 0) return new MathVerdict(false, prediction, "no answer found");
-        var g = AnswerParser.Parse(gold, options, budget);
-        var p = AnswerParser.Parse(prediction, options, budget);
+        var g = AnswerParser.Parse(gold, options, budget, extractIfNeeded: true);
+        var p = AnswerParser.Parse(prediction, options, budget, extractIfNeeded: true);
         if (g.Readings.Count == 0 || p.Readings.Count == 0)
         {
             // unparseable on one side: only an identical cleaned string counts (as math-verify's string fallback)

@@ -64,6 +64,16 @@ internal static class NumericEvaluator
         {
             var (x, y) = (b.Real, e.Real);
             if (x >= 0 || y == System.Math.Round(y)) return new Complex(System.Math.Pow(x, y), 0);
+            // x^(p/q) with odd q: the real root, as \sqrt[q]{x}^p (x^(2/3) at x = -8 is 4)
+            for (var q = 3; q <= 15; q += 2)
+            {
+                var p = y * q;
+                if (System.Math.Abs(p - System.Math.Round(p)) < 1e-9)
+                {
+                    var magnitude = System.Math.Pow(-x, y);
+                    return new Complex(((long)System.Math.Round(p) & 1) == 1 ? -magnitude : magnitude, 0);
+                }
+            }
         }
         if (b == Complex.Zero) return e.Real > 0 ? Complex.Zero : new Complex(double.NaN, 0);
         return Complex.Pow(b, e);

@@ -23,15 +23,15 @@ internal static class SetAlgebra
         if (n is Collection { Kind: CollectionKind.List } list)
         {
             var parts = list.Items.Select(RelationToSet).ToList();
-            var names = list.Items.Select(i => ScalarComparer.Variables(i).SingleOrDefault()).Distinct().ToList();
+            var names = list.Items.Select(i => ScalarComparer.Variables(i) is { Count: 1 } v ? v.First() : null).Distinct().ToList();
             return parts.All(p => p is not null) && names.Count == 1 && names[0] is not null ? new Union(parts!) : null;
         }
-        if (n is not Relation r || ScalarComparer.Variables(r).Count != 1) return null;
+        if (n is not Relation r) return null;
         if (r.Operands.Count == 2)
         {
             var (a, b, op) = (r.Operands[0], r.Operands[1], r.Ops[0]);
-            if (b is Sym && a is not Sym) (a, b, op) = (b, a, Flip(op));
-            if (a is not Sym || ScalarComparer.Variables(b).Count != 0) return null;
+            if (IsVariable(b) && !IsVariable(a)) (a, b, op) = (b, a, Flip(op));
+            if (!IsVariable(a) || ScalarComparer.Variables(b).Count != 0) return null;
             return op switch
             {
                 RelOp.Lt => new Interval(NegInf, b, true, true, false),
@@ -42,7 +42,7 @@ internal static class SetAlgebra
                 _ => new Union([new Interval(NegInf, b, true, true, false), new Interval(b, PosInf, true, true, false)]),
             };
         }
-        if (r.Operands.Count == 3 && r.Operands[1] is Sym && ScalarComparer.Variables(r.Operands[0]).Count == 0
+        if (r.Operands.Count == 3 && IsVariable(r.Operands[1]) && ScalarComparer.Variables(r.Operands[0]).Count == 0
             && ScalarComparer.Variables(r.Operands[2]).Count == 0)
         {
             var (lo, hi) = (r.Operands[0], r.Operands[2]);
@@ -54,6 +54,9 @@ internal static class SetAlgebra
         }
         return null;
     }
+
+    /// <summary>The described quantity: a symbol, or a product of symbols such as f(x) read as f*x.</summary>
+    private static bool IsVariable(Node n) => n is Sym || n is Product p && p.Factors.All(f => f is Sym);
 
     public static RelOp Flip(RelOp op) => op switch
     {

@@ -29,6 +29,14 @@ public sealed class ExtractionTests
     [InlineData("We get 3 apples and then 5 apples", "5")]
     [InlineData("The total is 1,234.5 dollars", "1,234.5")]
     [InlineData("The ratio came out as 45% of the total", "45%")]
+    [InlineData("It went up by 28 percent overall", "28 percent")]
+    [InlineData(@"\frac{10}{9}", @"\frac{10}{9}")]
+    [InlineData("Therefore $x \\geq 5$ is the solution.", @"x \geq 5")]
+    [InlineData("So the probability that Alice wins is 2/3. <|im_start|>user", "2/3")]
+    [InlineData("the growth is $28$ percent in total", "28%")]
+    [InlineData(@"First \boxed{3}. Final Answer: The final answer is $4$. I hope it is correct.", "4")]
+    [InlineData(@"The final answer is ""$12 $ and $13 $"". I hope it is correct.", "12, 13")]
+    [InlineData(@"Let $x$ be the count; the count of points in the domain is 19. <|im_start|>", "19")]
     public void Extracts_final_answer(string completion, string expected) =>
         Assert.Equal(expected, MathVerifier.ExtractAnswer(completion));
 
