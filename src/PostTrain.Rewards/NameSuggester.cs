@@ -14,7 +14,7 @@ public static class NameSuggester
             var d = Distance(name.ToLowerInvariant(), c.ToLowerInvariant());
             if (d < bestDistance || (d == bestDistance && string.CompareOrdinal(c, best) < 0)) (best, bestDistance) = (c, d);
         }
-        return best is not null && bestDistance <= Math.Max(2, name.Length / 3) ? best : null;
+        return best is not null && bestDistance <= System.Math.Max(2, name.Length / 3) ? best : null;
     }
 
     /// <summary>Levenshtein distance (insert, delete, substitute each cost 1).</summary>
@@ -27,7 +27,7 @@ public static class NameSuggester
         {
             cur[0] = i;
             for (var j = 1; j <= b.Length; j++)
-                cur[j] = Math.Min(Math.Min(cur[j - 1] + 1, prev[j] + 1), prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
+                cur[j] = System.Math.Min(System.Math.Min(cur[j - 1] + 1, prev[j] + 1), prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1));
             (prev, cur) = (cur, prev);
         }
         return prev[b.Length];

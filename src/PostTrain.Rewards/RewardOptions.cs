@@ -67,7 +67,7 @@ public sealed class RewardOptions
     {
         var d = DoubleOrNull(key);
         if (d is null) return fallback;
-        if (d != Math.Floor(d.Value) || d < int.MinValue || d > int.MaxValue) throw Bad(key, Describe(Raw(key)), "an integer");
+        if (d != System.Math.Floor(d.Value) || d < int.MinValue || d > int.MaxValue) throw Bad(key, Describe(Raw(key)), "an integer");
         return (int)d.Value;
     }
 

@@ -39,6 +39,6 @@ public sealed record RewardStats(
     {
         if (xs.Count < 2) return null;
         var mean = xs.Average();
-        return Math.Sqrt(xs.Sum(x => (x - mean) * (x - mean)) / (xs.Count - 1));
+        return System.Math.Sqrt(xs.Sum(x => (x - mean) * (x - mean)) / (xs.Count - 1));
     }
 }

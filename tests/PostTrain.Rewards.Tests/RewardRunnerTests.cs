@@ -29,10 +29,10 @@ public sealed class RewardRunnerTests
         var a = result.Stats[0];
         Assert.Equal((4, 2, 2, 0, 0), (a.Count, a.Applicable, a.Nulls, a.Errors, a.Timeouts));
         Assert.Equal(-0.5, a.Mean);
-        Assert.Equal(Math.Sqrt(4.5), a.Std!.Value, 12); // (1 - -0.5)^2 + (-2 - -0.5)^2 = 4.5, over n - 1 = 1
+        Assert.Equal(System.Math.Sqrt(4.5), a.Std!.Value, 12); // (1 - -0.5)^2 + (-2 - -0.5)^2 = 4.5, over n - 1 = 1
         var b = result.Stats[1];
         Assert.Equal((2, 2, 1.25), (b.Applicable, b.Nulls, b.Mean));
-        Assert.Equal(Math.Sqrt(1.125), b.Std!.Value, 12);
+        Assert.Equal(System.Math.Sqrt(1.125), b.Std!.Value, 12);
         Assert.Equal(1.0, b.MetricMeans["seen"]);
     }
 
@@ -107,7 +107,7 @@ public sealed class RewardRunnerTests
         var probe = new Lambda("probe", (_, _) =>
         {
             var now = Interlocked.Increment(ref inside);
-            lock (gate) peak = Math.Max(peak, now);
+            lock (gate) peak = System.Math.Max(peak, now);
             // Hold the call until `limit` calls are inside together (or a deadline passes), then a little longer
             // so that a runner breaking the bound would be caught with one call too many.
             while (Volatile.Read(ref peak) < limit && DateTime.UtcNow < deadline) Thread.Sleep(1);
@@ -128,7 +128,7 @@ public sealed class RewardRunnerTests
         Assert.Equal(new[] { "t", "t#2" }, result.Names);
         var m = result.ToMetrics();
         Assert.Equal(0.5, m["rewards/t/mean"]);
-        Assert.Equal(Math.Sqrt(0.5), m["rewards/t/std"], 12);
+        Assert.Equal(System.Math.Sqrt(0.5), m["rewards/t/std"], 12);
         Assert.Equal(1.0, m["rewards/t#2/nulls"]);
         Assert.False(m.ContainsKey("rewards/t#2/std"));
         Assert.Equal(0.5, m["rewards/total/mean"]); // totals 1.0 and 0.0

@@ -13,7 +13,7 @@ public sealed class RepetitionReward : IReward
     public RepetitionReward(int ngram = 3, double maxPenalty = 1.0)
     {
         if (ngram < 1) throw new RewardConfigException($"reward 'repetition': ngram must be >= 1 (got {ngram})");
-        (_n, _maxPenalty) = (ngram, Math.Abs(maxPenalty));
+        (_n, _maxPenalty) = (ngram, System.Math.Abs(maxPenalty));
     }
 
     public string Name => "repetition";

@@ -70,7 +70,7 @@ public static class RewardCommands
     {
         if (values.Count == 0) return 0;
         var sorted = values.Order().ToList();
-        var rank = Math.Max(1, (int)Math.Ceiling(p * sorted.Count));
+        var rank = System.Math.Max(1, (int)System.Math.Ceiling(p * sorted.Count));
         return sorted[rank - 1];
     }
 
@@ -86,7 +86,7 @@ public static class RewardCommands
         line["metrics"] = call.Result.Metrics ?? new Dictionary<string, double>();
         line["status"] = call.Status.ToString().ToLowerInvariant();
         line["error"] = call.Error;
-        line["ms"] = Math.Round(call.Milliseconds, 3);
+        line["ms"] = System.Math.Round(call.Milliseconds, 3);
         return JsonSerializer.Serialize(line, Json);
     }
 
