@@ -68,7 +68,7 @@ public sealed record CheckpointConfig
     public bool Resume { get; init; } = true;
 }
 
-public enum ProgressMode { Auto, Bar, Plain, None }
+public enum ProgressMode { Auto, Bar, Plain }
 
 public sealed record LoggingConfig
 {
