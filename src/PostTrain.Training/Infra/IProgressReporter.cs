@@ -16,14 +16,14 @@ public interface IProgressReporter : IDisposable
 public static class ProgressReporter
 {
     /// <summary>auto = a bar when stdout is an interactive terminal, plain lines otherwise.</summary>
-    public static IProgressReporter Create(ProgressMode mode, long totalSteps, long startStep, double plainIntervalSeconds)
+    public static IProgressReporter Create(ProgressMode mode, long totalSteps, long startStep, double plainIntervalSeconds, TextWriter plainOutput)
     {
         bool bar = mode == ProgressMode.Bar
             || (mode == ProgressMode.Auto && !Console.IsOutputRedirected
                && AnsiConsole.Profile.Capabilities.Interactive && AnsiConsole.Profile.Capabilities.Ansi);
         return bar
             ? new SpectreProgressReporter(AnsiConsole.Console, totalSteps, startStep)
-            : new PlainProgressReporter(Console.Out, totalSteps, startStep, plainIntervalSeconds);
+            : new PlainProgressReporter(plainOutput, totalSteps, startStep, plainIntervalSeconds);
     }
 
     internal static string Rate(double perSecond, string unit) =>

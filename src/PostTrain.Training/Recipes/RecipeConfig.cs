@@ -30,7 +30,7 @@ public abstract record RecipeConfig
     public LoggingConfig Logging { get; init; } = new();
 }
 
-public enum OptimizerKind { AdamW, Sgd }
+public enum OptimizerKind { [RecipeKey("adamw")] AdamW, Sgd }
 
 public sealed record OptimizerConfig
 {

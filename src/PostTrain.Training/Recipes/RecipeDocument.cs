@@ -56,6 +56,9 @@ public sealed class RecipeDocument
         return node.Start.Line > 0 ? $"{Source}:{node.Start.Line}:{node.Start.Column}" : Source;
     }
 
+    /// <summary>Where a top-level key is set (for errors about its value found after binding).</summary>
+    public string WhereKey(string key) => Find(Root, key) is { } node ? $"{Where(node)}: {key}" : $"{Source}: {key}";
+
     private static YamlNode? ParseRoot(string yaml, string source)
     {
         try
