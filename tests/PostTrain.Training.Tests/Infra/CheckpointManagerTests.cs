@@ -3,6 +3,7 @@ using PostTrain.Training.Infra;
 
 namespace PostTrain.Training.Tests.Infra;
 
+[Collection(PostTrain.Training.Tests.Recipes.TorchGlobalRngCollection.Name)]
 public sealed class CheckpointManagerTests
 {
     private static TrainerState State(long step) => new()

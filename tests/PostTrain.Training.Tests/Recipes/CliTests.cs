@@ -4,6 +4,7 @@ using PostTrain.Training.Tests.Infra;
 
 namespace PostTrain.Training.Tests.Recipes;
 
+[Collection(PostTrain.Training.Tests.Recipes.TorchGlobalRngCollection.Name)]
 public sealed class CliTests
 {
     private static async Task<(int Code, string Out, string Err)> Cli(params string[] args)

@@ -6,6 +6,7 @@ using PostTrain.Training.Tests.Infra;
 
 namespace PostTrain.Training.Tests.Recipes;
 
+[Collection(PostTrain.Training.Tests.Recipes.TorchGlobalRngCollection.Name)]
 public sealed class ToyRegressionRecipeTests
 {
     private static async Task<(int Code, string Log)> Run(string outputDir, params string[] overrides)
@@ -42,6 +43,24 @@ public sealed class ToyRegressionRecipeTests
         Assert.Equal(0.05 / 20, m[0].GetProperty("lr").GetDouble(), 12); // warmup step 0: peak * 1/20
         Assert.Single(Directory.GetFiles(tmp["tensorboard"]));
     }
+
+    [Fact]
+    public async Task Gradient_accumulation_of_two_half_batches_equals_one_full_batch()
+    {
+        // mean-squared error is a mean over the batch, so two halves of 16 averaged give the gradient of the 32
+        // (same samples in the same order; input noise differs only in draw order, so it is turned off)
+        using var a = new TempDir();
+        using var b = new TempDir();
+        string[] common = ["max_steps=8", "scheduler.warmup_steps=2", "input_noise=0", "clip_grad_norm=null"];
+        Assert.Equal(0, (await Run(a.Path, [.. common, "batch_size=32"])).Code);
+        Assert.Equal(0, (await Run(b.Path, [.. common, "batch_size=16", "gradient_accumulation_steps=2"])).Code);
+        var la = Metrics(a.Path).Select(e => e.GetProperty("loss").GetDouble()).ToList();
+        var lb = Metrics(b.Path).Select(e => e.GetProperty("loss").GetDouble()).ToList();
+        for (int i = 0; i < la.Count; i++) Assert.Equal(la[i], lb[i], 5);
+        Assert.Equal(256, Checkpoints(b.Path).State.DataPosition);
+    }
+
+    private static Training.Infra.CheckpointInfo Checkpoints(string dir) => new Training.Infra.CheckpointManager(dir, 3).FindLatest()!;
 
     [Fact]
     public async Task Stopped_and_resumed_run_matches_an_uninterrupted_one()

@@ -38,7 +38,8 @@ public sealed class ToyRegressionRecipe(ToyRegressionConfig cfg) : IRecipe
 
     private void Setup(RecipeContext ctx)
     {
-        if (cfg.BatchSize > cfg.DatasetSize) throw new RecipeConfigException($"batch_size: must be <= dataset_size ({cfg.DatasetSize}), got {cfg.BatchSize}");
+        if (cfg.BatchSize * cfg.GradientAccumulationSteps > cfg.DatasetSize)
+            throw new RecipeConfigException($"batch_size * gradient_accumulation_steps: must be <= dataset_size ({cfg.DatasetSize}), got {cfg.BatchSize * cfg.GradientAccumulationSteps}");
         MakeData();
         torch.manual_seed(cfg.Seed);
         _model = nn.Linear(cfg.Features, 1);
@@ -96,46 +97,56 @@ public sealed class ToyRegressionRecipe(ToyRegressionConfig cfg) : IRecipe
         while (_state.Step < cfg.MaxSteps)
         {
             ct.ThrowIfCancellationRequested();
-            if (_state.DataPosition + cfg.BatchSize > cfg.DatasetSize) StartEpoch(_state.Epoch + 1);
+            int samples = cfg.BatchSize * cfg.GradientAccumulationSteps;
+            if (_state.DataPosition + samples > cfg.DatasetSize) StartEpoch(_state.Epoch + 1);
             double lr = _schedule.At(_state.Step);
             var (loss, gradNorm) = Step(lr, guard);
 
             _state = _state with
             {
                 Step = _state.Step + 1,
-                DataPosition = _state.DataPosition + cfg.BatchSize,
-                TokensSeen = _state.TokensSeen + cfg.BatchSize,
+                DataPosition = _state.DataPosition + samples,
+                TokensSeen = _state.TokensSeen + samples,
                 LearningRate = lr,
             };
             if (_state.Step % cfg.Logging.EveryNSteps == 0 || _state.Step == cfg.MaxSteps)
                 _metrics.Log(_state.Step, ("loss", loss), ("lr", lr), ("grad_norm", gradNorm));
-            progress.Update(_state.Step, loss, cfg.BatchSize);
+            progress.Update(_state.Step, loss, samples);
             bool periodic = cfg.Checkpoint.EveryNSteps > 0 && _state.Step % cfg.Checkpoint.EveryNSteps == 0;
             if (periodic || _state.Step == cfg.MaxSteps)
                 progress.Message($"saved {SaveCheckpoint(ctx).Directory}");
         }
     }
 
-    /// <summary>One optimizer step; a non-finite loss skips the update.</summary>
+    /// <summary>One optimizer step over gradient_accumulation_steps micro-batches; a non-finite loss skips the update.
+    /// Returns the mean micro-batch loss.</summary>
     private (double Loss, double GradNorm) Step(double lr, NonFiniteGuard guard)
     {
         using var scope = torch.NewDisposeScope();
         foreach (var g in _optimizer.ParamGroups) g.LearningRate = lr;
-        var idx = torch.tensor(_order.AsSpan((int)_state.DataPosition, cfg.BatchSize).ToArray());
-        var x = _x.index_select(0, idx);                                  // (B, F)
-        x = x + cfg.InputNoise * torch.randn_like(x);
-        var loss = nn.functional.mse_loss(_model.forward(x), _y.index_select(0, idx)); // ()
-        double value = loss.item<float>();
-        double gradNorm = double.NaN;
         _optimizer.zero_grad();
+        int accum = cfg.GradientAccumulationSteps;
+        var total = torch.zeros(1);
+        for (int k = 0; k < accum; k++)
+        {
+            int start = (int)_state.DataPosition + k * cfg.BatchSize;
+            var idx = torch.tensor(_order.AsSpan(start, cfg.BatchSize).ToArray());
+            var x = _x.index_select(0, idx);                                               // (B, F)
+            x = x + cfg.InputNoise * torch.randn_like(x);
+            var loss = nn.functional.mse_loss(_model.forward(x), _y.index_select(0, idx)) / accum; // ()
+            loss.backward();
+            total += loss.detach();
+        }
+        double value = total.item<float>();
+        double gradNorm = double.NaN;
         if (guard.Check(value, _state.Step) == LossVerdict.Continue)
         {
-            loss.backward();
             gradNorm = cfg.ClipGradNorm is double max
                 ? nn.utils.clip_grad_norm_(_model.parameters(), max)
                 : GradNorm();
             _optimizer.step();
         }
+        _optimizer.zero_grad();
         return (value, gradNorm);
     }
 
