@@ -1,0 +1,117 @@
+// Checkpoint directories of one run, with no knowledge of models: the trainer writes its files through a
+// callback into a temp directory; the manager adds trainer_state.json, renames the directory into place
+// (step-000120/), points `latest` at it, and prunes old ones. A crash or exception at any point leaves the
+// previous checkpoint and `latest` intact: only fully renamed step directories with a readable
+// trainer_state.json count. Assumes one writer per run directory; directories are not fsynced.
+using System.Text.RegularExpressions;
+
+namespace PostTrain.Training.Infra;
+
+public sealed record CheckpointInfo(long Step, string Directory, TrainerState State);
+
+public sealed partial class CheckpointManager
+{
+    public const string StateFileName = "trainer_state.json";
+    public const string LatestFileName = "latest";
+
+    private readonly int _keepLast;
+
+    public string RunDir { get; }
+
+    public CheckpointManager(string runDir, int keepLast)
+    {
+        if (keepLast < 1) throw new ArgumentOutOfRangeException(nameof(keepLast), keepLast, "checkpoint.keep_last must be >= 1");
+        RunDir = Path.GetFullPath(runDir);
+        _keepLast = keepLast;
+        Directory.CreateDirectory(RunDir);
+        foreach (var stale in Directory.EnumerateDirectories(RunDir).Where(d => LeftoverRegex().IsMatch(Path.GetFileName(d))))
+            Directory.Delete(stale, recursive: true);
+    }
+
+    public static string DirName(long step) => $"step-{step:D6}";
+
+    /// <summary>Saves checkpoint <c>state.Step</c>: <paramref name="writeFiles"/> gets the (temporary) directory
+    /// to write model/optimizer files into. Returns the final checkpoint. If the callback throws, nothing changes.</summary>
+    public CheckpointInfo Save(TrainerState state, Action<string> writeFiles)
+    {
+        var final = Path.Combine(RunDir, DirName(state.Step));
+        var tmp = $"{final}.tmp-{Guid.NewGuid():N}";
+        Directory.CreateDirectory(tmp);
+        try
+        {
+            writeFiles(tmp);
+            AtomicFile.WriteAllText(Path.Combine(tmp, StateFileName), state.ToJson());
+            if (Directory.Exists(final)) DeleteDirectory(final);
+            Directory.Move(tmp, final);
+        }
+        catch
+        {
+            if (Directory.Exists(tmp)) Directory.Delete(tmp, recursive: true);
+            throw;
+        }
+        AtomicFile.WriteAllText(Path.Combine(RunDir, LatestFileName), DirName(state.Step) + "\n");
+        Prune(keep: final);
+        return new CheckpointInfo(state.Step, final, state);
+    }
+
+    /// <summary>Complete checkpoints, oldest first.</summary>
+    public IReadOnlyList<CheckpointInfo> List()
+    {
+        var result = new List<CheckpointInfo>();
+        foreach (var dir in Directory.EnumerateDirectories(RunDir))
+        {
+            var m = StepDirRegex().Match(Path.GetFileName(dir));
+            if (m.Success && TryRead(dir, long.Parse(m.Groups[1].Value)) is { } info) result.Add(info);
+        }
+        return result.OrderBy(c => c.Step).ToList();
+    }
+
+    /// <summary>The checkpoint to resume from: the one `latest` names if complete, else the highest complete step.</summary>
+    public CheckpointInfo? FindLatest()
+    {
+        var pointer = Path.Combine(RunDir, LatestFileName);
+        if (File.Exists(pointer))
+        {
+            var name = File.ReadAllText(pointer).Trim();
+            var m = StepDirRegex().Match(name);
+            if (m.Success && TryRead(Path.Combine(RunDir, name), long.Parse(m.Groups[1].Value)) is { } info) return info;
+        }
+        return List().LastOrDefault();
+    }
+
+    private static CheckpointInfo? TryRead(string dir, long step)
+    {
+        var file = Path.Combine(dir, StateFileName);
+        if (!File.Exists(file)) return null;
+        try
+        {
+            var state = TrainerState.FromJson(File.ReadAllText(file), file);
+            return state.Step == step ? new CheckpointInfo(step, dir, state) : null;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+
+    private void Prune(string keep)
+    {
+        var all = List();
+        foreach (var old in all.Take(Math.Max(0, all.Count - _keepLast)))
+            if (old.Directory != keep) DeleteDirectory(old.Directory);
+    }
+
+    /// <summary>Renames first so a crash mid-delete never leaves a half directory that looks like a checkpoint.</summary>
+    private static void DeleteDirectory(string dir)
+    {
+        var doomed = $"{dir}.deleting-{Guid.NewGuid():N}";
+        Directory.Move(dir, doomed);
+        Directory.Delete(doomed, recursive: true);
+    }
+
+    [GeneratedRegex(@"^step-(\d+)$")]
+    private static partial Regex StepDirRegex();
+
+    [GeneratedRegex(@"^step-\d+\.(tmp|deleting)-[0-9a-f]{32}$")]
+    private static partial Regex LeftoverRegex();
+}

@@ -1,0 +1,28 @@
+// A recipe: a small class built from its typed config that runs one kind of training (torchtune-style: the
+// concrete class reads as Setup / Train / SaveCheckpoint / Cleanup). RecipeContext carries what the runner
+// resolved: where the config came from, the resolved YAML, and where to log.
+using PostTrain.Training.Infra;
+
+namespace PostTrain.Training.Recipes;
+
+public interface IRecipe
+{
+    /// <summary>Runs to completion; returns the process exit code (0 = success).</summary>
+    Task<int> RunAsync(RecipeContext ctx, CancellationToken ct);
+}
+
+public sealed record RecipeContext(string ConfigSource, string ResolvedYaml, TextWriter Log)
+{
+    /// <summary>The progress display the recipe's logging section asks for (plain lines go to <see cref="Log"/>).</summary>
+    public IProgressReporter CreateProgress(LoggingConfig logging, long totalSteps, long startStep) =>
+        ProgressReporter.Create(logging.Progress, totalSteps, startStep, logging.PlainIntervalSeconds, Log);
+}
+
+/// <summary>A registered recipe: its name, a one-line description, its YAML under recipes/, its config type and
+/// how to build it from a bound config.</summary>
+public sealed record RecipeInfo(string Name, string Description, string YamlFile, Type ConfigType, Func<RecipeConfig, IRecipe> Create)
+{
+    public static RecipeInfo Of<TConfig>(string name, string description, string yamlFile, Func<TConfig, IRecipe> create)
+        where TConfig : RecipeConfig =>
+        new(name, description, yamlFile, typeof(TConfig), c => create((TConfig)c));
+}

@@ -1,0 +1,110 @@
+// The config sections every trainer shares. A trainer's config is a sealed record deriving from RecipeConfig
+// (data only: no behaviour is inherited) that adds its own sections and fields, e.g. SftConfig.
+// Keys are the snake_case property names; records keep their defaults for keys a YAML file leaves out.
+namespace PostTrain.Training.Recipes;
+
+public abstract record RecipeConfig
+{
+    /// <summary>The registered recipe that runs this file (see RecipeRegistry).</summary>
+    public required string Recipe { get; init; }
+
+    /// <summary>Run directory: checkpoints, metrics.jsonl, tensorboard/ and resolved_config.yaml go here.</summary>
+    public required string OutputDir { get; init; }
+
+    public long Seed { get; init; } = 1234;
+
+    /// <summary>Optimizer steps to train for (the run stops here; schedules decay over this span).</summary>
+    public long MaxSteps { get; init; } = 1000;
+
+    public int GradientAccumulationSteps { get; init; } = 1;
+
+    /// <summary>Clip the global gradient norm to this value; null = no clipping.</summary>
+    public double? ClipGradNorm { get; init; } = 1.0;
+
+    /// <summary>Stop with an error after this many non-finite losses in a row (each one skips its step).</summary>
+    public int MaxConsecutiveNonfinite { get; init; } = 5;
+
+    public OptimizerConfig Optimizer { get; init; } = new();
+    public SchedulerConfig Scheduler { get; init; } = new();
+    public CheckpointConfig Checkpoint { get; init; } = new();
+    public LoggingConfig Logging { get; init; } = new();
+}
+
+public enum OptimizerKind { [RecipeKey("adamw")] AdamW, Sgd }
+
+public sealed record OptimizerConfig
+{
+    public OptimizerKind Name { get; init; } = OptimizerKind.AdamW;
+    public double Lr { get; init; } = 3e-4;
+    public double WeightDecay { get; init; } = 0.1;
+    public IReadOnlyList<double> Betas { get; init; } = [0.9, 0.95];
+    public double Eps { get; init; } = 1e-8;
+}
+
+public enum ScheduleKind { Constant, Cosine, [RecipeKey("warmup_stable_decay")] WarmupStableDecay }
+
+/// <summary>LR schedule. constant: warmup then flat. cosine: warmup then cosine to min_lr at max_steps.
+/// warmup_stable_decay (DeepSeek-V3): warmup, flat until decay_start, cosine to min_lr at decay_end, then flat.</summary>
+public sealed record SchedulerConfig
+{
+    public ScheduleKind Name { get; init; } = ScheduleKind.Cosine;
+    public long WarmupSteps { get; init; } = 100;
+    public double MinLr { get; init; } = 0.0;
+
+    /// <summary>warmup_stable_decay only: first step of the cosine decay.</summary>
+    public long? DecayStart { get; init; }
+
+    /// <summary>warmup_stable_decay only: step where min_lr is reached (default max_steps).</summary>
+    public long? DecayEnd { get; init; }
+}
+
+public sealed record CheckpointConfig
+{
+    /// <summary>Save every this many optimizer steps (and at the end); 0 = only at the end.</summary>
+    public long EveryNSteps { get; init; } = 500;
+    public int KeepLast { get; init; } = 3;
+
+    /// <summary>Resume from the run directory's latest complete checkpoint when one exists.</summary>
+    public bool Resume { get; init; } = true;
+}
+
+public enum ProgressMode { Auto, Bar, Plain }
+
+public sealed record LoggingConfig
+{
+    /// <summary>Write metrics every this many optimizer steps.</summary>
+    public long EveryNSteps { get; init; } = 1;
+    public bool Tensorboard { get; init; } = true;
+
+    /// <summary>auto: a progress bar on a terminal, plain log lines otherwise (CI, redirected output).</summary>
+    public ProgressMode Progress { get; init; } = ProgressMode.Auto;
+
+    /// <summary>Plain mode: seconds between progress lines.</summary>
+    public double PlainIntervalSeconds { get; init; } = 10;
+}
+
+/// <summary>The model a trainer starts from (Hugging Face-style checkpoint directory).</summary>
+public sealed record ModelConfigSection
+{
+    public required string Path { get; init; }
+
+    /// <summary>Tokenizer directory; null = the model directory.</summary>
+    public string? Tokenizer { get; init; }
+    public DTypeName Dtype { get; init; } = DTypeName.Bfloat16;
+
+    /// <summary>"cuda", "cuda:1", "cpu" or "auto" (cuda when available).</summary>
+    public string Device { get; init; } = "auto";
+}
+
+public enum DTypeName { Float32, Bfloat16, Float16 }
+
+/// <summary>A training data set and how batches are cut from it.</summary>
+public sealed record DataConfig
+{
+    public required string Path { get; init; }
+    public string? Split { get; init; }
+    public int MaxSeqLen { get; init; } = 2048;
+    public int BatchSize { get; init; } = 8;
+    public bool Shuffle { get; init; } = true;
+    public bool Packed { get; init; } = false;
+}

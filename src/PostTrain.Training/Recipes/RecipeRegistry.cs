@@ -1,0 +1,22 @@
+// The explicit list of built-in recipes (`posttrain ls`). Adding a recipe = its config record, its class, its
+// YAML in recipes/ (first line: "# posttrain run recipes/<file>") and one line here.
+namespace PostTrain.Training.Recipes;
+
+public static class RecipeRegistry
+{
+    public static IReadOnlyList<RecipeInfo> All { get; } =
+    [
+        RecipeInfo.Of<ToyRegressionConfig>("toy_regression",
+            "Linear regression on synthetic data (CPU, seconds): a worked example of schedules, metrics, checkpoints and resume",
+            "toy_regression.yaml", c => new ToyRegressionRecipe(c)),
+    ];
+
+    public static RecipeInfo? Find(string name) => All.FirstOrDefault(r => r.Name == name);
+
+    /// <summary>The recipe, or an error naming the closest registered one.</summary>
+    public static RecipeInfo Get(string name, string where) =>
+        Find(name) ?? throw new RecipeConfigException(
+            $"{where}: unknown recipe '{name}'" +
+            (KeyNames.Closest(name, All.Select(r => r.Name)) is { } close ? $"; did you mean '{close}'?" : "") +
+            $" (built-in: {string.Join(", ", All.Select(r => r.Name))}; see posttrain ls)");
+}
