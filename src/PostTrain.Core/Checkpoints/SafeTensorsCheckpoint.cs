@@ -2,8 +2,10 @@
 // model.safetensors.index.json plus its shards. Opening reads every header, checks the weight_map
 // against the shards and keeps one open handle per file, so later reads come from exactly the files
 // that were validated even if the directory is swapped meanwhile. Tensors are read lazily.
-// Consistency against a concurrent SafeTensors.SaveDirectory: after opening the shards, the index
-// path is re-checked (size and modification time); if it changed, opening starts over (3 tries).
+// Consistency against a concurrent SafeTensors.SaveDirectory (which swaps whole directories): the
+// index stays open while the shards are opened, then IndexIdentity checks it is still the file at
+// its path; if the directory was swapped meanwhile, opening starts over (3 tries), so a reader gets
+// all-old or all-new shards, never a mix.
 using Microsoft.Win32.SafeHandles;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -57,49 +59,46 @@ public sealed class SafeTensorsCheckpoint : IDisposable
             if (!File.Exists(index))
                 throw new SafeTensorsException(path, null, $"directory has neither {SingleFileName} nor {ShardIndex.FileName}");
 
-            var (checkpoint, indexUnchanged) = OpenSharded(path, index);
-            if (indexUnchanged) return checkpoint;
-            checkpoint.Dispose();
-            if (attempt == OpenAttempts)
-                throw new SafeTensorsException(index, null, $"the checkpoint changed while it was being opened, {OpenAttempts} times in a row");
+            var checkpoint = OpenSharded(path, index, lastAttempt: attempt == OpenAttempts);
+            if (checkpoint is not null) return checkpoint;
         }
     }
 
-    private static (SafeTensorsCheckpoint, bool IndexUnchanged) OpenSharded(string dir, string indexPath)
+    // Returns null when the index was replaced while the shards were being opened (caller retries);
+    // then an error seen meanwhile (a shard gone, a tensor absent) belongs to the old state and is dropped.
+    private static SafeTensorsCheckpoint? OpenSharded(string dir, string indexPath, bool lastAttempt)
     {
-        string json;
-        long length;
-        DateTime written;
-        using (var indexHandle = File.OpenHandle(indexPath))
-        {
-            length = RandomAccess.GetLength(indexHandle);
-            written = File.GetLastWriteTimeUtc(indexHandle);
-            using var stream = new FileStream(indexHandle, FileAccess.Read);
-            using var reader = new StreamReader(stream);
-            json = reader.ReadToEnd();
-        }
-        var weightMap = ShardIndex.ReadWeightMap(indexPath, json);
-        AfterIndexReadForTest?.Invoke(dir);
+        using var indexHandle = File.OpenHandle(indexPath);
+        var before = IndexIdentity.Of(indexHandle);
+        var bytes = new byte[before.Length];
+        for (int done = 0, read; done < bytes.Length; done += read)
+            if ((read = RandomAccess.Read(indexHandle, bytes.AsSpan(done), done)) == 0)
+                throw new SafeTensorsException(indexPath, null, "file shrank while being read");
+        string json = System.Text.Encoding.UTF8.GetString(bytes);
 
-        var shardPaths = weightMap.Values.Distinct().Select(s => System.IO.Path.Combine(dir, s)).ToList();
-        foreach (var shard in shardPaths.Where(s => !File.Exists(s)))
-        {
-            var pointing = weightMap.Where(kv => System.IO.Path.Combine(dir, kv.Value) == shard).Select(kv => kv.Key).ToList();
-            throw new SafeTensorsException(indexPath, pointing[0],
-                $"weight_map points to missing file '{System.IO.Path.GetFileName(shard)}' ({pointing.Count} tensors point there)");
-        }
-        var checkpoint = OpenFiles(dir, shardPaths, weightMap);
-        bool unchanged;
+        SafeTensorsCheckpoint? checkpoint = null;
         try
         {
-            var now = new FileInfo(indexPath);
-            unchanged = now.Exists && now.Length == length && now.LastWriteTimeUtc == written;
+            var weightMap = ShardIndex.ReadWeightMap(indexPath, json);
+            AfterIndexReadForTest?.Invoke(dir);
+            var shardPaths = weightMap.Values.Distinct().Select(s => System.IO.Path.Combine(dir, s)).ToList();
+            foreach (var shard in shardPaths.Where(s => !File.Exists(s)))
+            {
+                var pointing = weightMap.Where(kv => System.IO.Path.Combine(dir, kv.Value) == shard).Select(kv => kv.Key).ToList();
+                throw new SafeTensorsException(indexPath, pointing[0],
+                    $"weight_map points to missing file '{System.IO.Path.GetFileName(shard)}' ({pointing.Count} tensors point there)");
+            }
+            checkpoint = OpenFiles(dir, shardPaths, weightMap);
         }
-        catch (IOException)
+        catch (Exception e) when ((e is SafeTensorsException or IOException) && !lastAttempt && IndexIdentity.Changed(before, indexHandle, indexPath))
         {
-            unchanged = false;
+            return null;
         }
-        return (checkpoint, unchanged);
+        if (!IndexIdentity.Changed(before, indexHandle, indexPath)) return checkpoint;
+        checkpoint.Dispose();
+        if (lastAttempt)
+            throw new SafeTensorsException(indexPath, null, $"the checkpoint changed while it was being opened, {OpenAttempts} times in a row");
+        return null;
     }
 
     private static SafeTensorsCheckpoint OpenFiles(string path, IReadOnlyList<string> files, IReadOnlyDictionary<string, string>? weightMap)
