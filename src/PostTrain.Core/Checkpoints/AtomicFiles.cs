@@ -85,7 +85,7 @@ internal static partial class AtomicFiles
     [LibraryImport("libc", EntryPoint = "renameat2", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int RenameAt2(int oldDirFd, string oldPath, int newDirFd, string newPath, uint flags);
 
-    private static bool TryExchange(string a, string b)
+    internal static bool TryExchange(string a, string b)
     {
         try
         {

@@ -135,3 +135,20 @@ public sealed class AtomicSaveTests
         Assert.Equal(20f, SafeTensors.Load(ckpt)["a"][0].item<float>());
     }
 }
+
+public sealed class AtomicExchangeTests
+{
+    [Fact]
+    public void OnLinuxTwoDirectoriesAreExchangedInOneStep()
+    {
+        if (!OperatingSystem.IsLinux()) return; // the two-rename fallback is covered by the save tests elsewhere
+        using var dir = new TempDir();
+        string a = Path.Combine(dir.Path, "a"), b = Path.Combine(dir.Path, "b");
+        Directory.CreateDirectory(a);
+        Directory.CreateDirectory(b);
+        File.WriteAllText(Path.Combine(a, "from-a"), "");
+        File.WriteAllText(Path.Combine(b, "from-b"), "");
+        Assert.True(AtomicFiles.TryExchange(a, b));
+        Assert.Equal(["a", "a/from-b", "b", "b/from-a"], dir.Entries());
+    }
+}
