@@ -27,8 +27,7 @@ internal static class SafeTensorsFileWriter
             Mode = FileMode.CreateNew,
             Access = FileAccess.Write,
             Share = FileShare.None,
-            BufferSize = 1 << 20,
-            PreallocationSize = header.Length + dataBytes,
+            BufferSize = 1 << 20, // no PreallocationSize: measured 6-8x slower writes on ext4 (unwritten extents)
         };
         using var stream = new FileStream(path, options);
         stream.Write(header);
