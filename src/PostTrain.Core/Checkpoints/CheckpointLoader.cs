@@ -54,7 +54,8 @@ public static class CheckpointLoader
             var target = expected[name];
             if (pairs.TryGetValue(name, out var scaleName))
             {
-                var value = Fp8BlockDequantizer.Dequantize(checkpoint.Read(name), checkpoint.Read(scaleName));
+                // Dequantise on the target's device (fast on a GPU), then copy with dtype conversion.
+                var value = Fp8BlockDequantizer.Dequantize(checkpoint.Read(name).to(target.device), checkpoint.Read(scaleName).to(target.device));
                 using var noGrad = torch.no_grad();
                 target.copy_(value);
             }

@@ -91,6 +91,19 @@ public sealed class ShardedCheckpointTests
     }
 
     [Fact]
+    public void ANonCheckpointDirectoryIsNeverReplaced()
+    {
+        using var dir = new TempDir();
+        string precious = Path.Combine(dir.Path, "home");
+        Directory.CreateDirectory(precious);
+        File.WriteAllText(Path.Combine(precious, "notes.txt"), "keep me");
+        var e = Assert.Throws<IOException>(() => SafeTensors.SaveDirectory(precious, StateDict(), null));
+        Assert.Contains("refusing to replace", e.Message);
+        Assert.Equal(["home", "home/notes.txt"], dir.Entries());
+        Assert.Equal("keep me", File.ReadAllText(Path.Combine(precious, "notes.txt")));
+    }
+
+    [Fact]
     public void InvalidConfigJsonIsRejectedBeforeAnythingIsWritten()
     {
         using var dir = new TempDir();
