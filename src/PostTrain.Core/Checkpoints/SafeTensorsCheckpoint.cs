@@ -74,7 +74,7 @@ public sealed class SafeTensorsCheckpoint : IDisposable
         for (int done = 0, read; done < bytes.Length; done += read)
             if ((read = RandomAccess.Read(indexHandle, bytes.AsSpan(done), done)) == 0)
                 throw new SafeTensorsException(indexPath, null, "file shrank while being read");
-        string json = System.Text.Encoding.UTF8.GetString(bytes);
+        string json = System.Text.Encoding.UTF8.GetString(bytes).TrimStart('\uFEFF'); // tolerate a BOM
 
         SafeTensorsCheckpoint? checkpoint = null;
         try
