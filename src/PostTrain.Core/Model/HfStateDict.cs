@@ -5,11 +5,10 @@
 // MTP module k is model.layers.{num_hidden_layers + k}; its copies of the shared embedding and head
 // (embed_tokens.weight, shared_head.head.weight) are written for DeepSeek-V3 compatibility and ignored on load.
 using System.Text.RegularExpressions;
+using PostTrain.Core.Checkpoints;
 using static TorchSharp.torch;
 
 namespace PostTrain.Core.Model;
-
-public sealed class CheckpointMismatchException(string message) : Exception(message);
 
 /// <summary>What a load did: tensors it could not find (left as initialised) and copies it ignored.</summary>
 public sealed record LoadReport(IReadOnlyList<string> LeftInitialised, IReadOnlyList<string> Ignored);
@@ -62,8 +61,8 @@ public static partial class HfStateDict
     public static LoadReport Load(DeepSeekForCausalLM m, IReadOnlyDictionary<string, Tensor> checkpoint, string source)
     {
         var c = m.Config;
-        var missing = new List<string>();
-        var misShaped = new List<string>();
+        var missing = new List<(string, long[])>();
+        var misShaped = new List<(string, long[], long[], string)>();
         var used = new HashSet<string>(StringComparer.Ordinal);
         var leftInit = new List<string>();
         bool hasMtp = checkpoint.Keys.Any(k => k.StartsWith($"model.layers.{c.NumHiddenLayers}.", StringComparison.Ordinal));
@@ -79,12 +78,12 @@ public static partial class HfStateDict
                 string prefix = match.Groups[1].Value, proj = match.Groups[2].Value;
                 if (TryFused(checkpoint, prefix, proj, target, used, misShaped)) continue;
                 for (int e = 0; e < target.shape[0]; e++)
-                    CopyOne(checkpoint, $"{prefix}.{e}.{proj}.weight", target[e], used, isMtp && !hasMtp ? leftInit : missing, misShaped);
+                    CopyOne(checkpoint, $"{prefix}.{e}.{proj}.weight", target[e], used, isMtp && !hasMtp ? leftInit : null, missing, misShaped, source);
             }
-            else CopyOne(checkpoint, hf, target, used, isMtp && !hasMtp ? leftInit : missing, misShaped);
+            else CopyOne(checkpoint, hf, target, used, isMtp && !hasMtp ? leftInit : null, missing, misShaped, source);
         }
         var ignored = new List<string>();
-        var unexpected = new List<string>();
+        var unexpected = new List<(string, long[], string)>();
         foreach (var key in checkpoint.Keys)
         {
             if (used.Contains(key)) continue;
@@ -93,23 +92,10 @@ public static partial class HfStateDict
                 (c.TieWordEmbeddings && key == "lm_head.weight"))
                 ignored.Add(key);
             else if (IsExtraMtpLayer(key, c)) ignored.Add(key);
-            else unexpected.Add(key);
+            else unexpected.Add((key, checkpoint[key].shape, source));
         }
         if (missing.Count + misShaped.Count + unexpected.Count > 0)
-        {
-            var sb = new System.Text.StringBuilder($"{source}: checkpoint does not match the model config");
-            void List(string title, List<string> items)
-            {
-                if (items.Count == 0) return;
-                sb.Append($"\n  {title} ({items.Count}): ");
-                sb.Append(string.Join(", ", items.Take(12)));
-                if (items.Count > 12) sb.Append($", ... ({items.Count - 12} more)");
-            }
-            List("missing", missing);
-            List("unexpected", unexpected);
-            List("wrong shape", misShaped);
-            throw new CheckpointMismatchException(sb.ToString());
-        }
+            throw new CheckpointMismatchException(source, missing, unexpected, misShaped, null);
         return new LoadReport(leftInit, ignored);
     }
 
@@ -121,25 +107,29 @@ public static partial class HfStateDict
     }
 
     private static void CopyOne(IReadOnlyDictionary<string, Tensor> ckpt, string key, Tensor target, HashSet<string> used,
-        List<string> missing, List<string> misShaped)
+        List<string>? leftInitialised, List<(string, long[])> missing, List<(string, long[], long[], string)> misShaped, string source)
     {
-        if (!ckpt.TryGetValue(key, out var src)) { missing.Add(key); return; }
+        if (!ckpt.TryGetValue(key, out var src))
+        {
+            if (leftInitialised is not null) leftInitialised.Add(key); else missing.Add((key, target.shape));
+            return;
+        }
         used.Add(key);
         if (!src.shape.SequenceEqual(target.shape))
         {
-            misShaped.Add($"{key} [{string.Join(",", src.shape)}] expected [{string.Join(",", target.shape)}]");
+            misShaped.Add((key, target.shape, src.shape, source));
             return;
         }
         target.copy_(src.to(target.dtype, target.device));
     }
 
     private static bool TryFused(IReadOnlyDictionary<string, Tensor> ckpt, string prefix, string proj, Tensor target,
-        HashSet<string> used, List<string> misShaped)
+        HashSet<string> used, List<(string, long[], long[], string)> misShaped)
     {
         if (proj == "down_proj" && ckpt.TryGetValue($"{prefix}.down_proj", out var down))
         {
             used.Add($"{prefix}.down_proj");
-            if (!down.shape.SequenceEqual(target.shape)) misShaped.Add($"{prefix}.down_proj");
+            if (!down.shape.SequenceEqual(target.shape)) misShaped.Add(($"{prefix}.down_proj", target.shape, down.shape, ""));
             else target.copy_(down.to(target.dtype, target.device));
             return true;
         }
@@ -147,7 +137,8 @@ public static partial class HfStateDict
         {
             used.Add($"{prefix}.gate_up_proj");
             long inter = target.shape[1];
-            if (gu.shape.Length != 3 || gu.shape[1] != 2 * inter || gu.shape[2] != target.shape[2]) misShaped.Add($"{prefix}.gate_up_proj");
+            if (gu.shape.Length != 3 || gu.shape[1] != 2 * inter || gu.shape[2] != target.shape[2])
+                misShaped.Add(($"{prefix}.gate_up_proj", [target.shape[0], 2 * inter, target.shape[2]], gu.shape, ""));
             else target.copy_(gu.narrow(1, proj == "gate_proj" ? 0 : inter, inter).to(target.dtype, target.device));
             return true;
         }
