@@ -65,7 +65,7 @@ internal sealed class Fp8LinearFunction : MultiTensorFunction<Fp8LinearFunction>
             dw = Fp8Gemm.Multiply(qdyT, sdyT, qxT, sxT, Fp8Layout.Tiles1x128, d.N, d.K).to(d.WType); // (N, K)
 
             if (d.BiasType is ScalarType bt)
-                db = dy.to(ScalarType.Float32).sum(0).to(bt);                              // (N)
+                db = dy.to(ScalarType.Float32).sum(dim: 0).to(bt);                              // (N)
             scope.Detach(dx, dw);
             if (db is not null)
                 scope.Detach(db);

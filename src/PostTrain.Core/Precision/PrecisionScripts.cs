@@ -18,6 +18,7 @@ def scaled_mm_f32(a, b, scale_a, scale_b):
 
 def grouped_mm(a, b, offs):
     return torch._grouped_mm(a, b, offs)
+
 """;
 
     private static readonly Lazy<jit.CompilationUnit> Unit = new(() => jit.compile(Source), LazyThreadSafetyMode.ExecutionAndPublication);
