@@ -51,9 +51,9 @@ public sealed class AdamWTests
     [Fact]
     public void MatchesTorchSharpAdamWWithFp32Moments()
     {
-        manual_seed(40);
-        var w0 = randn(3, 4);
-        var b0 = randn(5);
+        var rng = new Rng(40);
+        var w0 = rng.Randn(3, 4);
+        var b0 = rng.Randn(5);
         var mine = new[] { nn.Parameter(w0.clone()), nn.Parameter(b0.clone()) };
         var theirs = new[] { nn.Parameter(w0.clone()), nn.Parameter(b0.clone()) };
         using var opt = new AdamW(mine, lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1);
@@ -61,8 +61,8 @@ public sealed class AdamWTests
 
         for (int step = 0; step < 6; step++)
         {
-            var gw = randn(3, 4);
-            var gb = randn(5) * 0.01;
+            var gw = rng.Randn(3, 4);
+            var gb = rng.Randn(5) * 0.01;
             foreach (var ps in new[] { mine, theirs })
             {
                 ((ps[0] * gw).sum() + (ps[1] * gb).sum()).backward();
@@ -81,13 +81,13 @@ public sealed class AdamWTests
     [Fact]
     public void Bf16MomentsAreStoredInBf16AndTrackTheFp32Run()
     {
-        manual_seed(41);
-        var w0 = randn(64);
+        var rng = new Rng(41);
+        var w0 = rng.Randn(64);
         var p16 = nn.Parameter(w0.clone());
         var p32 = nn.Parameter(w0.clone());
         using var opt16 = new AdamW([p16], lr: 1e-2, bf16Moments: true);
         using var opt32 = new AdamW([p32], lr: 1e-2);
-        var g = randn(64) * 0.37;
+        var g = rng.Randn(64) * 0.37;
 
         for (int step = 0; step < 5; step++)
         {
@@ -127,9 +127,9 @@ public sealed class AdamWTests
     [Fact]
     public void StateDictRoundTripResumesTheSameTrajectory()
     {
-        manual_seed(42);
-        var w0 = randn(6);
-        var grads = Enumerable.Range(0, 5).Select(_ => randn(6)).ToArray();
+        var rng = new Rng(42);
+        var w0 = rng.Randn(6);
+        var grads = Enumerable.Range(0, 5).Select(_ => rng.Randn(6)).ToArray();
         var p1 = nn.Parameter(w0.clone());
         using var opt1 = new AdamW([("w", p1)], lr: 0.05, bf16Moments: true);
         for (int s = 0; s < 3; s++)

@@ -28,11 +28,11 @@ public sealed class Fp8AccuracyTests
     [Fact]
     public void Fp8GradientsAreWithinFp8ToleranceOfFp32AndBf16()
     {
-        manual_seed(30);
-        var x = randn(192, 300);
-        var w = randn(136, 300) * 0.05;
-        var b = randn(136);
-        var dy = randn(192, 136);
+        var rng = new Rng(30);
+        var x = rng.Randn(192, 300);
+        var w = rng.Randn(136, 300) * 0.05;
+        var b = rng.Randn(136);
+        var dy = rng.Randn(192, 136);
 
         var f32 = Run(x, w, b, dy, P.Fp32);
         var bf16 = Run(x, w, b, dy, P.Bf16);
@@ -53,10 +53,10 @@ public sealed class Fp8AccuracyTests
     [Fact]
     public void Bf16LinearReturnsTheInputsDtype()
     {
-        manual_seed(31);
-        var w = nn.Parameter(randn(8, 16));
-        Assert.Equal(ScalarType.Float32, LinearOps.Linear(randn(4, 16), w, null, P.Bf16).dtype);
-        Assert.Equal(ScalarType.BFloat16, LinearOps.Linear(randn(4, 16).to(ScalarType.BFloat16), w, null, P.Bf16).dtype);
-        Assert.Equal(ScalarType.BFloat16, LinearOps.Linear(randn(4, 16).to(ScalarType.BFloat16), w, null, P.Fp8).dtype);
+        var rng = new Rng(31);
+        var w = nn.Parameter(rng.Randn(8, 16));
+        Assert.Equal(ScalarType.Float32, LinearOps.Linear(rng.Randn(4, 16), w, null, P.Bf16).dtype);
+        Assert.Equal(ScalarType.BFloat16, LinearOps.Linear(rng.Randn(4, 16).to(ScalarType.BFloat16), w, null, P.Bf16).dtype);
+        Assert.Equal(ScalarType.BFloat16, LinearOps.Linear(rng.Randn(4, 16).to(ScalarType.BFloat16), w, null, P.Fp8).dtype);
     }
 }

@@ -84,8 +84,8 @@ public sealed class Fp8QuantizeTests
     [Fact]
     public void OddWidthIsZeroPaddedToAMultipleOf128AndTrimmedBack()
     {
-        manual_seed(1);
-        var x = randn(5, 200) * 3;                        // K = 200 -> Kp = 256
+        var rng = new Rng(1);
+        var x = rng.Randn(5, 200) * 3;                        // K = 200 -> Kp = 256
 
         var (q, scale) = Fp8.QuantizeActTiles(x);
         var back = Fp8.DequantizeActTiles(q, scale, 200);
@@ -100,8 +100,8 @@ public sealed class Fp8QuantizeTests
     [Fact]
     public void WeightBlocksUseOneScalePer128x128BlockAndPadOddShapes()
     {
-        manual_seed(2);
-        var w = randn(130, 260);                         // -> (256, 384), 2 x 3 blocks
+        var rng = new Rng(2);
+        var w = rng.Randn(130, 260);                         // -> (256, 384), 2 x 3 blocks
         w[129, 259] = tensor(-44.8f);                    // amax of block (1, 2) -> scale 0.1
         w[3, 3] = tensor(89.6f);                         // amax of block (0, 0) -> scale 0.2
 
@@ -127,8 +127,8 @@ public sealed class Fp8QuantizeTests
     [Fact]
     public void BatchedWeightBlocksQuantiseEachExpertSeparately()
     {
-        manual_seed(3);
-        var w = randn(3, 72, 136);                       // N = 72 is padded per expert, blocks never straddle experts
+        var rng = new Rng(3);
+        var w = rng.Randn(3, 72, 136);                       // N = 72 is padded per expert, blocks never straddle experts
         w[1] *= 100;
 
         var (q, scale) = Fp8.QuantizeWeightBlocks(w);

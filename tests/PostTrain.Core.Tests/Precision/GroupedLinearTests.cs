@@ -15,9 +15,9 @@ public sealed class GroupedLinearTests
 
     private static (Tensor x, Tensor w, Tensor dy) Inputs(int seed)
     {
-        manual_seed(seed);
+        var rng = new Rng((ulong)seed);
         long t = Counts.Sum();
-        return (randn(t, K), randn(Counts.Length, N, K) * 0.1, randn(t, N));
+        return (rng.Randn(t, K), rng.Randn(Counts.Length, N, K) * 0.1, rng.Randn(t, N));
     }
 
     private static (Tensor y, Tensor dx, Tensor dw) Grouped(Tensor x0, Tensor w0, Tensor dy, P p)
