@@ -57,7 +57,7 @@ public static partial class Fp8
 
     /// <summary>Quantises x (M, K) per 1x128 tile; rows are zero-padded to a multiple of rowMultiple and columns to a
     /// multiple of colMultiple (a multiple of 128). Padded rows and tiles are zeros with scale 1.</summary>
-    internal static (Tensor q, Tensor scale) QuantizeTiles(Tensor x, long rowMultiple, long colMultiple)
+    public static (Tensor q, Tensor scale) QuantizeTiles(Tensor x, long rowMultiple, long colMultiple)
     {
         if (x.dim() != 2)
             throw new ArgumentException($"Fp8 tile quantisation expects a 2-D tensor (M, K); got shape [{string.Join(", ", x.shape)}].", nameof(x));
@@ -76,7 +76,7 @@ public static partial class Fp8
 
     /// <summary>Quantises w (..., N, K) per 128x128 block; N and K are zero-padded to multiples of rowMultiple and
     /// colMultiple (both multiples of 128).</summary>
-    internal static (Tensor q, Tensor scale) QuantizeBlocks(Tensor w, long rowMultiple, long colMultiple)
+    public static (Tensor q, Tensor scale) QuantizeBlocks(Tensor w, long rowMultiple, long colMultiple)
     {
         if (w.dim() < 2)
             throw new ArgumentException($"Fp8 block quantisation expects a tensor (..., N, K); got shape [{string.Join(", ", w.shape)}].", nameof(w));
@@ -98,8 +98,10 @@ public static partial class Fp8
 
     internal static long RoundUp(long n, long multiple) => (n + multiple - 1) / multiple * multiple;
 
-    // scale = amax / 448; an all-zero tile gets 1 so 0 / scale stays 0 (never 0 / 0).
-    private static Tensor ScaleOf(Tensor amax) => where(amax > 0, amax / E4M3Max, ones_like(amax));
+    // scale = amax / 448; an all-zero tile gets 1 so 0 / scale stays 0 (never 0 / 0). The divisor is a device
+    // tensor, not a scalar: CUDA turns division by a scalar into multiplication by its reciprocal, which can
+    // differ from the CPU's true division in the last bit.
+    private static Tensor ScaleOf(Tensor amax) => where(amax > 0, amax / full_like(amax, E4M3Max), ones_like(amax));
 
     // x / scale can exceed 448 by an FP32 rounding step, and E4M3 casts overflow to NaN: clamp first.
     private static Tensor ToE4M3(Tensor scaled) => scaled.clamp(-E4M3Max, E4M3Max).to(Float8E4M3);
