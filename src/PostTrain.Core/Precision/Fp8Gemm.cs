@@ -4,7 +4,10 @@
 // CPU: exact emulation (dequantise the real float8 values to FP32, FP32 matmul). CUDA: torch._scaled_mm.
 // Simplifications on CUDA: operands are padded (zero data, scale 1) so the contraction is a multiple of
 // 512 and the rows multiples of 128, because _scaled_mm silently returns garbage when K/128 is not a
-// multiple of 4; the output is bf16 unless GpuOutputType is set to Float32 (see Fp8SelfCheck).
+// multiple of 4; the output is bf16 unless GpuOutputType is set to Float32 (see Fp8SelfCheck). If a
+// scaling combination is refused by the installed PyTorch (an exception, e.g. 1x128 x 1x128 for Wgrad), that
+// layout falls back to the emulation on the GPU for the rest of the process, with one line on stderr.
+using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -40,11 +43,25 @@ public static class Fp8Gemm
     /// qb (Nb, Kp) float8 with sb laid out as bLayout says. rows &lt;= Ma and cols &lt;= Nb trim the padding.</summary>
     public static Tensor Multiply(Tensor qa, Tensor sa, Tensor qb, Tensor sb, Fp8Layout bLayout, long rows, long cols)
     {
-        if (qa.device_type != DeviceType.CUDA)
+        if (qa.device_type != DeviceType.CUDA || Rejected[(int)bLayout])
             return Emulate(qa, sa, qb, sb, bLayout, rows, cols);
-        using var scope = NewDisposeScope();
-        return scope.MoveToOuter(ScaledMm(qa, sa, qb, sb, bLayout, rows, cols, GpuOutputType).to(ScalarType.Float32));
+        try
+        {
+            using var scope = NewDisposeScope();
+            return scope.MoveToOuter(ScaledMm(qa, sa, qb, sb, bLayout, rows, cols, GpuOutputType).to(ScalarType.Float32));
+        }
+        catch (ExternalException e)
+        {
+            // Same math, slower: dequantise on the GPU and multiply in FP32. Said once, on stderr.
+            Rejected[(int)bLayout] = true;
+            Console.Error.WriteLine($"Fp8Gemm: torch._scaled_mm rejected the 1x128 x {bLayout} scaling ({e.Message.Split('\n')[0]}); " +
+                "this GEMM falls back to dequantise + FP32 matmul on the GPU from now on.");
+            return Emulate(qa, sa, qb, sb, bLayout, rows, cols);
+        }
     }
+
+    // Per B layout: set once _scaled_mm has refused it on this process's GPU (Fp8SelfCheck shows which).
+    private static readonly bool[] Rejected = new bool[2];
 
     /// <summary>CPU reference path (any device): dequantise both operands to FP32 and multiply in FP32.</summary>
     public static Tensor Emulate(Tensor qa, Tensor sa, Tensor qb, Tensor sb, Fp8Layout bLayout, long rows, long cols)
