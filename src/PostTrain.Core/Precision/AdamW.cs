@@ -1,0 +1,141 @@
+// AdamW (decoupled weight decay, Loshchilov & Hutter) over FP32 master parameters, with optional BF16
+// moments as in DeepSeek-V3. Same update order as torch.optim.AdamW:
+//   p *= 1 - lr*wd;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+//   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+// BF16 moments: m and v are stored in bf16 (round to nearest even); each step reads them to FP32, updates,
+// uses the FP32 values for the parameter update and stores them rounded back.
+// The step count is per parameter (a parameter without a gradient is skipped, as in torch).
+// State for checkpoints: "{name}.exp_avg", "{name}.exp_avg_sq", "{name}.step" (int64 scalar).
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace PostTrain.Core.Precision;
+
+public sealed class AdamW : IDisposable
+{
+    private readonly (string Name, Parameter Param)[] parameters;
+    private readonly Tensor[] expAvg;
+    private readonly Tensor[] expAvgSq;
+    private readonly long[] steps;
+    private readonly HashSet<string> noDecay;
+    private readonly double beta1, beta2, eps, weightDecay;
+
+    /// <summary>Learning rate; set it every step for schedules.</summary>
+    public double LearningRate { get; set; }
+
+    public bool Bf16Moments { get; }
+
+    /// <param name="parameters">Named FP32 parameters (e.g. module.named_parameters()); names key the state.</param>
+    /// <param name="noDecay">Names excluded from weight decay (norms, biases), or null.</param>
+    public AdamW(IEnumerable<(string Name, Parameter Param)> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
+        double eps = 1e-8, double weightDecay = 0.01, bool bf16Moments = false, IEnumerable<string>? noDecay = null)
+    {
+        this.parameters = parameters.ToArray();
+        var duplicate = this.parameters.GroupBy(p => p.Name).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null)
+            throw new ArgumentException($"AdamW parameter name '{duplicate.Key}' appears more than once.", nameof(parameters));
+        if (lr < 0 || beta1 is < 0 or >= 1 || beta2 is < 0 or >= 1 || eps <= 0 || weightDecay < 0)
+            throw new ArgumentOutOfRangeException(nameof(lr), $"AdamW hyper-parameters out of range: lr {lr}, betas ({beta1}, {beta2}), eps {eps}, weight decay {weightDecay}.");
+        LearningRate = lr;
+        this.beta1 = beta1;
+        this.beta2 = beta2;
+        this.eps = eps;
+        this.weightDecay = weightDecay;
+        Bf16Moments = bf16Moments;
+        this.noDecay = noDecay is null ? [] : [.. noDecay];
+        var momentType = bf16Moments ? ScalarType.BFloat16 : ScalarType.Float32;
+        expAvg = this.parameters.Select(p => zeros_like(p.Param, dtype: momentType).DetachFromDisposeScope()).ToArray();
+        expAvgSq = this.parameters.Select(p => zeros_like(p.Param, dtype: momentType).DetachFromDisposeScope()).ToArray();
+        steps = new long[this.parameters.Length];
+    }
+
+    /// <summary>Unnamed parameters are keyed "0", "1", ... in the state.</summary>
+    public AdamW(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
+        double eps = 1e-8, double weightDecay = 0.01, bool bf16Moments = false)
+        : this(parameters.Select((p, i) => (i.ToString(System.Globalization.CultureInfo.InvariantCulture), p)), lr, beta1, beta2, eps, weightDecay, bf16Moments)
+    {
+    }
+
+    public void Step()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        for (int i = 0; i < parameters.Length; i++)
+        {
+            var p = parameters[i].Param;
+            var g = p.grad;
+            if (g is null)
+                continue;
+            long t = ++steps[i];
+            double wd = noDecay.Contains(parameters[i].Name) ? 0 : weightDecay;
+            if (wd != 0)
+                p.mul_(1 - LearningRate * wd);
+
+            var m = Bf16Moments ? expAvg[i].to(ScalarType.Float32) : expAvg[i];
+            var v = Bf16Moments ? expAvgSq[i].to(ScalarType.Float32) : expAvgSq[i];
+            m.mul_(beta1).add_(g, alpha: 1 - beta1);
+            v.mul_(beta2).addcmul_(g, g, value: 1 - beta2);
+            if (Bf16Moments)
+            {
+                expAvg[i].copy_(m);
+                expAvgSq[i].copy_(v);
+            }
+
+            double bias1 = 1 - Math.Pow(beta1, t), bias2 = 1 - Math.Pow(beta2, t);
+            var denom = (v.sqrt() / Math.Sqrt(bias2)).add_(eps);
+            p.addcdiv_(m, denom, value: -LearningRate / bias1);
+        }
+    }
+
+    public void ZeroGrad()
+    {
+        foreach (var (_, p) in parameters)
+            p.grad?.zero_();
+    }
+
+    /// <summary>Copies of the optimizer state (on the parameters' devices) for a checkpoint.</summary>
+    public Dictionary<string, Tensor> StateDict()
+    {
+        var state = new Dictionary<string, Tensor>();
+        for (int i = 0; i < parameters.Length; i++)
+        {
+            string n = parameters[i].Name;
+            state[n + ".exp_avg"] = expAvg[i].clone().DetachFromDisposeScope();
+            state[n + ".exp_avg_sq"] = expAvgSq[i].clone().DetachFromDisposeScope();
+            state[n + ".step"] = tensor(steps[i]).DetachFromDisposeScope();
+        }
+        return state;
+    }
+
+    /// <summary>Restores state saved by StateDict; every key must be present with the parameter's shape.</summary>
+    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        for (int i = 0; i < parameters.Length; i++)
+        {
+            string n = parameters[i].Name;
+            Load(state, n + ".exp_avg", parameters[i].Param).Invoke(expAvg[i]);
+            Load(state, n + ".exp_avg_sq", parameters[i].Param).Invoke(expAvgSq[i]);
+            if (!state.TryGetValue(n + ".step", out var s) || s.numel() != 1)
+                throw new ArgumentException($"AdamW state is missing the scalar '{n}.step'.", nameof(state));
+            steps[i] = s.to(ScalarType.Int64).item<long>();
+        }
+    }
+
+    private static Action<Tensor> Load(IReadOnlyDictionary<string, Tensor> state, string key, Tensor param)
+    {
+        if (!state.TryGetValue(key, out var t))
+            throw new ArgumentException($"AdamW state is missing '{key}'.", nameof(state));
+        if (!t.shape.SequenceEqual(param.shape))
+            throw new ArgumentException($"AdamW state '{key}' has shape [{string.Join(", ", t.shape)}], the parameter has [{string.Join(", ", param.shape)}].", nameof(state));
+        return target => target.copy_(t);
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in expAvg.Concat(expAvgSq))
+            t.Dispose();
+    }
+}

@@ -1,0 +1,48 @@
+// MoE experts' linear layers at a chosen Precision: y[t] = x[t] W_e^T for the expert e that token t is
+// sorted into. x (T, K) sorted by expert, w (E, N, K), counts (E,) integer tokens per expert (sum T).
+//   Fp32 / Bf16: torch._grouped_mm through TorchScript (bf16 casts for Bf16, result in x's dtype).
+//   Fp8: Fp8GroupedFunction, a per-expert loop of the blockwise FP8 recipe (reads counts to the host).
+// Counts are validated against T on the CPU; on CUDA the _grouped_mm path does not read them back (no
+// sync), so a wrong sum there is the caller's bug.
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PostTrain.Core.Precision;
+
+public static partial class Fp8
+{
+    public static Tensor GroupedLinear(Tensor x, Tensor w, Tensor counts, Precision p)
+    {
+        CheckGrouped(x, w, counts);
+        if (p == Precision.Fp8)
+            return Fp8GroupedFunction.apply(x, w, HostCounts(counts, x.shape[0]))[0];
+        if (p is not (Precision.Fp32 or Precision.Bf16))
+            throw new ArgumentOutOfRangeException(nameof(p), p, "Unknown precision.");
+        if (x.device_type != DeviceType.CUDA)
+            HostCounts(counts, x.shape[0]);
+
+        var offsets = counts.to(x.device).cumsum(0, ScalarType.Int32);                      // (E,) row ends
+        var a = p == Precision.Bf16 ? x.to(ScalarType.BFloat16) : x;                         // (T, K)
+        var b = (p == Precision.Bf16 ? w.to(ScalarType.BFloat16) : w).transpose(-2, -1);     // (E, K, N)
+        var y = PrecisionScripts.GroupedMm(a, b, offsets).to(x.dtype);                      // (T, N)
+        return ContiguousGrad.apply(y);
+    }
+
+    private static void CheckGrouped(Tensor x, Tensor w, Tensor counts)
+    {
+        if (x.dim() != 2)
+            throw new ArgumentException($"GroupedLinear input x must be (T, K); got [{string.Join(", ", x.shape)}].", nameof(x));
+        if (w.dim() != 3 || w.shape[2] != x.shape[1])
+            throw new ArgumentException($"GroupedLinear weight w must be (E, N, {x.shape[1]}); got [{string.Join(", ", w.shape)}].", nameof(w));
+        if (counts.dim() != 1 || counts.shape[0] != w.shape[0] || counts.is_floating_point())
+            throw new ArgumentException($"GroupedLinear counts must be an integer tensor ({w.shape[0]}); got {counts.dtype} [{string.Join(", ", counts.shape)}].", nameof(counts));
+    }
+
+    private static long[] HostCounts(Tensor counts, long tokens)
+    {
+        var c = counts.to(ScalarType.Int64).cpu().data<long>().ToArray();
+        if (c.Any(v => v < 0) || c.Sum() != tokens)
+            throw new ArgumentException($"GroupedLinear counts [{string.Join(", ", c)}] must be non-negative and sum to the {tokens} rows of x.", nameof(counts));
+        return c;
+    }
+}
