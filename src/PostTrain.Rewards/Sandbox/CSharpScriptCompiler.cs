@@ -28,7 +28,7 @@ internal static class CSharpScriptCompiler
     ];
 
     private static readonly ImmutableArray<string> DefaultUsings =
-        ["System", "System.Collections.Generic", "System.Linq", "System.Text"];
+        ["System", "System.Collections.Generic", "System.Linq", "System.Text", "System.Threading.Tasks"];
 
     private static readonly Lazy<ImmutableArray<MetadataReference>> References = new(() =>
     {

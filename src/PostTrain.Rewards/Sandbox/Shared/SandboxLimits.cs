@@ -45,7 +45,7 @@ public sealed record SandboxLimits
     public int CSharpRunsPerWorker { get; init; } = 16;
 
     /// <summary>Stack of the thread that runs untrusted code.</summary>
-    public int StackBytes { get; init; } = 16 << 20;
+    public int StackBytes { get; init; } = 8 << 20;
 
     public static SandboxLimits Default { get; } = new();
 
