@@ -46,6 +46,8 @@ internal static class CSharpApiPolicy
             "IsEnum", "IsGenericType", "IsPrimitive", "IsClass", "IsInterface", "IsAbstract", "IsSealed",
             "op_Equality", "op_Inequality"],
         ["System.Console"] = ["Write", "WriteLine", "Read", "ReadLine", "In", "Out", "Error"],
+        // Type inherits Name and friends from MemberInfo; the reflection type itself stays denied as a value.
+        ["System.Reflection.MemberInfo"] = ["Name", "ToString", "Equals", "GetHashCode"],
     };
 
     /// <summary>Members denied on otherwise allowed types.</summary>
@@ -159,11 +161,14 @@ internal static class CSharpApiPolicy
     private static void CheckMember(ISymbol member, INamedTypeSymbol? owner, SyntaxNode at, Action<SyntaxNodeOrToken, string> add)
     {
         if (owner is null) return;
-        CheckType(owner, at, add);
         var ownerName = FullName(Outermost(owner.OriginalDefinition));
         var name = member is IMethodSymbol { AssociatedSymbol: { } associated } ? associated.Name : member.Name;
-        if (AllowedMembersOnly.TryGetValue(ownerName, out var allowed) && !allowed.Contains(name))
-            add(at, $"forbidden API {ownerName}.{name}");
+        if (AllowedMembersOnly.TryGetValue(ownerName, out var allowed))
+        {
+            if (!allowed.Contains(name)) add(at, $"forbidden API {ownerName}.{name}");
+            return;
+        }
+        CheckType(owner, at, add);
         if (DeniedMembers.TryGetValue(ownerName, out var denied) && denied.Contains(name))
             add(at, $"forbidden API {ownerName}.{name}");
     }

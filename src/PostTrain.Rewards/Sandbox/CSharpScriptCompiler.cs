@@ -24,7 +24,7 @@ internal static class CSharpScriptCompiler
         "System.Text.RegularExpressions", "System.Runtime.Numerics", "System.Memory", "System.Threading.Tasks.Parallel",
         "System.Diagnostics.Process", "System.Net.Http", "System.Net.Sockets", "System.Net.Primitives",
         "System.Threading", "System.Threading.Thread", "System.Runtime.InteropServices", "System.Reflection.Emit",
-        "System.Linq.Expressions", "System.IO.FileSystem.Watcher", "System.ComponentModel.TypeConverter",
+        "System.Linq.Expressions", "System.Linq.Queryable", "System.IO.FileSystem.Watcher", "System.ComponentModel.TypeConverter",
     ];
 
     private static readonly ImmutableArray<string> DefaultUsings =
