@@ -5,6 +5,9 @@ using PostTrain.Rewards.Sandbox;
 
 namespace PostTrain.Sandbox.Worker;
 
+/// <summary>The program does not parse.</summary>
+internal sealed class ProgramCompileException(string message) : Exception(message);
+
 internal sealed record CaseOutcome(RunStatus Status, string? Output, string? Error)
 {
     /// <summary>True when the case hit a limit: the worker is replaced after this program.</summary>
@@ -27,7 +30,7 @@ internal sealed record CaseOutcome(RunStatus Status, string? Output, string? Err
             RecursionDepthOverflowException => new(RunStatus.RuntimeError, null, "recursion limit: " + inner.Message),
             InsufficientExecutionStackException => new(RunStatus.RuntimeError, null, "stack overflow: " + inner.Message),
             JavaScriptException js => new(RunStatus.RuntimeError, null, Trim(js.Message)),
-            Acornima.ParseErrorException parse => new(RunStatus.CompileError, null, Trim(parse.Message)),
+            Acornima.ParseErrorException or ProgramCompileException => new(RunStatus.CompileError, null, Trim(inner.Message)),
             _ => new(RunStatus.RuntimeError, null, Trim($"{inner.GetType().FullName}: {inner.Message}")),
         };
     }

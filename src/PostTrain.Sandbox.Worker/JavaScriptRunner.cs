@@ -12,7 +12,7 @@ namespace PostTrain.Sandbox.Worker;
 
 internal sealed class JavaScriptRunner(WorkerRequest request) : ICaseRunner
 {
-    private readonly Prepared<Script> _script = Engine.PrepareScript(request.Source ?? "");
+    private readonly Prepared<Script> _script = Prepare(request.Source ?? "");
 
     public CaseOutcome Run(WorkerCase testCase)
     {
@@ -42,6 +42,12 @@ internal sealed class JavaScriptRunner(WorkerRequest request) : ICaseRunner
     }
 
     public bool LeftStateBehind() => false;
+
+    private static Prepared<Script> Prepare(string source)
+    {
+        try { return Engine.PrepareScript(source); }
+        catch (Exception e) when (e is not OutOfMemoryException) { throw new ProgramCompileException(e.Message); }
+    }
 
     private CaseOutcome Finish(CappedWriter stdout, string output) => stdout.Exceeded
         ? new(RunStatus.OutputLimit, null, $"output exceeded {request.Limits.MaxOutputChars} characters")
