@@ -23,7 +23,6 @@ internal sealed class CSharpRunner : ICaseRunner, IDisposable
     private readonly AssemblyLoadContext _context = new("sandbox-script", isCollectible: true);
     private readonly Type _script;
     private readonly MethodInfo _factory;
-    private readonly int _threadsAtStart = WorkerIsolation.ThreadCount();
 
     public CSharpRunner(WorkerRequest request)
     {
@@ -65,8 +64,14 @@ internal sealed class CSharpRunner : ICaseRunner, IDisposable
     {
         ThreadPool.GetAvailableThreads(out var available, out _);
         ThreadPool.GetMaxThreads(out var max, out _);
-        return max - available > 0 || ThreadPool.PendingWorkItemCount > 0 || Timer.ActiveCount > 0
-            || WorkerIsolation.ThreadCount() > _threadsAtStart;
+        if (max - available > 0 || ThreadPool.PendingWorkItemCount > 0 || Timer.ActiveCount > 0) return true;
+        // A joined thread can still be listed for a moment while the OS tears it down.
+        for (var attempt = 0; attempt < 10; attempt++)
+        {
+            if (WorkerIsolation.LeftoverThreads() == 0) return false;
+            Thread.Sleep(2);
+        }
+        return true;
     }
 
     public void Dispose() => _context.Unload();

@@ -98,11 +98,20 @@ internal static class WorkerIsolation
         return 0;
     }
 
-    public static int ThreadCount()
+    /// <summary>Threads that run untrusted code after a program ended: our own guarded thread still alive, or a
+    /// dedicated thread of a LongRunning task (OS names are cut to 15 characters). The runtime's own threads
+    /// (tiering, timers, finalizer) come and go and do not count.</summary>
+    public static int LeftoverThreads()
     {
-        foreach (var line in File.ReadLines("/proc/self/status"))
-            if (line.StartsWith("Threads:", StringComparison.Ordinal))
-                return int.Parse(line[8..].Trim(), System.Globalization.CultureInfo.InvariantCulture);
-        return -1;
+        var count = 0;
+        foreach (var task in Directory.GetDirectories("/proc/self/task"))
+        {
+            string name;
+            try { name = File.ReadAllText(Path.Combine(task, "comm")).Trim(); }
+            catch (IOException) { continue; }
+            if (name.StartsWith("sandbox-run", StringComparison.Ordinal) || name.StartsWith(".NET Long Run", StringComparison.Ordinal))
+                count++;
+        }
+        return count;
     }
 }
