@@ -1,0 +1,234 @@
+// The entry point: runs a program against its tests in pooled worker processes and returns verdicts and a score.
+// C# is compiled and policy-checked here first (CSharpScriptCompiler); then a worker for the language is taken
+// from the pool (or started), the program is sent with a fresh nonce, and verdicts come back per case. A worker
+// that stops mid-program (a case that would not end, a crash) is replaced and the remaining cases go to a fresh
+// one, at most MaxRestarts times. Workers are replaced after JavaScriptRunsPerWorker / CSharpRunsPerWorker
+// programs, after any limit hit, and whenever they ask to be; a replacement is started in the background.
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+
+namespace PostTrain.Rewards.Sandbox;
+
+public sealed class SandboxPool : IDisposable
+{
+    /// <summary>Fresh workers a single program may use after the first one stops mid-program.</summary>
+    public const int MaxRestarts = 2;
+
+    private static readonly Lazy<SandboxPool> SharedPool = new(() => new SandboxPool(SandboxLimits.Default));
+
+    private readonly SemaphoreSlim _slots;
+    private readonly SemaphoreSlim _compileSlots = new(Math.Max(1, Environment.ProcessorCount));
+    private readonly ConcurrentDictionary<string, ConcurrentBag<WorkerProcess>> _idle = new();
+    private int _starting;
+    private IReadOnlyList<string> _isolation = [];
+    private volatile bool _disposed;
+
+    public SandboxPool(SandboxLimits? limits = null)
+    {
+        Limits = limits ?? SandboxLimits.Default;
+        Limits.Validate();
+        _slots = new SemaphoreSlim(Limits.MaxWorkers);
+    }
+
+    /// <summary>A process-wide pool with default limits (never disposed).</summary>
+    public static SandboxPool Shared => SharedPool.Value;
+
+    public SandboxLimits Limits { get; }
+
+    /// <summary>The OS measures the most recently started worker reported (rlimits, uid, network namespace).</summary>
+    public IReadOnlyList<string> Isolation => Volatile.Read(ref _isolation);
+
+    public async Task<ExecutionResult> RunAsync(CodeRequest request, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var language = CodeExtractor.Canonical(request.Language)
+            ?? throw new ArgumentException($"unknown language '{request.Language}' (javascript or csharp)", nameof(request));
+        var spec = request.Tests ?? throw new ArgumentException("request has no tests", nameof(request));
+        if (string.IsNullOrWhiteSpace(request.Code)) return ExecutionResult.Same(spec, Verdict.CompileError, "no code");
+        if (request.Code.Length > Limits.MaxCodeChars)
+            return ExecutionResult.Same(spec, Verdict.CompileError, $"code longer than {Limits.MaxCodeChars} characters");
+
+        CompiledScript? script = null;
+        if (language == "csharp")
+        {
+            var (compiled, failure) = await CompileAsync(request.Code, ct).ConfigureAwait(false);
+            if (failure is not null) return ExecutionResult.Same(spec, failure.Verdict, failure.Message);
+            script = compiled;
+        }
+
+        var cases = spec.Cases.Select(c => spec.IsFunctionMode ? new WorkerCase(c.ArgsJson, null) : new WorkerCase(null, c.Stdin)).ToArray();
+        var verdicts = new TestVerdict?[cases.Length];
+        await _slots.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            var next = 0;
+            for (var attempt = 0; next < cases.Length; attempt++)
+            {
+                WorkerProcess worker;
+                try { worker = await RentAsync(language, ct).ConfigureAwait(false); }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    Fill(verdicts, next, Verdict.SandboxError, "sandbox worker failed to start: " + e.Message);
+                    break;
+                }
+                var nonce = Convert.ToHexString(RandomNumberGenerator.GetBytes(16));
+                var workerRequest = new WorkerRequest(nonce, language, spec.Entry, language == "javascript" ? request.Code : null,
+                    script?.Assembly, script?.ScriptClass, cases[next..], Limits);
+                WorkerReport report;
+                try { report = await worker.RunAsync(workerRequest, ct).ConfigureAwait(false); }
+                catch
+                {
+                    worker.Dispose();
+                    throw;
+                }
+                foreach (var frame in report.Cases)
+                    verdicts[next + frame.Index] = Judge(spec, next + frame.Index, frame);
+                if (report.Ended)
+                {
+                    Return(worker, report.Recycle);
+                    break;
+                }
+                Retire(worker);
+                var stopped = next + report.Cases.Count;
+                if (report.StopVerdict is { } verdict && stopped < cases.Length)
+                    verdicts[stopped++] = new TestVerdict(stopped - 1, verdict, report.StopReason);
+                if (stopped == next)
+                {
+                    Fill(verdicts, next, Verdict.SandboxError, "worker stopped without answering");
+                    break;
+                }
+                next = stopped;
+                if (attempt >= MaxRestarts && next < cases.Length)
+                {
+                    var last = verdicts[next - 1]!;
+                    Fill(verdicts, next, last.Verdict, $"not run: the worker stopped {attempt + 1} times ({last.Detail})");
+                    break;
+                }
+            }
+        }
+        finally
+        {
+            _slots.Release();
+        }
+        var tests = verdicts.Select((v, i) => v ?? new TestVerdict(i, Verdict.SandboxError, "no verdict")).ToArray();
+        var passed = tests.Count(t => t.Verdict == Verdict.Accepted);
+        var score = spec.AllOrNothing ? (passed == tests.Length ? 1.0 : 0.0) : (double)passed / tests.Length;
+        var programError = tests.All(t => t.Verdict is Verdict.CompileError or Verdict.SandboxError)
+            ? tests[0].Detail : null;
+        return new ExecutionResult(tests, score, programError);
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        foreach (var bag in _idle.Values)
+            while (bag.TryTake(out var worker)) worker.Dispose();
+    }
+
+    private async Task<(CompiledScript?, CompileFailure?)> CompileAsync(string code, CancellationToken ct)
+    {
+        await _compileSlots.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            deadline.CancelAfter(TimeSpan.FromSeconds(20));
+            return await Task.Run(() => CSharpScriptCompiler.Compile(code, deadline.Token), deadline.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return (null, new CompileFailure(Verdict.CompileError, "compilation took longer than 20 s"));
+        }
+        finally
+        {
+            _compileSlots.Release();
+        }
+    }
+
+    private static TestVerdict Judge(TestSpec spec, int index, WorkerFrame frame)
+    {
+        var testCase = spec.Cases[index];
+        return frame.Status switch
+        {
+            RunStatus.Completed when spec.IsFunctionMode =>
+                OutputComparer.JsonEquals(frame.Output ?? "null", testCase.ExpectedJson!, spec.Tolerance)
+                    ? new TestVerdict(index, Verdict.Accepted, null, frame.Output)
+                    : new TestVerdict(index, Verdict.WrongAnswer, $"expected {Clip(testCase.ExpectedJson!)}, got {Clip(frame.Output ?? "null")}", frame.Output),
+            RunStatus.Completed =>
+                OutputComparer.StdoutEquals(frame.Output ?? "", testCase.Stdout!)
+                    ? new TestVerdict(index, Verdict.Accepted, null, frame.Output)
+                    : new TestVerdict(index, Verdict.WrongAnswer, $"expected {Clip(testCase.Stdout!)}, got {Clip(frame.Output ?? "")}", frame.Output),
+            RunStatus.CompileError => new TestVerdict(index, Verdict.CompileError, frame.Error),
+            RunStatus.RuntimeError => new TestVerdict(index, Verdict.RuntimeError, frame.Error),
+            RunStatus.TimeLimit => new TestVerdict(index, Verdict.TimeLimit, frame.Error),
+            RunStatus.MemoryLimit => new TestVerdict(index, Verdict.MemoryLimit, frame.Error),
+            RunStatus.OutputLimit => new TestVerdict(index, Verdict.OutputLimit, frame.Error),
+            _ => new TestVerdict(index, Verdict.SandboxError, frame.Error),
+        };
+    }
+
+    private static void Fill(TestVerdict?[] verdicts, int from, Verdict verdict, string detail)
+    {
+        for (var i = from; i < verdicts.Length; i++) verdicts[i] ??= new TestVerdict(i, verdict, detail);
+    }
+
+    private static string Clip(string text) => text.Length <= 200 ? text : text[..200] + "...";
+
+    private async Task<WorkerProcess> RentAsync(string language, CancellationToken ct)
+    {
+        var bag = _idle.GetOrAdd(language, _ => []);
+        while (bag.TryTake(out var idle))
+        {
+            if (!idle.HasExited) return idle;
+            idle.Dispose();
+        }
+        var worker = await WorkerProcess.StartAsync(language, Limits, ct).ConfigureAwait(false);
+        Volatile.Write(ref _isolation, worker.Isolation);
+        return worker;
+    }
+
+    private void Return(WorkerProcess worker, bool recycle)
+    {
+        var perWorker = worker.Language == "csharp" ? Limits.CSharpRunsPerWorker : Limits.JavaScriptRunsPerWorker;
+        if (_disposed || recycle || worker.Runs >= perWorker || worker.HasExited)
+        {
+            Retire(worker);
+            return;
+        }
+        _idle.GetOrAdd(worker.Language, _ => []).Add(worker);
+    }
+
+    /// <summary>Disposes a worker off the caller's path and starts a replacement in the background.</summary>
+    private void Retire(WorkerProcess worker)
+    {
+        _ = Task.Run(worker.Dispose);
+        if (!_disposed) _ = ReplenishAsync(worker.Language);
+    }
+
+    private async Task ReplenishAsync(string language)
+    {
+        var bag = _idle.GetOrAdd(language, _ => []);
+        if (bag.Count + Interlocked.Increment(ref _starting) > Limits.MaxWorkers)
+        {
+            Interlocked.Decrement(ref _starting);
+            return;
+        }
+        try
+        {
+            var worker = await WorkerProcess.StartAsync(language, Limits, CancellationToken.None).ConfigureAwait(false);
+            Volatile.Write(ref _isolation, worker.Isolation);
+            bag.Add(worker);
+            if (_disposed)
+                while (bag.TryTake(out var late)) late.Dispose();
+        }
+        catch (Exception)
+        {
+            // A failing start shows up again, with its message, on the next RentAsync.
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _starting);
+        }
+    }
+}
