@@ -9,7 +9,7 @@ using Jint.Native.Json;
 using PostTrain.Rewards.Sandbox;
 
 var programs = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 200;
-var workers = Math.Max(1, Environment.ProcessorCount);
+var workers = System.Math.Max(1, Environment.ProcessorCount);
 var limits = new SandboxLimits { MaxWorkers = workers };
 var spec = new TestSpec("solve", [new TestCase("[10]", "null", null, null), new TestCase("[20]", "null", null, null), new TestCase("[30]", "null", null, null)]);
 
@@ -43,7 +43,7 @@ var fresh = limits with { CSharpRunsPerWorker = 1 };
 using (var pool = new SandboxPool(fresh))
 {
     await pool.RunAsync(new CodeRequest("csharp", Cs(0), spec), CancellationToken.None);
-    var n = Math.Max(10, programs / 4);
+    var n = System.Math.Max(10, programs / 4);
     rows.Add(Measure("csharp worker pool (fresh process per program)", n,
         i => Ok(pool.RunAsync(new CodeRequest("csharp", Cs(i), spec), CancellationToken.None))));
 }

@@ -36,7 +36,7 @@ internal static class OutputComparer
                     return true;
                 var x = a.GetDouble();
                 var y = b.GetDouble();
-                return Math.Abs(x - y) <= tolerance * Math.Max(1, Math.Max(Math.Abs(x), Math.Abs(y)));
+                return System.Math.Abs(x - y) <= tolerance * System.Math.Max(1, System.Math.Max(System.Math.Abs(x), System.Math.Abs(y)));
             case JsonValueKind.String:
                 return a.GetString() == b.GetString();
             case JsonValueKind.Array:

@@ -17,7 +17,7 @@ public sealed class SandboxPool : IDisposable
     private static readonly Lazy<SandboxPool> SharedPool = new(() => new SandboxPool(SandboxLimits.Default));
 
     private readonly SemaphoreSlim _slots;
-    private readonly SemaphoreSlim _compileSlots = new(Math.Max(1, Environment.ProcessorCount));
+    private readonly SemaphoreSlim _compileSlots = new(System.Math.Max(1, Environment.ProcessorCount));
     private readonly ConcurrentDictionary<string, ConcurrentBag<WorkerProcess>> _idle = new();
     private int _starting;
     private IReadOnlyList<string> _isolation = [];

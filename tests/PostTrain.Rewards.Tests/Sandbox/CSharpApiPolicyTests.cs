@@ -37,7 +37,7 @@ public sealed class CSharpApiPolicyTests
                 var sw = System.Diagnostics.Stopwatch.StartNew();
                 var line = Console.ReadLine() ?? Console.In.ReadToEnd();
                 Console.Out.WriteLine(new Point(1, 2) with { Y = 3 });
-                return (int)Gcd(q.Dequeue(), (long)big) + words.Count + sorted.Count() + t + Math.Max(1, 2) + (typeof(int).Name.Length);
+                return (int)Gcd(q.Dequeue(), (long)big) + words.Count + sorted.Count() + t + System.Math.Max(1, 2) + (typeof(int).Name.Length);
             }
             """;
         var (script, failure) = Compile(code);

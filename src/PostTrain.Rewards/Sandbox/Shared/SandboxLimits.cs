@@ -34,7 +34,7 @@ public sealed record SandboxLimits
     public int MaxCodeChars { get; init; } = 200_000;
 
     /// <summary>Parallel worker processes (and programs run at once).</summary>
-    public int MaxWorkers { get; init; } = Math.Max(1, Environment.ProcessorCount);
+    public int MaxWorkers { get; init; } = System.Math.Max(1, Environment.ProcessorCount);
 
     /// <summary>JavaScript programs one worker runs before it is replaced (always replaced after a limit hit).</summary>
     public int JavaScriptRunsPerWorker { get; init; } = 200;
