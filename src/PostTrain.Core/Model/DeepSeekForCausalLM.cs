@@ -133,4 +133,21 @@ public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
     }
 
     public long ParameterCount() => parameters().Sum(p => p.numel());
+
+    public PostTrain.Core.Precision.Precision Precision { get; private set; } = PostTrain.Core.Precision.Precision.Fp32;
+
+    /// <summary>Sets the compute precision: Fp32 (fp32 activations), Bf16 (bf16 activations and GEMMs) or Fp8
+    /// (bf16 activations, FP8 GEMMs in every linear layer and expert except the output head, embedding and router).
+    /// Master weights stay fp32 in every mode.</summary>
+    public void SetPrecision(PostTrain.Core.Precision.Precision p)
+    {
+        Precision = p;
+        ComputeDtype = p == PostTrain.Core.Precision.Precision.Fp32 ? ScalarType.Float32 : ScalarType.BFloat16;
+        var linearMode = p == PostTrain.Core.Precision.Precision.Fp8 ? p : PostTrain.Core.Precision.Precision.Fp32;
+        foreach (var (_, m) in named_modules())
+        {
+            if (m is Linear l) l.Precision = linearMode;
+            else if (m is Experts e) e.Precision = linearMode;
+        }
+    }
 }

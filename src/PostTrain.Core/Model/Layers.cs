@@ -26,8 +26,10 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
 
     public Parameter Weight => weight;
     public Parameter? Bias => bias;
+    /// <summary>Fp32/Bf16 follow the activation dtype; Fp8 runs the FP8 recipe.</summary>
+    public PostTrain.Core.Precision.Precision Precision { get; set; }
 
-    public override Tensor forward(Tensor x) => LinearCompute.Apply(x, weight, bias);
+    public override Tensor forward(Tensor x) => LinearCompute.Apply(x, weight, bias, Precision);
 }
 
 /// <summary>Root-mean-square norm over the last dimension, computed in fp32, cast back to the input dtype.</summary>

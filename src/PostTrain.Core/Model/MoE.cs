@@ -2,6 +2,7 @@
 // that every token uses. Tokens are grouped per expert (one sort), the experts run as grouped GEMMs
 // (ExpertCompute), the outputs are weighted and scattered back. Records per-expert token counts for the
 // aux-loss-free balancer and, when asked, the sequence-wise balance loss.
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -23,20 +24,21 @@ public sealed class Experts : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    public PostTrain.Core.Precision.Precision Precision { get; set; }
     public Parameter GateProj => gate_proj;
     public Parameter UpProj => up_proj;
     public Parameter DownProj => down_proj;
 
     public override Tensor forward(Tensor x) => throw new InvalidOperationException("call Forward(xSorted, counts)");
 
-    /// <summary>xSorted (N*k, H) grouped by expert, counts[e] rows each -> (N*k, H).</summary>
-    public Tensor Forward(Tensor xSorted, long[] counts)
+    /// <summary>xSorted (N*k, H) grouped by expert, counts (E) rows each (hostCounts: the same on the host, or null) -> (N*k, H).</summary>
+    public Tensor Forward(Tensor xSorted, Tensor counts, long[]? hostCounts)
     {
         using var scope = NewDisposeScope();
-        var g = ExpertCompute.GroupedLinear(xSorted, gate_proj, counts);            // (N*k, I)
-        var u = ExpertCompute.GroupedLinear(xSorted, up_proj, counts);
+        var g = ExpertCompute.GroupedLinear(xSorted, gate_proj, counts, hostCounts, Precision);   // (N*k, I)
+        var u = ExpertCompute.GroupedLinear(xSorted, up_proj, counts, hostCounts, Precision);
         var h = nn.functional.silu(g) * u;
-        return ExpertCompute.GroupedLinear(h, down_proj, counts).MoveToOuterDisposeScope(); // (N*k, H)
+        return ExpertCompute.GroupedLinear(h, down_proj, counts, hostCounts, Precision).MoveToOuterDisposeScope(); // (N*k, H)
     }
 }
 
@@ -47,8 +49,8 @@ public sealed class MoE : nn.Module<Tensor, Tensor>
     private readonly Mlp? shared_experts;
     private readonly ModelConfig c;
 
-    /// <summary>Tokens routed to each expert since the last <see cref="TakeLoads"/> (host-side, for balancing and logs).</summary>
-    private long[] loads;
+    /// <summary>Tokens routed to each expert since the last <see cref="TakeLoads"/> (on the model's device: no host sync per layer).</summary>
+    private Tensor? loads;
     /// <summary>Sequence-wise balance loss of the last forward when <see cref="BalanceAlpha"/> > 0, else null.</summary>
     public Tensor? LastBalanceLoss { get; private set; }
     public double BalanceAlpha { get; set; }
@@ -59,7 +61,6 @@ public sealed class MoE : nn.Module<Tensor, Tensor>
         gate = new Router(c, device);
         experts = new Experts(c.NRoutedExperts, c.HiddenSize, c.MoeIntermediateSize, device);
         if (c.NSharedExperts > 0) shared_experts = new Mlp(c.HiddenSize, c.MoeIntermediateSize * c.NSharedExperts, device);
-        loads = new long[c.NRoutedExperts];
         RegisterComponents();
     }
 
@@ -67,7 +68,14 @@ public sealed class MoE : nn.Module<Tensor, Tensor>
     public Experts ExpertWeights => experts;
 
     /// <summary>Returns and resets the per-expert token counts accumulated since the last call.</summary>
-    public long[] TakeLoads() { var l = loads; loads = new long[c.NRoutedExperts]; return l; }
+    public long[] TakeLoads()
+    {
+        if (loads is null) return new long[c.NRoutedExperts];
+        var l = loads.cpu().data<long>().ToArray();
+        loads.Dispose();
+        loads = null;
+        return l;
+    }
 
     /// <summary>x (B, T, H) -> (B, T, H).</summary>
     public override Tensor forward(Tensor x)
@@ -80,11 +88,16 @@ public sealed class MoE : nn.Module<Tensor, Tensor>
         var flatIdx = idx.reshape(-1);                                              // (N*k)
         var order = flatIdx.sort(stable: true).Indices;                                  // (N*k)
         var tokenOf = order.div(k, rounding_mode: RoundingMode.floor);              // (N*k) source token of each row
-        var counts = flatIdx.bincount(null, c.NRoutedExperts).cpu().data<long>().ToArray();
-        for (int e = 0; e < counts.Length; e++) loads[e] += counts[e];
+        var counts = flatIdx.bincount(null, c.NRoutedExperts);                      // (E) int64 on x's device
+        long[]? hostCounts = x.device_type == DeviceType.CPU ? counts.data<long>().ToArray() : null;
+        using (no_grad())
+        {
+            if (loads is null) { loads = counts.clone(); loads.DetachFromDisposeScope(); }
+            else loads.add_(counts);
+        }
 
         var xs = flat.index_select(0, tokenOf);                                     // (N*k, H)
-        var ys = experts.Forward(xs, counts);                                       // (N*k, H)
+        var ys = experts.Forward(xs, counts, hostCounts);                           // (N*k, H)
         var wSorted = w.reshape(-1).index_select(0, order).unsqueeze(-1);           // (N*k, 1) fp32
         ys = ys * wSorted;                                                          // promotes to fp32 like HF
         var routed = zeros(B * T, H, dtype: ys.dtype, device: x.device).index_add(0, tokenOf, ys, 1).to(x.dtype);

@@ -105,8 +105,8 @@ public sealed class ModelBehaviourTests
         long[] loads = moe.TakeLoads();
         using (no_grad()) m.Forward(randint(0, 264, [2, 16]));
         var before = moe.Gate.CorrectionBias!.clone();
-        long[] loads2 = (long[])typeof(MoE).GetField("loads", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(moe)!;
-        loads2 = (long[])loads2.Clone();
+        var pending = (Tensor)typeof(MoE).GetField("loads", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(moe)!;
+        long[] loads2 = pending.data<long>().ToArray();
         var ratios = MoeBalancer.Step(m, 0.01);
         var delta = (moe.Gate.CorrectionBias! - before).data<float>().ToArray();
         double mean = loads2.Average();
