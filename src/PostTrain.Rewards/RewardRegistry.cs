@@ -23,6 +23,9 @@ public sealed class RewardRegistry
         Register("language", LanguageReward.Description, LanguageReward.FromOptions);
         Register("contains", ContainsReward.Description, ContainsReward.FromOptions);
         Register("regex", RegexReward.Description, RegexReward.FromOptions);
+        Register("math", MathReward.Description, MathReward.FromOptions);
+        Register("code", CodeReward.Description, CodeReward.FromOptions);
+        Register("countdown", CountdownReward.Description, CountdownReward.FromOptions);
         RewardsDir = rewardsDir;
         if (rewardsDir is null || !Directory.Exists(rewardsDir)) return;
         foreach (var path in Directory.EnumerateFiles(rewardsDir).Where(PluginFile.IsPlugin).Order(StringComparer.Ordinal))
