@@ -70,7 +70,7 @@ public sealed class TokenGeneratorTests
         for (int i = 0; i < prompts.Length; i++)
         {
             Assert.Equal(greedy[i].TokenIds, topk[i].TokenIds);
-            for (int t = 0; t < 7; t++) Assert.Equal(greedy[i].LogProbs[t], topk[i].LogProbs[t], 5);
+            for (int t = 0; t < 7; t++) Assert.True(Math.Abs(greedy[i].LogProbs[t] - topk[i].LogProbs[t]) < 1e-5, $"row {i} token {t}");
         }
     }
 
