@@ -10,12 +10,13 @@ public sealed class CachedDecodingTests
     /// cache (absorbed attention) must give the full forward's logits at every position, for the main model and the
     /// MTP module, with the all-experts MoE path (large limit) and the routed path (limit 0).</summary>
     [Theory]
-    [InlineData(1L << 26)]
-    [InlineData(0L)]
-    public void CachedLogitsEqualFullForward(long denseMoeLimit)
+    [InlineData("micro", 1L << 26)]
+    [InlineData("micro", 0L)]
+    [InlineData("noqlora_yarn", 1L << 26)]
+    public void CachedLogitsEqualFullForward(string modelName, long denseMoeLimit)
     {
         using var _ = no_grad();
-        var m = GenTestModels.Micro(5);
+        var m = modelName == "micro" ? GenTestModels.Micro(5) : GenTestModels.NoQLoraYarn(5);
         var prompts = GenTestModels.Prompts(1, 3, 7, 5);
         var cont = GenTestModels.Prompts(2, 6, 6, 6);
         var stats = new GenerationStats();

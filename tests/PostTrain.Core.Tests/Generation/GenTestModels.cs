@@ -14,10 +14,20 @@ internal static class GenTestModels
         return m;
     }
 
+    /// <summary>No q LoRA, YaRN (softmax scale with mscale), tied embeddings, 2 dense layers (the parity fixture's config).</summary>
+    public static DeepSeekForCausalLM NoQLoraYarn(long seed = 11)
+    {
+        var m = new DeepSeekForCausalLM(ModelConfig.Load(Path.Combine(AppContext.BaseDirectory, "Fixtures/parity/noqlora_yarn/config.json")));
+        m.InitWeights(0.2, seed);
+        m.eval();
+        return m;
+    }
+
+    /// <summary>Random prompts with ids in [1, 256) (valid for every test model).</summary>
     public static int[][] Prompts(int seed, params int[] lengths)
     {
         var rng = new Random(seed);
-        return lengths.Select(n => Enumerable.Range(0, n).Select(_ => rng.Next(1, 264)).ToArray()).ToArray();
+        return lengths.Select(n => Enumerable.Range(0, n).Select(_ => rng.Next(1, 256)).ToArray()).ToArray();
     }
 
     /// <summary>fp32 logits (T, V) of the plain full forward over one unpadded sequence.</summary>
