@@ -24,7 +24,7 @@ internal sealed class CachedModel(DeepSeekForCausalLM model, InferenceWeights w,
     public Tensor Extend(Tensor ids, Tensor positions, LatentKvCache cache, Tensor bias)
     {
         using var scope = NewDisposeScope();
-        var (cos, sin) = model.Rotary.Angles(positions);                              // (B, 1, T, dr/2)
+        var (cos, sin) = Angles(positions);                                           // (B, 1, T, dr/2)
         var hdn = Embed(ids);                                                         // (B, T, H)
         for (int i = 0; i < model.Model.Layers.Count; i++)
         {
@@ -52,7 +52,7 @@ internal sealed class CachedModel(DeepSeekForCausalLM model, InferenceWeights w,
         Tensor x;
         using (timer.Phase("mtp"))
         {
-            var (cos, sin) = model.Rotary.Angles(positions);
+            var (cos, sin) = Angles(positions);
             var e = AbsorbedAttention.Norm(w, m.EmbedNorm, Embed(nextIds));
             var hh = AbsorbedAttention.Norm(w, m.HiddenNorm, hPrev.to(w.Dtype));
             x = AbsorbedAttention.Lin(w, m.EhProj, cat([e, hh], -1));                 // (B, T, H)
@@ -66,6 +66,16 @@ internal sealed class CachedModel(DeepSeekForCausalLM model, InferenceWeights w,
             logits = nn.functional.linear(normed, w[model.HeadWeight]).to(ScalarType.Float32);
         }
         return (x.MoveToOuterDisposeScope(), logits.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Rotary.Angles with the inverse frequencies kept on the device (Rotary.Angles copies them from the host
+    /// on every call, and a host-to-device copy synchronises the CUDA stream).</summary>
+    private (Tensor Cos, Tensor Sin) Angles(Tensor positions)
+    {
+        var inv = w.Derived("rope.inv_freq", () => tensor(Rotary.ComputeInvFreq(c).InvFreq, device: positions.device)); // (dr/2)
+        double factor = model.Rotary.AttentionFactor;
+        var freqs = positions.to(ScalarType.Float32).unsqueeze(-1) * inv;            // (B, T, dr/2)
+        return ((freqs.cos() * factor).unsqueeze(1), (freqs.sin() * factor).unsqueeze(1));
     }
 
     private Tensor Embed(Tensor ids)

@@ -30,7 +30,7 @@ internal sealed class InferenceWeights(ScalarType dtype) : IDisposable
 
     public Tensor? Optional(Tensor? p) => p is null ? null : this[p];
 
-    /// <summary>A tensor built once from weights (made in the compute dtype by <paramref name="make"/>).</summary>
+    /// <summary>A tensor built once per call (fused or transposed weights, constants), kept as <paramref name="make"/> returns it.</summary>
     public Tensor Derived(string key, Func<Tensor> make)
     {
         if (!derived.TryGetValue(key, out var t))

@@ -23,7 +23,8 @@ public static class Sampler
         {
             var scaled = p.Temperature == 1 ? logits : logits / p.Temperature;        // (B, V)
             logProbs = scaled.log_softmax(-1);
-            var probs = LogitsProcessors.Apply(scaled, p).softmax(-1);
+            bool filter = (p.TopK > 0 && p.TopK < logits.shape[^1]) || p.TopP < 1 || p.MinP > 0;
+            var probs = (filter ? LogitsProcessors.Apply(scaled, p) : scaled).softmax(-1);
             var q = empty_like(probs).exponential_(1, generator).clamp_min_(1e-20);   // no 0/0 for removed tokens
             tok = (probs / q).argmax(-1);                                             // (B)
         }

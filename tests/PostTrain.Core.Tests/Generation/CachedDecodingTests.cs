@@ -72,6 +72,29 @@ public sealed class CachedDecodingTests
         Assert.Equal(new long[] { 3 + steps, 7 + steps, 5 + steps }, cache.Lengths().data<long>().ToArray());
     }
 
+    /// <summary>bf16 compute (weights cast once, activations bf16 after every norm) stays close to the fp32 model.</summary>
+    [Fact]
+    public void Bf16CachedLogitsStayCloseToFp32()
+    {
+        using var _ = no_grad();
+        var m = GenTestModels.Micro(8);
+        var prompts = GenTestModels.Prompts(4, 5, 9);
+        using var w = new InferenceWeights(ScalarType.BFloat16);
+        var cm = new CachedModel(m, w, new PhaseTimer(false, CPU, new GenerationStats()), 1L << 26);
+        using var batch = new PromptBatch(prompts, CPU);
+        using var cache = cm.NewCache(2, batch.MaxLength, withMtp: false, CPU);
+        cache.MarkNew(batch.Valid);
+        var logits = cm.Logits(cm.Extend(batch.Ids, batch.Positions, cache, cache.Bias(batch.MaxLength)));   // (B, P, V)
+        Assert.Equal(ScalarType.Float32, logits.dtype);
+        for (int b = 0; b < 2; b++)
+        {
+            int L = prompts[b].Length;
+            var full = GenTestModels.FullLogits(m, prompts[b]);
+            double scale = full.abs().max().item<float>();
+            AssertClose(full, logits[b].narrow(0, batch.MaxLength - L, L), $"bf16 row {b}", tol: 0.05 * scale);
+        }
+    }
+
     [Fact]
     public void CompactedRowsKeepTheirCache()
     {
