@@ -7,6 +7,7 @@
 // so later queries never see it. Emits exactly the tokens of plain greedy decoding (up to ties at fp rounding).
 // Cache columns: prompt + 2 per step.
 using System.Diagnostics;
+using static PostTrain.Core.Generation.TokenGenerator;
 using static TorchSharp.torch;
 
 namespace PostTrain.Core.Generation;
@@ -103,13 +104,5 @@ internal static class MtpSpeculativeLoop
             run.Timer.Detail = false;
             run.Stats.DecodeSeconds += Stopwatch.GetElapsedTime(t0).TotalSeconds;
         }
-    }
-
-    /// <summary>Swaps a loop-carried tensor for its next value (taken out of the step's dispose scope).</summary>
-    private static void Replace(ref Tensor t, Tensor next)
-    {
-        next.DetachFromDisposeScope();
-        t.Dispose();
-        t = next;
     }
 }

@@ -14,7 +14,8 @@ namespace PostTrain.Core.Generation;
 /// eos_token_id when it has one; an empty list = none.</param>
 /// <param name="StopStrings">Texts that end a sequence once the decoded completion contains them (needs
 /// <see cref="GenerationOptions.Decoder"/>). The token that completes the text is kept; text is not trimmed.</param>
-/// <param name="Seed">Seeds the sampling generator (a torch.Generator on the model's device).</param>
+/// <param name="Seed">Seeds the counter-based sampler (CounterRng): the noise for prompt i's t-th token depends only on
+/// (Seed, i, t), on any device and for any batch size, chunking or compaction.</param>
 public sealed record SamplingParams(
     double Temperature = 1,
     double TopP = 1,

@@ -47,14 +47,13 @@ public sealed class TokenGenerator
         using var noGrad = no_grad();
         using var weights = new InferenceWeights(model.ComputeDtype);
         var cm = new CachedModel(model, weights, timer, Options.DenseMoeMaxElements);
-        using var generator = p.IsGreedy ? null : new torch.Generator((ulong)p.Seed, device);
         var run = new DecodeRun(cm, p, stop, stats, timer, Options, device);
         for (int first = 0; first < prompts.Count; first += Options.MaxBatchSize)
         {
             var chunk = states.Skip(first).Take(Options.MaxBatchSize).ToList();
             var chunkPrompts = chunk.Select(s => prompts[s.PromptIndex]).ToList();
             if (Options.SpeculativeMtp) MtpSpeculativeLoop.Run(run, chunk, chunkPrompts, ct);
-            else RunSampling(run, chunk, chunkPrompts, generator, ct);
+            else RunSampling(run, chunk, chunkPrompts, ct);
         }
         stats.TotalSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
         stats.GeneratedTokens = states.Sum(s => (long)s.Tokens.Count);
@@ -62,13 +61,14 @@ public sealed class TokenGenerator
     }
 
     /// <summary>Plain decoding: one token per row per step.</summary>
-    private static void RunSampling(DecodeRun run, List<SequenceState> rows, IReadOnlyList<int[]> prompts, torch.Generator? generator, CancellationToken ct)
+    private static void RunSampling(DecodeRun run, List<SequenceState> rows, IReadOnlyList<int[]> prompts, CancellationToken ct)
     {
         var (cm, p, device) = (run.Model, run.Params, run.Device);
         using var batch = new PromptBatch(prompts, device);
         int P = batch.MaxLength;
         using var cache = cm.NewCache(batch.Batch, P + p.MaxNewTokens, withMtp: false, device);
         Tensor logits, pos;   // (B, V) fp32 next-token logits; (B) position of the next token
+        var rowKeys = tensor(rows.Select(r => (long)r.PromptIndex).ToArray(), device: device).DetachFromDisposeScope();   // (B)
         long t0 = Stopwatch.GetTimestamp();
         using (var scope = NewDisposeScope())
         {
@@ -84,12 +84,12 @@ public sealed class TokenGenerator
         t0 = Stopwatch.GetTimestamp();
         try
         {
-            while (true)
+            for (int step = 0; ; step++)
             {
                 ct.ThrowIfCancellationRequested();
                 using var scope = NewDisposeScope();
                 Tensor tok, lp;
-                using (run.Timer.Phase("sampling")) (tok, lp) = Sampler.Sample(logits, p, generator);   // (B), (B)
+                using (run.Timer.Phase("sampling")) (tok, lp) = Sampler.Sample(logits, p, rowKeys, step);   // (B), (B)
                 double[] host;
                 using (run.Timer.Phase("host"))
                 {
@@ -103,18 +103,15 @@ public sealed class TokenGenerator
                 {
                     cache.KeepRows(keep);
                     tok = tok.index_select(0, keep);
-                    var kept = pos.index_select(0, keep).DetachFromDisposeScope();
-                    pos.Dispose();
-                    pos = kept;
+                    Replace(ref pos, pos.index_select(0, keep));
+                    Replace(ref rowKeys, rowKeys.index_select(0, keep));
                 }
                 long n = tok.shape[0];
                 cache.MarkNew(ones(n, 1, dtype: ScalarType.Bool, device: device));
                 var hidden = cm.Extend(tok.view(n, 1), pos.view(n, 1), cache, cache.Bias(1));   // (B, 1, H)
                 cache.Advance(1);
-                var next = cm.Logits(hidden).squeeze(1).DetachFromDisposeScope();
-                var nextPos = (pos + 1).DetachFromDisposeScope();
-                logits.Dispose(); pos.Dispose();
-                logits = next; pos = nextPos;
+                Replace(ref logits, cm.Logits(hidden).squeeze(1));
+                Replace(ref pos, pos + 1);
                 run.Stats.DecodeSteps++;
             }
         }
@@ -122,9 +119,18 @@ public sealed class TokenGenerator
         {
             logits.Dispose();
             pos.Dispose();
+            rowKeys.Dispose();
             run.Timer.Detail = false;
             run.Stats.DecodeSeconds += Stopwatch.GetElapsedTime(t0).TotalSeconds;
         }
+    }
+
+    /// <summary>Swaps a loop-carried tensor for its next value (taken out of the step's dispose scope).</summary>
+    internal static void Replace(ref Tensor t, Tensor next)
+    {
+        next.DetachFromDisposeScope();
+        t.Dispose();
+        t = next;
     }
 
     private void ValidatePrompts(IReadOnlyList<int[]> prompts)

@@ -54,14 +54,13 @@ public sealed class SamplingTests
     {
         const int n = 20000;
         var logits = LogitsOf(0.5, 0.3, 0.2).expand(n, 3).contiguous();
-        using var gen = new TorchSharp.torch.Generator(123, CPU);
-        var (tok, lp) = Sampler.Sample(logits, new SamplingParams(), gen);
+        var (tok, lp) = Sampler.Sample(logits, new SamplingParams(Seed: 123));
         var counts = tok.bincount(null, 3).data<long>().ToArray();
         Assert.InRange(counts[0] / (double)n, 0.485, 0.515);
         Assert.InRange(counts[1] / (double)n, 0.285, 0.315);
         Assert.InRange(counts[2] / (double)n, 0.185, 0.215);
 
-        (tok, lp) = Sampler.Sample(logits, new SamplingParams(TopK: 2), gen);
+        (tok, lp) = Sampler.Sample(logits, new SamplingParams(TopK: 2, Seed: 5));
         counts = tok.bincount(null, 3).data<long>().ToArray();
         Assert.Equal(0, counts[2]);
         Assert.InRange(counts[0] / (double)n, 0.61, 0.64);                            // 0.5 / 0.8 = 0.625
@@ -70,7 +69,7 @@ public sealed class SamplingTests
         for (int i = 0; i < 50; i++) Assert.Equal(Math.Log(t[i] == 0 ? 0.5 : 0.3), l[i], 5);   // not log 0.625
 
         // temperature 2: p ~ sqrt(p), log-probs of that distribution
-        (tok, lp) = Sampler.Sample(logits, new SamplingParams(Temperature: 2), gen);
+        (tok, lp) = Sampler.Sample(logits, new SamplingParams(Temperature: 2, Seed: 6), null, step: 3);
         double z = Math.Sqrt(0.5) + Math.Sqrt(0.3) + Math.Sqrt(0.2);
         Assert.Equal(Math.Log(Math.Sqrt(0.5) / z), lp.data<float>().ToArray().Where((_, i) => tok.data<long>()[i] == 0).First(), 5);
         Assert.InRange(tok.eq(0).sum().item<long>() / (double)n, Math.Sqrt(0.5) / z - 0.015, Math.Sqrt(0.5) / z + 0.015);
@@ -80,10 +79,30 @@ public sealed class SamplingTests
     public void GreedyPicksArgmaxWithTemperatureOneLogProbs()
     {
         var logits = tensor(new float[] { 0.1f, 2f, 1f, 5f, 4.9f, 0f }).view(2, 3);
-        var (tok, lp) = Sampler.Sample(logits, SamplingParams.Greedy(), null);
+        var (tok, lp) = Sampler.Sample(logits, SamplingParams.Greedy());
         Assert.Equal(new long[] { 1, 0 }, tok.data<long>().ToArray());
         double z0 = Math.Exp(0.1) + Math.Exp(2) + Math.Exp(1);
         Assert.Equal(2 - Math.Log(z0), lp.data<float>()[0], 5);
+    }
+
+    [Fact]
+    public void CounterRngOnTheDeviceEqualsTheHostReferenceAndLooksUniform()
+    {
+        var keys = tensor(new long[] { 0, 1, 7, 123456, int.MaxValue });
+        foreach (var (seed, step) in new[] { (0L, 0L), (42L, 5L), (-3L, 1000L), (long.MaxValue, 77L) })
+        {
+            var u = CounterRng.Uniform(seed, keys, step, 300).data<float>().ToArray();          // (5, 300)
+            for (int r = 0; r < 5; r++)
+                for (int v = 0; v < 300; v += 37)
+                    Assert.Equal(CounterRng.UniformHost(seed, keys[r].item<long>(), step, v), u[r * 300 + v]);
+        }
+        var big = CounterRng.Uniform(9, arange(64L), 1, 4096);                        // 262144 draws
+        Assert.True(big.min().item<float>() > 0 && big.max().item<float>() < 1);
+        Assert.InRange(big.mean().item<float>(), 0.497, 0.503);
+        var hist = (big * 10).floor().to(ScalarType.Int64).view(-1).bincount(null, 10).data<long>().ToArray();
+        foreach (var c in hist) Assert.InRange(c / 262144.0, 0.095, 0.105);
+        Assert.NotEqual(CounterRng.UniformHost(9, 1, 1, 0), CounterRng.UniformHost(9, 1, 2, 0));   // step changes the stream
+        Assert.NotEqual(CounterRng.UniformHost(9, 1, 1, 0), CounterRng.UniformHost(10, 1, 1, 0));  // seed too
     }
 
     [Fact]

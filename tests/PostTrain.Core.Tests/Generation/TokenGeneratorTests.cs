@@ -59,6 +59,26 @@ public sealed class TokenGeneratorTests
         Assert.NotEqual(a.SelectMany(r => r.TokenIds), c.SelectMany(r => r.TokenIds));
     }
 
+    /// <summary>The noise of prompt i's t-th token depends only on (seed, i, t): chunked and compacted runs sample
+    /// the same tokens as one batch.</summary>
+    [Fact]
+    public void SamplesDoNotDependOnBatchLayout()
+    {
+        var m = GenTestModels.Micro(29, std: 0.05);
+        var prompts = GenTestModels.Prompts(11, 3, 7, 5, 1, 4);
+        var one = new TokenGenerator(m).Generate(prompts, new SamplingParams(MaxNewTokens: 8, Seed: 4));
+        int eos = one[0].TokenIds[2];
+        var p = new SamplingParams(MaxNewTokens: 8, Seed: 4, StopTokenIds: [eos]);
+        var batched = new TokenGenerator(m, new GenerationOptions { CompactFinishedFraction = 1 }).Generate(prompts, p);
+        var chunked = new TokenGenerator(m, new GenerationOptions { MaxBatchSize = 2, CompactFinishedFraction = 0.01 }).Generate(prompts, p);
+        for (int i = 0; i < prompts.Length; i++)
+        {
+            Assert.Equal(batched[i].TokenIds, chunked[i].TokenIds);
+            int at = Array.IndexOf(one[i].TokenIds, eos);
+            Assert.Equal(at < 0 ? one[i].TokenIds : one[i].TokenIds.Take(at + 1), batched[i].TokenIds);
+        }
+    }
+
     [Fact]
     public void TopKOneEqualsGreedy()
     {
