@@ -7,7 +7,8 @@ using static TorchSharp.torch;
 
 namespace PostTrain.Core.Generation;
 
-internal sealed class CachedModel(DeepSeekForCausalLM model, InferenceWeights w, PhaseTimer timer, long denseMoeMaxElements)
+internal sealed class CachedModel(DeepSeekForCausalLM model, InferenceWeights w, PhaseTimer timer, long denseMoeMaxElements,
+    bool absorbedPrefill = false)
 {
     private readonly ModelConfig c = model.Config;
 
@@ -90,7 +91,7 @@ internal sealed class CachedModel(DeepSeekForCausalLM model, InferenceWeights w,
         using var scope = NewDisposeScope();
         Tensor a;
         using (timed ? timer.Phase("attention") : default)
-            a = AbsorbedAttention.Forward(attn, w, AbsorbedAttention.Norm(w, inNorm, x), cos, sin, model.Rotary, cache, layer, bias);
+            a = AbsorbedAttention.Forward(attn, w, AbsorbedAttention.Norm(w, inNorm, x), cos, sin, model.Rotary, cache, layer, bias, absorbedPrefill);
         var h = x + a;
         Tensor f;
         using (timed ? timer.Phase(ffn is MoE ? "moe" : "mlp") : default)

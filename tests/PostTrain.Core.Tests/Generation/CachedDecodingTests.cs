@@ -8,12 +8,14 @@ public sealed class CachedDecodingTests
 {
     /// <summary>Left-padded batch of different prompt lengths: prefill then 6 forced decode steps through the latent
     /// cache (absorbed attention) must give the full forward's logits at every position, for the main model and the
-    /// MTP module, with the all-experts MoE path (large limit) and the routed path (limit 0).</summary>
+    /// MTP module, with the all-experts MoE path (large limit) and the routed path (limit 0), and the prefill in the
+    /// expanded (SDPA) and the absorbed form.</summary>
     [Theory]
-    [InlineData("micro", 1L << 26)]
-    [InlineData("micro", 0L)]
-    [InlineData("noqlora_yarn", 1L << 26)]
-    public void CachedLogitsEqualFullForward(string modelName, long denseMoeLimit)
+    [InlineData("micro", 1L << 26, false)]
+    [InlineData("micro", 0L, true)]
+    [InlineData("noqlora_yarn", 1L << 26, false)]
+    [InlineData("noqlora_yarn", 0L, true)]
+    public void CachedLogitsEqualFullForward(string modelName, long denseMoeLimit, bool absorbedPrefill)
     {
         using var _ = no_grad();
         var m = modelName == "micro" ? GenTestModels.Micro(5) : GenTestModels.NoQLoraYarn(5);
@@ -21,7 +23,7 @@ public sealed class CachedDecodingTests
         var cont = GenTestModels.Prompts(2, 6, 6, 6);
         var stats = new GenerationStats();
         using var w = new InferenceWeights(ScalarType.Float32);
-        var cm = new CachedModel(m, w, new PhaseTimer(false, CPU, stats), denseMoeLimit);
+        var cm = new CachedModel(m, w, new PhaseTimer(false, CPU, stats), denseMoeLimit, absorbedPrefill);
         using var batch = new PromptBatch(prompts, CPU);
         int P = batch.MaxLength, B = prompts.Length, steps = 6;
         using var cache = cm.NewCache(B, P + steps, withMtp: true, CPU);
