@@ -46,6 +46,7 @@ public sealed class RMSNorm : nn.Module<Tensor, Tensor>
     }
 
     public Parameter Weight => weight;
+    internal double Eps => eps;
 
     public override Tensor forward(Tensor x)
     {
@@ -69,6 +70,10 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
         down_proj = new Linear(intermediate, hidden, device: device);
         RegisterComponents();
     }
+
+    internal Linear GateProj => gate_proj;
+    internal Linear UpProj => up_proj;
+    internal Linear DownProj => down_proj;
 
     public override Tensor forward(Tensor x)
     {

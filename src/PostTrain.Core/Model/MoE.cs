@@ -66,6 +66,7 @@ public sealed class MoE : nn.Module<Tensor, Tensor>
 
     public Router Gate => gate;
     public Experts ExpertWeights => experts;
+    internal Mlp? SharedExperts => shared_experts;
 
     /// <summary>Returns and resets the per-expert token counts accumulated since the last call.</summary>
     public long[] TakeLoads()

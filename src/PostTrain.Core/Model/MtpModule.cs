@@ -10,6 +10,7 @@ public sealed class SharedHead : nn.Module<Tensor, Tensor>
 {
     private readonly RMSNorm norm;
     public SharedHead(ModelConfig c, Device? device = null) : base(nameof(SharedHead)) { norm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device); RegisterComponents(); }
+    internal RMSNorm Norm => norm;
     public override Tensor forward(Tensor x) => norm.forward(x);
 }
 
@@ -37,6 +38,14 @@ public sealed class MtpModule : nn.Module<Tensor, Tensor>
 
     public MoE? Moe => mlp as MoE;
     public MlaAttention Attention => self_attn;
+    // Accessors for the cached decode path (Generation).
+    internal RMSNorm EmbedNorm => enorm;
+    internal RMSNorm HiddenNorm => hnorm;
+    internal Linear EhProj => eh_proj;
+    internal RMSNorm InputNorm => input_layernorm;
+    internal RMSNorm PostAttentionNorm => post_attention_layernorm;
+    internal nn.Module<Tensor, Tensor> Ffn => mlp;
+    internal RMSNorm HeadNorm => shared_head.Norm;
 
     public override Tensor forward(Tensor x) => throw new InvalidOperationException("call Forward(...)");
 

@@ -1,0 +1,86 @@
+// MLA attention over the latent cache in the absorbed form (DeepSeek-V3's "absorb" inference mode):
+//   q_lat = q_nope W_k            (per head, W_k = kv_b_proj's k part, (h, nope, r))
+//   score = q_lat . latent + q_rope . k_rope     -> one bmm of [q_lat | q_rope] with the cached [latent | k_rope]
+//   out   = (softmax(score * scale + bias) latent) W_v^T, then o_proj  (W_v = kv_b_proj's v part, (h, v, r))
+// k_nope and v are never materialised; the cache holds r + dr values per token and layer. Used for decode (T = 1) and
+// speculative verification (T = 2). A prefill into an empty cache (keys = the new tokens only) takes the expanded
+// form instead, k = [k_nope | k_rope], v from kv_b_proj, through scaled_dot_product_attention, so the (B, h, T, T)
+// score matrix is not materialised in fp32; it writes the same cache entries.
+using PostTrain.Core.Model;
+using static TorchSharp.torch;
+
+namespace PostTrain.Core.Generation;
+
+internal static class AbsorbedAttention
+{
+    /// <summary>x (B, T, H) normed input -> (B, T, H). Writes this step's [latent | k_rope] into cache layer
+    /// <paramref name="layer"/> at the cursor; cos/sin (B, 1, T, dr/2); bias (B, 1, T, Cursor + T) from the cache.</summary>
+    public static Tensor Forward(MlaAttention a, InferenceWeights w, Tensor x, Tensor cos, Tensor sin, Rotary rotary,
+        LatentKvCache cache, int layer, Tensor bias, bool absorbedPrefill = false)
+    {
+        using var scope = NewDisposeScope();
+        var c = a.Config;
+        long B = x.shape[0], T = x.shape[1];
+        int h = c.NumAttentionHeads, nope = c.QkNopeHeadDim, rope = c.QkRopeHeadDim, vDim = c.VHeadDim, r = c.KvLoraRank;
+
+        var q = a.QProj is { } qp
+            ? Lin(w, qp, x)
+            : Lin(w, a.QBProj!, Norm(w, a.QALayerNorm!, Lin(w, a.QAProj!, x)));
+        q = q.view(B, T, h, nope + rope).transpose(1, 2);                             // (B, h, T, nope+dr)
+        var qRot = rotary.Apply(q.narrow(-1, nope, rope), cos, sin);                  // (B, h, T, dr)
+
+        if (cache.Cursor == 0 && T > 1 && !absorbedPrefill)
+            return ExpandedPrefill(a, w, x, q, qRot, cos, sin, rotary, cache, layer, bias).MoveToOuterDisposeScope();
+
+        var kvB = w.Derived($"{a.KvBProj.Weight.Handle}.kvb", () => w[a.KvBProj.Weight].view(h, nope + vDim, r));
+        var wK = kvB.narrow(1, 0, nope);                                              // (h, nope, r)
+        var wVt = kvB.narrow(1, nope, vDim).transpose(1, 2);                          // (h, r, v)
+        var qLat = matmul(q.narrow(-1, 0, nope), wK);                                 // (B, h, T, r)
+
+        var ckv = Lin(w, a.KvAProj, x);                                               // (B, T, r + dr)
+        var latent = Norm(w, a.KvALayerNorm, ckv.narrow(-1, 0, r));                   // (B, T, r)
+        var kRot = rotary.Apply(ckv.narrow(-1, r, rope).unsqueeze(1), cos, sin).squeeze(1); // (B, T, dr)
+        var keys = cache.Append(layer, cat([latent, kRot], -1));                      // (B, S, r + dr)
+        long S = keys.shape[1];
+
+        var qc = cat([qLat, qRot], -1).reshape(B, h * T, r + rope);                   // (B, h*T, r + dr)
+        var scores = bmm(qc, keys.transpose(1, 2)).view(B, h, T, S).to(ScalarType.Float32); // (B, h, T, S)
+        scores = scores.mul_(a.SoftmaxScale).add_(bias);
+        var probs = scores.softmax(-1).to(x.dtype).view(B, h * T, S);
+        var oLat = bmm(probs, keys.narrow(-1, 0, r)).view(B, h, T, r);                // (B, h, T, r)
+        var o = matmul(oLat, wVt);                                                    // (B, h, T, v)
+        o = o.transpose(1, 2).reshape(B, T, h * vDim);
+        return Lin(w, a.OProj, o).MoveToOuterDisposeScope();                          // (B, T, H)
+    }
+
+    /// <summary>Prefill into an empty cache: the model's own (non-absorbed) math through SDPA; fills the cache.</summary>
+    private static Tensor ExpandedPrefill(MlaAttention a, InferenceWeights w, Tensor x, Tensor q, Tensor qRot,
+        Tensor cos, Tensor sin, Rotary rotary, LatentKvCache cache, int layer, Tensor bias)
+    {
+        var c = a.Config;
+        long B = x.shape[0], T = x.shape[1];
+        int h = c.NumAttentionHeads, nope = c.QkNopeHeadDim, rope = c.QkRopeHeadDim, vDim = c.VHeadDim, r = c.KvLoraRank;
+        var ckv = Lin(w, a.KvAProj, x);                                               // (B, T, r + dr)
+        var latent = Norm(w, a.KvALayerNorm, ckv.narrow(-1, 0, r));                   // (B, T, r)
+        var kRot = rotary.Apply(ckv.narrow(-1, r, rope).unsqueeze(1), cos, sin);      // (B, 1, T, dr)
+        cache.Append(layer, cat([latent, kRot.squeeze(1)], -1));
+        var kv = Lin(w, a.KvBProj, latent).view(B, T, h, nope + vDim).transpose(1, 2); // (B, h, T, nope + v)
+        var k = cat([kv.narrow(-1, 0, nope), kRot.expand(B, h, T, rope)], -1);        // (B, h, T, qk)
+        var v = kv.narrow(-1, nope, vDim);                                            // (B, h, T, v)
+        var qFull = cat([q.narrow(-1, 0, nope), qRot], -1) * (a.SoftmaxScale * Math.Sqrt(nope + rope)); // SDPA divides by sqrt(qk)
+        var o = nn.functional.scaled_dot_product_attention(qFull, k, v, attn_mask: bias.to(x.dtype)); // (B, h, T, v)
+        return Lin(w, a.OProj, o.transpose(1, 2).reshape(B, T, h * vDim));
+    }
+
+    internal static Tensor Lin(InferenceWeights w, Model.Linear l, Tensor x) =>
+        nn.functional.linear(x, w[l.Weight], w.Optional(l.Bias));
+
+    /// <summary>RMSNorm in fp32, scaled by the weight in the compute dtype (as Hugging Face does in bf16).</summary>
+    internal static Tensor Norm(InferenceWeights w, RMSNorm n, Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var f = x.to(ScalarType.Float32);
+        f = f * rsqrt(f.pow(2).mean([-1L], keepdim: true) + n.Eps);
+        return (w[n.Weight] * f.to(x.dtype)).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,108 @@
+// The MLA latent KV cache: per layer and token only the normed latent (kv_lora_rank) and the rotated shared k_rope
+// (qk_rope_head_dim), (B, Tmax, r + dr), preallocated. All rows share the column cursor (prompts are left-padded to
+// one length and every step appends the same number of columns to every row); a (B, Tmax) validity mask marks the
+// columns a row may attend to (false for left padding and for rejected speculative drafts). Positions (RoPE) are
+// per row and are applied before writing, so holes in the columns do not matter.
+// Layers 0..L-1 are the decoder layers; layer L (when present) is the first MTP module's block.
+using static TorchSharp.torch;
+
+namespace PostTrain.Core.Generation;
+
+public sealed class LatentKvCache : IDisposable
+{
+    private Tensor[] layers;   // each (B, Tmax, r + dr)
+    private Tensor valid;      // (B, Tmax) bool
+
+    public int LayerCount => layers.Length;
+    public long Batch { get; private set; }
+    public int Capacity { get; }
+    public int LatentDim { get; }
+    public int RopeDim { get; }
+    /// <summary>Columns written so far (the next write goes here).</summary>
+    public int Cursor { get; private set; }
+
+    public LatentKvCache(int layerCount, long batch, int capacity, int latentDim, int ropeDim, ScalarType dtype, Device device)
+    {
+        if (layerCount < 1 || batch < 1 || capacity < 1) throw new ArgumentException($"LatentKvCache: bad shape (layers {layerCount}, batch {batch}, capacity {capacity})");
+        LatentDim = latentDim; RopeDim = ropeDim; Capacity = capacity; Batch = batch;
+        layers = new Tensor[layerCount];
+        for (int i = 0; i < layerCount; i++)
+            layers[i] = zeros([batch, capacity, latentDim + ropeDim], dtype: dtype, device: device).DetachFromDisposeScope();
+        valid = zeros([batch, capacity], dtype: ScalarType.Bool, device: device).DetachFromDisposeScope();
+    }
+
+    /// <summary>Valid (attendable) tokens per row, (B) int64.</summary>
+    public Tensor Lengths() => valid.narrow(1, 0, Cursor).sum(1);
+
+    /// <summary>Marks the validity of the next T columns, newValid (B, T) bool. Call before building the bias.</summary>
+    public void MarkNew(Tensor newValid)
+    {
+        long t = newValid.shape[1];
+        EnsureRoom(t);
+        valid.narrow(1, Cursor, t).copy_(newValid);
+    }
+
+    /// <summary>Additive fp32 attention bias (B, 1, T, Cursor + T) for T new queries at columns Cursor..Cursor+T-1:
+    /// 0 where the key is valid and not in the future, -inf elsewhere; a query always sees its own column.</summary>
+    public Tensor Bias(long t)
+    {
+        using var scope = NewDisposeScope();
+        long s = Cursor + t;
+        var device = valid.device;
+        var qPos = arange(Cursor, s, device: device).view(1, 1, t, 1);               // (1, 1, T, 1)
+        var kPos = arange(0, s, device: device).view(1, 1, 1, s);                    // (1, 1, 1, S)
+        var allowed = valid.narrow(1, 0, s).view(Batch, 1, 1, s) & (kPos <= qPos);   // (B, 1, T, S)
+        allowed = allowed | (kPos == qPos);
+        var bias = zeros([Batch, 1, t, s], dtype: ScalarType.Float32, device: device)
+            .masked_fill_(allowed.logical_not(), double.NegativeInfinity);
+        return bias.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Writes entry (B, T, r + dr) at columns Cursor..Cursor+T-1 of a layer; returns that layer's keys so far,
+    /// (B, Cursor + T, r + dr) (a view of the cache).</summary>
+    public Tensor Append(int layer, Tensor entry)
+    {
+        long t = entry.shape[1];
+        EnsureRoom(t);
+        layers[layer].narrow(1, Cursor, t).copy_(entry);
+        return layers[layer].narrow(1, 0, Cursor + t);
+    }
+
+    /// <summary>Commits T columns written with <see cref="Append"/>.</summary>
+    public void Advance(int t) { EnsureRoom(t); Cursor += t; }
+
+    /// <summary>Sets the validity of an already written column for every row, keep (B) bool.</summary>
+    public void SetValid(int column, Tensor keep)
+    {
+        if (column < 0 || column >= Cursor) throw new ArgumentOutOfRangeException(nameof(column), $"column {column} not written (cursor {Cursor})");
+        valid.narrow(1, column, 1).copy_(keep.view(Batch, 1));
+    }
+
+    /// <summary>Keeps only the given rows (int64 indices into the current batch), e.g. to drop finished sequences.</summary>
+    public void KeepRows(Tensor rows)
+    {
+        using var scope = NewDisposeScope();
+        for (int i = 0; i < layers.Length; i++)
+        {
+            var kept = layers[i].index_select(0, rows).DetachFromDisposeScope();
+            layers[i].Dispose();
+            layers[i] = kept;
+        }
+        var v = valid.index_select(0, rows).DetachFromDisposeScope();
+        valid.Dispose();
+        valid = v;
+        Batch = rows.shape[0];
+    }
+
+    private void EnsureRoom(long t)
+    {
+        if (Cursor + t > Capacity) throw new InvalidOperationException($"LatentKvCache: {Cursor} + {t} columns exceed the capacity {Capacity}");
+    }
+
+    public void Dispose()
+    {
+        foreach (var l in layers) l.Dispose();
+        valid.Dispose();
+        layers = [];
+    }
+}

@@ -1,0 +1,36 @@
+// Picks the next token of every row on the device, with no host sync. Greedy: argmax. Sampling: logits / T, filtered
+// (LogitsProcessors), then the exponential race argmax(p_i / q_i) with q_i = -log(u_i) ~ Exp(1), which samples
+// exactly from p (as vLLM does); u comes from CounterRng (seed, row key, step), so a row's draw does not depend on
+// the rest of the batch. Log-probs: log softmax(logits / T) at the chosen token, before filtering (verl/TRL's
+// pi_old); greedy: T = 1.
+using static TorchSharp.torch;
+
+namespace PostTrain.Core.Generation;
+
+public static class Sampler
+{
+    /// <summary>logits (B, V) fp32 -> (tokens (B) int64, log-probs (B) fp32). rowKeys (B) int64 identify the rows'
+    /// random streams (default 0..B-1); step is the index of the token being sampled.</summary>
+    public static (Tensor Tokens, Tensor LogProbs) Sample(Tensor logits, SamplingParams p, Tensor? rowKeys = null, long step = 0)
+    {
+        using var scope = NewDisposeScope();
+        Tensor tok, logProbs;
+        if (p.IsGreedy)
+        {
+            tok = logits.argmax(-1);                                                  // (B)
+            logProbs = logits.log_softmax(-1);
+        }
+        else
+        {
+            var scaled = p.Temperature == 1 ? logits : logits / p.Temperature;        // (B, V)
+            logProbs = scaled.log_softmax(-1);
+            bool filter = (p.TopK > 0 && p.TopK < logits.shape[^1]) || p.TopP < 1 || p.MinP > 0;
+            var probs = (filter ? LogitsProcessors.Apply(scaled, p) : scaled).softmax(-1);
+            rowKeys ??= arange(logits.shape[0], dtype: ScalarType.Int64, device: logits.device);
+            var q = CounterRng.Uniform(p.Seed, rowKeys, step, logits.shape[1]).log_().neg_();   // (B, V) Exp(1), > 0
+            tok = (probs / q).argmax(-1);                                             // (B)
+        }
+        var lp = logProbs.gather(1, tok.unsqueeze(1)).squeeze(1);                     // (B)
+        return (tok.MoveToOuterDisposeScope(), lp.MoveToOuterDisposeScope());
+    }
+}
