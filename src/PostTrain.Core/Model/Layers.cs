@@ -54,7 +54,7 @@ public sealed class RMSNorm : nn.Module<Tensor, Tensor>
         var h = x.to(ScalarType.Float32);
         var variance = h.pow(2).mean([-1L], keepdim: true);
         h = h * rsqrt(variance + eps);
-        return (weight * h.to(x.dtype)).MoveToOuterDisposeScope();
+        return (weight.to(x.dtype) * h.to(x.dtype)).MoveToOuterDisposeScope();   // stays in the activation dtype (bf16 stays bf16)
     }
 }
 
