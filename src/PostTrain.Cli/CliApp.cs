@@ -23,7 +23,7 @@ public static class CliApp
 {
     public const int Ok = 0, Failed = 1, BadUsage = 2, Stopped = 3, Cancelled = 130;
 
-    private static readonly ICliVerb[] Verbs = [new RunVerb(), new LsVerb(), new CpVerb()];
+    private static readonly ICliVerb[] Verbs = [new RunVerb(), new LsVerb(), new CpVerb(), new LogitsVerb(), new GenerateVerb(), new RewardVerb()];
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct = default)
     {
@@ -47,7 +47,10 @@ public static class CliApp
         {
             return await parsed.InvokeAsync(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false }, ct);
         }
-        catch (Exception e) when (e is RecipeConfigException or UsageException)
+        catch (Exception e) when (e is RecipeConfigException or UsageException or PostTrain.Core.Model.ModelConfigException
+                                   or PostTrain.Core.Checkpoints.SafeTensorsException or PostTrain.Core.Checkpoints.CheckpointMismatchException
+                                   or PostTrain.Core.Runtime.DeviceUnavailableException or PostTrain.Data.DataException
+                                   or DirectoryNotFoundException or FileNotFoundException)
         {
             stderr.WriteLine($"error: {e.Message}");
             return BadUsage;
