@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Publishes PostTrain for a Linux x64 machine that brings its own libtorch (e.g. the GPU machine with PyTorch 2.11):
-# a self-contained build (its own .NET runtime) without TorchSharp-cpu's libtorch, packed as .dist/posttrain-linux-x64.tar.xz.
+# self-contained (its own .NET runtime), without TorchSharp-cpu's libtorch: the `posttrain` CLI plus the FP8 and
+# generation benchmarks, in one folder (they share the runtime), packed as .dist/posttrain-linux-x64.tar.xz.
 # Run it there with scripts/gpu/run.sh, which points LD_LIBRARY_PATH at PyTorch's libtorch.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=.dist/posttrain-linux-x64
 rm -rf "$out" && mkdir -p .dist
-dotnet publish src/PostTrain.Cli -c Release -r linux-x64 --self-contained -p:TorchBackend=none -p:PatchLibTorchSharp=always \
-  -p:DebugType=none -p:GenerateDocumentationFile=false -o "$out" --nologo -v quiet
-# Parts that only matter elsewhere: other platforms' native assets.
+for project in src/PostTrain.Cli benchmarks/Fp8 benchmarks/Generation; do
+  dotnet publish "$project" -c Release -r linux-x64 --self-contained -p:TorchBackend=none -p:PatchLibTorchSharp=always \
+    -p:DebugType=none -o "$out" --nologo -v quiet
+done
 rm -rf "$out"/runtimes/{win,osx,linux-arm,linux-arm64,linux-musl}* 2>/dev/null || true
 tar -C .dist -cJf .dist/posttrain-linux-x64.tar.xz posttrain-linux-x64
 ls -la .dist/posttrain-linux-x64.tar.xz

@@ -10,4 +10,5 @@ fi
 torchlib="$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
 export LD_LIBRARY_PATH="$torchlib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export DOTNET_gcServer=0 DOTNET_TieredPGO=1
-exec "$dest/posttrain" "$@"
+tool="${POSTTRAIN_TOOL:-posttrain}"   # or fp8bench, PostTrain.Benchmarks.Generation
+exec "$dest/$tool" "$@"

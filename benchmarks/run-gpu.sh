@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# PostTrain's GPU benchmarks, each beside its Hugging Face baseline measured in the same run (shared/bench/bench-moe.json).
+# On the build machine: scripts/gpu/publish.sh (makes .dist/posttrain-linux-x64.tar.xz). On the GPU machine, from the
+# repository root (PyTorch 2.11 + transformers there, no .NET):
+#   benchmarks/run-gpu.sh train      # FP8 GEMM check + TFLOP/s, training tokens/s: PostTrain bf16 / FP8 vs HF (2 expert impls)
+#   benchmarks/run-gpu.sh quality    # FP8 vs BF16 SFT loss curves of the same tiny model, same init and data
+#   benchmarks/run-gpu.sh generate   # rollout tokens/s: PostTrain engine vs HF generate (2 expert impls)
+# Every result is one JSON line in $OUT/bench-<part>.jsonl (or ./bench-<part>.jsonl) and a table at the end.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+part=${1:?usage: benchmarks/run-gpu.sh train|quality|generate}
+out=${OUT:-.}
+log="$out/bench-$part.jsonl"; : > "$log"
+pt() { scripts/gpu/run.sh "$@"; }
+peak() {  # runs a command while sampling GPU memory; appends {"peak_gpu_mib": N} for it
+  local name=$1; shift
+  ( while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits; sleep 0.2; done ) > /tmp/mem.$$ & local sampler=$!
+  "$@" | tee -a "$log"
+  kill $sampler 2>/dev/null; wait $sampler 2>/dev/null
+  echo "{\"bench\": \"peak\", \"name\": \"$name\", \"peak_gpu_mib\": $(sort -n /tmp/mem.$$ | tail -1)}" | tee -a "$log"
+}
+export PYTHONUNBUFFERED=1
+case "$part" in
+  train)
+    POSTTRAIN_TOOL=fp8bench pt check 2>&1 | tail -40
+    POSTTRAIN_TOOL=fp8bench pt bench 2>&1 | tail -60
+    peak posttrain_bf16 pt bench-train --precision bf16 --device cuda
+    peak posttrain_fp8 pt bench-train --precision fp8 --device cuda
+    peak hf_default python3 benchmarks/hf/hf_bench.py train --experts default
+    peak hf_grouped_mm python3 benchmarks/hf/hf_bench.py train --experts grouped_mm
+    ;;
+  quality)
+    for d in bfloat16 fp8; do
+      pt run recipes/sft-quickstart.yaml output_dir=/tmp/q-$d model.dtype=$d model.device=cuda max_steps=400 \
+        data.eval_every_n_steps=100 logging.progress=plain logging.plain_interval_seconds=30 checkpoint.every_n_steps=0 | tail -8
+      python3 - "$d" <<'PY' | tee -a "$log"
+import json, sys
+d = sys.argv[1]
+rows = [json.loads(l) for l in open(f"/tmp/q-{d}/metrics.jsonl")]
+loss = [r["loss"] for r in rows if "loss" in r]
+ev = [r["eval_loss"] for r in rows if "eval_loss" in r]
+print(json.dumps({"bench": "fp8_quality", "dtype": d, "final_train_loss_mean_last50": sum(loss[-50:]) / 50, "final_eval_loss": ev[-1], "steps": len(loss)}))
+PY
+    done
+    ;;
+  generate)
+    POSTTRAIN_TOOL=PostTrain.Benchmarks.Generation scripts/gpu/run.sh 2>&1 | tee "$out/posttrain-generate.txt" | tail -40
+    peak hf_generate_default python3 benchmarks/hf/hf_bench.py generate --experts default
+    peak hf_generate_grouped_mm python3 benchmarks/hf/hf_bench.py generate --experts grouped_mm
+    ;;
+esac
+echo "== results ($log)"
+cat "$log"
