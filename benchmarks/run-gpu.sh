@@ -42,6 +42,25 @@ ev = [r["eval_loss"] for r in rows if "eval_loss" in r]
 print(json.dumps({"bench": "fp8_quality", "dtype": d, "final_train_loss_mean_last50": sum(loss[-50:]) / 50, "final_eval_loss": ev[-1], "steps": len(loss)}))
 PY
     done
+    # the trained checkpoint loads in transformers, and gives the same logits as PostTrain
+    python3 scripts/gpu/check_safetensors_hf.py /tmp/q-bfloat16/final --no-byte-check 2>&1 | tail -4
+    python3 - <<'PY' | tee -a "$log"
+import json, torch
+from safetensors.torch import save_file, load_file
+torch.manual_seed(0)
+save_file({"input_ids": torch.randint(3, 256, (2, 48))}, "/tmp/ids.safetensors")
+PY
+    pt logits --model /tmp/q-bfloat16/final --input /tmp/ids.safetensors --output /tmp/pt-logits.safetensors --device cuda
+    python3 - <<'PY' | tee -a "$log"
+import json, torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
+m = AutoModelForCausalLM.from_pretrained("/tmp/q-bfloat16/final", dtype=torch.float32).eval()
+ids = load_file("/tmp/ids.safetensors")["input_ids"]
+with torch.no_grad(): hf = m(input_ids=ids).logits
+pt = load_file("/tmp/pt-logits.safetensors")["logits"]
+print(json.dumps({"bench": "hf_logits_on_trained_sft_model", "max_abs_diff": float((hf - pt).abs().max()), "logit_absmax": float(hf.abs().max())}))
+PY
     ;;
   generate)
     POSTTRAIN_TOOL=PostTrain.Benchmarks.Generation scripts/gpu/run.sh 2>&1 | tee "$out/posttrain-generate.txt" | tail -40

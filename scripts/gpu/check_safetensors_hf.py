@@ -102,7 +102,10 @@ def check_transformers(d, stored, device):
     )
     ignorable = ("rotary_emb.inv_freq",)
     missing = [k for k in info.get("missing_keys", []) if not k.endswith(ignorable)]
-    unexpected = [k for k in info.get("unexpected_keys", []) if not k.endswith(ignorable)]
+    # transformers' DeepseekV3 has no multi-token-prediction module: it ignores the MTP layers stored at
+    # model.layers.{num_hidden_layers + k} (as it ignores layer 61 of the released DeepSeek-V3).
+    mtp = tuple(f"model.layers.{i}." for i in range(config.num_hidden_layers, config.num_hidden_layers + 8))
+    unexpected = [k for k in info.get("unexpected_keys", []) if not k.endswith(ignorable) and not k.startswith(mtp)]
     mismatched = info.get("mismatched_keys", [])
     if missing or unexpected or mismatched:
         fail(f"{d}: transformers ({type(model).__name__}) missing={missing[:20]} unexpected={unexpected[:20]} "
