@@ -60,6 +60,7 @@ public static class Plots
         var plot = new Plot();
         var palette = new ScottPlot.Palettes.Category10();
         int max = System.Math.Max(1, perModel.SelectMany(m => m.Lengths).DefaultIfEmpty(1).Max());
+        bins = System.Math.Min(bins, max + 1);
         double width = System.Math.Max(1.0, System.Math.Ceiling((max + 1) / (double)bins));
         int i = 0;
         foreach (var (model, lengths) in perModel)
