@@ -23,7 +23,8 @@ public static class CliApp
 {
     public const int Ok = 0, Failed = 1, BadUsage = 2, Stopped = 3, Cancelled = 130;
 
-    private static readonly ICliVerb[] Verbs = [new RunVerb(), new LsVerb(), new CpVerb(), new LogitsVerb(), new GenerateVerb(), new RewardVerb(), new BenchTrainVerb()];
+    private static readonly ICliVerb[] Verbs =
+        [new RunVerb(), new LsVerb(), new CpVerb(), new LogitsVerb(), new GenerateVerb(), new RewardVerb(), new EvalVerb(), new BenchTrainVerb()];
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct = default)
     {
