@@ -64,7 +64,7 @@ public sealed class RewardRegistryTests
     public void FindsPluginsAndListsEverything()
     {
         var list = new RewardRegistry(Repo.RewardsDir).List();
-        Assert.Equal(["format", "tag_count", "length", "repetition", "language", "contains", "regex"],
+        Assert.Equal(["format", "tag_count", "length", "repetition", "language", "contains", "regex", "math", "code", "countdown"],
             list.Where(r => r.Kind == "builtin").Select(r => r.Name));
         var plugins = list.Where(r => r.Kind != "builtin").ToDictionary(r => r.Name);
         Assert.Equal("js", plugins["r1_format"].Kind);

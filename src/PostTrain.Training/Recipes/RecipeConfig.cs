@@ -39,6 +39,9 @@ public sealed record OptimizerConfig
     public double WeightDecay { get; init; } = 0.1;
     public IReadOnlyList<double> Betas { get; init; } = [0.9, 0.95];
     public double Eps { get; init; } = 1e-8;
+
+    /// <summary>Keep AdamW's moments in bf16 (DeepSeek-V3); master weights stay fp32.</summary>
+    public bool Bf16Moments { get; init; }
 }
 
 public enum ScheduleKind { Constant, Cosine, [RecipeKey("warmup_stable_decay")] WarmupStableDecay }
@@ -86,9 +89,11 @@ public sealed record LoggingConfig
 /// <summary>The model a trainer starts from (Hugging Face-style checkpoint directory).</summary>
 public sealed record ModelConfigSection
 {
+    /// <summary>A Hugging Face-style model directory, or a built-in model name (tiny-moe, micro-moe, bench-moe), which
+    /// starts from random weights (seeded) with the byte tokenizer.</summary>
     public required string Path { get; init; }
 
-    /// <summary>Tokenizer directory; null = the model directory.</summary>
+    /// <summary>Tokenizer directory; null = the model directory (tokenizer.json), or the byte tokenizer when there is none.</summary>
     public string? Tokenizer { get; init; }
     public DTypeName Dtype { get; init; } = DTypeName.Bfloat16;
 
@@ -96,7 +101,9 @@ public sealed record ModelConfigSection
     public string Device { get; init; } = "auto";
 }
 
-public enum DTypeName { Float32, Bfloat16, Float16 }
+/// <summary>Compute precision: float32, bfloat16, or fp8 (DeepSeek-V3's FP8 recipe on the linear layers; bf16 elsewhere).
+/// Master weights are always fp32.</summary>
+public enum DTypeName { Float32, Bfloat16, Float16, [RecipeKey("fp8")] Fp8 }
 
 /// <summary>A training data set and how batches are cut from it.</summary>
 public sealed record DataConfig

@@ -9,6 +9,9 @@ public static class RecipeRegistry
         RecipeInfo.Of<ToyRegressionConfig>("toy_regression",
             "Linear regression on synthetic data (CPU, seconds): a worked example of schedules, metrics, checkpoints and resume",
             "toy_regression.yaml", c => new ToyRegressionRecipe(c)),
+        RecipeInfo.Of<SftConfig>("sft",
+            "Supervised fine-tuning (prompt/completion, chat or text; packing; loss on the assistant's tokens)",
+            "sft-quickstart.yaml", c => new PostTrain.Training.Sft.SftRecipe(c)),
     ];
 
     public static RecipeInfo? Find(string name) => All.FirstOrDefault(r => r.Name == name);

@@ -1,9 +1,42 @@
-// Supervised fine-tuning config: the shared sections plus the model and data to train on. The SFT trainer
-// adds its own fields here (loss masking, packing details, ...).
+// Supervised fine-tuning config: the shared sections plus the model, the data and SFT's own switches.
 namespace PostTrain.Training.Recipes;
+
+public enum SftFormat { [RecipeKey("prompt_completion")] PromptCompletion, Messages, Text }
+public enum TrainOn { Completion, All }
 
 public sealed record SftConfig : RecipeConfig
 {
     public required ModelConfigSection Model { get; init; }
-    public required DataConfig Data { get; init; }
+    public required SftDataConfig Data { get; init; }
+
+    /// <summary>Weight of the multi-token-prediction loss (lambda; 0 = MTP modules not trained).</summary>
+    public double MtpLambda { get; init; } = 0.3;
+
+    /// <summary>Aux-loss-free balancing step per optimizer step (0 freezes the routing biases).</summary>
+    public double MoeBiasGamma { get; init; } = 0.001;
+
+    /// <summary>Sequence-wise balance loss weight alpha (0 = off).</summary>
+    public double MoeBalanceAlpha { get; init; } = 0.0;
+}
+
+public sealed record SftDataConfig
+{
+    public required string Path { get; init; }
+    public SftFormat Format { get; init; } = SftFormat.PromptCompletion;
+    /// <summary>Column names in the file (keys: prompt, completion, messages, text).</summary>
+    public Dictionary<string, string> Columns { get; init; } = new();
+    public bool SkipBadRows { get; init; }
+    /// <summary>completion: loss on the assistant's tokens only; all: on every token.</summary>
+    public TrainOn TrainOn { get; init; } = TrainOn.Completion;
+    /// <summary>deepseek_v3 (special tokens) or plain (bos + prompt + completion + eos).</summary>
+    public string ChatTemplate { get; init; } = "deepseek_v3";
+    public int MaxSeqLen { get; init; } = 512;
+    public int BatchSize { get; init; } = 8;
+    public bool Shuffle { get; init; } = true;
+    public bool Packed { get; init; } = true;
+
+    /// <summary>Held-out split for evaluation loss (null = none).</summary>
+    public string? EvalPath { get; init; }
+    public long EvalEveryNSteps { get; init; } = 50;
+    public int EvalBatches { get; init; } = 8;
 }

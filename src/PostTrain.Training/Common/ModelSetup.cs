@@ -1,0 +1,60 @@
+// What every trainer does first: resolve the device, build or load the model, pick the tokenizer, set precision.
+// A model path is a Hugging Face-style directory or a built-in name (random init from the seed, byte tokenizer).
+// Tokenizer: <dir>/tokenizer.json (byte-level BPE) when present, else the byte tokenizer.
+using PostTrain.Core.Model;
+using PostTrain.Core.Runtime;
+using PostTrain.Data.Tokenizers;
+using PostTrain.Data.Tokenizers.Hf;
+using TorchSharp;
+using PostTrain.Training.Recipes;
+using static TorchSharp.torch;
+using PrecisionMode = PostTrain.Core.Precision.Precision;
+
+namespace PostTrain.Training.Common;
+
+public sealed record LoadedModel(DeepSeekForCausalLM Model, ITokenizer Tokenizer, Device Device, string Source);
+
+public static class ModelSetup
+{
+    public static PrecisionMode PrecisionOf(DTypeName d) => d switch
+    {
+        DTypeName.Float32 => PrecisionMode.Fp32,
+        DTypeName.Bfloat16 => PrecisionMode.Bf16,
+        DTypeName.Fp8 => PrecisionMode.Fp8,
+        _ => throw new RecipeConfigException($"model.dtype: '{d}' is not supported for training (float32, bfloat16, fp8)"),
+    };
+
+    public static LoadedModel Load(ModelConfigSection m, long seed, TextWriter log)
+    {
+        var device = DeviceSelector.Resolve(m.Device, "model.device");
+        DeepSeekForCausalLM model;
+        string? tokDir = m.Tokenizer;
+        if (BuiltinModels.ByName.TryGetValue(m.Path, out var make) && !Directory.Exists(m.Path))
+        {
+            model = new DeepSeekForCausalLM(make());
+            model.InitWeights(0.02, seed);
+            log.WriteLine($"model: built-in '{m.Path}' ({model.ParameterCount() / 1e6:F2} M parameters), random init (seed {seed})");
+        }
+        else
+        {
+            if (!Directory.Exists(m.Path))
+                throw new RecipeConfigException($"model.path: '{m.Path}' is neither a directory nor a built-in model ({string.Join(", ", BuiltinModels.ByName.Keys)})");
+            (model, var report) = PretrainedModel.Load(m.Path);
+            log.WriteLine($"model: {m.Path} ({model.ParameterCount() / 1e6:F2} M parameters)" +
+                (report.LeftInitialised.Count > 0 ? $"; {report.LeftInitialised.Count} MTP tensors not in the checkpoint start random" : ""));
+            tokDir ??= m.Path;
+        }
+        var tokenizer = LoadTokenizer(tokDir);
+        if (tokenizer.VocabSize > model.Config.VocabSize)
+            throw new RecipeConfigException($"model.tokenizer: vocabulary {tokenizer.VocabSize} exceeds the model's vocab_size {model.Config.VocabSize}");
+        model.SetPrecision(PrecisionOf(m.Dtype));
+        if (device.type != TorchSharp.DeviceType.CPU) model.to(device);
+        return new LoadedModel(model, tokenizer, device, m.Path);
+    }
+
+    public static ITokenizer LoadTokenizer(string? dir) =>
+        dir is not null && File.Exists(Path.Combine(dir, "tokenizer.json")) ? HfBpeTokenizer.Load(dir) : ByteTokenizer.Instance;
+
+    /// <summary>Parameter names that get no weight decay: norms, biases and the routing bias.</summary>
+    public static bool NoDecay(string name) => name.Contains("norm") || name.EndsWith(".bias") || name.Contains("e_score_correction_bias");
+}
