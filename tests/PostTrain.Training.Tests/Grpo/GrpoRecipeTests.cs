@@ -42,13 +42,13 @@ public sealed class GrpoRecipeTests
           - {"{"} name: lowercase, weight: 1.0 {"}"}
         {extraRewards}
         grpo:
-          prompts_per_step: 4
+          prompts_per_step: 2
           num_generations: 8
           micro_batch_size: 16
-          max_completion_length: 8
+          max_completion_length: 6
           mu: 1
         samples_every_n_steps: 5
-        optimizer: {"{"} lr: 0.01, weight_decay: 0.0, betas: [0.9, 0.99] {"}"}
+        optimizer: {"{"} lr: 0.02, weight_decay: 0.0, betas: [0.9, 0.99] {"}"}
         scheduler: {"{"} name: constant, warmup_steps: 0 {"}"}
         checkpoint: {"{"} every_n_steps: 5, keep_last: 2, resume: true {"}"}
         logging: {"{"} tensorboard: false, progress: plain, plain_interval_seconds: 1000 {"}"}
@@ -79,11 +79,73 @@ public sealed class GrpoRecipeTests
     public async Task Micro_model_learns_to_write_lowercase_letters()
     {
         using var tmp = Setup();
-        var (code, log) = await Run(tmp, Yaml(tmp, 30));
+        var (code, log) = await Run(tmp, Yaml(tmp, 15));
         Assert.Equal(0, code);
-        var rewards = Metrics(tmp["run"]).Select(m => m.GetProperty("reward/mean").GetDouble()).ToList();
+        var metrics = Metrics(tmp["run"]);
+        var rewards = metrics.Select(m => m.GetProperty("reward/mean").GetDouble()).ToList();
+        string Avg(string key) => metrics.Average(m => m.GetProperty(key).GetDouble()).ToString("F3");
+        Console.WriteLine($"GRPO learning test: seconds per step: generation {Avg("time/generation_s")}, reward {Avg("time/reward_s")}, train {Avg("time/train_s")}");
         double initial = rewards.Take(3).Average(), final = rewards.TakeLast(3).Average();
         Console.WriteLine($"GRPO learning test: reward/mean first 3 steps {initial:F3}, last 3 steps {final:F3}; all: {string.Join(" ", rewards.Select(r => r.ToString("F2")))}");
         Assert.True(final > initial + 0.3, $"mean reward {initial:F3} -> {final:F3}\n{log}");
+    }
+
+    private const string BoomReward = "  - { name: boom, weight: 1.0 }";
+
+    // every variant switch on at once: KL to a reference, mu = 2, dynamic sampling, clip-higher, DAPO token mean
+    private static readonly string[] Variants =
+    [
+        "grpo.beta=0.05", "grpo.mu=2", "grpo.dynamic_sampling=true", "grpo.max_sampling_rounds=2", "grpo.epsilon_high=0.28",
+        "grpo.loss_aggregation=dapo", "checkpoint.every_n_steps=2", "samples_every_n_steps=2",
+    ];
+
+    [Fact]
+    public async Task Stopped_and_resumed_run_matches_an_uninterrupted_one_and_a_failing_reward_never_stops_training()
+    {
+        using var a = Setup();
+        using var b = Setup();
+        Assert.Equal(0, (await Run(a, Yaml(a, 4, BoomReward), Variants)).Code);
+        Assert.Equal(0, (await Run(b, Yaml(b, 2, BoomReward), Variants)).Code);
+        var (code, log) = await Run(b, Yaml(b, 4, BoomReward), Variants);
+        Assert.Equal(0, code);
+        Assert.Contains("resumed from", log);
+        Assert.Contains("(step 2, epoch 0, prompt ", log);
+
+        var ma = Metrics(a["run"]);
+        var mb = Metrics(b["run"]);
+        Assert.Equal([1L, 2, 3, 4], mb.Select(m => m.GetProperty("step").GetInt64()));
+        foreach (var key in new[] { "loss", "reward/mean", "kl", "entropy", "grad_norm", "sampling_rounds" })
+            Assert.Equal(ma.Select(m => m.GetProperty(key).GetDouble()), mb.Select(m => m.GetProperty(key).GetDouble()));
+
+        // the throwing plugin is counted, the lowercase reward alone makes the total
+        foreach (var m in ma)
+        {
+            Assert.Equal(16, m.GetProperty("rewards/boom/errors").GetDouble());
+            Assert.Equal(m.GetProperty("rewards/lowercase/mean").GetDouble(), m.GetProperty("reward/mean").GetDouble(), 9);
+        }
+        Assert.True(ma[^1].GetProperty("kl").GetDouble() > 0, "KL to the reference is positive once the policy moved");
+        // the second of mu = 2 updates sees a policy that moved (lr 0.02): some tokens leave the clip range
+        Assert.True(ma.Sum(m => m.GetProperty("clip_ratio/low").GetDouble() + m.GetProperty("clip_ratio/high").GetDouble()) > 0);
+
+        var run = a["run"];
+        Assert.True(File.Exists(Path.Combine(run, "final", "config.json")));
+        Assert.True(File.Exists(Path.Combine(run, "step-000004", "model", "model.safetensors")));
+        Assert.True(File.Exists(Path.Combine(run, "step-000004", "optimizer.safetensors")));
+        var samples = File.ReadAllLines(Path.Combine(run, "samples", "step-000004.jsonl"));
+        Assert.Equal(16, samples.Length);   // 2 groups of 8
+        var first = JsonDocument.Parse(samples[0]).RootElement;
+        Assert.Equal(4, first.GetProperty("step").GetInt64());
+        Assert.Equal(JsonValueKind.Null, first.GetProperty("rewards").GetProperty("boom").ValueKind);
+        Assert.StartsWith("Q", first.GetProperty("prompt").GetString());
+    }
+
+    [Fact]
+    public async Task Bad_settings_are_errors_naming_the_key()
+    {
+        using var tmp = Setup();
+        var e = await Assert.ThrowsAsync<RecipeConfigException>(() => Run(tmp, Yaml(tmp, 2), "grpo.num_generations=1"));
+        Assert.Contains("grpo.num_generations: must be >= 2", e.Message);
+        e = await Assert.ThrowsAsync<RecipeConfigException>(() => Run(tmp, Yaml(tmp, 2), "grpo.loss_aggregation=dapo2"));
+        Assert.Contains("did you mean 'dapo'", e.Message);
     }
 }
