@@ -12,6 +12,9 @@ public static class RecipeRegistry
         RecipeInfo.Of<SftConfig>("sft",
             "Supervised fine-tuning (prompt/completion, chat or text; packing; loss on the assistant's tokens)",
             "sft-quickstart.yaml", c => new PostTrain.Training.Sft.SftRecipe(c)),
+        RecipeInfo.Of<PostTrain.Training.Grpo.GrpoConfig>("grpo",
+            "GRPO (DeepSeekMath) with Dr. GRPO / DAPO / GSPO options: sample groups, score with weighted rewards, clipped policy updates",
+            "grpo-arith.yaml", c => new PostTrain.Training.Grpo.GrpoRecipe(c)),
     ];
 
     public static RecipeInfo? Find(string name) => All.FirstOrDefault(r => r.Name == name);

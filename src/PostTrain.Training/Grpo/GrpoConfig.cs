@@ -1,0 +1,96 @@
+// Config of the grpo recipe: the shared sections plus the model, the prompts, the weighted rewards, the GRPO knobs
+// (group size, clipping, KL, advantage/loss variants, dynamic sampling) and an optional held-out evaluation that is
+// printed before and after training. Step = one rollout batch followed by `mu` optimizer updates on it.
+using PostTrain.Training.Recipes;
+
+namespace PostTrain.Training.Grpo;
+
+public sealed record GrpoConfig : RecipeConfig
+{
+    public required ModelConfigSection Model { get; init; }
+    public required GrpoDataConfig Data { get; init; }
+
+    /// <summary>The weighted rewards; a sample's reward is sum(weight * score) over the rewards that scored it.</summary>
+    public required List<GrpoRewardConfig> Rewards { get; init; }
+
+    /// <summary>Folder of reward plugins (*.js, *.csx); missing = none.</summary>
+    public string? RewardsDir { get; init; } = "rewards";
+    public double RewardTimeoutSeconds { get; init; } = 10;
+
+    public GrpoAlgorithmConfig Grpo { get; init; } = new();
+
+    /// <summary>Aux-loss-free MoE balancing step per optimizer update (0 freezes the routing biases).</summary>
+    public double MoeBiasGamma { get; init; } = 0.0;
+
+    /// <summary>Write a sample of completions with their rewards every this many steps (0 = never).</summary>
+    public long SamplesEveryNSteps { get; init; } = 10;
+    /// <summary>Groups (prompts) written per sample file.</summary>
+    public int SamplesGroups { get; init; } = 2;
+
+    public GrpoEvalConfig? Eval { get; init; }
+}
+
+public sealed record GrpoDataConfig
+{
+    public required string Path { get; init; }
+    public string PromptColumn { get; init; } = "prompt";
+    /// <summary>deepseek_v3 (user turn + assistant prefix) or plain (bos + prompt).</summary>
+    public string ChatTemplate { get; init; } = "deepseek_v3";
+    public bool Shuffle { get; init; } = true;
+    /// <summary>Prompts longer than this (in tokens) are skipped.</summary>
+    public int MaxPromptTokens { get; init; } = 512;
+}
+
+/// <summary>One reward as the recipe lists it: `{name: math, weight: 1.0, options: {column: answer}}`.</summary>
+public sealed record GrpoRewardConfig
+{
+    public required string Name { get; init; }
+    public double Weight { get; init; } = 1.0;
+    public Dictionary<string, string>? Options { get; init; }
+}
+
+public sealed record GrpoAlgorithmConfig
+{
+    /// <summary>B: prompts per step.</summary>
+    public int PromptsPerStep { get; init; } = 8;
+    /// <summary>G: completions sampled per prompt.</summary>
+    public int NumGenerations { get; init; } = 8;
+    /// <summary>mu: optimizer updates per rollout batch (each a pass over the whole batch).</summary>
+    public int Mu { get; init; } = 1;
+    /// <summary>Sequences per forward/backward (gradient accumulation inside an update).</summary>
+    public int MicroBatchSize { get; init; } = 16;
+    public int MaxCompletionLength { get; init; } = 256;
+
+    public double Temperature { get; init; } = 1.0;
+    public double TopP { get; init; } = 1.0;
+    public int TopK { get; init; }
+    public double MinP { get; init; }
+
+    /// <summary>KL coefficient; 0 loads no reference model.</summary>
+    public double Beta { get; init; }
+    public double EpsilonLow { get; init; } = 0.2;
+    /// <summary>Upper clip; 0.28 = DAPO's clip-higher.</summary>
+    public double EpsilonHigh { get; init; } = 0.2;
+
+    public AdvantageScaling AdvantageScaling { get; init; } = AdvantageScaling.Group;
+    public double AdvantageEps { get; init; } = 1e-4;
+    /// <summary>grpo (per-sequence mean), dapo (token mean), dr_grpo (constant normaliser).</summary>
+    public LossAggregation LossAggregation { get; init; } = LossAggregation.SequenceMean;
+    /// <summary>token (GRPO) or sequence (GSPO).</summary>
+    public ImportanceLevel ImportanceSampling { get; init; } = ImportanceLevel.Token;
+    public bool MaskTruncatedCompletions { get; init; }
+
+    /// <summary>DAPO: drop groups with equal rewards and sample more prompts, up to max_sampling_rounds rounds.</summary>
+    public bool DynamicSampling { get; init; }
+    public int MaxSamplingRounds { get; init; } = 3;
+}
+
+/// <summary>Held-out evaluation: greedy completions of the first `rows` prompts, scored by `rewards`; the mean total
+/// (the accuracy for a 0/1 reward such as math) is printed before and after training.</summary>
+public sealed record GrpoEvalConfig
+{
+    public required string Path { get; init; }
+    public int Rows { get; init; } = 100;
+    public int? MaxNewTokens { get; init; }
+    public List<GrpoRewardConfig> Rewards { get; init; } = [new() { Name = "math" }];
+}

@@ -1,0 +1,281 @@
+// grpo: Group Relative Policy Optimization (DeepSeekMath) with the common variants as options (Dr. GRPO, DAPO,
+// GSPO). Per step: take B prompts, sample G completions each with the current policy (pi_old log-probs recorded by
+// the sampler), score them with the recipe's weighted rewards, compute group-relative advantages (optionally
+// dropping zero-variance groups and sampling more: DAPO dynamic sampling), then `mu` AdamW updates over the batch
+// (PolicyUpdate). Logs rewards, KL, entropy, clip ratios, lengths, throughput and a time split per step; writes
+// sample completions; checkpoints with exact resume (model as a Hugging Face directory, optimizer state, data
+// position; sampling noise is a pure function of (seed, step, round)); optional greedy held-out eval before and
+// after; the final model goes to <output_dir>/final. Simplifications: one device; generation and training share it.
+using PostTrain.Core.Checkpoints;
+using PostTrain.Core.Model;
+using PostTrain.Core.Precision;
+using PostTrain.Data.Tokenizers;
+using PostTrain.Rewards;
+using PostTrain.Training.Common;
+using PostTrain.Training.Infra;
+using PostTrain.Training.Recipes;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PostTrain.Training.Grpo;
+
+public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
+{
+    public const string FinalDirName = "final";
+
+    private DeepSeekForCausalLM _model = null!;
+    private DeepSeekForCausalLM? _reference;
+    private ITokenizer _tokenizer = null!;
+    private Device _device = CPU;
+    private AdamW _optimizer = null!;
+    private ILrSchedule _schedule = null!;
+    private CheckpointManager _checkpoints = null!;
+    private MetricsLogger _metrics = null!;
+    private PromptSet _prompts = null!;
+    private RolloutCollector _rollouts = null!;
+    private PolicyUpdate _update = null!;
+    private HeldOutEval? _eval;
+    private string? _tokenizerDir;
+    private TrainerState _state = new();
+    private int[] _order = [];
+
+    /// <summary>Mean total reward of each step's rollouts, in step order (for callers such as tests).</summary>
+    public List<double> RewardMeans { get; } = [];
+    public EvalResult? EvalBefore { get; private set; }
+    public EvalResult? EvalAfter { get; private set; }
+
+    public async Task<int> RunAsync(RecipeContext ctx, CancellationToken ct)
+    {
+        try
+        {
+            Setup(ctx);
+            await Task.Run(() => Train(ctx, ct), ct);
+            return 0;
+        }
+        finally
+        {
+            Cleanup();
+        }
+    }
+
+    private void Validate()
+    {
+        var g = cfg.Grpo;
+        void Check(bool ok, string key, object value, string rule) { if (!ok) throw new RecipeConfigException($"{key}: must be {rule}, got {value}"); }
+        Check(g.PromptsPerStep >= 1, "grpo.prompts_per_step", g.PromptsPerStep, ">= 1");
+        Check(g.NumGenerations >= 2, "grpo.num_generations", g.NumGenerations, ">= 2 (advantages are relative to the group)");
+        Check(g.Mu >= 1, "grpo.mu", g.Mu, ">= 1");
+        Check(g.MicroBatchSize >= 1, "grpo.micro_batch_size", g.MicroBatchSize, ">= 1");
+        Check(g.MaxCompletionLength >= 1, "grpo.max_completion_length", g.MaxCompletionLength, ">= 1");
+        Check(g.Temperature > 0, "grpo.temperature", g.Temperature, "> 0 (sampling)");
+        Check(g.Beta >= 0, "grpo.beta", g.Beta, ">= 0");
+        Check(g.EpsilonLow is >= 0 and < 1, "grpo.epsilon_low", g.EpsilonLow, "in [0, 1)");
+        Check(g.EpsilonHigh >= 0, "grpo.epsilon_high", g.EpsilonHigh, ">= 0");
+        Check(g.AdvantageEps >= 0, "grpo.advantage_eps", g.AdvantageEps, ">= 0");
+        Check(g.MaxSamplingRounds >= 1, "grpo.max_sampling_rounds", g.MaxSamplingRounds, ">= 1");
+        Check(cfg.Rewards.Count >= 1, "rewards", cfg.Rewards.Count, "a list of at least one reward");
+        if (cfg.Optimizer.Name != OptimizerKind.AdamW) throw new RecipeConfigException("optimizer.name: grpo supports adamw");
+    }
+
+    private void Setup(RecipeContext ctx)
+    {
+        Validate();
+        random.manual_seed(cfg.Seed);
+        var loaded = ModelSetup.Load(cfg.Model, cfg.Seed, ctx.Log);
+        (_model, _tokenizer, _device) = (loaded.Model, loaded.Tokenizer, loaded.Device);
+        _tokenizerDir = cfg.Model.Tokenizer ?? (Directory.Exists(cfg.Model.Path) ? cfg.Model.Path : null);
+        if (cfg.Grpo.Beta > 0)
+        {
+            _reference = ModelSetup.Load(cfg.Model, cfg.Seed, TextWriter.Null).Model;   // the starting weights, frozen
+            foreach (var p in _reference.parameters()) p.requires_grad = false;
+            _reference.eval();
+            ctx.Log.WriteLine($"reference model: {cfg.Model.Path} (frozen, beta {cfg.Grpo.Beta})");
+        }
+        var o = cfg.Optimizer;
+        var named = _model.named_parameters().Select(p => (p.name, p.parameter)).ToList();
+        _optimizer = new AdamW(named, o.Lr, o.Betas[0], o.Betas[1], o.Eps, o.WeightDecay, o.Bf16Moments,
+            named.Select(p => p.name).Where(ModelSetup.NoDecay));
+        _schedule = LrSchedules.FromConfig(cfg.Scheduler, o.Lr, cfg.MaxSteps);
+        _checkpoints = new CheckpointManager(cfg.OutputDir, cfg.Checkpoint.KeepLast);
+
+        var registry = new RewardRegistry(cfg.RewardsDir);
+        var runnerOptions = new RewardRunnerOptions { Timeout = TimeSpan.FromSeconds(cfg.RewardTimeoutSeconds) };
+        var rewards = new RewardRunner(registry.CreateAll(cfg.Rewards.Select(Spec)), runnerOptions);
+        var template = PromptSet.Template(cfg.Data.ChatTemplate, _tokenizer);
+        _prompts = new PromptSet(cfg.Data.Path, cfg.Data.PromptColumn, template, cfg.Data.MaxPromptTokens);
+        ctx.Log.WriteLine($"prompts: {_prompts.Items.Count} from {cfg.Data.Path}" +
+            (_prompts.SkippedTooLong > 0 ? $" ({_prompts.SkippedTooLong} longer than {cfg.Data.MaxPromptTokens} tokens skipped)" : ""));
+        _rollouts = new RolloutCollector(_model, _tokenizer, rewards, cfg.Grpo);
+        _update = new PolicyUpdate(_model, _reference, _optimizer, cfg.Grpo, cfg.ClipGradNorm, cfg.MoeBiasGamma);
+        if (cfg.Eval is { } e)
+        {
+            var evalPrompts = new PromptSet(e.Path, cfg.Data.PromptColumn, template, cfg.Data.MaxPromptTokens, e.Rows);
+            var evalRewards = new RewardRunner(registry.CreateAll(e.Rewards.Select(Spec)), runnerOptions);
+            _eval = new HeldOutEval(evalPrompts, evalRewards, _tokenizer, e.MaxNewTokens ?? cfg.Grpo.MaxCompletionLength);
+        }
+
+        var resume = cfg.Checkpoint.Resume ? _checkpoints.FindLatest() : null;
+        if (resume is not null) LoadCheckpoint(resume, ctx);
+        _metrics = new MetricsLogger(cfg.OutputDir, cfg.Logging.Tensorboard, resumedFromStep: resume?.Step);
+        _order = _prompts.Order(cfg.Seed, _state.Epoch, cfg.Data.Shuffle);
+    }
+
+    private static RewardSpec Spec(GrpoRewardConfig r) =>
+        new(r.Name, r.Weight, r.Options?.ToDictionary(kv => kv.Key, kv => (object?)kv.Value));
+
+    /// <summary>The next <paramref name="count"/> prompts of the epoch order, starting a new epoch when it runs out.</summary>
+    private List<PromptItem> NextPrompts(int count)
+    {
+        var result = new List<PromptItem>(count);
+        while (result.Count < count)
+        {
+            if (_state.DataPosition >= _order.Length)
+            {
+                _state = _state with { Epoch = _state.Epoch + 1, DataPosition = 0 };
+                _order = _prompts.Order(cfg.Seed, _state.Epoch, cfg.Data.Shuffle);
+            }
+            result.Add(_prompts.Items[_order[_state.DataPosition]]);
+            _state = _state with { DataPosition = _state.DataPosition + 1 };
+        }
+        return result;
+    }
+
+    private void Train(RecipeContext ctx, CancellationToken ct)
+    {
+        var guard = new NonFiniteGuard(cfg.MaxConsecutiveNonfinite);
+        using var progress = ctx.CreateProgress(cfg.Logging, cfg.MaxSteps, _state.Step);
+        if (_eval is not null)
+        {
+            EvalBefore = RunEval(ctx, progress, "before training", ct);
+        }
+        while (_state.Step < cfg.MaxSteps)
+        {
+            ct.ThrowIfCancellationRequested();
+            double lr = _schedule.At(_state.Step);
+            var values = Step(lr, guard, progress, ct);
+            _state = _state with { Step = _state.Step + 1, LearningRate = lr };
+            if (_state.Step % cfg.Logging.EveryNSteps == 0 || _state.Step == cfg.MaxSteps) _metrics.Log(_state.Step, values);
+            bool periodic = cfg.Checkpoint.EveryNSteps > 0 && _state.Step % cfg.Checkpoint.EveryNSteps == 0;
+            if (periodic || _state.Step == cfg.MaxSteps)
+                progress.Message($"saved {SaveCheckpoint(ctx).Directory}");
+        }
+        if (_eval is not null) EvalAfter = RunEval(ctx, progress, "after training", ct);
+        string final = Path.Combine(cfg.OutputDir, FinalDirName);
+        PretrainedModel.Save(_model, final, extraFiles: TokenizerFiles());
+        ctx.Log.WriteLine($"final model: {final}");
+    }
+
+    /// <summary>One GRPO step; returns its metrics.</summary>
+    private List<(string, double)> Step(double lr, NonFiniteGuard guard, IProgressReporter progress, CancellationToken ct)
+    {
+        var g = cfg.Grpo;
+        var rounds = new List<RolloutRound>();
+        long step = _state.Step;
+        RolloutRound SampleRound(int round)
+        {
+            var r = _rollouts.Sample(NextPrompts(g.PromptsPerStep), SamplingSeed(step, round), ct);
+            rounds.Add(r);
+            return r;
+        }
+        IReadOnlyList<RolloutGroup> groups = g.DynamicSampling
+            ? DynamicSampling.Collect(r => SampleRound(r).Groups, x => DynamicSampling.IsInformative(x.Rewards), g.PromptsPerStep, g.MaxSamplingRounds).Groups
+            : SampleRound(0).Groups;
+
+        var advantages = Advantages.Compute(groups.SelectMany(x => x.Rewards).ToList(), g.NumGenerations, g.AdvantageScaling, g.AdvantageEps);
+        var samples = groups.SelectMany(x => x.Completions.Select(c => (x.Prompt.Ids, c)))
+            .Select((s, i) => new TrainSample(s.Ids, s.c, advantages[i])).ToList();
+        var u = _update.Run(samples, lr, guard, step);
+
+        // rollout metrics describe the policy as sampled: the first round, before any filtering
+        var first = rounds[0];
+        var all = first.Groups.SelectMany(x => x.Completions).ToList();
+        var rewards = all.Select(c => c.Reward).ToList();
+        double mean = rewards.Average();
+        RewardMeans.Add(mean);
+        double genSeconds = rounds.Sum(r => r.GenerationSeconds), rewardSeconds = rounds.Sum(r => r.RewardSeconds);
+        var values = new List<(string, double)>
+        {
+            ("loss", u.Loss), ("grad_norm", u.GradNorm), ("lr", lr),
+            ("reward/mean", mean), ("reward/std", Advantages.SampleStd(rewards, 0, rewards.Count)),
+            ("frac_reward_zero_std", first.Groups.Count(x => !DynamicSampling.IsInformative(x.Rewards)) / (double)first.Groups.Count),
+            ("kl", u.Kl), ("entropy", u.Entropy), ("clip_ratio/low", u.ClipLow), ("clip_ratio/high", u.ClipHigh),
+            ("completions/mean_length", all.Average(c => c.TokenIds.Length)),
+            ("completions/min_length", all.Min(c => c.TokenIds.Length)),
+            ("completions/max_length", all.Max(c => c.TokenIds.Length)),
+            ("completions/truncated_ratio", all.Count(c => c.Truncated) / (double)all.Count),
+            ("tokens_per_s/rollout", rounds.Sum(r => r.GeneratedTokens) / Math.Max(genSeconds, 1e-9)),
+            ("tokens_per_s/train", u.TrainTokens / Math.Max(u.Seconds, 1e-9)),
+            ("time/generation_s", genSeconds), ("time/reward_s", rewardSeconds), ("time/train_s", u.Seconds),
+            ("sampling_rounds", rounds.Count), ("groups_trained", groups.Count), ("skipped_updates", u.SkippedUpdates),
+        };
+        values.AddRange(first.Scores.ToMetrics().Select(kv => (kv.Key, kv.Value)));
+        if (u.LoadRatios.Length > 0) values.Add(("moe/max_over_mean_load", u.LoadRatios.Max()));
+        progress.Update(step + 1, u.Loss, rounds.Sum(r => r.GeneratedTokens));
+        if (cfg.SamplesEveryNSteps > 0 && (step + 1) % cfg.SamplesEveryNSteps == 0)
+        {
+            var path = SampleLog.Write(cfg.OutputDir, step + 1, groups, advantages, first.Scores.Names, cfg.SamplesGroups);
+            progress.Message($"step {step + 1}: reward {mean:F3}, kl {u.Kl:F4}, entropy {u.Entropy:F3}, length {all.Average(c => c.TokenIds.Length):F1}; samples in {path}");
+        }
+        return values;
+    }
+
+    /// <summary>The sampler's seed for (step, round): a pure function, so a resumed run draws the same completions.</summary>
+    private long SamplingSeed(long step, int round)
+    {
+        ulong x = (ulong)cfg.Seed ^ ((ulong)step << 20) ^ (ulong)round;
+        return (long)(Rng.SplitMix64(ref x) & 0x7FFF_FFFF_FFFF_FFFF);
+    }
+
+    private EvalResult RunEval(RecipeContext ctx, IProgressReporter progress, string when, CancellationToken ct)
+    {
+        var r = _eval!.Run(_model, ct);
+        _metrics.Log(_state.Step, [("eval/reward_mean", r.Mean), .. r.Metrics.Select(kv => (kv.Key, kv.Value))]);
+        var names = string.Join("+", cfg.Eval!.Rewards.Select(x => x.Name));
+        progress.Message($"held-out {names} (greedy, {r.Rows} rows of {cfg.Eval.Path}) {when}: {r.Mean:F3}");
+        return r;
+    }
+
+    /// <summary>tokenizer.json / tokenizer_config.json of the starting model, copied next to the saved weights.</summary>
+    private Dictionary<string, string>? TokenizerFiles()
+    {
+        if (_tokenizerDir is null) return null;
+        var files = new[] { "tokenizer.json", "tokenizer_config.json" }
+            .Where(f => File.Exists(Path.Combine(_tokenizerDir, f)))
+            .ToDictionary(f => f, f => File.ReadAllText(Path.Combine(_tokenizerDir, f)));
+        return files.Count > 0 ? files : null;
+    }
+
+    private CheckpointInfo SaveCheckpoint(RecipeContext ctx)
+    {
+        var state = _state with { TorchRngState = TorchRng.Capture() };
+        return _checkpoints.Save(state, dir =>
+        {
+            PretrainedModel.Save(_model, Path.Combine(dir, "model"), extraFiles: TokenizerFiles());
+            using var scope = NewDisposeScope();
+            SafeTensors.Save(Path.Combine(dir, "optimizer.safetensors"), _optimizer.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value.cpu()));
+            File.WriteAllText(Path.Combine(dir, RecipeRunner.ResolvedConfigFileName), ctx.ResolvedYaml);
+        });
+    }
+
+    private void LoadCheckpoint(CheckpointInfo ck, RecipeContext ctx)
+    {
+        var modelDir = Path.Combine(ck.Directory, "model");
+        var tensors = SafeTensors.Load(modelDir);
+        try { HfStateDict.Load(_model, tensors, modelDir); }
+        finally { foreach (var t in tensors.Values) t.Dispose(); }
+        var opt = SafeTensors.Load(Path.Combine(ck.Directory, "optimizer.safetensors"), new SafeTensorsLoadOptions { Device = _device });
+        try { _optimizer.LoadStateDict(opt); }
+        finally { foreach (var t in opt.Values) t.Dispose(); }
+        _state = ck.State with { TorchRngState = null };
+        if (ck.State.TorchRngState is { } torchRng) TorchRng.Restore(torchRng);
+        ctx.Log.WriteLine($"resumed from {ck.Directory} (step {ck.Step}, epoch {ck.State.Epoch}, prompt {ck.State.DataPosition})");
+    }
+
+    private void Cleanup()
+    {
+        _metrics?.Dispose();
+        _optimizer?.Dispose();
+        _reference?.Dispose();
+        _model?.Dispose();
+    }
+}

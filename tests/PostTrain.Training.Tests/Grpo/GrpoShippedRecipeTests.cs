@@ -1,0 +1,56 @@
+// The shipped grpo-*.yaml recipes: their header is the command that runs them, they bind to GrpoConfig, and
+// grpo-arith runs end to end (shrunk: built-in micro model, one step) printing held-out accuracy before and after.
+using PostTrain.Training.Grpo;
+using PostTrain.Training.Recipes;
+using PostTrain.Training.Tests.Infra;
+using PostTrain.Training.Tests.Recipes;
+
+namespace PostTrain.Training.Tests.Grpo;
+
+[Collection(TorchGlobalRngCollection.Name)]
+public sealed class GrpoShippedRecipeTests
+{
+    private static string Repo(string rel)
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "PostTrain.sln"))) dir = dir.Parent;
+        return Path.Combine(dir!.FullName, rel);
+    }
+
+    [Theory]
+    [InlineData("grpo-arith.yaml", "math")]
+    [InlineData("grpo-countdown.yaml", "countdown")]
+    public void Recipe_header_and_binding(string file, string reward)
+    {
+        var path = Repo("recipes/" + file);
+        Assert.Equal($"posttrain run recipes/{file}", RecipeFiles.HeaderCommand(File.ReadAllText(path)));
+        var (info, config, _) = RecipeRunner.Resolve(path, []);
+        Assert.Equal("grpo", info.Name);
+        var c = Assert.IsType<GrpoConfig>(config);
+        Assert.Equal("runs/sft-quickstart/final", c.Model.Path);
+        Assert.Equal(reward, c.Rewards[0].Name);
+        Assert.Equal(reward, c.Eval!.Rewards[0].Name);
+        Assert.Equal(LossAggregation.TokenMean, c.Grpo.LossAggregation);
+        Assert.Equal(0.28, c.Grpo.EpsilonHigh);
+    }
+
+    [Fact]
+    public async Task Arith_recipe_runs_and_prints_held_out_accuracy_before_and_after()
+    {
+        using var tmp = new TempDir();
+        var log = new StringWriter();
+        int code = await RecipeRunner.RunAsync(Repo("recipes/grpo-arith.yaml"),
+        [
+            $"output_dir={tmp["run"]}", "model.path=micro-moe", "model.device=cpu", "max_steps=1",
+            $"data.path={Repo("datasets/arithmetic/train.parquet")}", $"eval.path={Repo("datasets/arithmetic/test.parquet")}",
+            "eval.rows=4", "eval.max_new_tokens=8", "grpo.prompts_per_step=2", "grpo.num_generations=2",
+            "grpo.max_completion_length=8", "grpo.max_sampling_rounds=1", "scheduler.warmup_steps=0",
+            "logging.tensorboard=false", "logging.progress=plain", $"rewards_dir={tmp["none"]}",
+        ], log, CancellationToken.None);
+        var text = log.ToString();
+        Assert.Equal(0, code);
+        Assert.Matches(@"held-out math \(greedy, 4 rows of .*test\.parquet\) before training: 0\.000", text);
+        Assert.Matches(@"held-out math \(greedy, 4 rows of .*test\.parquet\) after training: \d\.\d{3}", text);
+        Assert.True(File.Exists(Path.Combine(tmp["run"], "final", "model.safetensors")));
+    }
+}
