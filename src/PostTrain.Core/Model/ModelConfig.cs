@@ -185,26 +185,34 @@ public sealed record ModelConfig
             ["first_k_dense_replace"] = FirstKDenseReplace, ["q_lora_rank"] = QLoraRank, ["kv_lora_rank"] = KvLoraRank,
             ["qk_nope_head_dim"] = QkNopeHeadDim, ["qk_rope_head_dim"] = QkRopeHeadDim, ["v_head_dim"] = VHeadDim,
             ["n_routed_experts"] = NRoutedExperts, ["n_shared_experts"] = NSharedExperts, ["num_experts_per_tok"] = NumExpertsPerTok,
-            ["n_group"] = NGroup, ["topk_group"] = TopkGroup, ["routed_scaling_factor"] = RoutedScalingFactor,
+            ["n_group"] = NGroup, ["topk_group"] = TopkGroup, ["routed_scaling_factor"] = F(RoutedScalingFactor),
             ["norm_topk_prob"] = NormTopkProb, ["scoring_func"] = ScoringFunc,
             ["topk_method"] = UseCorrectionBias ? "noaux_tc" : (NGroup > 1 ? "group_limited_greedy" : "greedy"),
-            ["rope_interleave"] = RopeInterleave, ["rms_norm_eps"] = RmsNormEps, ["tie_word_embeddings"] = TieWordEmbeddings,
+            ["rope_interleave"] = RopeInterleave, ["rms_norm_eps"] = F(RmsNormEps), ["tie_word_embeddings"] = TieWordEmbeddings,
             ["num_nextn_predict_layers"] = NumNextnPredictLayers, ["max_position_embeddings"] = MaxPositionEmbeddings,
             ["attention_bias"] = AttentionBias, ["hidden_act"] = "silu",
             ["bos_token_id"] = BosTokenId, ["eos_token_id"] = EosTokenId, ["pad_token_id"] = PadTokenId,
         };
-        var rope = new JsonObject { ["rope_theta"] = RopeTheta, ["rope_type"] = Yarn is null ? "default" : "yarn" };
+        var rope = new JsonObject { ["rope_theta"] = F(RopeTheta), ["rope_type"] = Yarn is null ? "default" : "yarn" };
         if (Yarn is { } y)
         {
-            rope["factor"] = y.Factor; rope["original_max_position_embeddings"] = y.OriginalMaxPositionEmbeddings;
-            rope["beta_fast"] = y.BetaFast; rope["beta_slow"] = y.BetaSlow;
-            if (y.Mscale is { } m) rope["mscale"] = m;
-            if (y.MscaleAllDim is { } ma) rope["mscale_all_dim"] = ma;
-            if (y.AttentionFactor is { } af) rope["attention_factor"] = af;
+            rope["factor"] = F(y.Factor); rope["original_max_position_embeddings"] = y.OriginalMaxPositionEmbeddings;
+            rope["beta_fast"] = F(y.BetaFast); rope["beta_slow"] = F(y.BetaSlow);
+            if (y.Mscale is { } m) rope["mscale"] = F(m);
+            if (y.MscaleAllDim is { } ma) rope["mscale_all_dim"] = F(ma);
+            if (y.AttentionFactor is { } af) rope["attention_factor"] = F(af);
             if (!y.Truncate) rope["truncate"] = false;
         }
         o["rope_parameters"] = rope;
         return o;
+    }
+
+    /// <summary>A float written as a JSON float ("1.0", not "1"): transformers' strict config types reject an int.</summary>
+    private static JsonNode F(double x)
+    {
+        string r = x.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        if (!r.Contains('.') && !r.Contains('E') && !r.Contains("Infinity") && !r.Contains("NaN")) r += ".0";
+        return JsonNode.Parse(r)!;
     }
 
     public string ToJsonString() => ToJson().ToJsonString(new JsonSerializerOptions { WriteIndented = true });

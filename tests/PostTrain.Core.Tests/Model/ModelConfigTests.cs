@@ -41,6 +41,17 @@ public sealed class ModelConfigTests
     }
 
     [Fact]
+    public void FloatFieldsAreWrittenAsFloats()
+    {
+        // transformers 5 validates config types strictly: routed_scaling_factor 1 (an int) is rejected.
+        var json = (BuiltinModels.Micro() with { RoutedScalingFactor = 1.0, Yarn = new YarnScaling(4, 64) }).ToJsonString();
+        Assert.Contains("\"routed_scaling_factor\": 1.0", json);
+        Assert.Contains("\"rope_theta\": 10000.0", json);
+        Assert.Contains("\"factor\": 4.0", json);
+        Assert.Contains("\"rms_norm_eps\": 1E-06", json);
+    }
+
+    [Fact]
     public void OldStyleRopeScalingIsRead()
     {
         var o = Base();
