@@ -5,10 +5,11 @@
 #   benchmarks/run-gpu.sh train      # FP8 GEMM check + TFLOP/s, training tokens/s: PostTrain bf16 / FP8 vs HF (2 expert impls)
 #   benchmarks/run-gpu.sh quality    # FP8 vs BF16 SFT loss curves of the same tiny model, same init and data
 #   benchmarks/run-gpu.sh generate   # rollout tokens/s: PostTrain engine vs HF generate (2 expert impls)
+#   benchmarks/run-gpu.sh pipeline   # SFT (longer than the CPU quickstart) -> GRPO on arithmetic -> eval report of both
 # Every result is one JSON line in $OUT/bench-<part>.jsonl (or ./bench-<part>.jsonl) and a table at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-part=${1:?usage: benchmarks/run-gpu.sh train|quality|generate}
+part=${1:?usage: benchmarks/run-gpu.sh train|quality|generate|pipeline}
 out=${OUT:-.}
 log="$out/bench-$part.jsonl"; : > "$log"
 pt() { scripts/gpu/run.sh "$@"; }
@@ -66,6 +67,17 @@ PY
     POSTTRAIN_TOOL=PostTrain.Benchmarks.Generation scripts/gpu/run.sh 2>&1 | tee "$out/posttrain-generate.txt" | tail -40
     peak hf_generate_default python3 benchmarks/hf/hf_bench.py generate --experts default
     peak hf_generate_grouped_mm python3 benchmarks/hf/hf_bench.py generate --experts grouped_mm
+    ;;
+  pipeline)
+    steps=${SFT_STEPS:-800}
+    timeout 300 scripts/gpu/run.sh run recipes/sft-quickstart.yaml output_dir=/tmp/p-sft model.device=cuda model.dtype=bfloat16 \
+      max_steps=$steps data.batch_size=16 data.eval_every_n_steps=200 checkpoint.every_n_steps=0 logging.progress=plain \
+      logging.plain_interval_seconds=60 2>&1 | grep -E "eval loss|final model|error" | tee -a "$out/pipeline.txt"
+    timeout 200 scripts/gpu/run.sh run recipes/grpo-arith.yaml output_dir=/tmp/p-grpo model.path=/tmp/p-sft/final model.device=cuda \
+      max_steps=${GRPO_STEPS:-40} logging.progress=plain logging.plain_interval_seconds=60 2>&1 | grep -E "held-out|reward|error" | tee -a "$out/pipeline.txt"
+    timeout 150 scripts/gpu/run.sh eval --model sft=/tmp/p-sft/final --model grpo=/tmp/p-grpo/final --task arithmetic --limit 200 \
+      --samples 4 --max-new-tokens 96 --device cuda --output /tmp/p-eval --metrics /tmp/p-grpo 2>&1 | tail -4 | tee -a "$out/pipeline.txt"
+    cp /tmp/p-eval/report.html /tmp/p-eval/report.md "$out/" 2>/dev/null
     ;;
 esac
 echo "== results ($log)"
