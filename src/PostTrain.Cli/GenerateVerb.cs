@@ -7,6 +7,7 @@ using PostTrain.Core.Generation;
 using PostTrain.Core.Runtime;
 using PostTrain.Data.Examples;
 using PostTrain.Data.Templates;
+using PostTrain.Data.Tokenizers;
 using PostTrain.Training.Common;
 
 namespace PostTrain.Cli;
@@ -56,7 +57,7 @@ public sealed class GenerateVerb : ICliVerb
                     prompts.Add(parse.GetValue(raw) ? tok.Encode(t) : template.RenderPrompt([new ChatMessage(ChatRole.User, t)]));
             var gen = new TokenGenerator(loaded.Model, new GenerationOptions
             {
-                Decoder = new FuncTextDecoder(ids => tok.Decode(ids)),
+                Decoder = new FuncTextDecoder(ids => tok.DecodeGenerated(ids)),
                 SpeculativeMtp = parse.GetValue(spec),
             });
             var p = new SamplingParams(parse.GetValue(temperature), parse.GetValue(topP), parse.GetValue(topK), parse.GetValue(minP),
@@ -67,7 +68,7 @@ public sealed class GenerateVerb : ICliVerb
                 var r = results[i];
                 io.Out.WriteLine(JsonSerializer.Serialize(new
                 {
-                    prompt_index = i / parse.GetValue(n), sample = i % parse.GetValue(n), text = tok.Decode(r.TokenIds),
+                    prompt_index = i / parse.GetValue(n), sample = i % parse.GetValue(n), text = tok.DecodeGenerated(r.TokenIds),
                     tokens = r.TokenIds.Length, finish_reason = r.FinishReason,
                     mean_logprob = r.LogProbs.Length > 0 ? r.LogProbs.Average() : 0,
                 }));

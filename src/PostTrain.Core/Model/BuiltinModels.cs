@@ -4,8 +4,8 @@ namespace PostTrain.Core.Model;
 
 public static class BuiltinModels
 {
-    /// <summary>~3.4 M parameters at vocab 264 (byte tokenizer): 4 layers (1 dense), 8 experts top-2 + 1 shared, 1 MTP module.</summary>
-    public static ModelConfig TinyMoe(int vocabSize = 264) => new()
+    /// <summary>~3.7 M parameters at vocab 263 (the byte tokenizer's): 4 layers (1 dense), 8 experts top-2 + 1 shared, 1 MTP module.</summary>
+    public static ModelConfig TinyMoe(int vocabSize = 263) => new()
     {
         ModelType = "deepseek_v3", VocabSize = vocabSize, HiddenSize = 192, IntermediateSize = 512, MoeIntermediateSize = 128,
         NumHiddenLayers = 4, NumAttentionHeads = 6, FirstKDenseReplace = 1, QLoraRank = 96, KvLoraRank = 64,
@@ -15,7 +15,7 @@ public static class BuiltinModels
     };
 
     /// <summary>~0.4 M parameters: the smallest useful shape, for tests.</summary>
-    public static ModelConfig Micro(int vocabSize = 264) => new()
+    public static ModelConfig Micro(int vocabSize = 263) => new()
     {
         ModelType = "deepseek_v3", VocabSize = vocabSize, HiddenSize = 64, IntermediateSize = 128, MoeIntermediateSize = 32,
         NumHiddenLayers = 2, NumAttentionHeads = 4, FirstKDenseReplace = 1, QLoraRank = 32, KvLoraRank = 32,

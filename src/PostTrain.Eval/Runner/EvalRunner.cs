@@ -9,6 +9,7 @@ using PostTrain.Core.Generation;
 using PostTrain.Core.Runtime;
 using PostTrain.Data.Examples;
 using PostTrain.Data.Templates;
+using PostTrain.Data.Tokenizers;
 using PostTrain.Eval.Metrics;
 using PostTrain.Eval.Reports;
 using PostTrain.Eval.Tasks;
@@ -74,7 +75,7 @@ public sealed class EvalRunner(EvalSettings settings, TextWriter? progress = nul
                 var generator = new TokenGenerator(net, new GenerationOptions
                 {
                     MaxBatchSize = settings.BatchSize,
-                    Decoder = task.StopStrings is { Count: > 0 } ? new FuncTextDecoder(ids => tokenizer.Decode(ids)) : null,
+                    Decoder = task.StopStrings is { Count: > 0 } ? new FuncTextDecoder(ids => tokenizer.DecodeGenerated(ids)) : null,
                 });
                 foreach (var (_, checker, unit) in group)
                 {
@@ -125,7 +126,7 @@ public sealed class EvalRunner(EvalSettings settings, TextWriter? progress = nul
     {
         var ids = r.TokenIds.AsSpan();
         if (r.StopTokenId is int stop && ids.Length > 0 && ids[^1] == stop) ids = ids[..^1];
-        var text = tokenizer.Decode(ids);
+        var text = tokenizer.DecodeGenerated(ids);
         return new EvalSample
         {
             Model = model, Task = task.Name, Mode = mode, Problem = problem.Index, Sample = sample, Category = problem.Category,
