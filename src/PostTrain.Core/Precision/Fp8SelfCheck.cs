@@ -12,7 +12,9 @@ namespace PostTrain.Core.Precision;
 
 public static class Fp8SelfCheck
 {
-    private const double Bf16Bound = 1e-2, Fp32Bound = 1e-4, LayerBound = 2e-2;
+    // Fp32Bound: the H100's FP8 tensor cores accumulate with limited precision (DeepSeek-V3 reports ~14 bits on H800),
+    // so fp32-output products differ from the CPU's exact fp32 accumulation by up to ~8e-4 relative (measured).
+    private const double Bf16Bound = 1e-2, Fp32Bound = 2e-3, LayerBound = 2e-2;
 
     public static bool Run(Device device, TextWriter? output = null, long tokenOffset = -24)
     {
@@ -140,8 +142,9 @@ public static class Fp8SelfCheck
 
     private static (Tensor y, Tensor dx, Tensor dw) LayerGrads(Tensor x0, Tensor w0, Tensor dy, Device device)
     {
-        var x = x0.to(device).requires_grad_(true);
-        var w = nn.Parameter(w0.to(device));
+        // detach: on the CPU .to() returns the same tensor, which must not become a grad-requiring input of later runs
+        var x = x0.detach().to(device).requires_grad_(true);
+        var w = nn.Parameter(w0.detach().to(device));
         var y = LinearOps.Linear(x, w, null, Precision.Fp8);
         y.backward([dy.to(device)]);
         return (y.detach().cpu(), x.grad!.cpu(), w.grad!.cpu());
@@ -149,8 +152,8 @@ public static class Fp8SelfCheck
 
     private static (Tensor y, Tensor dx, Tensor dw) GroupedGrads(Tensor x0, Tensor w0, Tensor counts, Tensor dy, Precision p, Device device)
     {
-        var x = x0.to(device).requires_grad_(true);
-        var w = nn.Parameter(w0.to(device));
+        var x = x0.detach().to(device).requires_grad_(true);
+        var w = nn.Parameter(w0.detach().to(device));
         var y = Fp8.GroupedLinear(x, w, counts.to(device), p);
         y.backward([dy.to(device)]);
         return (y.detach().cpu(), x.grad!.cpu(), w.grad!.cpu());
