@@ -26,8 +26,12 @@ public static class CliApp
     private static readonly ICliVerb[] Verbs =
         [new RunVerb(), new LsVerb(), new CpVerb(), new LogitsVerb(), new GenerateVerb(), new RewardVerb(), new EvalVerb(), new BenchTrainVerb()];
 
+    /// <summary>Registers the recipes of projects above PostTrain.Training (idempotent).</summary>
+    public static void RegisterRecipes() => RecipeRegistry.Register(PostTrain.Eval.Recipe.EvalRecipe.Info);
+
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct = default)
     {
+        RegisterRecipes();
         var io = new CliIO(stdout, stderr);
         var root = new RootCommand("posttrain: post-train language models on TorchSharp (SFT, distillation, GRPO, eval)");
         foreach (var verb in Verbs) root.Subcommands.Add(verb.Build(io));

@@ -4,7 +4,20 @@ namespace PostTrain.Training.Recipes;
 
 public static class RecipeRegistry
 {
-    public static IReadOnlyList<RecipeInfo> All { get; } =
+    private static readonly List<RecipeInfo> Extra = [];
+    private static readonly object Gate = new();
+
+    /// <summary>Built-in recipes, then those registered by higher layers (e.g. eval, whose project depends on this one).</summary>
+    public static IReadOnlyList<RecipeInfo> All { get { lock (Gate) return [.. Builtin, .. Extra]; } }
+
+    /// <summary>Adds a recipe defined in a project above this one; registering the same name again is a no-op.</summary>
+    public static void Register(RecipeInfo info)
+    {
+        lock (Gate)
+            if (!Builtin.Concat(Extra).Any(r => r.Name == info.Name)) Extra.Add(info);
+    }
+
+    private static readonly IReadOnlyList<RecipeInfo> Builtin =
     [
         RecipeInfo.Of<ToyRegressionConfig>("toy_regression",
             "Linear regression on synthetic data (CPU, seconds): a worked example of schedules, metrics, checkpoints and resume",

@@ -23,6 +23,7 @@ public sealed class RecipeRegistryTests
         var text = File.ReadAllText(path);
         Assert.Equal($"posttrain run recipes/{file}", RecipeFiles.HeaderCommand(text));
 
+        PostTrain.Cli.CliApp.RegisterRecipes();
         // the file's `recipe:` key names a registered recipe (a recipe may ship several YAML files)
         var doc = RecipeDocument.FromFile(path);
         var info = Assert.Single(RecipeRegistry.All, r => r.Name == doc.RecipeName);
@@ -44,7 +45,7 @@ public sealed class RecipeRegistryTests
     public void Runner_resolves_names_and_rejects_unknown_recipes()
     {
         Assert.EndsWith(Path.Combine("recipes", "toy_regression.yaml"), RecipeRunner.ResolvePath("toy_regression"));
-        Assert.Equal("posttrain run: unknown recipe 'toy_regresion'; did you mean 'toy_regression'? (built-in: toy_regression, sft, grpo; see posttrain ls)",
+        Assert.Equal($"posttrain run: unknown recipe 'toy_regresion'; did you mean 'toy_regression'? (built-in: {string.Join(", ", RecipeRegistry.All.Select(r => r.Name))}; see posttrain ls)",
             Assert.Throws<RecipeConfigException>(() => RecipeRunner.ResolvePath("toy_regresion")).Message);
         Assert.Equal("nope/x.yaml: recipe file not found",
             Assert.Throws<RecipeConfigException>(() => RecipeRunner.ResolvePath("nope/x.yaml")).Message);
