@@ -10,12 +10,7 @@ namespace PostTrain.Training.Tests.Grpo;
 [Collection(TorchGlobalRngCollection.Name)]
 public sealed class GrpoShippedRecipeTests
 {
-    private static string Repo(string rel)
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "PostTrain.sln"))) dir = dir.Parent;
-        return Path.Combine(dir!.FullName, rel);
-    }
+    static string Repo(string rel) => RepoPaths.Of(rel);
 
     [Theory]
     [InlineData("grpo-arith.yaml", "math")]

@@ -7,12 +7,7 @@ namespace PostTrain.Training.Tests.Recipes;
 /// <summary>The user-facing verbs on real inputs: `logits` on the transformers parity fixture, `reward run` on JSONL.</summary>
 public sealed class CliVerbTests
 {
-    static string Repo(string rel)
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "PostTrain.sln"))) dir = dir.Parent;
-        return Path.Combine(dir!.FullName, rel);
-    }
+    static string Repo(string rel) => RepoPaths.Of(rel);
 
     static async Task<(int Code, string Out, string Err)> Cli(params string[] args)
     {

@@ -6,12 +6,7 @@ namespace PostTrain.Training.Tests.Recipes;
 
 public sealed class RecipeRegistryTests
 {
-    private static string RepoRecipes()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "PostTrain.sln"))) return Path.Combine(d.FullName, "recipes");
-        throw new DirectoryNotFoundException("repo root (PostTrain.sln) not found above " + AppContext.BaseDirectory);
-    }
+    private static string RepoRecipes() => RepoPaths.Of("recipes");
 
     public static TheoryData<string> ShippedFiles() => new(Directory.GetFiles(RepoRecipes(), "*.yaml").Select(Path.GetFileName)!);
 

@@ -11,12 +11,7 @@ namespace PostTrain.Training.Tests.Sft;
 [Collection(TorchGlobalRngCollection.Name)]
 public sealed class SftRecipeTests
 {
-    static string Repo(string rel)
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "PostTrain.sln"))) dir = dir.Parent;
-        return Path.Combine(dir!.FullName, rel);
-    }
+    static string Repo(string rel) => RepoPaths.Of(rel);
 
     static SftConfig Config(string outDir, long maxSteps, bool packed = true, long every = 3) =>
         RecipeDocument.FromText($"""
