@@ -33,3 +33,12 @@ public interface IReward
 
     RewardResult Score(RewardInput input, CancellationToken cancellationToken);
 }
+
+/// <summary>A reward that scores a whole batch in one call (e.g. a neural reward model: a forward pass per
+/// micro-batch instead of one per completion). RewardRunner calls <see cref="ScoreBatch"/> once per batch;
+/// <see cref="IReward.Score"/> stays available for single samples.</summary>
+public interface IBatchReward : IReward
+{
+    /// <summary>One result per input, in order.</summary>
+    IReadOnlyList<RewardResult> ScoreBatch(IReadOnlyList<RewardInput> inputs, CancellationToken cancellationToken);
+}

@@ -11,6 +11,9 @@
 // - Total per sample (documented choice): sum of weight * score over the rewards whose score is not null; the
 //   weights are not renormalised over the applicable rewards; a sample where every reward is null has a null total.
 //   An errored or timed-out call counts as null. Use Combine() for the same rule elsewhere.
+// - Batch rewards (IBatchReward, e.g. a reward model) get one ScoreBatch call per batch, beside the per-sample calls
+//   of the others, with a time limit of Timeout per sample of the batch; if it throws, times out or returns the wrong
+//   number of results, every sample gets that error. Each sample's time is the call's time divided by the batch size.
 using System.Diagnostics;
 
 namespace PostTrain.Rewards;
@@ -49,11 +52,15 @@ public sealed class RewardRunner
         var calls = new RewardCall[batch.Count][];
         for (var i = 0; i < batch.Count; i++) calls[i] = new RewardCall[rewardCount];
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = _options.MaxParallelism, CancellationToken = cancellationToken };
-        await Parallel.ForEachAsync(Enumerable.Range(0, batch.Count * rewardCount), parallel, async (job, token) =>
+        var batchCalls = Enumerable.Range(0, rewardCount).Where(r => _rewards[r].Reward is IBatchReward)
+            .Select(r => CallBatchAsync(r, (IBatchReward)_rewards[r].Reward, batch, calls, cancellationToken)).ToList();
+        var perSample = Enumerable.Range(0, batch.Count * rewardCount).Where(job => _rewards[job % rewardCount].Reward is not IBatchReward);
+        await Parallel.ForEachAsync(perSample, parallel, async (job, token) =>
         {
             var (sample, reward) = (job / rewardCount, job % rewardCount);
             calls[sample][reward] = await CallAsync(_rewards[reward].Reward, batch[sample], token);
         });
+        await Task.WhenAll(batchCalls);
 
         var weights = _rewards.Select(r => r.Weight).ToList();
         var totals = calls.Select(row => Combine(row.Select(c => c.Score).ToList(), weights)).ToList();
@@ -106,6 +113,51 @@ public sealed class RewardRunner
 
         RewardCall Failed(RewardCallStatus status, string message) =>
             new(new RewardResult(null, message), status, message, watch.Elapsed.TotalMilliseconds);
+    }
+
+    private async Task CallBatchAsync(int column, IBatchReward reward, IReadOnlyList<RewardInput> batch, RewardCall[][] calls, CancellationToken outer)
+    {
+        if (batch.Count == 0) return;
+        var timeout = _options.Timeout * batch.Count;
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(outer);
+        limit.CancelAfter(timeout);
+        var watch = Stopwatch.StartNew();
+        var task = Task.Run(() => reward.ScoreBatch(batch, limit.Token), CancellationToken.None);
+        IReadOnlyList<RewardResult>? results = null;
+        RewardCallStatus failure = RewardCallStatus.Error;
+        string? message = null;
+        try
+        {
+            results = await task.WaitAsync(timeout, outer);
+            if (results is null || results.Count != batch.Count)
+                message = $"returned {results?.Count.ToString() ?? "no"} results for {batch.Count} samples";
+        }
+        catch (OperationCanceledException) when (outer.IsCancellationRequested)
+        {
+            Observe(task);
+            throw;
+        }
+        catch (Exception e) when (e is TimeoutException or RewardTimeoutException || (e is OperationCanceledException && limit.IsCancellationRequested))
+        {
+            Observe(task);
+            (failure, message) = (RewardCallStatus.Timeout, $"batch of {batch.Count} timed out after {timeout.TotalMilliseconds:0} ms");
+        }
+        catch (Exception e)
+        {
+            message = $"{e.GetType().Name}: {e.Message}";
+        }
+        double ms = watch.Elapsed.TotalMilliseconds / batch.Count;
+        for (var i = 0; i < batch.Count; i++)
+        {
+            string? error = message ?? results![i] switch
+            {
+                null => "returned no result (null RewardResult)",
+                { Score: { } s } when !double.IsFinite(s) => $"returned a non-finite score ({s})",
+                _ => null,
+            };
+            calls[i][column] = error is null ? new RewardCall(results![i], RewardCallStatus.Ok, null, ms)
+                : new RewardCall(new RewardResult(null, error), message is null ? RewardCallStatus.Error : failure, error, ms);
+        }
     }
 
     // An abandoned call may still fault later; observe it so it does not surface as an unobserved task exception.

@@ -76,18 +76,8 @@ public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
         long B = inputIds.shape[0], T = inputIds.shape[1];
         var device = inputIds.device;
         positionIds ??= arange(T, device: device).unsqueeze(0).expand(B, T);
-        var (cos, sin) = Rotary.Angles(positionIds);                               // (B, 1, T, rope/2)
-        Tensor? maskT = mask is null || mask.IsPlainCausal ? null : mask.Build(B, T, T, device);
-
-        var emb = model.Embed.forward(inputIds).to(ComputeDtype);                   // (B, T, H)
-        var h = emb;
-        var states = returnHiddenStates ? new List<Tensor> { h } : null;
-        foreach (var layer in model.Layers)
-        {
-            h = layer.Forward(h, cos, sin, Rotary, maskT);
-            states?.Add(h);
-        }
-        var normed = model.Norm.forward(h);
+        var states = returnHiddenStates ? new List<Tensor>() : null;
+        var (emb, h, normed) = Trunk(inputIds, positionIds, mask, states);
         if (states is not null) states[^1] = normed;   // Hugging Face returns the last state after the final norm
         var logits = Head(normed);                                                 // (B, T, V)
 
@@ -112,6 +102,33 @@ public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
         }
         var outStates = states?.Select(s => s.MoveToOuterDisposeScope()).ToList();
         return new ModelOutput(logits.MoveToOuterDisposeScope(), h.MoveToOuterDisposeScope(), mtpLogits, outStates);
+    }
+
+    /// <summary>The final normed hidden states (B, T, H) in the activation dtype, without the output head or MTP:
+    /// what a scalar head (RewardModel) reads.</summary>
+    public Tensor NormedHidden(Tensor inputIds, Tensor? positionIds = null, AttentionMask? mask = null)
+    {
+        using var scope = NewDisposeScope();
+        long B = inputIds.shape[0], T = inputIds.shape[1];
+        positionIds ??= arange(T, device: inputIds.device).unsqueeze(0).expand(B, T);
+        return Trunk(inputIds, positionIds, mask, null).Normed.MoveToOuterDisposeScope();
+    }
+
+    // Embeddings, decoder layers and final norm; states (when given) collects the embeddings and every layer's output.
+    private (Tensor Emb, Tensor H, Tensor Normed) Trunk(Tensor inputIds, Tensor positionIds, AttentionMask? mask, List<Tensor>? states)
+    {
+        long B = inputIds.shape[0], T = inputIds.shape[1];
+        var (cos, sin) = Rotary.Angles(positionIds);                               // (B, 1, T, rope/2)
+        Tensor? maskT = mask is null || mask.IsPlainCausal ? null : mask.Build(B, T, T, inputIds.device);
+        var emb = model.Embed.forward(inputIds).to(ComputeDtype);                   // (B, T, H)
+        var h = emb;
+        states?.Add(h);
+        foreach (var layer in model.Layers)
+        {
+            h = layer.Forward(h, cos, sin, Rotary, maskT);
+            states?.Add(h);
+        }
+        return (emb, h, model.Norm.forward(h));
     }
 
     /// <summary>The output head (kept in the activation dtype's higher precision: fp32 weights cast as needed).</summary>

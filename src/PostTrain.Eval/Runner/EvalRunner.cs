@@ -36,7 +36,7 @@ public sealed class EvalRunner(EvalSettings settings, TextWriter? progress = nul
         Directory.CreateDirectory(outputDir);
         settings.SaveOrCheck(outputDir);
 
-        var registry = new RewardRegistry(RewardsDir);
+        var registry = PostTrain.Training.RewardModeling.TrainingRewardRegistry.Create(RewardsDir);
         var loaded = tasks.Select(t => (Task: t, Problems: EvalProblem.Load(t, settings.Limit), Checker: registry.Create(t.Checker, t.CheckerOptions))).ToList();
         using (var log = new SampleLog(outputDir))
         {

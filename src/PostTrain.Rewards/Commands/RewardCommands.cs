@@ -17,13 +17,14 @@ namespace PostTrain.Rewards.Commands;
 public static class RewardCommands
 {
     public static int Run(string nameOrPath, string inputJsonl, string? outputJsonl, string rewardsDir, TextWriter stdout, TextWriter stderr,
-        IReadOnlyDictionary<string, object?>? options = null, RewardRunnerOptions? runnerOptions = null)
+        IReadOnlyDictionary<string, object?>? options = null, RewardRunnerOptions? runnerOptions = null,
+        Func<string, RewardRegistry>? registry = null)
     {
         IReward reward;
         IReadOnlyList<RewardCase> cases;
         try
         {
-            reward = new RewardRegistry(rewardsDir).Create(nameOrPath, options);
+            reward = (registry ?? (d => new RewardRegistry(d)))(rewardsDir).Create(nameOrPath, options);
             cases = RewardCases.Read(inputJsonl);
         }
         catch (RewardConfigException e)
@@ -47,12 +48,14 @@ public static class RewardCommands
 
     public static int List(string rewardsDir, TextWriter stdout) => List(rewardsDir, stdout, stdout);
 
-    public static int List(string rewardsDir, TextWriter stdout, TextWriter stderr)
+    /// <param name="registry">Builds the registry from the plugin folder (default: the built-ins and plugins only;
+    /// the CLI passes one that also has the torch-backed rewards).</param>
+    public static int List(string rewardsDir, TextWriter stdout, TextWriter stderr, Func<string, RewardRegistry>? registry = null)
     {
         IReadOnlyList<RewardInfo> rewards;
         try
         {
-            rewards = new RewardRegistry(rewardsDir).List();
+            rewards = (registry ?? (d => new RewardRegistry(d)))(rewardsDir).List();
         }
         catch (RewardConfigException e)
         {

@@ -38,6 +38,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
     private string? _tokenizerDir;
     private TrainerState _state = new();
     private int[] _order = [];
+    private readonly List<IDisposable> _ownedRewards = [];
 
     /// <summary>Mean total reward of each step's rollouts, in step order (for callers such as tests).</summary>
     public List<double> RewardMeans { get; } = [];
@@ -98,9 +99,9 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         _schedule = LrSchedules.FromConfig(cfg.Scheduler, o.Lr, cfg.MaxSteps);
         _checkpoints = new CheckpointManager(cfg.OutputDir, cfg.Checkpoint.KeepLast);
 
-        var registry = new RewardRegistry(cfg.RewardsDir);
+        var registry = RewardModeling.TrainingRewardRegistry.Create(cfg.RewardsDir);
         var runnerOptions = new RewardRunnerOptions { Timeout = TimeSpan.FromSeconds(cfg.RewardTimeoutSeconds) };
-        var rewards = new RewardRunner(registry.CreateAll(cfg.Rewards.Select(Spec)), runnerOptions);
+        var rewards = new RewardRunner(Owned(registry.CreateAll(cfg.Rewards.Select(Spec))), runnerOptions);
         var template = PromptSet.Template(cfg.Data.ChatTemplate, _tokenizer);
         _prompts = new PromptSet(cfg.Data.Path, cfg.Data.PromptColumn, template, cfg.Data.MaxPromptTokens);
         ctx.Log.WriteLine($"prompts: {_prompts.Items.Count} from {cfg.Data.Path}" +
@@ -110,7 +111,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         if (cfg.Eval is { } e)
         {
             var evalPrompts = new PromptSet(e.Path, cfg.Data.PromptColumn, template, cfg.Data.MaxPromptTokens, e.Rows);
-            var evalRewards = new RewardRunner(registry.CreateAll(e.Rewards.Select(Spec)), runnerOptions);
+            var evalRewards = new RewardRunner(Owned(registry.CreateAll(e.Rewards.Select(Spec))), runnerOptions);
             _eval = new HeldOutEval(evalPrompts, evalRewards, _tokenizer, e.MaxNewTokens ?? cfg.Grpo.MaxCompletionLength);
         }
 
@@ -118,6 +119,13 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         if (resume is not null) LoadCheckpoint(resume, ctx);
         _metrics = new MetricsLogger(cfg.OutputDir, cfg.Logging.Tensorboard, resumedFromStep: resume?.Step);
         _order = _prompts.Order(cfg.Seed, _state.Epoch, cfg.Data.Shuffle);
+    }
+
+    // rewards holding native resources (a reward model) are disposed with the recipe
+    private IReadOnlyList<WeightedReward> Owned(IReadOnlyList<WeightedReward> rewards)
+    {
+        _ownedRewards.AddRange(rewards.Select(r => r.Reward).OfType<IDisposable>());
+        return rewards;
     }
 
     private static RewardSpec Spec(GrpoRewardConfig r) =>
@@ -277,5 +285,6 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         _optimizer?.Dispose();
         _reference?.Dispose();
         _model?.Dispose();
+        foreach (var r in _ownedRewards) r.Dispose();
     }
 }

@@ -28,6 +28,9 @@ public static class RecipeRegistry
         RecipeInfo.Of<PostTrain.Training.Grpo.GrpoConfig>("grpo",
             "GRPO (DeepSeekMath) with Dr. GRPO / DAPO / GSPO options: sample groups, score with weighted rewards, clipped policy updates",
             "grpo-arith.yaml", c => new PostTrain.Training.Grpo.GrpoRecipe(c)),
+        RecipeInfo.Of<PostTrain.Training.RewardModeling.RmConfig>("rm",
+            "Reward model on preference pairs (scalar head on the core model, Bradley-Terry loss, held-out accuracy)",
+            "rm.yaml", c => new PostTrain.Training.RewardModeling.RmRecipe(c)),
     ];
 
     public static RecipeInfo? Find(string name) => All.FirstOrDefault(r => r.Name == name);
