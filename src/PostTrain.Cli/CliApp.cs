@@ -27,7 +27,11 @@ public static class CliApp
         [new RunVerb(), new LsVerb(), new CpVerb(), new LogitsVerb(), new GenerateVerb(), new RewardVerb(), new EvalVerb(), new BenchTrainVerb(), new ServeVerb()];
 
     /// <summary>Registers the recipes of projects above PostTrain.Training (idempotent).</summary>
-    public static void RegisterRecipes() => RecipeRegistry.Register(PostTrain.Eval.Recipe.EvalRecipe.Info);
+    public static void RegisterRecipes()
+    {
+        RecipeRegistry.Register(PostTrain.Eval.Recipe.EvalRecipe.Info);
+        RecipeRegistry.Register(PostTrain.Eval.Pipeline.PipelineRecipe.Info);
+    }
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct = default)
     {
