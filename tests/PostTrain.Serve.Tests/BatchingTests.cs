@@ -28,5 +28,13 @@ public sealed class BatchingTests(BatchingFixture f) : IClassFixture<BatchingFix
             Assert.Equal(logProbs.Length, c.ContentTokenLogProbabilities.Count);
             for (int t = 0; t < logProbs.Length; t++) Assert.Equal(logProbs[t], c.ContentTokenLogProbabilities[t].LogProbability, 1e-5);
         }
+
+        // The per-batch metrics agree with the counters and with the requests' usage.
+        var lines = File.ReadAllLines(Path.Combine(f.Dir, "metrics.jsonl")).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(f.Server.Stats.Batches, lines.Count);
+        Assert.Equal(f.Server.Stats.LargestBatchRequests, lines.Max(l => l.GetProperty("batch/requests").GetInt32()));
+        Assert.Equal(results.Sum(r => r.Value.Usage.OutputTokenCount), lines.Sum(l => l.GetProperty("batch/generated_tokens").GetInt64()));
+        Assert.Equal(results.Sum(r => r.Value.Usage.InputTokenCount), lines.Sum(l => l.GetProperty("batch/prompt_tokens").GetInt64()));
+        Assert.Equal(f.Server.Stats.GeneratedTokens, lines.Sum(l => l.GetProperty("batch/generated_tokens").GetInt64()));
     }
 }
