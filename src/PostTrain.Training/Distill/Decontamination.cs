@@ -26,18 +26,18 @@ public sealed class NgramIndex
 
     public void Add(string text)
     {
-        var words = Words(text);
+        var words = Words(text).ToArray();
         Texts++;
-        if (words.Count < N) { _short.Add(string.Join(' ', words)); return; }
-        for (int i = 0; i + N <= words.Count; i++) _grams.Add(string.Join(' ', words, i, N));
+        if (words.Length < N) { _short.Add(string.Join(' ', words)); return; }
+        for (int i = 0; i + N <= words.Length; i++) _grams.Add(string.Join(' ', words, i, N));
     }
 
     /// <summary>True when <paramref name="text"/> shares an n-gram with an indexed text (or, when short, equals one).</summary>
     public bool Overlaps(string text)
     {
-        var words = Words(text);
-        if (words.Count < N) return _short.Contains(string.Join(' ', words));
-        for (int i = 0; i + N <= words.Count; i++)
+        var words = Words(text).ToArray();
+        if (words.Length < N) return _short.Contains(string.Join(' ', words));
+        for (int i = 0; i + N <= words.Length; i++)
             if (_grams.Contains(string.Join(' ', words, i, N))) return true;
         return false;
     }

@@ -88,7 +88,9 @@ public sealed record DistillFilterConfig
     /// <summary>A sample passes verification when its weighted reward is at least this.</summary>
     public double MinReward { get; init; } = 1.0;
     public int MinCompletionTokens { get; init; } = 1;
-    /// <summary>null = only the sampling limit (a sample cut off by max_tokens is always rejected as too long).</summary>
+    /// <summary>Reject samples cut off by sampling.max_tokens (an unfinished trace) as too long.</summary>
+    public bool RejectTruncated { get; init; } = true;
+    /// <summary>null = no limit besides sampling.max_tokens.</summary>
     public int? MaxCompletionTokens { get; init; }
     /// <summary>The answer must contain \boxed{...}.</summary>
     public bool RequireBoxed { get; init; }

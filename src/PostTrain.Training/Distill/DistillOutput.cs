@@ -100,6 +100,7 @@ public static class DistillOutput
     /// <summary>Removes a previous run's shards and state (output.resume=false).</summary>
     public static void Clear(string outputDir)
     {
+        if (!Directory.Exists(outputDir)) return;
         var data = Path.Combine(outputDir, DataDir);
         if (Directory.Exists(data))
             foreach (var f in Directory.EnumerateFiles(data, "shard-*.parquet*")) File.Delete(f);

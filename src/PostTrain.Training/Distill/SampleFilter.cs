@@ -1,5 +1,5 @@
 // Rejection sampling's checks. Per sample, in this order (a rejected sample is counted under the first it fails):
-// teacher_error, too_long (cut off by max_tokens, or over max_completion_tokens), too_short, missing_answer (the think
+// teacher_error, too_long (cut off by max_tokens unless reject_truncated is off, or over max_completion_tokens), too_short, missing_answer (the think
 // format's reasoning never closed or nothing follows </think>; no \boxed{} when required), wrong (weighted reward
 // below min_reward, or no reward applied), repetition (the repetition reward's repeated word n-gram share), mixed
 // language (the language reward's share of target-script words in the reasoning). Per problem, over the samples that
@@ -42,7 +42,7 @@ public sealed class SampleFilter
     public string? Check(TeacherSample s, double? reward)
     {
         if (s.Error is not null) return RejectReason.TeacherError;
-        if (s.Truncated || (_cfg.MaxCompletionTokens is int max && s.CompletionTokens > max)) return RejectReason.TooLong;
+        if ((s.Truncated && _cfg.RejectTruncated) || (_cfg.MaxCompletionTokens is int max && s.CompletionTokens > max)) return RejectReason.TooLong;
         // token counts can be 0 when an endpoint reports no usage: then only an empty text is too short
         if (string.IsNullOrWhiteSpace(s.Text) || (s.CompletionTokens > 0 && s.CompletionTokens < _cfg.MinCompletionTokens)) return RejectReason.TooShort;
         if (MissingAnswer(s.Text)) return RejectReason.MissingAnswer;
