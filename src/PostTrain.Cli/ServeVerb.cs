@@ -21,8 +21,9 @@ public sealed class ServeVerb : ICliVerb
         var maxLen = new Option<int?>("--max-model-len") { Description = "prompt + completion tokens at most (default: max_position_embeddings)" };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "tokenizer directory (default: the model's)" };
         var seed = new Option<long>("--seed") { Description = "init seed of a built-in model", DefaultValueFactory = _ => 0 };
+        var metricsDir = new Option<string?>("--metrics-dir") { Description = "write per-batch metrics (metrics.jsonl, TensorBoard) here" };
         var command = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models)")
-            { model, host, port, device, dtype, name, maxBatch, window, template, maxLen, tokenizer, seed };
+            { model, host, port, device, dtype, name, maxBatch, window, template, maxLen, tokenizer, seed, metricsDir };
         command.SetAction(async (parse, ct) =>
         {
             ServeOptions options = new()
@@ -30,7 +31,7 @@ public sealed class ServeVerb : ICliVerb
                 Model = parse.GetValue(model)!, Host = parse.GetValue(host)!, Port = parse.GetValue(port), Device = parse.GetValue(device)!,
                 Dtype = parse.GetValue(dtype)!, ServedModelName = parse.GetValue(name), MaxBatchSize = parse.GetValue(maxBatch),
                 BatchWindowMs = parse.GetValue(window), ChatTemplate = parse.GetValue(template)!, MaxModelLen = parse.GetValue(maxLen),
-                Tokenizer = parse.GetValue(tokenizer), Seed = parse.GetValue(seed), Log = io.Error,
+                Tokenizer = parse.GetValue(tokenizer), Seed = parse.GetValue(seed), MetricsDir = parse.GetValue(metricsDir), Log = io.Error,
             };
             PostTrainServer server;
             try { server = await PostTrainServer.StartAsync(options, ct); }

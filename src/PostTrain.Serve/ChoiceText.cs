@@ -2,7 +2,9 @@
 // choice and adds no text; a stop string ends it and is cut from the text (with what follows); max_tokens ends it with
 // finish reason "length". Streaming needs text that never changes once sent, so two things are held back until the
 // next token decides them: trailing U+FFFD (a multi-byte character whose bytes are not all there yet) and a tail that
-// could be the start of a stop string. The whole completion is re-decoded per token (fine for completion lengths).
+// could be the start of a stop string. Decoding is incremental: once the decoded tail ends in a complete character,
+// every byte before it is settled, so that text is kept and only later tokens are decoded again (byte-level
+// tokenizers decode token by token as bytes, so the pieces concatenate to the full decode).
 using PostTrain.Core.Generation;
 using PostTrain.Data.Tokenizers;
 
@@ -11,7 +13,9 @@ namespace PostTrain.Serve;
 internal sealed class ChoiceText(ITokenizer tokenizer, int eosId, string[] stops, int maxTokens)
 {
     private readonly List<int> textTokens = [];
-    private int sent;   // characters of the decoded text already handed out
+    private int sent;          // characters of the decoded text already handed out
+    private int settledTokens; // textTokens[..settledTokens] decode to settledText, for good
+    private string settledText = "";
 
     public int Generated { get; private set; }
     public string? Finish { get; private set; }
@@ -24,10 +28,11 @@ internal sealed class ChoiceText(ITokenizer tokenizer, int eosId, string[] stops
         if (token == eosId)
         {
             Finish = FinishReason.Stop;
-            return Release(tokenizer.DecodeGenerated(textTokens.ToArray()).Length);
+            var all = Text();
+            return Release(all, all.Length);
         }
         textTokens.Add(token);
-        var text = tokenizer.DecodeGenerated(textTokens.ToArray());
+        var text = Text();
         int end = text.Length;
         foreach (var stop in stops)
         {
@@ -50,10 +55,19 @@ internal sealed class ChoiceText(ITokenizer tokenizer, int eosId, string[] stops
     {
         if (Finish is not null) return "";
         Finish = reason;
-        return Release(tokenizer.DecodeGenerated(textTokens.ToArray()).Length);
+        var text = Text();
+        return Release(text, text.Length);
     }
 
-    private string Release(int length) => Release(tokenizer.DecodeGenerated(textTokens.ToArray()), length);
+    /// <summary>The decoded text of all tokens so far (settling what can no longer change).</summary>
+    private string Text()
+    {
+        var tail = tokenizer.DecodeGenerated(textTokens.GetRange(settledTokens, textTokens.Count - settledTokens).ToArray());
+        if (tail.Length == 0 || tail[^1] == '\uFFFD') return settledText + tail;
+        settledText += tail;
+        settledTokens = textTokens.Count;
+        return settledText;
+    }
 
     private string Release(string text, int end)
     {

@@ -29,6 +29,8 @@ internal sealed class Job
     }
 
     public ServeRequest Request { get; }
+    /// <summary>Stopwatch timestamp of the submission (queue wait metric).</summary>
+    public long SubmittedAt { get; } = System.Diagnostics.Stopwatch.GetTimestamp();
     public ChoiceText[] Choices { get; }
     public CancellationToken Aborted { get; }
     public Channel<ServeEvent> Events { get; } = Channel.CreateUnbounded<ServeEvent>(new UnboundedChannelOptions { SingleReader = true });

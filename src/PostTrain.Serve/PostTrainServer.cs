@@ -18,6 +18,7 @@ using PostTrain.Core.Model;
 using PostTrain.Data.Templates;
 using PostTrain.Data.Tokenizers;
 using PostTrain.Training.Common;
+using PostTrain.Training.Infra;
 using PostTrain.Training.Recipes;
 
 namespace PostTrain.Serve;
@@ -48,6 +49,10 @@ public sealed class PostTrainServer : IAsyncDisposable
         Validate(options);
         var log = options.Log ?? Console.Error;
         var address = ParseHost(options.Host);
+        if (!Directory.Exists(options.Model) && !BuiltinModels.ByName.ContainsKey(options.Model))
+            throw new ArgumentException($"ServeOptions.Model: '{options.Model}' is neither a directory nor a built-in model " +
+                $"({string.Join(", ", BuiltinModels.ByName.Keys)})");
+        Template(options.ChatTemplate, ByteTokenizer.Instance);   // fail on a bad template name before loading anything
         var loaded = await Task.Run(() => ModelSetup.Load(new ModelConfigSection
         {
             Path = options.Model, Device = options.Device, Dtype = ParseDtype(options.Dtype), Tokenizer = options.Tokenizer,
@@ -58,7 +63,9 @@ public sealed class PostTrainServer : IAsyncDisposable
         int maxModelLen = options.MaxModelLen ?? loaded.Model.Config.MaxPositionEmbeddings;
         string name = options.ServedModelName ?? DefaultName(options.Model);
         var generator = new TokenGenerator(loaded.Model, new GenerationOptions { MaxBatchSize = options.MaxBatchSize });
-        var scheduler = new Scheduler(generator, tokenizer.EosId, options.MaxBatchSize, TimeSpan.FromMilliseconds(options.BatchWindowMs), log);
+        var metrics = options.MetricsDir is { } dir ? new MetricsLogger(dir, tensorboard: true) : null;
+        var scheduler = new Scheduler(generator, tokenizer.EosId, options.MaxBatchSize, TimeSpan.FromMilliseconds(options.BatchWindowMs), log,
+            metrics, options.StatusIntervalSeconds);
         var parser = new RequestParser(tokenizer, template.RenderPrompt, name, maxModelLen, options.MaxN);
 
         WebApplication? app = null;
@@ -104,6 +111,8 @@ public sealed class PostTrainServer : IAsyncDisposable
         if (o.MaxBatchSize < 1) throw new ArgumentException($"ServeOptions.MaxBatchSize must be >= 1 (got {o.MaxBatchSize})");
         if (double.IsNaN(o.BatchWindowMs) || o.BatchWindowMs < 0) throw new ArgumentException($"ServeOptions.BatchWindowMs must be >= 0 (got {o.BatchWindowMs})");
         if (o.MaxModelLen is < 2) throw new ArgumentException($"ServeOptions.MaxModelLen must be >= 2 (got {o.MaxModelLen})");
+        if (double.IsNaN(o.StatusIntervalSeconds) || o.StatusIntervalSeconds < 0)
+            throw new ArgumentException($"ServeOptions.StatusIntervalSeconds must be >= 0 (got {o.StatusIntervalSeconds})");
         if (o.MaxN < 1) throw new ArgumentException($"ServeOptions.MaxN must be >= 1 (got {o.MaxN})");
         if (o.ServedModelName is { } n && string.IsNullOrWhiteSpace(n)) throw new ArgumentException("ServeOptions.ServedModelName must not be blank");
     }

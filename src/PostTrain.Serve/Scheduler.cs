@@ -5,10 +5,12 @@
 // runs alone, so its output depends only on its own prompt and seed (the engine's random stream is keyed by the row's
 // index in the call). Each request keeps its own max_tokens and stop strings: the engine runs to the largest
 // max_tokens and the per-token callback ends each row where its request says. A failing Generate fails only the
-// requests of that call.
+// requests of that call. Per call it logs metrics (when a metrics directory is given) and, every status interval, a
+// line with what was served since the last one.
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using PostTrain.Core.Generation;
+using PostTrain.Training.Infra;
 
 namespace PostTrain.Serve;
 
@@ -51,15 +53,20 @@ internal sealed class Scheduler : IDisposable
     private readonly BlockingCollection<Job> queue = new();
     private readonly CancellationTokenSource stopping = new();
     private readonly Thread thread;
+    private readonly MetricsLogger? metrics;
+    private readonly double statusInterval;
+    private long lastStatus = Stopwatch.GetTimestamp(), statusRequests, statusTokens;
 
     public ServeStats Stats { get; } = new();
 
     /// <summary>Test seam: runs on the scheduler thread before each engine call with that call's jobs.</summary>
     internal Action<IReadOnlyList<Job>>? BeforeGenerate { get; set; }
 
-    public Scheduler(TokenGenerator generator, int eosId, int maxBatch, TimeSpan window, TextWriter log)
+    public Scheduler(TokenGenerator generator, int eosId, int maxBatch, TimeSpan window, TextWriter log, MetricsLogger? metrics = null,
+        double statusIntervalSeconds = 0)
     {
         (this.generator, this.eosId, this.maxBatch, this.window, this.log) = (generator, eosId, maxBatch, window, log);
+        (this.metrics, statusInterval) = (metrics, statusIntervalSeconds);
         thread = new Thread(Loop) { IsBackground = true, Name = "posttrain-serve-scheduler" };
         thread.Start();
     }
@@ -125,10 +132,14 @@ internal sealed class Scheduler : IDisposable
             Seed: first.Seed ?? Random.Shared.NextInt64(0, long.MaxValue));
         try
         {
+            long start = Stopwatch.GetTimestamp();
+            double queueMs = group.Max(j => Stopwatch.GetElapsedTime(j.SubmittedAt, start).TotalMilliseconds);
             BeforeGenerate?.Invoke(group);
             var results = generator.Generate(rows.Select(x => x.Job.PromptOf(x.Row)).ToArray(), p,
                 (row, token, logProb) => rows[row].Job.OnToken(rows[row].Row, token, logProb), stopping.Token);
-            Stats.Batch(group.Count, rows.Length, results.Sum(r => (long)r.Length));
+            long generated = results.Sum(r => (long)r.Length);
+            Stats.Batch(group.Count, rows.Length, generated);
+            Report(group, rows.Length, generated, Stopwatch.GetElapsedTime(start).TotalSeconds, queueMs);
             foreach (var j in group)
             {
                 if (j.Aborted.IsCancellationRequested) Stats.Aborted();
@@ -147,11 +158,30 @@ internal sealed class Scheduler : IDisposable
         }
     }
 
+    private void Report(List<Job> group, int rows, long generated, double seconds, double queueMs)
+    {
+        metrics?.Log(Stats.Batches,
+            ("batch/requests", group.Count), ("batch/rows", rows),
+            ("batch/prompt_tokens", group.Sum(j => Enumerable.Range(0, j.Rows).Sum(r => j.PromptOf(r).Length))),
+            ("batch/generated_tokens", generated), ("batch/seconds", seconds),
+            ("batch/tokens_per_s", seconds > 0 ? generated / seconds : 0), ("batch/max_queue_ms", queueMs));
+        statusRequests += group.Count;
+        statusTokens += generated;
+        double since = Stopwatch.GetElapsedTime(lastStatus).TotalSeconds;
+        if (statusInterval > 0 && since >= statusInterval)
+        {
+            log.WriteLine($"serve: {statusRequests} request(s), {statusTokens} tokens in the last {since:F0} s " +
+                $"({statusTokens / since:F1} tokens/s); {Stats.Requests} requests, {Stats.Batches} batches since start");
+            (lastStatus, statusRequests, statusTokens) = (Stopwatch.GetTimestamp(), 0, 0);
+        }
+    }
+
     public void Dispose()
     {
         stopping.Cancel();
         thread.Join();
         stopping.Dispose();
         queue.Dispose();
+        metrics?.Dispose();
     }
 }

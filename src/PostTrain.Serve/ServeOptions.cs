@@ -42,6 +42,13 @@ public sealed record ServeOptions
     /// <summary>Largest `n` a request may ask for.</summary>
     public int MaxN { get; init; } = 64;
 
-    /// <summary>Where startup and per-batch failures are logged; null = standard error.</summary>
+    /// <summary>When set, one metrics line per engine call (requests, rows, tokens, seconds, tokens/s, queue wait) goes to
+    /// &lt;dir&gt;/metrics.jsonl and TensorBoard events (&lt;dir&gt;/tensorboard).</summary>
+    public string? MetricsDir { get; init; }
+
+    /// <summary>Seconds between "served ..." status lines on <see cref="Log"/> while requests come in; 0 = none.</summary>
+    public double StatusIntervalSeconds { get; init; } = 30;
+
+    /// <summary>Where startup, status lines and per-batch failures are logged; null = standard error.</summary>
     public TextWriter? Log { get; init; }
 }

@@ -72,6 +72,30 @@ public sealed class CompletionsTests(ServerFixture f) : IClassFixture<ServerFixt
         Assert.Equal(f.Engine.ChatPrompt("Say something.").Length, json.GetProperty("usage").GetProperty("prompt_tokens").GetInt32());
     }
 
+    [Fact]
+    public async Task StreamedNChoicesConcatenatePerIndexToTheWholeResponse()
+    {
+        var body = new { model = "tiny-moe", messages = new[] { new { role = "user", content = "Go." } }, n = 2, temperature = 1.0, seed = 5, max_tokens = 9, logprobs = true };
+        var whole = await f.PostOk("chat/completions", body);
+        var events = await ReadStream(await f.Post("chat/completions", JsonSerializer.Serialize(new
+            { body.model, body.messages, body.n, body.temperature, body.seed, body.max_tokens, body.logprobs, stream = true })));
+        Assert.Equal("[DONE]", events[^1]);
+        var choices = events[..^1].SelectMany(e => JsonDocument.Parse(e).RootElement.GetProperty("choices").EnumerateArray()).ToList();
+        Assert.All(choices, c => Assert.True(c.TryGetProperty("delta", out _)));
+        for (int i = 0; i < 2; i++)
+        {
+            var mine = choices.Where(c => c.GetProperty("index").GetInt32() == i).ToList();
+            Assert.Equal("assistant", mine[0].GetProperty("delta").GetProperty("role").GetString());
+            string text = string.Concat(mine.Select(c => c.GetProperty("delta").TryGetProperty("content", out var t) ? t.GetString() : ""));
+            var expected = whole.GetProperty("choices")[i];
+            Assert.Equal(expected.GetProperty("message").GetProperty("content").GetString(), text);
+            Assert.Equal(expected.GetProperty("finish_reason").GetString(), mine[^1].GetProperty("finish_reason").GetString());
+            var streamedLp = mine.Where(c => c.GetProperty("logprobs").ValueKind == JsonValueKind.Object)
+                .SelectMany(c => c.GetProperty("logprobs").GetProperty("content").EnumerateArray()).Select(e => e.GetProperty("logprob").GetSingle());
+            Assert.Equal(expected.GetProperty("logprobs").GetProperty("content").EnumerateArray().Select(e => e.GetProperty("logprob").GetSingle()), streamedLp);
+        }
+    }
+
     /// <summary>The "data: " payloads of a server-sent event stream, in order.</summary>
     internal static async Task<List<string>> ReadStream(HttpResponseMessage response)
     {

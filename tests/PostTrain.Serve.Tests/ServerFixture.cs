@@ -16,6 +16,9 @@ namespace PostTrain.Serve.Tests;
 public class ServerFixture : IAsyncLifetime
 {
     protected virtual double BatchWindowMs => 5;
+    protected virtual string? MetricsDir => null;
+    /// <summary>Seconds StartAsync took (model init included).</summary>
+    public double StartSeconds { get; private set; }
 
     public PostTrainServer Server { get; private set; } = null!;
     public HttpClient Http { get; } = new() { Timeout = TimeSpan.FromSeconds(60) };
@@ -23,13 +26,15 @@ public class ServerFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         Server = await PostTrainServer.StartAsync(new ServeOptions
         {
-            Model = "tiny-moe", Port = 0, Device = "cpu", BatchWindowMs = BatchWindowMs, Log = TextWriter.Null,
+            Model = "tiny-moe", Port = 0, Device = "cpu", BatchWindowMs = BatchWindowMs, Log = TextWriter.Null, MetricsDir = MetricsDir,
         });
+        StartSeconds = System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalSeconds;
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
         Http.Dispose();
         await Server.DisposeAsync();
@@ -87,5 +92,13 @@ public sealed class Reference
 /// <summary>A long batching window, so that requests sent together are sure to share one engine call.</summary>
 public sealed class BatchingFixture : ServerFixture
 {
+    public string Dir { get; } = Directory.CreateTempSubdirectory("posttrain-serve-").FullName;
     protected override double BatchWindowMs => 1500;
+    protected override string? MetricsDir => Dir;
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        Directory.Delete(Dir, recursive: true);
+    }
 }
