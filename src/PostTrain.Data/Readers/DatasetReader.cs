@@ -19,6 +19,10 @@ public static class DatasetReader
         return files.Count == 1 ? ReadFile(files[0], skipBadRows, stats) : files.SelectMany(f => ReadFile(f, skipBadRows, stats));
     }
 
+    /// <summary>True when <paramref name="path"/> is an existing file or directory, or a pattern (its matches are
+    /// checked when read).</summary>
+    public static bool Exists(string path) => File.Exists(path) || Directory.Exists(path) || Path.GetFileName(path).IndexOfAny(['*', '?']) >= 0;
+
     /// <summary>The files <paramref name="path"/> names: itself when it is not a directory and has no wildcard
     /// (checked when read); a directory's dataset files; or the dataset files matching a `*`/`?` pattern in the file
     /// name. Sorted by ordinal name. A directory or pattern without dataset files is an error.</summary>

@@ -62,7 +62,7 @@ public sealed class NgramIndex
         var index = new NgramIndex(cfg.Ngram);
         for (int i = 0; i < cfg.Paths.Count; i++)
         {
-            if (!File.Exists(cfg.Paths[i]) && !Directory.Exists(cfg.Paths[i]) && cfg.Paths[i].IndexOfAny(['*', '?']) < 0)
+            if (!DatasetReader.Exists(cfg.Paths[i]))
                 throw new RecipeConfigException($"decontamination.paths[{i}]: '{cfg.Paths[i]}' not found");
             foreach (var row in DatasetReader.Read(cfg.Paths[i]))
             {

@@ -19,7 +19,7 @@ public sealed class DistillProblems
 
     public DistillProblems(DistillDataConfig cfg, NgramIndex? evalSets)
     {
-        if (!File.Exists(cfg.Path) && !Directory.Exists(cfg.Path) && cfg.Path.IndexOfAny(['*', '?']) < 0)
+        if (!DatasetReader.Exists(cfg.Path))
             throw new RecipeConfigException($"data.path: '{cfg.Path}' not found");
         if (cfg.MaxProblems is < 0) throw new RecipeConfigException($"data.max_problems: must be >= 0, got {cfg.MaxProblems}");
         var items = new List<Problem>();
