@@ -1,7 +1,7 @@
 // The problems to distill: every row of data.path (file, directory or pattern) with its prompt, an id and all its
 // columns (rewards read e.g. `answer`), minus those that overlap an eval set (decontamination), cut to max_problems.
 // A problem's index in this list fixes its shard and its sampling seeds, so the list must be (and is) a pure function
-// of the config and the files.
+// of the config and the files (a resumed run assumes the files did not change).
 using PostTrain.Data;
 using PostTrain.Data.Readers;
 using PostTrain.Training.Recipes;

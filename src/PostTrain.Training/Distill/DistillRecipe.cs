@@ -32,9 +32,6 @@ public sealed class DistillRecipe(DistillConfig cfg) : IRecipe
     public int ProblemsGenerated { get; private set; }
     public DistillStats? Stats { get; private set; }
 
-    /// <summary>A teacher to use instead of the one the config describes (tests).</summary>
-    public Func<DistillConfig, ITeacher>? TeacherFactory { get; init; }
-
     public async Task<int> RunAsync(RecipeContext ctx, CancellationToken ct)
     {
         try
@@ -136,9 +133,9 @@ public sealed class DistillRecipe(DistillConfig cfg) : IRecipe
         double before = _state.Seconds;
         if (_state.NextProblem < total)
         {
-            _teacher = TeacherFactory?.Invoke(cfg) ?? (cfg.Teacher.Kind == TeacherKind.Local
+            _teacher = cfg.Teacher.Kind == TeacherKind.Local
                 ? new LocalTeacher(cfg.Teacher, cfg.Seed, ctx.Log)
-                : new OpenAiTeacher(cfg.Teacher, cfg.Seed));
+                : new OpenAiTeacher(cfg.Teacher, cfg.Seed);
             ctx.Log.WriteLine($"teacher: {_teacher.Name}");
             using var progress = ctx.CreateProgress(cfg.Logging, total, _state.NextProblem, new ProgressLabels("problems", "pass_rate", "problems"));
             while (_state.NextProblem < total)
@@ -211,9 +208,11 @@ public sealed class DistillRecipe(DistillConfig cfg) : IRecipe
         long passed = 0, tokens = 0;
         for (int p = 0; p < problems.Count; p++)
         {
-            var scoredSamples = Enumerable.Range(p * k, k)
-                .Select(i => new ScoredSample(samples[i], samples[i].Error is null ? scored.Totals[i] : null, _filter.Check(samples[i], samples[i].Error is null ? scored.Totals[i] : null)))
-                .ToList();
+            var scoredSamples = Enumerable.Range(p * k, k).Select(i =>
+            {
+                double? reward = samples[i].Error is null ? scored.Totals[i] : null;
+                return new ScoredSample(samples[i], reward, _filter.Check(samples[i], reward));
+            }).ToList();
             var verdicts = _filter.SelectForProblem(scoredSamples);
             int problemPassed = 0, problemKept = 0;
             for (int j = 0; j < k; j++)

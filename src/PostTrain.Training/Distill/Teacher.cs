@@ -20,7 +20,7 @@ public interface ITeacher : IDisposable
     /// <summary>What the output's `teacher` column records, e.g. "local:runs/sft-quickstart/final".</summary>
     string Name { get; }
 
-    /// <summary>Retries left unused, counted since the teacher was created (0 for local teachers).</summary>
+    /// <summary>Requests retried since the teacher was created (0 for local teachers).</summary>
     long Retries { get; }
 
     Task<IReadOnlyList<TeacherSample>> GenerateAsync(IReadOnlyList<TeacherRequest> requests, DistillSamplingConfig sampling, CancellationToken ct);
