@@ -24,10 +24,14 @@ public static class CliApp
     public const int Ok = 0, Failed = 1, BadUsage = 2, Stopped = 3, Cancelled = 130;
 
     private static readonly ICliVerb[] Verbs =
-        [new RunVerb(), new LsVerb(), new CpVerb(), new LogitsVerb(), new GenerateVerb(), new RewardVerb(), new EvalVerb(), new BenchTrainVerb()];
+        [new RunVerb(), new LsVerb(), new CpVerb(), new LogitsVerb(), new GenerateVerb(), new RewardVerb(), new EvalVerb(), new BenchTrainVerb(), new ServeVerb()];
 
     /// <summary>Registers the recipes of projects above PostTrain.Training (idempotent).</summary>
-    public static void RegisterRecipes() => RecipeRegistry.Register(PostTrain.Eval.Recipe.EvalRecipe.Info);
+    public static void RegisterRecipes()
+    {
+        RecipeRegistry.Register(PostTrain.Eval.Recipe.EvalRecipe.Info);
+        RecipeRegistry.Register(PostTrain.Eval.Pipeline.PipelineRecipe.Info);
+    }
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct = default)
     {

@@ -3,6 +3,11 @@
 // longest stop string plus 4, enough for byte-level tokenizers), or MaxNewTokens (finish reason "length").
 namespace PostTrain.Core.Generation;
 
+/// <summary>Called on the generating thread for each token appended to a row, in order: the row's prompt index in the
+/// Generate call, the token and its log-prob (as in <see cref="GenerationResult"/>), after the engine's own stop rules
+/// ran. Return false to end that row after this token (finish reason "stop"; ignored when the row already ended).</summary>
+public delegate bool TokenCallback(int promptIndex, int token, float logProb);
+
 internal sealed class SequenceState(int promptIndex)
 {
     public int PromptIndex { get; } = promptIndex;
@@ -24,9 +29,12 @@ internal sealed class StopCriteria
     private readonly ITextDecoder? decoder;
     private readonly int window;
     private readonly int maxNew;
+    private readonly TokenCallback? onToken;
 
-    public StopCriteria(IReadOnlyList<int> stopIds, IReadOnlyList<string>? stopStrings, ITextDecoder? decoder, int maxNewTokens)
+    public StopCriteria(IReadOnlyList<int> stopIds, IReadOnlyList<string>? stopStrings, ITextDecoder? decoder, int maxNewTokens,
+        TokenCallback? onToken = null)
     {
+        this.onToken = onToken;
         this.stopIds = [.. stopIds];
         this.stopStrings = stopStrings?.ToArray() ?? [];
         if (this.stopStrings.Length > 0 && decoder is null)
@@ -55,6 +63,7 @@ internal sealed class StopCriteria
                 if (text.Contains(stop, StringComparison.Ordinal)) { s.Finish = FinishReason.Stop; s.StopString = stop; break; }
         }
         if (!s.Done && s.Tokens.Count >= maxNew) s.Finish = FinishReason.Length;
+        if (onToken is not null && !onToken(s.PromptIndex, token, logProb) && !s.Done) s.Finish = FinishReason.Stop;
         return s.Done;
     }
 }

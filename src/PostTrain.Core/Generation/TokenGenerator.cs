@@ -28,14 +28,19 @@ public sealed class TokenGenerator
     }
 
     /// <summary>Generates a completion for every prompt (token ids, each non-empty). Results are in prompt order.</summary>
-    public IReadOnlyList<GenerationResult> Generate(IReadOnlyList<int[]> prompts, SamplingParams p, CancellationToken ct = default)
+    public IReadOnlyList<GenerationResult> Generate(IReadOnlyList<int[]> prompts, SamplingParams p, CancellationToken ct = default) =>
+        Generate(prompts, p, onToken: null, ct);
+
+    /// <summary>As above, calling <paramref name="onToken"/> (when given) for every token as it is appended to its
+    /// row, for streaming; returning false from it ends that row there (see <see cref="TokenCallback"/>).</summary>
+    public IReadOnlyList<GenerationResult> Generate(IReadOnlyList<int[]> prompts, SamplingParams p, TokenCallback? onToken, CancellationToken ct = default)
     {
         p.Validate();
         ValidatePrompts(prompts);
         if (Options.SpeculativeMtp && !p.IsGreedy)
             throw new ArgumentException($"GenerationOptions.SpeculativeMtp supports greedy decoding only (SamplingParams.Temperature = 0, got {p.Temperature})");
         var stopIds = p.StopTokenIds ?? (model.Config.EosTokenId is int eos ? [eos] : []);
-        var stop = new StopCriteria(stopIds, p.StopStrings, Options.Decoder, p.MaxNewTokens);
+        var stop = new StopCriteria(stopIds, p.StopStrings, Options.Decoder, p.MaxNewTokens, onToken);
 
         var stats = new GenerationStats { Sequences = prompts.Count, PromptTokens = prompts.Sum(x => (long)x.Length) };
         LastStats = stats;

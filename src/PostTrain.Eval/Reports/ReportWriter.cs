@@ -1,5 +1,5 @@
 // Writes an eval's reports into its output folder, each file atomically: report.html, report.md, samples.parquet and
-// samples.csv (the per-sample table of this eval's models, tasks and problems).
+// samples.csv (the per-sample table of this eval's models, tasks and problems), results.json (headline numbers).
 using PostTrain.Eval.Runner;
 using PostTrain.Training.Infra;
 
@@ -18,6 +18,7 @@ public static class ReportWriter
         var df = SampleTable.ToDataFrame(result.Samples);
         SampleTable.WriteParquet(df, paths.Parquet);
         SampleTable.WriteCsv(df, paths.Csv);
+        PostTrain.Eval.Recipe.EvalResultsFile.From(result, settings).Write(outputDir);
         return paths;
     }
 }

@@ -1,5 +1,6 @@
 // Binds a YAML tree onto a config record by reflection: sections are classes with a parameterless constructor,
-// leaves are int/long/double/float/bool/string/enums, lists and string-keyed dictionaries. Keys absent from
+// leaves are int/long/double/float/bool/string/enums, lists and string-keyed dictionaries, or YamlNode for a value kept
+// as raw YAML (e.g. a pipeline stage's overrides, handed on to another recipe's config). Keys absent from
 // the YAML keep the record's initializer defaults; `required` members must be present. Every problem is
 // collected with its location and dotted key, then thrown together. Simplification: no YAML anchors/tags.
 using System.Globalization;
@@ -88,6 +89,7 @@ internal sealed class ConfigBinder(Func<YamlNode, string> where)
             return Failed;
         }
         var t = Nullable.GetUnderlyingType(type) ?? type;
+        if (t == typeof(YamlNode)) return node;
         if (ConfigProperty.IsList(t, out var element))
         {
             if (node is not YamlSequenceNode seq) return Mismatch(node, t, path);

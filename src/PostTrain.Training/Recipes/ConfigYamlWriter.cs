@@ -4,6 +4,7 @@ using System.Collections;
 using System.Globalization;
 using YamlDotNet.Core;
 using YamlDotNet.Core.Events;
+using YamlDotNet.RepresentationModel;
 
 namespace PostTrain.Training.Recipes;
 
@@ -39,6 +40,7 @@ public static class ConfigYamlWriter
         switch (value)
         {
             case null: e.Emit(new Scalar("null")); break;
+            case YamlNode node: WriteNode(e, node, flow: false); break;
             case string s: WriteString(e, s); break;
             case bool b: e.Emit(new Scalar(b ? "true" : "false")); break;
             case double d: e.Emit(new Scalar(FormatDouble(d))); break;
@@ -62,6 +64,45 @@ public static class ConfigYamlWriter
                 e.Emit(new SequenceEnd());
                 break;
             default: WriteSection(e, value); break;
+        }
+    }
+
+    /// <summary>A raw YAML value as one line of flow YAML (scalar styles kept), e.g. for a key=value override.</summary>
+    public static string ToFlowText(YamlNode node)
+    {
+        var sw = new StringWriter { NewLine = "\n" };
+        var e = new Emitter(sw, new EmitterSettings().WithMaxSimpleKeyLength(1024).WithBestWidth(int.MaxValue));
+        e.Emit(new StreamStart());
+        e.Emit(new DocumentStart());
+        WriteNode(e, node, flow: true);
+        e.Emit(new DocumentEnd(true));
+        e.Emit(new StreamEnd());
+        var text = sw.ToString().TrimEnd('\n');
+        return text.EndsWith("\n...", StringComparison.Ordinal) ? text[..^4] : text;
+    }
+
+    private static void WriteNode(IEmitter e, YamlNode node, bool flow)
+    {
+        switch (node)
+        {
+            case YamlScalarNode s:
+                e.Emit(new Scalar(null, null, s.Value ?? "", s.Style == ScalarStyle.Plain ? ScalarStyle.Any : s.Style, true, true));
+                break;
+            case YamlSequenceNode seq:
+                e.Emit(new SequenceStart(null, null, true, flow || seq.Style == SequenceStyle.Flow ? SequenceStyle.Flow : SequenceStyle.Block));
+                foreach (var c in seq.Children) WriteNode(e, c, flow);
+                e.Emit(new SequenceEnd());
+                break;
+            case YamlMappingNode map:
+                e.Emit(new MappingStart(null, null, true, flow || map.Style == MappingStyle.Flow ? MappingStyle.Flow : MappingStyle.Block));
+                foreach (var (k, v) in map.Children)
+                {
+                    WriteNode(e, k, flow);
+                    WriteNode(e, v, flow);
+                }
+                e.Emit(new MappingEnd());
+                break;
+            default: throw new ArgumentException($"unsupported YAML node {node.NodeType}");
         }
     }
 
