@@ -4,12 +4,13 @@
 # repository root (PyTorch 2.11 + transformers there, no .NET):
 #   benchmarks/run-gpu.sh train      # FP8 GEMM check + TFLOP/s, training tokens/s: PostTrain bf16 / FP8 vs HF (2 expert impls)
 #   benchmarks/run-gpu.sh quality    # FP8 vs BF16 SFT loss curves of the same tiny model, same init and data
+#   benchmarks/run-gpu.sh grpo       # SFT (quickstart and longer) -> grpo-arith at two learning rates, held-out accuracy curve
 #   benchmarks/run-gpu.sh generate   # rollout tokens/s: PostTrain engine vs HF generate (2 expert impls)
 #   benchmarks/run-gpu.sh pipeline   # SFT (longer than the CPU quickstart) -> GRPO on arithmetic -> eval report of both
 # Every result is one JSON line in $OUT/bench-<part>.jsonl (or ./bench-<part>.jsonl) and a table at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-part=${1:?usage: benchmarks/run-gpu.sh train|quality|generate|pipeline}
+part=${1:?usage: benchmarks/run-gpu.sh train|quality|grpo|generate|pipeline}
 out=${OUT:-.}
 log="$out/bench-$part.jsonl"; : > "$log"
 pt() { scripts/gpu/run.sh "$@"; }
@@ -31,37 +32,90 @@ case "$part" in
     peak hf_grouped_mm python3 benchmarks/hf/hf_bench.py train --experts grouped_mm
     ;;
   quality)
-    for d in bfloat16 fp8; do
-      pt run recipes/sft-quickstart.yaml output_dir=/tmp/q-$d model.dtype=$d model.device=cuda max_steps=400 \
-        data.eval_every_n_steps=100 logging.progress=plain logging.plain_interval_seconds=30 checkpoint.every_n_steps=0 | tail -8
-      python3 - "$d" <<'PY' | tee -a "$log"
-import json, sys
-d = sys.argv[1]
-rows = [json.loads(l) for l in open(f"/tmp/q-{d}/metrics.jsonl")]
-loss = [r["loss"] for r in rows if "loss" in r]
-ev = [r["eval_loss"] for r in rows if "eval_loss" in r]
-print(json.dumps({"bench": "fp8_quality", "dtype": d, "final_train_loss_mean_last50": sum(loss[-50:]) / 50, "final_eval_loss": ev[-1], "steps": len(loss)}))
-PY
+    # FP8 vs BF16 from the same init on the same fresh text (benchmarks/fp8-quality/make_data.py: every step sees new
+    # rows, loss on all tokens), plus a second BF16 run as the noise floor (GPU kernels are not bit-deterministic).
+    # All three run at once on the GPU (the tiny model leaves it mostly idle).
+    # QUALITY_DATA=arith (word problems) or markov (benchmarks/fp8-quality/make_markov.py: smooth loss curves).
+    steps=${QUALITY_STEPS:-600}; data=${QUALITY_DATA:-arith}
+    mkdir -p /tmp/qdata
+    if [ "$data" = markov ]; then python3 benchmarks/fp8-quality/make_markov.py /tmp/qdata 6000; fmt=text
+    else python3 benchmarks/fp8-quality/make_data.py /tmp/qdata; fmt=prompt_completion; fi
+    for run in bfloat16:bf16 fp8:fp8 bfloat16:bf16-repeat; do
+      d=${run%%:*}; name=${run##*:}
+      pt run recipes/sft-quickstart.yaml output_dir=/tmp/q-$name model.dtype=$d model.device=cuda max_steps=$steps data.format=$fmt \
+        data.path=/tmp/qdata/train.jsonl data.eval_path=/tmp/qdata/test.jsonl data.train_on=all data.eval_every_n_steps=200 \
+        data.eval_batches=25 logging.progress=plain logging.plain_interval_seconds=60 checkpoint.every_n_steps=0 > /tmp/q-$name.log 2>&1 &
     done
+    wait
+    tail -3 /tmp/q-*.log
+    python3 - "$steps" <<'PY' | tee -a "$log"
+import json, sys
+steps = int(sys.argv[1])
+def read(name):
+    rows = [json.loads(l) for l in open(f"/tmp/q-{name}/metrics.jsonl")]
+    loss = [r["loss"] for r in rows if "loss" in r]
+    ev = [r["eval_loss"] for r in rows if "eval_loss" in r]
+    return {"train_loss_mean_last100": sum(loss[-100:]) / 100, "final_eval_loss": ev[-1], "steps": len(loss)}
+res = {n: read(n) for n in ("bf16", "fp8", "bf16-repeat")}
+import os
+for n, r in res.items(): print(json.dumps({"bench": "fp8_quality", "data": os.environ.get("QUALITY_DATA", "arith"), "run": n, **r}))
+for other in ("fp8", "bf16-repeat"):
+    for k in ("train_loss_mean_last100", "final_eval_loss"):
+        rel = (res[other][k] - res["bf16"][k]) / res["bf16"][k]
+        print(json.dumps({"bench": "fp8_quality_ratio", "run": other, "vs": "bf16", "metric": k, "relative_difference": rel,
+                          "within_0.25pct": abs(rel) <= 0.0025}))
+PY
     # the trained checkpoint loads in transformers, and gives the same logits as PostTrain
-    python3 scripts/gpu/check_safetensors_hf.py /tmp/q-bfloat16/final --no-byte-check 2>&1 | tail -4
+    python3 scripts/gpu/check_safetensors_hf.py /tmp/q-bf16/final --no-byte-check 2>&1 | tail -4
     python3 - <<'PY' | tee -a "$log"
 import json, torch
 from safetensors.torch import save_file, load_file
 torch.manual_seed(0)
 save_file({"input_ids": torch.randint(3, 256, (2, 48))}, "/tmp/ids.safetensors")
 PY
-    pt logits --model /tmp/q-bfloat16/final --input /tmp/ids.safetensors --output /tmp/pt-logits.safetensors --device cuda
+    pt logits --model /tmp/q-bf16/final --input /tmp/ids.safetensors --output /tmp/pt-logits.safetensors --device cuda
     python3 - <<'PY' | tee -a "$log"
 import json, torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
-m = AutoModelForCausalLM.from_pretrained("/tmp/q-bfloat16/final", dtype=torch.float32).eval()
+m = AutoModelForCausalLM.from_pretrained("/tmp/q-bf16/final", dtype=torch.float32).eval()
 ids = load_file("/tmp/ids.safetensors")["input_ids"]
 with torch.no_grad(): hf = m(input_ids=ids).logits
 pt = load_file("/tmp/pt-logits.safetensors")["logits"]
 print(json.dumps({"bench": "hf_logits_on_trained_sft_model", "max_abs_diff": float((hf - pt).abs().max()), "logit_absmax": float(hf.abs().max())}))
 PY
+    ;;
+  grpo)
+    # Does GRPO teach? SFT exactly as the CPU quickstart (150 steps) and a longer SFT, then grpo-arith from each at two
+    # learning rates, all concurrently; held-out greedy accuracy (all 200 test problems) every 25 steps.
+    long=${SFT_LONG_STEPS:-1000}; steps=${GRPO_STEPS:-200}
+    pt run recipes/sft-quickstart.yaml output_dir=/tmp/g-sft150 model.device=cuda checkpoint.every_n_steps=0 \
+      logging.progress=plain logging.plain_interval_seconds=60 > /tmp/g-sft150.log 2>&1 &
+    timeout ${SFT_TIMEOUT:-240} scripts/gpu/run.sh run recipes/sft-quickstart.yaml output_dir=/tmp/g-sft$long model.device=cuda max_steps=$long \
+      data.eval_every_n_steps=250 checkpoint.every_n_steps=0 logging.progress=plain logging.plain_interval_seconds=60 > /tmp/g-sft$long.log 2>&1 &
+    wait
+    grep -h "eval loss" /tmp/g-sft*.log | tail -4
+    timeout 200 scripts/gpu/run.sh eval --model sft150=/tmp/g-sft150/final --model sft$long=/tmp/g-sft$long/final --task arithmetic \
+      --samples 8 --temperature 1.0 --max-new-tokens 96 --device cuda --output /tmp/g-eval-sft > /tmp/g-eval-sft.log 2>&1 &
+    for base in sft150 sft$long; do for lr in ${GRPO_LRS:-1e-4 5e-4}; do
+      timeout ${GRPO_TIMEOUT:-300} scripts/gpu/run.sh run recipes/grpo-arith.yaml output_dir=/tmp/g-$base-$lr model.path=/tmp/g-$base/final \
+        model.device=cuda max_steps=$steps optimizer.lr=$lr eval.rows=200 eval.every_n_steps=25 grpo.prompts_per_step=16 \
+        checkpoint.every_n_steps=0 logging.progress=plain logging.plain_interval_seconds=60 > /tmp/g-$base-$lr.log 2>&1 &
+    done; done
+    wait
+    python3 - <<'PY' | tee -a "$log"
+import glob, json
+for d in sorted(glob.glob("/tmp/g-sft*-*")):
+    rows = [json.loads(l) for l in open(d + "/metrics.jsonl")]
+    ev = [(r["step"], r["eval/reward_mean"]) for r in rows if "eval/reward_mean" in r]
+    tr = [r for r in rows if "reward" in r or "reward/total_mean" in r]
+    last = rows[-1] if rows else {}
+    secs = [r.get("time/step_seconds") or r.get("step_seconds") for r in rows if "loss" in r]
+    print(json.dumps({"bench": "grpo_heldout", "run": d, "eval": ev, "steps": max([r["step"] for r in rows] or [0]),
+                      "elapsed_s": last.get("elapsed_s")}))
+PY
+    mkdir -p "$out/grpo" && for d in /tmp/g-sft*-*; do cp "$d/metrics.jsonl" "$out/grpo/$(basename $d).metrics.jsonl"; done
+    cp /tmp/g-*.log "$out/grpo/" 2>/dev/null; cp /tmp/g-eval-sft/report.md "$out/grpo/eval-sft.md" 2>/dev/null
     ;;
   generate)
     POSTTRAIN_TOOL=PostTrain.Benchmarks.Generation scripts/gpu/run.sh 2>&1 | tee "$out/posttrain-generate.txt" | tail -40

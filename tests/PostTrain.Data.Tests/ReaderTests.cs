@@ -109,6 +109,33 @@ public sealed class ReaderTests
         Assert.Contains("not a readable Parquet file", Assert.Throws<DataException>(() => DatasetReader.Read(dir.File("x.parquet", "not parquet")).ToList()).Message);
     }
 
+    [Fact]
+    public void A_directory_or_file_name_pattern_reads_its_dataset_files_in_name_order()
+    {
+        using var dir = new TempDir();
+        Directory.CreateDirectory(dir.File("data"));
+        WriteParquet(dir.File("data/shard-00001.parquet"), [new ChatRow { Id = 10, Prompt = "c" }], rowGroupSize: 10);
+        WriteParquet(dir.File("data/shard-00000.parquet"), [new ChatRow { Id = 0, Prompt = "a" }, new ChatRow { Id = 1, Prompt = "b" }], rowGroupSize: 10);
+        dir.File("data/extra.jsonl", "{\"prompt\": \"d\"}\n");
+        dir.File("data/README.md", "not data");                            // no dataset extension: ignored
+        dir.File("data/shard-00002.parquet.tmp-123", "a torn temp file");    // an unfinished atomic write: ignored
+
+        var all = DatasetReader.Read(dir.File("data")).ToList();
+        Assert.Equal(["d", "a", "b", "c"], all.Select(r => (string?)r["prompt"]));   // extra.jsonl < shard-00000 < shard-00001
+        Assert.Equal(["line 1", "row 0", "row 1", "row 0"], all.Select(r => r.Location));
+        Assert.EndsWith("shard-00001.parquet", all[3].File);
+
+        var shards = DatasetReader.Read(dir.File("data/shard-*.parquet")).ToList();
+        Assert.Equal(["a", "b", "c"], shards.Select(r => (string?)r["prompt"]));
+        Assert.Equal(["a", "b"], DatasetReader.Read(dir.File("data/shard-????0.parquet")).Select(r => (string?)r["prompt"]));
+
+        Directory.CreateDirectory(dir.File("empty"));
+        Assert.Contains("no dataset files", Assert.Throws<DataException>(() => DatasetReader.Read(dir.File("empty"))).Message);
+        var none = Assert.Throws<DataException>(() => DatasetReader.Read(dir.File("data/train-*.parquet")));
+        Assert.Contains("match 'train-*.parquet'", none.Message);
+        Assert.Contains("not found", Assert.Throws<DataException>(() => DatasetReader.Read(dir.File("nowhere/*.parquet"))).Message);
+    }
+
     internal static void WriteParquet<T>(string path, IEnumerable<T> rows, int rowGroupSize)
     {
         using var fs = File.Create(path);

@@ -26,6 +26,10 @@ public static class MathVerifier
         catch (MathTimeoutException) { return null; }
     }
 
+    /// <summary>The contents of the text's last \boxed{...} (joined with adjacent boxes; see BoxedExtractor), or null
+    /// when it has none.</summary>
+    public static string? ExtractBoxed(string text) => BoxedExtractor.Extract(text);
+
     /// <summary>Extracts the completion's final answer and verifies it against <paramref name="gold"/>.</summary>
     public static MathVerdict CheckCompletion(string gold, string completion, MathCheckOptions? options = null)
     {

@@ -158,6 +158,8 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
             bool periodic = cfg.Checkpoint.EveryNSteps > 0 && _state.Step % cfg.Checkpoint.EveryNSteps == 0;
             if (periodic || _state.Step == cfg.MaxSteps)
                 progress.Message($"saved {SaveCheckpoint(ctx).Directory}");
+            if (_eval is not null && cfg.Eval!.EveryNSteps > 0 && _state.Step % cfg.Eval.EveryNSteps == 0 && _state.Step < cfg.MaxSteps)
+                RunEval(ctx, progress, $"at step {_state.Step}", ct);
         }
         if (_eval is not null) EvalAfter = RunEval(ctx, progress, "after training", ct);
         string final = Path.Combine(cfg.OutputDir, FinalDirName);

@@ -23,7 +23,7 @@ public sealed class PromptSet
 
     public PromptSet(string path, string promptColumn, IChatTemplate template, int maxPromptTokens, int? maxRows = null)
     {
-        if (!File.Exists(path)) throw new RecipeConfigException($"data.path: '{path}' not found");
+        if (!DatasetReader.Exists(path)) throw new RecipeConfigException($"data.path: '{path}' not found");
         var items = new List<PromptItem>();
         foreach (var row in DatasetReader.Read(path))
         {

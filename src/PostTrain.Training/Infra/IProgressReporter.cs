@@ -13,17 +13,25 @@ public interface IProgressReporter : IDisposable
     void Message(string line);
 }
 
+/// <summary>What the counted unit and the reported value are called (a data-generation run counts problems, not
+/// optimizer steps, and reports a pass rate, not a loss).</summary>
+public sealed record ProgressLabels(string Step = "step", string Value = "loss", string Rate = "steps")
+{
+    public static ProgressLabels Training { get; } = new();
+}
+
 public static class ProgressReporter
 {
     /// <summary>auto = a bar when stdout is an interactive terminal, plain lines otherwise.</summary>
-    public static IProgressReporter Create(ProgressMode mode, long totalSteps, long startStep, double plainIntervalSeconds, TextWriter plainOutput)
+    public static IProgressReporter Create(ProgressMode mode, long totalSteps, long startStep, double plainIntervalSeconds, TextWriter plainOutput,
+        ProgressLabels? labels = null)
     {
         bool bar = mode == ProgressMode.Bar
             || (mode == ProgressMode.Auto && !Console.IsOutputRedirected
                && AnsiConsole.Profile.Capabilities.Interactive && AnsiConsole.Profile.Capabilities.Ansi);
         return bar
-            ? new SpectreProgressReporter(AnsiConsole.Console, totalSteps, startStep)
-            : new PlainProgressReporter(plainOutput, totalSteps, startStep, plainIntervalSeconds);
+            ? new SpectreProgressReporter(AnsiConsole.Console, totalSteps, startStep, labels)
+            : new PlainProgressReporter(plainOutput, totalSteps, startStep, plainIntervalSeconds, labels: labels);
     }
 
     internal static string Rate(double perSecond, string unit) =>

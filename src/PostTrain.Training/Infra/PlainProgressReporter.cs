@@ -15,9 +15,12 @@ public sealed class PlainProgressReporter : IProgressReporter
     private long _lastStep;
     private long _tokensSinceLast;
     private bool _printedAny;
+    private readonly ProgressLabels _labels;
 
-    public PlainProgressReporter(TextWriter output, long totalSteps, long startStep, double intervalSeconds, Func<DateTimeOffset>? clock = null)
+    public PlainProgressReporter(TextWriter output, long totalSteps, long startStep, double intervalSeconds, Func<DateTimeOffset>? clock = null,
+        ProgressLabels? labels = null)
     {
+        _labels = labels ?? ProgressLabels.Training;
         _out = output;
         _totalSteps = totalSteps;
         _intervalSeconds = intervalSeconds;
@@ -37,7 +40,7 @@ public sealed class PlainProgressReporter : IProgressReporter
         double eta = (_totalSteps - step) / stepsPerSecond;
         var inv = CultureInfo.InvariantCulture;
         _out.WriteLine(string.Create(inv,
-            $"step {step}/{_totalSteps} ({100.0 * step / _totalSteps:F1}%) | loss {loss:F4} | {ProgressReporter.Rate(stepsPerSecond, "steps")} | {ProgressReporter.Rate(tokensPerSecond, "tok")} | eta {ProgressReporter.Duration(eta)}"));
+            $"{_labels.Step} {step}/{_totalSteps} ({100.0 * step / _totalSteps:F1}%) | {_labels.Value} {loss:F4} | {ProgressReporter.Rate(stepsPerSecond, _labels.Rate)} | {ProgressReporter.Rate(tokensPerSecond, "tok")} | eta {ProgressReporter.Duration(eta)}"));
         _out.Flush();
         _printedAny = true;
         _lastTime = now;

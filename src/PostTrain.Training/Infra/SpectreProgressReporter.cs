@@ -18,9 +18,11 @@ public sealed class SpectreProgressReporter : IProgressReporter
     private readonly Task _render;
     private readonly ProgressTask _task;
     private long _tokens;
+    private readonly ProgressLabels _labels;
 
-    public SpectreProgressReporter(IAnsiConsole console, long totalSteps, long startStep)
+    public SpectreProgressReporter(IAnsiConsole console, long totalSteps, long startStep, ProgressLabels? labels = null)
     {
+        _labels = labels ?? ProgressLabels.Training;
         _console = console;
         _totalSteps = totalSteps;
         _startStep = startStep;
@@ -51,7 +53,7 @@ public sealed class SpectreProgressReporter : IProgressReporter
 
     private string Describe(long step, double loss, double stepsPerSecond, double tokensPerSecond = 0) => Markup.Escape(string.Create(
         CultureInfo.InvariantCulture,
-        $"step {step}/{_totalSteps} | loss {loss:F4} | {ProgressReporter.Rate(stepsPerSecond, "steps")} | {ProgressReporter.Rate(tokensPerSecond, "tok")}"));
+        $"{_labels.Step} {step}/{_totalSteps} | {_labels.Value} {loss:F4} | {ProgressReporter.Rate(stepsPerSecond, _labels.Rate)} | {ProgressReporter.Rate(tokensPerSecond, "tok")}"));
 
     public void Message(string line) => _console.WriteLine(line);
 

@@ -14,8 +14,8 @@ public interface IRecipe
 public sealed record RecipeContext(string ConfigSource, string ResolvedYaml, TextWriter Log)
 {
     /// <summary>The progress display the recipe's logging section asks for (plain lines go to <see cref="Log"/>).</summary>
-    public IProgressReporter CreateProgress(LoggingConfig logging, long totalSteps, long startStep) =>
-        ProgressReporter.Create(logging.Progress, totalSteps, startStep, logging.PlainIntervalSeconds, Log);
+    public IProgressReporter CreateProgress(LoggingConfig logging, long totalSteps, long startStep, ProgressLabels? labels = null) =>
+        ProgressReporter.Create(logging.Progress, totalSteps, startStep, logging.PlainIntervalSeconds, Log, labels);
 }
 
 /// <summary>A registered recipe: its name, a one-line description, its YAML under recipes/, its config type and
