@@ -92,6 +92,9 @@ public sealed record GrpoEvalConfig
     public required string Path { get; init; }
     public int Rows { get; init; } = 100;
     public int? MaxNewTokens { get; init; }
+    /// <summary>Also sample this many completions per prompt at grpo.temperature and report their mean (the sampled
+    /// policy's accuracy, what GRPO optimises); 0 = greedy only.</summary>
+    public int Samples { get; init; }
     /// <summary>Also evaluate every this many steps during training (0 = only before and after).</summary>
     public long EveryNSteps { get; init; }
     public List<GrpoRewardConfig> Rewards { get; init; } = [new() { Name = "math" }];

@@ -111,7 +111,8 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         {
             var evalPrompts = new PromptSet(e.Path, cfg.Data.PromptColumn, template, cfg.Data.MaxPromptTokens, e.Rows);
             var evalRewards = new RewardRunner(registry.CreateAll(e.Rewards.Select(Spec)), runnerOptions);
-            _eval = new HeldOutEval(evalPrompts, evalRewards, _tokenizer, e.MaxNewTokens ?? cfg.Grpo.MaxCompletionLength);
+            _eval = new HeldOutEval(evalPrompts, evalRewards, _tokenizer, e.MaxNewTokens ?? cfg.Grpo.MaxCompletionLength,
+                e.Samples, cfg.Grpo.Temperature, cfg.Seed);
         }
 
         var resume = cfg.Checkpoint.Resume ? _checkpoints.FindLatest() : null;
@@ -233,7 +234,8 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         var r = _eval!.Run(_model, ct);
         _metrics.Log(_state.Step, [("eval/reward_mean", r.Mean), .. r.Metrics.Select(kv => (kv.Key, kv.Value))]);
         var names = string.Join("+", cfg.Eval!.Rewards.Select(x => x.Name));
-        progress.Message($"held-out {names} (greedy, {r.Rows} rows of {cfg.Eval.Path}) {when}: {r.Mean:F3}");
+        progress.Message($"held-out {names} (greedy, {r.Rows} rows of {cfg.Eval.Path}) {when}: {r.Mean:F3}" +
+            (r.SampledMean is double sm ? $"; sampled (T={cfg.Grpo.Temperature:0.##}, {cfg.Eval.Samples} per prompt): {sm:F3}" : ""));
         return r;
     }
 

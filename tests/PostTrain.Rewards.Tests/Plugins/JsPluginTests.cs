@@ -19,6 +19,30 @@ public sealed class JsPluginTests
         Assert.Equal(expected, Sample.Score(new PostTrain.Rewards.Builtins.FormatReward(), completion, prompt));
     }
 
+    // Prompt numbers 3, 4, 5: "3 * 4 = 12" is right and grounded; "12 + 5 = 17" then uses the earlier result.
+    [Theory]
+    [InlineData("3 * 4 = 12\n12 + 5 = 17\nThe answer is \\boxed{17}.", 1.0)]
+    [InlineData("3 * 4 = 12\n12 + 5 = 18\nThe answer is \\boxed{18}.", 0.5)]     // second step wrong
+    [InlineData("3 * 7 = 21\n21 + 5 = 26", 0.0)]                                    // 7 is not in the prompt, so 21 is not known
+    [InlineData("3 * 4 = 13\n13 + 5 = 18", 0.0)]                                    // wrong first step poisons the second
+    [InlineData("The answer is \\boxed{17}.", 0.0)]                                 // no steps at all
+    [InlineData("20 / 4 = 5\n3 * 4 = 12", 0.5)]                                      // 20 not in the prompt
+    public void ArithStepsGivesCreditPerRightGroundedStep(string completion, double expected)
+    {
+        var prompt = "Tom has 3 bags with 4 pens in each bag. He finds 5 more. How many pens does Tom have now?";
+        Assert.Equal(expected, Sample.Score(Shipped("arith_steps.js"), completion, prompt)!.Value, 12);
+    }
+
+    [Fact]
+    public void ArithStepsMinLinesDividesByTheExpectedStepCount()
+    {
+        var input = Sample.Of("3 * 4 = 12", "3 bags of 4, and 5 more");
+        var result = JsPluginReward.Load(Path.Combine(Repo.RewardsDir, "arith_steps.js"), new Dictionary<string, object?> { ["min_lines"] = "2" })
+            .Score(input, default);
+        Assert.Equal(0.5, result.Score!.Value, 12);
+        Assert.Equal((1.0, 1.0), (result.Metrics!["steps"], result.Metrics["good_steps"]));
+    }
+
     [Fact]
     public void R1FormatExampleReturnsReasonAndMetrics()
     {
