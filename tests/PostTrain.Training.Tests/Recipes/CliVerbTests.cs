@@ -62,4 +62,22 @@ public sealed class CliVerbTests
         Assert.Contains("\"score\":1", lines[0]);
         Assert.Contains("\"score\":0", lines[1]);
     }
+
+    [Fact]
+    public async Task RewardRunScoresWithATrainedRewardModelGivenByOption()
+    {
+        using var tmp = new PostTrain.Training.Tests.Infra.TempDir();
+        using (var rm = PostTrain.Core.Model.RewardModelFiles.Random(PostTrain.Core.Model.BuiltinModels.Micro(), 3))
+            PostTrain.Core.Model.RewardModelFiles.Save(rm, tmp["rm"], 0);
+        File.WriteAllLines(tmp["cases.jsonl"], ["""{"prompt": "2+2?", "completion": "4"}""", """{"prompt": "2+3?", "completion": "6"}"""]);
+        var (code, _, err) = await Cli("reward", "run", "model", "--input", tmp["cases.jsonl"], "--output", tmp["out.jsonl"],
+            "--rewards-dir", Repo("rewards"), "--option", $"path={tmp["rm"]}", "--option", "device=cpu", "--option", "transform=sigmoid");
+        Assert.True(code == 0, err);
+        var scores = File.ReadAllLines(tmp["out.jsonl"]).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.GetProperty("score").GetDouble()).ToList();
+        Assert.Equal(2, scores.Count);
+        Assert.All(scores, s => Assert.InRange(s, 0.0, 1.0));
+        (code, _, err) = await Cli("reward", "run", "model", "--input", tmp["cases.jsonl"], "--rewards-dir", Repo("rewards"));
+        Assert.Equal(2, code);
+        Assert.Contains("'path'", err);
+    }
 }
