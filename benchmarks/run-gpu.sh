@@ -6,7 +6,7 @@
 #   benchmarks/run-gpu.sh quality    # FP8 vs BF16 SFT loss curves of the same tiny model, same init and data
 #   benchmarks/run-gpu.sh grpo       # SFT (quickstart and longer) -> grpo-arith at two learning rates, held-out accuracy curve
 #   benchmarks/run-gpu.sh generate   # rollout tokens/s: PostTrain engine vs HF generate (2 expert impls)
-#   benchmarks/run-gpu.sh pipeline   # SFT (longer than the CPU quickstart) -> GRPO on arithmetic -> eval report of both
+#   benchmarks/run-gpu.sh pipeline   # recipes/pipeline-gpu.yaml: SFT -> distill -> SFT -> RM -> GRPO -> eval, bench-moe size
 # Every result is one JSON line in $OUT/bench-<part>.jsonl (or ./bench-<part>.jsonl) and a table at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -123,15 +123,11 @@ PY
     peak hf_generate_grouped_mm python3 benchmarks/hf/hf_bench.py generate --experts grouped_mm
     ;;
   pipeline)
-    steps=${SFT_STEPS:-800}
-    timeout 300 scripts/gpu/run.sh run recipes/sft-quickstart.yaml output_dir=/tmp/p-sft model.device=cuda model.dtype=bfloat16 \
-      max_steps=$steps data.batch_size=16 data.eval_every_n_steps=200 checkpoint.every_n_steps=0 logging.progress=plain \
-      logging.plain_interval_seconds=60 2>&1 | grep -E "eval loss|final model|error" | tee -a "$out/pipeline.txt"
-    timeout 200 scripts/gpu/run.sh run recipes/grpo-arith.yaml output_dir=/tmp/p-grpo model.path=/tmp/p-sft/final model.device=cuda \
-      max_steps=${GRPO_STEPS:-40} logging.progress=plain logging.plain_interval_seconds=60 2>&1 | grep -E "held-out|reward|error" | tee -a "$out/pipeline.txt"
-    timeout 150 scripts/gpu/run.sh eval --model sft=/tmp/p-sft/final --model grpo=/tmp/p-grpo/final --task arithmetic --limit 200 \
-      --samples 4 --max-new-tokens 96 --device cuda --output /tmp/p-eval --metrics /tmp/p-grpo 2>&1 | tail -4 | tee -a "$out/pipeline.txt"
-    cp /tmp/p-eval/report.html /tmp/p-eval/report.md "$out/" 2>/dev/null
+    # recipes/pipeline-gpu.yaml: SFT -> distill -> SFT -> RM -> GRPO -> eval at the bench model's size, one summary
+    timeout ${PIPELINE_TIMEOUT:-560} scripts/gpu/run.sh run recipes/pipeline-gpu.yaml output_dir=/tmp/pg 2>&1 \
+      | grep -E "^== stage|done in|eval loss|held-out|kept|pass rate|accuracy|error|McNemar" | tee "$out/pipeline.txt"
+    cp /tmp/pg/pipeline.md "$out/" 2>/dev/null; cp /tmp/pg/eval/report.md "$out/pipeline-eval.md" 2>/dev/null
+    cp /tmp/pg/eval/report.html "$out/pipeline-eval.html" 2>/dev/null; cp /tmp/pg/distill/stats.json "$out/distill-stats.json" 2>/dev/null
     ;;
 esac
 echo "== results ($log)"

@@ -153,6 +153,10 @@ public sealed class PipelineTests : IDisposable
                   model.path: ${base}/final
                   data.path: ${output_dir}/data.jsonl
                   data.eval_path: "${base}/eval file.jsonl"
+              - name: sft2
+                recipe: sft
+                set:
+                  data.eval_path: null
             """);
         var (info, config, _) = RecipeRunner.Resolve(path, []);
         var plan = ((PipelineRecipe)info.Create(config)).Plan(path);
@@ -162,6 +166,8 @@ public sealed class PipelineTests : IDisposable
         Assert.Equal(Path.Combine(Out, "base") + "/eval file.jsonl", sft.Data.EvalPath);
         Assert.Equal(Path.Combine(Out, "sft"), sft.OutputDir);
         Assert.NotEqual(plan[0].Fingerprint, plan[1].Fingerprint);
+        Assert.Null(((SftConfig)plan[2].Config).Data.EvalPath);   // a null override reaches the stage
+        Assert.NotNull(sft.Data.EvalPath);
 
         string Error(string yaml)
         {

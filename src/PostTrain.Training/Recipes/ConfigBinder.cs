@@ -82,6 +82,7 @@ internal sealed class ConfigBinder(Func<YamlNode, string> where)
 
     private object? BindValue(Type type, bool acceptsNull, YamlNode node, string path)
     {
+        if (type == typeof(YamlNode)) return node;   // raw YAML, null included (e.g. an override that sets a key to null)
         if (IsNull(node))
         {
             if (acceptsNull) return null;
@@ -89,7 +90,6 @@ internal sealed class ConfigBinder(Func<YamlNode, string> where)
             return Failed;
         }
         var t = Nullable.GetUnderlyingType(type) ?? type;
-        if (t == typeof(YamlNode)) return node;
         if (ConfigProperty.IsList(t, out var element))
         {
             if (node is not YamlSequenceNode seq) return Mismatch(node, t, path);
