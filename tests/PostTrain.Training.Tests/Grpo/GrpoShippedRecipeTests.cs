@@ -40,12 +40,13 @@ public sealed class GrpoShippedRecipeTests
             $"data.path={Repo("datasets/arithmetic/train.parquet")}", $"eval.path={Repo("datasets/arithmetic/test.parquet")}",
             "eval.rows=4", "eval.max_new_tokens=8", "grpo.prompts_per_step=2", "grpo.num_generations=2",
             "grpo.max_completion_length=8", "grpo.max_sampling_rounds=1", "scheduler.warmup_steps=0",
-            "logging.tensorboard=false", "logging.progress=plain", $"rewards_dir={tmp["none"]}",
+            "logging.tensorboard=false", "logging.progress=plain", $"rewards_dir={Repo("rewards")}", "eval.samples=2",
         ], log, CancellationToken.None);
         var text = log.ToString();
         Assert.Equal(0, code);
         Assert.Matches(@"held-out math \(greedy, 4 rows of .*test\.parquet\) before training: 0\.000", text);
-        Assert.Matches(@"held-out math \(greedy, 4 rows of .*test\.parquet\) after training: \d\.\d{3}", text);
+        Assert.Matches(@"held-out math \(greedy, 4 rows of .*test\.parquet\) after training: \d\.\d{3}; sampled \(T=1, 2 per prompt\): \d\.\d{3}", text);
+        Assert.Contains("rewards/arith_steps/mean", File.ReadAllText(Path.Combine(tmp["run"], "metrics.jsonl")));   // the plugin scored
         Assert.True(File.Exists(Path.Combine(tmp["run"], "final", "model.safetensors")));
     }
 }
