@@ -74,7 +74,7 @@ public sealed class PipelineSummary(string outputDir)
                 catch (JsonException) { continue; }   // a torn last line of a killed run
                 if (row is null) continue;
                 foreach (var (key, value) in row)
-                    if (key.StartsWith("eval", StringComparison.Ordinal) && value is JsonValue v && v.TryGetValue<double>(out var d))
+                    if (key.StartsWith("eval", StringComparison.Ordinal) && !Bookkeeping(key) && value is JsonValue v && v.TryGetValue<double>(out var d))
                     {
                         first.TryAdd(key, d);
                         last[key] = d;
@@ -86,7 +86,7 @@ public sealed class PipelineSummary(string outputDir)
         var stats = Path.Combine(dir, "stats.json");
         if (File.Exists(stats) && TryParse(stats) is JsonObject s)
             foreach (var (key, value) in s)
-                if (value is JsonValue v && v.TryGetValue<double>(out var d)) numbers.Add((key, Format(d)));
+                if (!Bookkeeping(key) && value is JsonValue v && v.TryGetValue<double>(out var d)) numbers.Add((key, Format(d)));
         var results = Path.Combine(dir, EvalResultsFile.FileName);
         if (File.Exists(results) && EvalResultsFile.Read(results) is { } r)
         {
@@ -95,6 +95,13 @@ public sealed class PipelineSummary(string outputDir)
         }
         return (numbers, tables);
     }
+
+    /// <summary>Counters that say how a number was computed rather than what it is (kept in the stage's own files).</summary>
+    private static bool Bookkeeping(string key) =>
+        key.EndsWith("/nulls", StringComparison.Ordinal) || key.EndsWith("/errors", StringComparison.Ordinal)
+        || key.EndsWith("/timeouts", StringComparison.Ordinal) || key.EndsWith("/applicable", StringComparison.Ordinal)
+        || key.EndsWith("/answered", StringComparison.Ordinal) || key.EndsWith("/std", StringComparison.Ordinal)
+        || key.EndsWith("_tokens", StringComparison.Ordinal) || key is "seconds" or "shards" or "samples_per_problem" or "dataset_rows";
 
     private static JsonNode? TryParse(string path)
     {
