@@ -135,18 +135,9 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
     /// <summary>The next <paramref name="count"/> prompts of the epoch order, starting a new epoch when it runs out.</summary>
     private List<PromptItem> NextPrompts(int count)
     {
-        var result = new List<PromptItem>(count);
-        while (result.Count < count)
-        {
-            if (_state.DataPosition >= _order.Length)
-            {
-                _state = _state with { Epoch = _state.Epoch + 1, DataPosition = 0 };
-                _order = _prompts.Order(cfg.Seed, _state.Epoch, cfg.Data.Shuffle);
-            }
-            result.Add(_prompts.Items[_order[_state.DataPosition]]);
-            _state = _state with { DataPosition = _state.DataPosition + 1 };
-        }
-        return result;
+        var indices = new List<int>(count);
+        _state = _state.TakeNext(count, ref _order, epoch => _prompts.Order(cfg.Seed, epoch, cfg.Data.Shuffle), indices);
+        return indices.Select(i => _prompts.Items[i]).ToList();
     }
 
     private void Train(RecipeContext ctx, CancellationToken ct)

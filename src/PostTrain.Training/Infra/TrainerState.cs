@@ -27,6 +27,24 @@ public sealed record TrainerState
     /// a resumed run continues on the same curve.</summary>
     public double LearningRate { get; init; }
 
+    /// <summary>The next <paramref name="count"/> item indices of the epoch order, starting a new epoch (and its order,
+    /// from <paramref name="orderOf"/>(epoch)) whenever the current one runs out; returns the advanced state.</summary>
+    public TrainerState TakeNext(int count, ref int[] order, Func<int, int[]> orderOf, List<int> into)
+    {
+        var state = this;
+        while (into.Count < count)
+        {
+            if (state.DataPosition >= order.Length)
+            {
+                state = state with { Epoch = state.Epoch + 1, DataPosition = 0 };
+                order = orderOf(state.Epoch);
+            }
+            into.Add(order[state.DataPosition]);
+            state = state with { DataPosition = state.DataPosition + 1 };
+        }
+        return state;
+    }
+
     /// <summary>Trainer-specific values (e.g. best eval loss, skipped steps).</summary>
     public Dictionary<string, string> Extra { get; init; } = new();
 

@@ -94,18 +94,9 @@ public sealed class RmRecipe(RmConfig cfg) : IRecipe
     /// <summary>The next batch_size pairs of the epoch order, starting a new epoch when it runs out.</summary>
     private List<PreferencePair> NextBatch()
     {
-        var batch = new List<PreferencePair>(cfg.Data.BatchSize);
-        while (batch.Count < cfg.Data.BatchSize)
-        {
-            if (_state.DataPosition >= _order.Length)
-            {
-                _state = _state with { Epoch = _state.Epoch + 1, DataPosition = 0 };
-                _order = _train.Order(cfg.Seed, _state.Epoch, cfg.Data.Shuffle);
-            }
-            batch.Add(_train.Items[_order[_state.DataPosition]]);
-            _state = _state with { DataPosition = _state.DataPosition + 1 };
-        }
-        return batch;
+        var indices = new List<int>(cfg.Data.BatchSize);
+        _state = _state.TakeNext(cfg.Data.BatchSize, ref _order, epoch => _train.Order(cfg.Seed, epoch, cfg.Data.Shuffle), indices);
+        return indices.Select(i => _train.Items[i]).ToList();
     }
 
     private void Train(RecipeContext ctx, CancellationToken ct)
