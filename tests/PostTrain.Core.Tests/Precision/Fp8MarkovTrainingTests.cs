@@ -9,7 +9,6 @@
 using PostTrain.Core.Precision;
 using TorchSharp;
 using static TorchSharp.torch;
-using AdamW = PostTrain.Core.Precision.AdamW;
 using P = PostTrain.Core.Precision.Precision;
 
 namespace PostTrain.Core.Tests.Precision;
@@ -28,23 +27,7 @@ public sealed class Fp8MarkovTrainingTests
         var x = cat([nn.functional.one_hot(ctx.div(V, RoundingMode.floor), V), nn.functional.one_hot(ctx % V, V)], -1).to(ScalarType.Float32);  // (S, B, 32)
         double floor = (-(table * table.log()).sum(1)).mean().item<float>();                   // the chain's entropy rate
 
-        var w1 = nn.Parameter(rng.Randn(Hidden, 2 * V) / Math.Sqrt(2 * V));
-        var b1 = nn.Parameter(zeros(Hidden));
-        var w2 = nn.Parameter(rng.Randn(V, Hidden) / Math.Sqrt(Hidden));
-        var b2 = nn.Parameter(zeros(V));
-        using var opt = new AdamW([w1, b1, w2, b2], lr: 1e-2, weightDecay: 0);
-        var losses = new List<double>();
-        for (int s = 0; s < Steps; s++)
-        {
-            using var scope = NewDisposeScope();
-            var h = nn.functional.gelu(LinearOps.Linear(x[s], w1, b1, p));                     // (B, Hidden)
-            var logits = LinearOps.Linear(h, w2, b2, p);                                        // (B, V)
-            var loss = nn.functional.cross_entropy(logits, next[s]);
-            loss.backward();
-            opt.Step();
-            opt.ZeroGrad();
-            losses.Add(loss.item<float>());
-        }
+        var losses = TwoLayerTrainer.Train(rng, x, Hidden, V, 1e-2, p, (logits, s) => nn.functional.cross_entropy(logits, next[s]));
         return (losses.Take(5).Average(), losses.Skip(Steps - Tail).Average(), floor);
     }
 

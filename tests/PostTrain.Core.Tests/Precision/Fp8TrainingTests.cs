@@ -6,7 +6,6 @@
 using PostTrain.Core.Precision;
 using TorchSharp;
 using static TorchSharp.torch;
-using AdamW = PostTrain.Core.Precision.AdamW;
 using P = PostTrain.Core.Precision.Precision;
 
 namespace PostTrain.Core.Tests.Precision;
@@ -22,24 +21,7 @@ public sealed class Fp8TrainingTests
         var t2 = rng.Randn(Out, Hidden) / Math.Sqrt(Hidden);
         var xs = rng.Randn(Steps, Batch, In);
         var ys = nn.functional.gelu(xs.matmul(t1.t())).matmul(t2.t()) * 2 + rng.Randn(Steps, Batch, Out) * 0.3;
-        var w1 = nn.Parameter(rng.Randn(Hidden, In) / Math.Sqrt(In));
-        var b1 = nn.Parameter(zeros(Hidden));
-        var w2 = nn.Parameter(rng.Randn(Out, Hidden) / Math.Sqrt(Hidden));
-        var b2 = nn.Parameter(zeros(Out));
-        using var opt = new AdamW([w1, b1, w2, b2], lr: 3e-3, weightDecay: 0);
-
-        var losses = new List<double>();
-        for (int s = 0; s < Steps; s++)
-        {
-            using var scope = NewDisposeScope();
-            var h = nn.functional.gelu(LinearOps.Linear(xs[s], w1, b1, p));    // (B, Hidden)
-            var y = LinearOps.Linear(h, w2, b2, p);                             // (B, Out)
-            var loss = nn.functional.mse_loss(y, ys[s]);
-            loss.backward();
-            opt.Step();
-            opt.ZeroGrad();
-            losses.Add(loss.item<float>());
-        }
+        var losses = TwoLayerTrainer.Train(rng, xs, Hidden, Out, 3e-3, p, (y, s) => nn.functional.mse_loss(y, ys[s]));
         return (losses[0], losses.Skip(Steps - 20).Average());
     }
 
