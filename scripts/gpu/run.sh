@@ -9,6 +9,14 @@ if [ ! -x "$dest/posttrain" ] || [ "$here/.dist/posttrain-linux-x64.tar.xz" -nt 
 fi
 torchlib="$(python3 -c 'import torch, os; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
 export LD_LIBRARY_PATH="$torchlib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# CUDA-graph decoding: build native/cudagraph against this torch once (a failure only means eager decoding)
+cg=/tmp/posttrain-cudagraph/libposttrain_cudagraph.so
+if [ -z "${POSTTRAIN_CUDAGRAPH_LIB:-}" ] && [ "${POSTTRAIN_NO_CUDAGRAPH:-0}" != 1 ]; then
+  if [ ! -f "$cg" ] || [ "$here/native/cudagraph/posttrain_cudagraph.cpp" -nt "$cg" ]; then
+    "$here/scripts/gpu/build-cudagraph.sh" "$cg" >&2 || echo "run.sh: CUDA-graph library not built; decoding stays eager" >&2
+  fi
+  [ -f "$cg" ] && export POSTTRAIN_CUDAGRAPH_LIB="$cg"
+fi
 export DOTNET_gcServer=0 DOTNET_TieredPGO=1
 tool="${POSTTRAIN_TOOL:-posttrain}"   # or fp8bench, PostTrain.Benchmarks.Generation
 exec "$dest/$tool" "$@"

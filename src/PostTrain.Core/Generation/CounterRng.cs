@@ -17,12 +17,28 @@ public static class CounterRng
     {
         using var scope = NewDisposeScope();
         var (s0, s1) = SeedWords(seed, step);
-        var k = Mix((rowKeys * 0x9E3779B1L + s0).remainder(Mod));                      // (B)
-        var tokens = arange(vocab, dtype: ScalarType.Int64, device: rowKeys.device);  // (V)
+        return FromRowWords(rowKeys * 0x9E3779B1L + s0, s1, vocab).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>As above with the step in a device tensor, (1) int64 (for CUDA graphs: a replay reads the step from
+    /// the device, so one captured decode step serves every step). Equals the host-step overload exactly.</summary>
+    public static Tensor Uniform(long seed, Tensor rowKeys, Tensor step, long vocab)
+    {
+        using var scope = NewDisposeScope();
+        var (lo, hi) = SeedParts(seed);
+        var st = Mix((step * 0x27D4EB2FL + hi).remainder(Mod));                        // (1)
+        var s0 = st.bitwise_xor((long)lo);                                            // (1)
+        return FromRowWords(rowKeys * 0x9E3779B1L + s0, Mix(unchecked(hi + 0x165667B1u)), vocab).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>k0 (B) = rowKey * C + s0 (not yet reduced mod 2^32) -> uniforms (B, vocab).</summary>
+    private static Tensor FromRowWords(Tensor k0, uint s1, long vocab)
+    {
+        var k = Mix(k0.remainder(Mod));                                                // (B)
+        var tokens = arange(vocab, dtype: ScalarType.Int64, device: k0.device);       // (V)
         var h = Mix((k.unsqueeze(1) * 0x85EBCA77L + tokens).remainder(Mod));           // (B, V)
         h = Mix((h + s1).remainder(Mod));
-        var u = (h.div(256, rounding_mode: RoundingMode.floor).to(ScalarType.Float32) + 0.5f) * (1f / 16777216f);
-        return u.MoveToOuterDisposeScope();
+        return (h.div(256, rounding_mode: RoundingMode.floor).to(ScalarType.Float32) + 0.5f) * (1f / 16777216f);
     }
 
     /// <summary>The same number computed on the host (reference for tests).</summary>
@@ -37,11 +53,13 @@ public static class CounterRng
 
     private static (uint S0, uint S1) SeedWords(long seed, long step)
     {
-        uint lo = Mix(unchecked((uint)seed ^ 0x9E3779B9u));
-        uint hi = Mix(unchecked((uint)((ulong)seed >> 32) + 0x7F4A7C15u));
+        var (lo, hi) = SeedParts(seed);
         uint st = Mix(unchecked((uint)step * 0x27D4EB2Fu + hi));
         return (lo ^ st, Mix(unchecked(hi + 0x165667B1u)));
     }
+
+    private static (uint Lo, uint Hi) SeedParts(long seed) =>
+        (Mix(unchecked((uint)seed ^ 0x9E3779B9u)), Mix(unchecked((uint)((ulong)seed >> 32) + 0x7F4A7C15u)));
 
     /// <summary>murmur3 fmix32 on the host.</summary>
     public static uint Mix(uint h)

@@ -26,6 +26,31 @@ public sealed record GenerationOptions
     /// Slows generation down; for benchmarks.</summary>
     public bool Profile { get; init; }
 
+    /// <summary>Plain (non-speculative) decoding on CUDA captures one decode step as a CUDA graph and replays it: one
+    /// launch per step instead of one per op. Auto: when the device is CUDA, Profile is off and the native library
+    /// loads (<see cref="CudaGraph"/>); a capture that fails falls back to eager steps. On: required (an error where
+    /// it cannot run). Off: eager. Sampled tokens are the same either way (up to fp rounding in attention).</summary>
+    public CudaGraphMode CudaGraphs { get; init; } = CudaGraphMode.Auto;
+
+    /// <summary>Tests: run the static-shape decode step that graphs capture, eagerly, on any device.</summary>
+    internal bool StaticDecodeStep { get; init; }
+
+    /// <summary>Whether this call's plain decoding captures CUDA graphs (and why not, when it cannot and must).</summary>
+    internal bool UseCudaGraphs(TorchSharp.torch.Device device)
+    {
+        if (CudaGraphs == CudaGraphMode.Off) return false;
+        bool cuda = device.type == TorchSharp.DeviceType.CUDA;
+        bool lib = CudaGraph.IsAvailable(out var why);
+        if (CudaGraphs == CudaGraphMode.On)
+        {
+            if (!cuda) throw new ArgumentException($"GenerationOptions.CudaGraphs = On needs a CUDA device (got {device})");
+            if (!lib) throw new ArgumentException($"GenerationOptions.CudaGraphs = On: {why}");
+            if (Profile) throw new ArgumentException("GenerationOptions.CudaGraphs = On cannot profile phases (Profile synchronises inside the step)");
+            return true;
+        }
+        return cuda && lib && !Profile;
+    }
+
     public void Validate()
     {
         if (MaxBatchSize < 1) throw new ArgumentException($"GenerationOptions.MaxBatchSize must be >= 1 (got {MaxBatchSize})");
@@ -34,3 +59,5 @@ public sealed record GenerationOptions
         if (DenseMoeMaxElements < 0) throw new ArgumentException($"GenerationOptions.DenseMoeMaxElements must be >= 0 (got {DenseMoeMaxElements})");
     }
 }
+
+public enum CudaGraphMode { Auto, On, Off }

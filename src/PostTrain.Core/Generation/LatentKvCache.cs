@@ -31,6 +31,13 @@ public sealed class LatentKvCache : IDisposable
         valid = zeros([batch, capacity], dtype: ScalarType.Bool, device: device).DetachFromDisposeScope();
     }
 
+    /// <summary>Static-shape mode, for a decode step captured as a CUDA graph: when set, the one new column is written at
+    /// this (1) int64 device index instead of the host cursor; <see cref="Append"/> returns the whole buffer
+    /// (B, Capacity, r + dr), <see cref="MarkNew"/> marks that column and <see cref="Bias"/> spans all Capacity columns
+    /// (unwritten ones are invalid, so the result equals the dynamic form). The host <see cref="Cursor"/> still counts
+    /// the columns (<see cref="Advance"/>); the device index is the caller's to advance.</summary>
+    public Tensor? DeviceColumn { get; set; }
+
     /// <summary>Valid (attendable) tokens per row, (B) int64.</summary>
     public Tensor Lengths() => valid.narrow(1, 0, Cursor).sum(1);
 
@@ -39,7 +46,12 @@ public sealed class LatentKvCache : IDisposable
     {
         long t = newValid.shape[1];
         EnsureRoom(t);
-        valid.narrow(1, Cursor, t).copy_(newValid);
+        if (DeviceColumn is { } col)
+        {
+            RequireOneColumn(t);
+            valid.index_copy_(1, col, newValid);
+        }
+        else valid.narrow(1, Cursor, t).copy_(newValid);
     }
 
     /// <summary>Additive fp32 attention bias (B, 1, T, Cursor + T) for T new queries at columns Cursor..Cursor+T-1:
@@ -47,6 +59,12 @@ public sealed class LatentKvCache : IDisposable
     public Tensor Bias(long t)
     {
         using var scope = NewDisposeScope();
+        if (DeviceColumn is not null)
+        {
+            RequireOneColumn(t);
+            return zeros([Batch, 1, 1, Capacity], dtype: ScalarType.Float32, device: valid.device)
+                .masked_fill_(valid.logical_not().view(Batch, 1, 1, Capacity), double.NegativeInfinity).MoveToOuterDisposeScope();
+        }
         long s = Cursor + t;
         var device = valid.device;
         var qPos = arange(Cursor, s, device: device).view(1, 1, t, 1);               // (1, 1, T, 1)
@@ -64,6 +82,12 @@ public sealed class LatentKvCache : IDisposable
     {
         long t = entry.shape[1];
         EnsureRoom(t);
+        if (DeviceColumn is { } col)
+        {
+            RequireOneColumn(t);
+            layers[layer].index_copy_(1, col, entry);
+            return layers[layer];
+        }
         layers[layer].narrow(1, Cursor, t).copy_(entry);
         return layers[layer].narrow(1, 0, Cursor + t);
     }
@@ -92,6 +116,11 @@ public sealed class LatentKvCache : IDisposable
         valid.Dispose();
         valid = v;
         Batch = rows.shape[0];
+    }
+
+    private static void RequireOneColumn(long t)
+    {
+        if (t != 1) throw new InvalidOperationException($"LatentKvCache: the device-column mode writes one column per step (got {t})");
     }
 
     private void EnsureRoom(long t)

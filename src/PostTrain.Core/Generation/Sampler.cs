@@ -11,7 +11,14 @@ public static class Sampler
 {
     /// <summary>logits (B, V) fp32 -> (tokens (B) int64, log-probs (B) fp32). rowKeys (B) int64 identify the rows'
     /// random streams (default 0..B-1); step is the index of the token being sampled.</summary>
-    public static (Tensor Tokens, Tensor LogProbs) Sample(Tensor logits, SamplingParams p, Tensor? rowKeys = null, long step = 0)
+    public static (Tensor Tokens, Tensor LogProbs) Sample(Tensor logits, SamplingParams p, Tensor? rowKeys = null, long step = 0) =>
+        Sample(logits, p, rowKeys, step, deviceStep: null);
+
+    /// <summary>As above with the step index read from a (1) int64 device tensor (a captured CUDA graph's decode step).</summary>
+    public static (Tensor Tokens, Tensor LogProbs) Sample(Tensor logits, SamplingParams p, Tensor rowKeys, Tensor deviceStep) =>
+        Sample(logits, p, rowKeys, 0, deviceStep);
+
+    private static (Tensor Tokens, Tensor LogProbs) Sample(Tensor logits, SamplingParams p, Tensor? rowKeys, long step, Tensor? deviceStep)
     {
         using var scope = NewDisposeScope();
         Tensor tok, logProbs;
@@ -27,7 +34,10 @@ public static class Sampler
             bool filter = (p.TopK > 0 && p.TopK < logits.shape[^1]) || p.TopP < 1 || p.MinP > 0;
             var probs = (filter ? LogitsProcessors.Apply(scaled, p) : scaled).softmax(-1);
             rowKeys ??= arange(logits.shape[0], dtype: ScalarType.Int64, device: logits.device);
-            var q = CounterRng.Uniform(p.Seed, rowKeys, step, logits.shape[1]).log_().neg_();   // (B, V) Exp(1), > 0
+            var u = deviceStep is null
+                ? CounterRng.Uniform(p.Seed, rowKeys, step, logits.shape[1])
+                : CounterRng.Uniform(p.Seed, rowKeys, deviceStep, logits.shape[1]);
+            var q = u.log_().neg_();                                                   // (B, V) Exp(1), > 0
             tok = (probs / q).argmax(-1);                                             // (B)
         }
         var lp = logProbs.gather(1, tok.unsqueeze(1)).squeeze(1);                     // (B)

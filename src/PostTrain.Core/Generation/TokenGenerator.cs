@@ -52,7 +52,9 @@ public sealed class TokenGenerator
         using var noGrad = no_grad();
         using var weights = new InferenceWeights(model.ComputeDtype);
         var cm = new CachedModel(model, weights, timer, Options.DenseMoeMaxElements);
-        var run = new DecodeRun(cm, p, stop, stats, timer, Options, device);
+        bool graphs = !Options.SpeculativeMtp && Options.UseCudaGraphs(device);
+        var run = new DecodeRun(cm, p, stop, stats, timer, Options, device, graphs ? StepMode.CudaGraph
+            : Options.StaticDecodeStep ? StepMode.Static : StepMode.Eager);
         for (int first = 0; first < prompts.Count; first += Options.MaxBatchSize)
         {
             var chunk = states.Skip(first).Take(Options.MaxBatchSize).ToList();
@@ -111,6 +113,11 @@ public sealed class TokenGenerator
                     Replace(ref pos, pos.index_select(0, keep));
                     Replace(ref rowKeys, rowKeys.index_select(0, keep));
                 }
+                if (run.Mode != StepMode.Eager)
+                {
+                    StaticDecodeLoop.Run(run, rows, cache, tok, pos, rowKeys, graphs: run.Mode == StepMode.CudaGraph, ct);
+                    break;
+                }
                 long n = tok.shape[0];
                 cache.MarkNew(ones(n, 1, dtype: ScalarType.Bool, device: device));
                 var hidden = cm.Extend(tok.view(n, 1), pos.view(n, 1), cache, cache.Bias(1));   // (B, 1, H)
@@ -152,9 +159,13 @@ public sealed class TokenGenerator
     }
 }
 
+/// <summary>How plain decoding runs its steps after the first: eager, the static-shape step (StaticDecodeLoop), or
+/// that step captured as a CUDA graph.</summary>
+internal enum StepMode { Eager, Static, CudaGraph }
+
 /// <summary>What one Generate call's decode loops share.</summary>
 internal sealed record DecodeRun(CachedModel Model, SamplingParams Params, StopCriteria Stop, GenerationStats Stats,
-    PhaseTimer Timer, GenerationOptions Options, Device Device)
+    PhaseTimer Timer, GenerationOptions Options, Device Device, StepMode Mode = StepMode.Eager)
 {
     /// <summary>When enough rows have finished, drops them from <paramref name="rows"/> and returns the int64 indices
     /// (on the device) of the rows kept, to apply to the cache and per-row tensors; else null.</summary>

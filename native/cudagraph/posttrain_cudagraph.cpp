@@ -1,0 +1,94 @@
+// CUDA graphs for PostTrain's decode loop: a C ABI over libtorch's at::cuda::CUDAGraph and c10's current-stream
+// switch, for P/Invoke from C# (TorchSharp does not wrap CUDA graphs). Built against the libtorch the process loads
+// (scripts/build-cudagraph.sh; the pip torch's headers and libraries). Every call returns 0 on success or -1 with the
+// libtorch error text in ptcg_last_error(); no C++ exception crosses the ABI.
+//
+// Use from one thread: enter a side stream (capture needs a non-default stream; warm-up runs there too), capture,
+// replay any number of times, leave the side stream. Current streams are thread-local in libtorch, so the TorchSharp
+// ops of the thread that entered run on the side stream; ops of other threads do not.
+#include <ATen/cuda/CUDAEvent.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include <exception>
+#include <string>
+
+namespace {
+thread_local std::string last_error;
+
+struct SideStream {
+  c10::cuda::CUDAStream previous;
+  c10::cuda::CUDAStream side;
+};
+
+template <typename F>
+int guarded(F&& body) {
+  try {
+    body();
+    return 0;
+  } catch (const std::exception& e) {
+    last_error = e.what();
+  } catch (...) {
+    last_error = "unknown C++ exception";
+  }
+  return -1;
+}
+}  // namespace
+
+extern "C" {
+
+const char* ptcg_last_error() { return last_error.c_str(); }
+
+// Makes a pooled side stream of `device` current for this thread, ordered after the work already queued on the
+// current stream. *handle is passed to ptcg_leave_side_stream.
+int ptcg_enter_side_stream(int device, void** handle) {
+  return guarded([&] {
+    auto previous = c10::cuda::getCurrentCUDAStream(static_cast<c10::DeviceIndex>(device));
+    auto side = c10::cuda::getStreamFromPool(false, static_cast<c10::DeviceIndex>(device));
+    at::cuda::CUDAEvent ready;
+    ready.record(previous);
+    ready.block(side);
+    c10::cuda::setCurrentCUDAStream(side);
+    *handle = new SideStream{previous, side};
+  });
+}
+
+// Restores the stream that was current before ptcg_enter_side_stream, ordered after the side stream's work.
+int ptcg_leave_side_stream(void* handle) {
+  return guarded([&] {
+    auto* s = static_cast<SideStream*>(handle);
+    at::cuda::CUDAEvent done;
+    done.record(s->side);
+    done.block(s->previous);
+    c10::cuda::setCurrentCUDAStream(s->previous);
+    delete s;
+  });
+}
+
+int ptcg_graph_new(void** graph) {
+  return guarded([&] { *graph = new at::cuda::CUDAGraph(); });
+}
+
+// Starts capturing the current (side) stream's work into `graph`, with a private memory pool. Thread-local capture
+// mode: CUDA calls of other threads (e.g. .NET finalizers freeing tensors) are not captured and do not break it.
+int ptcg_capture_begin(void* graph) {
+  return guarded([&] {
+    static_cast<at::cuda::CUDAGraph*>(graph)->capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+  });
+}
+
+// Ends the capture and instantiates the graph.
+int ptcg_capture_end(void* graph) {
+  return guarded([&] { static_cast<at::cuda::CUDAGraph*>(graph)->capture_end(); });
+}
+
+// Launches the captured work on the current stream.
+int ptcg_replay(void* graph) {
+  return guarded([&] { static_cast<at::cuda::CUDAGraph*>(graph)->replay(); });
+}
+
+// Frees the graph and (once no tensor allocated during capture is alive) its memory pool.
+int ptcg_graph_delete(void* graph) {
+  return guarded([&] { delete static_cast<at::cuda::CUDAGraph*>(graph); });
+}
+}
