@@ -54,6 +54,13 @@ public sealed partial class GeneratorTests
             Assert.InRange(p.Numbers.Length, 3, 4);
             Assert.DoesNotContain(p.Target, p.Numbers);
             Assert.Contains($"[{string.Join(", ", p.Numbers)}]", p.Prompt);
+            // the worked completion: one correct step per number after the first, the last one reaching the target,
+            // then the answer expression in tags
+            var lines = p.Completion.Split('\n');
+            Assert.Equal(p.Numbers.Length, lines.Length);
+            foreach (var line in lines[..^1]) CheckEquation(line);
+            Assert.EndsWith($"= {p.Target}", lines[^2]);
+            Assert.Equal($"<answer>{p.Answer}</answer>", lines[^1]);
         }
     }
 
@@ -110,6 +117,7 @@ public sealed partial class GeneratorTests
             var rows = DatasetReader.Read(Path.Combine(root, "datasets", "countdown", $"{split}.parquet")).ToList();
             Assert.Equal(problems.Select(p => $"{p.Prompt}|{string.Join(",", p.Numbers)}|{p.Target}|{p.Answer}"),
                 rows.Select(r => $"{r["prompt"]}|{string.Join(",", (IReadOnlyList<object?>)r["numbers"]!)}|{r["target"]}|{r["answer"]}"));
+            Assert.Equal(problems.Select(p => p.Completion), rows.Select(r => (string)r["completion"]!));
         }
         foreach (var (split, pairs) in new[] { ("train", pt), ("test", pe) })
         {
@@ -124,8 +132,8 @@ public sealed partial class GeneratorTests
         var m = Equation().Match(line);
         Assert.True(m.Success, line);
         int a = int.Parse(m.Groups[1].Value), b = int.Parse(m.Groups[3].Value), c = int.Parse(m.Groups[4].Value);
-        var expected = m.Groups[2].Value switch { "+" => a + b, "-" => a - b, _ => a * b };
-        Assert.Equal(expected, c);
+        if (m.Groups[2].Value == "/") Assert.Equal(a, b * c);   // exact division
+        else Assert.Equal(m.Groups[2].Value switch { "+" => a + b, "-" => a - b, _ => a * b }, c);
     }
 
     private static string Boxed(string text) => BoxedRegex().Match(text).Groups[1].Value;
@@ -137,7 +145,7 @@ public sealed partial class GeneratorTests
         return dir?.FullName ?? throw new InvalidOperationException("PostTrain.sln not found above " + AppContext.BaseDirectory);
     }
 
-    [GeneratedRegex(@"^(\d+) ([+\-*]) (\d+) = (\d+)$")]
+    [GeneratedRegex(@"^(\d+) ([+\-*/]) (\d+) = (\d+)$")]
     private static partial Regex Equation();
 
     [GeneratedRegex(@"\\boxed\{(-?\d+)\}")]

@@ -1,7 +1,15 @@
 // Writes datasets/{arithmetic,countdown,preferences}/{train,test}.parquet from the seeded generators.
 // Usage: dotnet run --project datasets/tools/PostTrain.DatasetGen -- [datasets-dir (default: datasets)]
+//        dotnet run --project datasets/tools/PostTrain.DatasetGen -- countdown <dir> <min numbers> <max numbers> <max number>
+//        (a Countdown train/test pair of another shape, same seeds, for experiments)
 using PostTrain.Data.Generators;
 
+if (args.Length == 5 && args[0] == "countdown")
+{
+    DatasetFiles.WriteCountdown(args[1], new CountdownShape(int.Parse(args[2]), int.Parse(args[3]), int.Parse(args[4])));
+    Console.WriteLine($"{args[1]}: train.parquet, test.parquet");
+    return;
+}
 var dir = args.Length > 0 ? args[0] : "datasets";
 foreach (var path in DatasetFiles.WriteAll(dir))
     Console.WriteLine($"{path}: {new FileInfo(path).Length / 1024.0:F1} KiB");
