@@ -4,7 +4,7 @@
 # repository root (PyTorch 2.11 + transformers there, no .NET):
 #   benchmarks/run-gpu.sh train      # FP8 GEMM check + TFLOP/s, training tokens/s: PostTrain bf16 / FP8 vs HF (2 expert impls)
 #   benchmarks/run-gpu.sh quality    # FP8 vs BF16 SFT loss curves of the same tiny model, same init and data
-#   benchmarks/run-gpu.sh grpo       # SFT (quickstart and longer) -> grpo-arith at two learning rates, held-out accuracy curve
+#   benchmarks/run-gpu.sh grpo       # the shipped GRPO recipes: sft-quickstart -> grpo-arith, pipeline-countdown
 #   benchmarks/run-gpu.sh generate   # rollout tokens/s: PostTrain engine vs HF generate (2 expert impls)
 #   benchmarks/run-gpu.sh pipeline   # recipes/pipeline-gpu.yaml: SFT -> distill -> SFT -> RM -> GRPO -> eval, bench-moe size
 # Every result is one JSON line in $OUT/bench-<part>.jsonl (or ./bench-<part>.jsonl) and a table at the end.
@@ -42,7 +42,7 @@ case "$part" in
     else python3 benchmarks/fp8-quality/make_data.py /tmp/qdata; fmt=prompt_completion; fi
     for run in bfloat16:bf16 fp8:fp8 bfloat16:bf16-repeat; do
       d=${run%%:*}; name=${run##*:}
-      pt run recipes/sft-quickstart.yaml output_dir=/tmp/q-$name model.dtype=$d model.device=cuda max_steps=$steps data.format=$fmt \
+      pt run recipes/sft-quickstart.yaml output_dir=/tmp/q-$name model.path=tiny-moe optimizer.lr=3e-3 scheduler.warmup_steps=15 scheduler.min_lr=3e-4 model.dtype=$d model.device=cuda max_steps=$steps data.format=$fmt \
         data.path=/tmp/qdata/train.jsonl data.eval_path=/tmp/qdata/test.jsonl data.train_on=all data.eval_every_n_steps=200 \
         data.eval_batches=25 logging.progress=plain logging.plain_interval_seconds=60 checkpoint.every_n_steps=0 > /tmp/q-$name.log 2>&1 &
     done
@@ -86,36 +86,23 @@ print(json.dumps({"bench": "hf_logits_on_trained_sft_model", "max_abs_diff": flo
 PY
     ;;
   grpo)
-    # Does GRPO teach? SFT exactly as the CPU quickstart (150 steps) and a longer SFT, then grpo-arith from each at two
-    # learning rates, all concurrently; held-out greedy accuracy (all 200 test problems) every 25 steps.
-    long=${SFT_LONG_STEPS:-1000}; steps=${GRPO_STEPS:-200}
-    pt run recipes/sft-quickstart.yaml output_dir=/tmp/g-sft150 model.device=cuda checkpoint.every_n_steps=0 \
-      logging.progress=plain logging.plain_interval_seconds=60 > /tmp/g-sft150.log 2>&1 &
-    timeout ${SFT_TIMEOUT:-240} scripts/gpu/run.sh run recipes/sft-quickstart.yaml output_dir=/tmp/g-sft$long model.device=cuda max_steps=$long \
-      data.eval_every_n_steps=250 checkpoint.every_n_steps=0 logging.progress=plain logging.plain_interval_seconds=60 > /tmp/g-sft$long.log 2>&1 &
+    # The shipped GRPO recipes as a user runs them, on the GPU, concurrently: arithmetic = recipes/sft-quickstart.yaml
+    # (from models/tiny-moe-arith-base) -> recipes/grpo-arith.yaml; Countdown = recipes/pipeline-countdown.yaml (from
+    # models/tiny-moe-countdown-base: SFT -> GRPO -> eval). Held-out accuracy before, every 30 steps and after.
+    pt --help > /dev/null   # unpack the bundle and build the CUDA-graph library once, before the parallel runs
+    ( timeout ${SFT_TIMEOUT:-120} scripts/gpu/run.sh run recipes/sft-quickstart.yaml output_dir=/tmp/g-sft model.device=cuda \
+        checkpoint.every_n_steps=0 logging.progress=plain logging.plain_interval_seconds=60 > /tmp/g-sft.log 2>&1
+      timeout ${GRPO_TIMEOUT:-400} scripts/gpu/run.sh run recipes/grpo-arith.yaml output_dir=/tmp/g-arith model.path=/tmp/g-sft/final \
+        model.device=cuda checkpoint.every_n_steps=0 logging.progress=plain logging.plain_interval_seconds=60 > /tmp/g-arith.log 2>&1 ) &
+    [ -d models/tiny-moe-countdown-base ] && ( sed 's/^  device: auto$/  device: cuda/' recipes/grpo-countdown.yaml > /tmp/grpo-countdown-cuda.yaml
+      sed 's|recipes/grpo-countdown.yaml|/tmp/grpo-countdown-cuda.yaml|' recipes/pipeline-countdown.yaml > /tmp/pipeline-countdown-cuda.yaml
+      timeout ${PIPELINE_TIMEOUT:-540} scripts/gpu/run.sh run /tmp/pipeline-countdown-cuda.yaml output_dir=/tmp/g-countdown > /tmp/g-countdown.log 2>&1 ) &
     wait
-    grep -h "eval loss" /tmp/g-sft*.log | tail -4
-    timeout 200 scripts/gpu/run.sh eval --model sft150=/tmp/g-sft150/final --model sft$long=/tmp/g-sft$long/final --task arithmetic \
-      --samples 8 --temperature 1.0 --max-new-tokens 96 --device cuda --output /tmp/g-eval-sft > /tmp/g-eval-sft.log 2>&1 &
-    for base in sft150 sft$long; do for lr in ${GRPO_LRS:-1e-4 5e-4}; do
-      timeout ${GRPO_TIMEOUT:-300} scripts/gpu/run.sh run recipes/grpo-arith.yaml output_dir=/tmp/g-$base-$lr model.path=/tmp/g-$base/final \
-        model.device=cuda max_steps=$steps optimizer.lr=$lr eval.rows=200 eval.every_n_steps=25 grpo.prompts_per_step=16 \
-        checkpoint.every_n_steps=0 logging.progress=plain logging.plain_interval_seconds=60 > /tmp/g-$base-$lr.log 2>&1 &
-    done; done
-    wait
-    python3 - <<'PY' | tee -a "$log"
-import glob, json
-for d in sorted(glob.glob("/tmp/g-sft*-*")):
-    rows = [json.loads(l) for l in open(d + "/metrics.jsonl")]
-    ev = [(r["step"], r["eval/reward_mean"]) for r in rows if "eval/reward_mean" in r]
-    tr = [r for r in rows if "reward" in r or "reward/total_mean" in r]
-    last = rows[-1] if rows else {}
-    secs = [r.get("time/step_seconds") or r.get("step_seconds") for r in rows if "loss" in r]
-    print(json.dumps({"bench": "grpo_heldout", "run": d, "eval": ev, "steps": max([r["step"] for r in rows] or [0]),
-                      "elapsed_s": last.get("elapsed_s")}))
-PY
-    mkdir -p "$out/grpo" && for d in /tmp/g-sft*-*; do cp "$d/metrics.jsonl" "$out/grpo/$(basename $d).metrics.jsonl"; done
-    cp /tmp/g-*.log "$out/grpo/" 2>/dev/null; cp /tmp/g-eval-sft/report.md "$out/grpo/eval-sft.md" 2>/dev/null
+    grep -h "eval loss" /tmp/g-sft.log | tail -2
+    grep -h "held-out\|rror" /tmp/g-arith.log /tmp/g-countdown.log 2>/dev/null | head -30
+    mkdir -p "$out/grpo"; cp /tmp/g-*.log "$out/grpo/" 2>/dev/null
+    for d in /tmp/g-arith /tmp/g-countdown/grpo; do [ -f $d/metrics.jsonl ] && cp $d/metrics.jsonl "$out/grpo/$(echo $d | tr / _).metrics.jsonl"; done
+    cp /tmp/g-countdown/pipeline.md "$out/grpo/countdown-pipeline.md" 2>/dev/null; cp /tmp/g-countdown/eval/report.md "$out/grpo/countdown-eval.md" 2>/dev/null
     ;;
   generate)
     POSTTRAIN_TOOL=PostTrain.Benchmarks.Generation scripts/gpu/run.sh 2>&1 | tee "$out/posttrain-generate.txt" | tail -40

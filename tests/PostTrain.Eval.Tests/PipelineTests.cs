@@ -26,6 +26,31 @@ public sealed class PipelineTests : IDisposable
         try { Directory.Delete(_root, recursive: true); } catch (IOException) { }
     }
 
+    /// <summary>The shipped pipelines resolve every stage (recipes, keys, references) without running anything.</summary>
+    [Theory]
+    [InlineData("pipeline-quickstart.yaml", new[] { "sft", "distill", "sft-distilled", "rm", "grpo", "eval" })]
+    [InlineData("pipeline-gpu.yaml", new[] { "sft", "distill", "sft-distilled", "rm", "grpo", "eval" })]
+    [InlineData("pipeline-countdown.yaml", new[] { "sft", "grpo", "eval" })]
+    public void Shipped_pipelines_plan_every_stage(string file, string[] stages)
+    {
+        var dir = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(dir, "PostTrain.sln"))) dir = Path.GetDirectoryName(dir)!;
+        var path = Path.Combine(dir, "recipes", file);
+        var (info, config, _) = RecipeRunner.Resolve(path, [$"output_dir={Out}"]);
+        var plan = ((PipelineRecipe)info.Create(config)).Plan(path);
+        Assert.Equal(stages, plan.Select(s => s.Name));
+        Assert.All(plan, s => Assert.Equal(Path.Combine(Out, s.Name), s.Dir));
+        if (file != "pipeline-countdown.yaml") return;
+        var sft = (SftConfig)plan[0].Config;
+        Assert.Equal("models/tiny-moe-countdown-base", sft.Model.Path);
+        Assert.Equal("datasets/countdown/train.parquet", sft.Data.Path);
+        Assert.Equal("datasets/countdown/test.parquet", sft.Data.EvalPath);
+        var grpo = (PostTrain.Training.Grpo.GrpoConfig)plan[1].Config;
+        Assert.Equal(Path.Combine(Out, "sft") + "/final", grpo.Model.Path);
+        Assert.Equal("countdown", grpo.Rewards[0].Name);
+        Assert.Equal(150L, grpo.MaxSteps);
+    }
+
     private string Out => Path.Combine(_root, "out");
 
     private string WriteYaml(long stepsA = 12, long stepsB = 15, string extraB = "")

@@ -5,7 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../../.."
 python3 scripts/gpu/make_arith_pretrain.py /tmp/arith20k.jsonl   # the same 20k problems the tiny base is pre-trained on
 for s in 150 600; do
-  timeout 200 scripts/gpu/run.sh run recipes/sft-quickstart.yaml output_dir=/tmp/a-sft$s model.device=cuda max_steps=$s data.path=/tmp/arith20k.jsonl \
+  timeout 200 scripts/gpu/run.sh run recipes/sft-quickstart.yaml model.path=tiny-moe optimizer.lr=3e-3 scheduler.warmup_steps=15 scheduler.min_lr=3e-4 output_dir=/tmp/a-sft$s model.device=cuda max_steps=$s data.path=/tmp/arith20k.jsonl \
     checkpoint.every_n_steps=0 logging.progress=plain logging.plain_interval_seconds=60 > /tmp/a-sft$s.log 2>&1 &
 done
 wait

@@ -4,7 +4,7 @@
 # sampled (4 per prompt) accuracy on all 200 test problems every 30 steps. Output: /tmp/x-*/metrics.jsonl, logs.
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
-timeout ${SFT_TIMEOUT:-210} scripts/gpu/run.sh run recipes/sft-quickstart.yaml output_dir=/tmp/x-sft model.device=cuda max_steps=${SFT_STEPS:-800} \
+timeout ${SFT_TIMEOUT:-210} scripts/gpu/run.sh run recipes/sft-quickstart.yaml model.path=tiny-moe optimizer.lr=3e-3 scheduler.warmup_steps=15 scheduler.min_lr=3e-4 output_dir=/tmp/x-sft model.device=cuda max_steps=${SFT_STEPS:-800} \
   data.batch_size=32 data.eval_every_n_steps=200 checkpoint.every_n_steps=0 logging.progress=plain logging.plain_interval_seconds=60 > /tmp/x-sft.log 2>&1
 grep -h "eval loss" /tmp/x-sft.log
 common="model.path=/tmp/x-sft/final model.device=cuda max_steps=${GRPO_STEPS:-150} eval.rows=200 eval.samples=4 eval.every_n_steps=30 \

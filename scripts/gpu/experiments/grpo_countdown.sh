@@ -4,7 +4,7 @@
 # test puzzles (greedy and 4 samples) every 30 steps.
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
-timeout 150 scripts/gpu/run.sh run recipes/sft-quickstart.yaml output_dir=/tmp/c-sft model.device=cuda max_steps=800 data.batch_size=32 \
+timeout 150 scripts/gpu/run.sh run recipes/sft-quickstart.yaml model.path=tiny-moe optimizer.lr=3e-3 scheduler.warmup_steps=15 scheduler.min_lr=3e-4 output_dir=/tmp/c-sft model.device=cuda max_steps=800 data.batch_size=32 \
   data.path=datasets/countdown/train.parquet data.eval_path=datasets/countdown/test.parquet 'data.columns={completion: answer}' \
   data.eval_every_n_steps=400 checkpoint.every_n_steps=0 logging.progress=plain logging.plain_interval_seconds=60 > /tmp/c-sft.log 2>&1
 grep -h "eval loss" /tmp/c-sft.log

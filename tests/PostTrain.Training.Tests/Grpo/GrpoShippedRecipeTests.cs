@@ -13,16 +13,16 @@ public sealed class GrpoShippedRecipeTests
     static string Repo(string rel) => RepoPaths.Of(rel);
 
     [Theory]
-    [InlineData("grpo-arith.yaml", "math")]
-    [InlineData("grpo-countdown.yaml", "countdown")]
-    public void Recipe_header_and_binding(string file, string reward)
+    [InlineData("grpo-arith.yaml", "math", "runs/sft-quickstart/final")]
+    [InlineData("grpo-countdown.yaml", "countdown", "runs/pipeline-countdown/sft/final")]
+    public void Recipe_header_and_binding(string file, string reward, string model)
     {
         var path = Repo("recipes/" + file);
         Assert.Equal($"posttrain run recipes/{file}", RecipeFiles.HeaderCommand(File.ReadAllText(path)));
         var (info, config, _) = RecipeRunner.Resolve(path, []);
         Assert.Equal("grpo", info.Name);
         var c = Assert.IsType<GrpoConfig>(config);
-        Assert.Equal("runs/sft-quickstart/final", c.Model.Path);
+        Assert.Equal(model, c.Model.Path);
         Assert.Equal(reward, c.Rewards[0].Name);
         Assert.Equal(reward, c.Eval!.Rewards[0].Name);
         Assert.Equal(LossAggregation.TokenMean, c.Grpo.LossAggregation);
