@@ -32,31 +32,18 @@ public sealed class CudaGraph : IDisposable
         var api = Native.Require();
         Native.Check(api.GraphNew(out var g), "create graph");
         var graph = new CudaGraph(g);
+        bool capturing = false;
         try
         {
             Native.Check(api.CaptureBegin(g), "begin capture");
-        }
-        catch
-        {
-            graph.Dispose();
-            throw;
-        }
-        try
-        {
+            capturing = true;
             body();
-        }
-        catch
-        {
-            api.CaptureEnd(g);   // ends the (invalid) capture; its error is secondary to the body's
-            graph.Dispose();
-            throw;
-        }
-        try
-        {
+            capturing = false;
             Native.Check(api.CaptureEnd(g), "end capture");
         }
         catch
         {
+            if (capturing) api.CaptureEnd(g);   // ends the (invalid) capture; its error is secondary to the body's
             graph.Dispose();
             throw;
         }

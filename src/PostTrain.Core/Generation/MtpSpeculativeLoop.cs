@@ -37,8 +37,7 @@ internal static class MtpSpeculativeLoop
             draft = mtpLogits.squeeze(1).argmax(-1).DetachFromDisposeScope();
             pending = g0.DetachFromDisposeScope();
             pos = batch.Lengths.clone().DetachFromDisposeScope();
-            var host = cat([g0.to(ScalarType.Float64), lp0.to(ScalarType.Float64)]).cpu().data<double>().ToArray();
-            for (int b = 0; b < B; b++) run.Stop.Append(rows[b], (int)host[b], (float)host[B + b]);
+            run.AppendTokens(rows, g0, lp0);
         }
         run.Stats.PrefillSeconds += Stopwatch.GetElapsedTime(t0).TotalSeconds;
         run.Timer.Detail = true;

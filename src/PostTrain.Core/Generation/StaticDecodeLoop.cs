@@ -53,11 +53,7 @@ internal static class StaticDecodeLoop
                 cache.Advance(1);
                 run.Stats.DecodeSteps++;
 
-                double[] host;
-                using (var scope = NewDisposeScope())
-                    host = cat([state.OutTokens.to(ScalarType.Float64), state.OutLogProbs.to(ScalarType.Float64)]).cpu().data<double>().ToArray();
-                int B = rows.Count;
-                for (int b = 0; b < B; b++) run.Stop.Append(rows[b], (int)host[b], (float)host[B + b]);
+                run.AppendTokens(rows, state.OutTokens, state.OutLogProbs);
                 if (rows.All(r => r.Done)) break;
                 using var keep = run.RowsToKeep(rows);
                 if (keep is not null)

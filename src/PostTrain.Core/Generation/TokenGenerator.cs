@@ -97,13 +97,7 @@ public sealed class TokenGenerator
                 using var scope = NewDisposeScope();
                 Tensor tok, lp;
                 using (run.Timer.Phase("sampling")) (tok, lp) = Sampler.Sample(logits, p, rowKeys, step);   // (B), (B)
-                double[] host;
-                using (run.Timer.Phase("host"))
-                {
-                    host = cat([tok.to(ScalarType.Float64), lp.to(ScalarType.Float64)]).cpu().data<double>().ToArray();
-                    int B = rows.Count;
-                    for (int b = 0; b < B; b++) run.Stop.Append(rows[b], (int)host[b], (float)host[B + b]);
-                }
+                using (run.Timer.Phase("host")) run.AppendTokens(rows, tok, lp);
                 if (rows.All(r => r.Done)) break;
                 var keep = run.RowsToKeep(rows);
                 if (keep is not null)
@@ -167,6 +161,16 @@ internal enum StepMode { Eager, Static, CudaGraph }
 internal sealed record DecodeRun(CachedModel Model, SamplingParams Params, StopCriteria Stop, GenerationStats Stats,
     PhaseTimer Timer, GenerationOptions Options, Device Device, StepMode Mode = StepMode.Eager)
 {
+    /// <summary>Copies one step's tokens and log-probs, (B) each, to the host in one transfer and appends them to the
+    /// rows (stop checks, streaming callbacks).</summary>
+    public void AppendTokens(List<SequenceState> rows, Tensor tokens, Tensor logProbs)
+    {
+        using var scope = NewDisposeScope();
+        var host = cat([tokens.to(ScalarType.Float64), logProbs.to(ScalarType.Float64)]).cpu().data<double>().ToArray();
+        int B = rows.Count;
+        for (int b = 0; b < B; b++) Stop.Append(rows[b], (int)host[b], (float)host[B + b]);
+    }
+
     /// <summary>When enough rows have finished, drops them from <paramref name="rows"/> and returns the int64 indices
     /// (on the device) of the rows kept, to apply to the cache and per-row tensors; else null.</summary>
     public Tensor? RowsToKeep(List<SequenceState> rows)
