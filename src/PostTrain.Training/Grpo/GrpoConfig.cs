@@ -5,7 +5,7 @@ using PostTrain.Training.Recipes;
 
 namespace PostTrain.Training.Grpo;
 
-public sealed record GrpoConfig : RecipeConfig
+public sealed record GrpoConfig : TrainerConfig
 {
     public required ModelConfigSection Model { get; init; }
     public required GrpoDataConfig Data { get; init; }

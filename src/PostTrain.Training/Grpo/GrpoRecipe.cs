@@ -11,7 +11,6 @@ using PostTrain.Core.Model;
 using PostTrain.Core.Precision;
 using PostTrain.Data.Tokenizers;
 using PostTrain.Rewards;
-using PostTrain.Training.Common;
 using PostTrain.Training.Infra;
 using PostTrain.Training.Recipes;
 using TorchSharp;

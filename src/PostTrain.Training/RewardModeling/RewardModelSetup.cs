@@ -5,7 +5,6 @@
 using PostTrain.Core.Model;
 using PostTrain.Core.Runtime;
 using PostTrain.Data.Tokenizers;
-using PostTrain.Training.Common;
 using PostTrain.Training.Recipes;
 using TorchSharp;
 using static TorchSharp.torch;

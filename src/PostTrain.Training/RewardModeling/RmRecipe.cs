@@ -10,7 +10,6 @@ using PostTrain.Core.Checkpoints;
 using PostTrain.Core.Model;
 using PostTrain.Core.Precision;
 using PostTrain.Data.Tokenizers;
-using PostTrain.Training.Common;
 using PostTrain.Training.Grpo;
 using PostTrain.Training.Infra;
 using PostTrain.Training.Recipes;

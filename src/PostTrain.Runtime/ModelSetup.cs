@@ -1,4 +1,5 @@
-// What every trainer does first: resolve the device, build or load the model, pick the tokenizer, set precision.
+// What every trainer, and every verb that runs a model (generate, eval, serve), does first: resolve the device, build
+// or load the model, pick the tokenizer, set precision.
 // A model path is a Hugging Face-style directory or a built-in name (random init from the seed, byte tokenizer).
 // Tokenizer: <dir>/tokenizer.json (byte-level BPE) when present, else the byte tokenizer.
 using PostTrain.Core.Model;
@@ -6,11 +7,10 @@ using PostTrain.Core.Runtime;
 using PostTrain.Data.Tokenizers;
 using PostTrain.Data.Tokenizers.Hf;
 using TorchSharp;
-using PostTrain.Training.Recipes;
 using static TorchSharp.torch;
 using PrecisionMode = PostTrain.Core.Precision.Precision;
 
-namespace PostTrain.Training.Common;
+namespace PostTrain.Runtime;
 
 public sealed record LoadedModel(DeepSeekForCausalLM Model, ITokenizer Tokenizer, Device Device, string Source);
 
@@ -21,7 +21,7 @@ public static class ModelSetup
         DTypeName.Float32 => PrecisionMode.Fp32,
         DTypeName.Bfloat16 => PrecisionMode.Bf16,
         DTypeName.Fp8 => PrecisionMode.Fp8,
-        _ => throw new RecipeConfigException($"model.dtype: '{d}' is not supported for training (float32, bfloat16, fp8)"),
+        _ => throw new RecipeConfigException($"model.dtype: '{d}' is not a dtype ({DTypeNames.List})"),
     };
 
     public static LoadedModel Load(ModelConfigSection m, long seed, TextWriter log)
