@@ -12,7 +12,8 @@ using PrecisionMode = PostTrain.Core.Precision.Precision;
 
 namespace PostTrain.Runtime;
 
-public sealed record LoadedModel(DeepSeekForCausalLM Model, ITokenizer Tokenizer, Device Device, string Source);
+/// <summary>A loaded model; TokenizerDir is the directory its tokenizer came from (null = the byte tokenizer).</summary>
+public sealed record LoadedModel(DeepSeekForCausalLM Model, ITokenizer Tokenizer, Device Device, string Source, string? TokenizerDir);
 
 public static class ModelSetup
 {
@@ -49,12 +50,24 @@ public static class ModelSetup
             throw new RecipeConfigException($"model.tokenizer: vocabulary {tokenizer.VocabSize} exceeds the model's vocab_size {model.Config.VocabSize}");
         model.SetPrecision(PrecisionOf(m.Dtype));
         if (device.type != TorchSharp.DeviceType.CPU) model.to(device);
-        return new LoadedModel(model, tokenizer, device, m.Path);
+        return new LoadedModel(model, tokenizer, device, m.Path, HasTokenizer(tokDir) ? tokDir : null);
     }
 
-    public static ITokenizer LoadTokenizer(string? dir) =>
-        dir is not null && File.Exists(Path.Combine(dir, "tokenizer.json")) ? HfBpeTokenizer.Load(dir) : ByteTokenizer.Instance;
+    public static ITokenizer LoadTokenizer(string? dir) => HasTokenizer(dir) ? HfBpeTokenizer.Load(dir!) : ByteTokenizer.Instance;
 
-    /// <summary>Parameter names that get no weight decay: norms, biases and the routing bias.</summary>
-    public static bool NoDecay(string name) => name.Contains("norm") || name.EndsWith(".bias") || name.Contains("e_score_correction_bias");
+    private static bool HasTokenizer(string? dir) => dir is not null && File.Exists(Path.Combine(dir, "tokenizer.json"));
+
+    /// <summary>The tokenizer files a model directory ships (Hugging Face names). A trainer copies those of its
+    /// tokenizer directory into every model it saves, so the next stage loads the same tokenizer and chat template.</summary>
+    public static readonly IReadOnlyList<string> TokenizerFileNames =
+        ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"];
+
+    /// <summary>The tokenizer files of <paramref name="dir"/> (name -> text), or null when it has none.</summary>
+    public static Dictionary<string, string>? TokenizerFiles(string? dir)
+    {
+        if (dir is null) return null;
+        var files = TokenizerFileNames.Where(f => File.Exists(Path.Combine(dir, f)))
+            .ToDictionary(f => f, f => File.ReadAllText(Path.Combine(dir, f)));
+        return files.Count > 0 ? files : null;
+    }
 }
