@@ -97,12 +97,20 @@ public sealed class TrainingRun : IDisposable
         if (_guard.Check(loss, State.Step) == LossVerdict.Continue)
         {
             var ps = Optimizer.Parameters.Where(p => p.grad is not null).ToList();
-            double norm = ps.Count == 0 ? 0 : nn.utils.clip_grad_norm_(ps, Config.ClipGradNorm ?? double.MaxValue);
+            double norm = ps.Count == 0 ? 0 : Config.ClipGradNorm is double max ? nn.utils.clip_grad_norm_(ps, max) : GradNorm(ps);
             Optimizer.Step();
             result = new UpdateResult(true, norm);
         }
         Optimizer.ZeroGrad();
         return result;
+    }
+
+    /// <summary>The global L2 norm of the gradients (no clipping).</summary>
+    private static double GradNorm(IReadOnlyList<TorchSharp.Modules.Parameter> ps)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        return stack(ps.Select(p => p.grad!.to(ScalarType.Float32).norm()).ToArray()).norm().item<float>();
     }
 
     /// <summary>Marks a step done: step + 1, tokens seen, the learning rate it used.</summary>
