@@ -65,7 +65,7 @@ public sealed class ModelReward : IBatchReward, IDisposable
         {
             var device = DeviceSelector.Resolve(deviceSpec, "reward 'model' option 'device'");
             var tokenizer = Common.ModelSetup.LoadTokenizer(path);
-            var template = PromptSet.Template(templateName, tokenizer);
+            var template = ChatTemplates.Resolve(templateName, tokenizer, path, "reward 'model' option 'chat_template'");
             var model = RewardModelFiles.Load(path, device);
             return new ModelReward(model, tokenizer, template, device, batchSize, maxLength, transform);
         }
