@@ -50,7 +50,7 @@ public sealed class GenerateVerb : ICliVerb
             if (texts.Count == 0) throw new UsageException("give --prompt or --input");
             var loaded = ModelSetup.Load(new PostTrain.Training.Recipes.ModelConfigSection { Path = parse.GetValue(model)!, Device = parse.GetValue(device)!, Dtype = PostTrain.Training.Recipes.DTypeName.Float32 }, 0, io.Error);
             var tok = loaded.Tokenizer;
-            var template = ChatTemplates.Resolve("deepseek_v3", tok, parse.GetValue(model));
+            var template = ChatTemplates.Resolve("auto", tok, parse.GetValue(model));
             var prompts = new List<int[]>();
             foreach (var t in texts)
                 for (int i = 0; i < parse.GetValue(n); i++)

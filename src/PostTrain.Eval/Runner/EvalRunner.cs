@@ -66,7 +66,7 @@ public sealed class EvalRunner(EvalSettings settings, TextWriter? progress = nul
         try
         {
             net.eval();
-            var template = ChatTemplates.Resolve("deepseek_v3", tokenizer);
+            var template = ChatTemplates.Resolve("auto", tokenizer, model.Directory);
             var sw = Stopwatch.StartNew();
             int done = 0;
             foreach (var group in pending.GroupBy(p => p.Task.Name))

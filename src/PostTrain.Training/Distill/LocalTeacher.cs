@@ -31,7 +31,7 @@ public sealed class LocalTeacher : ITeacher
         var loaded = ModelSetup.Load(section, seed, log);
         (_model, _tokenizer) = (loaded.Model, loaded.Tokenizer);
         _model.eval();
-        _template = ChatTemplates.Resolve(cfg.ChatTemplate, _tokenizer, cfg.Tokenizer ?? cfg.Path, "teacher.chat_template");
+        _template = ChatTemplates.Resolve(cfg.ChatTemplate, _tokenizer, cfg.Tokenizer ?? cfg.Path, "teacher.chat_template", ChatTemplates.ParseKwargs(cfg.ChatTemplateKwargs));
         _generator = new TokenGenerator(_model, new GenerationOptions { MaxBatchSize = cfg.BatchSize });
         Name = "local:" + cfg.Path;
     }

@@ -66,7 +66,7 @@ public sealed class RmRecipe(RmConfig cfg) : IRecipe
         (_model, _tokenizer, _device, _tokenizerDir) = (loaded.Model, loaded.Tokenizer, loaded.Device, loaded.TokenizerDir);
         foreach (var moe in _model.Backbone.MoeLayers()) moe.BalanceAlpha = cfg.MoeBalanceAlpha;
 
-        var template = ChatTemplates.Resolve(cfg.Data.ChatTemplate, _tokenizer, _tokenizerDir);
+        var template = ChatTemplates.Resolve(cfg.Data.ChatTemplate, _tokenizer, _tokenizerDir, kwargs: ChatTemplates.ParseKwargs(cfg.Data.ChatTemplateKwargs));
         _train = new PreferencePairs(cfg.Data.Path, cfg.Data, template);
         ctx.Log.WriteLine($"pairs: {_train.Items.Count} from {cfg.Data.Path}" + DataNote(_train));
         if (cfg.Data.EvalPath is { } evalPath)

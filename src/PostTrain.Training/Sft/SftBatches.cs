@@ -27,10 +27,10 @@ public sealed record SftBatch(IReadOnlyList<PackedRow> Rows)
     });
 }
 
-public sealed class SftBatches(SftDataConfig cfg, ITokenizer tokenizer, DataStats stats)
+public sealed class SftBatches(SftDataConfig cfg, ITokenizer tokenizer, DataStats stats, string? modelDir = null)
 {
     private const int ShuffleBuffer = 4096;
-    private readonly IChatTemplate template = ChatTemplates.Resolve(cfg.ChatTemplate, tokenizer);
+    private readonly IChatTemplate template = ChatTemplates.Resolve(cfg.ChatTemplate, tokenizer, modelDir, kwargs: ChatTemplates.ParseKwargs(cfg.ChatTemplateKwargs));
 
     private ColumnMap Columns()
     {

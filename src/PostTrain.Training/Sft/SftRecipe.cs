@@ -66,7 +66,7 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
             named.Select(p => p.name).Where(ModelSetup.NoDecay));
         _schedule = LrSchedules.FromConfig(cfg.Scheduler, o.Lr, cfg.MaxSteps);
         _checkpoints = new CheckpointManager(cfg.OutputDir, cfg.Checkpoint.KeepLast);
-        _data = new SftBatches(cfg.Data, _tokenizer, _stats);
+        _data = new SftBatches(cfg.Data, _tokenizer, _stats, cfg.Model.Tokenizer ?? cfg.Model.Path);
 
         var resume = cfg.Checkpoint.Resume ? _checkpoints.FindLatest() : null;
         if (resume is not null) LoadCheckpoint(resume, ctx);
