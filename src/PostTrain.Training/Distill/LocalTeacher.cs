@@ -43,7 +43,7 @@ public sealed class LocalTeacher : ITeacher
         var prompts = requests.Select(r => _template.RenderPrompt(r.Messages)).ToList();
         var sampling = new SamplingParams(s.Temperature, s.TopP, MaxNewTokens: s.MaxTokens, StopTokenIds: [_tokenizer.EosId], Seed: requests[0].Seed);
         var results = _generator.Generate(prompts, sampling, ct);
-        return results.Select((r, i) => new TeacherSample(RolloutCollector.DecodeCompletion(_tokenizer, r), prompts[i].Length, r.Length, r.FinishReason)).ToList();
+        return results.Select((r, i) => new TeacherSample(CompletionText.Decode(_tokenizer, r), prompts[i].Length, r.Length, r.FinishReason)).ToList();
     }
 
     public void Dispose() => _model.Dispose();
