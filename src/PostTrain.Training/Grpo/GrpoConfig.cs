@@ -74,6 +74,14 @@ public sealed record GrpoAlgorithmConfig
     public ImportanceLevel ImportanceSampling { get; init; } = ImportanceLevel.Token;
     public bool MaskTruncatedCompletions { get; init; }
 
+    /// <summary>none: PPO's ratio against the sampler's log-probs. tis / mis: the ratio against the trainer's log-probs
+    /// before the update, and each token weighted by pi_old / pi_rollout truncated at the cap (tis) or masked outside
+    /// [1/cap, cap] (mis). See RolloutCorrection.</summary>
+    public RolloutCorrectionMode RolloutCorrection { get; init; } = RolloutCorrectionMode.None;
+    public double RolloutCorrectionCap { get; init; } = 2.0;
+    /// <summary>token: a ratio per token; sequence: the geometric mean of the sequence's token ratios.</summary>
+    public ImportanceLevel RolloutCorrectionLevel { get; init; } = ImportanceLevel.Token;
+
     /// <summary>DAPO: drop groups with equal rewards and sample more prompts, up to max_sampling_rounds rounds.</summary>
     public bool DynamicSampling { get; init; }
     public int MaxSamplingRounds { get; init; } = 3;

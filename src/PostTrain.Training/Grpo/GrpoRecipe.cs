@@ -68,6 +68,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         Check(g.EpsilonHigh >= 0, "grpo.epsilon_high", g.EpsilonHigh, ">= 0");
         Check(g.AdvantageEps >= 0, "grpo.advantage_eps", g.AdvantageEps, ">= 0");
         Check(g.MaxSamplingRounds >= 1, "grpo.max_sampling_rounds", g.MaxSamplingRounds, ">= 1");
+        Check(g.RolloutCorrectionCap > 1, "grpo.rollout_correction_cap", g.RolloutCorrectionCap, "> 1");
         Check(cfg.Rewards.Count >= 1, "rewards", cfg.Rewards.Count, "a list of at least one reward");
     }
 
@@ -187,6 +188,9 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
             ("sampling_rounds", rounds.Count), ("groups_trained", groups.Count), ("skipped_updates", u.SkippedUpdates),
         };
         values.AddRange(first.Scores.ToMetrics().Select(kv => (kv.Key, kv.Value)));
+        values.AddRange(u.Mismatch.ToMetrics());
+        values.Add(("mismatch/is_weight_mean", u.IsWeightMean));
+        values.Add(("mismatch/masked_fraction", u.MaskedFraction));
         if (u.LoadRatios.Length > 0) values.Add(("moe/max_over_mean_load", u.LoadRatios.Max()));
         progress.Update(step + 1, u.Loss, rounds.Sum(r => r.GeneratedTokens));
         if (cfg.SamplesEveryNSteps > 0 && (step + 1) % cfg.SamplesEveryNSteps == 0)

@@ -1,6 +1,7 @@
 // The optimisation half of a GRPO step: mu updates over one rollout batch. Each update runs the batch in
 // micro-batches: recompute log pi_theta with a padded forward over prompt + completion, take the clipped surrogate
-// against the sampler's pi_old log-probs, add beta * k3 KL to the frozen reference (computed once per batch),
+// against the sampler's log-probs (or, with a rollout correction, against the trainer's own log-probs before the
+// update, weighting each token by RolloutCorrection), add beta * k3 KL to the frozen reference (computed once per batch),
 // aggregate with normalisers of the whole batch (so micro-batching does not change the loss), backward; then the run's
 // update (NaN guard, gradient clipping, optimizer: TrainingRun.Update) and the MoE routing-bias update. Metrics are
 // token means over every update.
@@ -16,7 +17,8 @@ namespace PostTrain.Training.Grpo;
 public sealed record TrainSample(int[] PromptIds, Completion Completion, double Advantage);
 
 public sealed record UpdateStats(double Loss, double GradNorm, double Kl, double Entropy, double ClipLow, double ClipHigh,
-    long TrainTokens, double Seconds, double[] LoadRatios, int SkippedUpdates);
+    long TrainTokens, double Seconds, double[] LoadRatios, int SkippedUpdates, MismatchStats Mismatch, double IsWeightMean,
+    double MaskedFraction);
 
 public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM? reference, TrainingRun run,
     GrpoAlgorithmConfig cfg, double moeBiasGamma)
@@ -30,7 +32,7 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
         int C = Math.Max(1, samples.Max(s => s.Completion.TokenIds.Length));
         var mask = CompletionMask.Build(samples.Select(s => s.Completion.TokenIds.Length).ToList(),
             samples.Select(s => s.Completion.Truncated).ToList(), C, cfg.MaskTruncatedCompletions, device);     // (n, C)
-        var old = OldLogProbs(samples, C, device);                                                             // (n, C)
+        var rollout = RolloutLogProbs(samples, C, device);                                                     // (n, C)
         var adv = tensor(samples.Select(s => (float)s.Advantage).ToArray(), device: device);                   // (n)
         long tokens = (long)mask.sum().item<float>();
         var norm = new LossNormalizer(n, tokens, cfg.MaxCompletionLength);
@@ -39,6 +41,10 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
         var refLp = reference is null ? null : slices.Select(s => ReferenceLogProbs(samples, s.Start, s.Count, C, device)).ToList();
 
         var sums = zeros(5, dtype: ScalarType.Float32, device: device);   // loss, kl, entropy, clip low, clip high
+        var trainOld = new Tensor[slices.Count];                          // log pi_old by the trainer (first pass)
+        var weights = new Tensor[slices.Count];                           // rollout-correction weights (first pass)
+        var mismatch = new List<Tensor>(slices.Count);
+        bool corrected = cfg.RolloutCorrection != RolloutCorrectionMode.None;
         double gradNormSum = 0, lossSum = 0;
         long trainTokens = 0;
         int skipped = 0;
@@ -56,9 +62,17 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
                 trainTokens += batch.RealTokens;
                 var (lp, entropy) = batch.LogProbs(model, cfg.Temperature, withEntropy: true);                  // (m, C)
                 var m = mask.narrow(0, start, count);
-                var s = PolicyLoss.Clipped(lp, old.narrow(0, start, count), adv.narrow(0, start, count), m,
+                var r = rollout.narrow(0, start, count);
+                if (pass == 0)
+                {
+                    trainOld[k] = lp.detach().clone().MoveToOuterDisposeScope();
+                    weights[k] = RolloutCorrection.Weights(trainOld[k], r, m, cfg.RolloutCorrection, cfg.RolloutCorrectionCap,
+                        cfg.RolloutCorrectionLevel).MoveToOuterDisposeScope();
+                    mismatch.Add(MismatchStats.Partial(trainOld[k], r, m).MoveToOuterDisposeScope());
+                }
+                var s = PolicyLoss.Clipped(lp, corrected ? trainOld[k] : r, adv.narrow(0, start, count), m,
                     cfg.EpsilonLow, cfg.EpsilonHigh, cfg.ImportanceSampling);
-                var perToken = s.PerToken;
+                var perToken = corrected ? s.PerToken * weights[k] : s.PerToken;
                 Tensor kl = zeros(1, device: device);
                 if (refLp is not null)
                 {
@@ -85,16 +99,23 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
         var h = sums.cpu().data<float>().ToArray();
         double tokenUpdates = Math.Max(1, tokens) * (double)cfg.Mu;
         int applied = cfg.Mu - skipped;
+        var mm = MismatchStats.Combine(mismatch.Select(t => t.cpu().data<double>().ToArray()));
+        using var w = cat(weights.Select(x => x.reshape(-1)).ToArray());
+        using var flatMask = mask.reshape(-1);
+        double maskedTokens = Math.Max(1, flatMask.sum().item<float>());
+        double isMean = (w * flatMask).sum().item<float>() / maskedTokens;
+        double maskedFrac = (w.eq(0) & flatMask.gt(0)).sum().item<long>() / maskedTokens;
         return new UpdateStats(lossSum / cfg.Mu, applied > 0 ? gradNormSum / applied : double.NaN,
-            h[1] / tokenUpdates, h[2] / tokenUpdates, h[3] / tokenUpdates, h[4] / tokenUpdates, trainTokens, sw.Elapsed.TotalSeconds, ratios, skipped);
+            h[1] / tokenUpdates, h[2] / tokenUpdates, h[3] / tokenUpdates, h[4] / tokenUpdates, trainTokens, sw.Elapsed.TotalSeconds, ratios, skipped,
+            mm, isMean, maskedFrac);
     }
 
     private static SequenceBatch Batch(IReadOnlyList<TrainSample> samples, int start, int count, int C, Device device) =>
         new(samples.Skip(start).Take(count).Select(s => s.PromptIds).ToList(),
             samples.Skip(start).Take(count).Select(s => s.Completion.TokenIds).ToList(), C, device);
 
-    /// <summary>pi_old as the sampler recorded it, padded to (n, C) with zeros (masked out).</summary>
-    private static Tensor OldLogProbs(IReadOnlyList<TrainSample> samples, int C, Device device)
+    /// <summary>pi_rollout as the sampler recorded it, padded to (n, C) with zeros (masked out).</summary>
+    private static Tensor RolloutLogProbs(IReadOnlyList<TrainSample> samples, int C, Device device)
     {
         var v = new float[samples.Count * C];
         for (int i = 0; i < samples.Count; i++)

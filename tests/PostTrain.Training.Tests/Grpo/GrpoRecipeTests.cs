@@ -90,6 +90,25 @@ public sealed class GrpoRecipeTests
         Assert.True(final > initial + 0.3, $"mean reward {initial:F3} -> {final:F3}\n{log}");
     }
 
+    [Theory]
+    [InlineData("tis")]
+    [InlineData("mis")]
+    public async Task In_fp32_on_the_cpu_rollout_log_probs_equal_the_trainers_so_corrections_weigh_one(string mode)
+    {
+        using var tmp = Setup();
+        var (code, log) = await Run(tmp, Yaml(tmp, 2), $"grpo.rollout_correction={mode}", "grpo.rollout_correction_level=token");
+        Assert.Equal(0, code);
+        foreach (var m in Metrics(tmp["run"]))
+        {
+            Assert.True(m.GetProperty("mismatch/logprob_abs_max").GetDouble() < 1e-5, log);
+            Assert.True(m.GetProperty("mismatch/logprob_abs_mean").GetDouble() < 1e-6);
+            Assert.True(Math.Abs(m.GetProperty("mismatch/k3_kl").GetDouble()) < 1e-9);
+            Assert.Equal(0, m.GetProperty("mismatch/frac_abs_over_0.1").GetDouble());
+            Assert.Equal(1.0, m.GetProperty("mismatch/is_weight_mean").GetDouble(), 5);
+            Assert.Equal(0, m.GetProperty("mismatch/masked_fraction").GetDouble());
+        }
+    }
+
     private const string BoomReward = "  - { name: boom, weight: 1.0 }";
 
     // every variant switch on at once: KL to a reference, mu = 2, dynamic sampling, clip-higher, DAPO token mean
