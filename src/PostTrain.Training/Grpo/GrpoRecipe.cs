@@ -39,19 +39,8 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
     public EvalResult? EvalBefore { get; private set; }
     public EvalResult? EvalAfter { get; private set; }
 
-    public async Task<int> RunAsync(RecipeContext ctx, CancellationToken ct)
-    {
-        try
-        {
-            Setup(ctx);
-            await Task.Run(() => Train(ctx, ct), ct);
-            return 0;
-        }
-        finally
-        {
-            Cleanup();
-        }
-    }
+    public Task<int> RunAsync(RecipeContext ctx, CancellationToken ct) =>
+        RecipeSteps.RunAsync(() => Setup(ctx), () => Train(ctx, ct), Cleanup, ct);
 
     private void Validate()
     {

@@ -26,3 +26,23 @@ public sealed record RecipeInfo(string Name, string Description, string YamlFile
         where TConfig : RecipeConfig =>
         new(name, description, yamlFile, typeof(TConfig), c => create((TConfig)c));
 }
+
+/// <summary>A recipe's order of steps: Setup on the caller's thread (config errors surface at once), Train on a worker
+/// thread (long and synchronous; torch dispose scopes are thread-static, so no await happens inside one), Cleanup
+/// always, also after a failure or cancellation. Returns 0.</summary>
+public static class RecipeSteps
+{
+    public static async Task<int> RunAsync(Action setup, Action train, Action cleanup, CancellationToken ct)
+    {
+        try
+        {
+            setup();
+            await Task.Run(train, ct);
+            return 0;
+        }
+        finally
+        {
+            cleanup();
+        }
+    }
+}

@@ -33,19 +33,8 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
     public List<(long Step, double Loss)> EvalLosses { get; } = [];
     public List<double> TrainLosses { get; } = [];
 
-    public async Task<int> RunAsync(RecipeContext ctx, CancellationToken ct)
-    {
-        try
-        {
-            Setup(ctx);
-            await Task.Run(() => Train(ctx, ct), ct);
-            return 0;
-        }
-        finally
-        {
-            Cleanup();
-        }
-    }
+    public Task<int> RunAsync(RecipeContext ctx, CancellationToken ct) =>
+        RecipeSteps.RunAsync(() => Setup(ctx), () => Train(ctx, ct), Cleanup, ct);
 
     private void Setup(RecipeContext ctx)
     {

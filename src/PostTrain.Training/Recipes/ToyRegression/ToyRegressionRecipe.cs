@@ -18,19 +18,8 @@ public sealed class ToyRegressionRecipe(ToyRegressionConfig cfg) : IRecipe
     private Rng _rng = null!;
     private long[] _order = [];
 
-    public async Task<int> RunAsync(RecipeContext ctx, CancellationToken ct)
-    {
-        try
-        {
-            Setup(ctx);
-            await Task.Run(() => Train(ctx, ct), ct);
-            return 0;
-        }
-        finally
-        {
-            Cleanup();
-        }
-    }
+    public Task<int> RunAsync(RecipeContext ctx, CancellationToken ct) =>
+        RecipeSteps.RunAsync(() => Setup(ctx), () => Train(ctx, ct), Cleanup, ct);
 
     private void Setup(RecipeContext ctx)
     {
