@@ -11,6 +11,16 @@ internal sealed class CachedModel(DeepSeekForCausalLM model, InferenceWeights w,
     bool absorbedPrefill = false)
 {
     private readonly ModelConfig c = model.Config;
+    /// <summary>For each decoder layer, its index among the MoE layers (-1 for dense ones).</summary>
+    private readonly int[] moeOrdinal = MoeOrdinals(model);
+
+    public int MoeLayerCount => moeOrdinal.Count(o => o >= 0);
+
+    private static int[] MoeOrdinals(DeepSeekForCausalLM model)
+    {
+        int next = 0;
+        return model.Model.Layers.Select(l => l.Ffn is MoE ? next++ : -1).ToArray();
+    }
 
     public DeepSeekForCausalLM Model => model;
     public int MainLayers => c.NumHiddenLayers;
@@ -96,6 +106,8 @@ internal sealed class CachedModel(DeepSeekForCausalLM model, InferenceWeights w,
         Tensor f;
         using (timed ? timer.Phase(ffn is MoE ? "moe" : "mlp") : default)
             f = DecodeFfn.Forward(ffn, w, c, AbsorbedAttention.Norm(w, postNorm, h), denseMoeMaxElements);
+        if (cache.RecordsRouting && ffn is MoE moe && layer < c.NumHiddenLayers && moeOrdinal[layer] >= 0)
+            cache.AppendExperts(moeOrdinal[layer], moe.Gate.LastChoice!.view(x.shape[0], x.shape[1], c.NumExpertsPerTok));
         return (h + f).MoveToOuterDisposeScope();
     }
 }

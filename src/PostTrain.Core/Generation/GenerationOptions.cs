@@ -11,6 +11,10 @@ public sealed record GenerationOptions
     /// pending token and the draft in one 2-token forward. Output is identical to plain greedy decoding.</summary>
     public bool SpeculativeMtp { get; init; }
 
+    /// <summary>Record the experts every input token was routed to in each MoE layer (GenerationResult.Routing), for
+    /// routing replay in RL training. Plain decoding only (not with SpeculativeMtp).</summary>
+    public bool RecordRouting { get; init; }
+
     /// <summary>Turns token ids into text for stop strings. Required when <see cref="SamplingParams.StopStrings"/> is set.</summary>
     public ITextDecoder? Decoder { get; init; }
 
@@ -56,6 +60,7 @@ public sealed record GenerationOptions
         if (MaxBatchSize < 1) throw new ArgumentException($"GenerationOptions.MaxBatchSize must be >= 1 (got {MaxBatchSize})");
         if (double.IsNaN(CompactFinishedFraction) || CompactFinishedFraction <= 0 || CompactFinishedFraction > 1)
             throw new ArgumentException($"GenerationOptions.CompactFinishedFraction must be in (0, 1] (got {CompactFinishedFraction})");
+        if (RecordRouting && SpeculativeMtp) throw new ArgumentException("GenerationOptions.RecordRouting works with plain decoding only (SpeculativeMtp is on)");
         if (DenseMoeMaxElements < 0) throw new ArgumentException($"GenerationOptions.DenseMoeMaxElements must be >= 0 (got {DenseMoeMaxElements})");
     }
 }

@@ -15,7 +15,9 @@ public static class FinishReason
 /// <param name="FinishReason"><see cref="Generation.FinishReason.Stop"/> or <see cref="Generation.FinishReason.Length"/>.</param>
 /// <param name="StopTokenId">The stop token that ended it, if any.</param>
 /// <param name="StopString">The stop string found in the decoded completion, if any.</param>
-public sealed record GenerationResult(int[] TokenIds, float[] LogProbs, string FinishReason, int? StopTokenId = null, string? StopString = null)
+/// <param name="Routing">The experts every input token was routed to (GenerationOptions.RecordRouting), else null.</param>
+public sealed record GenerationResult(int[] TokenIds, float[] LogProbs, string FinishReason, int? StopTokenId = null, string? StopString = null,
+    RoutingTrace? Routing = null)
 {
     public int Length => TokenIds.Length;
 }

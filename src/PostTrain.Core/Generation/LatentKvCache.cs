@@ -4,6 +4,8 @@
 // columns a row may attend to (false for left padding and for rejected speculative drafts). Positions (RoPE) are
 // per row and are applied before writing, so holes in the columns do not matter.
 // Layers 0..L-1 are the decoder layers; layer L (when present) is the first MTP module's block.
+// Optionally (RecordRouting) it also keeps, per MoE layer and column, the k experts the column's token was routed to,
+// written and compacted with the KV entries, for routing replay.
 using static TorchSharp.torch;
 
 namespace PostTrain.Core.Generation;
@@ -12,6 +14,7 @@ public sealed class LatentKvCache : IDisposable
 {
     private Tensor[] layers;   // each (B, Tmax, r + dr)
     private Tensor valid;      // (B, Tmax) bool
+    private Tensor[] experts = [];   // per MoE layer (B, Tmax, k) int16, -1 where unwritten (only when recording routing)
 
     public int LayerCount => layers.Length;
     public long Batch { get; private set; }
@@ -37,6 +40,39 @@ public sealed class LatentKvCache : IDisposable
     /// (unwritten ones are invalid, so the result equals the dynamic form). The host <see cref="Cursor"/> still counts
     /// the columns (<see cref="Advance"/>); the device index is the caller's to advance.</summary>
     public Tensor? DeviceColumn { get; set; }
+
+    /// <summary>Starts recording, per column, the experts of <paramref name="moeLayers"/> MoE layers (k each).</summary>
+    public void RecordRouting(int moeLayers, int topK)
+    {
+        foreach (var e in experts) e.Dispose();
+        experts = Enumerable.Range(0, moeLayers)
+            .Select(_ => full([Batch, Capacity, topK], -1, dtype: ScalarType.Int16, device: valid.device).DetachFromDisposeScope()).ToArray();
+    }
+
+    public bool RecordsRouting => experts.Length > 0;
+
+    /// <summary>Writes the experts (B, T, k) int64 of the T tokens being appended (same columns as <see cref="Append"/>).</summary>
+    public void AppendExperts(int moeLayer, Tensor idx)
+    {
+        using var scope = NewDisposeScope();
+        long t = idx.shape[1];
+        var e = idx.to(ScalarType.Int16);
+        if (DeviceColumn is { } col)
+        {
+            RequireOneColumn(t);
+            experts[moeLayer].index_copy_(1, col, e);
+        }
+        else experts[moeLayer].narrow(1, Cursor, t).copy_(e);
+    }
+
+    /// <summary>Row <paramref name="row"/>'s recorded experts at columns start..start+count-1 of every MoE layer, as
+    /// (layer, column, k) int16 on the host.</summary>
+    public short[] ReadExperts(int row, int start, int count)
+    {
+        using var scope = NewDisposeScope();
+        if (count <= 0) return [];
+        return stack(experts.Select(e => e.select(0, row).narrow(0, start, count)).ToArray()).cpu().data<short>().ToArray();
+    }
 
     /// <summary>Valid (attendable) tokens per row, (B) int64.</summary>
     public Tensor Lengths() => valid.narrow(1, 0, Cursor).sum(1);
@@ -112,6 +148,12 @@ public sealed class LatentKvCache : IDisposable
             layers[i].Dispose();
             layers[i] = kept;
         }
+        for (int i = 0; i < experts.Length; i++)
+        {
+            var kept = experts[i].index_select(0, rows).DetachFromDisposeScope();
+            experts[i].Dispose();
+            experts[i] = kept;
+        }
         var v = valid.index_select(0, rows).DetachFromDisposeScope();
         valid.Dispose();
         valid = v;
@@ -131,7 +173,9 @@ public sealed class LatentKvCache : IDisposable
     public void Dispose()
     {
         foreach (var l in layers) l.Dispose();
+        foreach (var e in experts) e.Dispose();
         valid.Dispose();
         layers = [];
+        experts = [];
     }
 }

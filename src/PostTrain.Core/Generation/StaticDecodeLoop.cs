@@ -16,7 +16,7 @@ internal static class StaticDecodeLoop
     /// <summary>Continues decoding after step 0: tok (B) the tokens just sampled (to feed), pos (B) their positions,
     /// rowKeys (B) the rows' random streams; rows are the live rows (step 0 already appended).</summary>
     public static void Run(DecodeRun run, List<SequenceState> rows, LatentKvCache cache, Tensor tok, Tensor pos, Tensor rowKeys,
-        bool graphs, CancellationToken ct)
+        bool graphs, int promptColumns, CancellationToken ct)
     {
         using var state = new StaticDecodeStep(run.Model, run.Params, cache, tok, pos, rowKeys, firstStep: 1);
         using var side = graphs ? CudaGraph.EnterSideStream(run.Device) : null;
@@ -54,6 +54,7 @@ internal static class StaticDecodeLoop
                 run.Stats.DecodeSteps++;
 
                 run.AppendTokens(rows, state.OutTokens, state.OutLogProbs);
+                run.ReadRouting(rows, cache, promptColumns);
                 if (rows.All(r => r.Done)) break;
                 using var keep = run.RowsToKeep(rows);
                 if (keep is not null)

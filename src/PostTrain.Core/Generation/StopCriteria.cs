@@ -17,9 +17,12 @@ internal sealed class SequenceState(int promptIndex)
     public int? StopToken { get; set; }
     public string? StopString { get; set; }
     public bool Done => Finish is not null;
+    /// <summary>The prompt's length in tokens (for reading its routing from the cache).</summary>
+    public int PromptLength { get; init; }
+    public RoutingTrace? Routing { get; set; }
 
     public GenerationResult ToResult() =>
-        new([.. Tokens], [.. LogProbs], Finish ?? FinishReason.Length, StopToken, StopString);
+        new([.. Tokens], [.. LogProbs], Finish ?? FinishReason.Length, StopToken, StopString, Routing);
 }
 
 internal sealed class StopCriteria

@@ -46,10 +46,11 @@ public sealed class TokenGenerator
         LastStats = stats;
         var device = model.HeadWeight.device;
         var timer = new PhaseTimer(Options.Profile, device, stats);
-        var states = prompts.Select((_, i) => new SequenceState(i)).ToArray();
+        var states = prompts.Select((x, i) => new SequenceState(i) { PromptLength = x.Length }).ToArray();
         long start = Stopwatch.GetTimestamp();
 
         using var noGrad = no_grad();
+        using var routing = Options.RecordRouting ? new RouterChoices(model) : null;
         using var weights = new InferenceWeights(model.ComputeDtype);
         var cm = new CachedModel(model, weights, timer, Options.DenseMoeMaxElements);
         bool graphs = !Options.SpeculativeMtp && Options.UseCudaGraphs(device);
@@ -74,6 +75,7 @@ public sealed class TokenGenerator
         using var batch = new PromptBatch(prompts, device);
         int P = batch.MaxLength;
         using var cache = cm.NewCache(batch.Batch, P + p.MaxNewTokens, withMtp: false, device);
+        if (run.Options.RecordRouting) cache.RecordRouting(cm.MoeLayerCount, cm.Model.Config.NumExpertsPerTok);
         Tensor logits, pos;   // (B, V) fp32 next-token logits; (B) position of the next token
         var rowKeys = tensor(rows.Select(r => (long)r.PromptIndex).ToArray(), device: device).DetachFromDisposeScope();   // (B)
         long t0 = Stopwatch.GetTimestamp();
@@ -98,6 +100,7 @@ public sealed class TokenGenerator
                 Tensor tok, lp;
                 using (run.Timer.Phase("sampling")) (tok, lp) = Sampler.Sample(logits, p, rowKeys, step);   // (B), (B)
                 using (run.Timer.Phase("host")) run.AppendTokens(rows, tok, lp);
+                run.ReadRouting(rows, cache, P);
                 if (rows.All(r => r.Done)) break;
                 var keep = run.RowsToKeep(rows);
                 if (keep is not null)
@@ -109,7 +112,7 @@ public sealed class TokenGenerator
                 }
                 if (run.Mode != StepMode.Eager)
                 {
-                    StaticDecodeLoop.Run(run, rows, cache, tok, pos, rowKeys, graphs: run.Mode == StepMode.CudaGraph, ct);
+                    StaticDecodeLoop.Run(run, rows, cache, tok, pos, rowKeys, graphs: run.Mode == StepMode.CudaGraph, P, ct);
                     break;
                 }
                 long n = tok.shape[0];
@@ -169,6 +172,21 @@ internal sealed record DecodeRun(CachedModel Model, SamplingParams Params, StopC
         var host = cat([tokens.to(ScalarType.Float64), logProbs.to(ScalarType.Float64)]).cpu().data<double>().ToArray();
         int B = rows.Count;
         for (int b = 0; b < B; b++) Stop.Append(rows[b], (int)host[b], (float)host[B + b]);
+    }
+
+    /// <summary>With routing recorded: the trace of every row that has just finished (its prompt's columns, left-padded
+    /// to <paramref name="promptColumns"/>, then its fed completion tokens), read before compaction drops the row.</summary>
+    public void ReadRouting(List<SequenceState> rows, LatentKvCache cache, int promptColumns)
+    {
+        if (!cache.RecordsRouting) return;
+        for (int b = 0; b < rows.Count; b++)
+        {
+            var r = rows[b];
+            if (!r.Done || r.Routing is not null) continue;
+            int positions = r.PromptLength + r.Tokens.Count - 1;              // the last token is never fed
+            int k = Model.Model.Config.NumExpertsPerTok;
+            r.Routing = new RoutingTrace(Model.MoeLayerCount, k, positions, cache.ReadExperts(b, promptColumns - r.PromptLength, positions));
+        }
     }
 
     /// <summary>When enough rows have finished, drops them from <paramref name="rows"/> and returns the int64 indices

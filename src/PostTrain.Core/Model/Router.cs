@@ -3,6 +3,10 @@
 // scores; V2: the group's max), the best topk_group groups are kept and the rest masked to -inf; then the top
 // num_experts_per_tok experts are chosen. Weights = unbiased scores at the chosen experts, divided by their sum when
 // norm_topk_prob (+1e-20), times routed_scaling_factor.
+// Routing replay (R3): with ReplayExperts set, the given experts are used instead of the router's choice (a row of -1
+// keeps the router's own), with the gate weights recomputed from the current scores at those experts, so the router
+// still receives gradients. LastChoice keeps the router's own choice of the last call (for recording and for
+// measuring how often replayed and own choices differ).
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -23,10 +27,30 @@ public sealed class Router : nn.Module<Tensor, Tensor>
     }
 
     public Parameter Weight => weight;
+    public int TopK => c.NumExpertsPerTok;
     /// <summary>The correction bias (a persistent buffer for V3; unused and not saved for V2-style routing).</summary>
     public Tensor? CorrectionBias => e_score_correction_bias;
 
     public override Tensor forward(Tensor x) => throw new InvalidOperationException("call Route(x)");
+
+    /// <summary>Experts to use for the next Route calls' N tokens, (N, k) int64; a row of -1 keeps the router's choice.
+    /// Null = choose as usual.</summary>
+    public Tensor? ReplayExperts { get; set; }
+
+    /// <summary>Keep the router's own choice of each call in <see cref="LastChoice"/>.</summary>
+    public bool KeepLastChoice { get; set; }
+
+    /// <summary>The experts the router itself chose in the last Route call, (N, k) int64 (kept when
+    /// <see cref="KeepLastChoice"/> or a replay is set; the previous one is disposed).</summary>
+    public Tensor? LastChoice { get; private set; }
+
+    /// <summary>Disposes <see cref="LastChoice"/> and stops keeping it.</summary>
+    public void ClearLastChoice()
+    {
+        LastChoice?.Dispose();
+        LastChoice = null;
+        KeepLastChoice = false;
+    }
 
     /// <summary>x (N, H) -> expert indices (N, k) int64, weights (N, k) fp32, scores (N, E) fp32.</summary>
     public (Tensor Indices, Tensor Weights, Tensor Scores) Route(Tensor x)
@@ -52,6 +76,18 @@ public sealed class Router : nn.Module<Tensor, Tensor>
             }
         }
         var idx = choice.topk(c.NumExpertsPerTok, dim: -1, sorted: false).indexes;  // (N, k)
+        if (KeepLastChoice || ReplayExperts is not null)
+        {
+            LastChoice?.Dispose();
+            LastChoice = idx.clone().DetachFromDisposeScope();
+        }
+        if (ReplayExperts is { } forced)
+        {
+            if (forced.shape.Length != 2 || forced.shape[0] != idx.shape[0] || forced.shape[1] != idx.shape[1])
+                throw new InvalidOperationException($"Router.ReplayExperts: shape [{string.Join(", ", forced.shape)}], the call routes [{string.Join(", ", idx.shape)}]");
+            var recorded = forced.select(1, 0).ge(0).unsqueeze(1);                  // (N, 1): rows with replayed experts
+            idx = where(recorded, forced.to(idx.device), idx);
+        }
         var w = scores.gather(1, idx);                                               // (N, k)
         if (c.NormTopkProb) w = w / (w.sum(-1, keepdim: true) + 1e-20);
         w = w * c.RoutedScalingFactor;

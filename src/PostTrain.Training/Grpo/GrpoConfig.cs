@@ -78,6 +78,10 @@ public sealed record GrpoAlgorithmConfig
     /// before the update, and each token weighted by pi_old / pi_rollout truncated at the cap (tis) or masked outside
     /// [1/cap, cap] (mis). See RolloutCorrection.</summary>
     public RolloutCorrectionMode RolloutCorrection { get; init; } = RolloutCorrectionMode.None;
+
+    /// <summary>Routing replay (R3): the training forward routes every token to the experts it was routed to while
+    /// sampling (gate weights recomputed from the current router, so the router still learns).</summary>
+    public bool RoutingReplay { get; init; }
     public double RolloutCorrectionCap { get; init; } = 2.0;
     /// <summary>token: a ratio per token; sequence: the geometric mean of the sequence's token ratios.</summary>
     public ImportanceLevel RolloutCorrectionLevel { get; init; } = ImportanceLevel.Token;

@@ -180,6 +180,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         values.AddRange(u.Mismatch.ToMetrics());
         values.Add(("mismatch/is_weight_mean", u.IsWeightMean));
         values.Add(("mismatch/masked_fraction", u.MaskedFraction));
+        if (!double.IsNaN(u.RoutingDisagreement)) values.Add(("mismatch/routing_disagreement", u.RoutingDisagreement));
         if (u.LoadRatios.Length > 0) values.Add(("moe/max_over_mean_load", u.LoadRatios.Max()));
         progress.Update(step + 1, u.Loss, rounds.Sum(r => r.GeneratedTokens));
         if (cfg.SamplesEveryNSteps > 0 && (step + 1) % cfg.SamplesEveryNSteps == 0)

@@ -1,7 +1,8 @@
 // The optimisation half of a GRPO step: mu updates over one rollout batch. Each update runs the batch in
 // micro-batches: recompute log pi_theta with a padded forward over prompt + completion, take the clipped surrogate
 // against the sampler's log-probs (or, with a rollout correction, against the trainer's own log-probs before the
-// update, weighting each token by RolloutCorrection), add beta * k3 KL to the frozen reference (computed once per batch),
+// update, weighting each token by RolloutCorrection; with routing replay the MoE layers use the experts recorded while
+// sampling), add beta * k3 KL to the frozen reference (computed once per batch),
 // aggregate with normalisers of the whole batch (so micro-batching does not change the loss), backward; then the run's
 // update (NaN guard, gradient clipping, optimizer: TrainingRun.Update) and the MoE routing-bias update. Metrics are
 // token means over every update.
@@ -18,7 +19,7 @@ public sealed record TrainSample(int[] PromptIds, Completion Completion, double 
 
 public sealed record UpdateStats(double Loss, double GradNorm, double Kl, double Entropy, double ClipLow, double ClipHigh,
     long TrainTokens, double Seconds, double[] LoadRatios, int SkippedUpdates, MismatchStats Mismatch, double IsWeightMean,
-    double MaskedFraction);
+    double MaskedFraction, double RoutingDisagreement);
 
 public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM? reference, TrainingRun run,
     GrpoAlgorithmConfig cfg, double moeBiasGamma)
@@ -45,6 +46,8 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
         var weights = new Tensor[slices.Count];                           // rollout-correction weights (first pass)
         var mismatch = new List<Tensor>(slices.Count);
         bool corrected = cfg.RolloutCorrection != RolloutCorrectionMode.None;
+        var routers = model.Model.Layers.Select(l => l.Moe).Where(m => m is not null).Select(m => m!.Gate).ToArray();
+        var routeCounts = zeros(2, dtype: ScalarType.Float64, device: device);   // (token, layer) pairs differing, recorded
         double gradNormSum = 0, lossSum = 0;
         long trainTokens = 0;
         int skipped = 0;
@@ -60,7 +63,24 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
                 var (start, count) = slices[k];
                 using var batch = Batch(samples, start, count, C, device);
                 trainTokens += batch.RealTokens;
-                var (lp, entropy) = batch.LogProbs(model, cfg.Temperature, withEntropy: true);                  // (m, C)
+                var recorded = Routing(samples, start, count, batch, routers, device);
+                if (recorded is not null)
+                    for (int l = 0; l < routers.Length; l++)
+                    {
+                        routers[l].KeepLastChoice = pass == 0;
+                        routers[l].ReplayExperts = cfg.RoutingReplay ? recorded[l] : null;
+                    }
+                Tensor lp;
+                Tensor? entropy;
+                try { (lp, entropy) = batch.LogProbs(model, cfg.Temperature, withEntropy: true); }   // (m, C)
+                finally
+                {
+                    if (recorded is not null)
+                    {
+                        if (pass == 0 && routers.All(x => x.LastChoice is not null)) routeCounts.add_(Disagreement(routers, recorded));
+                        foreach (var router in routers) { router.ReplayExperts = null; router.ClearLastChoice(); }
+                    }
+                }
                 var m = mask.narrow(0, start, count);
                 var r = rollout.narrow(0, start, count);
                 if (pass == 0)
@@ -105,9 +125,36 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
         double maskedTokens = Math.Max(1, flatMask.sum().item<float>());
         double isMean = (w * flatMask).sum().item<float>() / maskedTokens;
         double maskedFrac = (w.eq(0) & flatMask.gt(0)).sum().item<long>() / maskedTokens;
+        var rc = routeCounts.cpu().data<double>().ToArray();
+        double disagreement = rc[1] > 0 ? rc[0] / rc[1] : double.NaN;
         return new UpdateStats(lossSum / cfg.Mu, applied > 0 ? gradNormSum / applied : double.NaN,
             h[1] / tokenUpdates, h[2] / tokenUpdates, h[3] / tokenUpdates, h[4] / tokenUpdates, trainTokens, sw.Elapsed.TotalSeconds, ratios, skipped,
-            mm, isMean, maskedFrac);
+            mm, isMean, maskedFrac, disagreement);
+    }
+
+    /// <summary>The micro-batch's recorded routing as replay tensors per MoE layer, or null when none was recorded.</summary>
+    private static Tensor[]? Routing(IReadOnlyList<TrainSample> samples, int start, int count, SequenceBatch batch, Router[] routers, Device device)
+    {
+        if (routers.Length == 0) return null;
+        var traces = samples.Skip(start).Take(count).Select(s => s.Completion.Routing).ToList();
+        if (traces.All(t => t is null)) return null;
+        return batch.RoutingTensors(traces, routers.Length, routers[0].TopK, device);
+    }
+
+    /// <summary>(pairs whose own choice differs from the recorded experts as a set, recorded pairs), over every MoE layer.</summary>
+    private static Tensor Disagreement(Router[] routers, Tensor[] recorded)
+    {
+        using var scope = NewDisposeScope();
+        var sum = zeros(2, dtype: ScalarType.Float64, device: recorded[0].device);
+        for (int l = 0; l < routers.Length; l++)
+        {
+            var own = routers[l].LastChoice!.sort(-1).Values;                       // (N, k)
+            var rec = recorded[l].sort(-1).Values;
+            var has = recorded[l].select(1, 0).ge(0);                               // (N)
+            var differs = own.ne(rec).sum(-1).gt(0).logical_and(has);
+            sum.add_(stack([differs.sum(), has.sum()]).to(ScalarType.Float64));
+        }
+        return sum.MoveToOuterDisposeScope();
     }
 
     private static SequenceBatch Batch(IReadOnlyList<TrainSample> samples, int start, int count, int C, Device device) =>

@@ -11,9 +11,10 @@ using PostTrain.Rewards;
 namespace PostTrain.Training.Grpo;
 
 /// <summary>One completion: tokens and pi_old log-probs from the sampler, its text, whether it hit the length limit,
-/// its total reward and each reward's score (null = not applicable or failed).</summary>
+/// its total reward and each reward's score (null = not applicable or failed), and the experts its tokens were routed
+/// to while sampling (MoE models; for routing replay and the routing-disagreement metric).</summary>
 public sealed record Completion(int[] TokenIds, float[] OldLogProbs, string Text, bool Truncated, string FinishReason,
-    double Reward, IReadOnlyList<double?> Scores);
+    double Reward, IReadOnlyList<double?> Scores, RoutingTrace? Routing = null);
 
 /// <summary>A prompt with its G completions.</summary>
 public sealed record RolloutGroup(PromptItem Prompt, IReadOnlyList<Completion> Completions)
@@ -27,7 +28,7 @@ public sealed record RolloutRound(IReadOnlyList<RolloutGroup> Groups, RewardBatc
 
 public sealed class RolloutCollector(DeepSeekForCausalLM model, ITokenizer tokenizer, RewardRunner rewards, GrpoAlgorithmConfig cfg)
 {
-    private readonly TokenGenerator _generator = new(model, new GenerationOptions { MaxBatchSize = 256 });
+    private readonly TokenGenerator _generator = new(model, new GenerationOptions { MaxBatchSize = 256, RecordRouting = model.MoeLayers().Any() });
 
     /// <summary>G completions for each prompt, sampled with <paramref name="seed"/> (the counter-based sampler makes the
     /// draws a function of (seed, row, token index) alone), then scored.</summary>
@@ -58,7 +59,7 @@ public sealed class RolloutCollector(DeepSeekForCausalLM model, ITokenizer token
                 var r = results[i];
                 var scores = Enumerable.Range(0, scored.Names.Count).Select(k => scored.Score(i, k)).ToList();
                 completions.Add(new Completion(r.TokenIds, r.LogProbs, texts[i], r.FinishReason == FinishReason.Length,
-                    r.FinishReason, scored.Totals[i] ?? 0.0, scores));
+                    r.FinishReason, scored.Totals[i] ?? 0.0, scores, r.Routing));
             }
             groups.Add(new RolloutGroup(prompts[p], completions));
         }

@@ -2,6 +2,7 @@
 // policy gives each completion token. Row i is prompt_i ++ completion_i ++ padding (id 0, masked out by the key
 // padding mask); completion token j of row i sits at column P_i + j and is predicted by the logits at column
 // P_i + j - 1. Right padding keeps each row's positions 0.. from its first token, as in generation.
+using PostTrain.Core.Generation;
 using PostTrain.Core.Model;
 using static TorchSharp.torch;
 
@@ -19,6 +20,9 @@ public sealed class SequenceBatch : IDisposable
     public long RealTokens { get; }
 
     /// <param name="completionColumns">C: at least the longest completion (usually max_completion_length).</param>
+    /// <summary>Columns per row (L).</summary>
+    public int Columns { get; }
+
     public SequenceBatch(IReadOnlyList<int[]> prompts, IReadOnlyList<int[]> completions, int completionColumns, Device? device = null)
     {
         if (prompts.Count != completions.Count) throw new ArgumentException($"{prompts.Count} prompts for {completions.Count} completions");
@@ -26,6 +30,7 @@ public sealed class SequenceBatch : IDisposable
         CompletionColumns = completionColumns;
         int L = Enumerable.Range(0, prompts.Count).Max(i => prompts[i].Length + completions[i].Length);
         int C = completionColumns;
+        Columns = L;
         var ids = new long[Rows * L];
         var valid = new bool[Rows * L];
         var pred = new long[Rows * C];
@@ -48,6 +53,29 @@ public sealed class SequenceBatch : IDisposable
         KeyPadding = tensor(valid, [Rows, L], device: device);
         Predictor = tensor(pred, [Rows, C], device: device);
         Targets = tensor(targets, [Rows, C], device: device);
+    }
+
+    /// <summary>The rows' recorded routing as replay tensors, one (n * L, k) int64 per MoE layer in the batch's flattened
+    /// token order; -1 where nothing was recorded (the last completion token, padding, rows without a trace).</summary>
+    public Tensor[] RoutingTensors(IReadOnlyList<RoutingTrace?> traces, int moeLayers, int k, Device device)
+    {
+        var result = new Tensor[moeLayers];
+        for (int l = 0; l < moeLayers; l++)
+        {
+            var v = new long[Rows * Columns * k];
+            Array.Fill(v, -1L);
+            for (int i = 0; i < Rows; i++)
+            {
+                if (traces[i] is not { } t) continue;
+                if (t.MoeLayers != moeLayers || t.TopK != k)
+                    throw new ArgumentException($"row {i}: routing trace of {t.MoeLayers} layers x {t.TopK} experts, the model has {moeLayers} x {k}");
+                int n = Math.Min(t.Positions, Columns);
+                for (int pos = 0; pos < n; pos++)
+                    for (int j = 0; j < k; j++) v[((long)i * Columns + pos) * k + j] = t.Expert(l, pos, j);
+            }
+            result[l] = tensor(v, [Rows * Columns, k], device: device);
+        }
+        return result;
     }
 
     /// <summary>One forward of <paramref name="model"/>: log softmax(logits / temperature) at each completion token

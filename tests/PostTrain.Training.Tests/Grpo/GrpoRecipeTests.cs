@@ -106,6 +106,23 @@ public sealed class GrpoRecipeTests
             Assert.Equal(0, m.GetProperty("mismatch/frac_abs_over_0.1").GetDouble());
             Assert.Equal(1.0, m.GetProperty("mismatch/is_weight_mean").GetDouble(), 5);
             Assert.Equal(0, m.GetProperty("mismatch/masked_fraction").GetDouble());
+            Assert.Equal(0, m.GetProperty("mismatch/routing_disagreement").GetDouble());
+        }
+    }
+
+    [Fact]
+    public async Task Routing_replay_runs_and_in_fp32_rollout_and_training_routes_agree()
+    {
+        using var tmp = Setup();
+        var (code, log) = await Run(tmp, Yaml(tmp, 3), "grpo.routing_replay=true", "grpo.rollout_correction=tis");
+        Assert.Equal(0, code);
+        var metrics = Metrics(tmp["run"]);
+        Assert.Equal(3, metrics.Count);
+        foreach (var m in metrics)
+        {
+            Assert.Equal(0, m.GetProperty("mismatch/routing_disagreement").GetDouble());
+            Assert.True(m.GetProperty("mismatch/logprob_abs_max").GetDouble() < 1e-5, log);
+            Assert.True(double.IsFinite(m.GetProperty("loss").GetDouble()));
         }
     }
 
