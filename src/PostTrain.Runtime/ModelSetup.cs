@@ -2,6 +2,7 @@
 // or load the model, pick the tokenizer, set precision.
 // A model path is a Hugging Face-style directory or a built-in name (random init from the seed, byte tokenizer).
 // Tokenizer: <dir>/tokenizer.json (byte-level BPE) when present, else the byte tokenizer.
+using PostTrain.Core.Checkpoints;
 using PostTrain.Core.Model;
 using PostTrain.Core.Runtime;
 using PostTrain.Data.Tokenizers;
@@ -40,10 +41,18 @@ public static class ModelSetup
         {
             if (!Directory.Exists(m.Path))
                 throw new RecipeConfigException($"model.path: '{m.Path}' is neither a directory nor a built-in model ({string.Join(", ", BuiltinModels.ByName.Keys)})");
-            (model, var report) = PretrainedModel.Load(m.Path);
-            log.WriteLine($"model: {m.Path} ({model.ParameterCount() / 1e6:F2} M parameters)" +
-                (report.LeftInitialised.Count > 0 ? $"; {report.LeftInitialised.Count} MTP tensors not in the checkpoint start random" : ""));
-            tokDir ??= m.Path;
+            if (PeftAdapterFiles.IsAdapterDir(m.Path))
+            {
+                (model, var baseDir) = LoadFoldedAdapter(m.Path, log);
+                tokDir ??= HasTokenizer(m.Path) ? m.Path : baseDir;
+            }
+            else
+            {
+                (model, var report) = PretrainedModel.Load(m.Path);
+                log.WriteLine($"model: {m.Path} ({model.ParameterCount() / 1e6:F2} M parameters)" +
+                    (report.LeftInitialised.Count > 0 ? $"; {report.LeftInitialised.Count} MTP tensors not in the checkpoint start random" : ""));
+                tokDir ??= m.Path;
+            }
         }
         var tokenizer = LoadTokenizer(tokDir);
         if (tokenizer.VocabSize > model.Config.VocabSize)
@@ -51,6 +60,27 @@ public static class ModelSetup
         model.SetPrecision(PrecisionOf(m.Dtype));
         if (device.type != TorchSharp.DeviceType.CPU) model.to(device);
         return new LoadedModel(model, tokenizer, device, m.Path, HasTokenizer(tokDir) ? tokDir : null);
+    }
+
+    /// <summary>A PEFT LoRA adapter directory: its base model (base_model_name_or_path, a directory, absolute or relative to
+    /// the working directory or the adapter) with the adapter folded into the weights.</summary>
+    public static (DeepSeekForCausalLM Model, string BaseDir) LoadFoldedAdapter(string adapterDir, TextWriter log)
+    {
+        var (settings, baseModel) = PeftAdapterFiles.ReadConfig(adapterDir);
+        string baseDir = Directory.Exists(baseModel) ? baseModel : Path.Combine(adapterDir, baseModel);
+        if (!Directory.Exists(baseDir))
+            throw new RecipeConfigException($"model.path: '{adapterDir}' is a LoRA adapter whose base model '{baseModel}' " +
+                $"({PeftAdapterFiles.ConfigFileName}: base_model_name_or_path) is not a directory");
+        var (model, _) = PretrainedModel.Load(baseDir);
+        using (var lora = LoraAdapters.Attach(model, settings, seed: 0))
+        {
+            PeftAdapterFiles.LoadWeights(adapterDir, lora);
+            lora.Fold();
+            log.WriteLine($"model: {baseDir} + LoRA adapter {adapterDir} (r {settings.Rank}, alpha {settings.Alpha}, " +
+                $"{lora.Entries.Count()} layers), folded ({model.ParameterCount() / 1e6:F2} M parameters)");
+        }
+        foreach (var p in model.parameters()) p.requires_grad = true;
+        return (model, baseDir);
     }
 
     public static ITokenizer LoadTokenizer(string? dir) => HasTokenizer(dir) ? HfBpeTokenizer.Load(dir!) : ByteTokenizer.Instance;

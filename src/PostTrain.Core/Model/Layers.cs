@@ -29,7 +29,14 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
     /// <summary>Fp32/Bf16 follow the activation dtype; Fp8 runs the FP8 recipe.</summary>
     public PostTrain.Core.Precision.Precision Precision { get; set; }
 
-    public override Tensor forward(Tensor x) => LinearCompute.Apply(x, weight, bias, Precision);
+    /// <summary>A LoRA adapter added to this layer's output (owned by a LoraAdapters container), or null.</summary>
+    public LoraAdapter? Lora { get; set; }
+
+    public override Tensor forward(Tensor x)
+    {
+        var y = LinearCompute.Apply(x, weight, bias, Precision);
+        return Lora is { } lora ? y + lora.forward(x).to(y.dtype) : y;
+    }
 }
 
 /// <summary>Root-mean-square norm over the last dimension, computed in fp32, cast back to the input dtype.</summary>

@@ -17,6 +17,22 @@ public sealed record SftConfig : TrainerConfig
 
     /// <summary>Sequence-wise balance loss weight alpha (0 = off).</summary>
     public double MoeBalanceAlpha { get; init; } = 0.0;
+
+    /// <summary>Train LoRA adapters instead of the whole model (null = full fine-tuning).</summary>
+    public LoraConfig? Lora { get; init; }
+}
+
+/// <summary>LoRA: W + (alpha / rank) B A on the target modules (module names as in the checkpoint), dropout on A's input.
+/// Checkpoints and the final model are PEFT adapter directories; `posttrain merge` folds one into a full model, and any
+/// model.path may name an adapter directory (its base is loaded and the adapter folded in).</summary>
+public sealed record LoraConfig
+{
+    public int Rank { get; init; } = 16;
+    public double Alpha { get; init; } = 32;
+    public double Dropout { get; init; } = 0.05;
+    public List<string> TargetModules { get; init; } = [.. PostTrain.Core.Model.LoraSettings.AttentionModules];
+
+    public PostTrain.Core.Model.LoraSettings ToSettings() => new(Rank, Alpha, Dropout, TargetModules);
 }
 
 public sealed record SftDataConfig

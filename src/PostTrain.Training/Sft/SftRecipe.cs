@@ -6,6 +6,7 @@
 // model written as a Hugging Face directory with its tokenizer files (<output_dir>/final); the run mechanics are
 // TrainingRun's.
 using System.Diagnostics;
+using PostTrain.Core.Checkpoints;
 using PostTrain.Core.Model;
 using PostTrain.Data;
 using PostTrain.Data.Tokenizers;
@@ -25,6 +26,7 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
     private ITokenizer _tokenizer = null!;
     private Device _device = CPU;
     private TrainingRun _run = null!;
+    private LoraAdapters? _lora;
     private SftBatches _data = null!;
     private readonly DataStats _stats = new();
     private IEnumerator<SftBatch>? _stream;
@@ -43,8 +45,20 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         (_model, _tokenizer, _device) = (loaded.Model, loaded.Tokenizer, loaded.Device);
         foreach (var moe in _model.MoeLayers()) moe.BalanceAlpha = cfg.MoeBalanceAlpha;
         _data = new SftBatches(cfg.Data, _tokenizer, _stats, cfg.Model.Tokenizer ?? cfg.Model.Path);
-        _run = TrainingRun.Start(ctx, cfg, CausalLmRun.Of(_model, loaded.TokenizerDir));
+        _run = TrainingRun.Start(ctx, cfg, cfg.Lora is { } lora ? LoraRun(lora, loaded.TokenizerDir) : CausalLmRun.Of(_model, loaded.TokenizerDir));
         OpenEpoch(_run.State.Epoch, skip: _run.State.DataPosition);
+    }
+
+    /// <summary>LoRA: adapters on the frozen model; the run trains, saves and resumes the adapters only (PEFT directories).</summary>
+    private RunModel LoraRun(LoraConfig lora, string? tokenizerDir)
+    {
+        if (!Directory.Exists(cfg.Model.Path))
+            throw new RecipeConfigException($"lora: model.path must be a model directory (an adapter names its base model; the built-in '{cfg.Model.Path}' is random)");
+        try { _lora = LoraAdapters.Attach(_model, lora.ToSettings(), cfg.Seed); }
+        catch (ArgumentException e) { throw new RecipeConfigException(e.Message); }
+        string baseModel = Path.GetFullPath(cfg.Model.Path);
+        return new RunModel(_lora, (dir, extraFiles) => PeftAdapterFiles.Save(dir, _lora, baseModel, extraFiles),
+            dir => PeftAdapterFiles.LoadWeights(dir, _lora), tokenizerDir);
     }
 
     private void OpenEpoch(int epoch, long skip)
@@ -109,6 +123,7 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
     {
         using var scope = NewDisposeScope();
         _model.train();
+        _lora?.train();
         _run.BeginStep(lr);
         bool mtp = cfg.MtpLambda > 0 && _model.Mtp.Count > 0;
         long globalTargets = micro.Sum(b => b.TargetTokens);
@@ -129,7 +144,8 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         }
         double loss = lossSum / Math.Max(1, globalTargets);
         var update = _run.Update(loss);
-        var ratios = MoeBalancer.Step(_model, update.Applied ? cfg.MoeBiasGamma : 0);   // a skipped step moves nothing, but clears its loads
+        // a skipped step moves nothing, but clears its loads; LoRA keeps the base model (routing biases included) frozen
+        var ratios = MoeBalancer.Step(_model, update.Applied && _lora is null ? cfg.MoeBiasGamma : 0);
         return new StepResult(loss, correct / Math.Max(1, globalTargets), update.GradNorm,
             mtp ? mtpSum / Math.Max(1, mtpCounts![0]) : null, ratios);
     }
@@ -157,6 +173,7 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         _model.eval();
+        _lora?.eval();
         double sum = 0; long count = 0;
         foreach (var batch in _data.Epoch(cfg.Data.EvalPath!, cfg.Seed, 0, shuffle: false).Take(cfg.Data.EvalBatches))
         {
@@ -182,6 +199,7 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
     {
         _stream?.Dispose();
         _run?.Dispose();
+        _lora?.Dispose();
         _model?.Dispose();
     }
 }
