@@ -201,7 +201,7 @@ public sealed class Parser
             Expect(TokenKind.BlockEnd);
             return new SetNode(target, value, line);
         }
-        var filters = Cur.IsOp("|") ? FilterChain(null) : [];
+        var filters = SkipOp("|") ? FilterChain(null) : [];
         Expect(TokenKind.BlockEnd);
         var body = Body(["endset"]);
         EndTag("endset");
