@@ -66,7 +66,7 @@ public sealed class ChatTemplateVerb : ICliVerb
         {
             case "--model":
                 {
-                    var dir = value;
+                    var dir = PostTrain.Data.Hub.HfHubCache.ResolvePath(value);
                     if (!Directory.Exists(dir)) throw new UsageException($"--model: '{value}' is not a directory");
                     var t = ModelTemplateFiles.Find(dir) ?? throw new UsageException($"--model: '{dir}' has no chat template (no chat_template.jinja, no chat_template in tokenizer_config.json)");
                     return (t, Map(ModelTemplateFiles.SpecialTokens(dir)));

@@ -44,7 +44,9 @@ public sealed class JinjaFixtureTests
                 else if (want.TryGetValue("generation", out var g) && g is List<object?> spans && spans.Count > 0)
                 {
                     var wantSpans = spans.Cast<List<object?>>().Select(s => ((int)(long)s[0]!, (int)(long)s[1]!)).ToList();
-                    if (!wantSpans.SequenceEqual(r.GenerationSpans)) failures.Add($"{id}: generation spans {string.Join(",", r.GenerationSpans)} want {string.Join(",", wantSpans)}");
+                    // Python counts code points, .NET strings UTF-16 units: compare in code points
+                    var got = r.GenerationSpans.Select(x => ((int)PyStr.CodePointCount(r.Text[..x.Start]), (int)PyStr.CodePointCount(r.Text[..x.End]))).ToList();
+                    if (!wantSpans.SequenceEqual(got)) failures.Add($"{id}: generation spans {string.Join(",", got)} want {string.Join(",", wantSpans)}");
                 }
             }
             catch (JinjaException ex)

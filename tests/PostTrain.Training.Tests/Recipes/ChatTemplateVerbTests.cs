@@ -105,4 +105,28 @@ public sealed class ChatTemplateVerbTests : IDisposable
         Assert.Equal(2, code);
         Assert.Contains("has no chat template", err);
     }
+
+    [Fact]
+    public async Task Model_may_be_a_hub_id_in_the_local_cache()
+    {
+        // HF_HUB_CACHE is process-wide; only hub ids read it, and no other test of this assembly uses one
+        var cache = Path.Combine(_tmp, "hub");
+        const string commit = "0123456789abcdef0123456789abcdef01234567";
+        Write(Path.Combine("hub", "models--acme--chat", "refs", "main"), commit);
+        Write(Path.Combine("hub", "models--acme--chat", "snapshots", commit, "tokenizer_config.json"),
+            JsonSerializer.Serialize(new { eos_token = "</s>", chat_template = "{{ messages[0].content }}{{ eos_token }}" }));
+        var messages = Write("m.json", """[{"role": "user", "content": "hi"}]""");
+        var old = Environment.GetEnvironmentVariable("HF_HUB_CACHE");
+        Environment.SetEnvironmentVariable("HF_HUB_CACHE", cache);
+        try
+        {
+            var (code, stdout, err) = await Cli("chat-template", "--model", "acme/chat", "--messages", messages);
+            Assert.True(code == 0, err);
+            Assert.Equal("hi</s>", stdout);
+            (code, _, err) = await Cli("chat-template", "--model", "acme/absent@v2", "--messages", messages);
+            Assert.Equal(2, code);
+            Assert.Contains(Path.Combine(cache, "models--acme--absent", "refs", "v2"), err);
+        }
+        finally { Environment.SetEnvironmentVariable("HF_HUB_CACHE", old); }
+    }
 }
