@@ -271,7 +271,7 @@ public static class Filters
     }
 
     /// <summary>The format filter: printf-style %s, %d, %r, %% with positional arguments.</summary>
-    private static string PercentFormat(string fmt, List<object?> args)
+    internal static string PercentFormat(string fmt, List<object?> args)
     {
         var sb = new StringBuilder();
         int ai = 0;
