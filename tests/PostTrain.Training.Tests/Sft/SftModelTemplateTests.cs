@@ -35,4 +35,19 @@ public sealed class SftModelTemplateTests : IDisposable
         var trained = row.Labels.Where(l => l != -100).ToArray();
         Assert.Equal("4<|end|>", tok.Decode(trained));
     }
+
+    [Fact]
+    public void Chat_template_kwargs_bind_from_yaml_and_overrides()
+    {
+        var cfg = RecipeDocument.FromText("""
+            recipe: sft
+            output_dir: runs/x
+            model: { path: micro-moe }
+            data: { path: d.jsonl, chat_template: model, chat_template_kwargs: { enable_thinking: false } }
+            """, "test.yaml", ["data.chat_template_kwargs.tools_mode=\"x\""]).Bind<SftConfig>();
+        Assert.Equal("model", cfg.Data.ChatTemplate);
+        var kwargs = PostTrain.Data.Templates.ChatTemplates.ParseKwargs(cfg.Data.ChatTemplateKwargs);
+        Assert.Equal(false, kwargs["enable_thinking"]);
+        Assert.Equal("x", kwargs["tools_mode"]);
+    }
 }
