@@ -1,6 +1,7 @@
 // What every trainer, and every verb that runs a model (generate, eval, serve), does first: resolve the device, build
 // or load the model, pick the tokenizer, set precision.
-// A model path is a Hugging Face-style directory or a built-in name (random init from the seed, byte tokenizer).
+// A model path is a Hugging Face-style directory, a hub id org/name[@revision] found in the local Hugging Face cache,
+// or a built-in name (random init from the seed, byte tokenizer).
 // Tokenizer: <dir>/tokenizer.json (byte-level BPE) when present, else the byte tokenizer.
 using PostTrain.Core.Checkpoints;
 using PostTrain.Core.Model;
@@ -39,19 +40,22 @@ public static class ModelSetup
         }
         else
         {
-            if (!Directory.Exists(m.Path))
+            string dir;
+            try { dir = PostTrain.Data.Hub.HfHubCache.ResolvePath(m.Path); }   // a hub id org/name[@rev] -> its cached snapshot
+            catch (DirectoryNotFoundException e) { throw new RecipeConfigException($"model.path: {e.Message}"); }
+            if (!Directory.Exists(dir))
                 throw new RecipeConfigException($"model.path: '{m.Path}' is neither a directory nor a built-in model ({string.Join(", ", BuiltinModels.ByName.Keys)})");
-            if (PeftAdapterFiles.IsAdapterDir(m.Path))
+            if (PeftAdapterFiles.IsAdapterDir(dir))
             {
-                (model, var baseDir) = LoadFoldedAdapter(m.Path, log);
-                tokDir ??= HasTokenizer(m.Path) ? m.Path : baseDir;
+                (model, var baseDir) = LoadFoldedAdapter(dir, log);
+                tokDir ??= HasTokenizer(dir) ? dir : baseDir;
             }
             else
             {
-                (model, var report) = PretrainedModel.Load(m.Path);
+                (model, var report) = PretrainedModel.Load(dir);
                 log.WriteLine($"model: {m.Path} ({model.ParameterCount() / 1e6:F2} M parameters)" +
                     (report.LeftInitialised.Count > 0 ? $"; {report.LeftInitialised.Count} MTP tensors not in the checkpoint start random" : ""));
-                tokDir ??= m.Path;
+                tokDir ??= dir;
             }
         }
         var tokenizer = LoadTokenizer(tokDir);

@@ -46,8 +46,8 @@ public sealed class PostTrainServer : IAsyncDisposable
         Validate(options);
         var log = options.Log ?? Console.Error;
         var address = ParseHost(options.Host);
-        if (!Directory.Exists(options.Model) && !BuiltinModels.ByName.ContainsKey(options.Model))
-            throw new ArgumentException($"ServeOptions.Model: '{options.Model}' is neither a directory nor a built-in model " +
+        if (!Directory.Exists(options.Model) && !BuiltinModels.ByName.ContainsKey(options.Model) && !PostTrain.Data.Hub.HubId.TryParse(options.Model, out _))
+            throw new ArgumentException($"ServeOptions.Model: '{options.Model}' is neither a directory, a hub id nor a built-in model " +
                 $"({string.Join(", ", BuiltinModels.ByName.Keys)})");
         Template(options, ByteTokenizer.Instance);   // fail on a bad template name before loading anything
         var loaded = await Task.Run(() => ModelSetup.Load(new ModelConfigSection

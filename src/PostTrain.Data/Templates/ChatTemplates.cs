@@ -21,11 +21,13 @@ public static class ChatTemplates
     public static IReadOnlyList<string> Names { get; } = ["auto", "model", "deepseek_v3", "plain"];
 
     /// <summary>The template called <paramref name="name"/> for <paramref name="tokenizer"/>. <paramref name="modelDir"/> is
-    /// the model (or tokenizer) directory it serves, or null (or a built-in model name, which has no files);
+    /// the model (or tokenizer) directory or hub id it serves, or null (or a built-in model name, which has no files);
     /// <paramref name="kwargs"/> are extra template variables; <paramref name="key"/> names the setting in errors.</summary>
     public static IChatTemplate Resolve(string name, ITokenizer tokenizer, string? modelDir = null, string key = "data.chat_template",
         IReadOnlyDictionary<string, object?>? kwargs = null, Func<DateTime>? now = null)
     {
+        if (modelDir is not null && !Directory.Exists(modelDir) && Hub.HubId.TryParse(modelDir, out var hubId))
+            modelDir = new Hub.HfHubCache().Find(hubId, []) ?? modelDir;   // a hub id: its snapshot in the local cache
         var dir = modelDir is not null && Directory.Exists(modelDir) ? modelDir : null;
         switch (name)
         {

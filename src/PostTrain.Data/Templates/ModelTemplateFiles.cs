@@ -20,8 +20,14 @@ public static class ModelTemplateFiles
         var jinja = Path.Combine(dir, "chat_template.jinja");
         if (File.Exists(jinja) && name is null) return new ModelTemplate(File.ReadAllText(jinja), jinja);
         var config = Path.Combine(dir, "tokenizer_config.json");
-        if (!File.Exists(config)) return null;
+        return File.Exists(config) ? FindInConfig(config, name) : null;
+    }
+
+    /// <summary>The chat_template of a tokenizer_config.json file, or null when it has none.</summary>
+    public static ModelTemplate? FindInConfig(string config, string? name = null)
+    {
         using var doc = ParseJson(config);
+        if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new DataException(config, null, null, "expected a JSON object");
         if (!doc.RootElement.TryGetProperty("chat_template", out var t) || t.ValueKind == JsonValueKind.Null) return null;
         if (t.ValueKind == JsonValueKind.String) return new ModelTemplate(t.GetString()!, config + " (chat_template)");
         if (t.ValueKind != JsonValueKind.Array) throw new DataException(config, null, "chat_template", "must be a string or a list of {name, template}");
@@ -41,9 +47,14 @@ public static class ModelTemplateFiles
     /// <summary>transformers' special_tokens_map from tokenizer_config.json, or an empty map when there is none.</summary>
     public static PyDict SpecialTokens(string? dir)
     {
-        var map = new PyDict();
         var config = dir is null ? null : Path.Combine(dir, "tokenizer_config.json");
-        if (config is null || !File.Exists(config)) return map;
+        return config is null || !File.Exists(config) ? new PyDict() : SpecialTokensFromConfig(config);
+    }
+
+    /// <summary>The special-token map of a tokenizer_config.json file.</summary>
+    public static PyDict SpecialTokensFromConfig(string config)
+    {
+        var map = new PyDict();
         using var doc = ParseJson(config);
         var root = doc.RootElement;
         foreach (var key in SpecialKeys)

@@ -27,7 +27,9 @@ public sealed class EvalModel
     /// <summary>A model directory; label defaults to the directory's name.</summary>
     public static EvalModel FromDirectory(string dir, string? label = null)
     {
-        var full = Path.GetFullPath(dir);
+        string full;
+        try { full = Path.GetFullPath(PostTrain.Data.Hub.HfHubCache.ResolvePath(dir)); }   // a hub id -> its cached snapshot
+        catch (DirectoryNotFoundException e) { throw new EvalConfigException(e.Message); }
         if (!System.IO.Directory.Exists(full)) throw new EvalConfigException($"model directory '{dir}' not found");
         if (!File.Exists(Path.Combine(full, "config.json"))) throw new EvalConfigException($"model directory '{dir}' has no config.json (expected a Hugging Face model folder)");
         return new EvalModel(label ?? Path.GetFileName(full.TrimEnd(Path.DirectorySeparatorChar)), full, device =>

@@ -22,7 +22,7 @@ public static class Filters
             case "upper": return PyStr.Str(v).ToUpperInvariant();
             case "lower": return PyStr.Str(v).ToLowerInvariant();
             case "capitalize": { var s = PyStr.Str(v); return s.Length == 0 ? s : s[..1].ToUpperInvariant() + s[1..].ToLowerInvariant(); }
-            case "title": return Methods.Bind(PyStr.Str(v), "title")!.Invoke([], []);
+            case "title": return Title(PyStr.Str(v));
             case "replace":
                 return Methods.Bind(PyStr.Str(v), "replace")!.Invoke([A(0, "old"), A(1, "new"), A(2, "count") ?? -1L], []);
             case "default" or "d":
@@ -126,7 +126,7 @@ public static class Filters
                     {
                         "ceil" => Math.Ceiling(d * f) / f,
                         "floor" => Math.Floor(d * f) / f,
-                        _ => Math.Round(d * f, MidpointRounding.AwayFromZero) / f,
+                        _ => PyRound(d, precision),
                     };
                 }
             case "int":
@@ -177,6 +177,39 @@ public static class Filters
             case "format": return PercentFormat(PyStr.Str(v), args);
         }
         throw new JinjaException("template_assertion_error", $"No filter named '{name}'.");
+    }
+
+    /// <summary>Python's round(x, n): half to even on the exact binary value (round(2.675, 2) == 2.67).</summary>
+    private static double PyRound(double x, int digits)
+    {
+        if (double.IsNaN(x) || double.IsInfinity(x) || digits < 0) return Math.Round(x, MidpointRounding.ToEven);
+        long bits = BitConverter.DoubleToInt64Bits(x);
+        int exp = (int)((bits >> 52) & 0x7FF);
+        long mant = bits & 0xFFFFFFFFFFFFFL;
+        if (exp == 0) exp++; else mant |= 1L << 52;
+        exp -= 1075;                                   // |x| = mant * 2^exp exactly
+        if (exp >= 0) return x;
+        var num = new System.Numerics.BigInteger(mant) * System.Numerics.BigInteger.Pow(10, digits);
+        var den = System.Numerics.BigInteger.One << -exp;
+        var q = System.Numerics.BigInteger.DivRem(num, den, out var r);
+        int cmp = (r * 2).CompareTo(den);
+        if (cmp > 0 || (cmp == 0 && !q.IsEven)) q += 1;
+        var v = double.Parse($"{q}E-{digits}", CultureInfo.InvariantCulture);
+        return x < 0 ? -v : v;
+    }
+
+    /// <summary>jinja2's title filter: words start after -, whitespace or an opening bracket (so "it's" stays "It's").</summary>
+    private static string Title(string s)
+    {
+        var sb = new StringBuilder(s.Length);
+        bool start = true;
+        foreach (var c in s)
+        {
+            bool sep = c is '-' or '(' or '{' or '[' or '<' || PyStr.IsSpace(c);
+            sb.Append(sep ? c : start ? char.ToUpperInvariant(c) : char.ToLowerInvariant(c));
+            start = sep;
+        }
+        return sb.ToString();
     }
 
     private static object? SortKey(object? v, bool caseSensitive) => !caseSensitive && v is string s ? s.ToLowerInvariant() : v;
@@ -238,7 +271,7 @@ public static class Filters
     }
 
     /// <summary>The format filter: printf-style %s, %d, %r, %% with positional arguments.</summary>
-    private static string PercentFormat(string fmt, List<object?> args)
+    internal static string PercentFormat(string fmt, List<object?> args)
     {
         var sb = new StringBuilder();
         int ai = 0;

@@ -98,21 +98,21 @@ public sealed class Lexer
     {
         int tagLine = _line;
         _tokens.Add(new Token(begin, "", _line));
-        int first = _tokens.Count;
+        int first = _tokens.Count, depth = 0;
         while (true)
         {
             SkipSpace();
             if (_pos >= _src.Length) throw JinjaException.Syntax($"unexpected end of template, expected '{close}}}'", tagLine);
             char c = _src[_pos];
-            // the closing delimiter, optionally with whitespace control
-            if ((c == '-' || c == '+') && At(_pos + 1, close) && At(_pos + 2, '}'))
+            // the closing delimiter (only outside brackets, as jinja2 balances them), optionally with whitespace control
+            if (depth == 0 && (c == '-' || c == '+') && At(_pos + 1, close) && At(_pos + 2, '}'))
             {
                 _pos += 3;
                 _tokens.Add(new Token(endKind, "", _line));
                 AfterClose(minus: c == '-', plus: c == '+', trim: endKind == TokenKind.BlockEnd);
                 break;
             }
-            if (c == close && At(_pos + 1, '}'))
+            if (depth == 0 && c == close && At(_pos + 1, '}'))
             {
                 _pos += 2;
                 _tokens.Add(new Token(endKind, "", _line));
@@ -120,6 +120,9 @@ public sealed class Lexer
                 break;
             }
             ExpressionToken();
+            var last = _tokens[^1];
+            if (last.Kind == TokenKind.Operator && last.Value is "(" or "[" or "{") depth++;
+            else if (last.Kind == TokenKind.Operator && last.Value is ")" or "]" or "}" && depth > 0) depth--;
         }
         if (begin == TokenKind.BlockBegin && _tokens.Count == first + 2 && _tokens[first].IsName("raw")) Raw(tagLine);
     }

@@ -91,6 +91,7 @@ public static class PyOps
     {
         if (op == "+") return Add(a, b);
         ThrowIfUndefined(a, b);
+        if (op == "%" && a is string fmt) return Filters.PercentFormat(fmt, b is PyTuple t ? [.. t.Items] : [b]);   // 'x=%s' % v
         if (op == "*")
         {
             if (a is string s && b is long or bool) return Repeat(s, AsLong(b));
