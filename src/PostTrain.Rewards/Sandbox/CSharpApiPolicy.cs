@@ -67,17 +67,18 @@ internal static class CSharpApiPolicy
     {
         var violations = new List<string>();
         var root = tree.GetRoot(ct);
-        void Add(SyntaxNodeOrToken at, string what)
+        void AddAt(Location? at, string what)
         {
-            var line = at.GetLocation()?.GetLineSpan().StartLinePosition.Line + 1;
-            var message = $"{what} (line {line})";
+            var message = $"{what} (line {at?.GetLineSpan().StartLinePosition.Line + 1})";
             if (!violations.Contains(message)) violations.Add(message);
         }
+        void Add(SyntaxNodeOrToken at, string what) => AddAt(at.GetLocation(), what);
 
+        // A directive is trivia of the token after it (on a later line): report the directive's own line.
         foreach (var trivia in root.DescendantTrivia(descendIntoTrivia: true))
         {
-            if (trivia.IsKind(SyntaxKind.ReferenceDirectiveTrivia)) Add(trivia.Token, "#r directive");
-            if (trivia.IsKind(SyntaxKind.LoadDirectiveTrivia)) Add(trivia.Token, "#load directive");
+            if (trivia.IsKind(SyntaxKind.ReferenceDirectiveTrivia)) AddAt(trivia.GetLocation(), "#r directive");
+            if (trivia.IsKind(SyntaxKind.LoadDirectiveTrivia)) AddAt(trivia.GetLocation(), "#load directive");
         }
         foreach (var token in root.DescendantTokens())
         {

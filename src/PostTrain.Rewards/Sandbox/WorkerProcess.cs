@@ -36,9 +36,9 @@ internal sealed class WorkerProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
-    public static async Task<WorkerProcess> StartAsync(string language, SandboxLimits limits, CancellationToken ct)
+    public static async Task<WorkerProcess> StartAsync(string language, SandboxLimits limits, string? scratchRoot, CancellationToken ct)
     {
-        var scratch = WorkerLauncher.CreateScratch();
+        var scratch = WorkerLauncher.CreateScratch(scratchRoot);
         Process process;
         try
         {

@@ -67,6 +67,16 @@ public sealed class CSharpApiPolicyTests
     }
 
     [Fact]
+    public void DirectivesAreReportedOnTheirOwnLine()
+    {
+        // A directive is trivia of the next token: the line must be the directive's, not the following code's.
+        var (_, failure) = Compile("#r \"System.Net.Http\"\n#load \"/etc/passwd\"\n\nint Solve() => 1;");
+        Assert.NotNull(failure);
+        Assert.Equal(Verdict.Forbidden, failure.Verdict);
+        Assert.Equal("#r directive (line 1); #load directive (line 2)", failure.Message);
+    }
+
+    [Fact]
     public void PolicyRunsOnTheSemanticModelNotOnText()
     {
         // The words appear, but only in a string and a comment: allowed.
