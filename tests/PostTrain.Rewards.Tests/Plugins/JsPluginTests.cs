@@ -119,7 +119,7 @@ public sealed class JsPluginTests
             new RewardRunnerOptions { Timeout = TimeSpan.FromMilliseconds(300) });
         var watch = System.Diagnostics.Stopwatch.StartNew();
         var result = runner.Score([Sample.Of("x")]);
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10));
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(45));   // not the engine's own 1 min: the runner's token stopped it
         Assert.Equal((RewardCallStatus.Timeout, (double?)null), (result.Calls[0][0].Status, result.Calls[0][0].Score));
         Assert.Equal(1, result.Stats[0].Timeouts);
     }
