@@ -1,4 +1,4 @@
-// Runs one JavaScript program's test cases, each in a fresh limited Jint engine (JavaScriptEngine.CreateLimited).
+// Runs one JavaScript program's test cases, each in a fresh limited Jint engine (LimitedJint.Create).
 // Function mode: execute the program, look up the entry (`solve` or `Solution.solve`), call it with the case's
 // JSON arguments and return JSON.stringify of the result (a Promise is awaited). Stdio mode: execute the program
 // with the case's stdin behind readline() / require('fs').readFileSync(0) and return what it printed.
@@ -6,6 +6,7 @@ using Acornima.Ast;
 using Jint;
 using Jint.Native;
 using Jint.Native.Json;
+using PostTrain.Rewards.Policy;
 using PostTrain.Rewards.Sandbox;
 
 namespace PostTrain.Sandbox.Worker;
@@ -18,7 +19,7 @@ internal sealed class JavaScriptRunner(WorkerRequest request) : ICaseRunner
     {
         var stdout = new CappedWriter(request.Limits.MaxOutputChars);
         var stderr = new CappedWriter(request.Limits.MaxOutputChars);
-        using var engine = JavaScriptEngine.CreateLimited(request.Limits);
+        using var engine = LimitedJint.Create(request.Limits.JavaScript);
         JavaScriptConsole.Install(engine, testCase.Stdin ?? "", stdout, stderr);
         try
         {

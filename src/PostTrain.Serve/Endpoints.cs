@@ -30,6 +30,10 @@ internal sealed class Endpoints(RequestParser parser, Scheduler scheduler, IToke
         app.MapFallback(ctx => WriteError(ctx, new ApiException(404, $"no route {ctx.Request.Method} {ctx.Request.Path}", code: "not_found")));
     }
 
+    private static string BodyLimit(HttpContext ctx) =>
+        ctx.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpMaxRequestBodySizeFeature>()?.MaxRequestBodySize is { } limit
+            ? limit.ToString("N0", System.Globalization.CultureInfo.InvariantCulture) + " bytes" : "its limit";
+
     private object ModelCard() => new { id = modelName, @object = "model", created = startedAt, owned_by = "posttrain", max_model_len = maxModelLen };
 
     private async Task Generate(HttpContext ctx, ApiKind kind)
@@ -40,6 +44,12 @@ internal sealed class Endpoints(RequestParser parser, Scheduler scheduler, IToke
             JsonDocument doc;
             try { doc = await JsonDocument.ParseAsync(ctx.Request.Body, default, ctx.RequestAborted); }
             catch (JsonException e) { throw ApiException.BadRequest($"the request body is not valid JSON: {e.Message}"); }
+            // Kestrel stops reading a body over its limit (MaxRequestBodySize, 30 MB) with 413; other framing errors are 400.
+            catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+            {
+                throw new ApiException(413, $"the request body is larger than the server accepts ({BodyLimit(ctx)})");
+            }
+            catch (BadHttpRequestException e) { throw new ApiException(e.StatusCode, $"bad request body: {e.Message}"); }
             using (doc) job = new Job(parser.Parse(kind, doc.RootElement), tokenizer, ctx.RequestAborted);
             scheduler.Submit(job);
         }

@@ -78,13 +78,64 @@ public sealed partial class GeneratorTests
     }
 
     [Fact]
-    public void Preference_rejected_differs_only_in_a_wrong_final_result()
+    public void Preference_pairs_prefer_worked_boxed_answers_over_sloppy_ones()
     {
         var (train, test) = DatasetFiles.Preferences();
         Assert.Equal(500, train.Count);
         Assert.Equal(50, test.Count);
+        Assert.Empty(test.Select(p => p.Prompt).Intersect(train.Select(p => p.Prompt)));
+        // every flaw in equal shares, in both splits
+        Assert.All(PreferenceGenerator.Flaws, f => Assert.Equal(100, train.Count(p => p.Flaw == f)));
+        Assert.All(PreferenceGenerator.Flaws, f => Assert.Equal(10, test.Count(p => p.Flaw == f)));
         foreach (var p in train.Concat(test))
         {
+            // chosen: the equation lines, each correct, then exactly one boxed right answer
+            var chosen = p.Chosen.Split('\n');
+            foreach (var line in chosen[..^1]) CheckEquation(line);
+            Assert.Equal($"The answer is \\boxed{{{p.Answer}}}.", chosen[^1]);
+            // rejected: never boxed, never the chosen text, and flawed the way its label says
+            Assert.DoesNotContain("\\boxed", p.Rejected);
+            var rejected = p.Rejected.Split('\n');
+            switch (p.Flaw)
+            {
+                case "unboxed":   // the same steps; the answer stated without a box
+                    Assert.Equal(chosen[..^1], rejected[..^1]);
+                    Assert.Equal($"The answer is {p.Answer}.", rejected[^1]);
+                    break;
+                case "unfinished":   // stops at the first equation's '=' with no result and no answer line
+                    Assert.Single(rejected);
+                    Assert.Equal(chosen[0][..(chosen[0].IndexOf('=') + 1)], p.Rejected);
+                    break;
+                case "bare":   // the right number, no work
+                    Assert.Equal(p.Answer.ToString(), p.Rejected);
+                    break;
+                case "rambling":   // the steps buried in filler, a hedged unboxed answer
+                    Assert.Equal(chosen[..^1], rejected[1..^1]);
+                    Assert.EndsWith($"I think it is {p.Answer} or so.", rejected[^1]);
+                    Assert.True(p.Rejected.Length > p.Chosen.Length);
+                    break;
+                case "sloppy":   // one line, no spaces in the equations, "so N" instead of a sentence
+                    Assert.Single(rejected);
+                    Assert.Equal(string.Join(' ', chosen[..^1].Select(l => l.Replace(" ", ""))) + $" so {p.Answer}", p.Rejected);
+                    break;
+                default:
+                    Assert.Fail($"unknown flaw '{p.Flaw}'");
+                    break;
+            }
+        }
+    }
+
+    [Fact]
+    public void Hard_preference_rejected_differs_only_in_a_wrong_final_result()
+    {
+        var (train, test) = DatasetFiles.Preferences(PreferenceKind.WrongResult);
+        Assert.Equal(500, train.Count);
+        Assert.Equal(50, test.Count);
+        // the same problems as the shipped form pairs
+        Assert.Equal(DatasetFiles.Preferences().Train.Select(p => p.Prompt), train.Select(p => p.Prompt));
+        foreach (var p in train.Concat(test))
+        {
+            Assert.Equal("wrong_result", p.Flaw);
             Assert.Equal(p.Answer.ToString(), Boxed(p.Chosen));
             var wrong = int.Parse(Boxed(p.Rejected));
             Assert.Contains(wrong - p.Answer, new[] { -10, -2, -1, 1, 2, 10 });
@@ -102,6 +153,7 @@ public sealed partial class GeneratorTests
         var (at, ae) = DatasetFiles.Arithmetic();
         var (ct, ce) = DatasetFiles.Countdown();
         var (pt, pe) = DatasetFiles.Preferences();
+        var (ht, he) = DatasetFiles.Preferences(PreferenceKind.WrongResult);
         var parser = new ExampleParser();
 
         foreach (var (split, problems) in new[] { ("train", at), ("test", ae) })
@@ -119,9 +171,9 @@ public sealed partial class GeneratorTests
                 rows.Select(r => $"{r["prompt"]}|{string.Join(",", (IReadOnlyList<object?>)r["numbers"]!)}|{r["target"]}|{r["answer"]}"));
             Assert.Equal(problems.Select(p => p.Completion), rows.Select(r => (string)r["completion"]!));
         }
-        foreach (var (split, pairs) in new[] { ("train", pt), ("test", pe) })
+        foreach (var (dir, split, pairs) in new[] { ("preferences", "train", pt), ("preferences", "test", pe), ("preferences-hard", "train", ht), ("preferences-hard", "test", he) })
         {
-            var examples = DatasetReader.Read(Path.Combine(root, "datasets", "preferences", $"{split}.parquet")).Select(parser.Preference).ToList();
+            var examples = DatasetReader.Read(Path.Combine(root, "datasets", dir, $"{split}.parquet")).Select(parser.Preference).ToList();
             Assert.Equal(pairs.Select(p => (p.Prompt, p.Chosen, p.Rejected)),
                 examples.Select(e => (e.Prompt[0].Content, e.Chosen[0].Content, e.Rejected[0].Content)));
         }

@@ -1,7 +1,8 @@
 // Renders report.html in headless Debian chromium: the page must load offline with no console errors or failed
 // resource loads, and the DOM must hold the tables and the inline SVG plots. Needs /usr/bin/chromium
-// (scripts/ci/install-chromium.sh installs it); without it the test fails and says so. The screenshot is kept at
-// $TMPDIR/posttrain-eval-report.png for a person to look at.
+// (scripts/ci/install-chromium.sh installs it); without it the test fails and says so. The screenshot is taken in the
+// fixture's own folder (concurrent runs must not share it) and then copied to $TMPDIR/posttrain-eval-report.png
+// (atomically) for a person to look at.
 using System.Diagnostics;
 using System.Text.RegularExpressions;
 
@@ -16,12 +17,15 @@ public sealed class BrowserTests(EvalFixture fx) : IClassFixture<EvalFixture>
     {
         Assert.True(File.Exists(Chromium), $"{Chromium} not found: the report browser test needs Debian's chromium; run scripts/ci/install-chromium.sh (apt-get install -y --no-install-recommends chromium)");
         var url = new Uri(fx.Result.Reports!.Html).AbsoluteUri;
-        var screenshot = Path.Combine(Path.GetTempPath(), "posttrain-eval-report.png");
-        if (File.Exists(screenshot)) File.Delete(screenshot);
+        var screenshot = Path.Combine(fx.Root, $"report-{Guid.NewGuid():N}.png");
 
         var (rc, _, log) = RunChromium($"--screenshot={screenshot} --window-size=1200,2000 --enable-logging=stderr --v=0 {url}");
         Assert.True(rc == 0, $"chromium --screenshot exited {rc}: {log}");
         Assert.True(File.Exists(screenshot) && new FileInfo(screenshot).Length > 20_000, $"no screenshot at {screenshot}");
+        var kept = Path.Combine(Path.GetTempPath(), "posttrain-eval-report.png");
+        var staged = kept + $".tmp-{Guid.NewGuid():N}";
+        File.Copy(screenshot, staged);
+        File.Move(staged, kept, overwrite: true);
         var consoleErrors = log.Split('\n').Where(l => l.Contains("CONSOLE", StringComparison.Ordinal) || l.Contains("Uncaught", StringComparison.Ordinal)
             || l.Contains("ERR_FILE_NOT_FOUND", StringComparison.Ordinal) || l.Contains("Failed to load resource", StringComparison.Ordinal)).ToList();
         Assert.True(consoleErrors.Count == 0, "console errors:\n" + string.Join("\n", consoleErrors));

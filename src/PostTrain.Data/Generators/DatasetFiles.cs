@@ -1,4 +1,4 @@
-// The datasets shipped in datasets/ (arithmetic, countdown, preferences): their sizes and seeds, the row
+// The datasets shipped in datasets/ (arithmetic, countdown, preferences, preferences-hard): their sizes and seeds, the row
 // layout of their Parquet files, and an atomic writer (temp file + rename). Test splits never repeat a
 // training prompt. `dotnet run --project datasets/tools/PostTrain.DatasetGen -- datasets` rewrites them.
 using System.Text.Json.Serialization;
@@ -33,10 +33,12 @@ public static class DatasetFiles
         WriteParquet(Path.Combine(dir, "test.parquet"), ToRows(test));
     }
 
-    public static (List<PreferencePair> Train, List<PreferencePair> Test) Preferences()
+    /// <summary>datasets/preferences (Form: well-formed vs sloppy answers) or, with WrongResult,
+    /// datasets/preferences-hard (right vs wrong last result); same problems and seeds for both.</summary>
+    public static (List<PreferencePair> Train, List<PreferencePair> Test) Preferences(PreferenceKind kind = PreferenceKind.Form)
     {
-        var train = PreferenceGenerator.Generate(500, seed: 5);
-        return (train, PreferenceGenerator.Generate(50, seed: 6, train.Select(p => p.Prompt).ToHashSet()));
+        var train = PreferenceGenerator.Generate(500, seed: 5, kind: kind);
+        return (train, PreferenceGenerator.Generate(50, seed: 6, train.Select(p => p.Prompt).ToHashSet(), kind));
     }
 
     /// <summary>Writes every dataset under <paramref name="datasetsDir"/> (e.g. "datasets").</summary>
@@ -58,6 +60,9 @@ public static class DatasetFiles
         var (pt, pe) = Preferences();
         Write("preferences", "train", ToRows(pt));
         Write("preferences", "test", ToRows(pe));
+        var (ht, he) = Preferences(PreferenceKind.WrongResult);
+        Write("preferences-hard", "train", ToRows(ht));
+        Write("preferences-hard", "test", ToRows(he));
         return written;
     }
 
@@ -85,7 +90,7 @@ public static class DatasetFiles
         [.. problems.Select(p => new CountdownRow { Prompt = p.Prompt, Numbers = [.. p.Numbers], Target = p.Target, Answer = p.Answer, Completion = p.Completion })];
 
     public static List<PreferenceRow> ToRows(IEnumerable<PreferencePair> pairs) =>
-        [.. pairs.Select(p => new PreferenceRow { Prompt = p.Prompt, Chosen = p.Chosen, Rejected = p.Rejected, Answer = p.Answer, Category = p.Category })];
+        [.. pairs.Select(p => new PreferenceRow { Prompt = p.Prompt, Chosen = p.Chosen, Rejected = p.Rejected, Answer = p.Answer, Category = p.Category, Flaw = p.Flaw })];
 
     public sealed class ArithmeticRow
     {
@@ -111,5 +116,6 @@ public static class DatasetFiles
         [JsonPropertyName("rejected")] public string Rejected { get; set; } = "";
         [JsonPropertyName("answer")] public int Answer { get; set; }
         [JsonPropertyName("category")] public string Category { get; set; } = "";
+        [JsonPropertyName("flaw")] public string Flaw { get; set; } = "";
     }
 }

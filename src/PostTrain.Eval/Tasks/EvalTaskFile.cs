@@ -3,6 +3,7 @@
 //   checker_options (map), prompt_template, system_prompt, category_column, answers (math|countdown|code|none;
 //   default from the checker name), stop_strings (list).
 // Unknown keys are errors naming the file and key.
+using PostTrain.Training.Recipes;
 using YamlDotNet.RepresentationModel;
 
 namespace PostTrain.Eval.Tasks;
@@ -20,9 +21,9 @@ public static class EvalTaskFile
 
     public static EvalTask Parse(string text, string path)
     {
-        var stream = new YamlStream();
-        try { stream.Load(new StringReader(text)); }
-        catch (YamlDotNet.Core.YamlException e) { throw new EvalConfigException($"{path}: line {e.Start.Line}: {e.Message}"); }
+        YamlStream stream;
+        try { stream = YamlSyntax.Load(text); }
+        catch (YamlSyntaxError e) { throw new EvalConfigException($"{path}:{e.Line}:{e.Column}: invalid YAML: {e.Message}"); }
         if (stream.Documents.Count != 1 || stream.Documents[0].RootNode is not YamlMappingNode root)
             throw new EvalConfigException($"{path}: expected one mapping of task keys");
         var map = new Dictionary<string, YamlNode>(StringComparer.Ordinal);

@@ -8,7 +8,8 @@
 // several threads at once, so keep it free of shared mutable state.
 // Compilation: references = the framework's System.* assemblies and the host types; imports = System,
 // System.Collections.Generic, System.Linq, System.Text, System.Text.RegularExpressions, System.Globalization and
-// PostTrain.Rewards.Plugins; #r and #load resolve nothing; then CSharpPolicy rejects forbidden APIs.
+// PostTrain.Rewards.Plugins; #r and #load resolve nothing; then CSharpApiPolicy with CSharpAllowList.Plugins
+// rejects forbidden APIs.
 // Errors name the file and line: policy violations and compile errors at load (RewardConfigException), exceptions
 // thrown while scoring (PluginException, line from the script's debug information).
 // Simplification: the code runs in-process; a script that loops forever cannot be stopped (the runner abandons the
@@ -18,6 +19,7 @@ using System.Text;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp.Scripting;
 using Microsoft.CodeAnalysis.Scripting;
+using PostTrain.Rewards.Policy;
 
 namespace PostTrain.Rewards.Plugins;
 
@@ -48,7 +50,7 @@ public sealed class CSharpScriptReward : IReward
         var script = CSharpScript.Create<Func<RewardSample, RewardOutput>>(source, Options(fullPath), typeof(RewardGlobals));
         var compilation = script.GetCompilation();
 
-        var violations = CSharpPolicy.Check(compilation);
+        var violations = CSharpApiPolicy.Check(compilation, CSharpAllowList.Plugins);
         if (violations.Count > 0)
             throw new RewardConfigException($"{path}: uses forbidden APIs:\n" + string.Join("\n", violations.Select(v => "  " + Relative(v.ToString(), fullPath, path))));
         var errors = compilation.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error).Take(5).ToList();
@@ -96,7 +98,7 @@ public sealed class CSharpScriptReward : IReward
         .WithMetadataResolver(NoReferences.Instance)
         .WithSourceResolver(NoSources.Instance);
 
-    // Every framework assembly is referenced so that a forbidden call binds and CSharpPolicy can name it
+    // Every framework assembly is referenced so that a forbidden call binds and CSharpApiPolicy can name it
     // ("System.Diagnostics.Process.Start is not allowed") instead of a vague "type not found"; the policy,
     // not the reference list, decides what a plugin may use.
     private static readonly Lazy<IReadOnlyList<MetadataReference>> References = new(() =>
@@ -124,7 +126,7 @@ public sealed class CSharpScriptReward : IReward
 
     private static string Relative(string message, string fullPath, string path) => message.Replace(fullPath, path, StringComparison.Ordinal);
 
-    // #r "..." resolves to nothing (CSharpPolicy reports the directive itself).
+    // #r "..." resolves to nothing (CSharpApiPolicy reports the directive itself).
     private sealed class NoReferences : MetadataReferenceResolver
     {
         public static readonly NoReferences Instance = new();
@@ -133,7 +135,7 @@ public sealed class CSharpScriptReward : IReward
         public override ImmutableArray<PortableExecutableReference> ResolveReference(string reference, string? baseFilePath, MetadataReferenceProperties properties) => [];
     }
 
-    // #load "..." resolves to nothing (CSharpPolicy reports the directive itself).
+    // #load "..." resolves to nothing (CSharpApiPolicy reports the directive itself).
     private sealed class NoSources : SourceReferenceResolver
     {
         public static readonly NoSources Instance = new();

@@ -5,7 +5,8 @@
 // number, null/undefined (= not applicable), or {score, reason, metrics} with score a number or null, reason a
 // string and metrics an object of numbers.
 //
-// Isolation: no CLR access (Jint's interop is off unless AllowClr is called; it is not) and the JsLimits (statements, time, memory, recursion, array size, regex time) per call. State: a FRESH engine per
+// Plugin limits: an engine from LimitedJint with JavaScriptLimits (default: the plugin limits: statements, time,
+// memory, recursion, array size, regex time) per call, no CLR access. State: a FRESH engine per
 // call (the prepared script is parsed once and re-run in each engine, ~0.1-0.3 ms): nothing a call does can leak
 // into the next sample, and calls run in parallel safely. eval and new Function(code) stay enabled: they run under
 // the same limits with the same (absent) host access, and let a plugin run model-written JavaScript (code_tests.js).
@@ -18,6 +19,7 @@ using Jint;
 using Jint.Native;
 using Jint.Native.Json;
 using Jint.Runtime;
+using PostTrain.Rewards.Policy;
 
 namespace PostTrain.Rewards.Plugins;
 
@@ -26,9 +28,9 @@ public sealed class JsPluginReward : IReward
     private readonly Prepared<Acornima.Ast.Script> _script;
     private readonly string _path;
     private readonly string _optionsJson;
-    private readonly JsLimits _limits;
+    private readonly JavaScriptLimits _limits;
 
-    private JsPluginReward(string path, Prepared<Acornima.Ast.Script> script, string optionsJson, JsLimits limits)
+    private JsPluginReward(string path, Prepared<Acornima.Ast.Script> script, string optionsJson, JavaScriptLimits limits)
     {
         (_path, _script, _optionsJson, _limits) = (path, script, optionsJson, limits);
         Name = Path.GetFileNameWithoutExtension(path);
@@ -36,7 +38,7 @@ public sealed class JsPluginReward : IReward
 
     public string Name { get; }
 
-    public static JsPluginReward Load(string path, IReadOnlyDictionary<string, object?>? options = null, JsLimits? limits = null)
+    public static JsPluginReward Load(string path, IReadOnlyDictionary<string, object?>? options = null, JavaScriptLimits? limits = null)
     {
         if (!File.Exists(path)) throw new RewardConfigException($"{path}: plugin file not found");
         var source = File.ReadAllText(path);
@@ -49,7 +51,7 @@ public sealed class JsPluginReward : IReward
         {
             throw new RewardConfigException($"{PluginException.Where(path, p.LineNumber, p.Column + 1)}syntax error: {p.Description}", e);
         }
-        var reward = new JsPluginReward(path, script, JsonSerializer.Serialize(options ?? RewardInput.NoColumns), limits ?? new JsLimits());
+        var reward = new JsPluginReward(path, script, JsonSerializer.Serialize(options ?? RewardInput.NoColumns), limits ?? new JavaScriptLimits());
         try
         {
             var engine = reward.NewEngine(CancellationToken.None);
@@ -82,14 +84,7 @@ public sealed class JsPluginReward : IReward
 
     private Engine NewEngine(CancellationToken cancellationToken)
     {
-        var engine = new Engine(o => o
-            .TimeoutInterval(_limits.Timeout)
-            .MaxStatements(_limits.MaxStatements)
-            .LimitMemory(_limits.MemoryBytes)
-            .LimitRecursion(_limits.MaxRecursion)
-            .MaxArraySize(_limits.MaxArraySize)
-            .RegexTimeoutInterval(_limits.RegexTimeout)
-            .CancellationToken(cancellationToken));
+        var engine = LimitedJint.Create(_limits, cancellationToken);
         Guard(() => engine.Execute(_script));
         return engine;
     }

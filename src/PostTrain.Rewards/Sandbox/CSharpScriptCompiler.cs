@@ -1,11 +1,12 @@
 // Compiles untrusted C# in the host as a C# script (top-level methods, classes and statements all allowed),
-// against a fixed set of framework assemblies, Release, no unsafe, no #r/#load resolvers; checks the
-// CSharpApiPolicy allow-list on the semantic model; emits the assembly bytes the worker loads. Compiling
+// against a fixed set of framework assemblies, Release, no unsafe, no #r/#load resolvers; checks it with
+// CSharpApiPolicy and the CSharpAllowList.UntrustedPrograms list on the semantic model; emits the assembly bytes the worker loads. Compiling
 // executes nothing of the program; Roslyn guards its own stack for deeply nested code, and the token bounds
 // the time. Policy violations win over compile errors, so a forbidden API is reported by name.
 using System.Collections.Immutable;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
+using PostTrain.Rewards.Policy;
 
 namespace PostTrain.Rewards.Sandbox;
 
@@ -51,11 +52,9 @@ internal static class CSharpScriptCompiler
         var tree = CSharpSyntaxTree.ParseText(code, ParseOptions, cancellationToken: ct);
         var compilation = CSharpCompilation.CreateScriptCompilation(
             "sandbox-" + Guid.NewGuid().ToString("N"), tree, References.Value, CompileOptions);
-        var violations = CSharpApiPolicy.Check(tree, compilation.GetSemanticModel(tree), ct);
+        var violations = CSharpApiPolicy.Check(compilation.GetSemanticModel(tree), CSharpAllowList.UntrustedPrograms, ct);
         if (violations.Count > 0)
-        {
-            return (null, new CompileFailure(Verdict.Forbidden, string.Join("; ", violations.Take(5))));
-        }
+            return (null, new CompileFailure(Verdict.Forbidden, string.Join("; ", violations.Take(5).Select(v => v.Short()))));
         using var stream = new MemoryStream();
         var emit = compilation.Emit(stream, cancellationToken: ct);
         if (!emit.Success)

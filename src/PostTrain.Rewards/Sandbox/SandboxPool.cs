@@ -4,6 +4,10 @@
 // that stops mid-program (a case that would not end, a crash) is replaced and the remaining cases go to a fresh
 // one, at most MaxRestarts times. Workers are replaced after JavaScriptRunsPerWorker / CSharpRunsPerWorker
 // programs, after any limit hit, and whenever they ask to be; a replacement is started in the background.
+// Dispose waits for those background retirements and starts (a hang guard bounds the wait) and then ends every idle
+// worker, so each worker's scratch folder is gone afterwards; pools still open when the process exits (the
+// never-disposed Shared pool among them) are disposed from AppDomain.ProcessExit, so no run leaves empty
+// posttrain-sandbox-* folders in TMPDIR.
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 
@@ -15,22 +19,38 @@ public sealed class SandboxPool : IDisposable
     public const int MaxRestarts = 2;
 
     private static readonly Lazy<SandboxPool> SharedPool = new(() => new SandboxPool(SandboxLimits.Default));
+    private static readonly ConcurrentDictionary<SandboxPool, byte> Open = new();
+    private static int _exitHook;
+
+    /// <summary>How long Dispose waits for background work (a worker start takes seconds on a busy machine).</summary>
+    private static readonly TimeSpan DisposeWait = TimeSpan.FromSeconds(60);
 
     private readonly SemaphoreSlim _slots;
     private readonly SemaphoreSlim _compileSlots = new(System.Math.Max(1, Environment.ProcessorCount));
     private readonly ConcurrentDictionary<string, ConcurrentBag<WorkerProcess>> _idle = new();
+    private readonly ConcurrentDictionary<Task, byte> _background = new();
+    private readonly string? _scratchRoot;
     private int _starting;
     private IReadOnlyList<string> _isolation = [];
     private volatile bool _disposed;
 
-    public SandboxPool(SandboxLimits? limits = null)
+    /// <param name="limits">Per-program limits (default: SandboxLimits.Default).</param>
+    /// <param name="scratchRoot">Where workers' scratch folders go (default: the temp folder).</param>
+    public SandboxPool(SandboxLimits? limits = null, string? scratchRoot = null)
     {
         Limits = limits ?? SandboxLimits.Default;
         Limits.Validate();
         _slots = new SemaphoreSlim(Limits.MaxWorkers);
+        _scratchRoot = scratchRoot;
+        Open[this] = 0;
+        if (Interlocked.Exchange(ref _exitHook, 1) == 0)
+            AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+            {
+                foreach (var pool in Open.Keys) pool.Dispose();
+            };
     }
 
-    /// <summary>A process-wide pool with default limits (never disposed).</summary>
+    /// <summary>A process-wide pool with default limits (disposed when the process exits).</summary>
     public static SandboxPool Shared => SharedPool.Value;
 
     public SandboxLimits Limits { get; }
@@ -123,6 +143,10 @@ public sealed class SandboxPool : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        Open.TryRemove(this, out _);
+        // Late starts dispose themselves once they see _disposed; retirements end their worker.
+        try { Task.WaitAll([.. _background.Keys], DisposeWait); }
+        catch (AggregateException) { }   // a failed start or disposal: nothing more to clean up for it
         foreach (var bag in _idle.Values)
             while (bag.TryTake(out var worker)) worker.Dispose();
     }
@@ -183,7 +207,7 @@ public sealed class SandboxPool : IDisposable
             if (!idle.HasExited) return idle;
             idle.Dispose();
         }
-        var worker = await WorkerProcess.StartAsync(language, Limits, ct).ConfigureAwait(false);
+        var worker = await WorkerProcess.StartAsync(language, Limits, _scratchRoot, ct).ConfigureAwait(false);
         Volatile.Write(ref _isolation, worker.Isolation);
         return worker;
     }
@@ -202,8 +226,14 @@ public sealed class SandboxPool : IDisposable
     /// <summary>Disposes a worker off the caller's path and starts a replacement in the background.</summary>
     private void Retire(WorkerProcess worker)
     {
-        _ = Task.Run(worker.Dispose);
-        if (!_disposed) _ = ReplenishAsync(worker.Language);
+        Track(Task.Run(worker.Dispose));
+        if (!_disposed) Track(ReplenishAsync(worker.Language));
+    }
+
+    private void Track(Task task)
+    {
+        _background[task] = 0;
+        task.ContinueWith(t => _background.TryRemove(t, out _), TaskScheduler.Default);
     }
 
     private async Task ReplenishAsync(string language)
@@ -216,7 +246,7 @@ public sealed class SandboxPool : IDisposable
         }
         try
         {
-            var worker = await WorkerProcess.StartAsync(language, Limits, CancellationToken.None).ConfigureAwait(false);
+            var worker = await WorkerProcess.StartAsync(language, Limits, _scratchRoot, CancellationToken.None).ConfigureAwait(false);
             Volatile.Write(ref _isolation, worker.Isolation);
             bag.Add(worker);
             if (_disposed)

@@ -70,10 +70,12 @@ internal static class WorkerLauncher
         return info;
     }
 
-    /// <summary>A fresh scratch folder, world-writable because the worker drops to nobody when started as root.</summary>
-    public static string CreateScratch()
+    /// <summary>A fresh scratch folder under <paramref name="root"/> (default: the temp folder), world-writable
+    /// because the worker drops to nobody when started as root.</summary>
+    public static string CreateScratch(string? root = null)
     {
-        var dir = Directory.CreateTempSubdirectory("posttrain-sandbox-").FullName;
+        var dir = root is null ? Directory.CreateTempSubdirectory("posttrain-sandbox-").FullName
+            : Directory.CreateDirectory(Path.Combine(root, "posttrain-sandbox-" + Guid.NewGuid().ToString("N"))).FullName;
         if (!OperatingSystem.IsWindows())
             File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
                 | UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute

@@ -14,6 +14,7 @@ internal sealed record WorkerReport(IReadOnlyList<WorkerFrame> Cases, bool Ended
 internal sealed class WorkerProcess : IDisposable
 {
     private const int StderrCap = 8 * 1024;
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(120);
 
     private readonly Process _process;
     private readonly string _scratch;
@@ -36,9 +37,9 @@ internal sealed class WorkerProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
-    public static async Task<WorkerProcess> StartAsync(string language, SandboxLimits limits, CancellationToken ct)
+    public static async Task<WorkerProcess> StartAsync(string language, SandboxLimits limits, string? scratchRoot, CancellationToken ct)
     {
-        var scratch = WorkerLauncher.CreateScratch();
+        var scratch = WorkerLauncher.CreateScratch(scratchRoot);
         Process process;
         try
         {
@@ -60,8 +61,9 @@ internal sealed class WorkerProcess : IDisposable
         process.BeginErrorReadLine();
         try
         {
-            // A cold start (runtime, Jint's JIT) on a busy machine can take seconds.
-            var hello = await worker.ReadFrameAsync(TimeSpan.FromSeconds(30) + limits.HostGrace, ct).ConfigureAwait(false);
+            // A cold start (runtime, Jint's JIT) takes ~1 s idle but over 30 s on a 2-core machine at load 20: this is
+            // a hang guard for a worker that never answers, not a speed limit.
+            var hello = await worker.ReadFrameAsync(StartTimeout + limits.HostGrace, ct).ConfigureAwait(false);
             if (hello is not { Kind: "hello" })
                 throw new InvalidOperationException("sandbox worker did not say hello: " + worker.Stderr());
             worker.Isolation = hello.Isolation ?? [];

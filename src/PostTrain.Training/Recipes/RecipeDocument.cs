@@ -3,7 +3,6 @@
 // bound to a config record. Override values are parsed as YAML, so lists, null and quoted strings work.
 // Simplification: overrides address mapping keys only (no "list[0]=..." indexing).
 using System.Runtime.CompilerServices;
-using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
 namespace PostTrain.Training.Recipes;
@@ -61,20 +60,12 @@ public sealed class RecipeDocument
 
     private static YamlNode? ParseRoot(string yaml, string source)
     {
-        try
-        {
-            var stream = new YamlStream();
-            stream.Load(new StringReader(yaml));
-            if (stream.Documents.Count > 1) throw new RecipeConfigException($"{source}: expected one YAML document, found {stream.Documents.Count}");
-            return stream.Documents.Count == 0 ? null : stream.Documents[0].RootNode;
-        }
-        catch (YamlException e)
-        {
-            throw new RecipeConfigException($"{source}:{e.Start.Line}:{e.Start.Column}: invalid YAML: {Inner(e).Message}");
-        }
+        YamlStream stream;
+        try { stream = YamlSyntax.Load(yaml); }
+        catch (YamlSyntaxError e) { throw new RecipeConfigException($"{source}:{e.Line}:{e.Column}: invalid YAML: {e.Message}"); }
+        if (stream.Documents.Count > 1) throw new RecipeConfigException($"{source}: expected one YAML document, found {stream.Documents.Count}");
+        return stream.Documents.Count == 0 ? null : stream.Documents[0].RootNode;
     }
-
-    private static Exception Inner(Exception e) => e.InnerException is YamlException inner ? Inner(inner) : e.InnerException ?? e;
 
     private void ApplyOverride(string text)
     {

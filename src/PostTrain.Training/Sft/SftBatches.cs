@@ -30,6 +30,10 @@ public sealed record SftBatch(IReadOnlyList<PackedRow> Rows)
 public sealed class SftBatches(SftDataConfig cfg, ITokenizer tokenizer, DataStats stats, string? modelDir = null)
 {
     private const int ShuffleBuffer = 4096;
+
+    // The constructor's stats count the training file (data.path) only; other files (the eval split) count here,
+    // so "no training rows (rows N, ...)" reports what the training file gave.
+    private readonly DataStats _otherStats = new();
     private readonly IChatTemplate template = ChatTemplates.Resolve(cfg.ChatTemplate, tokenizer, modelDir, kwargs: ChatTemplates.ParseKwargs(cfg.ChatTemplateKwargs));
 
     private ColumnMap Columns()
@@ -47,7 +51,7 @@ public sealed class SftBatches(SftDataConfig cfg, ITokenizer tokenizer, DataStat
         return m;
     }
 
-    private IEnumerable<TokenizedExample> Examples(string path)
+    private IEnumerable<TokenizedExample> Examples(string path, DataStats stats)
     {
         var cols = Columns();
         IEnumerable<TokenizedExample> examples = cfg.Format switch
@@ -63,11 +67,12 @@ public sealed class SftBatches(SftDataConfig cfg, ITokenizer tokenizer, DataStat
     /// <summary>The batches of one epoch of <paramref name="path"/>, shuffled with (seed, epoch) when asked.</summary>
     public IEnumerable<SftBatch> Epoch(string path, long seed, int epoch, bool shuffle)
     {
-        var examples = Examples(path);
+        var pathStats = path == cfg.Path ? stats : _otherStats;
+        var examples = Examples(path, pathStats);
         if (shuffle) examples = BufferShuffle(examples, new Rng(seed * 1_000_003 + epoch));
         var rows = cfg.Packed
-            ? Packer.BestFit(examples, cfg.MaxSeqLen, tokenizer.PadId, stats: stats)
-            : Packer.Unpacked(examples, cfg.MaxSeqLen, tokenizer.PadId, padToMaxLength: true, stats: stats);
+            ? Packer.BestFit(examples, cfg.MaxSeqLen, tokenizer.PadId, stats: pathStats)
+            : Packer.Unpacked(examples, cfg.MaxSeqLen, tokenizer.PadId, padToMaxLength: true, stats: pathStats);
         var batch = new List<PackedRow>(cfg.BatchSize);
         foreach (var row in rows)
         {

@@ -42,6 +42,6 @@ public sealed class FuzzTests
                         || v3.Reason.StartsWith("unparsed gold:  vs", StringComparison.Ordinal) || v3.Reason == "no answer found",
                 $"'{pred}' vs itself: {v3.Reason}");
         }
-        Assert.True(worst < 2000, $"slowest triple took {worst} ms");
+        Assert.True(worst < 20_000, $"slowest triple took {worst} ms");   // a hang guard: each check stops at its 250 ms budget
     }
 }

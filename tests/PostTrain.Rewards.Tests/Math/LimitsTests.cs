@@ -7,8 +7,19 @@ namespace PostTrain.Rewards.Tests.Math;
 
 public sealed class LimitsTests
 {
+    // The clock must not decide these verdicts: with a 30 s budget a refusal that is not "timeout" came from the size
+    // rules (no evaluation), whatever the machine's load. The elapsed time is only a hang guard.
+    private static readonly MathCheckOptions Generous = MathCheckOptions.Default with { Timeout = TimeSpan.FromSeconds(30) };
+
+    private static void AssertRefusedWithoutTheClock(MathVerdict verdict, long ms)
+    {
+        Assert.NotEqual("timeout", verdict.Reason);
+        Assert.True(ms < 30_000, $"took {ms} ms");
+    }
+
     private static (MathVerdict Verdict, long Ms) Timed(string gold, string prediction, MathCheckOptions? options = null)
     {
+        options ??= Generous;
         WarmUp();
         MathVerifier.Verify(gold, prediction, options); // the same check once: the timing excludes first-call JIT
         var sw = Stopwatch.StartNew();
@@ -25,10 +36,10 @@ public sealed class LimitsTests
     }
 
     [Fact]
-    public void Power_tower_returns_within_200_ms()
+    public void Power_tower_is_too_complex_without_evaluation()
     {
         var (verdict, ms) = Timed("10^{10^{10^{10}}}", "10^{10^{10^{10}}}+1");
-        Assert.True(ms < 200, $"took {ms} ms");
+        AssertRefusedWithoutTheClock(verdict, ms);
         Assert.False(verdict.Correct);
         Assert.StartsWith("too complex", verdict.Reason);
     }
@@ -37,7 +48,7 @@ public sealed class LimitsTests
     public void Power_tower_against_a_small_number_is_simply_wrong()
     {
         var (verdict, ms) = Timed("5", "10^{10^{10^{10}}}");
-        Assert.True(ms < 200, $"took {ms} ms");
+        AssertRefusedWithoutTheClock(verdict, ms);
         Assert.False(verdict.Correct);
         Assert.StartsWith("not equal", verdict.Reason);
     }
@@ -46,7 +57,7 @@ public sealed class LimitsTests
     public void Identical_power_towers_are_equal_without_evaluation()
     {
         var (verdict, ms) = Timed("10^{10^{10^{10}}}", "10^{10^{10^{10}}}");
-        Assert.True(ms < 200, $"took {ms} ms");
+        AssertRefusedWithoutTheClock(verdict, ms);
         Assert.True(verdict.Correct);
     }
 
@@ -60,7 +71,7 @@ public sealed class LimitsTests
     public void Huge_values_are_refused_quickly(string gold, string prediction)
     {
         var (verdict, ms) = Timed(gold, prediction);
-        Assert.True(ms < 200, $"took {ms} ms");
+        AssertRefusedWithoutTheClock(verdict, ms);
         Assert.False(verdict.Correct, verdict.Reason);
     }
 
@@ -69,7 +80,7 @@ public sealed class LimitsTests
     {
         var deep = new string('(', 5000) + "1" + new string(')', 5000);
         var (verdict, ms) = Timed("1", deep);
-        Assert.True(ms < 200, $"took {ms} ms");
+        AssertRefusedWithoutTheClock(verdict, ms);
         Assert.False(verdict.Correct);
         Assert.StartsWith("too complex", verdict.Reason);
     }
@@ -79,7 +90,7 @@ public sealed class LimitsTests
     {
         var big = string.Join("+", Enumerable.Repeat("1", 50000));
         var (verdict, ms) = Timed("50000", big);
-        Assert.True(ms < 200, $"took {ms} ms");
+        AssertRefusedWithoutTheClock(verdict, ms);
         Assert.StartsWith("too complex", verdict.Reason);
     }
 

@@ -1,10 +1,11 @@
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using PostTrain.Rewards.Plugins;
+using PostTrain.Rewards.Policy;
 
 namespace PostTrain.Rewards.Tests.Plugins;
 
-// CSharpPolicy on ordinary (non-script) compilations: the API the sandbox or other hosts can reuse.
+// CSharpApiPolicy with the plugin allow-list on ordinary (non-script) compilations.
 public sealed class CSharpPolicyTests
 {
     private static IReadOnlyList<PolicyViolation> Check(string code)
@@ -15,7 +16,7 @@ public sealed class CSharpPolicyTests
             .Append(MetadataReference.CreateFromFile(System.Reflection.Assembly.Load("System.Runtime").Location));
         var compilation = CSharpCompilation.Create("t", [tree], references,
             new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, allowUnsafe: true));
-        return CSharpPolicy.Check(compilation);
+        return CSharpApiPolicy.Check(compilation, CSharpAllowList.Plugins);
     }
 
     [Fact]

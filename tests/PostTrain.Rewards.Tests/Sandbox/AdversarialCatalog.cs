@@ -19,8 +19,9 @@ internal static class AdversarialCatalog
         Js("js-loop-before-tests", "while (true) {}\nfunction solve() { return 1; }", TimeLimit),
         Js("js-busy-sleep", "function solve() { const t = Date.now(); while (Date.now() - t < 1e9) {} return 1; }", TimeLimit),
         Js("js-never-settling-promise", "async function solve() { await new Promise(() => {}); return 1; }", TimeLimit, RuntimeError),
-        Js("js-memory-bomb", "function solve() { const a = []; for (;;) a.push(new Float64Array(8000000)); }", MemoryLimit),
-        Js("js-memory-bomb-buffers", "function solve() { const a = []; for (;;) a.push(new ArrayBuffer(1 << 26)); }", MemoryLimit),
+        // Under heavy load zeroing 64 MB blocks can outlast the 1 s wall-clock budget before the heap fills: TimeLimit too.
+        Js("js-memory-bomb", "function solve() { const a = []; for (;;) a.push(new Float64Array(8000000)); }", MemoryLimit, TimeLimit),
+        Js("js-memory-bomb-buffers", "function solve() { const a = []; for (;;) a.push(new ArrayBuffer(1 << 26)); }", MemoryLimit, TimeLimit),
         Js("js-memory-bomb-arrays", "function solve() { const a = []; for (;;) a.push(new Array(9000000).fill(0)); }", MemoryLimit, TimeLimit),
         Js("js-string-doubling", "function solve() { let s = 'x'; for (;;) s += s; }", RuntimeError, MemoryLimit, TimeLimit),
         Js("js-repeat-huge", "function solve() { return 'abc'.repeat(2 ** 28).length; }", RuntimeError, MemoryLimit),

@@ -1,5 +1,5 @@
 // Each hostile program ends with a non-accepted verdict from its allowed set, within its limits (one test's
-// budget plus the host's grace and a worker start on a busy machine), the host process alive (it is this
+// budget plus the host's grace and a worker start on a busy machine, bounded only as a hang guard), the host process alive (it is this
 // process) and nothing changed outside scratch (the sentinel file and its folder are as they were).
 using PostTrain.Rewards.Sandbox;
 
@@ -29,7 +29,7 @@ public sealed class AdversarialTests
             $"{name}: got {verdict} ({result.Tests[0].Detail}), expected one of {string.Join(", ", c.Allowed)}");
         Assert.NotEqual(Verdict.Accepted, verdict);
         Assert.Equal(0, result.Score);
-        var budget = TestSandbox.Limits.TimePerTest * (SandboxPool.MaxRestarts + 1) + TestSandbox.Limits.HostGrace + TimeSpan.FromSeconds(25);
+        var budget = TestSandbox.Limits.TimePerTest * (SandboxPool.MaxRestarts + 1) + TestSandbox.Limits.HostGrace + TimeSpan.FromSeconds(150);   // + worker starts (up to 2 min at load 20): a hang guard
         Assert.True(elapsed < budget, $"{name} took {elapsed}");
         Assert.Equal(AdversarialRuns.SentinelText, File.ReadAllText(AdversarialRuns.SentinelPath));
         Assert.Single(Directory.GetFileSystemEntries(AdversarialRuns.SentinelDir));

@@ -3,6 +3,7 @@
 // classes, implicitly typed locals) are caught.
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
+using PostTrain.Rewards.Policy;
 using PostTrain.Rewards.Sandbox;
 
 namespace PostTrain.Rewards.Tests.Sandbox;
@@ -67,6 +68,16 @@ public sealed class CSharpApiPolicyTests
     }
 
     [Fact]
+    public void DirectivesAreReportedOnTheirOwnLine()
+    {
+        // A directive is trivia of the next token: the line must be the directive's, not the following code's.
+        var (_, failure) = Compile("#r \"System.Net.Http\"\n#load \"/etc/passwd\"\n\nint Solve() => 1;");
+        Assert.NotNull(failure);
+        Assert.Equal(Verdict.Forbidden, failure.Verdict);
+        Assert.Equal("#r (line 1): loads assemblies; #load (line 2): loads other source files", failure.Message);
+    }
+
+    [Fact]
     public void PolicyRunsOnTheSemanticModelNotOnText()
     {
         // The words appear, but only in a string and a comment: allowed.
@@ -75,7 +86,8 @@ public sealed class CSharpApiPolicyTests
         var tree = CSharpSyntaxTree.ParseText("var n = System.Environment.ProcessorCount;", CSharpParseOptions.Default.WithKind(SourceCodeKind.Script));
         var compilation = CSharpCompilation.CreateScriptCompilation("t", tree,
             [MetadataReference.CreateFromFile(typeof(object).Assembly.Location)]);
-        var violations = CSharpApiPolicy.Check(tree, compilation.GetSemanticModel(tree), CancellationToken.None);
-        Assert.Equal(["forbidden API System.Environment (line 1)"], violations);
+        var violations = CSharpApiPolicy.Check(compilation.GetSemanticModel(tree), CSharpAllowList.UntrustedPrograms, CancellationToken.None);
+        var v = Assert.Single(violations);
+        Assert.Equal(("System.Environment.ProcessorCount", "System.Environment is denied", 1), (v.Symbol, v.Reason, v.Line));
     }
 }

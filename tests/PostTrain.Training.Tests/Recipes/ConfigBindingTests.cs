@@ -152,6 +152,19 @@ public sealed class ConfigBindingTests
     }
 
     [Fact]
+    public void Unclosed_flow_list_followed_by_keys_points_at_the_bracket()
+    {
+        // YamlDotNet's scanner throws a bare InvalidOperationException here (no position); the error must still be
+        // file:line:col of the '[' (line 3, column 10) with the line the scanner stopped at.
+        var ex = Assert.Throws<RecipeConfigException>(() =>
+            RecipeDocument.FromText("recipe: t\noptimizer:\n  betas: [0.9, 0.95\n  lr: 1\nmax_steps: 3\n", "test.yaml"));
+        Assert.StartsWith("test.yaml:3:10: invalid YAML: '[' (a list) opened here is not closed", ex.Message);
+        Assert.Contains("add the closing ']'", ex.Message);
+        var map = Assert.Throws<RecipeConfigException>(() => RecipeDocument.FromText("a: {x: 1\nb: 2\nc: 3\n", "m.yaml"));
+        Assert.StartsWith("m.yaml:1:4: invalid YAML: '{' (a mapping) opened here is not closed", map.Message);
+    }
+
+    [Fact]
     public void Recipe_name_is_read_after_overrides()
     {
         Assert.Equal("test", RecipeDocument.FromText(Yaml, "t.yaml").RecipeName);

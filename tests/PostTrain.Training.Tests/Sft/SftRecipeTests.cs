@@ -133,4 +133,18 @@ public sealed class SftRecipeTests
         await Run(ok);
         Directory.Delete(dir, true);
     }
+
+    [Fact]
+    public async Task AnEmptyTrainingFileIsAnErrorCountingItsOwnRows()
+    {
+        // The eval split (200 rows, read first for the step-0 eval) must not be counted as training rows.
+        string dir = Temp();
+        Directory.CreateDirectory(dir);
+        string empty = Path.Combine(dir, "empty.jsonl");
+        File.WriteAllText(empty, "");
+        var cfg = Config(Path.Combine(dir, "run"), 3) with { Data = Config(dir, 3).Data with { Path = empty, Shuffle = false } };
+        var e = await Assert.ThrowsAsync<RecipeConfigException>(() => Run(cfg));
+        Assert.Contains("empty.jsonl' gave no training rows (rows 0, skipped 0", e.Message);
+        Directory.Delete(dir, true);
+    }
 }

@@ -49,6 +49,18 @@ public sealed record SandboxLimits
 
     public static SandboxLimits Default { get; } = new();
 
+    /// <summary>The Jint limits of one JavaScript test case (no eval / new Function).</summary>
+    public PostTrain.Rewards.Policy.JavaScriptLimits JavaScript => new()
+    {
+        Timeout = TimePerTest,
+        MaxStatements = MaxStatements,
+        MemoryBytes = JavaScriptAllocationBytes,
+        MaxRecursion = MaxRecursionDepth,
+        MaxArraySize = MaxArraySize,
+        RegexTimeout = RegexTimeout,
+        AllowEval = false,
+    };
+
     internal void Validate()
     {
         if (TimePerTest <= TimeSpan.Zero) throw new ArgumentException("SandboxLimits.TimePerTest must be positive.");

@@ -1,0 +1,25 @@
+// The Jint limits of one JavaScript run (LimitedJint). The defaults are the plugin limits, what a rewards/*.js call
+// runs under in the trainer process; the sandbox worker derives its own from SandboxLimits (SandboxLimits.JavaScript).
+// An infinite loop stops at MaxStatements or Timeout, whichever comes first.
+namespace PostTrain.Rewards.Policy;
+
+public sealed record JavaScriptLimits
+{
+    /// <summary>Wall time of one run (Jint's TimeoutInterval; promises too).</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(2);
+
+    public int MaxStatements { get; init; } = 10_000_000;
+
+    /// <summary>Bytes the run may allocate in total (Jint's LimitMemory counts allocations, not live bytes).</summary>
+    public long MemoryBytes { get; init; } = 64L * 1024 * 1024;
+
+    public int MaxRecursion { get; init; } = 256;
+
+    public uint MaxArraySize { get; init; } = 1_000_000;
+
+    public TimeSpan RegexTimeout { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>eval and new Function(code). Plugins keep them (code_tests.js builds the completion's function with
+    /// them, under these same limits); the sandbox worker turns them off.</summary>
+    public bool AllowEval { get; init; } = true;
+}
