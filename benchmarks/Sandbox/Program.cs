@@ -78,7 +78,7 @@ static bool InProcess(string code, TestSpec spec, SandboxLimits limits)
     var script = Engine.PrepareScript(code);
     foreach (var c in spec.Cases)
     {
-        using var engine = JavaScriptEngine.CreateLimited(limits);
+        using var engine = PostTrain.Rewards.Policy.LimitedJint.Create(limits.JavaScript);
         engine.Execute(script);
         var args = (JsArray)new JsonParser(engine).Parse(c.ArgsJson!);
         var result = engine.Call(engine.Evaluate("solve"), JsValue.Undefined, [.. args]);

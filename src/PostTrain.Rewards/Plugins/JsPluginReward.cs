@@ -8,8 +8,8 @@
 // Plugin limits: an engine from LimitedJint with JavaScriptLimits (default: the plugin limits: statements, time,
 // memory, recursion, array size, regex time) per call, no CLR access. State: a FRESH engine per
 // call (the prepared script is parsed once and re-run in each engine, ~0.1-0.3 ms): nothing a call does can leak
-// into the next sample, and calls run in parallel safely. eval and new Function(code) stay enabled: they run under
-// the same limits with the same (absent) host access, and let a plugin run model-written JavaScript (code_tests.js).
+// into the next sample, and calls run in parallel safely. eval and new Function(code) are off: a plugin cannot run a
+// model's output as code in the trainer process (untrusted programs run in the sandbox worker, the `code` reward).
 // Errors: syntax errors and top-level throws fail loading (RewardConfigException "file:line:col: ..."); a throw inside
 // reward() is a PluginException "file:line:col: message"; hitting the time or statement limit is a
 // RewardTimeoutException (the runner counts a timeout), other limits a PluginException.

@@ -19,7 +19,7 @@ public sealed record JavaScriptLimits
 
     public TimeSpan RegexTimeout { get; init; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>eval and new Function(code). Plugins keep them (code_tests.js builds the completion's function with
-    /// them, under these same limits); the sandbox worker turns them off.</summary>
-    public bool AllowEval { get; init; } = true;
+    /// <summary>eval and new Function(code): off for plugins and in the sandbox worker alike, so no plugin can turn a
+    /// model's output into code inside the trainer (model-written programs run in the sandbox worker: the `code` reward).</summary>
+    public bool AllowEval { get; init; }
 }

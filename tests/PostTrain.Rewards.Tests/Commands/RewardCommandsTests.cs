@@ -90,7 +90,7 @@ public sealed class RewardCommandsTests
         var stdout = new StringWriter();
         Assert.Equal(0, RewardCommands.List(Repo.RewardsDir, stdout));
         var text = stdout.ToString();
-        foreach (var name in new[] { "format", "tag_count", "length", "repetition", "language", "contains", "regex", "r1_format", "boxed_math", "code_tests" })
+        foreach (var name in new[] { "format", "tag_count", "length", "repetition", "language", "contains", "regex", "r1_format", "boxed_math" })
             Assert.Matches($@"│\s*{name}\s*│", text);
         Assert.Contains("Boxed-answer math reward", text);
     }

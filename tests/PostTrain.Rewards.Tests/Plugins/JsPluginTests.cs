@@ -54,22 +54,12 @@ public sealed class JsPluginTests
     }
 
     [Fact]
-    public void CodeTestsExampleRunsTheCompletionsFunction()
+    public void PluginsCannotTurnAModelsOutputIntoCode()
     {
-        var reward = Shipped("code_tests.js");
-        var tests = """[{"input": [1, 2], "output": 3}, {"input": [2, 2], "output": 5}, {"input": [0, 0], "output": 0}]""";
-        var good = "<think>easy</think>\n```js\nfunction add(a, b) { return a + b; }\n```";
-        var result = reward.Score(Sample.Of(good, "Q", ("entry_point", "add"), ("tests", tests)), default);
-        Assert.Equal(2.0 / 3.0, result.Score!.Value, 12); // case 1 expects 5: wrong on purpose
-        Assert.Equal((2.0, 3.0), (result.Metrics!["passed"], result.Metrics["total"]));
-        Assert.Equal("case 1: got 4, want 5", result.Reason);
-
-        var list = new List<object?> { new Dictionary<string, object?> { ["input"] = new List<object?> { 3L }, ["output"] = 9L } };
-        Assert.Equal(1.0, Sample.Score(reward, Sample.Of("function sq(x) { return x * x; }", "Q", ("entry_point", "sq"), ("tests", list))));
-        Assert.Equal(0.0, Sample.Score(reward, Sample.Of("function other() {}", "Q", ("entry_point", "sq"), ("tests", list))));
-        Assert.Equal(0.0, Sample.Score(reward, Sample.Of("function sq(x) { throw new Error('no'); }", "Q", ("entry_point", "sq"), ("tests", list))));
-        Assert.Equal(0.0, Sample.Score(reward, Sample.Of("function sq(x) {", "Q", ("entry_point", "sq"), ("tests", list))));
-        Assert.Null(Sample.Score(reward, Sample.Of("function sq(x) { return x * x; }")));
+        using var dir = new TempDir();
+        var path = dir.Write("runner.js", "function reward(s) { return new Function('return ' + s.completion)(); }\n");
+        var e = Assert.ThrowsAny<Exception>(() => JsPluginReward.Load(path).Score(Sample.Of("1 + 1"), default));
+        Assert.Contains("runner.js", e.Message);
     }
 
     [Fact]
