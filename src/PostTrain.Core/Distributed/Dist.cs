@@ -1,0 +1,33 @@
+// The process's world group, created on first use from the environment (DistEnv): SingleProcessGroup when the
+// process is not one of several ranks (MPI is then never loaded), else MPI_COMM_WORLD with the collective timeout.
+namespace PostTrain.Core.Distributed;
+
+public static class Dist
+{
+    private static readonly Lock Gate = new();
+    private static ProcessGroup? world;
+
+    public static ProcessGroup World
+    {
+        get
+        {
+            lock (Gate) return world ??= Create(DistEnv.FromEnvironment());
+        }
+    }
+
+    public static bool IsMain => World.IsMain;
+
+    private static ProcessGroup Create(DistEnv env)
+    {
+        if (!env.IsDistributed) return SingleProcessGroup.Instance;
+        if (env.Launcher == Launcher.Torchrun)
+            throw new InvalidOperationException($"this process was started by torchrun (WORLD_SIZE={env.WorldSize}, RANK={env.Rank}), " +
+                "but PostTrain's distributed engine is Open MPI, which torchrun cannot bootstrap: start the ranks with " +
+                "`posttrain launch`, `mpirun -np N` or `srun --mpi=pmix`");
+        var group = MpiProcessGroup.InitWorld(DistEnv.Timeout(Environment.GetEnvironmentVariable));
+        if (group.Size != env.WorldSize || group.Rank != env.Rank)
+            throw new InvalidOperationException($"{env.Launcher} says rank {env.Rank} of {env.WorldSize}, but MPI started rank {group.Rank} of " +
+                $"{group.Size}" + (env.Launcher == Launcher.Slurm ? ": run srun with --mpi=pmix so Open MPI finds its peers" : ""));
+        return group;
+    }
+}
