@@ -92,6 +92,28 @@ public sealed class DataParallelOptimizer : IDisposable
 
     public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state) => optimizer.LoadStateDict(state);
 
+    /// <summary>The state of every parameter, in AdamW.StateDict's format, on every rank: at ZeRO 1/2 each entry is
+    /// broadcast from the rank that owns it. Collective.</summary>
+    public Dictionary<string, Tensor> FullStateDict()
+    {
+        var local = optimizer.StateDict();
+        if (Stage == ZeroStage.None) return local;
+        var full = new Dictionary<string, Tensor>();
+        var momentType = optimizer.Bf16Moments ? ScalarType.BFloat16 : ScalarType.Float32;
+        for (int i = 0; i < all.Length; i++)
+        {
+            var (name, p) = all[i];
+            foreach (var key in new[] { name + ".exp_avg", name + ".exp_avg_sq", name + ".step" })
+            {
+                var t = owner[i] == group.Rank ? local[key]
+                    : key.EndsWith(".step", StringComparison.Ordinal) ? tensor(0L) : empty(p.shape, momentType, p.device);
+                group.Broadcast(t, owner[i]);
+                full[key] = t.DetachFromDisposeScope();
+            }
+        }
+        return full;
+    }
+
     /// <summary>Names of the parameters whose optimizer state this rank holds.</summary>
     public IEnumerable<string> OwnedNames => all.Where((_, i) => owner[i] == group.Rank).Select(p => p.Name);
 

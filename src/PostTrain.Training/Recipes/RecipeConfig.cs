@@ -28,6 +28,7 @@ public abstract record RecipeConfig
     public SchedulerConfig Scheduler { get; init; } = new();
     public CheckpointConfig Checkpoint { get; init; } = new();
     public LoggingConfig Logging { get; init; } = new();
+    public DistributedConfig Distributed { get; init; } = new();
 }
 
 public enum OptimizerKind { [RecipeKey("adamw")] AdamW, Sgd }

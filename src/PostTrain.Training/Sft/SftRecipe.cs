@@ -4,6 +4,9 @@
 // clipping, LR schedule, aux-loss-free MoE bias updates after each optimizer step, evaluation loss on a held-out split,
 // metrics (JSONL + TensorBoard), progress, NaN/inf steps skipped, atomic checkpoints with exact resume, and the final
 // model written as a Hugging Face directory (<output_dir>/final).
+// Data parallel (several ranks, see Distributed/DataParallel): each rank trains on its share of every global batch's
+// rows; loss sums and token counts are summed over the ranks; rank 0 logs, evaluates' totals, and writes checkpoints
+// (the optimizer state gathered into the single-process format) and the final model.
 using System.Diagnostics;
 using PostTrain.Core.Checkpoints;
 using PostTrain.Core.Model;
@@ -11,6 +14,7 @@ using PostTrain.Core.Precision;
 using PostTrain.Data;
 using PostTrain.Data.Tokenizers;
 using PostTrain.Training.Common;
+using PostTrain.Training.Distributed;
 using PostTrain.Training.Infra;
 using PostTrain.Training.Recipes;
 using TorchSharp;
@@ -25,7 +29,7 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
     private DeepSeekForCausalLM _model = null!;
     private ITokenizer _tokenizer = null!;
     private Device _device = CPU;
-    private AdamW _optimizer = null!;
+    private DataParallel _dp = null!;
     private ILrSchedule _schedule = null!;
     private CheckpointManager _checkpoints = null!;
     private MetricsLogger _metrics = null!;
@@ -62,15 +66,15 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         var o = cfg.Optimizer;
         if (o.Name != OptimizerKind.AdamW) throw new RecipeConfigException("optimizer.name: sft supports adamw");
         var named = _model.named_parameters().Select(p => (p.name, p.parameter)).ToList();
-        _optimizer = new AdamW(named, o.Lr, o.Betas[0], o.Betas[1], o.Eps, o.WeightDecay, o.Bf16Moments,
-            named.Select(p => p.name).Where(ModelSetup.NoDecay));
+        _dp = new DataParallel(cfg.Distributed, named, ps => new AdamW(ps, o.Lr, o.Betas[0], o.Betas[1], o.Eps, o.WeightDecay, o.Bf16Moments,
+            ps.Select(p => p.Name).Where(ModelSetup.NoDecay)));
         _schedule = LrSchedules.FromConfig(cfg.Scheduler, o.Lr, cfg.MaxSteps);
         _checkpoints = new CheckpointManager(cfg.OutputDir, cfg.Checkpoint.KeepLast);
         _data = new SftBatches(cfg.Data, _tokenizer, _stats);
 
         var resume = cfg.Checkpoint.Resume ? _checkpoints.FindLatest() : null;
         if (resume is not null) LoadCheckpoint(resume, ctx);
-        _metrics = new MetricsLogger(cfg.OutputDir, cfg.Logging.Tensorboard, resumedFromStep: resume?.Step);
+        if (_dp.IsMain) _metrics = new MetricsLogger(cfg.OutputDir, cfg.Logging.Tensorboard, resumedFromStep: resume?.Step);
         OpenEpoch(_state.Epoch, skip: _state.DataPosition);
     }
 
@@ -93,7 +97,8 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
     private void Train(RecipeContext ctx, CancellationToken ct)
     {
         var guard = new NonFiniteGuard(cfg.MaxConsecutiveNonfinite);
-        using var progress = ctx.CreateProgress(cfg.Logging, cfg.MaxSteps, _state.Step);
+        using var progress = _dp.Progress(() => ctx.CreateProgress(cfg.Logging, cfg.MaxSteps, _state.Step));
+        var log = _dp.Log(ctx.Log);
         if (cfg.Data.EvalPath is not null && _state.Step == 0) LogEval(0, progress);
         while (_state.Step < cfg.MaxSteps)
         {
@@ -117,7 +122,7 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
                 if (r.MtpLoss is double m) values.Add(("mtp_loss", m));
                 for (int i = 0; i < r.LoadRatios.Length; i++) values.Add(($"moe/max_over_mean_load/layer{i}", r.LoadRatios[i]));
                 if (r.LoadRatios.Length > 0) values.Add(("moe/max_over_mean_load", r.LoadRatios.Max()));
-                _metrics.Log(_state.Step, [.. values]);
+                _metrics?.Log(_state.Step, [.. values]);
             }
             progress.Update(_state.Step, r.Loss, tokens);
             if (cfg.Data.EvalPath is not null && cfg.Data.EvalEveryNSteps > 0 &&
@@ -125,12 +130,13 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
                 LogEval(_state.Step, progress);
             bool periodic = cfg.Checkpoint.EveryNSteps > 0 && _state.Step % cfg.Checkpoint.EveryNSteps == 0;
             if (periodic || _state.Step == cfg.MaxSteps)
-                progress.Message($"saved {SaveCheckpoint(ctx).Directory}");
+                progress.Message($"saved {SaveCheckpoint(ctx)}");
         }
         string final = Path.Combine(cfg.OutputDir, FinalDirName);
-        PretrainedModel.Save(_model, final);
-        if (_stats.Skipped + _stats.Truncated + _stats.Dropped > 0) ctx.Log.WriteLine($"data: {_stats}");
-        ctx.Log.WriteLine($"final model: {final}");
+        if (_dp.IsMain) PretrainedModel.Save(_model, final);
+        _dp.Group.Barrier();
+        if (_stats.Skipped + _stats.Truncated + _stats.Dropped > 0) log.WriteLine($"data: {_stats}");
+        log.WriteLine($"final model: {final}");
     }
 
     private sealed record StepResult(double Loss, double Accuracy, double GradNorm, double? MtpLoss, double[] LoadRatios);
@@ -140,8 +146,8 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
     {
         using var scope = NewDisposeScope();
         _model.train();
-        _optimizer.LearningRate = lr;
-        _optimizer.ZeroGrad();
+        _dp.LearningRate = lr;
+        _dp.ZeroGrad();
         bool mtp = cfg.MtpLambda > 0 && _model.Mtp.Count > 0;
         long globalTargets = micro.Sum(b => b.TargetTokens);
         var mtpCounts = mtp ? Enumerable.Range(1, _model.Mtp.Count).Select(k => micro.Sum(b => b.MtpTargetTokens(k))).ToList() : null;
@@ -149,7 +155,9 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         foreach (var batch in micro)
         {
             using var inner = NewDisposeScope();
-            var (ids, labels, pos, seg) = ToTensors(batch);
+            var rows = _dp.Shard(batch.Rows);                  // this rank's rows of the global micro-batch
+            if (rows.Count == 0) continue;
+            var (ids, labels, pos, seg) = ToTensors(new SftBatch(rows));
             var output = _model.Forward(ids, pos, new AttentionMask(SegmentIds: seg), computeMtp: mtp);
             var parts = Losses.Compute(_model, output, labels, seg);
             var total = Losses.Total(parts, globalTargets, mtpCounts, cfg.MtpLambda);
@@ -159,18 +167,17 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
             using (no_grad())
                 correct += (output.Logits.argmax(-1) == labels).logical_and(labels != Losses.Ignore).sum().item<long>();
         }
+        (lossSum, mtpSum, correct) = _dp.Sum(lossSum, mtpSum, correct) switch { var t => (t[0], t[1], t[2]) };
         double loss = lossSum / Math.Max(1, globalTargets);
         double gradNorm = double.NaN;
         double[] ratios;
         if (guard.Check(loss, _state.Step) == LossVerdict.Continue)
         {
-            var ps = _model.parameters().Where(p => p.grad is not null).ToList();
-            gradNorm = cfg.ClipGradNorm is double max ? nn.utils.clip_grad_norm_(ps, max) : nn.utils.clip_grad_norm_(ps, double.MaxValue);
-            _optimizer.Step();
-            ratios = MoeBalancer.Step(_model, cfg.MoeBiasGamma);
+            gradNorm = _dp.Step(cfg.ClipGradNorm);            // gradient sync over the ranks, global clipping, AdamW
+            ratios = MoeBalancer.Step(_model, cfg.MoeBiasGamma, _dp.Group);
         }
-        else ratios = MoeBalancer.Step(_model, 0);   // a skipped step moves nothing, but clears its loads
-        _optimizer.ZeroGrad();
+        else ratios = MoeBalancer.Step(_model, 0, _dp.Group);   // a skipped step moves nothing, but clears its loads
+        _dp.ZeroGrad();
         return new StepResult(loss, correct / Math.Max(1, globalTargets), gradNorm,
             mtp ? mtpSum / Math.Max(1, mtpCounts![0]) : null, ratios);
     }
@@ -199,8 +206,10 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         using var _ = no_grad();
         _model.eval();
         double sum = 0; long count = 0;
+        long index = -1;
         foreach (var batch in _data.Epoch(cfg.Data.EvalPath!, cfg.Seed, 0, shuffle: false).Take(cfg.Data.EvalBatches))
         {
+            if (!_dp.Owns(++index)) continue;                  // eval batches round-robin over the ranks
             using var inner = NewDisposeScope();
             var (ids, labels, pos, seg) = ToTensors(batch);
             var output = _model.Forward(ids, pos, new AttentionMask(SegmentIds: seg));
@@ -208,27 +217,36 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
             sum += s.item<float>(); count += c;
         }
         foreach (var moe in _model.MoeLayers()) moe.TakeLoads();   // eval routing does not count towards balancing
-        return sum / Math.Max(1, count);
+        var totals = _dp.Sum(sum, count);
+        return totals[0] / Math.Max(1, totals[1]);
     }
 
     private void LogEval(long step, IProgressReporter progress)
     {
         double loss = EvalLoss();
         EvalLosses.Add((step, loss));
-        _metrics.Log(step, ("eval_loss", loss));
+        _metrics?.Log(step, ("eval_loss", loss));
         progress.Message($"step {step}: eval loss {loss:F4}");
     }
 
-    private CheckpointInfo SaveCheckpoint(RecipeContext ctx)
+    /// <summary>Rank 0 writes the checkpoint (the optimizer state gathered from every rank first); returns its directory.</summary>
+    private string SaveCheckpoint(RecipeContext ctx)
     {
-        var state = _state with { TorchRngState = TorchRng.Capture() };
-        return _checkpoints.Save(state, dir =>
+        using var scope = NewDisposeScope();
+        var optimizerState = _dp.FullStateDict();              // collective: every rank takes part
+        string dir = "";
+        if (_dp.IsMain)
         {
-            PretrainedModel.Save(_model, Path.Combine(dir, "model"));
-            using var scope = NewDisposeScope();
-            SafeTensors.Save(Path.Combine(dir, "optimizer.safetensors"), _optimizer.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value.cpu()));
-            File.WriteAllText(Path.Combine(dir, RecipeRunner.ResolvedConfigFileName), ctx.ResolvedYaml);
-        });
+            var state = _state with { TorchRngState = TorchRng.Capture() };
+            dir = _checkpoints.Save(state, d =>
+            {
+                PretrainedModel.Save(_model, Path.Combine(d, "model"));
+                SafeTensors.Save(Path.Combine(d, "optimizer.safetensors"), optimizerState.ToDictionary(kv => kv.Key, kv => kv.Value.cpu()));
+                File.WriteAllText(Path.Combine(d, RecipeRunner.ResolvedConfigFileName), ctx.ResolvedYaml);
+            }).Directory;
+        }
+        _dp.Group.Barrier();                                   // the checkpoint exists before any rank goes on
+        return dir;
     }
 
     private void LoadCheckpoint(CheckpointInfo ck, RecipeContext ctx)
@@ -236,17 +254,17 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         var tensors = SafeTensors.Load(Path.Combine(ck.Directory, "model"));
         HfStateDict.Load(_model, tensors, Path.Combine(ck.Directory, "model"));
         var opt = SafeTensors.Load(Path.Combine(ck.Directory, "optimizer.safetensors"), new SafeTensorsLoadOptions { Device = _device });
-        _optimizer.LoadStateDict(opt);
+        _dp.LoadStateDict(opt);
         _state = ck.State with { TorchRngState = null };
         if (ck.State.TorchRngState is { } torchRng) TorchRng.Restore(torchRng);
-        ctx.Log.WriteLine($"resumed from {ck.Directory} (step {ck.Step}, epoch {ck.State.Epoch}, batch {ck.State.DataPosition})");
+        _dp.Log(ctx.Log).WriteLine($"resumed from {ck.Directory} (step {ck.Step}, epoch {ck.State.Epoch}, batch {ck.State.DataPosition})");
     }
 
     private void Cleanup()
     {
         _stream?.Dispose();
         _metrics?.Dispose();
-        _optimizer?.Dispose();
+        _dp?.Dispose();
         _model?.Dispose();
     }
 }
