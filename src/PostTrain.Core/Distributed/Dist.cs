@@ -17,6 +17,17 @@ public static class Dist
 
     public static bool IsMain => World.IsMain;
 
+    /// <summary>At process exit: a rank that fails (code != 0) ends every rank of the job at once (MPI_Abort) instead
+    /// of leaving them waiting in their next collective; otherwise the code is returned. MPI is not started here.</summary>
+    public static int Exit(int code)
+    {
+        ProcessGroup? w;
+        lock (Gate) w = world;
+        if (code != 0 && w is MpiProcessGroup { Size: > 1 } mpi)
+            mpi.Abort(code, $"exited with code {code}; ending all {mpi.Size} ranks");
+        return code;
+    }
+
     private static ProcessGroup Create(DistEnv env)
     {
         if (!env.IsDistributed) return SingleProcessGroup.Instance;
