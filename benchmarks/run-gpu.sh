@@ -26,8 +26,8 @@ case "$part" in
   train)
     POSTTRAIN_TOOL=fp8bench pt check 2>&1 | tail -40
     POSTTRAIN_TOOL=fp8bench pt bench 2>&1 | tail -60
-    peak posttrain_bf16 pt bench-train --precision bf16 --device cuda
-    peak posttrain_fp8 pt bench-train --precision fp8 --device cuda
+    peak posttrain_bf16 pt bench-train --dtype bfloat16 --device cuda
+    peak posttrain_fp8 pt bench-train --dtype fp8 --device cuda
     peak hf_default python3 benchmarks/hf/hf_bench.py train --experts default
     peak hf_grouped_mm python3 benchmarks/hf/hf_bench.py train --experts grouped_mm
     ;;

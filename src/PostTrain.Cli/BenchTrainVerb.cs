@@ -17,7 +17,7 @@ public sealed class BenchTrainVerb : ICliVerb
 {
     public Command Build(CliIO io)
     {
-        var precision = new Option<string>("--precision") { DefaultValueFactory = _ => "bf16", Description = "fp32, bf16 or fp8" };
+        var precision = new Option<string>("--dtype") { DefaultValueFactory = _ => "bfloat16", Description = DTypeNames.List };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 10 };
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 3 };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 8 };
@@ -28,11 +28,7 @@ public sealed class BenchTrainVerb : ICliVerb
         command.SetAction(parse =>
         {
             var dev = DeviceSelector.Resolve(parse.GetValue(device));
-            var p = parse.GetValue(precision) switch
-            {
-                "fp32" => Precision.Fp32, "bf16" => Precision.Bf16, "fp8" => Precision.Fp8,
-                var s => throw new UsageException($"--precision: '{s}' (fp32, bf16, fp8)"),
-            };
+            var p = ModelSetup.PrecisionOf(DTypeNames.Parse(parse.GetValue(precision)!, "--dtype"));
             if (!BuiltinModels.ByName.TryGetValue(parse.GetValue(model)!, out var make)) throw new UsageException($"--model: unknown built-in '{parse.GetValue(model)}'");
             var cfg = make();
             random.manual_seed(0);

@@ -30,7 +30,7 @@ public static class CliApp
     public static void RegisterRecipes()
     {
         RecipeRegistry.Register(PostTrain.Eval.Recipe.EvalRecipe.Info);
-        RecipeRegistry.Register(PostTrain.Eval.Pipeline.PipelineRecipe.Info);
+        RecipeRegistry.Register(PostTrain.Pipeline.PipelineRecipe.Info);
     }
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct = default)

@@ -8,7 +8,6 @@ using PostTrain.Core.Runtime;
 using PostTrain.Data.Examples;
 using PostTrain.Data.Templates;
 using PostTrain.Data.Tokenizers;
-using PostTrain.Training.Common;
 
 namespace PostTrain.Cli;
 
@@ -48,7 +47,7 @@ public sealed class GenerateVerb : ICliVerb
                 }
             }
             if (texts.Count == 0) throw new UsageException("give --prompt or --input");
-            var loaded = ModelSetup.Load(new PostTrain.Training.Recipes.ModelConfigSection { Path = parse.GetValue(model)!, Device = parse.GetValue(device)!, Dtype = PostTrain.Training.Recipes.DTypeName.Float32 }, 0, io.Error);
+            var loaded = ModelSetup.Load(new ModelConfigSection { Path = parse.GetValue(model)!, Device = parse.GetValue(device)!, Dtype = DTypeName.Float32 }, 0, io.Error);
             var tok = loaded.Tokenizer;
             var template = ChatTemplate.DeepSeekV3(tok);
             var prompts = new List<int[]>();

@@ -29,7 +29,7 @@ public sealed class ServeVerb : ICliVerb
             ServeOptions options = new()
             {
                 Model = parse.GetValue(model)!, Host = parse.GetValue(host)!, Port = parse.GetValue(port), Device = parse.GetValue(device)!,
-                Dtype = parse.GetValue(dtype)!, ServedModelName = parse.GetValue(name), MaxBatchSize = parse.GetValue(maxBatch),
+                Dtype = DTypeNames.Parse(parse.GetValue(dtype)!, "--dtype"), ServedModelName = parse.GetValue(name), MaxBatchSize = parse.GetValue(maxBatch),
                 BatchWindowMs = parse.GetValue(window), ChatTemplate = parse.GetValue(template)!, MaxModelLen = parse.GetValue(maxLen),
                 Tokenizer = parse.GetValue(tokenizer), Seed = parse.GetValue(seed), MetricsDir = parse.GetValue(metricsDir), Log = io.Error,
             };

@@ -17,9 +17,6 @@ using PostTrain.Core.Generation;
 using PostTrain.Core.Model;
 using PostTrain.Data.Templates;
 using PostTrain.Data.Tokenizers;
-using PostTrain.Training.Common;
-using PostTrain.Training.Infra;
-using PostTrain.Training.Recipes;
 
 namespace PostTrain.Serve;
 
@@ -55,7 +52,7 @@ public sealed class PostTrainServer : IAsyncDisposable
         Template(options.ChatTemplate, ByteTokenizer.Instance);   // fail on a bad template name before loading anything
         var loaded = await Task.Run(() => ModelSetup.Load(new ModelConfigSection
         {
-            Path = options.Model, Device = options.Device, Dtype = ParseDtype(options.Dtype), Tokenizer = options.Tokenizer,
+            Path = options.Model, Device = options.Device, Dtype = options.Dtype, Tokenizer = options.Tokenizer,
         }, options.Seed, log), ct);
         loaded.Model.eval();
         var tokenizer = loaded.Tokenizer;
@@ -121,14 +118,6 @@ public sealed class PostTrainServer : IAsyncDisposable
         host == "localhost" ? IPAddress.Loopback
         : IPAddress.TryParse(host, out var ip) ? ip
         : throw new ArgumentException($"ServeOptions.Host: '{host}' is not an IP address or 'localhost'");
-
-    private static DTypeName ParseDtype(string dtype) => dtype.Trim().ToLowerInvariant() switch
-    {
-        "float32" or "fp32" => DTypeName.Float32,
-        "bfloat16" or "bf16" => DTypeName.Bfloat16,
-        "fp8" => DTypeName.Fp8,
-        _ => throw new ArgumentException($"ServeOptions.Dtype: '{dtype}' is not supported (float32, bfloat16, fp8)"),
-    };
 
     private static ChatTemplate Template(string name, ITokenizer tokenizer) => name switch
     {

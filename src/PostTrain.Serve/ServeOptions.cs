@@ -16,7 +16,7 @@ public sealed record ServeOptions
     public string Device { get; init; } = "auto";
 
     /// <summary>float32 | bfloat16 | fp8 (compute precision of the linear layers).</summary>
-    public string Dtype { get; init; } = "float32";
+    public DTypeName Dtype { get; init; } = DTypeName.Float32;
 
     /// <summary>The id clients send as `model` and /v1/models lists; null = the model directory's name or the built-in name.</summary>
     public string? ServedModelName { get; init; }

@@ -1,47 +1,57 @@
-// Data-parallel AdamW step: gradient sync over the ranks, global gradient-norm clipping, optimizer step, with the
-// ZeRO stage chosen (ZeroStage). Every rank ends the step with the same parameters, equal (up to fp32 summation
+// Data-parallel optimizer step: gradient sync over the ranks, global gradient-norm clipping, the wrapped optimizer's
+// step (AdamW, SGD: any IOptimizer), with the ZeRO stage chosen (ZeroStage). Every rank ends the step with the same parameters, equal (up to fp32 summation
 // order) to a single process that saw the whole global batch.
-//   stage 0: bucketed all-reduce of gradients; clip_grad_norm_ and AdamW on every rank (as one process does).
-//   stage 1: the same all-reduce; each rank's AdamW holds state for the parameters it owns only (parameters are
+//   stage 0: bucketed all-reduce of gradients; clipping and the step on every rank (as one process does).
+//   stage 1: the same all-reduce; each rank's optimizer holds state for the parameters it owns only (parameters are
 //            given to ranks whole, largest-first to the least loaded rank) and updates them; the updated
 //            parameters are all-gathered.
 //   stage 2: gradients are laid out owner by owner and reduce-scattered: each rank receives the summed gradients of
 //            its own parameters; the global norm is the square root of the all-reduced sum of each rank's squares.
 //            Simplification: TorchSharp cannot drop a single parameter's .grad, so the other ranks' gradient buffers
 //            stay allocated (the communication and the optimizer memory are ZeRO-2's; gradient memory is not freed).
-// Clipping as torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), applied when below 1.
+// Clipping as torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), applied when below 1 (stages 0 and 1
+// call the caller's own clipping on the summed gradients, so one process is exactly the single-process step).
+// StateDict is the whole state in the wrapped optimizer's single-process format on every rank (collective), so a
+// checkpoint resumes at any process count; LoadStateDict takes that format and keeps this rank's entries.
+using System.Text;
+using System.Text.Json;
 using TorchSharp;
 using TorchSharp.Modules;
-using AdamW = PostTrain.Core.Precision.AdamW;
+using PostTrain.Core.Precision;
 using static TorchSharp.torch;
 
 namespace PostTrain.Core.Distributed;
 
-public sealed class DataParallelOptimizer : IDisposable
+public sealed class DataParallelOptimizer : IOptimizer
 {
     private readonly ProcessGroup group;
     private readonly (string Name, Parameter Param)[] all;
-    private readonly int[] owner;                 // rank owning each parameter (all 0..Size-1; stage 0: own rank)
-    private readonly AdamW optimizer;
+    private readonly int[] owner;                 // rank owning each parameter (stage 0: this rank)
+    private readonly IOptimizer optimizer;        // over the parameters this rank updates
     private readonly long bucketElements;
 
     public ZeroStage Stage { get; }
     public ProcessGroup Group => group;
+    public IOptimizer Local => optimizer;
 
     public double LearningRate { get => optimizer.LearningRate; set => optimizer.LearningRate = value; }
 
-    /// <param name="createAdamW">Builds the AdamW over the parameters this rank updates (all of them at stage 0).</param>
+    /// <summary>Every parameter of the model (not only this rank's shard), in order.</summary>
+    public IReadOnlyList<Parameter> Parameters { get; }
+
+    /// <param name="create">Builds the optimizer over the parameters this rank updates (all of them at stage 0).</param>
     public DataParallelOptimizer(ProcessGroup group, IEnumerable<(string Name, Parameter Param)> parameters, ZeroStage stage,
-        Func<IReadOnlyList<(string Name, Parameter Param)>, AdamW> createAdamW, long bucketElements = GradientBuckets.DefaultBucketElements)
+        Func<IReadOnlyList<(string Name, Parameter Param)>, IOptimizer> create, long bucketElements = GradientBuckets.DefaultBucketElements)
     {
         this.group = group;
         all = parameters.ToArray();
+        Parameters = all.Select(p => p.Param).ToArray();
         Stage = group.Size == 1 ? ZeroStage.None : stage;
         this.bucketElements = bucketElements;
         owner = Stage == ZeroStage.None ? Enumerable.Repeat(group.Rank, all.Length).ToArray() : Partition(all.Select(p => p.Param.numel()).ToArray(), group.Size);
         if (Stage != ZeroStage.None && all.Select(p => p.Param.dtype).Distinct().Count() > 1)
             throw new NotSupportedException("ZeRO stages 1 and 2 need all parameters in one dtype");
-        optimizer = createAdamW(all.Where((_, i) => owner[i] == group.Rank).ToList());
+        optimizer = create(all.Where((_, i) => owner[i] == group.Rank).ToList());
     }
 
     /// <summary>Owner of each parameter: largest first, each to the rank with the fewest elements so far (ties: lowest rank).</summary>
@@ -58,24 +68,30 @@ public sealed class DataParallelOptimizer : IDisposable
         return owner;
     }
 
-    /// <summary>Syncs gradients, clips them to maxNorm (null: no clipping) by the global norm, and steps. Returns the
-    /// global gradient norm before clipping.</summary>
-    public double Step(double? maxNorm)
+    /// <summary>Gradient sync and the step, without clipping.</summary>
+    public void Step() => Step(maxNorm: null);
+
+    /// <summary>Syncs gradients, clips them to maxNorm (null: none) by the global norm, and steps. Returns the global
+    /// gradient norm before clipping.</summary>
+    public double Step(double? maxNorm) =>
+        Step(ps => nn.utils.clip_grad_norm_(ps, maxNorm ?? double.MaxValue), maxNorm);
+
+    /// <param name="clipAndNorm">Stages 0/1: clips the summed gradients and returns their norm (the single-process code).</param>
+    /// <param name="maxNorm">Stage 2: the clipping limit used on the sharded gradients.</param>
+    public double Step(Func<IReadOnlyList<Parameter>, double> clipAndNorm, double? maxNorm)
     {
         using var scope = NewDisposeScope();
-        var ps = all.Select(p => p.Param).ToList();
-        var withGrad = GradientBuckets.AgreeOnGradients(group, ps);
+        var withGrad = GradientBuckets.AgreeOnGradients(group, Parameters);
         double norm;
         if (Stage == ZeroStage.Two)
         {
             ReduceScatterGradients(withGrad);
-            var mine = withGrad.Where(p => OwnerOf(p) == group.Rank).ToList();
-            norm = ShardedNormAndClip(mine, maxNorm);
+            norm = ShardedNormAndClip(withGrad.Where(p => OwnerOf(p) == group.Rank).ToList(), maxNorm);
         }
         else
         {
             GradientBuckets.AllReduce(group, withGrad, bucketElements);
-            norm = nn.utils.clip_grad_norm_(withGrad, maxNorm ?? double.MaxValue);   // every rank holds every summed gradient
+            norm = withGrad.Count == 0 ? 0 : clipAndNorm(withGrad);   // every rank holds every summed gradient
         }
         optimizer.Step();
         if (Stage != ZeroStage.None) GatherParameters();
@@ -84,35 +100,43 @@ public sealed class DataParallelOptimizer : IDisposable
 
     public void ZeroGrad()
     {
-        foreach (var (_, p) in all) p.grad?.zero_();
+        foreach (var p in Parameters) p.grad?.zero_();
     }
 
-    /// <summary>This rank's optimizer state (its shard at stages 1 and 2), keyed by parameter name.</summary>
-    public Dictionary<string, Tensor> StateDict() => optimizer.StateDict();
-
-    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state) => optimizer.LoadStateDict(state);
-
-    /// <summary>The state of every parameter, in AdamW.StateDict's format, on every rank: at ZeRO 1/2 each entry is
-    /// broadcast from the rank that owns it. Collective.</summary>
-    public Dictionary<string, Tensor> FullStateDict()
+    /// <summary>The whole state (every rank's shard) in the wrapped optimizer's format, on every rank. Collective.</summary>
+    public Dictionary<string, Tensor> StateDict()
     {
         var local = optimizer.StateDict();
         if (Stage == ZeroStage.None) return local;
+        // each rank's keys, dtypes and shapes, so every rank can receive every entry
+        var meta = JsonSerializer.Serialize(local.OrderBy(kv => kv.Key, StringComparer.Ordinal)
+            .Select(kv => new Entry(kv.Key, (int)kv.Value.dtype, kv.Value.shape)).ToArray());
+        var bytes = Encoding.UTF8.GetBytes(meta);
+        var lengths = group.AllGather(bytes.LongLength);
+        using var mine = tensor(bytes);
+        using var gathered = group.AllGatherV(mine, lengths);
+        var allBytes = gathered.data<byte>().ToArray();
         var full = new Dictionary<string, Tensor>();
-        var momentType = optimizer.Bf16Moments ? ScalarType.BFloat16 : ScalarType.Float32;
-        for (int i = 0; i < all.Length; i++)
+        long at = 0;
+        var device = all.Length > 0 ? all[0].Param.device : CPU;
+        for (int r = 0; r < group.Size; r++)
         {
-            var (name, p) = all[i];
-            foreach (var key in new[] { name + ".exp_avg", name + ".exp_avg_sq", name + ".step" })
+            var entries = JsonSerializer.Deserialize<Entry[]>(Encoding.UTF8.GetString(allBytes, (int)at, (int)lengths[r]))!;
+            at += lengths[r];
+            foreach (var e in entries)
             {
-                var t = owner[i] == group.Rank ? local[key]
-                    : key.EndsWith(".step", StringComparison.Ordinal) ? tensor(0L) : empty(p.shape, momentType, p.device);
-                group.Broadcast(t, owner[i]);
-                full[key] = t.DetachFromDisposeScope();
+                var t = r == group.Rank ? local[e.Key] : empty(e.Shape, (ScalarType)e.DType, e.Shape.Length == 0 ? CPU : device);
+                group.Broadcast(t, r);
+                full[e.Key] = t;
             }
         }
         return full;
     }
+
+    private sealed record Entry(string Key, int DType, long[] Shape);
+
+    /// <summary>Takes a whole state (single-process format); this rank's optimizer keeps its parameters' entries.</summary>
+    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state) => optimizer.LoadStateDict(state);
 
     /// <summary>Names of the parameters whose optimizer state this rank holds.</summary>
     public IEnumerable<string> OwnedNames => all.Where((_, i) => owner[i] == group.Rank).Select(p => p.Name);

@@ -12,7 +12,7 @@ using static TorchSharp.torch;
 
 namespace PostTrain.Core.Precision;
 
-public sealed class AdamW : IDisposable
+public sealed class AdamW : IOptimizer
 {
     private readonly (string Name, Parameter Param)[] parameters;
     private readonly Tensor[] expAvg;
@@ -25,6 +25,8 @@ public sealed class AdamW : IDisposable
     public double LearningRate { get; set; }
 
     public bool Bf16Moments { get; }
+
+    public IReadOnlyList<Parameter> Parameters => parameters.Select(p => p.Param).ToArray();
 
     /// <param name="parameters">Named FP32 parameters (e.g. module.named_parameters()); names key the state.</param>
     /// <param name="noDecay">Names excluded from weight decay (norms, biases), or null.</param>

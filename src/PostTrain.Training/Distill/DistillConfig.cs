@@ -2,7 +2,6 @@
 // OpenAI-compatible endpoint), the problems, how each is sampled (k samples, reasoning template), the rewards that
 // verify a sample, the filters, decontamination against eval sets and the sharded output. The shared training
 // sections of RecipeConfig (optimizer, scheduler, checkpoint, max_steps) are not used by this recipe.
-using PostTrain.Training.Grpo;
 using PostTrain.Training.Recipes;
 
 namespace PostTrain.Training.Distill;
@@ -20,7 +19,7 @@ public sealed record DistillConfig : RecipeConfig
     public DistillSamplingConfig Sampling { get; init; } = new();
 
     /// <summary>The weighted rewards that verify a sample (the same list as grpo's).</summary>
-    public required List<GrpoRewardConfig> Rewards { get; init; }
+    public required List<RewardConfig> Rewards { get; init; }
     public string? RewardsDir { get; init; } = "rewards";
     public double RewardTimeoutSeconds { get; init; } = 10;
 

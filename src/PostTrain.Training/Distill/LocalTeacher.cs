@@ -7,7 +7,6 @@ using PostTrain.Core.Generation;
 using PostTrain.Core.Model;
 using PostTrain.Data.Templates;
 using PostTrain.Data.Tokenizers;
-using PostTrain.Training.Common;
 using PostTrain.Training.Grpo;
 using PostTrain.Training.Recipes;
 

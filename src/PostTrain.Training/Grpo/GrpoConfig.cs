@@ -5,13 +5,13 @@ using PostTrain.Training.Recipes;
 
 namespace PostTrain.Training.Grpo;
 
-public sealed record GrpoConfig : RecipeConfig
+public sealed record GrpoConfig : TrainerConfig
 {
     public required ModelConfigSection Model { get; init; }
     public required GrpoDataConfig Data { get; init; }
 
     /// <summary>The weighted rewards; a sample's reward is sum(weight * score) over the rewards that scored it.</summary>
-    public required List<GrpoRewardConfig> Rewards { get; init; }
+    public required List<RewardConfig> Rewards { get; init; }
 
     /// <summary>Folder of reward plugins (*.js, *.csx); missing = none.</summary>
     public string? RewardsDir { get; init; } = "rewards";
@@ -39,14 +39,6 @@ public sealed record GrpoDataConfig
     public bool Shuffle { get; init; } = true;
     /// <summary>Prompts longer than this (in tokens) are skipped.</summary>
     public int MaxPromptTokens { get; init; } = 512;
-}
-
-/// <summary>One reward as the recipe lists it: `{name: math, weight: 1.0, options: {column: answer}}`.</summary>
-public sealed record GrpoRewardConfig
-{
-    public required string Name { get; init; }
-    public double Weight { get; init; } = 1.0;
-    public Dictionary<string, string>? Options { get; init; }
 }
 
 public sealed record GrpoAlgorithmConfig
@@ -97,5 +89,5 @@ public sealed record GrpoEvalConfig
     public int Samples { get; init; }
     /// <summary>Also evaluate every this many steps during training (0 = only before and after).</summary>
     public long EveryNSteps { get; init; }
-    public List<GrpoRewardConfig> Rewards { get; init; } = [new() { Name = "math" }];
+    public List<RewardConfig> Rewards { get; init; } = [new() { Name = "math" }];
 }

@@ -4,7 +4,7 @@ namespace PostTrain.Training.Recipes;
 public enum SftFormat { [RecipeKey("prompt_completion")] PromptCompletion, Messages, Text }
 public enum TrainOn { Completion, All }
 
-public sealed record SftConfig : RecipeConfig
+public sealed record SftConfig : TrainerConfig
 {
     public required ModelConfigSection Model { get; init; }
     public required SftDataConfig Data { get; init; }

@@ -64,7 +64,7 @@ public sealed class ModelReward : IBatchReward, IDisposable
         try
         {
             var device = DeviceSelector.Resolve(deviceSpec, "reward 'model' option 'device'");
-            var tokenizer = Common.ModelSetup.LoadTokenizer(path);
+            var tokenizer = ModelSetup.LoadTokenizer(path);
             var template = PromptSet.Template(templateName, tokenizer);
             var model = RewardModelFiles.Load(path, device);
             return new ModelReward(model, tokenizer, template, device, batchSize, maxLength, transform);

@@ -4,7 +4,7 @@ using PostTrain.Training.Recipes;
 
 namespace PostTrain.Training.RewardModeling;
 
-public sealed record RmConfig : RecipeConfig
+public sealed record RmConfig : TrainerConfig
 {
     /// <summary>A causal-LM directory or built-in name (a score head is added, drawn from head_init_std), or a saved
     /// reward model directory (trained further).</summary>
