@@ -51,7 +51,7 @@ public sealed class TrainingRun : IDisposable
     /// <summary>Steps skipped for a non-finite loss so far.</summary>
     public long SkippedSteps => _guard.TotalSkipped;
 
-    private TrainingRun(RecipeContext ctx, TrainerConfig cfg, RunModel model)
+    private TrainingRun(RecipeContext ctx, TrainerConfig cfg, RunModel model, bool dataParallel)
     {
         if (cfg.GradientAccumulationSteps < 1)
             throw new RecipeConfigException($"gradient_accumulation_steps: must be >= 1, got {cfg.GradientAccumulationSteps}");
@@ -61,6 +61,8 @@ public sealed class TrainingRun : IDisposable
         Config = cfg;
         _guard = new NonFiniteGuard(cfg.MaxConsecutiveNonfinite);
         Parallel = new DataParallel(Dist.World);
+        if (Parallel.Size > 1 && !dataParallel)   // its batches are not sharded: summed gradients would be Size times too big
+            throw new RecipeConfigException($"recipe {cfg.Recipe}: data-parallel runs ({Parallel.Size} ranks) are supported by sft only so far; run it as one process");
         if (!Parallel.IsMain) Parallel.Group.Barrier();        // rank 0 first removes a killed run's leftovers
         Checkpoints = new CheckpointManager(cfg.OutputDir, cfg.Checkpoint.KeepLast);   // removes a killed run's leftovers
         if (Parallel.IsMain) Parallel.Group.Barrier();
@@ -82,7 +84,8 @@ public sealed class TrainingRun : IDisposable
 
     /// <summary>Builds the optimizer and schedule, and resumes from the run directory's latest checkpoint when the
     /// config allows (model weights, optimizer, trainer state, torch RNG), checking the config did not change.</summary>
-    public static TrainingRun Start(RecipeContext ctx, TrainerConfig cfg, RunModel model) => new(ctx, cfg, model);
+    /// <param name="dataParallel">The recipe shards its batches with Parallel (required to run as several ranks).</param>
+    public static TrainingRun Start(RecipeContext ctx, TrainerConfig cfg, RunModel model, bool dataParallel = false) => new(ctx, cfg, model, dataParallel);
 
     public bool Done => State.Step >= Config.MaxSteps;
 

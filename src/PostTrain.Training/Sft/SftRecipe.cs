@@ -55,7 +55,7 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         (_model, _tokenizer, _device) = (loaded.Model, loaded.Tokenizer, loaded.Device);
         foreach (var moe in _model.MoeLayers()) moe.BalanceAlpha = cfg.MoeBalanceAlpha;
         _data = new SftBatches(cfg.Data, _tokenizer, _stats);
-        _run = TrainingRun.Start(ctx, cfg, CausalLmRun.Of(_model, loaded.TokenizerDir));
+        _run = TrainingRun.Start(ctx, cfg, CausalLmRun.Of(_model, loaded.TokenizerDir), dataParallel: true);
         OpenEpoch(_run.State.Epoch, skip: _run.State.DataPosition);
     }
 
