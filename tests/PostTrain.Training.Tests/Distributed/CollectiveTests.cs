@@ -1,7 +1,8 @@
 // The MPI process group on 2 and 4 ranks (every collective against hand-computed values, inside the worker), data
 // parallel + ZeRO 0/1/2 against one process's AdamW (losses and weights to 1e-6 relative; the worker also checks
 // that skipping the gradient sync breaks the match), and failure handling: a crashing rank or a hanging rank makes
-// mpirun exit non-zero (the hang within the collective timeout, with a message naming it).
+// mpirun exit non-zero (the hang within the collective timeout, with a message naming it). Expert parallel MoE (the
+// worker's ep scenario) against the single-process MoE.
 namespace PostTrain.Training.Tests.Distributed;
 
 [Collection(MpiCollection.Name)]
@@ -27,6 +28,17 @@ public sealed class CollectiveTests
         Assert.True(rc == 0, output);
         foreach (var stage in new[] { "zero0", "zero1", "zero2", "unsynced differs" })
             Assert.Equal(ranks, CountLines(output, "ok " + stage));
+    }
+
+    [Theory]
+    [InlineData(2, new[] { "ep2", "ep2-limited1" })]
+    [InlineData(4, new[] { "ep4", "ep4-limited2", "ep2xdp2", "ep2xdp2-limited1" })]
+    public void ExpertParallelMoeEqualsOneProcessMoe(int ranks, string[] cases)
+    {
+        // outputs, input/router/shared/expert gradients (1e-6) and global loads (exact), device-limited routing on/off
+        var (rc, output) = MpiRun.Run(ranks, MpiRun.Worker, ["ep"]);
+        Assert.True(rc == 0, output);
+        foreach (var c in cases) Assert.Equal(ranks, CountLines(output, $"ok {c} "));
     }
 
     [Fact]
