@@ -58,7 +58,7 @@ public static class CliApp
         }
         catch (Exception e) when (e is RecipeConfigException or UsageException or PostTrain.Core.Model.ModelConfigException
                                    or PostTrain.Core.Checkpoints.SafeTensorsException or PostTrain.Core.Checkpoints.CheckpointMismatchException
-                                   or PostTrain.Core.Runtime.DeviceUnavailableException or PostTrain.Data.DataException
+                                   or PostTrain.Core.Runtime.DeviceUnavailableException or PostTrain.Data.DataException or PostTrain.Data.Templates.ChatTemplateException
                                    or DirectoryNotFoundException or FileNotFoundException)
         {
             stderr.WriteLine($"error: {e.Message}");

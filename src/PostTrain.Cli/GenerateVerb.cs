@@ -49,7 +49,7 @@ public sealed class GenerateVerb : ICliVerb
             if (texts.Count == 0) throw new UsageException("give --prompt or --input");
             var loaded = ModelSetup.Load(new ModelConfigSection { Path = parse.GetValue(model)!, Device = parse.GetValue(device)!, Dtype = DTypeName.Float32 }, 0, io.Error);
             var tok = loaded.Tokenizer;
-            var template = ChatTemplate.DeepSeekV3(tok);
+            var template = ChatTemplates.Resolve("auto", tok, parse.GetValue(model));
             var prompts = new List<int[]>();
             foreach (var t in texts)
                 for (int i = 0; i < parse.GetValue(n); i++)

@@ -37,8 +37,10 @@ public sealed record TeacherConfig
     public string? Tokenizer { get; init; }
     public string Device { get; init; } = "auto";
     public DTypeName Dtype { get; init; } = DTypeName.Float32;
-    /// <summary>deepseek_v3 or plain.</summary>
-    public string ChatTemplate { get; init; } = "deepseek_v3";
+    /// <summary>auto (the teacher's own template, else deepseek_v3) | model | model:NAME | deepseek_v3 | plain | a .jinja file.</summary>
+    public string ChatTemplate { get; init; } = "auto";
+    /// <summary>Template keyword arguments (enable_thinking, ...); values are read as JSON when they parse, else strings.</summary>
+    public Dictionary<string, string> ChatTemplateKwargs { get; init; } = new();
     /// <summary>Local: sequences per generation call (problems x samples are cut into calls of at most this many).</summary>
     public int BatchSize { get; init; } = 256;
 

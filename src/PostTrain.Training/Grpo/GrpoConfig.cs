@@ -34,8 +34,10 @@ public sealed record GrpoDataConfig
 {
     public required string Path { get; init; }
     public string PromptColumn { get; init; } = "prompt";
-    /// <summary>deepseek_v3 (user turn + assistant prefix) or plain (bos + prompt).</summary>
-    public string ChatTemplate { get; init; } = "deepseek_v3";
+    /// <summary>auto (the model's own template, else deepseek_v3) | model | model:NAME | deepseek_v3 | plain | a .jinja file.</summary>
+    public string ChatTemplate { get; init; } = "auto";
+    /// <summary>Template keyword arguments (enable_thinking, ...); values are read as JSON when they parse, else strings.</summary>
+    public Dictionary<string, string> ChatTemplateKwargs { get; init; } = new();
     public bool Shuffle { get; init; } = true;
     /// <summary>Prompts longer than this (in tokens) are skipped.</summary>
     public int MaxPromptTokens { get; init; } = 512;

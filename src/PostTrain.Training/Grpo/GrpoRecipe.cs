@@ -8,6 +8,7 @@
 // after; the final model goes to <output_dir>/final (run mechanics: TrainingRun). Simplifications: one device;
 // generation and training share it.
 using PostTrain.Core.Model;
+using PostTrain.Data.Templates;
 using PostTrain.Data.Tokenizers;
 using PostTrain.Rewards;
 using PostTrain.Training.Infra;
@@ -88,7 +89,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         var registry = RewardModeling.TrainingRewardRegistry.Create(cfg.RewardsDir);
         var runnerOptions = new RewardRunnerOptions { Timeout = TimeSpan.FromSeconds(cfg.RewardTimeoutSeconds) };
         var rewards = new RewardRunner(Owned(registry.CreateAll(cfg.Rewards.Select(r => r.ToSpec()))), runnerOptions);
-        var template = PromptSet.Template(cfg.Data.ChatTemplate, _tokenizer);
+        var template = ChatTemplates.Resolve(cfg.Data.ChatTemplate, _tokenizer, cfg.Model.Tokenizer ?? cfg.Model.Path, kwargs: ChatTemplates.ParseKwargs(cfg.Data.ChatTemplateKwargs));
         _prompts = new PromptSet(cfg.Data.Path, cfg.Data.PromptColumn, template, cfg.Data.MaxPromptTokens);
         ctx.Log.WriteLine($"prompts: {_prompts.Items.Count} from {cfg.Data.Path}" +
             (_prompts.SkippedTooLong > 0 ? $" ({_prompts.SkippedTooLong} longer than {cfg.Data.MaxPromptTokens} tokens skipped)" : ""));

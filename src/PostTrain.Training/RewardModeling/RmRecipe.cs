@@ -10,8 +10,8 @@
 // metrics, the gradients summed by the run's optimizer (TrainingRun.Parallel).
 using System.Diagnostics;
 using PostTrain.Core.Model;
+using PostTrain.Data.Templates;
 using PostTrain.Data.Tokenizers;
-using PostTrain.Training.Grpo;
 using PostTrain.Training.Infra;
 using PostTrain.Training.Recipes;
 using PostTrain.Training.Run;
@@ -59,7 +59,7 @@ public sealed class RmRecipe(RmConfig cfg) : IRecipe
         (_model, _tokenizer, _device) = (loaded.Model, loaded.Tokenizer, loaded.Device);
         foreach (var moe in _model.Backbone.MoeLayers()) moe.BalanceAlpha = cfg.MoeBalanceAlpha;
 
-        var template = PromptSet.Template(cfg.Data.ChatTemplate, _tokenizer);
+        var template = ChatTemplates.Resolve(cfg.Data.ChatTemplate, _tokenizer, loaded.TokenizerDir, kwargs: ChatTemplates.ParseKwargs(cfg.Data.ChatTemplateKwargs));
         _train = new PreferencePairs(cfg.Data.Path, cfg.Data, template);
         ctx.Log.WriteLine($"pairs: {_train.Items.Count} from {cfg.Data.Path}" + DataNote(_train));
         if (cfg.Data.EvalPath is { } evalPath)

@@ -2,7 +2,8 @@
 // key by key with the one about to run. Keys that do not shape the trajectory may differ (logging, checkpointing,
 // held-out evaluation, sample files, the device, the output folder); any other difference (max_steps reshapes the
 // schedule, optimizer, data, model, algorithm knobs) is refused with an error naming each key and both values, unless
-// checkpoint.allow_config_change is true.
+// checkpoint.allow_config_change is true. A checkpoint saved without a resolved config (a recipe run from code with
+// an empty RecipeContext.ResolvedYaml) has nothing to compare and resumes.
 using PostTrain.Training.Infra;
 using PostTrain.Training.Recipes;
 using YamlDotNet.RepresentationModel;
@@ -22,7 +23,9 @@ public static class ResumeCheck
     {
         var saved = Path.Combine(ck.Directory, RecipeRunner.ResolvedConfigFileName);
         if (cfg.Checkpoint.AllowConfigChange || !File.Exists(saved)) return;
-        var changes = Changes(File.ReadAllText(saved), resolvedYaml);
+        var before = File.ReadAllText(saved);
+        if (Flatten(before).Count == 0) return;   // saved by a caller that had no resolved config (the recipe API): nothing to compare
+        var changes = Changes(before, resolvedYaml);
         if (changes.Count == 0) return;
         throw new RecipeConfigException(
             $"resume: the config differs from the one saved with {ck.Directory} ({RecipeRunner.ResolvedConfigFileName}) in " +

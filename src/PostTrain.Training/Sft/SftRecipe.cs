@@ -54,7 +54,7 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         var loaded = ModelSetup.Load(cfg.Model, cfg.Seed, ctx.Log);
         (_model, _tokenizer, _device) = (loaded.Model, loaded.Tokenizer, loaded.Device);
         foreach (var moe in _model.MoeLayers()) moe.BalanceAlpha = cfg.MoeBalanceAlpha;
-        _data = new SftBatches(cfg.Data, _tokenizer, _stats);
+        _data = new SftBatches(cfg.Data, _tokenizer, _stats, cfg.Model.Tokenizer ?? cfg.Model.Path);
         _run = TrainingRun.Start(ctx, cfg, CausalLmRun.Of(_model, loaded.TokenizerDir), dataParallel: true);
         OpenEpoch(_run.State.Epoch, skip: _run.State.DataPosition);
     }
