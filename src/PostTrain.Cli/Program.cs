@@ -8,4 +8,7 @@ Console.CancelKeyPress += (_, e) =>
     if (cts.IsCancellationRequested) Environment.Exit(130);
     cts.Cancel();
 };
-return await CliApp.RunAsync(args, Console.Out, Console.Error, cts.Token);
+// a distributed run's ranks other than 0 keep quiet on stdout (rank 0 prints the config and progress); errors stay
+var stdout = PostTrain.Core.Distributed.DistEnv.FromEnvironment().Rank == 0 ? Console.Out : TextWriter.Null;
+int code = await CliApp.RunAsync(args, stdout, Console.Error, cts.Token);
+return PostTrain.Core.Distributed.Dist.Exit(code);   // one failing rank of a distributed run ends them all

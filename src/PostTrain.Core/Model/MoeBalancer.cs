@@ -9,13 +9,14 @@ public static class MoeBalancer
 {
     /// <summary>Updates every layer's bias from the loads accumulated since the last call and returns max/mean load
     /// per MoE layer (1.0 = perfectly balanced). Layers without a correction bias (V2 routing) only report.</summary>
-    public static double[] Step(DeepSeekForCausalLM model, double gamma)
+    /// <param name="group">Ranks whose loads are summed first (data/expert parallel: the global counts), or null.</param>
+    public static double[] Step(DeepSeekForCausalLM model, double gamma, PostTrain.Core.Distributed.ProcessGroup? group = null)
     {
         var ratios = new List<double>();
         using var _ = no_grad();
         foreach (var moe in model.MoeLayers())
         {
-            long[] loads = moe.TakeLoads();
+            long[] loads = group is null ? moe.TakeLoads() : group.AllReduce(moe.TakeLoads());
             double mean = loads.Average();
             ratios.Add(mean > 0 ? loads.Max() / mean : 1.0);
             if (gamma == 0 || mean == 0 || moe.Gate.CorrectionBias is not { } bias) continue;

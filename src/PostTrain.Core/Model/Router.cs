@@ -31,6 +31,10 @@ public sealed class Router : nn.Module<Tensor, Tensor>
     /// <summary>The correction bias (a persistent buffer for V3; unused and not saved for V2-style routing).</summary>
     public Tensor? CorrectionBias => e_score_correction_bias;
 
+    /// <summary>Optional extra mask on the biased selection scores (N, E) before the top-k, e.g. device-limited routing
+    /// under expert parallelism (Distributed.DeviceLimitedRouting); returns the masked scores.</summary>
+    public Func<Tensor, Tensor>? SelectionFilter { get; set; }
+
     public override Tensor forward(Tensor x) => throw new InvalidOperationException("call Route(x)");
 
     /// <summary>Experts to use for the next Route calls' N tokens, (N, k) int64; a row of -1 keeps the router's choice.
@@ -74,6 +78,7 @@ public sealed class Router : nn.Module<Tensor, Tensor>
                 var scoreMask = groupMask.unsqueeze(-1).expand(n, c.NGroup, perGroup).reshape(n, c.NRoutedExperts);
                 choice = choice.masked_fill(scoreMask.logical_not(), double.NegativeInfinity);
             }
+            if (SelectionFilter is not null) choice = SelectionFilter(choice);
         }
         var idx = choice.topk(c.NumExpertsPerTok, dim: -1, sorted: false).indexes;  // (N, k)
         if (KeepLastChoice || ReplayExperts is not null)

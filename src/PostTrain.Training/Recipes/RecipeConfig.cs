@@ -35,6 +35,7 @@ public abstract record TrainerConfig : RecipeConfig
     public OptimizerConfig Optimizer { get; init; } = new();
     public SchedulerConfig Scheduler { get; init; } = new();
     public CheckpointConfig Checkpoint { get; init; } = new();
+    public DistributedConfig Distributed { get; init; } = new();
 }
 
 public enum OptimizerKind { [RecipeKey("adamw")] AdamW, Sgd }

@@ -9,9 +9,11 @@ namespace PostTrain.Training.RewardModeling;
 public static class RewardScoring
 {
     /// <summary>ids (N, T) int64 right-padded with <paramref name="padId"/>, keyPadding (N, T) int64 (1 = real token).</summary>
-    public static (Tensor Ids, Tensor KeyPadding) Pad(IReadOnlyList<int[]> sequences, int padId, Device device)
+    /// <param name="minLength">Pad to at least this length (data parallel: the whole batch's longest, so every rank
+    /// routes as many pad tokens as one process would).</param>
+    public static (Tensor Ids, Tensor KeyPadding) Pad(IReadOnlyList<int[]> sequences, int padId, Device device, int minLength = 0)
     {
-        int n = sequences.Count, len = sequences.Max(s => s.Length);
+        int n = sequences.Count, len = Math.Max(minLength, sequences.Max(s => s.Length));
         var ids = new long[n * len];
         var keep = new long[n * len];
         for (int i = 0; i < n; i++)

@@ -6,6 +6,8 @@
 // and the final reward model as a Hugging Face directory (<output_dir>/final, DeepseekV3ForSequenceClassification);
 // the run mechanics are TrainingRun's.
 // Simplification: each micro-batch is right-padded to its longest sequence (no packing).
+// Data parallel: each rank scores its contiguous share of every micro-batch's pairs; the scores are gathered for the
+// metrics, the gradients summed by the run's optimizer (TrainingRun.Parallel).
 using System.Diagnostics;
 using PostTrain.Core.Model;
 using PostTrain.Data.Templates;
@@ -58,7 +60,7 @@ public sealed class RmRecipe(RmConfig cfg) : IRecipe
         int padId = _tokenizer.PadId;
         _run = TrainingRun.Start(ctx, cfg, new RunModel(_model,
             (dir, extraFiles) => RewardModelFiles.Save(_model, dir, padId, extraFiles: extraFiles),
-            dir => RewardModelFiles.LoadWeights(_model, dir), loaded.TokenizerDir));
+            dir => RewardModelFiles.LoadWeights(_model, dir), loaded.TokenizerDir), dataParallel: true);
         _order = _train.Order(cfg.Seed, _run.State.Epoch, cfg.Data.Shuffle);
     }
 
@@ -104,10 +106,10 @@ public sealed class RmRecipe(RmConfig cfg) : IRecipe
         if (Evals.Count > 0)
         {
             var (first, last) = (Evals[0], Evals[^1]);
-            ctx.Log.WriteLine($"held-out accuracy: {first.Metrics.Accuracy:P1} at step {first.Step} -> {last.Metrics.Accuracy:P1} at step {last.Step} " +
+            _run.Output.WriteLine($"held-out accuracy: {first.Metrics.Accuracy:P1} at step {first.Step} -> {last.Metrics.Accuracy:P1} at step {last.Step} " +
                 $"({last.Metrics.Pairs} pairs, mean margin {last.Metrics.Margin:F3})");
         }
-        ctx.Log.WriteLine($"final reward model: {final}");
+        _run.Output.WriteLine($"final reward model: {final}");
     }
 
     /// <summary>One optimizer step over the micro-batches; the loss is the mean over the global batch's pairs.</summary>
@@ -118,27 +120,44 @@ public sealed class RmRecipe(RmConfig cfg) : IRecipe
         _run.BeginStep(lr);
         long globalPairs = micro.Sum(b => b.Count);
         var chosen = new List<double>(); var rejected = new List<double>(); var margins = new List<double>();
-        foreach (var batch in micro)
+        foreach (var whole in micro)
         {
             using var inner = NewDisposeScope();
+            var batch = _run.Parallel.Shard(whole);                  // data parallel: this rank's pairs of the global batch
             int p = batch.Count;
-            var (ids, keep) = RewardScoring.Pad([.. batch.Select(x => x.Chosen), .. batch.Select(x => x.Rejected)], _tokenizer.PadId, _device);
+            if (p == 0) { GatherScores(new double[0], new double[0]); margins.AddRange(whole.Select(x => x.Margin)); continue; }
+            int longest = whole.Max(x => Math.Max(x.Chosen.Length, x.Rejected.Length));   // as one process pads
+            var (ids, keep) = RewardScoring.Pad([.. batch.Select(x => x.Chosen), .. batch.Select(x => x.Rejected)], _tokenizer.PadId, _device, longest);
             var r = _model.Forward(ids, new AttentionMask(KeyPadding: keep));                  // (2P,): chosen then rejected
             var (rc, rr) = (r.narrow(0, 0, p), r.narrow(0, p, p));
             var margin = _train.HasMargin ? tensor(batch.Select(x => (float)x.Margin).ToArray(), device: _device) : null;
             var loss = BradleyTerry.Loss(rc, rr, margin, cfg.CenterRewardsCoefficient, globalPairs);
-            foreach (var moe in _model.Backbone.MoeLayers())
-                if (moe.LastBalanceLoss is { } b) loss = loss + b / micro.Count;
+            foreach (var moe in _model.Backbone.MoeLayers())   // a mean over this rank's sequences, weighted to the global mean
+                if (moe.LastBalanceLoss is { } b) loss = loss + b * ((double)p / whole.Count) / micro.Count;
             loss.backward();
             var host = r.detach().cpu().data<float>().ToArray();
-            chosen.AddRange(host.Take(p).Select(x => (double)x));
-            rejected.AddRange(host.Skip(p).Select(x => (double)x));
-            margins.AddRange(batch.Select(x => x.Margin));
+            var (c, j) = GatherScores(host.Take(p).Select(x => (double)x).ToArray(), host.Skip(p).Select(x => (double)x).ToArray());
+            chosen.AddRange(c);
+            rejected.AddRange(j);
+            margins.AddRange(whole.Select(x => x.Margin));
         }
         var m = BradleyTerry.Metrics(chosen, rejected, _train.HasMargin ? margins : null, cfg.CenterRewardsCoefficient);
         var update = _run.Update(m.Loss);
-        MoeBalancer.Step(_model.Backbone, update.Applied ? cfg.MoeBiasGamma : 0);   // a skipped step moves nothing, but clears its loads
+        MoeBalancer.Step(_model.Backbone, update.Applied ? cfg.MoeBiasGamma : 0, _run.Parallel.Group);   // a skipped step moves nothing, but clears its loads
         return (m, update.GradNorm);
+    }
+
+    /// <summary>Every rank's scores of one micro-batch, in pair order (ranks hold contiguous shards).</summary>
+    private (double[] Chosen, double[] Rejected) GatherScores(double[] chosen, double[] rejected)
+    {
+        var g = _run.Parallel.Group;
+        if (g.Size == 1) return (chosen, rejected);
+        var rows = g.AllGather(chosen.LongLength);
+        using var mineC = tensor(chosen);
+        using var mineJ = tensor(rejected);
+        using var c = g.AllGatherV(mineC, rows);
+        using var j = g.AllGatherV(mineJ, rows);
+        return (c.data<double>().ToArray(), j.data<double>().ToArray());
     }
 
     /// <summary>Accuracy, mean margin and loss on the held-out pairs (no gradients; routing loads discarded).</summary>
@@ -156,7 +175,7 @@ public sealed class RmRecipe(RmConfig cfg) : IRecipe
     {
         var m = Evaluate();
         Evals.Add((step, m));
-        _run.Metrics.Log(step, ("eval/accuracy", m.Accuracy), ("eval/margin", m.Margin), ("eval/loss", m.Loss), ("eval/reward_mean", m.RewardMean));
+        _run.LogAt(step, ("eval/accuracy", m.Accuracy), ("eval/margin", m.Margin), ("eval/loss", m.Loss), ("eval/reward_mean", m.RewardMean));
         progress.Message($"step {step}: held-out accuracy {m.Accuracy:P1}, margin {m.Margin:F3}, loss {m.Loss:F4} ({m.Pairs} pairs)");
     }
 

@@ -12,7 +12,7 @@ namespace PostTrain.Training.Run;
 
 public static class ResumeCheck
 {
-    private static readonly string[] FreePrefixes = ["logging.", "checkpoint.", "eval."];
+    private static readonly string[] FreePrefixes = ["logging.", "checkpoint.", "eval.", "distributed."];   // distributed: same numbers at any ZeRO stage
     private static readonly HashSet<string> FreeKeys =
     [
         "output_dir", "model.device", "samples_every_n_steps", "samples_groups",

@@ -7,8 +7,13 @@
 //   - metrics (JSONL + TensorBoard, truncated to the resumed step), progress, and leftovers of a killed run removed.
 // The recipe keeps its own order of steps: it calls Start in Setup, then per step LearningRate / BeginStep /
 // Update / Advance / LogDue / CheckpointDue, and SaveFinal at the end (torchtune style: no base class).
+// Data parallel (a run started as several ranks): Parallel shards the recipe's batches and sums its numbers; the
+// optimizer is a DataParallelOptimizer (gradient sync, global clipping, ZeRO stage from `distributed:`); rank 0 alone
+// writes metrics, progress, checkpoints (optimizer state gathered into the single-process format) and the final model.
 using PostTrain.Core.Checkpoints;
+using PostTrain.Core.Distributed;
 using PostTrain.Core.Precision;
+using PostTrain.Training.Distributed;
 using PostTrain.Training.Infra;
 using PostTrain.Training.Recipes;
 using TorchSharp;
@@ -30,10 +35,12 @@ public sealed class TrainingRun : IDisposable
     private readonly NonFiniteGuard _guard;
 
     public TrainerConfig Config { get; }
-    public IOptimizer Optimizer { get; }
+    public DataParallelOptimizer Optimizer { get; }
+    public DataParallel Parallel { get; }
     public ILrSchedule Schedule { get; }
     public CheckpointManager Checkpoints { get; }
-    public MetricsLogger Metrics { get; }
+    /// <summary>Metrics (rank 0 only; null on the other ranks of a distributed run).</summary>
+    public MetricsLogger? Metrics { get; }
 
     /// <summary>Step, epoch, data position, tokens seen; recipes advance it, checkpoints save it.</summary>
     public TrainerState State { get; set; } = new();
@@ -44,7 +51,7 @@ public sealed class TrainingRun : IDisposable
     /// <summary>Steps skipped for a non-finite loss so far.</summary>
     public long SkippedSteps => _guard.TotalSkipped;
 
-    private TrainingRun(RecipeContext ctx, TrainerConfig cfg, RunModel model)
+    private TrainingRun(RecipeContext ctx, TrainerConfig cfg, RunModel model, bool dataParallel)
     {
         if (cfg.GradientAccumulationSteps < 1)
             throw new RecipeConfigException($"gradient_accumulation_steps: must be >= 1, got {cfg.GradientAccumulationSteps}");
@@ -53,14 +60,20 @@ public sealed class TrainingRun : IDisposable
         _model = model;
         Config = cfg;
         _guard = new NonFiniteGuard(cfg.MaxConsecutiveNonfinite);
+        Parallel = new DataParallel(Dist.World);
+        if (Parallel.Size > 1 && !dataParallel)   // its batches are not sharded: summed gradients would be Size times too big
+            throw new RecipeConfigException($"recipe {cfg.Recipe}: data-parallel runs ({Parallel.Size} ranks) are supported by sft only so far; run it as one process");
+        if (!Parallel.IsMain) Parallel.Group.Barrier();        // rank 0 first removes a killed run's leftovers
         Checkpoints = new CheckpointManager(cfg.OutputDir, cfg.Checkpoint.KeepLast);   // removes a killed run's leftovers
-        Optimizer = Optimizers.Create(cfg.Optimizer, model.Module.named_parameters().Select(p => (p.name, p.parameter)).ToList());
+        if (Parallel.IsMain) Parallel.Group.Barrier();
+        Optimizer = new DataParallelOptimizer(Parallel.Group, model.Module.named_parameters().Select(p => (p.name, p.parameter)).ToList(),
+            cfg.Distributed.Stage, named => Optimizers.Create(cfg.Optimizer, named), cfg.Distributed.BucketElements);
         Schedule = LrSchedules.FromConfig(cfg.Scheduler, cfg.Optimizer.Lr, cfg.MaxSteps);
         try
         {
             ResumedFrom = cfg.Checkpoint.Resume ? Checkpoints.FindLatest() : null;
             if (ResumedFrom is not null) Resume(ResumedFrom);
-            Metrics = new MetricsLogger(cfg.OutputDir, cfg.Logging.Tensorboard, resumedFromStep: ResumedFrom?.Step);
+            if (Parallel.IsMain) Metrics = new MetricsLogger(cfg.OutputDir, cfg.Logging.Tensorboard, resumedFromStep: ResumedFrom?.Step);
         }
         catch
         {
@@ -71,7 +84,8 @@ public sealed class TrainingRun : IDisposable
 
     /// <summary>Builds the optimizer and schedule, and resumes from the run directory's latest checkpoint when the
     /// config allows (model weights, optimizer, trainer state, torch RNG), checking the config did not change.</summary>
-    public static TrainingRun Start(RecipeContext ctx, TrainerConfig cfg, RunModel model) => new(ctx, cfg, model);
+    /// <param name="dataParallel">The recipe shards its batches with Parallel (required to run as several ranks).</param>
+    public static TrainingRun Start(RecipeContext ctx, TrainerConfig cfg, RunModel model, bool dataParallel = false) => new(ctx, cfg, model, dataParallel);
 
     public bool Done => State.Step >= Config.MaxSteps;
 
@@ -79,7 +93,10 @@ public sealed class TrainingRun : IDisposable
     public double LearningRate => Schedule.At(State.Step);
 
     public IProgressReporter CreateProgress(ProgressLabels? labels = null) =>
-        _ctx.CreateProgress(Config.Logging, Config.MaxSteps, State.Step, labels);
+        Parallel.Progress(() => _ctx.CreateProgress(Config.Logging, Config.MaxSteps, State.Step, labels));
+
+    /// <summary>The run's log: rank 0's log, nothing on the other ranks.</summary>
+    public TextWriter Output => Parallel.Log(_ctx.Log);
 
     /// <summary>Sets the learning rate and zeroes the gradients before the step's forward/backward passes.</summary>
     public void BeginStep(double lr)
@@ -96,9 +113,8 @@ public sealed class TrainingRun : IDisposable
         var result = new UpdateResult(false, double.NaN);
         if (_guard.Check(loss, State.Step) == LossVerdict.Continue)
         {
-            var ps = Optimizer.Parameters.Where(p => p.grad is not null).ToList();
-            double norm = ps.Count == 0 ? 0 : Config.ClipGradNorm is double max ? nn.utils.clip_grad_norm_(ps, max) : GradNorm(ps);
-            Optimizer.Step();
+            // gradients summed over the ranks first (nothing to sum in one process), then clipped by the global norm
+            double norm = Optimizer.Step(ps => Config.ClipGradNorm is double max ? nn.utils.clip_grad_norm_(ps, max) : GradNorm(ps), Config.ClipGradNorm);
             result = new UpdateResult(true, norm);
         }
         Optimizer.ZeroGrad();
@@ -124,29 +140,37 @@ public sealed class TrainingRun : IDisposable
     public bool CheckpointDue =>
         (Config.Checkpoint.EveryNSteps > 0 && State.Step % Config.Checkpoint.EveryNSteps == 0) || State.Step == Config.MaxSteps;
 
-    public void Log(params (string Name, double Value)[] values) => Metrics.Log(State.Step, values);
+    public void Log(params (string Name, double Value)[] values) => Metrics?.Log(State.Step, values);
+
+    /// <summary>Metrics at a given step (evaluation at step 0, ...): rank 0 writes them.</summary>
+    public void LogAt(long step, params (string Name, double Value)[] values) => Metrics?.Log(step, values);
 
     /// <summary>Checkpoint State.Step: model/ (with tokenizer files), optimizer state, resolved config, trainer state
     /// with the torch RNG. Atomic: a crash leaves the previous checkpoint as it was.</summary>
     public CheckpointInfo SaveCheckpoint()
     {
         var state = State with { TorchRngState = TorchRng.Capture() };
-        return Checkpoints.Save(state, dir =>
-        {
-            _model.Save(Path.Combine(dir, ModelDirName), ModelSetup.TokenizerFiles(_model.TokenizerDir));
-            using var scope = NewDisposeScope();
-            var opt = Optimizer.StateDict();
-            if (opt.Count > 0) SafeTensors.Save(Path.Combine(dir, OptimizerFileName), opt.ToDictionary(kv => kv.Key, kv => kv.Value.cpu()));
-            foreach (var t in opt.Values) t.Dispose();
-            File.WriteAllText(Path.Combine(dir, RecipeRunner.ResolvedConfigFileName), _ctx.ResolvedYaml);
-        });
+        using var scope = NewDisposeScope();
+        var opt = Optimizer.StateDict();                       // collective: every rank's ZeRO shard
+        var saved = new CheckpointInfo(State.Step, Path.Combine(Checkpoints.RunDir, CheckpointManager.DirName(State.Step)), state);
+        if (Parallel.IsMain)
+            saved = Checkpoints.Save(state, dir =>
+            {
+                _model.Save(Path.Combine(dir, ModelDirName), ModelSetup.TokenizerFiles(_model.TokenizerDir));
+                if (opt.Count > 0) SafeTensors.Save(Path.Combine(dir, OptimizerFileName), opt.ToDictionary(kv => kv.Key, kv => kv.Value.cpu()));
+                File.WriteAllText(Path.Combine(dir, RecipeRunner.ResolvedConfigFileName), _ctx.ResolvedYaml);
+            });
+        foreach (var t in opt.Values) t.Dispose();
+        Parallel.Group.Barrier();                              // the checkpoint exists before any rank goes on
+        return saved;
     }
 
     /// <summary>Writes the trained model to &lt;output_dir&gt;/final with the tokenizer files; returns its path.</summary>
     public string SaveFinal()
     {
         string final = Path.Combine(Config.OutputDir, FinalDirName);
-        _model.Save(final, ModelSetup.TokenizerFiles(_model.TokenizerDir));
+        if (Parallel.IsMain) _model.Save(final, ModelSetup.TokenizerFiles(_model.TokenizerDir));
+        Parallel.Group.Barrier();
         return final;
     }
 
@@ -169,7 +193,7 @@ public sealed class TrainingRun : IDisposable
         }
         State = ck.State with { TorchRngState = null };
         if (ck.State.TorchRngState is { } torchRng) TorchRng.Restore(torchRng);
-        _ctx.Log.WriteLine($"resumed from {ck.Directory} (step {ck.Step}, epoch {ck.State.Epoch}, data position {ck.State.DataPosition})");
+        Output.WriteLine($"resumed from {ck.Directory} (step {ck.Step}, epoch {ck.State.Epoch}, data position {ck.State.DataPosition})");
     }
 
     public void Dispose()

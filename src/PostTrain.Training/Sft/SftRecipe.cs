@@ -4,7 +4,8 @@
 // clipping, LR schedule, aux-loss-free MoE bias updates after each optimizer step, evaluation loss on a held-out split,
 // metrics (JSONL + TensorBoard), progress, NaN/inf steps skipped, atomic checkpoints with exact resume, and the final
 // model written as a Hugging Face directory with its tokenizer files (<output_dir>/final); the run mechanics are
-// TrainingRun's.
+// TrainingRun's. Data parallel: each rank trains on its share of every global batch's rows (TrainingRun.Parallel);
+// loss sums, accuracy counts and evaluation sums are summed over the ranks.
 using System.Diagnostics;
 using PostTrain.Core.Checkpoints;
 using PostTrain.Core.Model;
@@ -45,7 +46,8 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         (_model, _tokenizer, _device) = (loaded.Model, loaded.Tokenizer, loaded.Device);
         foreach (var moe in _model.MoeLayers()) moe.BalanceAlpha = cfg.MoeBalanceAlpha;
         _data = new SftBatches(cfg.Data, _tokenizer, _stats, cfg.Model.Tokenizer ?? cfg.Model.Path);
-        _run = TrainingRun.Start(ctx, cfg, cfg.Lora is { } lora ? LoraRun(lora, loaded.TokenizerDir) : CausalLmRun.Of(_model, loaded.TokenizerDir));
+        _run = TrainingRun.Start(ctx, cfg, cfg.Lora is { } lora ? LoraRun(lora, loaded.TokenizerDir) : CausalLmRun.Of(_model, loaded.TokenizerDir),
+            dataParallel: true);
         OpenEpoch(_run.State.Epoch, skip: _run.State.DataPosition);
     }
 
@@ -112,8 +114,8 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
             if (_run.CheckpointDue) progress.Message($"saved {_run.SaveCheckpoint().Directory}");
         }
         string final = _run.SaveFinal();
-        if (_stats.Skipped + _stats.Truncated + _stats.Dropped > 0) ctx.Log.WriteLine($"data: {_stats}");
-        ctx.Log.WriteLine($"final model: {final}");
+        if (_stats.Skipped + _stats.Truncated + _stats.Dropped > 0) _run.Output.WriteLine($"data: {_stats}");
+        _run.Output.WriteLine($"final model: {final}");
     }
 
     private sealed record StepResult(double Loss, double Accuracy, double GradNorm, double? MtpLoss, double[] LoadRatios);
@@ -132,7 +134,9 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         foreach (var batch in micro)
         {
             using var inner = NewDisposeScope();
-            var (ids, labels, pos, seg) = ToTensors(batch);
+            var rows = _run.Parallel.Shard(batch.Rows);            // this rank's rows of the global micro-batch
+            if (rows.Count == 0) continue;
+            var (ids, labels, pos, seg) = ToTensors(new SftBatch(rows));
             var output = _model.Forward(ids, pos, new AttentionMask(SegmentIds: seg), computeMtp: mtp);
             var parts = Losses.Compute(_model, output, labels, seg);
             var total = Losses.Total(parts, globalTargets, mtpCounts, cfg.MtpLambda);
@@ -142,10 +146,13 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
             using (no_grad())
                 correct += (output.Logits.argmax(-1) == labels).logical_and(labels != Losses.Ignore).sum().item<long>();
         }
+        var sums = _run.Parallel.Sum(lossSum, mtpSum, correct);    // over the ranks
+        (lossSum, mtpSum, correct) = (sums[0], sums[1], sums[2]);
         double loss = lossSum / Math.Max(1, globalTargets);
         var update = _run.Update(loss);
-        // a skipped step moves nothing, but clears its loads; LoRA keeps the base model (routing biases included) frozen
-        var ratios = MoeBalancer.Step(_model, update.Applied && _lora is null ? cfg.MoeBiasGamma : 0);
+        // a skipped step moves nothing, but clears its loads; LoRA keeps the base model (routing biases included) frozen;
+        // loads are summed over the ranks
+        var ratios = MoeBalancer.Step(_model, update.Applied && _lora is null ? cfg.MoeBiasGamma : 0, _run.Parallel.Group);
         return new StepResult(loss, correct / Math.Max(1, globalTargets), update.GradNorm,
             mtp ? mtpSum / Math.Max(1, mtpCounts![0]) : null, ratios);
     }
@@ -175,8 +182,10 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         _model.eval();
         _lora?.eval();
         double sum = 0; long count = 0;
+        long index = -1;
         foreach (var batch in _data.Epoch(cfg.Data.EvalPath!, cfg.Seed, 0, shuffle: false).Take(cfg.Data.EvalBatches))
         {
+            if (!_run.Parallel.Owns(++index)) continue;           // evaluation batches round-robin over the ranks
             using var inner = NewDisposeScope();
             var (ids, labels, pos, seg) = ToTensors(batch);
             var output = _model.Forward(ids, pos, new AttentionMask(SegmentIds: seg));
@@ -184,14 +193,15 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
             sum += s.item<float>(); count += c;
         }
         foreach (var moe in _model.MoeLayers()) moe.TakeLoads();   // eval routing does not count towards balancing
-        return sum / Math.Max(1, count);
+        var totals = _run.Parallel.Sum(sum, count);
+        return totals[0] / Math.Max(1, totals[1]);
     }
 
     private void LogEval(long step, IProgressReporter progress)
     {
         double loss = EvalLoss();
         EvalLosses.Add((step, loss));
-        _run.Metrics.Log(step, ("eval_loss", loss));
+        _run.LogAt(step, ("eval_loss", loss));
         progress.Message($"step {step}: eval loss {loss:F4}");
     }
 

@@ -1,0 +1,198 @@
+// Data-parallel optimizer step: gradient sync over the ranks, global gradient-norm clipping, the wrapped optimizer's
+// step (AdamW, SGD: any IOptimizer), with the ZeRO stage chosen (ZeroStage). Every rank ends the step with the same parameters, equal (up to fp32 summation
+// order) to a single process that saw the whole global batch.
+//   stage 0: bucketed all-reduce of gradients; clipping and the step on every rank (as one process does).
+//   stage 1: the same all-reduce; each rank's optimizer holds state for the parameters it owns only (parameters are
+//            given to ranks whole, largest-first to the least loaded rank) and updates them; the updated
+//            parameters are all-gathered.
+//   stage 2: gradients are laid out owner by owner and reduce-scattered: each rank receives the summed gradients of
+//            its own parameters; the global norm is the square root of the all-reduced sum of each rank's squares.
+//            Simplification: TorchSharp cannot drop a single parameter's .grad, so the other ranks' gradient buffers
+//            stay allocated (the communication and the optimizer memory are ZeRO-2's; gradient memory is not freed).
+// Clipping as torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), applied when below 1 (stages 0 and 1
+// call the caller's own clipping on the summed gradients, so one process is exactly the single-process step).
+// StateDict is the whole state in the wrapped optimizer's single-process format on every rank (collective), so a
+// checkpoint resumes at any process count; LoadStateDict takes that format and keeps this rank's entries.
+using System.Text;
+using System.Text.Json;
+using TorchSharp;
+using TorchSharp.Modules;
+using PostTrain.Core.Precision;
+using static TorchSharp.torch;
+
+namespace PostTrain.Core.Distributed;
+
+public sealed class DataParallelOptimizer : IOptimizer
+{
+    private readonly ProcessGroup group;
+    private readonly (string Name, Parameter Param)[] all;
+    private readonly int[] owner;                 // rank owning each parameter (stage 0: this rank)
+    private readonly IOptimizer optimizer;        // over the parameters this rank updates
+    private readonly long bucketElements;
+
+    public ZeroStage Stage { get; }
+    public ProcessGroup Group => group;
+    public IOptimizer Local => optimizer;
+
+    public double LearningRate { get => optimizer.LearningRate; set => optimizer.LearningRate = value; }
+
+    /// <summary>Every parameter of the model (not only this rank's shard), in order.</summary>
+    public IReadOnlyList<Parameter> Parameters { get; }
+
+    /// <param name="create">Builds the optimizer over the parameters this rank updates (all of them at stage 0).</param>
+    public DataParallelOptimizer(ProcessGroup group, IEnumerable<(string Name, Parameter Param)> parameters, ZeroStage stage,
+        Func<IReadOnlyList<(string Name, Parameter Param)>, IOptimizer> create, long bucketElements = GradientBuckets.DefaultBucketElements)
+    {
+        this.group = group;
+        all = parameters.ToArray();
+        Parameters = all.Select(p => p.Param).ToArray();
+        Stage = group.Size == 1 ? ZeroStage.None : stage;
+        this.bucketElements = bucketElements;
+        owner = Stage == ZeroStage.None ? Enumerable.Repeat(group.Rank, all.Length).ToArray() : Partition(all.Select(p => p.Param.numel()).ToArray(), group.Size);
+        if (Stage != ZeroStage.None && all.Select(p => p.Param.dtype).Distinct().Count() > 1)
+            throw new NotSupportedException("ZeRO stages 1 and 2 need all parameters in one dtype");
+        optimizer = create(all.Where((_, i) => owner[i] == group.Rank).ToList());
+    }
+
+    /// <summary>Owner of each parameter: largest first, each to the rank with the fewest elements so far (ties: lowest rank).</summary>
+    public static int[] Partition(long[] sizes, int ranks)
+    {
+        var load = new long[ranks];
+        var owner = new int[sizes.Length];
+        foreach (int i in Enumerable.Range(0, sizes.Length).OrderByDescending(i => sizes[i]).ThenBy(i => i))
+        {
+            int r = Array.IndexOf(load, load.Min());
+            owner[i] = r;
+            load[r] += sizes[i];
+        }
+        return owner;
+    }
+
+    /// <summary>Gradient sync and the step, without clipping.</summary>
+    public void Step() => Step(maxNorm: null);
+
+    /// <summary>Syncs gradients, clips them to maxNorm (null: none) by the global norm, and steps. Returns the global
+    /// gradient norm before clipping.</summary>
+    public double Step(double? maxNorm) =>
+        Step(ps => nn.utils.clip_grad_norm_(ps, maxNorm ?? double.MaxValue), maxNorm);
+
+    /// <param name="clipAndNorm">Stages 0/1: clips the summed gradients and returns their norm (the single-process code).</param>
+    /// <param name="maxNorm">Stage 2: the clipping limit used on the sharded gradients.</param>
+    public double Step(Func<IReadOnlyList<Parameter>, double> clipAndNorm, double? maxNorm)
+    {
+        using var scope = NewDisposeScope();
+        var withGrad = GradientBuckets.AgreeOnGradients(group, Parameters);
+        double norm;
+        if (Stage == ZeroStage.Two)
+        {
+            ReduceScatterGradients(withGrad);
+            norm = ShardedNormAndClip(withGrad.Where(p => OwnerOf(p) == group.Rank).ToList(), maxNorm);
+        }
+        else
+        {
+            GradientBuckets.AllReduce(group, withGrad, bucketElements);
+            norm = withGrad.Count == 0 ? 0 : clipAndNorm(withGrad);   // every rank holds every summed gradient
+        }
+        optimizer.Step();
+        if (Stage != ZeroStage.None) GatherParameters();
+        return norm;
+    }
+
+    public void ZeroGrad()
+    {
+        foreach (var p in Parameters) p.grad?.zero_();
+    }
+
+    /// <summary>The whole state (every rank's shard) in the wrapped optimizer's format, on every rank. Collective.</summary>
+    public Dictionary<string, Tensor> StateDict()
+    {
+        var local = optimizer.StateDict();
+        if (Stage == ZeroStage.None) return local;
+        // each rank's keys, dtypes and shapes, so every rank can receive every entry
+        var meta = JsonSerializer.Serialize(local.OrderBy(kv => kv.Key, StringComparer.Ordinal)
+            .Select(kv => new Entry(kv.Key, (int)kv.Value.dtype, kv.Value.shape)).ToArray());
+        var bytes = Encoding.UTF8.GetBytes(meta);
+        var lengths = group.AllGather(bytes.LongLength);
+        using var mine = tensor(bytes);
+        using var gathered = group.AllGatherV(mine, lengths);
+        var allBytes = gathered.data<byte>().ToArray();
+        var full = new Dictionary<string, Tensor>();
+        long at = 0;
+        var device = all.Length > 0 ? all[0].Param.device : CPU;
+        for (int r = 0; r < group.Size; r++)
+        {
+            var entries = JsonSerializer.Deserialize<Entry[]>(Encoding.UTF8.GetString(allBytes, (int)at, (int)lengths[r]))!;
+            at += lengths[r];
+            foreach (var e in entries)
+            {
+                var t = r == group.Rank ? local[e.Key] : empty(e.Shape, (ScalarType)e.DType, e.Shape.Length == 0 ? CPU : device);
+                group.Broadcast(t, r);
+                full[e.Key] = t;
+            }
+        }
+        return full;
+    }
+
+    private sealed record Entry(string Key, int DType, long[] Shape);
+
+    /// <summary>Takes a whole state (single-process format); this rank's optimizer keeps its parameters' entries.</summary>
+    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state) => optimizer.LoadStateDict(state);
+
+    /// <summary>Names of the parameters whose optimizer state this rank holds.</summary>
+    public IEnumerable<string> OwnedNames => all.Where((_, i) => owner[i] == group.Rank).Select(p => p.Name);
+
+    /// <summary>By reference: Tensor.Equals compares values, so List.IndexOf would confuse two equal parameters.</summary>
+    private int OwnerOf(Parameter p) => owner[Array.FindIndex(all, a => ReferenceEquals(a.Param, p))];
+
+    private void ReduceScatterGradients(List<Parameter> withGrad)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var byRank = Enumerable.Range(0, group.Size).Select(r => withGrad.Where(p => OwnerOf(p) == r).ToList()).ToList();
+        var rows = byRank.Select(l => l.Sum(p => p.numel())).ToArray();
+        var flat = cat(byRank.SelectMany(l => l).Select(p => p.grad!.reshape(-1)).ToList(), 0);
+        var mine = group.ReduceScatterV(flat, rows);
+        long at = 0;
+        foreach (var p in byRank[group.Rank])
+        {
+            p.grad!.copy_(mine.narrow(0, at, p.numel()).view(p.grad!.shape));
+            at += p.numel();
+        }
+    }
+
+    private double ShardedNormAndClip(List<Parameter> mine, double? maxNorm)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var local = mine.Count == 0 ? zeros(1, dtype: ScalarType.Float64)
+            : stack(mine.Select(p => p.grad!.to(ScalarType.Float64).square().sum()).ToList()).sum().reshape(1);
+        group.AllReduce(local);
+        double norm = Math.Sqrt(local.item<double>());
+        if (maxNorm is double max)
+        {
+            double coef = max / (norm + 1e-6);
+            if (coef < 1) foreach (var p in mine) p.grad!.mul_(coef);
+        }
+        return norm;
+    }
+
+    private void GatherParameters()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var byRank = Enumerable.Range(0, group.Size).Select(r => all.Where((_, i) => owner[i] == r).Select(p => p.Param).ToList()).ToList();
+        var rows = byRank.Select(l => l.Sum(p => p.numel())).ToArray();
+        var mine = byRank[group.Rank];
+        var local = mine.Count == 0 ? empty(0, dtype: all[0].Param.dtype, device: all[0].Param.device)
+            : cat(mine.Select(p => p.reshape(-1)).ToList(), 0);
+        var gathered = group.AllGatherV(local, rows);
+        long at = 0;
+        foreach (var p in byRank.SelectMany(l => l))
+        {
+            p.copy_(gathered.narrow(0, at, p.numel()).view(p.shape));
+            at += p.numel();
+        }
+    }
+
+    public void Dispose() => optimizer.Dispose();
+}

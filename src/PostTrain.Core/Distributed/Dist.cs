@@ -1,0 +1,44 @@
+// The process's world group, created on first use from the environment (DistEnv): SingleProcessGroup when the
+// process is not one of several ranks (MPI is then never loaded), else MPI_COMM_WORLD with the collective timeout.
+namespace PostTrain.Core.Distributed;
+
+public static class Dist
+{
+    private static readonly Lock Gate = new();
+    private static ProcessGroup? world;
+
+    public static ProcessGroup World
+    {
+        get
+        {
+            lock (Gate) return world ??= Create(DistEnv.FromEnvironment());
+        }
+    }
+
+    public static bool IsMain => World.IsMain;
+
+    /// <summary>At process exit: a rank that fails (code != 0) ends every rank of the job at once (MPI_Abort) instead
+    /// of leaving them waiting in their next collective; otherwise the code is returned. MPI is not started here.</summary>
+    public static int Exit(int code)
+    {
+        ProcessGroup? w;
+        lock (Gate) w = world;
+        if (code != 0 && w is MpiProcessGroup { Size: > 1 } mpi)
+            mpi.Abort(code, $"exited with code {code}; ending all {mpi.Size} ranks");
+        return code;
+    }
+
+    private static ProcessGroup Create(DistEnv env)
+    {
+        if (!env.IsDistributed) return SingleProcessGroup.Instance;
+        if (env.Launcher == Launcher.Torchrun)
+            throw new InvalidOperationException($"this process was started by torchrun (WORLD_SIZE={env.WorldSize}, RANK={env.Rank}), " +
+                "but PostTrain's distributed engine is Open MPI, which torchrun cannot bootstrap: start the ranks with " +
+                "`posttrain launch`, `mpirun -np N` or `srun --mpi=pmix`");
+        var group = MpiProcessGroup.InitWorld(DistEnv.Timeout(Environment.GetEnvironmentVariable));
+        if (group.Size != env.WorldSize || group.Rank != env.Rank)
+            throw new InvalidOperationException($"{env.Launcher} says rank {env.Rank} of {env.WorldSize}, but MPI started rank {group.Rank} of " +
+                $"{group.Size}" + (env.Launcher == Launcher.Slurm ? ": run srun with --mpi=pmix so Open MPI finds its peers" : ""));
+        return group;
+    }
+}
