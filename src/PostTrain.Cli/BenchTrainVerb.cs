@@ -75,11 +75,11 @@ public sealed class BenchTrainVerb : ICliVerb
             if (dev.type == DeviceType.CUDA) { Sync(); CudaMemory.ResetPeak(devIndex); }
 
             double fwd = 0, bwd = 0, optMs = 0, total = 0; int measured = 0; Tensor? lastLoss = null;
-            var gen = new Generator(1234, dev);
+            var gen = new Generator(1234);   // a CPU stream: the same batches on every device
             for (int s = 0; s < parse.GetValue(warmup) + parse.GetValue(steps); s++)
             {
                 using var scope = NewDisposeScope();
-                var ids = randint(0, cfg.VocabSize, [B, T], device: dev, generator: gen);
+                var ids = randint(0, cfg.VocabSize, [B, T], generator: gen).to(dev);
                 var labels = cat([ids.narrow(1, 1, T - 1), full(B, 1, -100L, dtype: ScalarType.Int64, device: dev)], 1);
                 Sync();
                 var t0 = Stopwatch.GetTimestamp();
@@ -163,13 +163,13 @@ public sealed class BenchTrainVerb : ICliVerb
         using var o3 = Optimizer(graphFast, true, bf16Params);
         using var s2 = FastTrainStep.Create(eagerFast, o2, B, T, false, FastPathMode.Auto, options with { CudaGraph = false });
         using var s3 = FastTrainStep.Create(graphFast, o3, B, T, false, FastPathMode.Auto, options);
-        var gen = new Generator(99, dev);
+        var gen = new Generator(99);
         double maxPlain = 0, maxEager = 0;
         var losses = new List<double[]>();
         for (int s = 0; s < n; s++)
         {
             using var scope = NewDisposeScope();
-            var ids = randint(0, cfg.VocabSize, [B, T], device: dev, generator: gen);
+            var ids = randint(0, cfg.VocabSize, [B, T], generator: gen).to(dev);
             var labels = cat([ids.narrow(1, 1, T - 1), full(B, 1, -100L, dtype: ScalarType.Int64, device: dev)], 1);
             var output = plain.Forward(ids);
             var (sum, count) = Losses.CrossEntropySum(output.Logits, labels);
