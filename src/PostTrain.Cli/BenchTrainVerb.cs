@@ -138,6 +138,7 @@ public sealed class BenchTrainVerb : ICliVerb
     {
         var cfg = make();
         random.manual_seed(0);
+        if (dev.type == DeviceType.CUDA) cuda.manual_seed_all(0);   // the weights are drawn on the device: same init every build
         var m = new DeepSeekForCausalLM(cfg, dev);
         m.InitWeights(0.02, 0);
         m.SetPrecision(p);

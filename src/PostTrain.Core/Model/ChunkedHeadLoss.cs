@@ -2,8 +2,9 @@
 // and 8,192 tokens the fp32 logits alone are 5.4 GB). For each chunk of rows: logits = h W^T in the activation dtype,
 // log-probabilities in fp32, loss += sum over target rows of -log p[label]; and, since the loss is a sum of per-row
 // terms, its gradient is formed right there: dlogits = softmax - onehot(label) (zero on ignored rows), dh = dlogits W,
-// dW += dlogits^T h. Forward keeps only dh (N, H) and dW (V, H); backward scales them by the incoming gradient. The
-// head's GEMMs run once each, as in the plain path; no recompute.
+// dW += dlogits^T h (one GEMM with beta 1 into an accumulator in the activation dtype: fp32 accumulation inside each
+// chunk's GEMM, one rounding per chunk). Forward keeps only dh (N, H) and dW (V, H); backward scales them by the
+// incoming gradient. The head's GEMMs run once each, as in the plain path; no recompute.
 //   loss_sum = sum_{t: label_t != -100} (logsumexp_v z_tv - z_t,label_t),  z = h W^T.
 // Equals Losses.CrossEntropySum(Head(h), labels) in value and gradients (a CPU test compares them).
 using PostTrain.Core.Precision;
@@ -55,7 +56,7 @@ internal sealed class ChunkedHeadLossFunction : MultiTensorFunction<ChunkedHeadL
         var vmask = valid.to(h.dtype).unsqueeze(1);                                           // (N, 1)
         var sum = zeros(1, dtype: ScalarType.Float32, device: h.device).squeeze();
         var dh = empty_like(hd);                                                              // (N, H)
-        Tensor? dw = null;                                                                    // (V, H) fp32 over chunks
+        var dw = zeros(vocab, hidden, dtype: h.dtype, device: h.device);                      // (V, H) activation dtype
         for (long start = 0; start < n; start += chunk)
         {
             long c = Math.Min(chunk, n - start);
@@ -68,10 +69,9 @@ internal sealed class ChunkedHeadLossFunction : MultiTensorFunction<ChunkedHeadL
             p.scatter_add_(1, tc, full(c, 1, -1.0f, dtype: ScalarType.Float32, device: h.device));   // - onehot
             var pc = p.to(h.dtype);                                                           // (c, V) dlogits (rows masked below)
             dh.narrow(0, start, c).copy_(pc.mm(wc).mul_(vc));                                // (c, H)
-            var dwc = pc.t().mm(hc * vc);                                                     // (V, H)
-            dw = dw is null ? (n <= chunk ? dwc : dwc.to(ScalarType.Float32)) : dw.add_(dwc);
+            dw.addmm_(pc.t(), hc * vc);                                                       // += dlogits^T h (GEMM, beta 1)
         }
-        dw = (dw ?? zeros(vocab, hidden, device: h.device)).to(w.dtype);
+        dw = dw.to(w.dtype);
         ctx.save_for_backward([dh, dw]);
         scope.MoveToOuter(dh, dw, sum);
         return [sum];
