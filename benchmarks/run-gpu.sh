@@ -54,8 +54,8 @@ PY
   fp8)
     POSTTRAIN_TOOL=fp8bench pt check 2>&1 | tail -40
     POSTTRAIN_TOOL=fp8bench pt bench 2>&1 | tail -60
-    peak posttrain_bf16 pt bench-train --precision bf16 --device cuda
-    peak posttrain_fp8 pt bench-train --precision fp8 --device cuda
+    peak posttrain_bf16 pt bench-train --dtype bfloat16 --device cuda
+    peak posttrain_fp8 pt bench-train --dtype fp8 --device cuda
     ;;
   quality)
     # FP8 vs BF16 from the same init on the same fresh text (benchmarks/fp8-quality/make_data.py: every step sees new

@@ -26,7 +26,7 @@ public sealed class BenchTrainVerb : ICliVerb
 {
     public Command Build(CliIO io)
     {
-        var precision = new Option<string>("--precision") { DefaultValueFactory = _ => "bf16", Description = "fp32, bf16 or fp8" };
+        var precision = new Option<string>("--dtype") { DefaultValueFactory = _ => "bfloat16", Description = DTypeNames.List };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 10 };
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 3 };
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 0, Description = "rows (0: the model's benchmark batch)" };
@@ -42,11 +42,7 @@ public sealed class BenchTrainVerb : ICliVerb
         command.SetAction(parse =>
         {
             var dev = DeviceSelector.Resolve(parse.GetValue(device));
-            var p = parse.GetValue(precision) switch
-            {
-                "fp32" => Precision.Fp32, "bf16" => Precision.Bf16, "fp8" => Precision.Fp8,
-                var s => throw new UsageException($"--precision: '{s}' (fp32, bf16, fp8)"),
-            };
+            var p = ModelSetup.PrecisionOf(DTypeNames.Parse(parse.GetValue(precision)!, "--dtype"));
             string modelName = parse.GetValue(model)!;
             if (!BuiltinModels.ByName.TryGetValue(modelName, out var make)) throw new UsageException($"--model: unknown built-in '{modelName}'");
             bool fast = parse.GetValue(fastPath) switch

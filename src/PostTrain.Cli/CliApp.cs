@@ -30,7 +30,7 @@ public static class CliApp
     public static void RegisterRecipes()
     {
         RecipeRegistry.Register(PostTrain.Eval.Recipe.EvalRecipe.Info);
-        RecipeRegistry.Register(PostTrain.Eval.Pipeline.PipelineRecipe.Info);
+        RecipeRegistry.Register(PostTrain.Pipeline.PipelineRecipe.Info);
     }
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken ct = default)
@@ -58,7 +58,7 @@ public static class CliApp
         }
         catch (Exception e) when (e is RecipeConfigException or UsageException or PostTrain.Core.Model.ModelConfigException
                                    or PostTrain.Core.Checkpoints.SafeTensorsException or PostTrain.Core.Checkpoints.CheckpointMismatchException
-                                   or PostTrain.Core.Runtime.DeviceUnavailableException or PostTrain.Data.DataException
+                                   or PostTrain.Core.Runtime.DeviceUnavailableException or PostTrain.Data.DataException or PostTrain.Data.Templates.ChatTemplateException
                                    or DirectoryNotFoundException or FileNotFoundException)
         {
             stderr.WriteLine($"error: {e.Message}");

@@ -8,7 +8,6 @@ using PostTrain.Core.Runtime;
 using PostTrain.Data.Examples;
 using PostTrain.Data.Templates;
 using PostTrain.Data.Tokenizers;
-using PostTrain.Training.Common;
 
 namespace PostTrain.Cli;
 
@@ -48,9 +47,9 @@ public sealed class GenerateVerb : ICliVerb
                 }
             }
             if (texts.Count == 0) throw new UsageException("give --prompt or --input");
-            var loaded = ModelSetup.Load(new PostTrain.Training.Recipes.ModelConfigSection { Path = parse.GetValue(model)!, Device = parse.GetValue(device)!, Dtype = PostTrain.Training.Recipes.DTypeName.Float32 }, 0, io.Error);
+            var loaded = ModelSetup.Load(new ModelConfigSection { Path = parse.GetValue(model)!, Device = parse.GetValue(device)!, Dtype = DTypeName.Float32 }, 0, io.Error);
             var tok = loaded.Tokenizer;
-            var template = ChatTemplate.DeepSeekV3(tok);
+            var template = ChatTemplates.Resolve("auto", tok, parse.GetValue(model));
             var prompts = new List<int[]>();
             foreach (var t in texts)
                 for (int i = 0; i < parse.GetValue(n); i++)

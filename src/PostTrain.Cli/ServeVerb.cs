@@ -17,7 +17,7 @@ public sealed class ServeVerb : ICliVerb
         var name = new Option<string?>("--served-model-name") { Description = "model id clients use (default: the directory's or built-in name)" };
         var maxBatch = new Option<int>("--max-batch-size") { Description = "most sequences per engine call", DefaultValueFactory = _ => 64 };
         var window = new Option<double>("--batch-window-ms") { Description = "how long to gather requests into one batch", DefaultValueFactory = _ => 10 };
-        var template = new Option<string>("--chat-template") { Description = "deepseek_v3 | plain", DefaultValueFactory = _ => "deepseek_v3" };
+        var template = new Option<string>("--chat-template") { Description = "auto (the model's own template, else deepseek_v3) | model | deepseek_v3 | plain | file.jinja", DefaultValueFactory = _ => "auto" };
         var maxLen = new Option<int?>("--max-model-len") { Description = "prompt + completion tokens at most (default: max_position_embeddings)" };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "tokenizer directory (default: the model's)" };
         var seed = new Option<long>("--seed") { Description = "init seed of a built-in model", DefaultValueFactory = _ => 0 };
@@ -29,7 +29,7 @@ public sealed class ServeVerb : ICliVerb
             ServeOptions options = new()
             {
                 Model = parse.GetValue(model)!, Host = parse.GetValue(host)!, Port = parse.GetValue(port), Device = parse.GetValue(device)!,
-                Dtype = parse.GetValue(dtype)!, ServedModelName = parse.GetValue(name), MaxBatchSize = parse.GetValue(maxBatch),
+                Dtype = DTypeNames.Parse(parse.GetValue(dtype)!, "--dtype"), ServedModelName = parse.GetValue(name), MaxBatchSize = parse.GetValue(maxBatch),
                 BatchWindowMs = parse.GetValue(window), ChatTemplate = parse.GetValue(template)!, MaxModelLen = parse.GetValue(maxLen),
                 Tokenizer = parse.GetValue(tokenizer), Seed = parse.GetValue(seed), MetricsDir = parse.GetValue(metricsDir), Log = io.Error,
             };

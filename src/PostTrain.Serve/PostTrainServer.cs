@@ -17,9 +17,6 @@ using PostTrain.Core.Generation;
 using PostTrain.Core.Model;
 using PostTrain.Data.Templates;
 using PostTrain.Data.Tokenizers;
-using PostTrain.Training.Common;
-using PostTrain.Training.Infra;
-using PostTrain.Training.Recipes;
 
 namespace PostTrain.Serve;
 
@@ -52,14 +49,14 @@ public sealed class PostTrainServer : IAsyncDisposable
         if (!Directory.Exists(options.Model) && !BuiltinModels.ByName.ContainsKey(options.Model))
             throw new ArgumentException($"ServeOptions.Model: '{options.Model}' is neither a directory nor a built-in model " +
                 $"({string.Join(", ", BuiltinModels.ByName.Keys)})");
-        Template(options.ChatTemplate, ByteTokenizer.Instance);   // fail on a bad template name before loading anything
+        Template(options, ByteTokenizer.Instance);   // fail on a bad template name before loading anything
         var loaded = await Task.Run(() => ModelSetup.Load(new ModelConfigSection
         {
-            Path = options.Model, Device = options.Device, Dtype = ParseDtype(options.Dtype), Tokenizer = options.Tokenizer,
+            Path = options.Model, Device = options.Device, Dtype = options.Dtype, Tokenizer = options.Tokenizer,
         }, options.Seed, log), ct);
         loaded.Model.eval();
         var tokenizer = loaded.Tokenizer;
-        var template = Template(options.ChatTemplate, tokenizer);
+        var template = Template(options, tokenizer);
         int maxModelLen = options.MaxModelLen ?? loaded.Model.Config.MaxPositionEmbeddings;
         string name = options.ServedModelName ?? DefaultName(options.Model);
         var generator = new TokenGenerator(loaded.Model, new GenerationOptions { MaxBatchSize = options.MaxBatchSize });
@@ -122,20 +119,8 @@ public sealed class PostTrainServer : IAsyncDisposable
         : IPAddress.TryParse(host, out var ip) ? ip
         : throw new ArgumentException($"ServeOptions.Host: '{host}' is not an IP address or 'localhost'");
 
-    private static DTypeName ParseDtype(string dtype) => dtype.Trim().ToLowerInvariant() switch
-    {
-        "float32" or "fp32" => DTypeName.Float32,
-        "bfloat16" or "bf16" => DTypeName.Bfloat16,
-        "fp8" => DTypeName.Fp8,
-        _ => throw new ArgumentException($"ServeOptions.Dtype: '{dtype}' is not supported (float32, bfloat16, fp8)"),
-    };
-
-    private static ChatTemplate Template(string name, ITokenizer tokenizer) => name switch
-    {
-        "deepseek_v3" => ChatTemplate.DeepSeekV3(tokenizer),
-        "plain" => new ChatTemplate(tokenizer, ChatTemplateSpec.Plain),
-        _ => throw new ArgumentException($"ServeOptions.ChatTemplate: '{name}' is not a template (deepseek_v3, plain)"),
-    };
+    private static IChatTemplate Template(ServeOptions o, ITokenizer tokenizer) =>
+        ChatTemplates.Resolve(o.ChatTemplate, tokenizer, o.Tokenizer ?? o.Model, "ServeOptions.ChatTemplate");
 
     private static string DefaultName(string model) =>
         BuiltinModels.ByName.ContainsKey(model) && !Directory.Exists(model) ? model

@@ -10,7 +10,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using PostTrain.Core.Generation;
-using PostTrain.Training.Infra;
 
 namespace PostTrain.Serve;
 

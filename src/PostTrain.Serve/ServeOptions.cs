@@ -16,7 +16,7 @@ public sealed record ServeOptions
     public string Device { get; init; } = "auto";
 
     /// <summary>float32 | bfloat16 | fp8 (compute precision of the linear layers).</summary>
-    public string Dtype { get; init; } = "float32";
+    public DTypeName Dtype { get; init; } = DTypeName.Float32;
 
     /// <summary>The id clients send as `model` and /v1/models lists; null = the model directory's name or the built-in name.</summary>
     public string? ServedModelName { get; init; }
@@ -27,8 +27,8 @@ public sealed record ServeOptions
     /// <summary>After the first queued request, wait this long for more to batch with it.</summary>
     public double BatchWindowMs { get; init; } = 10;
 
-    /// <summary>Chat template for /v1/chat/completions: deepseek_v3 | plain.</summary>
-    public string ChatTemplate { get; init; } = "deepseek_v3";
+    /// <summary>Chat template for /v1/chat/completions: auto | model | model:NAME | deepseek_v3 | plain | a .jinja file.</summary>
+    public string ChatTemplate { get; init; } = "auto";
 
     /// <summary>Prompt + completion tokens at most; null = the model's max_position_embeddings.</summary>
     public int? MaxModelLen { get; init; }

@@ -4,7 +4,7 @@
 // place; ${name} references resolve to earlier stages' folders and bad references name the key; the summary and an
 // eval's results.json feed pipeline.md.
 using System.Text.Json;
-using PostTrain.Eval.Pipeline;
+using PostTrain.Pipeline;
 using PostTrain.Eval.Recipe;
 using PostTrain.Training.Recipes;
 

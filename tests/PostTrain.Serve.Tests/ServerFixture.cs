@@ -8,7 +8,6 @@ using OpenAI.Chat;
 using PostTrain.Core.Generation;
 using PostTrain.Data.Templates;
 using PostTrain.Data.Tokenizers;
-using PostTrain.Training.Common;
 using PostTrain.Training.Recipes;
 
 namespace PostTrain.Serve.Tests;

@@ -16,7 +16,7 @@ using static TorchSharp.torch;
 
 namespace PostTrain.Core.Precision;
 
-public sealed class AdamW : IDisposable
+public sealed class AdamW : IOptimizer
 {
     private readonly (string Name, Parameter Param)[] parameters;
     private readonly Tensor[] expAvg;
@@ -35,6 +35,7 @@ public sealed class AdamW : IDisposable
 
     private readonly Tensor[]? stepTensors;   // fused: float32 scalar step per parameter, on its device
     private readonly Dictionary<(DeviceType, int), Tensor>? lrTensors;   // fused: the learning rate per device
+    public IReadOnlyList<Parameter> Parameters => parameters.Select(p => p.Param).ToArray();
 
     /// <param name="parameters">Named FP32 parameters (e.g. module.named_parameters()); names key the state.</param>
     /// <param name="noDecay">Names excluded from weight decay (norms, biases), or null.</param>

@@ -66,7 +66,7 @@ public sealed class EvalRunner(EvalSettings settings, TextWriter? progress = nul
         try
         {
             net.eval();
-            var template = ChatTemplate.DeepSeekV3(tokenizer);
+            var template = ChatTemplates.Resolve("auto", tokenizer, model.Directory);
             var sw = Stopwatch.StartNew();
             int done = 0;
             foreach (var group in pending.GroupBy(p => p.Task.Name))
@@ -111,7 +111,7 @@ public sealed class EvalRunner(EvalSettings settings, TextWriter? progress = nul
         }
     }
 
-    private static int[] Render(ChatTemplate template, EvalTask task, EvalProblem p)
+    private static int[] Render(IChatTemplate template, EvalTask task, EvalProblem p)
     {
         var messages = new List<ChatMessage>();
         if (task.SystemPrompt is not null) messages.Add(ChatMessage.System(task.SystemPrompt));

@@ -2,7 +2,6 @@
 // OpenAI-compatible endpoint), the problems, how each is sampled (k samples, reasoning template), the rewards that
 // verify a sample, the filters, decontamination against eval sets and the sharded output. The shared training
 // sections of RecipeConfig (optimizer, scheduler, checkpoint, max_steps) are not used by this recipe.
-using PostTrain.Training.Grpo;
 using PostTrain.Training.Recipes;
 
 namespace PostTrain.Training.Distill;
@@ -20,7 +19,7 @@ public sealed record DistillConfig : RecipeConfig
     public DistillSamplingConfig Sampling { get; init; } = new();
 
     /// <summary>The weighted rewards that verify a sample (the same list as grpo's).</summary>
-    public required List<GrpoRewardConfig> Rewards { get; init; }
+    public required List<RewardConfig> Rewards { get; init; }
     public string? RewardsDir { get; init; } = "rewards";
     public double RewardTimeoutSeconds { get; init; } = 10;
 
@@ -38,8 +37,10 @@ public sealed record TeacherConfig
     public string? Tokenizer { get; init; }
     public string Device { get; init; } = "auto";
     public DTypeName Dtype { get; init; } = DTypeName.Float32;
-    /// <summary>deepseek_v3 or plain.</summary>
-    public string ChatTemplate { get; init; } = "deepseek_v3";
+    /// <summary>auto (the teacher's own template, else deepseek_v3) | model | model:NAME | deepseek_v3 | plain | a .jinja file.</summary>
+    public string ChatTemplate { get; init; } = "auto";
+    /// <summary>Template keyword arguments (enable_thinking, ...); values are read as JSON when they parse, else strings.</summary>
+    public Dictionary<string, string> ChatTemplateKwargs { get; init; } = new();
     /// <summary>Local: sequences per generation call (problems x samples are cut into calls of at most this many).</summary>
     public int BatchSize { get; init; } = 256;
 

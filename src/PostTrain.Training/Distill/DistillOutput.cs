@@ -90,7 +90,7 @@ public static class DistillOutput
         }
         catch (JsonException e)
         {
-            throw new Recipes.RecipeConfigException($"{path}: not a readable distill state file ({e.Message}); remove it or set output.resume=false to start over");
+            throw new RecipeConfigException($"{path}: not a readable distill state file ({e.Message}); remove it or set output.resume=false to start over");
         }
     }
 

@@ -73,7 +73,7 @@ public sealed class DistillRecipe(DistillConfig cfg) : IRecipe
         _template = ReasoningTemplate.From(cfg.Sampling);
         _filter = new SampleFilter(cfg.Filters, _template);
         var registry = RewardModeling.TrainingRewardRegistry.Create(cfg.RewardsDir);
-        var specs = cfg.Rewards.Select(r => new RewardSpec(r.Name, r.Weight, r.Options?.ToDictionary(kv => kv.Key, kv => (object?)kv.Value)));
+        var specs = cfg.Rewards.Select(r => r.ToSpec());
         _rewards = new RewardRunner(registry.CreateAll(specs), new RewardRunnerOptions { Timeout = TimeSpan.FromSeconds(cfg.RewardTimeoutSeconds) });
 
         NgramIndex? evalSets = null;

@@ -7,8 +7,6 @@ using PostTrain.Core.Generation;
 using PostTrain.Core.Model;
 using PostTrain.Data.Templates;
 using PostTrain.Data.Tokenizers;
-using PostTrain.Training.Common;
-using PostTrain.Training.Grpo;
 using PostTrain.Training.Recipes;
 
 namespace PostTrain.Training.Distill;
@@ -31,7 +29,7 @@ public sealed class LocalTeacher : ITeacher
         var loaded = ModelSetup.Load(section, seed, log);
         (_model, _tokenizer) = (loaded.Model, loaded.Tokenizer);
         _model.eval();
-        _template = PromptSet.Template(cfg.ChatTemplate, _tokenizer);
+        _template = ChatTemplates.Resolve(cfg.ChatTemplate, _tokenizer, cfg.Tokenizer ?? cfg.Path, "teacher.chat_template", ChatTemplates.ParseKwargs(cfg.ChatTemplateKwargs));
         _generator = new TokenGenerator(_model, new GenerationOptions { MaxBatchSize = cfg.BatchSize });
         Name = "local:" + cfg.Path;
     }
@@ -45,7 +43,7 @@ public sealed class LocalTeacher : ITeacher
         var prompts = requests.Select(r => _template.RenderPrompt(r.Messages)).ToList();
         var sampling = new SamplingParams(s.Temperature, s.TopP, MaxNewTokens: s.MaxTokens, StopTokenIds: [_tokenizer.EosId], Seed: requests[0].Seed);
         var results = _generator.Generate(prompts, sampling, ct);
-        return results.Select((r, i) => new TeacherSample(RolloutCollector.DecodeCompletion(_tokenizer, r), prompts[i].Length, r.Length, r.FinishReason)).ToList();
+        return results.Select((r, i) => new TeacherSample(CompletionText.Decode(_tokenizer, r), prompts[i].Length, r.Length, r.FinishReason)).ToList();
     }
 
     public void Dispose() => _model.Dispose();

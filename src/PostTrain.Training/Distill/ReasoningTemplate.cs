@@ -21,7 +21,7 @@ public sealed class ReasoningTemplate
     public ReasoningTemplate(ReasoningFormat format, string? systemPrompt, string promptTemplate)
     {
         if (!promptTemplate.Contains("{prompt}"))
-            throw new Recipes.RecipeConfigException($"sampling.prompt_template: must contain the {{prompt}} placeholder (got '{promptTemplate}')");
+            throw new RecipeConfigException($"sampling.prompt_template: must contain the {{prompt}} placeholder (got '{promptTemplate}')");
         Format = format;
         SystemPrompt = systemPrompt ?? (format == ReasoningFormat.Think ? DefaultThinkSystemPrompt : null);
         if (SystemPrompt == "") SystemPrompt = null;

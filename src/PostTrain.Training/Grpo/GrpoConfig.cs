@@ -5,13 +5,13 @@ using PostTrain.Training.Recipes;
 
 namespace PostTrain.Training.Grpo;
 
-public sealed record GrpoConfig : RecipeConfig
+public sealed record GrpoConfig : TrainerConfig
 {
     public required ModelConfigSection Model { get; init; }
     public required GrpoDataConfig Data { get; init; }
 
     /// <summary>The weighted rewards; a sample's reward is sum(weight * score) over the rewards that scored it.</summary>
-    public required List<GrpoRewardConfig> Rewards { get; init; }
+    public required List<RewardConfig> Rewards { get; init; }
 
     /// <summary>Folder of reward plugins (*.js, *.csx); missing = none.</summary>
     public string? RewardsDir { get; init; } = "rewards";
@@ -34,19 +34,13 @@ public sealed record GrpoDataConfig
 {
     public required string Path { get; init; }
     public string PromptColumn { get; init; } = "prompt";
-    /// <summary>deepseek_v3 (user turn + assistant prefix) or plain (bos + prompt).</summary>
-    public string ChatTemplate { get; init; } = "deepseek_v3";
+    /// <summary>auto (the model's own template, else deepseek_v3) | model | model:NAME | deepseek_v3 | plain | a .jinja file.</summary>
+    public string ChatTemplate { get; init; } = "auto";
+    /// <summary>Template keyword arguments (enable_thinking, ...); values are read as JSON when they parse, else strings.</summary>
+    public Dictionary<string, string> ChatTemplateKwargs { get; init; } = new();
     public bool Shuffle { get; init; } = true;
     /// <summary>Prompts longer than this (in tokens) are skipped.</summary>
     public int MaxPromptTokens { get; init; } = 512;
-}
-
-/// <summary>One reward as the recipe lists it: `{name: math, weight: 1.0, options: {column: answer}}`.</summary>
-public sealed record GrpoRewardConfig
-{
-    public required string Name { get; init; }
-    public double Weight { get; init; } = 1.0;
-    public Dictionary<string, string>? Options { get; init; }
 }
 
 public sealed record GrpoAlgorithmConfig
@@ -97,5 +91,5 @@ public sealed record GrpoEvalConfig
     public int Samples { get; init; }
     /// <summary>Also evaluate every this many steps during training (0 = only before and after).</summary>
     public long EveryNSteps { get; init; }
-    public List<GrpoRewardConfig> Rewards { get; init; } = [new() { Name = "math" }];
+    public List<RewardConfig> Rewards { get; init; } = [new() { Name = "math" }];
 }

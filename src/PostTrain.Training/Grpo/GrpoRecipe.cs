@@ -5,15 +5,15 @@
 // (PolicyUpdate). Logs rewards, KL, entropy, clip ratios, lengths, throughput and a time split per step; writes
 // sample completions; checkpoints with exact resume (model as a Hugging Face directory, optimizer state, data
 // position; sampling noise is a pure function of (seed, step, round)); optional greedy held-out eval before and
-// after; the final model goes to <output_dir>/final. Simplifications: one device; generation and training share it.
-using PostTrain.Core.Checkpoints;
+// after; the final model goes to <output_dir>/final (run mechanics: TrainingRun). Simplifications: one device;
+// generation and training share it.
 using PostTrain.Core.Model;
-using PostTrain.Core.Precision;
+using PostTrain.Data.Templates;
 using PostTrain.Data.Tokenizers;
 using PostTrain.Rewards;
-using PostTrain.Training.Common;
 using PostTrain.Training.Infra;
 using PostTrain.Training.Recipes;
+using PostTrain.Training.Run;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -21,22 +21,16 @@ namespace PostTrain.Training.Grpo;
 
 public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
 {
-    public const string FinalDirName = "final";
+    public const string FinalDirName = TrainingRun.FinalDirName;
 
     private DeepSeekForCausalLM _model = null!;
     private DeepSeekForCausalLM? _reference;
     private ITokenizer _tokenizer = null!;
-    private Device _device = CPU;
-    private AdamW _optimizer = null!;
-    private ILrSchedule _schedule = null!;
-    private CheckpointManager _checkpoints = null!;
-    private MetricsLogger _metrics = null!;
+    private TrainingRun _run = null!;
     private PromptSet _prompts = null!;
     private RolloutCollector _rollouts = null!;
     private PolicyUpdate _update = null!;
     private HeldOutEval? _eval;
-    private string? _tokenizerDir;
-    private TrainerState _state = new();
     private int[] _order = [];
     private readonly List<IDisposable> _ownedRewards = [];
 
@@ -75,7 +69,6 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         Check(g.AdvantageEps >= 0, "grpo.advantage_eps", g.AdvantageEps, ">= 0");
         Check(g.MaxSamplingRounds >= 1, "grpo.max_sampling_rounds", g.MaxSamplingRounds, ">= 1");
         Check(cfg.Rewards.Count >= 1, "rewards", cfg.Rewards.Count, "a list of at least one reward");
-        if (cfg.Optimizer.Name != OptimizerKind.AdamW) throw new RecipeConfigException("optimizer.name: grpo supports adamw");
     }
 
     private void Setup(RecipeContext ctx)
@@ -83,8 +76,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         Validate();
         random.manual_seed(cfg.Seed);
         var loaded = ModelSetup.Load(cfg.Model, cfg.Seed, ctx.Log);
-        (_model, _tokenizer, _device) = (loaded.Model, loaded.Tokenizer, loaded.Device);
-        _tokenizerDir = cfg.Model.Tokenizer ?? (Directory.Exists(cfg.Model.Path) ? cfg.Model.Path : null);
+        (_model, _tokenizer) = (loaded.Model, loaded.Tokenizer);
         if (cfg.Grpo.Beta > 0)
         {
             _reference = ModelSetup.Load(cfg.Model, cfg.Seed, TextWriter.Null).Model;   // the starting weights, frozen
@@ -92,34 +84,25 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
             _reference.eval();
             ctx.Log.WriteLine($"reference model: {cfg.Model.Path} (frozen, beta {cfg.Grpo.Beta})");
         }
-        var o = cfg.Optimizer;
-        var named = _model.named_parameters().Select(p => (p.name, p.parameter)).ToList();
-        _optimizer = new AdamW(named, o.Lr, o.Betas[0], o.Betas[1], o.Eps, o.WeightDecay, o.Bf16Moments,
-            named.Select(p => p.name).Where(ModelSetup.NoDecay));
-        _schedule = LrSchedules.FromConfig(cfg.Scheduler, o.Lr, cfg.MaxSteps);
-        _checkpoints = new CheckpointManager(cfg.OutputDir, cfg.Checkpoint.KeepLast);
+        _run = TrainingRun.Start(ctx, cfg, CausalLmRun.Of(_model, loaded.TokenizerDir));
 
         var registry = RewardModeling.TrainingRewardRegistry.Create(cfg.RewardsDir);
         var runnerOptions = new RewardRunnerOptions { Timeout = TimeSpan.FromSeconds(cfg.RewardTimeoutSeconds) };
-        var rewards = new RewardRunner(Owned(registry.CreateAll(cfg.Rewards.Select(Spec))), runnerOptions);
-        var template = PromptSet.Template(cfg.Data.ChatTemplate, _tokenizer);
+        var rewards = new RewardRunner(Owned(registry.CreateAll(cfg.Rewards.Select(r => r.ToSpec()))), runnerOptions);
+        var template = ChatTemplates.Resolve(cfg.Data.ChatTemplate, _tokenizer, cfg.Model.Tokenizer ?? cfg.Model.Path, kwargs: ChatTemplates.ParseKwargs(cfg.Data.ChatTemplateKwargs));
         _prompts = new PromptSet(cfg.Data.Path, cfg.Data.PromptColumn, template, cfg.Data.MaxPromptTokens);
         ctx.Log.WriteLine($"prompts: {_prompts.Items.Count} from {cfg.Data.Path}" +
             (_prompts.SkippedTooLong > 0 ? $" ({_prompts.SkippedTooLong} longer than {cfg.Data.MaxPromptTokens} tokens skipped)" : ""));
         _rollouts = new RolloutCollector(_model, _tokenizer, rewards, cfg.Grpo);
-        _update = new PolicyUpdate(_model, _reference, _optimizer, cfg.Grpo, cfg.ClipGradNorm, cfg.MoeBiasGamma);
+        _update = new PolicyUpdate(_model, _reference, _run, cfg.Grpo, cfg.MoeBiasGamma);
         if (cfg.Eval is { } e)
         {
             var evalPrompts = new PromptSet(e.Path, cfg.Data.PromptColumn, template, cfg.Data.MaxPromptTokens, e.Rows);
-            var evalRewards = new RewardRunner(Owned(registry.CreateAll(e.Rewards.Select(Spec))), runnerOptions);
+            var evalRewards = new RewardRunner(Owned(registry.CreateAll(e.Rewards.Select(r => r.ToSpec()))), runnerOptions);
             _eval = new HeldOutEval(evalPrompts, evalRewards, _tokenizer, e.MaxNewTokens ?? cfg.Grpo.MaxCompletionLength,
                 e.Samples, cfg.Grpo.Temperature, cfg.Seed);
         }
-
-        var resume = cfg.Checkpoint.Resume ? _checkpoints.FindLatest() : null;
-        if (resume is not null) LoadCheckpoint(resume, ctx);
-        _metrics = new MetricsLogger(cfg.OutputDir, cfg.Logging.Tensorboard, resumedFromStep: resume?.Step);
-        _order = _prompts.Order(cfg.Seed, _state.Epoch, cfg.Data.Shuffle);
+        _order = _prompts.Order(cfg.Seed, _run.State.Epoch, cfg.Data.Shuffle);
     }
 
     // rewards holding native resources (a reward model) are disposed with the recipe
@@ -129,50 +112,43 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         return rewards;
     }
 
-    private static RewardSpec Spec(GrpoRewardConfig r) =>
-        new(r.Name, r.Weight, r.Options?.ToDictionary(kv => kv.Key, kv => (object?)kv.Value));
-
     /// <summary>The next <paramref name="count"/> prompts of the epoch order, starting a new epoch when it runs out.</summary>
     private List<PromptItem> NextPrompts(int count)
     {
         var indices = new List<int>(count);
-        _state = _state.TakeNext(count, ref _order, epoch => _prompts.Order(cfg.Seed, epoch, cfg.Data.Shuffle), indices);
+        _run.State = _run.State.TakeNext(count, ref _order, epoch => _prompts.Order(cfg.Seed, epoch, cfg.Data.Shuffle), indices);
         return indices.Select(i => _prompts.Items[i]).ToList();
     }
 
     private void Train(RecipeContext ctx, CancellationToken ct)
     {
-        var guard = new NonFiniteGuard(cfg.MaxConsecutiveNonfinite);
-        using var progress = ctx.CreateProgress(cfg.Logging, cfg.MaxSteps, _state.Step);
+        using var progress = _run.CreateProgress();
         if (_eval is not null)
         {
             EvalBefore = RunEval(ctx, progress, "before training", ct);
         }
-        while (_state.Step < cfg.MaxSteps)
+        while (!_run.Done)
         {
             ct.ThrowIfCancellationRequested();
-            double lr = _schedule.At(_state.Step);
-            var values = Step(lr, guard, progress, ct);
-            _state = _state with { Step = _state.Step + 1, LearningRate = lr };
-            if (_state.Step % cfg.Logging.EveryNSteps == 0 || _state.Step == cfg.MaxSteps) _metrics.Log(_state.Step, values);
-            bool periodic = cfg.Checkpoint.EveryNSteps > 0 && _state.Step % cfg.Checkpoint.EveryNSteps == 0;
-            if (periodic || _state.Step == cfg.MaxSteps)
-                progress.Message($"saved {SaveCheckpoint(ctx).Directory}");
-            if (_eval is not null && cfg.Eval!.EveryNSteps > 0 && _state.Step % cfg.Eval.EveryNSteps == 0 && _state.Step < cfg.MaxSteps)
-                RunEval(ctx, progress, $"at step {_state.Step}", ct);
+            double lr = _run.LearningRate;
+            var values = Step(lr, progress, ct);
+            _run.Advance(lr);
+            if (_run.LogDue) _run.Log([.. values]);
+            if (_run.CheckpointDue) progress.Message($"saved {_run.SaveCheckpoint().Directory}");
+            if (_eval is not null && cfg.Eval!.EveryNSteps > 0 && _run.State.Step % cfg.Eval.EveryNSteps == 0 && !_run.Done)
+                RunEval(ctx, progress, $"at step {_run.State.Step}", ct);
         }
         if (_eval is not null) EvalAfter = RunEval(ctx, progress, "after training", ct);
-        string final = Path.Combine(cfg.OutputDir, FinalDirName);
-        PretrainedModel.Save(_model, final, extraFiles: TokenizerFiles());
+        string final = _run.SaveFinal();
         ctx.Log.WriteLine($"final model: {final}");
     }
 
     /// <summary>One GRPO step; returns its metrics.</summary>
-    private List<(string, double)> Step(double lr, NonFiniteGuard guard, IProgressReporter progress, CancellationToken ct)
+    private List<(string, double)> Step(double lr, IProgressReporter progress, CancellationToken ct)
     {
         var g = cfg.Grpo;
         var rounds = new List<RolloutRound>();
-        long step = _state.Step;
+        long step = _run.State.Step;
         RolloutRound SampleRound(int round)
         {
             var r = _rollouts.Sample(NextPrompts(g.PromptsPerStep), SamplingSeed(step, round), ct);
@@ -186,7 +162,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         var advantages = Advantages.Compute(groups.SelectMany(x => x.Rewards).ToList(), g.NumGenerations, g.AdvantageScaling, g.AdvantageEps);
         var samples = groups.SelectMany(x => x.Completions.Select(c => (x.Prompt.Ids, c)))
             .Select((s, i) => new TrainSample(s.Ids, s.c, advantages[i])).ToList();
-        var u = _update.Run(samples, lr, guard, step);
+        var u = _update.Run(samples, lr);
 
         // rollout metrics describe the policy as sampled: the first round, before any filtering
         var first = rounds[0];
@@ -231,53 +207,16 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
     private EvalResult RunEval(RecipeContext ctx, IProgressReporter progress, string when, CancellationToken ct)
     {
         var r = _eval!.Run(_model, ct);
-        _metrics.Log(_state.Step, [("eval/reward_mean", r.Mean), .. r.Metrics.Select(kv => (kv.Key, kv.Value))]);
+        _run.Log([("eval/reward_mean", r.Mean), .. r.Metrics.Select(kv => (kv.Key, kv.Value))]);
         var names = string.Join("+", cfg.Eval!.Rewards.Select(x => x.Name));
         progress.Message($"held-out {names} (greedy, {r.Rows} rows of {cfg.Eval.Path}) {when}: {r.Mean:F3}" +
             (r.SampledMean is double sm ? $"; sampled (T={cfg.Grpo.Temperature:0.##}, {cfg.Eval.Samples} per prompt): {sm:F3}" : ""));
         return r;
     }
 
-    /// <summary>tokenizer.json / tokenizer_config.json of the starting model, copied next to the saved weights.</summary>
-    private Dictionary<string, string>? TokenizerFiles()
-    {
-        if (_tokenizerDir is null) return null;
-        var files = new[] { "tokenizer.json", "tokenizer_config.json" }
-            .Where(f => File.Exists(Path.Combine(_tokenizerDir, f)))
-            .ToDictionary(f => f, f => File.ReadAllText(Path.Combine(_tokenizerDir, f)));
-        return files.Count > 0 ? files : null;
-    }
-
-    private CheckpointInfo SaveCheckpoint(RecipeContext ctx)
-    {
-        var state = _state with { TorchRngState = TorchRng.Capture() };
-        return _checkpoints.Save(state, dir =>
-        {
-            PretrainedModel.Save(_model, Path.Combine(dir, "model"), extraFiles: TokenizerFiles());
-            using var scope = NewDisposeScope();
-            SafeTensors.Save(Path.Combine(dir, "optimizer.safetensors"), _optimizer.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value.cpu()));
-            File.WriteAllText(Path.Combine(dir, RecipeRunner.ResolvedConfigFileName), ctx.ResolvedYaml);
-        });
-    }
-
-    private void LoadCheckpoint(CheckpointInfo ck, RecipeContext ctx)
-    {
-        var modelDir = Path.Combine(ck.Directory, "model");
-        var tensors = SafeTensors.Load(modelDir);
-        try { HfStateDict.Load(_model, tensors, modelDir); }
-        finally { foreach (var t in tensors.Values) t.Dispose(); }
-        var opt = SafeTensors.Load(Path.Combine(ck.Directory, "optimizer.safetensors"), new SafeTensorsLoadOptions { Device = _device });
-        try { _optimizer.LoadStateDict(opt); }
-        finally { foreach (var t in opt.Values) t.Dispose(); }
-        _state = ck.State with { TorchRngState = null };
-        if (ck.State.TorchRngState is { } torchRng) TorchRng.Restore(torchRng);
-        ctx.Log.WriteLine($"resumed from {ck.Directory} (step {ck.Step}, epoch {ck.State.Epoch}, prompt {ck.State.DataPosition})");
-    }
-
     private void Cleanup()
     {
-        _metrics?.Dispose();
-        _optimizer?.Dispose();
+        _run?.Dispose();
         _reference?.Dispose();
         _model?.Dispose();
         foreach (var r in _ownedRewards) r.Dispose();

@@ -40,7 +40,7 @@ public sealed class HeldOutEval(PromptSet prompts, RewardRunner rewards, ITokeni
         var inputs = results.Select((r, i) =>
         {
             var item = prompts.Items[i / perPrompt];
-            return new RewardInput(item.Text, RolloutCollector.DecodeCompletion(tokenizer, r), item.Columns);
+            return new RewardInput(item.Text, CompletionText.Decode(tokenizer, r), item.Columns);
         }).ToList();
         return rewards.Score(inputs);
     }

@@ -1,12 +1,12 @@
 // The optimisation half of a GRPO step: mu updates over one rollout batch. Each update runs the batch in
 // micro-batches: recompute log pi_theta with a padded forward over prompt + completion, take the clipped surrogate
 // against the sampler's pi_old log-probs, add beta * k3 KL to the frozen reference (computed once per batch),
-// aggregate with normalisers of the whole batch (so micro-batching does not change the loss), backward; then the NaN
-// guard, gradient clipping, AdamW and the MoE routing-bias update. Metrics are token means over every update.
+// aggregate with normalisers of the whole batch (so micro-batching does not change the loss), backward; then the run's
+// update (NaN guard, gradient clipping, optimizer: TrainingRun.Update) and the MoE routing-bias update. Metrics are
+// token means over every update.
 using System.Diagnostics;
 using PostTrain.Core.Model;
-using PostTrain.Core.Precision;
-using PostTrain.Training.Infra;
+using PostTrain.Training.Run;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -18,10 +18,10 @@ public sealed record TrainSample(int[] PromptIds, Completion Completion, double 
 public sealed record UpdateStats(double Loss, double GradNorm, double Kl, double Entropy, double ClipLow, double ClipHigh,
     long TrainTokens, double Seconds, double[] LoadRatios, int SkippedUpdates);
 
-public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM? reference, AdamW optimizer,
-    GrpoAlgorithmConfig cfg, double? clipGradNorm, double moeBiasGamma)
+public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM? reference, TrainingRun run,
+    GrpoAlgorithmConfig cfg, double moeBiasGamma)
 {
-    public UpdateStats Run(IReadOnlyList<TrainSample> samples, double lr, NonFiniteGuard guard, long step)
+    public UpdateStats Run(IReadOnlyList<TrainSample> samples, double lr)
     {
         var sw = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
@@ -46,8 +46,7 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
         model.train();
         for (int pass = 0; pass < cfg.Mu; pass++)
         {
-            optimizer.LearningRate = lr;
-            optimizer.ZeroGrad();
+            run.BeginStep(lr);
             var passLoss = zeros(1, device: device);
             for (int k = 0; k < slices.Count; k++)
             {
@@ -78,19 +77,10 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
             }
             double value = passLoss.item<float>();
             lossSum += value;
-            if (guard.Check(value, step) == LossVerdict.Continue)
-            {
-                var ps = model.parameters().Where(p => p.grad is not null).ToList();
-                gradNormSum += nn.utils.clip_grad_norm_(ps, clipGradNorm ?? double.MaxValue);
-                optimizer.Step();
-                ratios = MoeBalancer.Step(model, moeBiasGamma);
-            }
-            else
-            {
-                skipped++;
-                ratios = MoeBalancer.Step(model, 0);   // a skipped update moves nothing, but clears its loads
-            }
-            optimizer.ZeroGrad();
+            var update = run.Update(value);
+            if (update.Applied) gradNormSum += update.GradNorm;
+            else skipped++;
+            ratios = MoeBalancer.Step(model, update.Applied ? moeBiasGamma : 0);   // a skipped update moves nothing, but clears its loads
         }
         var h = sums.cpu().data<float>().ToArray();
         double tokenUpdates = Math.Max(1, tokens) * (double)cfg.Mu;

@@ -38,13 +38,6 @@ public sealed class PromptSet
         Items = items;
     }
 
-    public static IChatTemplate Template(string name, ITokenizer tokenizer) => name switch
-    {
-        "deepseek_v3" => ChatTemplate.DeepSeekV3(tokenizer),
-        "plain" => new ChatTemplate(tokenizer, ChatTemplateSpec.Plain),
-        _ => throw new RecipeConfigException($"data.chat_template: '{name}' is not a template (deepseek_v3, plain)"),
-    };
-
     /// <summary>The order of epoch <paramref name="epoch"/>: shuffled from (seed, epoch), or file order.</summary>
     public int[] Order(long seed, int epoch, bool shuffle)
     {

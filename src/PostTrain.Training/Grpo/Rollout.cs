@@ -43,7 +43,7 @@ public sealed class RolloutCollector(DeepSeekForCausalLM model, ITokenizer token
         double genSeconds = sw.Elapsed.TotalSeconds;
 
         sw.Restart();
-        var texts = results.Select(r => DecodeCompletion(tokenizer, r)).ToList();
+        var texts = results.Select(r => CompletionText.Decode(tokenizer, r)).ToList();
         var inputs = texts.Select((t, i) => new RewardInput(prompts[i / G].Text, t, prompts[i / G].Columns)).ToList();
         var scored = rewards.Score(inputs);
         double rewardSeconds = sw.Elapsed.TotalSeconds;
@@ -63,15 +63,5 @@ public sealed class RolloutCollector(DeepSeekForCausalLM model, ITokenizer token
             groups.Add(new RolloutGroup(prompts[p], completions));
         }
         return new RolloutRound(groups, scored, genSeconds, rewardSeconds, results.Sum(r => (long)r.Length));
-    }
-
-    /// <summary>The completion's text without the end-of-sequence token that stopped it (rewards see the answer only).
-    /// Ids past the tokenizer's vocabulary (models pad their embedding table, e.g. 264 rows for the 263 byte-tokenizer
-    /// ids) have no text and are left out.</summary>
-    public static string DecodeCompletion(ITokenizer tokenizer, GenerationResult r)
-    {
-        int n = r.StopTokenId is not null ? r.TokenIds.Length - 1 : r.TokenIds.Length;
-        var ids = r.TokenIds.Take(n).Where(id => id >= 0 && id < tokenizer.VocabSize).ToArray();
-        return tokenizer.Decode(ids);
     }
 }

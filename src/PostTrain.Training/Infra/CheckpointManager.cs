@@ -24,8 +24,18 @@ public sealed partial class CheckpointManager
         RunDir = Path.GetFullPath(runDir);
         _keepLast = keepLast;
         Directory.CreateDirectory(RunDir);
-        foreach (var stale in Directory.EnumerateDirectories(RunDir).Where(d => LeftoverRegex().IsMatch(Path.GetFileName(d))))
+        RemoveLeftovers(RunDir);
+    }
+
+    /// <summary>Removes what a killed run of this directory left half-written: checkpoint temp/deleting folders, and the
+    /// temp files and folders of atomic writes (e.g. .final.tmp-*, .final.old-*, metrics.jsonl.tmp-*). Only names these
+    /// writers make (a 32-hex-digit suffix) are touched.</summary>
+    public static void RemoveLeftovers(string runDir)
+    {
+        foreach (var stale in Directory.EnumerateDirectories(runDir).Where(d => LeftoverRegex().IsMatch(Path.GetFileName(d))))
             Directory.Delete(stale, recursive: true);
+        foreach (var stale in Directory.EnumerateFiles(runDir).Where(f => LeftoverRegex().IsMatch(Path.GetFileName(f))))
+            File.Delete(stale);
     }
 
     public static string DirName(long step) => $"step-{step:D6}";
@@ -112,6 +122,6 @@ public sealed partial class CheckpointManager
     [GeneratedRegex(@"^step-(\d+)$")]
     private static partial Regex StepDirRegex();
 
-    [GeneratedRegex(@"^step-\d+\.(tmp|deleting)-[0-9a-f]{32}$")]
+    [GeneratedRegex(@"^(step-\d+\.(tmp|deleting)|\..+\.(tmp|old)|.+\.tmp)-[0-9a-f]{32}$")]
     private static partial Regex LeftoverRegex();
 }

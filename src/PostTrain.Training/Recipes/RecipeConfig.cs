@@ -1,5 +1,7 @@
-// The config sections every trainer shares. A trainer's config is a sealed record deriving from RecipeConfig
-// (data only: no behaviour is inherited) that adds its own sections and fields, e.g. SftConfig.
+// The config sections recipes share, as data only (no behaviour is inherited). Every recipe's config derives from
+// RecipeConfig (recipe, output_dir, seed, logging); recipes that train derive from TrainerConfig, which adds the
+// trainer sections (max_steps, optimizer, scheduler, checkpoint, ...). So eval, pipeline and distill configs have no
+// trainer keys, and `posttrain run recipes/eval-quickstart.yaml optimizer.lr=5` is an unknown-key error.
 // Keys are the snake_case property names; records keep their defaults for keys a YAML file leaves out.
 namespace PostTrain.Training.Recipes;
 
@@ -8,11 +10,17 @@ public abstract record RecipeConfig
     /// <summary>The registered recipe that runs this file (see RecipeRegistry).</summary>
     public required string Recipe { get; init; }
 
-    /// <summary>Run directory: checkpoints, metrics.jsonl, tensorboard/ and resolved_config.yaml go here.</summary>
+    /// <summary>Run directory: outputs, metrics.jsonl, tensorboard/ and resolved_config.yaml go here.</summary>
     public required string OutputDir { get; init; }
 
     public long Seed { get; init; } = 1234;
 
+    public LoggingConfig Logging { get; init; } = new();
+}
+
+/// <summary>The sections every training recipe (sft, rm, grpo, toy_regression) has; TrainingRun reads them.</summary>
+public abstract record TrainerConfig : RecipeConfig
+{
     /// <summary>Optimizer steps to train for (the run stops here; schedules decay over this span).</summary>
     public long MaxSteps { get; init; } = 1000;
 
@@ -27,7 +35,6 @@ public abstract record RecipeConfig
     public OptimizerConfig Optimizer { get; init; } = new();
     public SchedulerConfig Scheduler { get; init; } = new();
     public CheckpointConfig Checkpoint { get; init; } = new();
-    public LoggingConfig Logging { get; init; } = new();
 }
 
 public enum OptimizerKind { [RecipeKey("adamw")] AdamW, Sgd }
@@ -69,6 +76,10 @@ public sealed record CheckpointConfig
 
     /// <summary>Resume from the run directory's latest complete checkpoint when one exists.</summary>
     public bool Resume { get; init; } = true;
+
+    /// <summary>Resume even when keys that shape the run (max_steps, optimizer, data, ...) differ from the config saved
+    /// beside the checkpoint; by default such a resume is refused, naming the keys that changed.</summary>
+    public bool AllowConfigChange { get; init; }
 }
 
 public enum ProgressMode { Auto, Bar, Plain }
@@ -85,25 +96,6 @@ public sealed record LoggingConfig
     /// <summary>Plain mode: seconds between progress lines.</summary>
     public double PlainIntervalSeconds { get; init; } = 10;
 }
-
-/// <summary>The model a trainer starts from (Hugging Face-style checkpoint directory).</summary>
-public sealed record ModelConfigSection
-{
-    /// <summary>A Hugging Face-style model directory, or a built-in model name (tiny-moe, micro-moe, bench-moe), which
-    /// starts from random weights (seeded) with the byte tokenizer.</summary>
-    public required string Path { get; init; }
-
-    /// <summary>Tokenizer directory; null = the model directory (tokenizer.json), or the byte tokenizer when there is none.</summary>
-    public string? Tokenizer { get; init; }
-    public DTypeName Dtype { get; init; } = DTypeName.Bfloat16;
-
-    /// <summary>"cuda", "cuda:1", "cpu" or "auto" (cuda when available).</summary>
-    public string Device { get; init; } = "auto";
-}
-
-/// <summary>Compute precision: float32, bfloat16, or fp8 (DeepSeek-V3's FP8 recipe on the linear layers; bf16 elsewhere).
-/// Master weights are always fp32.</summary>
-public enum DTypeName { Float32, Bfloat16, Float16, [RecipeKey("fp8")] Fp8 }
 
 /// <summary>A training data set and how batches are cut from it.</summary>
 public sealed record DataConfig

@@ -4,7 +4,7 @@ namespace PostTrain.Training.Recipes;
 public enum SftFormat { [RecipeKey("prompt_completion")] PromptCompletion, Messages, Text }
 public enum TrainOn { Completion, All }
 
-public sealed record SftConfig : RecipeConfig
+public sealed record SftConfig : TrainerConfig
 {
     public required ModelConfigSection Model { get; init; }
     public required SftDataConfig Data { get; init; }
@@ -28,8 +28,10 @@ public sealed record SftDataConfig
     public bool SkipBadRows { get; init; }
     /// <summary>completion: loss on the assistant's tokens only; all: on every token.</summary>
     public TrainOn TrainOn { get; init; } = TrainOn.Completion;
-    /// <summary>deepseek_v3 (special tokens) or plain (bos + prompt + completion + eos).</summary>
-    public string ChatTemplate { get; init; } = "deepseek_v3";
+    /// <summary>auto (the model's own template, else deepseek_v3) | model | model:NAME | deepseek_v3 | plain | a .jinja file.</summary>
+    public string ChatTemplate { get; init; } = "auto";
+    /// <summary>Template keyword arguments (enable_thinking, ...); values are read as JSON when they parse, else strings.</summary>
+    public Dictionary<string, string> ChatTemplateKwargs { get; init; } = new();
     public int MaxSeqLen { get; init; } = 512;
     public int BatchSize { get; init; } = 8;
     public bool Shuffle { get; init; } = true;

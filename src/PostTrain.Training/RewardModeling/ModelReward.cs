@@ -3,7 +3,7 @@
 // and a whole batch is scored in a few forward passes (batch_size sequences each, similar lengths together; one call
 // per batch through IBatchReward). The model is loaded once, when the reward is created. Options:
 //   path (required): the reward model directory; batch_size (16); device (auto | cpu | cuda | cuda:N);
-//   chat_template (deepseek_v3 | plain); max_length (1024): longer renderings keep their last max_length tokens
+//   chat_template (auto | model | deepseek_v3 | plain | a .jinja file); max_length (1024): longer renderings keep their last max_length tokens
 //   (the reward is read at the end);
 //   transform: none (the raw score), sigmoid (1 / (1 + e^-r): the Bradley-Terry probability of beating a
 //   zero-reward answer, in (0, 1)), or standardize ((r - mean) / std over the scores of one call, i.e. one batch,
@@ -14,7 +14,6 @@ using PostTrain.Data.Examples;
 using PostTrain.Data.Templates;
 using PostTrain.Data.Tokenizers;
 using PostTrain.Rewards;
-using PostTrain.Training.Grpo;
 using PostTrain.Training.Recipes;
 using static TorchSharp.torch;
 
@@ -49,7 +48,7 @@ public sealed class ModelReward : IBatchReward, IDisposable
     {
         string path = o.StringOrNull("path") ?? throw new RewardConfigException("reward 'model': option 'path' (the reward model directory) is required");
         int batchSize = o.Int("batch_size", 16), maxLength = o.Int("max_length", 1024);
-        string deviceSpec = o.String("device", "auto"), templateName = o.String("chat_template", "deepseek_v3");
+        string deviceSpec = o.String("device", "auto"), templateName = o.String("chat_template", "auto");
         string transformName = o.String("transform", "none");
         if (batchSize < 1) throw new RewardConfigException($"reward 'model': option 'batch_size' must be >= 1, got {batchSize}");
         if (maxLength < 1) throw new RewardConfigException($"reward 'model': option 'max_length' must be >= 1, got {maxLength}");
@@ -64,8 +63,8 @@ public sealed class ModelReward : IBatchReward, IDisposable
         try
         {
             var device = DeviceSelector.Resolve(deviceSpec, "reward 'model' option 'device'");
-            var tokenizer = Common.ModelSetup.LoadTokenizer(path);
-            var template = PromptSet.Template(templateName, tokenizer);
+            var tokenizer = ModelSetup.LoadTokenizer(path);
+            var template = ChatTemplates.Resolve(templateName, tokenizer, path, "reward 'model' option 'chat_template'");
             var model = RewardModelFiles.Load(path, device);
             return new ModelReward(model, tokenizer, template, device, batchSize, maxLength, transform);
         }

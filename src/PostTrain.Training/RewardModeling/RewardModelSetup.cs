@@ -5,7 +5,6 @@
 using PostTrain.Core.Model;
 using PostTrain.Core.Runtime;
 using PostTrain.Data.Tokenizers;
-using PostTrain.Training.Common;
 using PostTrain.Training.Recipes;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -48,15 +47,5 @@ public static class RewardModelSetup
         model.SetPrecision(ModelSetup.PrecisionOf(m.Dtype));
         if (device.type != TorchSharp.DeviceType.CPU) model.to(device);
         return new LoadedRewardModel(model, tokenizer, device, tokDir);
-    }
-
-    /// <summary>tokenizer.json / tokenizer_config.json of <paramref name="dir"/>, to save next to the weights.</summary>
-    public static Dictionary<string, string>? TokenizerFiles(string? dir)
-    {
-        if (dir is null) return null;
-        var files = new[] { "tokenizer.json", "tokenizer_config.json" }
-            .Where(f => File.Exists(Path.Combine(dir, f)))
-            .ToDictionary(f => f, f => File.ReadAllText(Path.Combine(dir, f)));
-        return files.Count > 0 ? files : null;
     }
 }

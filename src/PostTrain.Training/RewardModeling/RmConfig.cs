@@ -4,7 +4,7 @@ using PostTrain.Training.Recipes;
 
 namespace PostTrain.Training.RewardModeling;
 
-public sealed record RmConfig : RecipeConfig
+public sealed record RmConfig : TrainerConfig
 {
     /// <summary>A causal-LM directory or built-in name (a score head is added, drawn from head_init_std), or a saved
     /// reward model directory (trained further).</summary>
@@ -37,8 +37,10 @@ public sealed record RmDataConfig
     public string? MarginColumn { get; init; }
     public bool SkipBadRows { get; init; }
 
-    /// <summary>deepseek_v3 (special tokens) or plain (bos + prompt + answer + eos).</summary>
-    public string ChatTemplate { get; init; } = "deepseek_v3";
+    /// <summary>auto (the model's own template, else deepseek_v3) | model | model:NAME | deepseek_v3 | plain | a .jinja file.</summary>
+    public string ChatTemplate { get; init; } = "auto";
+    /// <summary>Template keyword arguments (enable_thinking, ...); values are read as JSON when they parse, else strings.</summary>
+    public Dictionary<string, string> ChatTemplateKwargs { get; init; } = new();
 
     /// <summary>Pairs whose chosen or rejected rendering is longer than this are dropped (and counted).</summary>
     public int MaxSeqLen { get; init; } = 512;

@@ -3,17 +3,16 @@
 // centering term (BradleyTerry), a mean over the global batch's pairs. AdamW, LR schedule, gradient accumulation and
 // clipping, aux-loss-free MoE bias updates, NaN/inf steps skipped, held-out accuracy / margin / loss at step 0, every
 // eval_every_n_steps and at the end, metrics (JSONL + TensorBoard), progress, atomic checkpoints with exact resume,
-// and the final reward model as a Hugging Face directory (<output_dir>/final, DeepseekV3ForSequenceClassification).
+// and the final reward model as a Hugging Face directory (<output_dir>/final, DeepseekV3ForSequenceClassification);
+// the run mechanics are TrainingRun's.
 // Simplification: each micro-batch is right-padded to its longest sequence (no packing).
 using System.Diagnostics;
-using PostTrain.Core.Checkpoints;
 using PostTrain.Core.Model;
-using PostTrain.Core.Precision;
+using PostTrain.Data.Templates;
 using PostTrain.Data.Tokenizers;
-using PostTrain.Training.Common;
-using PostTrain.Training.Grpo;
 using PostTrain.Training.Infra;
 using PostTrain.Training.Recipes;
+using PostTrain.Training.Run;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -21,19 +20,14 @@ namespace PostTrain.Training.RewardModeling;
 
 public sealed class RmRecipe(RmConfig cfg) : IRecipe
 {
-    public const string FinalDirName = "final";
+    public const string FinalDirName = TrainingRun.FinalDirName;
 
     private RewardModel _model = null!;
     private ITokenizer _tokenizer = null!;
-    private string? _tokenizerDir;
     private Device _device = CPU;
-    private AdamW _optimizer = null!;
-    private ILrSchedule _schedule = null!;
-    private CheckpointManager _checkpoints = null!;
-    private MetricsLogger _metrics = null!;
+    private TrainingRun _run = null!;
     private PreferencePairs _train = null!;
     private PreferencePairs? _eval;
-    private TrainerState _state = new();
     private int[] _order = [];
 
     /// <summary>Held-out metrics in step order (for callers such as tests).</summary>
@@ -56,16 +50,14 @@ public sealed class RmRecipe(RmConfig cfg) : IRecipe
 
     private void Setup(RecipeContext ctx)
     {
-        if (cfg.GradientAccumulationSteps < 1) throw new RecipeConfigException("gradient_accumulation_steps: must be >= 1");
         if (cfg.Data.BatchSize < 1) throw new RecipeConfigException($"data.batch_size: must be >= 1, got {cfg.Data.BatchSize}");
         if (cfg.Data.MaxSeqLen < 1) throw new RecipeConfigException($"data.max_seq_len: must be >= 1, got {cfg.Data.MaxSeqLen}");
-        if (cfg.Optimizer.Name != OptimizerKind.AdamW) throw new RecipeConfigException("optimizer.name: rm supports adamw");
         random.manual_seed(cfg.Seed);
         var loaded = RewardModelSetup.Load(cfg.Model, cfg.Seed, cfg.HeadInitStd, ctx.Log);
-        (_model, _tokenizer, _device, _tokenizerDir) = (loaded.Model, loaded.Tokenizer, loaded.Device, loaded.TokenizerDir);
+        (_model, _tokenizer, _device) = (loaded.Model, loaded.Tokenizer, loaded.Device);
         foreach (var moe in _model.Backbone.MoeLayers()) moe.BalanceAlpha = cfg.MoeBalanceAlpha;
 
-        var template = PromptSet.Template(cfg.Data.ChatTemplate, _tokenizer);
+        var template = ChatTemplates.Resolve(cfg.Data.ChatTemplate, _tokenizer, loaded.TokenizerDir, kwargs: ChatTemplates.ParseKwargs(cfg.Data.ChatTemplateKwargs));
         _train = new PreferencePairs(cfg.Data.Path, cfg.Data, template);
         ctx.Log.WriteLine($"pairs: {_train.Items.Count} from {cfg.Data.Path}" + DataNote(_train));
         if (cfg.Data.EvalPath is { } evalPath)
@@ -74,17 +66,11 @@ public sealed class RmRecipe(RmConfig cfg) : IRecipe
             ctx.Log.WriteLine($"held-out pairs: {_eval.Items.Count} from {evalPath}" + DataNote(_eval));
         }
 
-        var o = cfg.Optimizer;
-        var named = _model.named_parameters().Select(p => (p.name, p.parameter)).ToList();
-        _optimizer = new AdamW(named, o.Lr, o.Betas[0], o.Betas[1], o.Eps, o.WeightDecay, o.Bf16Moments,
-            named.Select(p => p.name).Where(ModelSetup.NoDecay));
-        _schedule = LrSchedules.FromConfig(cfg.Scheduler, o.Lr, cfg.MaxSteps);
-        _checkpoints = new CheckpointManager(cfg.OutputDir, cfg.Checkpoint.KeepLast);
-
-        var resume = cfg.Checkpoint.Resume ? _checkpoints.FindLatest() : null;
-        if (resume is not null) LoadCheckpoint(resume, ctx);
-        _metrics = new MetricsLogger(cfg.OutputDir, cfg.Logging.Tensorboard, resumedFromStep: resume?.Step);
-        _order = _train.Order(cfg.Seed, _state.Epoch, cfg.Data.Shuffle);
+        int padId = _tokenizer.PadId;
+        _run = TrainingRun.Start(ctx, cfg, new RunModel(_model,
+            (dir, extraFiles) => RewardModelFiles.Save(_model, dir, padId, extraFiles: extraFiles),
+            dir => RewardModelFiles.LoadWeights(_model, dir), loaded.TokenizerDir));
+        _order = _train.Order(cfg.Seed, _run.State.Epoch, cfg.Data.Shuffle);
     }
 
     private string DataNote(PreferencePairs p) =>
@@ -95,41 +81,37 @@ public sealed class RmRecipe(RmConfig cfg) : IRecipe
     private List<PreferencePair> NextBatch()
     {
         var indices = new List<int>(cfg.Data.BatchSize);
-        _state = _state.TakeNext(cfg.Data.BatchSize, ref _order, epoch => _train.Order(cfg.Seed, epoch, cfg.Data.Shuffle), indices);
+        _run.State = _run.State.TakeNext(cfg.Data.BatchSize, ref _order, epoch => _train.Order(cfg.Seed, epoch, cfg.Data.Shuffle), indices);
         return indices.Select(i => _train.Items[i]).ToList();
     }
 
     private void Train(RecipeContext ctx, CancellationToken ct)
     {
-        var guard = new NonFiniteGuard(cfg.MaxConsecutiveNonfinite);
-        using var progress = ctx.CreateProgress(cfg.Logging, cfg.MaxSteps, _state.Step);
-        if (_eval is not null && _state.Step == 0) LogEval(0, progress);
-        while (_state.Step < cfg.MaxSteps)
+        using var progress = _run.CreateProgress();
+        if (_eval is not null && _run.State.Step == 0) LogEval(0, progress);
+        while (!_run.Done)
         {
             ct.ThrowIfCancellationRequested();
             var sw = Stopwatch.StartNew();
-            double lr = _schedule.At(_state.Step);
+            double lr = _run.LearningRate;
             var micro = Enumerable.Range(0, cfg.GradientAccumulationSteps).Select(_ => NextBatch()).ToList();
-            var (m, gradNorm) = Step(micro, lr, guard);
+            var (m, gradNorm) = Step(micro, lr);
             double seconds = sw.Elapsed.TotalSeconds;
             long tokens = micro.Sum(b => b.Sum(p => (long)p.Chosen.Length + p.Rejected.Length));
-            _state = _state with { Step = _state.Step + 1, TokensSeen = _state.TokensSeen + tokens, LearningRate = lr };
+            _run.Advance(lr, tokens);
             TrainLosses.Add(m.Loss);
 
-            if (_state.Step % cfg.Logging.EveryNSteps == 0 || _state.Step == cfg.MaxSteps)
-                _metrics.Log(_state.Step, ("loss", m.Loss), ("accuracy", m.Accuracy), ("margin", m.Margin), ("reward_mean", m.RewardMean),
+            if (_run.LogDue)
+                _run.Log(("loss", m.Loss), ("accuracy", m.Accuracy), ("margin", m.Margin), ("reward_mean", m.RewardMean),
                     ("lr", lr), ("grad_norm", gradNorm), ("pairs_per_s", m.Pairs / seconds), ("tokens_per_s", tokens / seconds),
-                    ("skipped_steps", guard.TotalSkipped));
-            progress.Update(_state.Step, m.Loss, tokens);
+                    ("skipped_steps", _run.SkippedSteps));
+            progress.Update(_run.State.Step, m.Loss, tokens);
             if (_eval is not null && cfg.Data.EvalEveryNSteps > 0 &&
-                (_state.Step % cfg.Data.EvalEveryNSteps == 0 || _state.Step == cfg.MaxSteps))
-                LogEval(_state.Step, progress);
-            bool periodic = cfg.Checkpoint.EveryNSteps > 0 && _state.Step % cfg.Checkpoint.EveryNSteps == 0;
-            if (periodic || _state.Step == cfg.MaxSteps)
-                progress.Message($"saved {SaveCheckpoint(ctx).Directory}");
+                (_run.State.Step % cfg.Data.EvalEveryNSteps == 0 || _run.Done))
+                LogEval(_run.State.Step, progress);
+            if (_run.CheckpointDue) progress.Message($"saved {_run.SaveCheckpoint().Directory}");
         }
-        string final = Path.Combine(cfg.OutputDir, FinalDirName);
-        RewardModelFiles.Save(_model, final, _tokenizer.PadId, extraFiles: RewardModelSetup.TokenizerFiles(_tokenizerDir));
+        string final = _run.SaveFinal();
         if (Evals.Count > 0)
         {
             var (first, last) = (Evals[0], Evals[^1]);
@@ -140,12 +122,11 @@ public sealed class RmRecipe(RmConfig cfg) : IRecipe
     }
 
     /// <summary>One optimizer step over the micro-batches; the loss is the mean over the global batch's pairs.</summary>
-    private (PreferenceMetrics Metrics, double GradNorm) Step(List<List<PreferencePair>> micro, double lr, NonFiniteGuard guard)
+    private (PreferenceMetrics Metrics, double GradNorm) Step(List<List<PreferencePair>> micro, double lr)
     {
         using var scope = NewDisposeScope();
         _model.train();
-        _optimizer.LearningRate = lr;
-        _optimizer.ZeroGrad();
+        _run.BeginStep(lr);
         long globalPairs = micro.Sum(b => b.Count);
         var chosen = new List<double>(); var rejected = new List<double>(); var margins = new List<double>();
         foreach (var batch in micro)
@@ -166,17 +147,9 @@ public sealed class RmRecipe(RmConfig cfg) : IRecipe
             margins.AddRange(batch.Select(x => x.Margin));
         }
         var m = BradleyTerry.Metrics(chosen, rejected, _train.HasMargin ? margins : null, cfg.CenterRewardsCoefficient);
-        double gradNorm = double.NaN;
-        if (guard.Check(m.Loss, _state.Step) == LossVerdict.Continue)
-        {
-            var ps = _model.parameters().Where(x => x.grad is not null).ToList();
-            gradNorm = cfg.ClipGradNorm is double max ? nn.utils.clip_grad_norm_(ps, max) : nn.utils.clip_grad_norm_(ps, double.MaxValue);
-            _optimizer.Step();
-            MoeBalancer.Step(_model.Backbone, cfg.MoeBiasGamma);
-        }
-        else MoeBalancer.Step(_model.Backbone, 0);   // a skipped step moves nothing, but clears its loads
-        _optimizer.ZeroGrad();
-        return (m, gradNorm);
+        var update = _run.Update(m.Loss);
+        MoeBalancer.Step(_model.Backbone, update.Applied ? cfg.MoeBiasGamma : 0);   // a skipped step moves nothing, but clears its loads
+        return (m, update.GradNorm);
     }
 
     /// <summary>Accuracy, mean margin and loss on the held-out pairs (no gradients; routing loads discarded).</summary>
@@ -194,37 +167,13 @@ public sealed class RmRecipe(RmConfig cfg) : IRecipe
     {
         var m = Evaluate();
         Evals.Add((step, m));
-        _metrics.Log(step, ("eval/accuracy", m.Accuracy), ("eval/margin", m.Margin), ("eval/loss", m.Loss), ("eval/reward_mean", m.RewardMean));
+        _run.Metrics.Log(step, ("eval/accuracy", m.Accuracy), ("eval/margin", m.Margin), ("eval/loss", m.Loss), ("eval/reward_mean", m.RewardMean));
         progress.Message($"step {step}: held-out accuracy {m.Accuracy:P1}, margin {m.Margin:F3}, loss {m.Loss:F4} ({m.Pairs} pairs)");
-    }
-
-    private CheckpointInfo SaveCheckpoint(RecipeContext ctx)
-    {
-        var state = _state with { TorchRngState = TorchRng.Capture() };
-        return _checkpoints.Save(state, dir =>
-        {
-            RewardModelFiles.Save(_model, Path.Combine(dir, "model"), _tokenizer.PadId, extraFiles: RewardModelSetup.TokenizerFiles(_tokenizerDir));
-            using var scope = NewDisposeScope();
-            SafeTensors.Save(Path.Combine(dir, "optimizer.safetensors"), _optimizer.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value.cpu()));
-            File.WriteAllText(Path.Combine(dir, RecipeRunner.ResolvedConfigFileName), ctx.ResolvedYaml);
-        });
-    }
-
-    private void LoadCheckpoint(CheckpointInfo ck, RecipeContext ctx)
-    {
-        RewardModelFiles.LoadWeights(_model, Path.Combine(ck.Directory, "model"));
-        var opt = SafeTensors.Load(Path.Combine(ck.Directory, "optimizer.safetensors"), new SafeTensorsLoadOptions { Device = _device });
-        try { _optimizer.LoadStateDict(opt); }
-        finally { foreach (var t in opt.Values) t.Dispose(); }
-        _state = ck.State with { TorchRngState = null };
-        if (ck.State.TorchRngState is { } torchRng) TorchRng.Restore(torchRng);
-        ctx.Log.WriteLine($"resumed from {ck.Directory} (step {ck.Step}, epoch {ck.State.Epoch}, pair {ck.State.DataPosition})");
     }
 
     private void Cleanup()
     {
-        _metrics?.Dispose();
-        _optimizer?.Dispose();
+        _run?.Dispose();
         _model?.Dispose();
     }
 }

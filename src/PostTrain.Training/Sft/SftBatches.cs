@@ -27,15 +27,10 @@ public sealed record SftBatch(IReadOnlyList<PackedRow> Rows)
     });
 }
 
-public sealed class SftBatches(SftDataConfig cfg, ITokenizer tokenizer, DataStats stats)
+public sealed class SftBatches(SftDataConfig cfg, ITokenizer tokenizer, DataStats stats, string? modelDir = null)
 {
     private const int ShuffleBuffer = 4096;
-    private readonly IChatTemplate template = cfg.ChatTemplate switch
-    {
-        "deepseek_v3" => ChatTemplate.DeepSeekV3(tokenizer),
-        "plain" => new ChatTemplate(tokenizer, ChatTemplateSpec.Plain),
-        _ => throw new RecipeConfigException($"data.chat_template: '{cfg.ChatTemplate}' is not a template (deepseek_v3, plain)"),
-    };
+    private readonly IChatTemplate template = ChatTemplates.Resolve(cfg.ChatTemplate, tokenizer, modelDir, kwargs: ChatTemplates.ParseKwargs(cfg.ChatTemplateKwargs));
 
     private ColumnMap Columns()
     {

@@ -3,16 +3,15 @@
 // plus the MTP loss (lambda / D) and the optional sequence-wise balance loss; AdamW (optional bf16 moments), gradient
 // clipping, LR schedule, aux-loss-free MoE bias updates after each optimizer step, evaluation loss on a held-out split,
 // metrics (JSONL + TensorBoard), progress, NaN/inf steps skipped, atomic checkpoints with exact resume, and the final
-// model written as a Hugging Face directory (<output_dir>/final).
+// model written as a Hugging Face directory with its tokenizer files (<output_dir>/final); the run mechanics are
+// TrainingRun's.
 using System.Diagnostics;
-using PostTrain.Core.Checkpoints;
 using PostTrain.Core.Model;
-using PostTrain.Core.Precision;
 using PostTrain.Data;
 using PostTrain.Data.Tokenizers;
-using PostTrain.Training.Common;
 using PostTrain.Training.Infra;
 using PostTrain.Training.Recipes;
+using PostTrain.Training.Run;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -20,18 +19,14 @@ namespace PostTrain.Training.Sft;
 
 public sealed class SftRecipe(SftConfig cfg) : IRecipe
 {
-    public const string FinalDirName = "final";
+    public const string FinalDirName = TrainingRun.FinalDirName;
 
     private DeepSeekForCausalLM _model = null!;
     private ITokenizer _tokenizer = null!;
     private Device _device = CPU;
-    private AdamW _optimizer = null!;
-    private ILrSchedule _schedule = null!;
-    private CheckpointManager _checkpoints = null!;
-    private MetricsLogger _metrics = null!;
+    private TrainingRun _run = null!;
     private SftBatches _data = null!;
     private readonly DataStats _stats = new();
-    private TrainerState _state = new();
     private IEnumerator<SftBatch>? _stream;
 
     /// <summary>Evaluation losses in step order (for callers such as tests and pipelines).</summary>
@@ -54,81 +49,66 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
 
     private void Setup(RecipeContext ctx)
     {
-        if (cfg.GradientAccumulationSteps < 1) throw new RecipeConfigException("gradient_accumulation_steps: must be >= 1");
         random.manual_seed(cfg.Seed);
         var loaded = ModelSetup.Load(cfg.Model, cfg.Seed, ctx.Log);
         (_model, _tokenizer, _device) = (loaded.Model, loaded.Tokenizer, loaded.Device);
         foreach (var moe in _model.MoeLayers()) moe.BalanceAlpha = cfg.MoeBalanceAlpha;
-        var o = cfg.Optimizer;
-        if (o.Name != OptimizerKind.AdamW) throw new RecipeConfigException("optimizer.name: sft supports adamw");
-        var named = _model.named_parameters().Select(p => (p.name, p.parameter)).ToList();
-        _optimizer = new AdamW(named, o.Lr, o.Betas[0], o.Betas[1], o.Eps, o.WeightDecay, o.Bf16Moments,
-            named.Select(p => p.name).Where(ModelSetup.NoDecay));
-        _schedule = LrSchedules.FromConfig(cfg.Scheduler, o.Lr, cfg.MaxSteps);
-        _checkpoints = new CheckpointManager(cfg.OutputDir, cfg.Checkpoint.KeepLast);
-        _data = new SftBatches(cfg.Data, _tokenizer, _stats);
-
-        var resume = cfg.Checkpoint.Resume ? _checkpoints.FindLatest() : null;
-        if (resume is not null) LoadCheckpoint(resume, ctx);
-        _metrics = new MetricsLogger(cfg.OutputDir, cfg.Logging.Tensorboard, resumedFromStep: resume?.Step);
-        OpenEpoch(_state.Epoch, skip: _state.DataPosition);
+        _data = new SftBatches(cfg.Data, _tokenizer, _stats, cfg.Model.Tokenizer ?? cfg.Model.Path);
+        _run = TrainingRun.Start(ctx, cfg, CausalLmRun.Of(_model, loaded.TokenizerDir));
+        OpenEpoch(_run.State.Epoch, skip: _run.State.DataPosition);
     }
 
     private void OpenEpoch(int epoch, long skip)
     {
         _stream?.Dispose();
         _stream = _data.Epoch(cfg.Data.Path, cfg.Seed, epoch, cfg.Data.Shuffle).Skip((int)skip).GetEnumerator();
-        _state = _state with { Epoch = epoch, DataPosition = skip };
+        _run.State = _run.State with { Epoch = epoch, DataPosition = skip };
     }
 
     private SftBatch NextBatch()
     {
-        if (_stream!.MoveNext()) { _state = _state with { DataPosition = _state.DataPosition + 1 }; return _stream.Current; }
-        if (_state.DataPosition == 0)
+        if (_stream!.MoveNext()) { _run.State = _run.State with { DataPosition = _run.State.DataPosition + 1 }; return _stream.Current; }
+        if (_run.State.DataPosition == 0)
             throw new RecipeConfigException($"data.path: '{cfg.Data.Path}' gave no training rows ({_stats})");
-        OpenEpoch(_state.Epoch + 1, 0);
+        OpenEpoch(_run.State.Epoch + 1, 0);
         return NextBatch();
     }
 
     private void Train(RecipeContext ctx, CancellationToken ct)
     {
-        var guard = new NonFiniteGuard(cfg.MaxConsecutiveNonfinite);
-        using var progress = ctx.CreateProgress(cfg.Logging, cfg.MaxSteps, _state.Step);
-        if (cfg.Data.EvalPath is not null && _state.Step == 0) LogEval(0, progress);
-        while (_state.Step < cfg.MaxSteps)
+        using var progress = _run.CreateProgress();
+        if (cfg.Data.EvalPath is not null && _run.State.Step == 0) LogEval(0, progress);
+        while (!_run.Done)
         {
             ct.ThrowIfCancellationRequested();
             var sw = Stopwatch.StartNew();
-            double lr = _schedule.At(_state.Step);
+            double lr = _run.LearningRate;
             var batches = Enumerable.Range(0, cfg.GradientAccumulationSteps).Select(_ => NextBatch()).ToList();
-            var r = Step(batches, lr, guard);
+            var r = Step(batches, lr);
             double seconds = sw.Elapsed.TotalSeconds;
             long tokens = batches.Sum(b => b.RealTokens);
-            _state = _state with { Step = _state.Step + 1, TokensSeen = _state.TokensSeen + tokens, LearningRate = lr };
+            _run.Advance(lr, tokens);
             TrainLosses.Add(r.Loss);
 
-            if (_state.Step % cfg.Logging.EveryNSteps == 0 || _state.Step == cfg.MaxSteps)
+            if (_run.LogDue)
             {
                 var values = new List<(string, double)>
                 {
                     ("loss", r.Loss), ("token_accuracy", r.Accuracy), ("lr", lr), ("grad_norm", r.GradNorm),
-                    ("tokens_per_s", tokens / seconds), ("skipped_steps", guard.TotalSkipped),
+                    ("tokens_per_s", tokens / seconds), ("skipped_steps", _run.SkippedSteps),
                 };
                 if (r.MtpLoss is double m) values.Add(("mtp_loss", m));
                 for (int i = 0; i < r.LoadRatios.Length; i++) values.Add(($"moe/max_over_mean_load/layer{i}", r.LoadRatios[i]));
                 if (r.LoadRatios.Length > 0) values.Add(("moe/max_over_mean_load", r.LoadRatios.Max()));
-                _metrics.Log(_state.Step, [.. values]);
+                _run.Log([.. values]);
             }
-            progress.Update(_state.Step, r.Loss, tokens);
+            progress.Update(_run.State.Step, r.Loss, tokens);
             if (cfg.Data.EvalPath is not null && cfg.Data.EvalEveryNSteps > 0 &&
-                (_state.Step % cfg.Data.EvalEveryNSteps == 0 || _state.Step == cfg.MaxSteps))
-                LogEval(_state.Step, progress);
-            bool periodic = cfg.Checkpoint.EveryNSteps > 0 && _state.Step % cfg.Checkpoint.EveryNSteps == 0;
-            if (periodic || _state.Step == cfg.MaxSteps)
-                progress.Message($"saved {SaveCheckpoint(ctx).Directory}");
+                (_run.State.Step % cfg.Data.EvalEveryNSteps == 0 || _run.Done))
+                LogEval(_run.State.Step, progress);
+            if (_run.CheckpointDue) progress.Message($"saved {_run.SaveCheckpoint().Directory}");
         }
-        string final = Path.Combine(cfg.OutputDir, FinalDirName);
-        PretrainedModel.Save(_model, final);
+        string final = _run.SaveFinal();
         if (_stats.Skipped + _stats.Truncated + _stats.Dropped > 0) ctx.Log.WriteLine($"data: {_stats}");
         ctx.Log.WriteLine($"final model: {final}");
     }
@@ -136,12 +116,11 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
     private sealed record StepResult(double Loss, double Accuracy, double GradNorm, double? MtpLoss, double[] LoadRatios);
 
     /// <summary>One optimizer step over the micro-batches. The loss is the mean over the global batch's target tokens.</summary>
-    private StepResult Step(List<SftBatch> micro, double lr, NonFiniteGuard guard)
+    private StepResult Step(List<SftBatch> micro, double lr)
     {
         using var scope = NewDisposeScope();
         _model.train();
-        _optimizer.LearningRate = lr;
-        _optimizer.ZeroGrad();
+        _run.BeginStep(lr);
         bool mtp = cfg.MtpLambda > 0 && _model.Mtp.Count > 0;
         long globalTargets = micro.Sum(b => b.TargetTokens);
         var mtpCounts = mtp ? Enumerable.Range(1, _model.Mtp.Count).Select(k => micro.Sum(b => b.MtpTargetTokens(k))).ToList() : null;
@@ -160,18 +139,9 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
                 correct += (output.Logits.argmax(-1) == labels).logical_and(labels != Losses.Ignore).sum().item<long>();
         }
         double loss = lossSum / Math.Max(1, globalTargets);
-        double gradNorm = double.NaN;
-        double[] ratios;
-        if (guard.Check(loss, _state.Step) == LossVerdict.Continue)
-        {
-            var ps = _model.parameters().Where(p => p.grad is not null).ToList();
-            gradNorm = cfg.ClipGradNorm is double max ? nn.utils.clip_grad_norm_(ps, max) : nn.utils.clip_grad_norm_(ps, double.MaxValue);
-            _optimizer.Step();
-            ratios = MoeBalancer.Step(_model, cfg.MoeBiasGamma);
-        }
-        else ratios = MoeBalancer.Step(_model, 0);   // a skipped step moves nothing, but clears its loads
-        _optimizer.ZeroGrad();
-        return new StepResult(loss, correct / Math.Max(1, globalTargets), gradNorm,
+        var update = _run.Update(loss);
+        var ratios = MoeBalancer.Step(_model, update.Applied ? cfg.MoeBiasGamma : 0);   // a skipped step moves nothing, but clears its loads
+        return new StepResult(loss, correct / Math.Max(1, globalTargets), update.GradNorm,
             mtp ? mtpSum / Math.Max(1, mtpCounts![0]) : null, ratios);
     }
 
@@ -215,38 +185,14 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
     {
         double loss = EvalLoss();
         EvalLosses.Add((step, loss));
-        _metrics.Log(step, ("eval_loss", loss));
+        _run.Metrics.Log(step, ("eval_loss", loss));
         progress.Message($"step {step}: eval loss {loss:F4}");
-    }
-
-    private CheckpointInfo SaveCheckpoint(RecipeContext ctx)
-    {
-        var state = _state with { TorchRngState = TorchRng.Capture() };
-        return _checkpoints.Save(state, dir =>
-        {
-            PretrainedModel.Save(_model, Path.Combine(dir, "model"));
-            using var scope = NewDisposeScope();
-            SafeTensors.Save(Path.Combine(dir, "optimizer.safetensors"), _optimizer.StateDict().ToDictionary(kv => kv.Key, kv => kv.Value.cpu()));
-            File.WriteAllText(Path.Combine(dir, RecipeRunner.ResolvedConfigFileName), ctx.ResolvedYaml);
-        });
-    }
-
-    private void LoadCheckpoint(CheckpointInfo ck, RecipeContext ctx)
-    {
-        var tensors = SafeTensors.Load(Path.Combine(ck.Directory, "model"));
-        HfStateDict.Load(_model, tensors, Path.Combine(ck.Directory, "model"));
-        var opt = SafeTensors.Load(Path.Combine(ck.Directory, "optimizer.safetensors"), new SafeTensorsLoadOptions { Device = _device });
-        _optimizer.LoadStateDict(opt);
-        _state = ck.State with { TorchRngState = null };
-        if (ck.State.TorchRngState is { } torchRng) TorchRng.Restore(torchRng);
-        ctx.Log.WriteLine($"resumed from {ck.Directory} (step {ck.Step}, epoch {ck.State.Epoch}, batch {ck.State.DataPosition})");
     }
 
     private void Cleanup()
     {
         _stream?.Dispose();
-        _metrics?.Dispose();
-        _optimizer?.Dispose();
+        _run?.Dispose();
         _model?.Dispose();
     }
 }

@@ -106,10 +106,10 @@ public sealed class GrpoRecipeTests
         using var b = Setup();
         Assert.Equal(0, (await Run(a, Yaml(a, 4, BoomReward), Variants)).Code);
         Assert.Equal(0, (await Run(b, Yaml(b, 2, BoomReward), Variants)).Code);
-        var (code, log) = await Run(b, Yaml(b, 4, BoomReward), Variants);
+        var (code, log) = await Run(b, Yaml(b, 4, BoomReward), [.. Variants, "checkpoint.allow_config_change=true"]);
         Assert.Equal(0, code);
         Assert.Contains("resumed from", log);
-        Assert.Contains("(step 2, epoch 0, prompt ", log);
+        Assert.Contains("(step 2, epoch 0, data position ", log);
 
         var ma = Metrics(a["run"]);
         var mb = Metrics(b["run"]);

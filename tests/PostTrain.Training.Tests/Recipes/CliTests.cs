@@ -78,7 +78,7 @@ public sealed class CliTests
             "logging.progress=plain", "logging.tensorboard=false");
         Assert.True(ok.Code == 0, ok.Err);
         Assert.Contains("step 5/5 (100.0%)", ok.Out);
-        Assert.True(File.Exists(tmp["ok/step-000005/model.bin"]));
+        Assert.True(File.Exists(tmp["ok/step-000005/model/model.bin"]));
 
         // an infinite learning rate makes the weights, and then every loss, non-finite
         var nan = await Cli("run", "toy_regression", $"output_dir={tmp["nan"]}", "max_steps=50", "optimizer.lr=.inf",

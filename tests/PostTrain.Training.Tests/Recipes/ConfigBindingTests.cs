@@ -14,7 +14,7 @@ public sealed class ConfigBindingTests
         public Mode Mode { get; init; } = Mode.Fast;
     }
 
-    public sealed record TestConfig : RecipeConfig
+    public sealed record TestConfig : TrainerConfig
     {
         public required ModelConfigSection Model { get; init; }
         public Inner Inner { get; init; } = new();

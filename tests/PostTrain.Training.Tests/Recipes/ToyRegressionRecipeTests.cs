@@ -30,8 +30,9 @@ public sealed class ToyRegressionRecipeTests
         Assert.Contains("step 120/120 (100.0%)", log);
         Assert.Equal(["latest", "metrics.jsonl", "resolved_config.yaml", "step-000100", "step-000120", "tensorboard"],
             Directory.EnumerateFileSystemEntries(tmp.Path).Select(Path.GetFileName).Order());
-        Assert.Equal(["model.bin", "optimizer.bin", "resolved_config.yaml", "trainer_state.json"],
-            Directory.EnumerateFiles(tmp["step-000120"]).Select(Path.GetFileName).Order());
+        Assert.Equal(["model", "optimizer.safetensors", "resolved_config.yaml", "trainer_state.json"],
+            Directory.EnumerateFileSystemEntries(tmp["step-000120"]).Select(Path.GetFileName).Order());
+        Assert.True(File.Exists(tmp["step-000120/model/model.bin"]));
         var resolved = File.ReadAllText(tmp["resolved_config.yaml"]);
         Assert.Contains("max_steps: 120\n", resolved);
         Assert.Equal(120, RecipeDocument.FromText(resolved, "resolved").Bind<ToyRegressionConfig>().MaxSteps);
@@ -67,11 +68,12 @@ public sealed class ToyRegressionRecipeTests
     {
         using var a = new TempDir();
         using var b = new TempDir();
-        // constant schedule, so max_steps does not change the LR curve; 40 steps of 32 cross an epoch (512 samples)
+        // constant schedule, so max_steps does not change the LR curve; 40 steps of 32 cross an epoch (512 samples).
+        // Extending max_steps is a config change, so the resume has to ask for it (checkpoint.allow_config_change).
         string[] common = ["scheduler.name=constant", "checkpoint.every_n_steps=10"];
         Assert.Equal(0, (await Run(a.Path, [.. common, "max_steps=40"])).Code);
         Assert.Equal(0, (await Run(b.Path, [.. common, "max_steps=25"])).Code);  // saves 10, 20 and 25
-        var (code, log) = await Run(b.Path, [.. common, "max_steps=40"]);
+        var (code, log) = await Run(b.Path, [.. common, "max_steps=40", "checkpoint.allow_config_change=true"]);
         Assert.Equal(0, code);
         Assert.Contains("resumed from", log);
         Assert.Contains("step-000025 (step 25, epoch 1, data position 288)", log);
@@ -80,6 +82,6 @@ public sealed class ToyRegressionRecipeTests
         var mb = Metrics(b.Path).Select(e => e.GetProperty("loss").GetDouble()).ToList();
         Assert.Equal(40, mb.Count);
         Assert.Equal(ma, mb);
-        Assert.Equal(File.ReadAllBytes(Path.Combine(a.Path, "step-000040", "model.bin")), File.ReadAllBytes(Path.Combine(b.Path, "step-000040", "model.bin")));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(a.Path, "step-000040", "model", "model.bin")), File.ReadAllBytes(Path.Combine(b.Path, "step-000040", "model", "model.bin")));
     }
 }

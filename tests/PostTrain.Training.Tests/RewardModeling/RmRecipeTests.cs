@@ -122,7 +122,7 @@ public sealed class RmRecipeTests
     public async Task PairsLongerThanMaxSeqLenAreDroppedAndCounted()
     {
         using var tmp = Data();
-        var template = PostTrain.Training.Grpo.PromptSet.Template("plain", PostTrain.Data.Tokenizers.ByteTokenizer.Instance);
+        var template = PostTrain.Data.Templates.ChatTemplates.Resolve("plain", PostTrain.Data.Tokenizers.ByteTokenizer.Instance);
         var cfg = Config(tmp, 1).Data;
         var all = new PreferencePairs(tmp["train.jsonl"], cfg with { MaxSeqLen = 1000 }, template);
         int limit = all.Items.Select(p => Math.Max(p.Chosen.Length, p.Rejected.Length)).Order().ElementAt(120);

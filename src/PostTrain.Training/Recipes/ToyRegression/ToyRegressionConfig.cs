@@ -1,7 +1,7 @@
 // Config of the toy_regression recipe: the shared sections plus the synthetic problem's size.
 namespace PostTrain.Training.Recipes;
 
-public sealed record ToyRegressionConfig : RecipeConfig
+public sealed record ToyRegressionConfig : TrainerConfig
 {
     public int Features { get; init; } = 8;
     public int DatasetSize { get; init; } = 512;

@@ -1,6 +1,6 @@
 // A recipe config that cannot be bound: every problem found (unknown keys, wrong types, missing values),
 // each as "file:line:col: dotted.key: message", so one run reports them all.
-namespace PostTrain.Training.Recipes;
+namespace PostTrain.Runtime;
 
 public sealed class RecipeConfigException(IReadOnlyList<string> errors)
     : Exception(errors.Count == 1 ? errors[0] : $"{errors.Count} config errors:\n  " + string.Join("\n  ", errors))

@@ -15,7 +15,7 @@ using PostTrain.Training.Infra;
 using PostTrain.Training.Recipes;
 using YamlDotNet.RepresentationModel;
 
-namespace PostTrain.Eval.Pipeline;
+namespace PostTrain.Pipeline;
 
 public sealed partial class PipelineRecipe(PipelineConfig cfg) : IRecipe
 {

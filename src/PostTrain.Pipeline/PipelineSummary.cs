@@ -10,7 +10,7 @@ using System.Text.Json.Nodes;
 using PostTrain.Eval.Recipe;
 using PostTrain.Training.Infra;
 
-namespace PostTrain.Eval.Pipeline;
+namespace PostTrain.Pipeline;
 
 public sealed class PipelineSummary(string outputDir)
 {

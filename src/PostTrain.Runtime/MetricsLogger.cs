@@ -9,7 +9,7 @@ using System.Text;
 using System.Text.Json;
 using TorchSharp;
 
-namespace PostTrain.Training.Infra;
+namespace PostTrain.Runtime;
 
 public sealed class MetricsLogger : IDisposable
 {

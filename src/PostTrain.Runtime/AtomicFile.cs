@@ -2,7 +2,7 @@
 // flush it to disk, then rename over the target (rename is atomic within one file system).
 using System.Text;
 
-namespace PostTrain.Training.Infra;
+namespace PostTrain.Runtime;
 
 public static class AtomicFile
 {

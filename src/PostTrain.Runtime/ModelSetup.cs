@@ -1,4 +1,5 @@
-// What every trainer does first: resolve the device, build or load the model, pick the tokenizer, set precision.
+// What every trainer, and every verb that runs a model (generate, eval, serve), does first: resolve the device, build
+// or load the model, pick the tokenizer, set precision.
 // A model path is a Hugging Face-style directory or a built-in name (random init from the seed, byte tokenizer).
 // Tokenizer: <dir>/tokenizer.json (byte-level BPE) when present, else the byte tokenizer.
 using PostTrain.Core.Model;
@@ -6,13 +7,13 @@ using PostTrain.Core.Runtime;
 using PostTrain.Data.Tokenizers;
 using PostTrain.Data.Tokenizers.Hf;
 using TorchSharp;
-using PostTrain.Training.Recipes;
 using static TorchSharp.torch;
 using PrecisionMode = PostTrain.Core.Precision.Precision;
 
-namespace PostTrain.Training.Common;
+namespace PostTrain.Runtime;
 
-public sealed record LoadedModel(DeepSeekForCausalLM Model, ITokenizer Tokenizer, Device Device, string Source);
+/// <summary>A loaded model; TokenizerDir is the directory its tokenizer came from (null = the byte tokenizer).</summary>
+public sealed record LoadedModel(DeepSeekForCausalLM Model, ITokenizer Tokenizer, Device Device, string Source, string? TokenizerDir);
 
 public static class ModelSetup
 {
@@ -21,7 +22,7 @@ public static class ModelSetup
         DTypeName.Float32 => PrecisionMode.Fp32,
         DTypeName.Bfloat16 => PrecisionMode.Bf16,
         DTypeName.Fp8 => PrecisionMode.Fp8,
-        _ => throw new RecipeConfigException($"model.dtype: '{d}' is not supported for training (float32, bfloat16, fp8)"),
+        _ => throw new RecipeConfigException($"model.dtype: '{d}' is not a dtype ({DTypeNames.List})"),
     };
 
     public static LoadedModel Load(ModelConfigSection m, long seed, TextWriter log)
@@ -49,12 +50,24 @@ public static class ModelSetup
             throw new RecipeConfigException($"model.tokenizer: vocabulary {tokenizer.VocabSize} exceeds the model's vocab_size {model.Config.VocabSize}");
         model.SetPrecision(PrecisionOf(m.Dtype));
         if (device.type != TorchSharp.DeviceType.CPU) model.to(device);
-        return new LoadedModel(model, tokenizer, device, m.Path);
+        return new LoadedModel(model, tokenizer, device, m.Path, HasTokenizer(tokDir) ? tokDir : null);
     }
 
-    public static ITokenizer LoadTokenizer(string? dir) =>
-        dir is not null && File.Exists(Path.Combine(dir, "tokenizer.json")) ? HfBpeTokenizer.Load(dir) : ByteTokenizer.Instance;
+    public static ITokenizer LoadTokenizer(string? dir) => HasTokenizer(dir) ? HfBpeTokenizer.Load(dir!) : ByteTokenizer.Instance;
 
-    /// <summary>Parameter names that get no weight decay: norms, biases and the routing bias.</summary>
-    public static bool NoDecay(string name) => name.Contains("norm") || name.EndsWith(".bias") || name.Contains("e_score_correction_bias");
+    private static bool HasTokenizer(string? dir) => dir is not null && File.Exists(Path.Combine(dir, "tokenizer.json"));
+
+    /// <summary>The tokenizer files a model directory ships (Hugging Face names). A trainer copies those of its
+    /// tokenizer directory into every model it saves, so the next stage loads the same tokenizer and chat template.</summary>
+    public static readonly IReadOnlyList<string> TokenizerFileNames =
+        ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"];
+
+    /// <summary>The tokenizer files of <paramref name="dir"/> (name -> text), or null when it has none.</summary>
+    public static Dictionary<string, string>? TokenizerFiles(string? dir)
+    {
+        if (dir is null) return null;
+        var files = TokenizerFileNames.Where(f => File.Exists(Path.Combine(dir, f)))
+            .ToDictionary(f => f, f => File.ReadAllText(Path.Combine(dir, f)));
+        return files.Count > 0 ? files : null;
+    }
 }

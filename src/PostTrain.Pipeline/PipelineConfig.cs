@@ -4,7 +4,7 @@
 using PostTrain.Training.Recipes;
 using YamlDotNet.RepresentationModel;
 
-namespace PostTrain.Eval.Pipeline;
+namespace PostTrain.Pipeline;
 
 public sealed record PipelineConfig : RecipeConfig
 {

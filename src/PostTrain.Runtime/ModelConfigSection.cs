@@ -1,0 +1,41 @@
+// The model section of every recipe and verb that runs a model, and PostTrain's one dtype vocabulary:
+// float32 | bfloat16 | fp8 (YAML keys, --dtype values and metric labels alike).
+namespace PostTrain.Runtime;
+
+/// <summary>The model a trainer starts from (Hugging Face-style checkpoint directory).</summary>
+public sealed record ModelConfigSection
+{
+    /// <summary>A Hugging Face-style model directory, or a built-in model name (tiny-moe, micro-moe, bench-moe), which
+    /// starts from random weights (seeded) with the byte tokenizer.</summary>
+    public required string Path { get; init; }
+
+    /// <summary>Tokenizer directory; null = the model directory (tokenizer.json), or the byte tokenizer when there is none.</summary>
+    public string? Tokenizer { get; init; }
+    public DTypeName Dtype { get; init; } = DTypeName.Bfloat16;
+
+    /// <summary>"cuda", "cuda:1", "cpu" or "auto" (cuda when available).</summary>
+    public string Device { get; init; } = "auto";
+}
+
+/// <summary>Compute precision: float32, bfloat16, or fp8 (DeepSeek-V3's FP8 recipe on the linear layers; bf16 elsewhere).
+/// Master weights are always fp32.</summary>
+public enum DTypeName { Float32, Bfloat16, Fp8 }
+
+public static class DTypeNames
+{
+    public const string List = "float32, bfloat16, fp8";
+
+    /// <summary>The YAML/CLI spelling of a dtype.</summary>
+    public static string Name(DTypeName d) => d switch
+    {
+        DTypeName.Float32 => "float32",
+        DTypeName.Bfloat16 => "bfloat16",
+        _ => "fp8",
+    };
+
+    /// <summary>A dtype from its one spelling (float32 | bfloat16 | fp8); <paramref name="where"/> names the option.</summary>
+    public static DTypeName Parse(string value, string where) =>
+        Enum.GetValues<DTypeName>().FirstOrDefault(d => Name(d) == value.Trim(), (DTypeName)(-1)) is var d && Enum.IsDefined(d)
+            ? d
+            : throw new RecipeConfigException($"{where}: '{value}' is not a dtype ({List})");
+}

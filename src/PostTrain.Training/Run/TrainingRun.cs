@@ -1,0 +1,180 @@
+// The training-run core every training recipe composes (sft, rm, grpo, toy_regression). It owns what a run needs
+// besides the recipe's own model, data and loss, so that each exists once:
+//   - the optimizer and LR schedule from the config, the NaN/inf guard and gradient clipping (Update);
+//   - checkpoints (model directory with the tokenizer files, optimizer state, resolved config, trainer state with the
+//     data position and RNG) and exact resume, refusing a resume whose config changed in keys that shape the run;
+//   - the final model directory (with the tokenizer files, so the next stage reloads the same tokenizer);
+//   - metrics (JSONL + TensorBoard, truncated to the resumed step), progress, and leftovers of a killed run removed.
+// The recipe keeps its own order of steps: it calls Start in Setup, then per step LearningRate / BeginStep /
+// Update / Advance / LogDue / CheckpointDue, and SaveFinal at the end (torchtune style: no base class).
+using PostTrain.Core.Checkpoints;
+using PostTrain.Core.Precision;
+using PostTrain.Training.Infra;
+using PostTrain.Training.Recipes;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PostTrain.Training.Run;
+
+/// <summary>The outcome of an optimizer step: applied (finite loss) or skipped, and the gradient norm before clipping.</summary>
+public readonly record struct UpdateResult(bool Applied, double GradNorm);
+
+public sealed class TrainingRun : IDisposable
+{
+    public const string FinalDirName = "final";
+    public const string ModelDirName = "model";
+    public const string OptimizerFileName = "optimizer.safetensors";
+
+    private readonly RecipeContext _ctx;
+    private readonly RunModel _model;
+    private readonly NonFiniteGuard _guard;
+
+    public TrainerConfig Config { get; }
+    public IOptimizer Optimizer { get; }
+    public ILrSchedule Schedule { get; }
+    public CheckpointManager Checkpoints { get; }
+    public MetricsLogger Metrics { get; }
+
+    /// <summary>Step, epoch, data position, tokens seen; recipes advance it, checkpoints save it.</summary>
+    public TrainerState State { get; set; } = new();
+
+    /// <summary>The checkpoint this run resumed from, or null for a fresh start.</summary>
+    public CheckpointInfo? ResumedFrom { get; }
+
+    /// <summary>Steps skipped for a non-finite loss so far.</summary>
+    public long SkippedSteps => _guard.TotalSkipped;
+
+    private TrainingRun(RecipeContext ctx, TrainerConfig cfg, RunModel model)
+    {
+        if (cfg.GradientAccumulationSteps < 1)
+            throw new RecipeConfigException($"gradient_accumulation_steps: must be >= 1, got {cfg.GradientAccumulationSteps}");
+        if (cfg.MaxSteps < 0) throw new RecipeConfigException($"max_steps: must be >= 0, got {cfg.MaxSteps}");
+        _ctx = ctx;
+        _model = model;
+        Config = cfg;
+        _guard = new NonFiniteGuard(cfg.MaxConsecutiveNonfinite);
+        Checkpoints = new CheckpointManager(cfg.OutputDir, cfg.Checkpoint.KeepLast);   // removes a killed run's leftovers
+        Optimizer = Optimizers.Create(cfg.Optimizer, model.Module.named_parameters().Select(p => (p.name, p.parameter)).ToList());
+        Schedule = LrSchedules.FromConfig(cfg.Scheduler, cfg.Optimizer.Lr, cfg.MaxSteps);
+        try
+        {
+            ResumedFrom = cfg.Checkpoint.Resume ? Checkpoints.FindLatest() : null;
+            if (ResumedFrom is not null) Resume(ResumedFrom);
+            Metrics = new MetricsLogger(cfg.OutputDir, cfg.Logging.Tensorboard, resumedFromStep: ResumedFrom?.Step);
+        }
+        catch
+        {
+            Optimizer.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Builds the optimizer and schedule, and resumes from the run directory's latest checkpoint when the
+    /// config allows (model weights, optimizer, trainer state, torch RNG), checking the config did not change.</summary>
+    public static TrainingRun Start(RecipeContext ctx, TrainerConfig cfg, RunModel model) => new(ctx, cfg, model);
+
+    public bool Done => State.Step >= Config.MaxSteps;
+
+    /// <summary>The schedule's learning rate for the step about to run.</summary>
+    public double LearningRate => Schedule.At(State.Step);
+
+    public IProgressReporter CreateProgress(ProgressLabels? labels = null) =>
+        _ctx.CreateProgress(Config.Logging, Config.MaxSteps, State.Step, labels);
+
+    /// <summary>Sets the learning rate and zeroes the gradients before the step's forward/backward passes.</summary>
+    public void BeginStep(double lr)
+    {
+        Optimizer.LearningRate = lr;
+        Optimizer.ZeroGrad();
+    }
+
+    /// <summary>After the step's backward passes: a finite <paramref name="loss"/> clips the gradient norm (clip_grad_norm)
+    /// and steps the optimizer; a non-finite one skips the step (and stops the run after max_consecutive_nonfinite in a
+    /// row). Gradients are zeroed either way.</summary>
+    public UpdateResult Update(double loss)
+    {
+        var result = new UpdateResult(false, double.NaN);
+        if (_guard.Check(loss, State.Step) == LossVerdict.Continue)
+        {
+            var ps = Optimizer.Parameters.Where(p => p.grad is not null).ToList();
+            double norm = ps.Count == 0 ? 0 : Config.ClipGradNorm is double max ? nn.utils.clip_grad_norm_(ps, max) : GradNorm(ps);
+            Optimizer.Step();
+            result = new UpdateResult(true, norm);
+        }
+        Optimizer.ZeroGrad();
+        return result;
+    }
+
+    /// <summary>The global L2 norm of the gradients (no clipping).</summary>
+    private static double GradNorm(IReadOnlyList<TorchSharp.Modules.Parameter> ps)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        return stack(ps.Select(p => p.grad!.to(ScalarType.Float32).norm()).ToArray()).norm().item<float>();
+    }
+
+    /// <summary>Marks a step done: step + 1, tokens seen, the learning rate it used.</summary>
+    public void Advance(double lr, long tokens = 0) =>
+        State = State with { Step = State.Step + 1, TokensSeen = State.TokensSeen + tokens, LearningRate = lr };
+
+    /// <summary>Whether the step just finished writes metrics (every logging.every_n_steps and the last).</summary>
+    public bool LogDue => State.Step % Config.Logging.EveryNSteps == 0 || State.Step == Config.MaxSteps;
+
+    /// <summary>Whether the step just finished saves a checkpoint (every checkpoint.every_n_steps and the last).</summary>
+    public bool CheckpointDue =>
+        (Config.Checkpoint.EveryNSteps > 0 && State.Step % Config.Checkpoint.EveryNSteps == 0) || State.Step == Config.MaxSteps;
+
+    public void Log(params (string Name, double Value)[] values) => Metrics.Log(State.Step, values);
+
+    /// <summary>Checkpoint State.Step: model/ (with tokenizer files), optimizer state, resolved config, trainer state
+    /// with the torch RNG. Atomic: a crash leaves the previous checkpoint as it was.</summary>
+    public CheckpointInfo SaveCheckpoint()
+    {
+        var state = State with { TorchRngState = TorchRng.Capture() };
+        return Checkpoints.Save(state, dir =>
+        {
+            _model.Save(Path.Combine(dir, ModelDirName), ModelSetup.TokenizerFiles(_model.TokenizerDir));
+            using var scope = NewDisposeScope();
+            var opt = Optimizer.StateDict();
+            if (opt.Count > 0) SafeTensors.Save(Path.Combine(dir, OptimizerFileName), opt.ToDictionary(kv => kv.Key, kv => kv.Value.cpu()));
+            foreach (var t in opt.Values) t.Dispose();
+            File.WriteAllText(Path.Combine(dir, RecipeRunner.ResolvedConfigFileName), _ctx.ResolvedYaml);
+        });
+    }
+
+    /// <summary>Writes the trained model to &lt;output_dir&gt;/final with the tokenizer files; returns its path.</summary>
+    public string SaveFinal()
+    {
+        string final = Path.Combine(Config.OutputDir, FinalDirName);
+        _model.Save(final, ModelSetup.TokenizerFiles(_model.TokenizerDir));
+        return final;
+    }
+
+    private void Resume(CheckpointInfo ck)
+    {
+        ResumeCheck.Verify(ck, Config, _ctx.ResolvedYaml);
+        _model.LoadWeights(Path.Combine(ck.Directory, ModelDirName));
+        var optFile = Path.Combine(ck.Directory, OptimizerFileName);
+        if (File.Exists(optFile))
+        {
+            var device = Optimizer.Parameters.Count > 0 ? Optimizer.Parameters[0].device : CPU;
+            var opt = SafeTensors.Load(optFile, new SafeTensorsLoadOptions { Device = device });
+            try { Optimizer.LoadStateDict(opt); }
+            finally { foreach (var t in opt.Values) t.Dispose(); }
+        }
+        else if (Optimizer.StateDict() is { Count: > 0 } expected)
+        {
+            foreach (var t in expected.Values) t.Dispose();
+            throw new InvalidDataException($"{ck.Directory}: {OptimizerFileName} is missing");
+        }
+        State = ck.State with { TorchRngState = null };
+        if (ck.State.TorchRngState is { } torchRng) TorchRng.Restore(torchRng);
+        _ctx.Log.WriteLine($"resumed from {ck.Directory} (step {ck.Step}, epoch {ck.State.Epoch}, data position {ck.State.DataPosition})");
+    }
+
+    public void Dispose()
+    {
+        Metrics?.Dispose();
+        Optimizer.Dispose();
+    }
+}
