@@ -27,6 +27,9 @@ public sealed record FastTrainStepOptions
     public bool PadAttention { get; init; } = true;
     /// <summary>Clip the global gradient L2 norm to this value (on the device), or null.</summary>
     public double? MaxGradNorm { get; init; }
+    /// <summary>Skip the optimizer update on the device when the loss or the gradient norm is not finite (the training
+    /// run's NaN guard without a host read inside the step; the host sees the non-finite loss after the replay).</summary>
+    public bool SkipNonFinite { get; init; }
     /// <summary>Eager steps before the capture.</summary>
     public int WarmupSteps { get; init; } = 2;
 }
@@ -167,7 +170,14 @@ public sealed class FastTrainStep : IDisposable
         loss.backward();
         if (options.MaxGradNorm is double max)
             normOut.copy_(OptimizerScripts.ClipGradNorm(model.parameters().Select(p => p.grad).Where(g => g is not null).ToArray()!, max));
-        optimizer.FusedStepKernels();
+        Tensor? found = null;
+        if (options.SkipNonFinite)
+        {
+            var bad = loss.detach().isfinite().logical_not();
+            if (options.MaxGradNorm is not null) bad = bad.logical_or(normOut.isfinite().logical_not());
+            found = bad.to(ScalarType.Float32);
+        }
+        optimizer.FusedStepKernels(found);
         optimizer.ZeroGrad();
         using (no_grad()) lossOut.copy_(loss.detach());
     }

@@ -143,8 +143,9 @@ public sealed class AdamW : IOptimizer
     }
 
     /// <summary>Fused: the device work of one step (steps += 1 and the update, per group of parameters with a
-    /// gradient), reading the learning rate from the device. Capturable.</summary>
-    internal void FusedStepKernels()
+    /// gradient), reading the learning rate from the device. Capturable. foundInf (float32 scalar, 1 = skip): the
+    /// update and the step count are left unchanged on the device (a non-finite loss guard without a host read).</summary>
+    internal void FusedStepKernels(Tensor? foundInf = null)
     {
         if (stepTensors is null || lrTensors is null)
             throw new InvalidOperationException("FusedStepKernels needs an AdamW built with fused: true.");
@@ -159,9 +160,13 @@ public sealed class AdamW : IOptimizer
             var idx = g.ToArray();
             foreach (var i in idx) steps[i]++;
             var lr = lrTensors[(g.Key.device_type, g.Key.device_index)];
-            OptimizerScripts.FusedAdamW(idx.Select(i => (Tensor)parameters[i].Param).ToArray(), idx.Select(i => parameters[i].Param.grad!).ToArray(),
-                idx.Select(i => expAvg[i]).ToArray(), idx.Select(i => expAvgSq[i]).ToArray(), idx.Select(i => stepTensors[i]).ToArray(),
-                lr, beta1, beta2, g.Key.Decay, eps);
+            var ps = idx.Select(i => (Tensor)parameters[i].Param).ToArray();
+            var gs = idx.Select(i => parameters[i].Param.grad!).ToArray();
+            var ms = idx.Select(i => expAvg[i]).ToArray();
+            var vs = idx.Select(i => expAvgSq[i]).ToArray();
+            var ss = idx.Select(i => stepTensors[i]).ToArray();
+            if (foundInf is null) OptimizerScripts.FusedAdamW(ps, gs, ms, vs, ss, lr, beta1, beta2, g.Key.Decay, eps);
+            else OptimizerScripts.FusedAdamWGuarded(ps, gs, ms, vs, ss, lr, beta1, beta2, g.Key.Decay, eps, foundInf.to(ps[0].device));
         }
     }
 

@@ -19,6 +19,12 @@ def fused_adamw(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor
     torch._fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, empty, steps, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False, grad_scale=None, found_inf=None)
     return lr
 
+def fused_adamw_guarded(params: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], exp_avg_sqs: List[Tensor], steps: List[Tensor], lr: Tensor, beta1: float, beta2: float, weight_decay: float, eps: float, found_inf: Tensor) -> Tensor:
+    torch._foreach_add_(steps, 1.0 - found_inf)
+    empty: List[Tensor] = []
+    torch._fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, empty, steps, lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay, eps=eps, amsgrad=False, maximize=False, grad_scale=None, found_inf=found_inf)
+    return lr
+
 def clip_grad_norm(grads: List[Tensor], max_norm: float) -> Tensor:
     norms = torch._foreach_norm(grads, 2.0)
     total = torch.stack([n.float() for n in norms]).pow(2).sum().sqrt()
@@ -42,6 +48,15 @@ def foreach_zero(tensors: List[Tensor]) -> int:
         double beta1, double beta2, double weightDecay, double eps)
     {
         var result = Unit.Value.invoke("fused_adamw", param, grads, expAvg, expAvgSq, steps, lr, beta1, beta2, weightDecay, eps);
+        (result as IDisposable)?.Dispose();
+    }
+
+    /// <summary>As FusedAdamW, but skips the update (parameters, moments and step counts unchanged) where
+    /// foundInf (a float32 scalar on the parameters' device) is 1: the on-device form of a non-finite-loss guard.</summary>
+    internal static void FusedAdamWGuarded(Tensor[] param, Tensor[] grads, Tensor[] expAvg, Tensor[] expAvgSq, Tensor[] steps, Tensor lr,
+        double beta1, double beta2, double weightDecay, double eps, Tensor foundInf)
+    {
+        var result = Unit.Value.invoke("fused_adamw_guarded", param, grads, expAvg, expAvgSq, steps, lr, beta1, beta2, weightDecay, eps, foundInf);
         (result as IDisposable)?.Dispose();
     }
 

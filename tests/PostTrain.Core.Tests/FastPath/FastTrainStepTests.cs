@@ -73,6 +73,26 @@ public sealed class FastTrainStepTests
     }
 
     [Fact]
+    public void NonFiniteLossSkipsTheUpdateOnTheDevice()
+    {
+        var m = Model();
+        var opt = new AdamW(m.named_parameters().Select(p => (p.name, p.parameter)), 1e-2, fused: true);
+        using var fast = FastTrainStep.Create(m, opt, 1, 6, false, FastPathMode.Auto, new FastTrainStepOptions { SkipNonFinite = true, MaxGradNorm = 1.0 });
+        var ids = tensor(new long[] { 1, 2, 3, 4, 5, 6 }).view(1, 6);
+        var labels = tensor(new long[] { 2, 3, 4, 5, 6, -100 }).view(1, 6);
+        var r1 = fast.Step(ids, labels, null, null, 1e-2);
+        Assert.True(float.IsFinite(r1.Loss.item<float>()));
+        using (no_grad()) m.Model.Norm.Weight[0] = tensor(float.NaN);   // poisons the loss
+        var before = m.named_parameters().Where(p => !p.name.StartsWith("model.norm")).Select(p => p.parameter.clone()).ToList();
+        var r2 = fast.Step(ids, labels, null, null, 1e-2);
+        Assert.True(float.IsNaN(r2.Loss.item<float>()));
+        var after = m.named_parameters().Where(p => !p.name.StartsWith("model.norm")).Select(p => p.parameter).ToList();
+        for (int i = 0; i < before.Count; i++)
+            Assert.True(before[i].eq(after[i]).all().item<bool>(), $"parameter {i} changed in a skipped step");
+        Assert.Equal(1L, opt.StateDict()["lm_head.weight.step"].item<long>());
+    }
+
+    [Fact]
     public void ModeParsesAndNeedsFusedOptimizer()
     {
         Assert.Equal(FastPathMode.Auto, FastPathModes.Parse(null));

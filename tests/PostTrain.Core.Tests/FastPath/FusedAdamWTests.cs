@@ -53,6 +53,29 @@ public sealed class FusedAdamWTests
     }
 
     [Fact]
+    public void GuardedStepSkipsOnFoundInfAndCountsOnlyAppliedSteps()
+    {
+        var p = nn.Parameter(tensor(new float[] { 1f, -2f }));
+        var q = nn.Parameter(tensor(new float[] { 1f, -2f }));
+        using var guarded = new AdamW([("w", p)], lr: 0.1, weightDecay: 0.0, fused: true);
+        using var plain = new AdamW([("w", q)], lr: 0.1, weightDecay: 0.0, fused: true);
+        foreach (var (grad, skip) in new[] { (0.5f, 0f), (0.3f, 1f), (-0.2f, 0f) })
+        {
+            p.grad = tensor(new[] { grad, grad });
+            guarded.UploadLearningRate();
+            guarded.FusedStepKernels(tensor(skip));
+            if (skip == 0)
+            {
+                q.grad = tensor(new[] { grad, grad });
+                plain.Step();
+            }
+        }
+        Assert.Equal(2L, guarded.StateDict()["w.step"].item<long>());
+        Assert.True((p - q).abs().max().item<float>() < 1e-7, "a skipped step changed the parameters or moments");
+        Assert.True((p - tensor(new float[] { 1f, -2f })).abs().max().item<float>() > 1e-2, "no step was applied");
+    }
+
+    [Fact]
     public void ClipScalesToMaxNormAndReturnsNormBeforeClipping()
     {
         var a = tensor(new float[] { 3, 0 });
