@@ -2,7 +2,8 @@
 # PostTrain's GPU benchmarks, each beside its Hugging Face baseline measured in the same run (shared/bench/bench-moe.json).
 # On the build machine: scripts/gpu/publish.sh (makes .dist/posttrain-linux-x64.tar.xz). On the GPU machine, from the
 # repository root (PyTorch 2.11 + transformers there, no .NET):
-#   benchmarks/run-gpu.sh train      # FP8 GEMM check + TFLOP/s, training tokens/s: PostTrain bf16 / FP8 vs HF (2 expert impls)
+#   benchmarks/run-gpu.sh train      # training table, bench-moe + bench-moe-large: PostTrain eager / fast path vs transformers eager / compiled
+#   benchmarks/run-gpu.sh fp8        # FP8 GEMM check + TFLOP/s, training tokens/s PostTrain bf16 vs FP8
 #   benchmarks/run-gpu.sh quality    # FP8 vs BF16 SFT loss curves of the same tiny model, same init and data
 #   benchmarks/run-gpu.sh grpo       # the shipped GRPO recipes: sft-quickstart -> grpo-arith, pipeline-countdown
 #   benchmarks/run-gpu.sh generate   # rollout tokens/s: PostTrain engine vs HF generate (2 expert impls)
@@ -10,7 +11,7 @@
 # Every result is one JSON line in $OUT/bench-<part>.jsonl (or ./bench-<part>.jsonl) and a table at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-part=${1:?usage: benchmarks/run-gpu.sh train|quality|grpo|generate|pipeline}
+part=${1:?usage: benchmarks/run-gpu.sh train|fp8|quality|grpo|generate|pipeline}
 out=${OUT:-.}
 log="$out/bench-$part.jsonl"; : > "$log"
 pt() { scripts/gpu/run.sh "$@"; }
@@ -24,12 +25,37 @@ peak() {  # runs a command while sampling GPU memory; appends {"peak_gpu_mib": N
 export PYTHONUNBUFFERED=1
 case "$part" in
   train)
+    # One same-run table for bench-moe and bench-moe-large (benchmarks/hf/train_table.py): PostTrain eager, PostTrain
+    # fast path (fp32 masters; bf16 parameters like the baseline), transformers eager (grouped_mm), transformers +
+    # torch.compile + fused AdamW; peak = the caching allocator's peak for all; MFU against the matmul rate measured here.
+    # TRAIN_MODELS="bench-moe" limits the models; the fast path self-checks (graph vs eager) on bench-moe first.
+    python3 - <<'PY' | tee -a "$log"
+import json, torch
+a, b = (torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16) for _ in range(2))
+for _ in range(3): a @ b
+s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+ts = []
+for _ in range(10):
+    s.record(); a @ b; e.record(); torch.cuda.synchronize(); ts.append(s.elapsed_time(e))
+ts.sort()
+print(json.dumps({"bench": "matmul_bf16", "tflops": round(2 * 8192**3 / (ts[5] / 1e3) / 1e12, 1)}))
+PY
+    for model in ${TRAIN_MODELS:-bench-moe bench-moe-large}; do
+      if [ $model = bench-moe ]; then bt="--batch 8 --seq 1024"; check="--self-check ${SELF_CHECK_STEPS:-20}"; else bt="--batch 4 --seq 2048"; check=""; fi
+      pt bench-train --model $model $bt --device cuda --fast-path off 2>&1 | tee -a "$log"
+      pt bench-train --model $model $bt --device cuda --fast-path on $check 2>&1 | tee -a "$log"
+      pt bench-train --model $model $bt --device cuda --fast-path on --params bf16 2>&1 | tee -a "$log"
+      [ $model = bench-moe ] && pt bench-train --model $model $bt --device cuda --fast-path on --no-graph 2>&1 | tee -a "$log"
+      python3 benchmarks/hf/hf_bench.py train --config benchmarks/hf/$model.json --experts grouped_mm $bt 2>&1 | grep '^{\|rror' | tee -a "$log"
+      python3 benchmarks/hf/hf_bench.py train --config benchmarks/hf/$model.json --experts grouped_mm --compile $bt 2>&1 | grep '^{\|rror' | tee -a "$log"
+    done
+    python3 benchmarks/hf/train_table.py "$log" | tee "$out/train-table.md"
+    ;;
+  fp8)
     POSTTRAIN_TOOL=fp8bench pt check 2>&1 | tail -40
     POSTTRAIN_TOOL=fp8bench pt bench 2>&1 | tail -60
     peak posttrain_bf16 pt bench-train --dtype bfloat16 --device cuda
     peak posttrain_fp8 pt bench-train --dtype fp8 --device cuda
-    peak hf_default python3 benchmarks/hf/hf_bench.py train --experts default
-    peak hf_grouped_mm python3 benchmarks/hf/hf_bench.py train --experts grouped_mm
     ;;
   quality)
     # FP8 vs BF16 from the same init on the same fresh text (benchmarks/fp8-quality/make_data.py: every step sees new

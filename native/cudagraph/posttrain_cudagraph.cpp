@@ -1,5 +1,6 @@
-// CUDA graphs for PostTrain's decode loop: a C ABI over libtorch's at::cuda::CUDAGraph and c10's current-stream
-// switch, for P/Invoke from C# (TorchSharp does not wrap CUDA graphs). Built against the libtorch the process loads
+// CUDA graphs for PostTrain's decode loop and captured training step: a C ABI over libtorch's at::cuda::CUDAGraph,
+// c10's current-stream switch and the CUDA caching allocator's statistics (peak allocated bytes, the measure
+// torch.cuda.max_memory_allocated() reports), for P/Invoke from C# (TorchSharp wraps none of these). Built against the libtorch the process loads
 // (scripts/build-cudagraph.sh; the pip torch's headers and libraries). Every call returns 0 on success or -1 with the
 // libtorch error text in ptcg_last_error(); no C++ exception crosses the ABI.
 //
@@ -8,7 +9,10 @@
 // ops of the thread that entered run on the side stream; ops of other threads do not.
 #include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAStream.h>
+
+#include <cstdint>
 
 #include <exception>
 #include <string>
@@ -90,5 +94,22 @@ int ptcg_replay(void* graph) {
 // Frees the graph and (once no tensor allocated during capture is alive) its memory pool.
 int ptcg_graph_delete(void* graph) {
   return guarded([&] { delete static_cast<at::cuda::CUDAGraph*>(graph); });
+}
+
+// The caching allocator's bytes of `device` (all pools, CUDA-graph pools included): currently allocated, the peak
+// allocated since the last ptcg_memory_reset_peak (torch.cuda.max_memory_allocated), and reserved from the driver.
+int ptcg_memory_stats(int device, int64_t* allocated, int64_t* peak, int64_t* reserved) {
+  return guarded([&] {
+    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(device));
+    const size_t agg = 0;   // StatType::AGGREGATE (its namespace moved between libtorch versions; the value did not)
+    *allocated = stats.allocated_bytes[agg].current;
+    *peak = stats.allocated_bytes[agg].peak;
+    *reserved = stats.reserved_bytes[agg].current;
+  });
+}
+
+// Resets the peak statistics of `device` to the current values (torch.cuda.reset_peak_memory_stats).
+int ptcg_memory_reset_peak(int device) {
+  return guarded([&] { c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(device)); });
 }
 }

@@ -1,10 +1,19 @@
-// posttrain bench-train: training throughput of the benchmark model (shared/bench/bench-moe.json: 274 M parameters)
-// with its stated step: AdamW lr 1e-4, batch 8 x 1024 random token ids, next-token cross-entropy; mean of --steps steps
-// after --warmup. Prints one JSON line (tokens/s, per-phase milliseconds: forward, backward, optimizer, and a
-// separate attention / MoE split measured on one layer) so benchmarks/run-gpu.sh can tabulate it beside Hugging Face.
+// posttrain bench-train: training throughput of a built-in benchmark model (bench-moe: shared/bench/bench-moe.json,
+// 274 M parameters, 8 x 1024; bench-moe-large: shared/bench/bench-moe-large.json, 2.5 B, 4 x 2048) with its stated
+// step: AdamW lr 1e-4, random token ids, next-token cross-entropy; mean of --steps steps after --warmup.
+//   --fast-path off: the plain eager step (forward, full-logit CE, backward, AdamW), timed per phase.
+//   --fast-path on:  FastTrainStep (fused AdamW, chunked head loss, padded attention, one CUDA graph per step).
+//   --params bf16:   parameters (and so gradients and AdamW moments) stored in bf16, as the transformers baseline
+//                    trains (its model is built in bf16); default fp32 master weights.
+//   --self-check N:  before timing, N steps of the fast path against the plain eager step (and against itself without
+//                    the graph) from the same init; prints the loss and weight differences.
+// Peak memory is the CUDA caching allocator's peak allocated bytes (native/cudagraph), reset after the model and
+// optimizer are built, the measure torch.cuda.max_memory_allocated() gives the PyTorch baselines.
+// Prints one JSON line so benchmarks/run-gpu.sh can tabulate it beside transformers.
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
+using PostTrain.Core.FastPath;
 using PostTrain.Core.Model;
 using PostTrain.Core.Precision;
 using PostTrain.Core.Runtime;
@@ -20,92 +29,183 @@ public sealed class BenchTrainVerb : ICliVerb
         var precision = new Option<string>("--dtype") { DefaultValueFactory = _ => "bfloat16", Description = DTypeNames.List };
         var steps = new Option<int>("--steps") { DefaultValueFactory = _ => 10 };
         var warmup = new Option<int>("--warmup") { DefaultValueFactory = _ => 3 };
-        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 8 };
-        var seq = new Option<int>("--seq") { DefaultValueFactory = _ => 1024 };
+        var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 0, Description = "rows (0: the model's benchmark batch)" };
+        var seq = new Option<int>("--seq") { DefaultValueFactory = _ => 0, Description = "tokens per row (0: the model's benchmark length)" };
         var model = new Option<string>("--model") { DefaultValueFactory = _ => "bench-moe", Description = "built-in model name" };
         var device = new Option<string>("--device") { DefaultValueFactory = _ => "auto" };
-        var command = new Command("bench-train", "Measure training throughput of a built-in model") { precision, steps, warmup, batch, seq, model, device };
+        var fastPath = new Option<string>("--fast-path") { DefaultValueFactory = _ => "off", Description = "off or on" };
+        var paramsType = new Option<string>("--params") { DefaultValueFactory = _ => "fp32", Description = "fp32 (master weights) or bf16" };
+        var graphOpt = new Option<bool>("--no-graph") { Description = "fast path without the CUDA graph" };
+        var selfCheck = new Option<int>("--self-check") { DefaultValueFactory = _ => 0, Description = "steps of fast vs eager equality check" };
+        var command = new Command("bench-train", "Measure training throughput of a built-in model")
+            { precision, steps, warmup, batch, seq, model, device, fastPath, paramsType, graphOpt, selfCheck };
         command.SetAction(parse =>
         {
             var dev = DeviceSelector.Resolve(parse.GetValue(device));
             var p = ModelSetup.PrecisionOf(DTypeNames.Parse(parse.GetValue(precision)!, "--dtype"));
-            if (!BuiltinModels.ByName.TryGetValue(parse.GetValue(model)!, out var make)) throw new UsageException($"--model: unknown built-in '{parse.GetValue(model)}'");
+            string modelName = parse.GetValue(model)!;
+            if (!BuiltinModels.ByName.TryGetValue(modelName, out var make)) throw new UsageException($"--model: unknown built-in '{modelName}'");
+            bool fast = parse.GetValue(fastPath) switch
+            {
+                "on" => true, "off" => false, var s => throw new UsageException($"--fast-path: '{s}' (on, off)"),
+            };
+            bool bf16Params = parse.GetValue(paramsType) switch
+            {
+                "fp32" => false, "bf16" => true, var s => throw new UsageException($"--params: '{s}' (fp32, bf16)"),
+            };
             var cfg = make();
-            random.manual_seed(0);
-            var m = new DeepSeekForCausalLM(cfg);
-            m.InitWeights(0.02, 0);
-            m.SetPrecision(p);
-            m.to(dev);
-            m.train();
-            var named = m.named_parameters().Select(x => (x.name, x.parameter)).ToList();
-            using var opt = new AdamW(named, 1e-4, 0.9, 0.999, 1e-8, 0.0);
             int B = parse.GetValue(batch), T = parse.GetValue(seq);
+            if (B <= 0) B = modelName == "bench-moe-large" ? 4 : 8;
+            if (T <= 0) T = modelName == "bench-moe-large" ? 2048 : 1024;
+            var options = new FastTrainStepOptions { CudaGraph = !parse.GetValue(graphOpt) };
             void Sync() { if (dev.type == DeviceType.CUDA) cuda.synchronize(dev); }
-            double fwd = 0, bwd = 0, optMs = 0, total = 0; int measured = 0; double lastLoss = 0;
-            for (int step = 0; step < parse.GetValue(warmup) + parse.GetValue(steps); step++)
+
+            Dictionary<string, object>? check = null;
+            if (parse.GetValue(selfCheck) is int n && n > 0)
+                check = SelfCheck(make, p, bf16Params, dev, B, T, n, options);
+
+            var m = Build(make, p, bf16Params, dev);
+            using var opt = Optimizer(m, fast, bf16Params);
+            using var step = fast ? FastTrainStep.Create(m, opt, B, T, packed: false, FastPathMode.Auto, options, io.Error.WriteLine) : null;
+            int devIndex = dev.index < 0 ? 0 : dev.index;
+            if (dev.type == DeviceType.CUDA) { Sync(); CudaMemory.ResetPeak(devIndex); }
+
+            double fwd = 0, bwd = 0, optMs = 0, total = 0; int measured = 0; Tensor? lastLoss = null;
+            var gen = new Generator(1234);   // a CPU stream: the same batches on every device
+            for (int s = 0; s < parse.GetValue(warmup) + parse.GetValue(steps); s++)
             {
                 using var scope = NewDisposeScope();
-                var ids = randint(0, cfg.VocabSize, [B, T], device: dev);
+                var ids = randint(0, cfg.VocabSize, [B, T], generator: gen).to(dev);
                 var labels = cat([ids.narrow(1, 1, T - 1), full(B, 1, -100L, dtype: ScalarType.Int64, device: dev)], 1);
                 Sync();
                 var t0 = Stopwatch.GetTimestamp();
-                var output = m.Forward(ids);
-                var (sum, count) = Losses.CrossEntropySum(output.Logits, labels);
-                var loss = sum / count;
-                Sync(); var t1 = Stopwatch.GetTimestamp();
-                loss.backward();
-                Sync(); var t2 = Stopwatch.GetTimestamp();
-                opt.Step(); opt.ZeroGrad();
-                MoeBalancer.Step(m, 0.0);
-                Sync(); var t3 = Stopwatch.GetTimestamp();
-                if (step >= parse.GetValue(warmup))
+                long t1 = t0, t2 = t0;
+                Tensor loss;
+                if (step is not null)
                 {
-                    fwd += Ms(t0, t1); bwd += Ms(t1, t2); optMs += Ms(t2, t3); total += Ms(t0, t3); measured++;
-                    lastLoss = loss.item<float>();
+                    loss = step.Step(ids, labels, null, null, 1e-4).Loss;
+                    MoeBalancer.Step(m, 0.0);
+                }
+                else
+                {
+                    var output = m.Forward(ids);
+                    var (sum, count) = Losses.CrossEntropySum(output.Logits, labels);
+                    loss = sum / count;
+                    Sync(); t1 = Stopwatch.GetTimestamp();
+                    loss.backward();
+                    Sync(); t2 = Stopwatch.GetTimestamp();
+                    opt.Step(); opt.ZeroGrad();
+                    MoeBalancer.Step(m, 0.0);
+                }
+                Sync(); var t3 = Stopwatch.GetTimestamp();
+                if (s >= parse.GetValue(warmup))
+                {
+                    if (step is null) { fwd += Ms(t0, t1); bwd += Ms(t1, t2); optMs += Ms(t2, t3); }
+                    total += Ms(t0, t3); measured++;
+                    lastLoss?.Dispose();
+                    lastLoss = loss.detach().DetachFromDisposeScope();
                 }
             }
-            var split = LayerSplit(m, cfg, B, T, dev, Sync);
+            var mem = dev.type == DeviceType.CUDA ? CudaMemory.Read(devIndex, out var why) : null;
             var result = new Dictionary<string, object>
             {
-                ["bench"] = "posttrain_train", ["precision"] = parse.GetValue(precision)!, ["device"] = dev.ToString(),
+                ["bench"] = "posttrain_train", ["model"] = modelName, ["precision"] = parse.GetValue(precision)!,
+                ["params"] = bf16Params ? "bf16" : "fp32", ["fast_path"] = step?.Description ?? "off", ["device"] = dev.ToString(),
+                ["batch"] = B, ["seq"] = T,
                 ["tokens_per_s"] = Math.Round(B * T / (total / measured / 1000)), ["step_ms"] = Math.Round(total / measured, 1),
-                ["forward_ms"] = Math.Round(fwd / measured, 1), ["backward_ms"] = Math.Round(bwd / measured, 1),
-                ["optimizer_ms"] = Math.Round(optMs / measured, 1), ["loss"] = lastLoss,
-                ["layer_attention_fwd_bwd_ms"] = split.Attention, ["layer_moe_fwd_bwd_ms"] = split.Moe,
+                ["loss"] = lastLoss?.to(ScalarType.Float32).item<float>() ?? double.NaN,
                 ["parameters_m"] = Math.Round(m.ParameterCount() / 1e6, 1),
             };
+            if (step is null)
+            {
+                result["forward_ms"] = Math.Round(fwd / measured, 1);
+                result["backward_ms"] = Math.Round(bwd / measured, 1);
+                result["optimizer_ms"] = Math.Round(optMs / measured, 1);
+            }
+            if (mem is not null) result["peak_gib"] = Math.Round(mem.PeakAllocatedBytes / (double)(1L << 30), 2);
+            if (check is not null) result["self_check"] = check;
             io.Out.WriteLine(JsonSerializer.Serialize(result));
             return CliApp.Ok;
         });
         return command;
     }
 
-    private static double Ms(long a, long b) => (b - a) * 1000.0 / Stopwatch.Frequency;
-
-    /// <summary>Forward + backward time of one MoE layer's attention and its MoE block alone, on (B, T, H) input.</summary>
-    private static (double Attention, double Moe) LayerSplit(DeepSeekForCausalLM m, ModelConfig cfg, int B, int T, Device dev, Action sync)
+    private static DeepSeekForCausalLM Build(Func<ModelConfig> make, Precision p, bool bf16Params, Device dev)
     {
-        var layer = m.Model.Layers[cfg.FirstKDenseReplace];
-        var pos = arange(T, device: dev).unsqueeze(0).expand(B, T);
-        var (cos, sin) = m.Rotary.Angles(pos);
-        double Time(Func<Tensor, Tensor> f)
-        {
-            double ms = 0;
-            for (int i = 0; i < 4; i++)
-            {
-                using var scope = NewDisposeScope();
-                var x = randn(B, T, cfg.HiddenSize, device: dev).to(m.ComputeDtype).requires_grad_(true);
-                sync(); var t0 = Stopwatch.GetTimestamp();
-                f(x).to(ScalarType.Float32).pow(2).mean().backward();
-                sync();
-                if (i > 0) ms += Ms(t0, Stopwatch.GetTimestamp());
-            }
-            m.zero_grad();
-            return Math.Round(ms / 3, 2);
-        }
-        double attn = Time(x => layer.Attention.Forward(x, cos, sin, m.Rotary, null));
-        double moe = Time(x => layer.Moe!.forward(x));
-        layer.Moe!.TakeLoads();
-        return (attn, moe);
+        var cfg = make();
+        random.manual_seed(0);
+        if (dev.type == DeviceType.CUDA) cuda.manual_seed_all(0);   // the weights are drawn on the device: same init every build
+        var m = new DeepSeekForCausalLM(cfg, dev);
+        m.InitWeights(0.02, 0);
+        m.SetPrecision(p);
+        if (bf16Params) m.to(ScalarType.BFloat16);
+        m.train();
+        return m;
     }
+
+    private static AdamW Optimizer(DeepSeekForCausalLM m, bool fused, bool bf16Params) =>
+        new(m.named_parameters().Select(x => (x.name, x.parameter)), 1e-4, 0.9, 0.999, 1e-8, 0.0, fused: fused);
+
+    /// <summary>n steps from one init: the plain eager step, the fast step without graph and with it. Losses per step
+    /// and the weights after are compared (max |diff| of losses, relative L2 difference of all weights).</summary>
+    private static Dictionary<string, object> SelfCheck(Func<ModelConfig> make, Precision p, bool bf16Params, Device dev, int B, int T, int n,
+        FastTrainStepOptions options)
+    {
+        var cfg = make();
+        var plain = Build(make, p, bf16Params, dev);
+        var eagerFast = Build(make, p, bf16Params, dev);
+        var graphFast = Build(make, p, bf16Params, dev);
+        using var o1 = Optimizer(plain, false, bf16Params);
+        using var o2 = Optimizer(eagerFast, true, bf16Params);
+        using var o3 = Optimizer(graphFast, true, bf16Params);
+        using var s2 = FastTrainStep.Create(eagerFast, o2, B, T, false, FastPathMode.Auto, options with { CudaGraph = false });
+        using var s3 = FastTrainStep.Create(graphFast, o3, B, T, false, FastPathMode.Auto, options);
+        var gen = new Generator(99);
+        double maxPlain = 0, maxEager = 0;
+        var losses = new List<double[]>();
+        for (int s = 0; s < n; s++)
+        {
+            using var scope = NewDisposeScope();
+            var ids = randint(0, cfg.VocabSize, [B, T], generator: gen).to(dev);
+            var labels = cat([ids.narrow(1, 1, T - 1), full(B, 1, -100L, dtype: ScalarType.Int64, device: dev)], 1);
+            var output = plain.Forward(ids);
+            var (sum, count) = Losses.CrossEntropySum(output.Logits, labels);
+            var l1 = sum / count;
+            l1.backward();
+            o1.Step(); o1.ZeroGrad();
+            MoeBalancer.Step(plain, 0.0);
+            double a = l1.item<float>();
+            double b = s2.Step(ids, labels, null, null, 1e-4).Loss.item<float>();
+            MoeBalancer.Step(eagerFast, 0.0);
+            double c = s3.Step(ids, labels, null, null, 1e-4).Loss.item<float>();
+            MoeBalancer.Step(graphFast, 0.0);
+            losses.Add([a, b, c]);
+            maxPlain = Math.Max(maxPlain, Math.Abs(c - a));
+            maxEager = Math.Max(maxEager, Math.Abs(c - b));
+        }
+        double WeightDiff(DeepSeekForCausalLM x, DeepSeekForCausalLM y)
+        {
+            using var scope = NewDisposeScope();
+            double num = 0, den = 0;
+            foreach (var (pa, pb) in x.parameters().Zip(y.parameters()))
+            {
+                num += (pa.to(ScalarType.Float32) - pb.to(ScalarType.Float32)).pow(2).sum().item<float>();
+                den += pa.to(ScalarType.Float32).pow(2).sum().item<float>();
+            }
+            return Math.Sqrt(num / den);
+        }
+        var result = new Dictionary<string, object>
+        {
+            ["steps"] = n, ["graph_mode"] = s3.Description,
+            ["max_loss_diff_graph_vs_plain_eager"] = maxPlain, ["max_loss_diff_graph_vs_fast_eager"] = maxEager,
+            ["weights_rel_l2_graph_vs_plain_eager"] = WeightDiff(graphFast, plain),
+            ["weights_rel_l2_graph_vs_fast_eager"] = WeightDiff(graphFast, eagerFast),
+            ["weights_rel_l2_moved_from_init"] = WeightDiff(graphFast, Build(make, p, bf16Params, dev)),
+            ["losses_first_last"] = new[] { losses[0], losses[^1] },
+        };
+        foreach (var m in new[] { plain, eagerFast, graphFast }) m.Dispose();
+        return result;
+    }
+
+    private static double Ms(long a, long b) => (b - a) * 1000.0 / Stopwatch.Frequency;
 }

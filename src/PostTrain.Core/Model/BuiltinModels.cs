@@ -34,10 +34,22 @@ public static class BuiltinModels
         RoutedScalingFactor = 2.5, NormTopkProb = true, RopeTheta = 10000, RopeInterleave = true,
     };
 
+    /// <summary>The large benchmark model of shared/bench/bench-moe-large.json: the layer shapes of a 16B-A3B model
+    /// (Moonlight-16B-A3B) cut to 4 layers (1 dense + 3 MoE), vocab 163,840, sigmoid routing with correction bias.</summary>
+    public static ModelConfig BenchMoeLarge() => new()
+    {
+        ModelType = "deepseek_v3", VocabSize = 163840, HiddenSize = 2048, IntermediateSize = 11264, MoeIntermediateSize = 1408,
+        NumHiddenLayers = 4, NumAttentionHeads = 16, NSharedExperts = 2, NRoutedExperts = 64, NumExpertsPerTok = 6,
+        NGroup = 1, TopkGroup = 1, FirstKDenseReplace = 1, QLoraRank = null, KvLoraRank = 512, QkNopeHeadDim = 128,
+        QkRopeHeadDim = 64, VHeadDim = 128, MaxPositionEmbeddings = 8192, RopeTheta = 50000, TieWordEmbeddings = false,
+        RoutedScalingFactor = 2.446, NormTopkProb = true, ScoringFunc = "sigmoid", UseCorrectionBias = true,
+    };
+
     public static readonly IReadOnlyDictionary<string, Func<ModelConfig>> ByName = new Dictionary<string, Func<ModelConfig>>
     {
         ["tiny-moe"] = () => TinyMoe(),
         ["micro-moe"] = () => Micro(),
         ["bench-moe"] = BenchMoe,
+        ["bench-moe-large"] = BenchMoeLarge,
     };
 }

@@ -151,6 +151,13 @@ public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
 
     public long ParameterCount() => parameters().Sum(p => p.numel());
 
+    /// <summary>Sets <see cref="MlaAttention.PadValueToQkDim"/> on every attention module (main model and MTP).</summary>
+    public void SetAttentionValuePadding(bool on)
+    {
+        foreach (var (_, m) in named_modules())
+            if (m is MlaAttention a) a.PadValueToQkDim = on;
+    }
+
     public PostTrain.Core.Precision.Precision Precision { get; private set; } = PostTrain.Core.Precision.Precision.Fp32;
 
     /// <summary>Sets the compute precision: Fp32 (fp32 activations), Bf16 (bf16 activations and GEMMs) or Fp8

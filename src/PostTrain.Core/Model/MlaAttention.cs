@@ -2,7 +2,9 @@
 // [nope | rope]. Keys/values come from a compressed latent: kv_a_proj_with_mqa(x) = [latent | k_rope (one head shared
 // by all heads)]; the normed latent goes through kv_b_proj to per-head [k_nope | v]. Softmax scale is
 // qk_head_dim^-0.5, times mscale(factor, mscale_all_dim)^2 under YaRN. The core runs through
-// scaled_dot_product_attention. The cached decode path (latent cache, absorbed projections) lives in Generation.
+// scaled_dot_product_attention; with PadValueToQkDim, v is zero-padded to the q/k head dim and the output cut back
+// (exact: the padded columns of softmax(qk) v are zero), so SDPA can pick the flash kernel, which wants equal head
+// dims. The cached decode path (latent cache, absorbed projections) lives in Generation.
 using static TorchSharp.torch;
 
 namespace PostTrain.Core.Model;
@@ -19,6 +21,8 @@ public sealed class MlaAttention : nn.Module<Tensor, Tensor>
     private readonly double qPrescale;
 
     public double SoftmaxScale { get; }
+    /// <summary>Zero-pad v to the q/k head dim for SDPA (flash attention wants equal head dims); off by default.</summary>
+    public bool PadValueToQkDim { get; set; }
     internal ModelConfig Config { get; }
 
     public MlaAttention(ModelConfig c, Device? device = null) : base(nameof(MlaAttention))
@@ -72,9 +76,13 @@ public sealed class MlaAttention : nn.Module<Tensor, Tensor>
         var qFull = cat([qNope, qRot], -1);                                         // (B, h, T, qk)
         if (qPrescale != 1.0) qFull = qFull * qPrescale;
 
+        long qk = nope + rope;
+        bool pad = PadValueToQkDim && vDim < qk;
+        var vIn = pad ? nn.functional.pad(v, [0, qk - vDim]) : v;                         // (B, h, T, v or qk)
         var attn = mask is null
-            ? nn.functional.scaled_dot_product_attention(qFull, k, v, is_casual: true)
-            : nn.functional.scaled_dot_product_attention(qFull, k, v, attn_mask: mask);   // (B, h, T, v)
+            ? nn.functional.scaled_dot_product_attention(qFull, k, vIn, is_casual: true)
+            : nn.functional.scaled_dot_product_attention(qFull, k, vIn, attn_mask: mask);   // (B, h, T, v or qk)
+        if (pad) attn = attn.narrow(-1, 0, vDim);                                          // (B, h, T, v)
         var o = attn.transpose(1, 2).reshape(B, T, heads * vDim);
         return o_proj.forward(o).MoveToOuterDisposeScope();
     }

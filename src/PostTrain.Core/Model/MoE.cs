@@ -73,8 +73,7 @@ public sealed class MoE : nn.Module<Tensor, Tensor>
     {
         if (loads is null) return new long[c.NRoutedExperts];
         var l = loads.cpu().data<long>().ToArray();
-        loads.Dispose();
-        loads = null;
+        using (no_grad()) loads.zero_();   // kept (zeroed), not freed: a captured training step adds into this buffer
         return l;
     }
 
@@ -89,7 +88,8 @@ public sealed class MoE : nn.Module<Tensor, Tensor>
         var flatIdx = idx.reshape(-1);                                              // (N*k)
         var order = flatIdx.sort(stable: true).Indices;                                  // (N*k)
         var tokenOf = order.div(k, rounding_mode: RoundingMode.floor);              // (N*k) source token of each row
-        var counts = flatIdx.bincount(null, c.NRoutedExperts);                      // (E) int64 on x's device
+        // (E) int64 on x's device; a scatter-add, not bincount: CUDA's bincount reads max(idx) back to the host
+        var counts = zeros(c.NRoutedExperts, dtype: ScalarType.Int64, device: x.device).scatter_add_(0, flatIdx, ones_like(flatIdx));
         long[]? hostCounts = x.device_type == DeviceType.CPU ? counts.data<long>().ToArray() : null;
         using (no_grad())
         {

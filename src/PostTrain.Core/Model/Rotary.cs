@@ -3,6 +3,7 @@
 // ramp between the correction dims of beta_fast and beta_slow, and scales cos/sin by the attention factor.
 // Interleaved checkpoints (rope_interleave) rotate pairs (x0,x1),(x2,x3)...; the result is laid out evens-then-odds,
 // exactly as transformers does; q and k get the same layout, so q.k is unchanged.
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace PostTrain.Core.Model;
@@ -56,11 +57,27 @@ public sealed class Rotary
         return (inv, attn);
     }
 
+    private Tensor? invOnDevice;
+
+    // The inverse frequencies on `device`, copied there once: a host-to-device copy per call could not be captured
+    // in a CUDA graph (the training fast path computes the angles inside its captured step).
+    private Tensor InvFreqOn(Device device)
+    {
+        if (device.type == DeviceType.CPU) return tensor(invFreq);
+        var cached = invOnDevice;
+        if (cached is null || cached.device_type != device.type || cached.device_index != device.index)
+        {
+            cached = tensor(invFreq).to(device).DetachFromDisposeScope();
+            invOnDevice = cached;
+        }
+        return cached;   // not owned by the caller's dispose scope (detached)
+    }
+
     /// <summary>cos, sin for positions (B, T) -> each (B, 1, T, d/2) in fp32, already scaled by the attention factor.</summary>
     public (Tensor Cos, Tensor Sin) Angles(Tensor positionIds)
     {
         using var scope = NewDisposeScope();
-        var inv = tensor(invFreq, device: positionIds.device);                       // (d/2)
+        var inv = InvFreqOn(positionIds.device);                                    // (d/2)
         var freqs = positionIds.to(ScalarType.Float32).unsqueeze(-1) * inv;          // (B, T, d/2)
         var cos = (freqs.cos() * AttentionFactor).unsqueeze(1);                       // (B, 1, T, d/2)
         var sin = (freqs.sin() * AttentionFactor).unsqueeze(1);

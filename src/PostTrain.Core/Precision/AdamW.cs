@@ -6,6 +6,10 @@
 // uses the FP32 values for the parameter update and stores them rounded back.
 // The step count is per parameter (a parameter without a gradient is skipped, as in torch).
 // State for checkpoints: "{name}.exp_avg", "{name}.exp_avg_sq", "{name}.step" (int64 scalar).
+// Fused (fused: true): the same update as one torch._fused_adamw_ kernel per group of parameters (grouped by dtype,
+// device and weight decay; moments in the parameters' dtype, so Bf16Moments needs bf16 parameters), with the
+// learning rate and the step counts in device tensors: no host value enters the kernels, so the step can be captured
+// in a CUDA graph (the training fast path). Equal to the plain update to fp32 rounding (a test compares them).
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -26,12 +30,17 @@ public sealed class AdamW : IOptimizer
 
     public bool Bf16Moments { get; }
 
+    /// <summary>One fused kernel per parameter group (see the header).</summary>
+    public bool Fused { get; }
+
+    private readonly Tensor[]? stepTensors;   // fused: float32 scalar step per parameter, on its device
+    private readonly Dictionary<(DeviceType, int), Tensor>? lrTensors;   // fused: the learning rate per device
     public IReadOnlyList<Parameter> Parameters => parameters.Select(p => p.Param).ToArray();
 
     /// <param name="parameters">Named FP32 parameters (e.g. module.named_parameters()); names key the state.</param>
     /// <param name="noDecay">Names excluded from weight decay (norms, biases), or null.</param>
     public AdamW(IEnumerable<(string Name, Parameter Param)> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
-        double eps = 1e-8, double weightDecay = 0.01, bool bf16Moments = false, IEnumerable<string>? noDecay = null)
+        double eps = 1e-8, double weightDecay = 0.01, bool bf16Moments = false, IEnumerable<string>? noDecay = null, bool fused = false)
     {
         this.parameters = parameters.ToArray();
         var duplicate = this.parameters.GroupBy(p => p.Name).FirstOrDefault(g => g.Count() > 1);
@@ -47,8 +56,18 @@ public sealed class AdamW : IOptimizer
         Bf16Moments = bf16Moments;
         this.noDecay = noDecay is null ? [] : [.. noDecay];
         var momentType = bf16Moments ? ScalarType.BFloat16 : ScalarType.Float32;
-        expAvg = this.parameters.Select(p => zeros_like(p.Param, dtype: momentType).DetachFromDisposeScope()).ToArray();
-        expAvgSq = this.parameters.Select(p => zeros_like(p.Param, dtype: momentType).DetachFromDisposeScope()).ToArray();
+        Fused = fused;
+        if (fused)
+        {
+            var mismatch = this.parameters.FirstOrDefault(p => bf16Moments && p.Param.dtype != ScalarType.BFloat16);
+            if (mismatch.Param is not null)
+                throw new ArgumentException($"Fused AdamW keeps the moments in the parameters' dtype: '{mismatch.Name}' is {mismatch.Param.dtype}, " +
+                    "bf16 moments were asked (use bf16 parameters for bf16 moments, or fused: false).", nameof(bf16Moments));
+            stepTensors = this.parameters.Select(p => zeros(1, dtype: ScalarType.Float32, device: p.Param.device).squeeze().DetachFromDisposeScope()).ToArray();
+            lrTensors = [];
+        }
+        expAvg = this.parameters.Select(p => (fused ? zeros_like(p.Param) : zeros_like(p.Param, dtype: momentType)).DetachFromDisposeScope()).ToArray();
+        expAvgSq = this.parameters.Select(p => (fused ? zeros_like(p.Param) : zeros_like(p.Param, dtype: momentType)).DetachFromDisposeScope()).ToArray();
         steps = new long[this.parameters.Length];
     }
 
@@ -61,6 +80,12 @@ public sealed class AdamW : IOptimizer
 
     public void Step()
     {
+        if (Fused)
+        {
+            UploadLearningRate();
+            FusedStepKernels();
+            return;
+        }
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         for (int i = 0; i < parameters.Length; i++)
@@ -92,8 +117,57 @@ public sealed class AdamW : IOptimizer
 
     public void ZeroGrad()
     {
+        if (Fused)
+        {
+            OptimizerScripts.ZeroAll(parameters.Select(p => p.Param.grad).Where(g => g is not null).ToArray()!);
+            return;
+        }
         foreach (var (_, p) in parameters)
             p.grad?.zero_();
+    }
+
+    /// <summary>Fused: writes <see cref="LearningRate"/> into the device tensors the kernels read (outside a captured
+    /// step, before its replay).</summary>
+    internal void UploadLearningRate()
+    {
+        if (lrTensors is null) return;
+        using var noGrad = no_grad();
+        foreach (var p in parameters)
+        {
+            var key = (p.Param.device_type, p.Param.device_index);
+            if (!lrTensors.TryGetValue(key, out var lr))
+                lrTensors[key] = lr = zeros(1, dtype: ScalarType.Float32, device: p.Param.device).squeeze().DetachFromDisposeScope();
+        }
+        foreach (var lr in lrTensors.Values)
+            lr.fill_(LearningRate);
+    }
+
+    /// <summary>Fused: the device work of one step (steps += 1 and the update, per group of parameters with a
+    /// gradient), reading the learning rate from the device. Capturable. foundInf (float32 scalar, 1 = skip): the
+    /// update and the step count are left unchanged on the device (a non-finite loss guard without a host read).</summary>
+    internal void FusedStepKernels(Tensor? foundInf = null)
+    {
+        if (stepTensors is null || lrTensors is null)
+            throw new InvalidOperationException("FusedStepKernels needs an AdamW built with fused: true.");
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var groups = Enumerable.Range(0, parameters.Length)
+            .Where(i => parameters[i].Param.grad is not null)
+            .GroupBy(i => (parameters[i].Param.dtype, parameters[i].Param.device_type, parameters[i].Param.device_index,
+                Decay: noDecay.Contains(parameters[i].Name) ? 0.0 : weightDecay));
+        foreach (var g in groups)
+        {
+            var idx = g.ToArray();
+            foreach (var i in idx) steps[i]++;
+            var lr = lrTensors[(g.Key.device_type, g.Key.device_index)];
+            var ps = idx.Select(i => (Tensor)parameters[i].Param).ToArray();
+            var gs = idx.Select(i => parameters[i].Param.grad!).ToArray();
+            var ms = idx.Select(i => expAvg[i]).ToArray();
+            var vs = idx.Select(i => expAvgSq[i]).ToArray();
+            var ss = idx.Select(i => stepTensors[i]).ToArray();
+            if (foundInf is null) OptimizerScripts.FusedAdamW(ps, gs, ms, vs, ss, lr, beta1, beta2, g.Key.Decay, eps);
+            else OptimizerScripts.FusedAdamWGuarded(ps, gs, ms, vs, ss, lr, beta1, beta2, g.Key.Decay, eps, foundInf.to(ps[0].device));
+        }
     }
 
     /// <summary>Copies of the optimizer state (on the parameters' devices) for a checkpoint.</summary>
@@ -105,7 +179,8 @@ public sealed class AdamW : IOptimizer
             string n = parameters[i].Name;
             state[n + ".exp_avg"] = expAvg[i].clone().DetachFromDisposeScope();
             state[n + ".exp_avg_sq"] = expAvgSq[i].clone().DetachFromDisposeScope();
-            state[n + ".step"] = tensor(steps[i]).DetachFromDisposeScope();
+            long t = stepTensors is null ? steps[i] : (long)stepTensors[i].item<float>();   // fused: replays count on the device
+            state[n + ".step"] = tensor(t).DetachFromDisposeScope();
         }
         return state;
     }
@@ -123,6 +198,7 @@ public sealed class AdamW : IOptimizer
             if (!state.TryGetValue(n + ".step", out var s) || s.numel() != 1)
                 throw new ArgumentException($"AdamW state is missing the scalar '{n}.step'.", nameof(state));
             steps[i] = s.to(ScalarType.Int64).item<long>();
+            stepTensors?[i].fill_(steps[i]);
         }
     }
 
@@ -137,7 +213,7 @@ public sealed class AdamW : IOptimizer
 
     public void Dispose()
     {
-        foreach (var t in expAvg.Concat(expAvgSq))
+        foreach (var t in expAvg.Concat(expAvgSq).Concat(stepTensors ?? []).Concat(lrTensors?.Values.AsEnumerable() ?? []))
             t.Dispose();
     }
 }

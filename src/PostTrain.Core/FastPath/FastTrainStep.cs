@@ -1,0 +1,192 @@
+// The training fast path: one training step (forward, chunked LM-head cross-entropy, backward, optional grad-norm
+// clip, fused AdamW, zeroed gradients) over static-shape device buffers, captured once as a CUDA graph and replayed
+// for every later step. Per step the host only copies the batch into the buffers, writes the learning rate into a
+// device scalar and launches the graph; the loss (and grad norm) come back as device tensors to read after the replay.
+// What makes the step capturable: fixed (batch, seq) shapes; MoE expert counts stay on the device (scatter-add, and
+// _grouped_mm reads device offsets); the loss is divided by a device token count; AdamW is fused with the learning
+// rate and step counts in device tensors; gradients are zeroed in place (their addresses never change after the
+// first eager steps). Warm-up: the first WarmupSteps steps run eagerly on a side stream (kernels load, gradients and
+// optimizer state exist), the next is captured and replayed. Without CUDA graphs (CPU, the library missing, a failed
+// capture) the same step runs eagerly, so the numbers are those of the captured step; Description says which.
+//   loss = sum_t CE_t / max(1, #targets) (+ the MoE balance loss when its alpha > 0), as Losses.Total without MTP.
+using PostTrain.Core.Generation;
+using PostTrain.Core.Model;
+using PostTrain.Core.Precision;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PostTrain.Core.FastPath;
+
+public sealed record FastTrainStepOptions
+{
+    /// <summary>Capture the step in a CUDA graph (CUDA only).</summary>
+    public bool CudaGraph { get; init; } = true;
+    /// <summary>Chunked LM head + cross-entropy (ChunkedHeadLoss) instead of full logits.</summary>
+    public bool ChunkedLoss { get; init; } = true;
+    /// <summary>Pad v to the q/k head dim so SDPA can use flash attention.</summary>
+    public bool PadAttention { get; init; } = true;
+    /// <summary>Clip the global gradient L2 norm to this value (on the device), or null.</summary>
+    public double? MaxGradNorm { get; init; }
+    /// <summary>Skip the optimizer update on the device when the loss or the gradient norm is not finite (the training
+    /// run's NaN guard without a host read inside the step; the host sees the non-finite loss after the replay).</summary>
+    public bool SkipNonFinite { get; init; }
+    /// <summary>Eager steps before the capture.</summary>
+    public int WarmupSteps { get; init; } = 2;
+}
+
+/// <summary>Loss (fp32 scalar) and the gradient norm before clipping (null without clipping), on the device.</summary>
+public sealed record FastStepResult(Tensor Loss, Tensor? GradNorm);
+
+public sealed class FastTrainStep : IDisposable
+{
+    private readonly DeepSeekForCausalLM model;
+    private readonly AdamW optimizer;
+    private readonly FastTrainStepOptions options;
+    private readonly Device device;
+    private readonly Tensor ids, labels, positions, lossOut, normOut;
+    private readonly Tensor? segments;
+    private CudaGraph? graph;
+    private bool graphs;
+    private int eagerSteps;
+
+    public int Batch { get; }
+    public int Seq { get; }
+    /// <summary>"cuda-graph", "eager (why)" or "eager": how the steps run now.</summary>
+    public string Description { get; private set; }
+
+    private FastTrainStep(DeepSeekForCausalLM model, AdamW optimizer, int batch, int seq, bool packed, FastTrainStepOptions options, bool graphs, string description)
+    {
+        this.model = model;
+        this.optimizer = optimizer;
+        this.options = options;
+        Batch = batch;
+        Seq = seq;
+        device = model.HeadWeight.device;
+        this.graphs = graphs;
+        Description = description;
+        ids = zeros(batch, seq, dtype: ScalarType.Int64, device: device).DetachFromDisposeScope();
+        labels = full(batch, seq, Losses.Ignore, dtype: ScalarType.Int64, device: device).DetachFromDisposeScope();
+        positions = arange(seq, device: device).unsqueeze(0).expand(batch, seq).contiguous().DetachFromDisposeScope();
+        segments = packed ? zeros(batch, seq, dtype: ScalarType.Int64, device: device).DetachFromDisposeScope() : null;
+        lossOut = zeros(1, dtype: ScalarType.Float32, device: device).squeeze().DetachFromDisposeScope();
+        normOut = zeros(1, dtype: ScalarType.Float32, device: device).squeeze().DetachFromDisposeScope();
+        model.SetAttentionValuePadding(options.PadAttention);
+    }
+
+    /// <summary>Why the fast path cannot run for this model and optimizer (null when it can).</summary>
+    public static string? Unsupported(DeepSeekForCausalLM model, AdamW optimizer)
+    {
+        if (!optimizer.Fused) return "the optimizer is not fused AdamW (bf16 moments need bf16 parameters)";
+        if (model.Precision == PostTrain.Core.Precision.Precision.Fp8) return "FP8 experts read expert counts on the host";
+        return null;
+    }
+
+    /// <summary>Builds the step for (batch, seq) rows (packed: rows carry segment ids). mode Off never comes here;
+    /// On throws when a requirement fails; Auto falls back to eager steps and says why through log.</summary>
+    public static FastTrainStep Create(DeepSeekForCausalLM model, AdamW optimizer, int batch, int seq, bool packed,
+        FastPathMode mode, FastTrainStepOptions? options = null, Action<string>? log = null)
+    {
+        options ??= new FastTrainStepOptions();
+        if (Unsupported(model, optimizer) is { } why)
+            throw new InvalidOperationException($"fast path: {why}.");
+        bool cudaDevice = model.HeadWeight.device_type == DeviceType.CUDA;
+        string? noGraph = !options.CudaGraph ? "CUDA graphs turned off"
+            : !cudaDevice ? "not on CUDA"
+            : !Generation.CudaGraph.IsAvailable(out var reason) ? reason : null;
+        if (noGraph is not null && mode == FastPathMode.On && options.CudaGraph)
+            throw new InvalidOperationException($"fast_path: on, but the step cannot be captured: {noGraph}.");
+        if (noGraph is not null && cudaDevice) log?.Invoke($"fast path: eager steps ({noGraph})");
+        return new FastTrainStep(model, optimizer, batch, seq, packed, options, noGraph is null,
+            noGraph is null ? "cuda-graph (after warm-up)" : $"eager ({noGraph})");
+    }
+
+    /// <summary>One training step on ids/labels (B, T) int64 (labels aligned: -100 = not trained on), positions and
+    /// segment ids (B, T) or null (0..T-1; one segment). Sets the learning rate first. The returned tensors are copies.</summary>
+    public FastStepResult Step(Tensor inputIds, Tensor targetLabels, Tensor? positionIds, Tensor? segmentIds, double lr)
+    {
+        Check(inputIds, "input ids"); Check(targetLabels, "labels");
+        if (segmentIds is not null && segments is null)
+            throw new ArgumentException("FastTrainStep was built without packed segments; segment ids were given.", nameof(segmentIds));
+        optimizer.LearningRate = lr;
+        using var side = graphs ? Generation.CudaGraph.EnterSideStream(device) : null;
+        using (no_grad())
+        {
+            ids.copy_(inputIds);
+            labels.copy_(targetLabels);
+            if (positionIds is not null) positions.copy_(positionIds);
+            else positions.copy_(arange(Seq, device: device).unsqueeze(0).expand(Batch, Seq));
+            if (segments is not null)
+            {
+                if (segmentIds is not null) segments.copy_(segmentIds);
+                else segments.zero_();
+            }
+        }
+        optimizer.UploadLearningRate();
+        if (graph is not null) graph.Replay();
+        else if (!graphs || eagerSteps < options.WarmupSteps)
+        {
+            Body();
+            eagerSteps++;
+        }
+        else
+        {
+            try
+            {
+                graph = Generation.CudaGraph.Capture(Body);
+                Description = "cuda-graph";
+            }
+            catch (Exception e)
+            {
+                graphs = false;
+                Description = $"eager (capture failed: {e.Message.Split('\n')[0]})";
+            }
+            if (graph is not null) graph.Replay();
+            else Body();
+        }
+        using (no_grad())
+            return new FastStepResult(lossOut.clone().DetachFromDisposeScope(), options.MaxGradNorm is null ? null : normOut.clone().DetachFromDisposeScope());
+    }
+
+    private void Check(Tensor t, string what)
+    {
+        if (t.dim() != 2 || t.shape[0] != Batch || t.shape[1] != Seq)
+            throw new ArgumentException($"FastTrainStep: {what} must be ({Batch}, {Seq}); got [{string.Join(", ", t.shape)}].");
+    }
+
+    // The step's device work (eager, or once under capture).
+    private void Body()
+    {
+        using var scope = NewDisposeScope();
+        var mask = segments is null ? null : new AttentionMask(null, segments);
+        var normed = model.NormedHidden(ids, positions, mask);                               // (B, T, H)
+        var sum = options.ChunkedLoss
+            ? ChunkedHeadLoss.Sum(normed, model.HeadWeight, labels)
+            : nn.functional.cross_entropy(model.Head(normed).reshape(-1, model.Config.VocabSize).to(ScalarType.Float32),
+                labels.reshape(-1), ignore_index: Losses.Ignore, reduction: nn.Reduction.Sum);
+        var count = labels.ne(Losses.Ignore).sum().clamp_min(1).to(ScalarType.Float32);
+        var loss = sum / count;
+        foreach (var moe in model.MoeLayers())
+            if (moe.LastBalanceLoss is { } b) loss = loss + b;
+        loss.backward();
+        if (options.MaxGradNorm is double max)
+            normOut.copy_(OptimizerScripts.ClipGradNorm(model.parameters().Select(p => p.grad).Where(g => g is not null).ToArray()!, max));
+        Tensor? found = null;
+        if (options.SkipNonFinite)
+        {
+            var bad = loss.detach().isfinite().logical_not();
+            if (options.MaxGradNorm is not null) bad = bad.logical_or(normOut.isfinite().logical_not());
+            found = bad.to(ScalarType.Float32);
+        }
+        optimizer.FusedStepKernels(found);
+        optimizer.ZeroGrad();
+        using (no_grad()) lossOut.copy_(loss.detach());
+    }
+
+    public void Dispose()
+    {
+        graph?.Dispose();
+        graph = null;
+        foreach (var t in new[] { ids, labels, positions, lossOut, normOut, segments })
+            t?.Dispose();
+    }
+}
