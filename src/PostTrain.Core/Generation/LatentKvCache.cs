@@ -65,13 +65,13 @@ public sealed class LatentKvCache : IDisposable
         else experts[moeLayer].narrow(1, Cursor, t).copy_(e);
     }
 
-    /// <summary>Row <paramref name="row"/>'s recorded experts at columns start..start+count-1 of every MoE layer, as
-    /// (layer, column, k) int16 on the host.</summary>
-    public short[] ReadExperts(int row, int start, int count)
+    /// <summary>The recorded experts of the given rows at columns 0..Cursor-1 of every MoE layer, in one device-to-host
+    /// copy: (layer, row, column, k) int16, row in the order given.</summary>
+    public short[] ReadExperts(IReadOnlyList<long> rows)
     {
         using var scope = NewDisposeScope();
-        if (count <= 0) return [];
-        return stack(experts.Select(e => e.select(0, row).narrow(0, start, count)).ToArray()).cpu().data<short>().ToArray();
+        var index = tensor(rows.ToArray(), device: valid.device);
+        return stack(experts.Select(e => e.index_select(0, index).narrow(1, 0, Cursor)).ToArray()).cpu().data<short>().ToArray();
     }
 
     /// <summary>Valid (attendable) tokens per row, (B) int64.</summary>

@@ -179,13 +179,19 @@ internal sealed record DecodeRun(CachedModel Model, SamplingParams Params, StopC
     public void ReadRouting(List<SequenceState> rows, LatentKvCache cache, int promptColumns)
     {
         if (!cache.RecordsRouting) return;
-        for (int b = 0; b < rows.Count; b++)
+        var finished = Enumerable.Range(0, rows.Count).Where(b => rows[b].Done && rows[b].Routing is null).ToList();
+        if (finished.Count == 0) return;
+        var all = cache.ReadExperts(finished.Select(b => (long)b).ToList());      // (layer, row, column, k): one copy per step
+        int L = Model.MoeLayerCount, k = Model.Model.Config.NumExpertsPerTok, n = finished.Count, cols = cache.Cursor;
+        for (int i = 0; i < n; i++)
         {
-            var r = rows[b];
-            if (!r.Done || r.Routing is not null) continue;
+            var r = rows[finished[i]];
             int positions = r.PromptLength + r.Tokens.Count - 1;              // the last token is never fed
-            int k = Model.Model.Config.NumExpertsPerTok;
-            r.Routing = new RoutingTrace(Model.MoeLayerCount, k, positions, cache.ReadExperts(b, promptColumns - r.PromptLength, positions));
+            int start = promptColumns - r.PromptLength;                       // prompts are left-padded to promptColumns
+            var trace = new short[L * positions * k];
+            for (int l = 0; l < L; l++)
+                Array.Copy(all, ((long)(l * n + i) * cols + start) * k, trace, (long)l * positions * k, (long)positions * k);
+            r.Routing = new RoutingTrace(L, k, positions, trace);
         }
     }
 
