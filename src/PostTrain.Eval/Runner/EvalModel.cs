@@ -1,10 +1,12 @@
 // A model to evaluate: a label (used in sample keys and reports) and how to get the network and its tokenizer.
-// From a Hugging Face directory (PretrainedModel.Load): the tokenizer is dir/tokenizer.json (HfBpeTokenizer) when
+// From a Hugging Face directory (PretrainedModel.Load), or a LoRA adapter directory (its base with the adapter folded
+// in): the tokenizer is dir/tokenizer.json (HfBpeTokenizer) when
 // present, else the byte tokenizer (ByteTokenizer, what the built-in tiny models use). An already loaded model can be
 // passed too (e.g. at the end of a training pipeline); the runner does not dispose those.
 using PostTrain.Core.Model;
 using PostTrain.Data.Tokenizers;
 using PostTrain.Data.Tokenizers.Hf;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace PostTrain.Eval.Runner;
@@ -31,7 +33,14 @@ public sealed class EvalModel
         try { full = Path.GetFullPath(PostTrain.Data.Hub.HfHubCache.ResolvePath(dir)); }   // a hub id -> its cached snapshot
         catch (DirectoryNotFoundException e) { throw new EvalConfigException(e.Message); }
         if (!System.IO.Directory.Exists(full)) throw new EvalConfigException($"model directory '{dir}' not found");
-        if (!File.Exists(Path.Combine(full, "config.json"))) throw new EvalConfigException($"model directory '{dir}' has no config.json (expected a Hugging Face model folder)");
+        if (PostTrain.Core.Checkpoints.PeftAdapterFiles.IsAdapterDir(full))       // a LoRA adapter: its base with the adapter folded in
+            return new EvalModel(label ?? Path.GetFileName(full.TrimEnd(Path.DirectorySeparatorChar)), full, device =>
+            {
+                var (model, baseDir) = ModelSetup.LoadFoldedAdapter(full, TextWriter.Null);
+                if (device.type != DeviceType.CPU) model.to(device);
+                return (model, LoadTokenizer(File.Exists(Path.Combine(full, "tokenizer.json")) ? full : baseDir), true);
+            });
+        if (!File.Exists(Path.Combine(full, "config.json"))) throw new EvalConfigException($"model directory '{dir}' has no config.json (expected a Hugging Face model folder or a LoRA adapter)");
         return new EvalModel(label ?? Path.GetFileName(full.TrimEnd(Path.DirectorySeparatorChar)), full, device =>
         {
             var (model, _) = PretrainedModel.Load(full, device);
