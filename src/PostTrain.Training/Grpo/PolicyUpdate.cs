@@ -44,6 +44,7 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
         var sums = zeros(5, dtype: ScalarType.Float32, device: device);   // loss, kl, entropy, clip low, clip high
         var trainOld = new Tensor[slices.Count];                          // log pi_old by the trainer (first pass)
         var weights = new Tensor[slices.Count];                           // rollout-correction weights (first pass)
+        var recordedPerSlice = new Tensor[]?[slices.Count];                // recorded routing per MoE layer (first pass)
         var mismatch = new List<Tensor>(slices.Count);
         bool corrected = cfg.RolloutCorrection != RolloutCorrectionMode.None;
         var routers = model.Model.Layers.Select(l => l.Moe).Where(m => m is not null).Select(m => m!.Gate).ToArray();
@@ -63,7 +64,10 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
                 var (start, count) = slices[k];
                 using var batch = Batch(samples, start, count, C, device);
                 trainTokens += batch.RealTokens;
-                var recorded = Routing(samples, start, count, batch, routers, device);
+                // the rollout's experts as tensors, built once per micro-batch: pass 0 measures disagreement with them,
+                // every pass replays them when routing replay is on
+                if (pass == 0) recordedPerSlice[k] = Routing(samples, start, count, batch, routers, device)?.Select(t => t.MoveToOuterDisposeScope()).ToArray();
+                var recorded = pass == 0 || cfg.RoutingReplay ? recordedPerSlice[k] : null;
                 if (recorded is not null)
                     for (int l = 0; l < routers.Length; l++)
                     {

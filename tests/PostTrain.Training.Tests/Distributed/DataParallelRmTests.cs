@@ -21,14 +21,7 @@ public sealed class DataParallelRmTests
             "data.batch_size=6", "data.eval_path=null", "scheduler.warmup_steps=1", "checkpoint.every_n_steps=0",
             "logging.tensorboard=false", "logging.progress=plain", $"data.path={RepoPaths.Of("datasets/preferences/train.parquet")}",
         ];
-        if (ranks > 1) return MpiRun.Run(ranks, MpiRun.Cli, args);
-        var psi = new System.Diagnostics.ProcessStartInfo(MpiRun.Cli) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = System.Diagnostics.Process.Start(psi)!;
-        var err = p.StandardError.ReadToEndAsync();
-        string output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, output + err.Result);
+        return ranks > 1 ? MpiRun.Run(ranks, MpiRun.Cli, args) : MpiRun.RunSingle(MpiRun.Cli, args);
     }
 
     private static double[] Column(string dir, string key) =>

@@ -74,18 +74,7 @@ public sealed class DataParallelSftTests(SftBaseline baseline) : IClassFixture<S
             "checkpoint.every_n_steps=0", "logging.tensorboard=false", "logging.progress=plain", "scheduler.warmup_steps=2",
             $"data.path={RepoPaths.Of("datasets/arithmetic/train.parquet")}", .. extra,
         ];
-        return ranks == 1 ? RunPlain(args) : MpiRun.Run(ranks, MpiRun.Cli, args);
-    }
-
-    private static (int, string) RunPlain(string[] args)
-    {
-        var psi = new System.Diagnostics.ProcessStartInfo(MpiRun.Cli) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = System.Diagnostics.Process.Start(psi)!;
-        var err = p.StandardError.ReadToEndAsync();
-        string output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, output + err.Result);
+        return ranks == 1 ? MpiRun.RunSingle(MpiRun.Cli, args) : MpiRun.Run(ranks, MpiRun.Cli, args);
     }
 
     /// <summary>The loss of each step (the last line logged for a step wins: a resumed run repeats none).</summary>

@@ -41,4 +41,16 @@ public static class MpiRun
         p.WaitForExit();
         lock (output) return (p.ExitCode, output.ToString());
     }
+
+    /// <summary>The same program as one ordinary process (no mpirun): exit code and stdout + stderr.</summary>
+    public static (int ExitCode, string Output) RunSingle(string program, IEnumerable<string> args)
+    {
+        var psi = new System.Diagnostics.ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        string output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return (p.ExitCode, output + err.Result);
+    }
 }
