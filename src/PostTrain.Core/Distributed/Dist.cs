@@ -1,5 +1,6 @@
 // The process's world group, created on first use from the environment (DistEnv): SingleProcessGroup when the
 // process is not one of several ranks (MPI is then never loaded), else MPI_COMM_WORLD with the collective timeout.
+// ForDevice gives the group a run's tensors use: the world group, or an NCCL communicator over it for a CUDA device.
 namespace PostTrain.Core.Distributed;
 
 public static class Dist
@@ -16,6 +17,31 @@ public static class Dist
     }
 
     public static bool IsMain => World.IsMain;
+
+    private static readonly Dictionary<int, NcclProcessGroup> nccl = new();
+
+    /// <summary>The group for collectives on <paramref name="device"/>'s tensors: NCCL on a CUDA device when the backend
+    /// allows it (auto: when libnccl loads), else the world group. One process: the world group (nothing is loaded).</summary>
+    public static ProcessGroup ForDevice(TorchSharp.torch.Device device, DistBackend backend)
+    {
+        var w = World;
+        bool onCuda = device.type == TorchSharp.DeviceType.CUDA;
+        if (backend == DistBackend.Nccl && !onCuda)
+            throw new InvalidOperationException($"distributed.backend: nccl needs the model on a CUDA device, but it is on {device}; use auto or mpi");
+        if (w.Size == 1 || !onCuda || backend == DistBackend.Mpi) return w;
+        if (!NcclNative.TryLoad())
+        {
+            if (backend == DistBackend.Nccl) throw new InvalidOperationException("distributed.backend: nccl: " + NcclNative.LoadError);
+            return w;
+        }
+        int ordinal = Math.Max(0, device.index);
+        lock (Gate)
+        {
+            if (!nccl.TryGetValue(ordinal, out var g))
+                nccl[ordinal] = g = new NcclProcessGroup(w, ordinal, DistEnv.Timeout(Environment.GetEnvironmentVariable));
+            return g;
+        }
+    }
 
     /// <summary>At process exit: a rank that fails (code != 0) ends every rank of the job at once (MPI_Abort) instead
     /// of leaving them waiting in their next collective; otherwise the code is returned. MPI is not started here.</summary>

@@ -7,6 +7,18 @@ public sealed record DistributedConfig
     /// <summary>0 = plain data parallel; 1 = optimizer state sharded; 2 = gradients reduce-scattered too.</summary>
     public int ZeroStage { get; init; }
 
+    /// <summary>auto (NCCL for a CUDA model when libnccl loads, else Open MPI) | mpi | nccl.</summary>
+    public string Backend { get; init; } = "auto";
+
+    public Core.Distributed.DistBackend EngineBackend
+    {
+        get
+        {
+            try { return Core.Distributed.DistBackends.Parse(Backend); }
+            catch (ArgumentException e) { throw new RecipeConfigException(e.Message); }
+        }
+    }
+
     /// <summary>Gradient all-reduce bucket size in MiB (of fp32).</summary>
     public double BucketMb { get; init; } = 25;
 

@@ -60,7 +60,7 @@ public sealed class TrainingRun : IDisposable
         _model = model;
         Config = cfg;
         _guard = new NonFiniteGuard(cfg.MaxConsecutiveNonfinite);
-        Parallel = new DataParallel(Dist.World);
+        Parallel = new DataParallel(Dist.ForDevice(ModelDevice(model), cfg.Distributed.EngineBackend));
         if (Parallel.Size > 1 && !dataParallel)   // its batches are not sharded: summed gradients would be Size times too big
             throw new RecipeConfigException($"recipe {cfg.Recipe}: data-parallel runs ({Parallel.Size} ranks) are supported by sft only so far; run it as one process");
         if (!Parallel.IsMain) Parallel.Group.Barrier();        // rank 0 first removes a killed run's leftovers
@@ -122,6 +122,13 @@ public sealed class TrainingRun : IDisposable
     }
 
     /// <summary>The global L2 norm of the gradients (no clipping).</summary>
+    /// <summary>The device of the model's first parameter (CPU for a model without parameters).</summary>
+    private static Device ModelDevice(RunModel model)
+    {
+        foreach (var p in model.Module.parameters()) return p.device;
+        return CPU;
+    }
+
     private static double GradNorm(IReadOnlyList<TorchSharp.Modules.Parameter> ps)
     {
         using var scope = NewDisposeScope();
