@@ -20,26 +20,53 @@ public static class Dist
 
     private static readonly Dictionary<int, NcclProcessGroup> nccl = new();
 
-    /// <summary>The group for collectives on <paramref name="device"/>'s tensors: NCCL on a CUDA device when the backend
-    /// allows it (auto: when libnccl loads), else the world group. One process: the world group (nothing is loaded).</summary>
+    /// <summary>The group for collectives on <paramref name="device"/>'s tensors. auto: NCCL when the model is on a CUDA
+    /// device, the job has several ranks, each on its own GPU, and libnccl loads; else the world group (Open MPI, CUDA
+    /// tensors staged through the host; also when ranks share a GPU, which NCCL refuses). nccl: NCCL or a clear error
+    /// (with one process too: a one-rank communicator). mpi: the world group.</summary>
     public static ProcessGroup ForDevice(TorchSharp.torch.Device device, DistBackend backend)
     {
         var w = World;
         bool onCuda = device.type == TorchSharp.DeviceType.CUDA;
         if (backend == DistBackend.Nccl && !onCuda)
             throw new InvalidOperationException($"distributed.backend: nccl needs the model on a CUDA device, but it is on {device}; use auto or mpi");
-        if (w.Size == 1 || !onCuda || backend == DistBackend.Mpi) return w;
+        if (!onCuda || backend == DistBackend.Mpi || (w.Size == 1 && backend == DistBackend.Auto)) return w;
+        int ordinal = Math.Max(0, device.index);
+        if (SharedGpu(w, ordinal) is string shared)
+        {
+            if (backend == DistBackend.Nccl) throw new InvalidOperationException($"distributed.backend: nccl: {shared}; NCCL needs one GPU per rank (use auto or mpi)");
+            return w;
+        }
         if (!NcclNative.TryLoad())
         {
             if (backend == DistBackend.Nccl) throw new InvalidOperationException("distributed.backend: nccl: " + NcclNative.LoadError);
             return w;
         }
-        int ordinal = Math.Max(0, device.index);
         lock (Gate)
         {
             if (!nccl.TryGetValue(ordinal, out var g))
                 nccl[ordinal] = g = new NcclProcessGroup(w, ordinal, DistEnv.Timeout(Environment.GetEnvironmentVariable));
             return g;
+        }
+    }
+
+    /// <summary>A description of ranks that use the same GPU (same host, same device ordinal), or null.</summary>
+    private static string? SharedGpu(ProcessGroup w, int ordinal)
+    {
+        if (w.Size == 1) return null;
+        long key = ((long)(uint)StableHash(Environment.MachineName) << 16) | (uint)ordinal;
+        var keys = w.AllGather(key);
+        var dup = keys.Select((k, r) => (k, r)).GroupBy(x => x.k).FirstOrDefault(g => g.Count() > 1);
+        return dup is null ? null : $"ranks {string.Join(", ", dup.Select(x => x.r))} share cuda:{ordinal} on one host";
+    }
+
+    private static int StableHash(string s)
+    {
+        unchecked
+        {
+            int h = (int)2166136261;
+            foreach (char c in s) h = (h ^ c) * 16777619;
+            return h & 0x7fffffff;
         }
     }
 
