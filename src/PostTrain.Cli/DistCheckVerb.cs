@@ -38,7 +38,8 @@ public sealed class DistCheckVerb : ICliVerb
                 foreach (var r in results.Where(r => !r.Ok))
                     io.Error.WriteLine($"rank {group.Rank}: {r.Name} failed: {r.Detail}");
             int mb = parse.GetValue(bandwidth);
-            if (mb > 0)
+            if (mb > 0 && group.Size == 1) io.Out.WriteLine("  bandwidth: one rank, nothing to move");
+            else if (mb > 0)
             {
                 var (s, alg, bus) = CollectiveCheck.Bandwidth(group, dev, (long)mb * 1024 * 1024);
                 io.Out.WriteLine($"  all_reduce {mb} MB fp32: {s * 1e3:F2} ms, algbw {alg:F1} GB/s, busbw {bus:F1} GB/s");

@@ -56,6 +56,7 @@ public sealed unsafe class NcclProcessGroup : ProcessGroup
         comm = c;
         watchdog = new Thread(Watch) { IsBackground = true, Name = $"nccl-watchdog-{Rank}" };
         watchdog.Start();
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => StopWatching();
     }
 
     public override void AllReduce(Tensor t, ReduceOp op = ReduceOp.Sum)
@@ -186,8 +187,7 @@ public sealed unsafe class NcclProcessGroup : ProcessGroup
 
     public override void Dispose()
     {
-        stopping = true;
-        watchdog.Join();
+        StopWatching();
         lock (gate)
             while (pending.Count > 0) CudaDriver.Destroy(pending.Dequeue().Event);
         if (comm != IntPtr.Zero) NcclNative.CommDestroy(comm);
@@ -216,26 +216,44 @@ public sealed unsafe class NcclProcessGroup : ProcessGroup
 
     private void Watch()
     {
-        CudaDriver.MakeCurrent(context);
-        while (!stopping)
+        try
         {
-            string? failure = null;
-            lock (gate)
+            CudaDriver.MakeCurrent(context);
+            while (!stopping)
             {
-                while (pending.Count > 0 && CudaDriver.Done(pending.Peek().Event)) CudaDriver.Destroy(pending.Dequeue().Event);
-                if (pending.Count > 0 && pending.Peek().Since.Elapsed > Timeout)
-                    failure = $"NCCL {pending.Peek().What} did not complete within {Timeout.TotalSeconds:F0} s on cuda:{ordinal}: another rank " +
-                        "crashed or hangs; aborting all ranks (set POSTTRAIN_DIST_TIMEOUT to change the limit)";
-                else if (comm != IntPtr.Zero)
-                {
-                    int async = 0;
-                    if (NcclNative.CommGetAsyncError(comm, &async) == NcclNative.Success && async != NcclNative.Success && async != NcclNative.InProgress)
-                        failure = $"NCCL reported an asynchronous error on cuda:{ordinal}: {NcclNative.ErrorString(async)}; aborting all ranks";
-                }
+                if (Poll() is string failure) { Abort(3, failure); return; }
+                Thread.Sleep(pending.Count > 0 ? 1 : 10);
             }
-            if (failure is not null) { Abort(3, failure); return; }
-            Thread.Sleep(pending.Count > 0 ? 1 : 10);
         }
+        catch (Exception e)
+        {
+            // at process exit the driver is torn down under this thread (CUDA error 4): that ends the watch quietly
+            if (stopping || e.Message.Contains("error 4", StringComparison.Ordinal)) return;
+            Abort(3, $"the NCCL watchdog on cuda:{ordinal} failed: {e.Message}; aborting all ranks");
+        }
+    }
+
+    /// <summary>Retires finished collectives; returns why the job must end, or null.</summary>
+    private string? Poll()
+    {
+        lock (gate)
+        {
+            while (pending.Count > 0 && CudaDriver.Done(pending.Peek().Event)) CudaDriver.Destroy(pending.Dequeue().Event);
+            if (pending.Count > 0 && pending.Peek().Since.Elapsed > Timeout)
+                return $"NCCL {pending.Peek().What} did not complete within {Timeout.TotalSeconds:F0} s on cuda:{ordinal}: another rank " +
+                    "crashed or hangs; aborting all ranks (set POSTTRAIN_DIST_TIMEOUT to change the limit)";
+            if (comm == IntPtr.Zero) return null;
+            int async = 0;
+            return NcclNative.CommGetAsyncError(comm, &async) == NcclNative.Success && async != NcclNative.Success && async != NcclNative.InProgress
+                ? $"NCCL reported an asynchronous error on cuda:{ordinal}: {NcclNative.ErrorString(async)}; aborting all ranks" : null;
+        }
+    }
+
+    /// <summary>Stops the watchdog (at process exit, before the CUDA driver is torn down).</summary>
+    public void StopWatching()
+    {
+        stopping = true;
+        if (Thread.CurrentThread != watchdog) watchdog.Join();
     }
 
     private static bool OnHost(Tensor t) => t.device_type != DeviceType.CUDA;
