@@ -26,7 +26,7 @@ namespace PostTrain.Eval.Runner;
 public sealed class EvalRunner(EvalSettings settings, TextWriter? output = null)
 {
     private readonly DataParallel _dp = new(Dist.World);
-    private TextWriter? progress => _dp.IsMain ? output : null;   // rank 0 reports
+    private TextWriter? Progress => _dp.IsMain ? output : null;   // rank 0 reports
 
     /// <summary>Reward plugins folder for task checkers given by plugin name (null = built-ins and paths only).</summary>
     public string? RewardsDir { get; init; }
@@ -58,7 +58,7 @@ public sealed class EvalRunner(EvalSettings settings, TextWriter? output = null)
                     .Select(u => (t.Task, t.Checker, Unit: u))).ToList();
                 if (pending.Count == 0)
                 {
-                    progress?.WriteLine($"eval {model.Label}: all samples already in {log.Path}");
+                    Progress?.WriteLine($"eval {model.Label}: all samples already in {log.Path}");
                     continue;
                 }
                 RunModel(model, pending, log, ct);
@@ -67,7 +67,7 @@ public sealed class EvalRunner(EvalSettings settings, TextWriter? output = null)
             var result = EvalResult.Compute(models.Select(m => m.Label).ToList(), loaded.Select(t => (t.Task, t.Problems)).ToList(), samples, settings);
             if (!_dp.IsMain) return result;
             var paths = ReportWriter.Write(outputDir, result, metricsPath, settings);
-            progress?.WriteLine($"eval: report in {paths.Html}");
+            Progress?.WriteLine($"eval: report in {paths.Html}");
             return result with { Reports = paths };
         }
     }
@@ -90,7 +90,7 @@ public sealed class EvalRunner(EvalSettings settings, TextWriter? output = null)
                 var done = Math.Min(pending.Count, round + _dp.Size);
                 log.Append(_dp.Gather(fresh));                       // in unit order, as one process appends them
                 var (task, _, unit) = pending[done - 1];
-                progress?.WriteLine($"eval {model.Label} {task.Name} {unit.Mode}: problems {unit.Problems[0].Index}..{unit.Problems[^1].Index} " +
+                Progress?.WriteLine($"eval {model.Label} {task.Name} {unit.Mode}: problems {unit.Problems[0].Index}..{unit.Problems[^1].Index} " +
                     $"({done}/{pending.Count} batches, {sw.Elapsed.TotalSeconds:F1} s, {generators.GetValueOrDefault(task.Name)?.LastStats.TokensPerSecond ?? 0:F0} tok/s)");
             }
         }

@@ -5,31 +5,31 @@
 // report are the same bytes as one process's; rank 0 alone prints the results.
 using System.Text.Json.Nodes;
 using PostTrain.Core.Model;
+using PostTrain.Training.Tests.Infra;
 
 namespace PostTrain.Training.Tests.Distributed;
 
 [Collection(MpiCollection.Name)]
 public sealed class DataParallelEvalTests : IDisposable
 {
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "posttrain-dp-eval-" + Guid.NewGuid().ToString("N"));
+    private readonly TempDir _tmp = new();
 
     public DataParallelEvalTests()
     {
-        Directory.CreateDirectory(_root);
         foreach (var (name, seed) in new[] { ("a", 1L), ("b", 2L) })
         {
             using var m = new DeepSeekForCausalLM(BuiltinModels.Micro());
             m.InitWeights(0.2, seed);
-            PretrainedModel.Save(m, Path.Combine(_root, name));
+            PretrainedModel.Save(m, _tmp[name]);
         }
         string[] words = ["apple", "Sun", "river", "Stone", "cloud"];
-        File.WriteAllLines(Path.Combine(_root, "tiny.jsonl"), words.Select(w => $"{{\"prompt\": \"Say {w}.\"}}"));
-        File.WriteAllText(Path.Combine(_root, "tiny.yaml"), "name: tiny\ndataset: tiny.jsonl\nchecker: regex\nchecker_options: { pattern: \"[a-z]\" }\nanswers: none\n");
-        File.WriteAllText(Path.Combine(_root, "eval.yaml"), $$"""
+        File.WriteAllLines(_tmp["tiny.jsonl"], words.Select(w => $"{{\"prompt\": \"Say {w}.\"}}"));
+        File.WriteAllText(_tmp["tiny.yaml"], "name: tiny\ndataset: tiny.jsonl\nchecker: regex\nchecker_options: { pattern: \"[a-z]\" }\nanswers: none\n");
+        File.WriteAllText(_tmp["eval.yaml"], $$"""
             recipe: eval
             seed: 7
-            models: [a={{Path.Combine(_root, "a")}}, b={{Path.Combine(_root, "b")}}]
-            tasks: [{{Path.Combine(_root, "tiny.yaml")}}]
+            models: [a={{_tmp["a"]}}, b={{_tmp["b"]}}]
+            tasks: [{{_tmp["tiny.yaml"]}}]
             samples: 3
             temperature: 1.0
             max_new_tokens: 6
@@ -38,21 +38,18 @@ public sealed class DataParallelEvalTests : IDisposable
             """);
     }
 
-    public void Dispose()
-    {
-        if (Directory.Exists(_root)) Directory.Delete(_root, true);
-    }
+    public void Dispose() => _tmp.Dispose();
 
     private (int, string) Cli(int ranks, string outputDir)
     {
-        string[] args = ["run", Path.Combine(_root, "eval.yaml"), $"output_dir={outputDir}"];
-        return ranks == 1 ? MpiRun.RunSingle(MpiRun.Cli, args) : MpiRun.Run(ranks, MpiRun.Cli, args);
+        string[] args = ["run", _tmp["eval.yaml"], $"output_dir={outputDir}"];
+        return MpiRun.RunCli(ranks, args);
     }
 
     [Fact]
     public void TwoRanksWriteTheSameSamplesAndReportAsOneProcess()
     {
-        string one = Path.Combine(_root, "one"), two = Path.Combine(_root, "two");
+        string one = _tmp["one"], two = _tmp["two"];
         var (rc, output) = Cli(1, one);
         Assert.True(rc == 0, output);
         (rc, output) = Cli(2, two);

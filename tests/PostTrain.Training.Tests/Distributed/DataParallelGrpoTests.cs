@@ -1,46 +1,37 @@
-// Data-parallel GRPO through the CLI: `posttrain run grpo.yaml` as one process and under mpirun as 2 ranks, on a
-// seeded toy task (a random-init Micro MoE with the byte tokenizer; reward = share of lowercase letters, a JS plugin).
-// The global batch is 3 prompts x 4 completions (split 2 + 1 prompts over the ranks), with a frozen reference (KL),
+// Data-parallel GRPO through the CLI: `posttrain run grpo.yaml` as one process and under mpirun as 2 and 4 ranks, on
+// a seeded toy task (a random-init Micro MoE with the byte tokenizer; reward = share of lowercase letters, a JS
+// plugin). The global batch is 3 prompts x 4 completions (2 + 1 prompts on 2 ranks; 1 + 1 + 1 + 0 on 4, so one rank
+// samples and trains on nothing yet takes part in every exchange and optimizer step), with a frozen reference (KL),
 // mu = 2 updates in micro-batches, batch-std advantages, dynamic sampling over 2 rounds, truncated importance sampling
-// and a sampled held-out eval before and after. The per-step rewards (and every rollout statistic), the eval means and
-// the number of groups trained equal the one-process run exactly; losses, KL and gradient norms agree to fp32
+// and a sampled held-out eval before and after. The per-step rewards (and every rollout statistic), the eval means
+// and the number of groups trained equal the one-process run exactly; losses, KL and gradient norms agree to fp32
 // rounding (relative 1e-4), and the final weights to 3e-4 of each tensor's norm: after 8 AdamW updates at lr 0.02 the
 // fp32 noise floor is that size (measured: one process with micro_batch_size 3 instead of 5, the same sums in another
 // order, ends 1.2e-4 away on the MTP embedding; 2 ranks ended 4e-5 away on model.embed_tokens). Rank 0 alone reports
-// and writes samples.
+// and writes samples. The one-process run is shared by the cases (GrpoBaseline).
 using System.Text.Json;
+using PostTrain.Training.Tests.Infra;
 using static TorchSharp.torch;
 
 namespace PostTrain.Training.Tests.Distributed;
 
-[Collection(MpiCollection.Name)]
-public sealed class DataParallelGrpoTests : IDisposable
+public sealed class GrpoBaseline : IDisposable
 {
-    private const string LowercasePlugin = """
-        // share of lowercase ASCII letters in the completion
-        function reward(sample, options) {
-          var s = sample.completion;
-          if (s.length === 0) return 0;
-          var n = 0;
-          for (var i = 0; i < s.length; i++) { var c = s.charAt(i); if (c >= "a" && c <= "z") n++; }
-          return n / s.length;
-        }
-        """;
+    private readonly TempDir _tmp = new();
+    private readonly Lazy<string> _one;
 
-    private readonly string _root = Path.Combine(Path.GetTempPath(), "posttrain-dp-grpo-" + Guid.NewGuid().ToString("N"));
-
-    public DataParallelGrpoTests()
+    public GrpoBaseline()
     {
-        Directory.CreateDirectory(Path.Combine(_root, "rewards"));
-        File.WriteAllText(Path.Combine(_root, "rewards", "lowercase.js"), LowercasePlugin);
-        File.WriteAllLines(Path.Combine(_root, "prompts.jsonl"), Enumerable.Range(0, 8).Select(i => $"{{\"prompt\": \"Q{i}:\"}}"));
-        File.WriteAllText(Path.Combine(_root, "grpo.yaml"), $$"""
+        Directory.CreateDirectory(_tmp["rewards"]);
+        File.WriteAllText(_tmp["rewards/lowercase.js"], Grpo.GrpoRecipeTests.LowercasePlugin);
+        File.WriteAllLines(_tmp["prompts.jsonl"], Enumerable.Range(0, 8).Select(i => $"{{\"prompt\": \"Q{i}:\"}}"));
+        File.WriteAllText(_tmp["grpo.yaml"], $$"""
             recipe: grpo
             seed: 11
             clip_grad_norm: 1.0
             model: { path: micro-moe, dtype: float32, device: cpu }
-            data: { path: {{Path.Combine(_root, "prompts.jsonl")}}, chat_template: plain, shuffle: true }
-            rewards_dir: {{Path.Combine(_root, "rewards")}}
+            data: { path: {{_tmp["prompts.jsonl"]}}, chat_template: plain, shuffle: true }
+            rewards_dir: {{_tmp["rewards"]}}
             rewards:
               - { name: lowercase, weight: 1.0 }
             grpo:
@@ -54,7 +45,7 @@ public sealed class DataParallelGrpoTests : IDisposable
               dynamic_sampling: true
               max_sampling_rounds: 2
               rollout_correction: tis
-            eval: { path: {{Path.Combine(_root, "prompts.jsonl")}}, rows: 5, samples: 2, max_new_tokens: 6, rewards: [{ name: lowercase }] }
+            eval: { path: {{_tmp["prompts.jsonl"]}}, rows: 5, samples: 2, max_new_tokens: 6, rewards: [{ name: lowercase }] }
             samples_every_n_steps: 2
             samples_groups: 3
             optimizer: { lr: 0.02, weight_decay: 0.0, betas: [0.9, 0.99] }
@@ -62,29 +53,38 @@ public sealed class DataParallelGrpoTests : IDisposable
             checkpoint: { every_n_steps: 0 }
             logging: { tensorboard: false, progress: plain, plain_interval_seconds: 1000 }
             """);
+        _one = new(() =>
+        {
+            var (rc, output) = Cli(1, _tmp["one"]);
+            Assert.True(rc == 0, output);
+            return _tmp["one"];
+        });
     }
 
-    public void Dispose()
-    {
-        if (Directory.Exists(_root)) Directory.Delete(_root, true);
-    }
+    /// <summary>The one-process run's directory.</summary>
+    public string OneProcess => _one.Value;
 
-    private (int, string) Cli(int ranks, string outputDir)
-    {
-        string[] args = ["run", Path.Combine(_root, "grpo.yaml"), $"output_dir={outputDir}", "max_steps=4"];
-        return ranks == 1 ? MpiRun.RunSingle(MpiRun.Cli, args) : MpiRun.Run(ranks, MpiRun.Cli, args);
-    }
+    public string Dir(string name) => _tmp[name];
 
+    public void Dispose() => _tmp.Dispose();
+
+    public (int, string) Cli(int ranks, string outputDir) =>
+        MpiRun.RunCli(ranks, ["run", _tmp["grpo.yaml"], $"output_dir={outputDir}", "max_steps=4"]);
+}
+
+[Collection(MpiCollection.Name)]
+public sealed class DataParallelGrpoTests(GrpoBaseline baseline) : IClassFixture<GrpoBaseline>
+{
     private static List<JsonElement> Metrics(string dir) =>
         File.ReadLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
 
-    [Fact]
-    public void TwoRanksSampleTheSameRewardsAndTrainTheSameWeightsAsOneProcess()
+    [Theory]
+    [InlineData(2)]
+    [InlineData(4)]
+    public void RanksSampleTheSameRewardsAndTrainTheSameWeightsAsOneProcess(int ranks)
     {
-        string one = Path.Combine(_root, "one"), two = Path.Combine(_root, "two");
-        var (rc, output) = Cli(1, one);
-        Assert.True(rc == 0, output);
-        (rc, output) = Cli(2, two);
+        string one = baseline.OneProcess, two = baseline.Dir($"ranks-{ranks}");
+        var (rc, output) = baseline.Cli(ranks, two);
         Assert.True(rc == 0, output);
         Assert.Equal(1, output.Split('\n').Count(l => l.Contains("final model:")));   // rank 0 alone reports
 
@@ -106,9 +106,9 @@ public sealed class DataParallelGrpoTests : IDisposable
             foreach (var p in a[i].EnumerateObject())
             {
                 double x = p.Value.GetDouble(), y = b[i].GetProperty(p.Name).GetDouble();
-                if (exact.Contains(p.Name)) Assert.True(x == y, $"line {i + 1} {p.Name}: 2 ranks {y:R}, one process {x:R}");
+                if (exact.Contains(p.Name)) Assert.True(x == y, $"line {i + 1} {p.Name}: {ranks} ranks {y:R}, one process {x:R}");
                 else if (close.Contains(p.Name))
-                    Assert.True(Math.Abs(x - y) <= 1e-4 * Math.Max(Math.Abs(x), 1e-3), $"line {i + 1} {p.Name}: 2 ranks {y:R}, one process {x:R}");
+                    Assert.True(Math.Abs(x - y) <= 1e-4 * Math.Max(Math.Abs(x), 1e-3), $"line {i + 1} {p.Name}: {ranks} ranks {y:R}, one process {x:R}");
             }
         }
         // the sample logs hold the same groups (rank 0 holds only some of them itself)
