@@ -39,6 +39,7 @@ public sealed class EvalVerb : ICliVerb
                 var runner = new EvalRunner(settings, io.Out) { RewardsDir = parse.GetValue(rewards) };
                 var result = runner.Run(parse.GetValue(models)!.Select(EvalModel.Parse).ToList(),
                     parse.GetValue(tasks)!.Select(BuiltinTasks.Resolve).ToList(), parse.GetValue(output)!, parse.GetValue(metrics), ct);
+                if (!PostTrain.Core.Distributed.Dist.IsMain) return Task.FromResult(CliApp.Ok);   // rank 0 reports
                 foreach (var m in result.Metrics)
                     io.Out.WriteLine($"{m.Model} {m.Task}: accuracy {m.Accuracy:F3} {m.AccuracyCi}" +
                         string.Concat(m.PassAtK.Select(kv => $", pass@{kv.Key} {kv.Value:F3}")) + (m.MajAtK is double maj ? $", maj@{m.SamplesPerProblem} {maj:F3}" : ""));

@@ -23,6 +23,16 @@ public sealed class RewardBatchResult(
 
     public double? Score(int sample, int reward) => Calls[sample][reward].Score;
 
+    /// <summary>The result of these calls ([sample][reward]): totals and statistics computed from them (what
+    /// RewardRunner returns; data-parallel recipes rebuild the global batch's result from every rank's calls).</summary>
+    public static RewardBatchResult FromCalls(IReadOnlyList<string> names, IReadOnlyList<double> weights, IReadOnlyList<IReadOnlyList<RewardCall>> calls)
+    {
+        var totals = calls.Select(row => RewardRunner.Combine(row.Select(c => c.Score).ToList(), weights)).ToList();
+        var stats = Enumerable.Range(0, names.Count)
+            .Select(r => RewardStats.From(names[r], weights[r], calls.Select(row => row[r]).ToList())).ToList();
+        return new RewardBatchResult(names, weights, calls, totals, stats);
+    }
+
     /// <summary>Flat metrics: {prefix}{name}/mean, /std, /applicable, /nulls, /errors, /timeouts, /{metric},
     /// and {prefix}total/mean, /std (over samples with a non-null total). Absent statistics are left out.</summary>
     public IReadOnlyDictionary<string, double> ToMetrics(string prefix = "rewards/")

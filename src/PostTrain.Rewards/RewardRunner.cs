@@ -62,11 +62,7 @@ public sealed class RewardRunner
         });
         await Task.WhenAll(batchCalls);
 
-        var weights = _rewards.Select(r => r.Weight).ToList();
-        var totals = calls.Select(row => Combine(row.Select(c => c.Score).ToList(), weights)).ToList();
-        var stats = Enumerable.Range(0, rewardCount)
-            .Select(r => RewardStats.From(_names[r], weights[r], calls.Select(row => row[r]).ToList())).ToList();
-        return new RewardBatchResult(_names, weights, calls, totals, stats);
+        return RewardBatchResult.FromCalls(_names, _rewards.Select(r => r.Weight).ToList(), calls);
     }
 
     /// <summary>Sum of weight * score over non-null scores; null when every score is null.</summary>

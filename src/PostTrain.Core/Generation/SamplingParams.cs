@@ -16,6 +16,8 @@ namespace PostTrain.Core.Generation;
 /// <see cref="GenerationOptions.Decoder"/>). The token that completes the text is kept; text is not trimmed.</param>
 /// <param name="Seed">Seeds the counter-based sampler (CounterRng): the noise for prompt i's t-th token depends only on
 /// (Seed, i, t), on any device and for any batch size, chunking or compaction.</param>
+/// <param name="FirstRowKey">The i above for the call's first prompt (then +1 per prompt): a data-parallel rank that
+/// generates rows [k, k + n) of a global batch passes k, so its rows draw the noise they draw in one process.</param>
 public sealed record SamplingParams(
     double Temperature = 1,
     double TopP = 1,
@@ -24,7 +26,8 @@ public sealed record SamplingParams(
     int MaxNewTokens = 256,
     IReadOnlyList<int>? StopTokenIds = null,
     IReadOnlyList<string>? StopStrings = null,
-    long Seed = 0)
+    long Seed = 0,
+    long FirstRowKey = 0)
 {
     public static SamplingParams Greedy(int maxNewTokens = 256) => new(Temperature: 0, MaxNewTokens: maxNewTokens);
 
@@ -37,6 +40,7 @@ public sealed record SamplingParams(
         if (double.IsNaN(TopP) || TopP <= 0 || TopP > 1) throw new ArgumentException($"SamplingParams.TopP must be in (0, 1] (got {TopP})");
         if (TopK < 0) throw new ArgumentException($"SamplingParams.TopK must be >= 0 (got {TopK})");
         if (double.IsNaN(MinP) || MinP < 0 || MinP >= 1) throw new ArgumentException($"SamplingParams.MinP must be in [0, 1) (got {MinP})");
+        if (FirstRowKey is < 0 or > int.MaxValue) throw new ArgumentException($"SamplingParams.FirstRowKey must be in [0, 2^31) (got {FirstRowKey})");
         if (MaxNewTokens < 1) throw new ArgumentException($"SamplingParams.MaxNewTokens must be >= 1 (got {MaxNewTokens})");
         if (StopStrings is not null)
             for (int i = 0; i < StopStrings.Count; i++)

@@ -77,7 +77,7 @@ public sealed class TokenGenerator
         using var cache = cm.NewCache(batch.Batch, P + p.MaxNewTokens, withMtp: false, device);
         if (run.Options.RecordRouting) cache.RecordRouting(cm.MoeLayerCount, cm.Model.Config.NumExpertsPerTok);
         Tensor logits, pos;   // (B, V) fp32 next-token logits; (B) position of the next token
-        var rowKeys = tensor(rows.Select(r => (long)r.PromptIndex).ToArray(), device: device).DetachFromDisposeScope();   // (B)
+        var rowKeys = tensor(rows.Select(r => p.FirstRowKey + r.PromptIndex).ToArray(), device: device).DetachFromDisposeScope();   // (B)
         long t0 = Stopwatch.GetTimestamp();
         using (var scope = NewDisposeScope())
         {

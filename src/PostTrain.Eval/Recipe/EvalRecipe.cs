@@ -42,6 +42,7 @@ public sealed class EvalRecipe(EvalRecipeConfig cfg) : IRecipe
             var runner = new EvalRunner(settings, ctx.Log) { RewardsDir = cfg.RewardsDir };
             var result = runner.Run(cfg.Models.Select(EvalModel.Parse).ToList(), cfg.Tasks.Select(BuiltinTasks.Resolve).ToList(),
                 cfg.OutputDir, cfg.Metrics, ct);
+            if (!PostTrain.Core.Distributed.Dist.IsMain) return 0;   // rank 0 reports
             foreach (var m in result.Metrics)
                 ctx.Log.WriteLine($"{m.Model} {m.Task}: accuracy {m.Accuracy:F3} {m.AccuracyCi}" +
                     string.Concat(m.PassAtK.Select(kv => $", pass@{kv.Key} {kv.Value:F3}")));

@@ -4,7 +4,12 @@
 // their samples); a unit whose samples are all in the log is skipped, and a model whose units are all done is not
 // even loaded, so an interrupted eval continues where it stopped. Sampling noise depends only on (seed, task, chunk,
 // position in the chunk), so a resumed eval draws what the uninterrupted one would have. Then metrics and reports.
+// Data parallel (several ranks): the pending units are dealt round-robin (rank r runs units r, r + N, ...: each unit's
+// batch is the one a single process generates), every rank's scored samples are gathered after each round in unit
+// order, and rank 0 appends them to samples.jsonl, prints progress and writes the reports: the same files as one
+// process. Every rank loads the model.
 using System.Diagnostics;
+using PostTrain.Core.Distributed;
 using PostTrain.Core.Generation;
 using PostTrain.Core.Runtime;
 using PostTrain.Data.Examples;
@@ -14,11 +19,15 @@ using PostTrain.Eval.Metrics;
 using PostTrain.Eval.Reports;
 using PostTrain.Eval.Tasks;
 using PostTrain.Rewards;
+using PostTrain.Training.Distributed;
 
 namespace PostTrain.Eval.Runner;
 
-public sealed class EvalRunner(EvalSettings settings, TextWriter? progress = null)
+public sealed class EvalRunner(EvalSettings settings, TextWriter? output = null)
 {
+    private readonly DataParallel _dp = new(Dist.World);
+    private TextWriter? Progress => _dp.IsMain ? output : null;   // rank 0 reports
+
     /// <summary>Reward plugins folder for task checkers given by plugin name (null = built-ins and paths only).</summary>
     public string? RewardsDir { get; init; }
 
@@ -34,27 +43,31 @@ public sealed class EvalRunner(EvalSettings settings, TextWriter? progress = nul
         Unique(models.Select(m => m.Label), "model label", "give models distinct labels (label=dir)");
         Unique(tasks.Select(t => t.Name), "task name", "give tasks distinct names");
         Directory.CreateDirectory(outputDir);
+        if (!_dp.IsMain) _dp.Group.Barrier();   // rank 0 writes the settings file first; the others check theirs against it
         settings.SaveOrCheck(outputDir);
+        if (_dp.IsMain) _dp.Group.Barrier();
 
         var registry = PostTrain.Training.RewardModeling.TrainingRewardRegistry.Create(RewardsDir);
         var loaded = tasks.Select(t => (Task: t, Problems: EvalProblem.Load(t, settings.Limit), Checker: registry.Create(t.Checker, t.CheckerOptions))).ToList();
-        using (var log = new SampleLog(outputDir))
+        using (var log = new SampleLog(outputDir, write: _dp.IsMain))
         {
+            _dp.Group.Barrier();   // every rank has read the log before rank 0 appends to it
             foreach (var model in models)
             {
                 var pending = loaded.SelectMany(t => Units(t.Task, t.Problems).Where(u => !u.Keys(model.Label).All(log.Contains))
                     .Select(u => (t.Task, t.Checker, Unit: u))).ToList();
                 if (pending.Count == 0)
                 {
-                    progress?.WriteLine($"eval {model.Label}: all samples already in {log.Path}");
+                    Progress?.WriteLine($"eval {model.Label}: all samples already in {log.Path}");
                     continue;
                 }
                 RunModel(model, pending, log, ct);
             }
             var samples = log.All.ToList();
             var result = EvalResult.Compute(models.Select(m => m.Label).ToList(), loaded.Select(t => (t.Task, t.Problems)).ToList(), samples, settings);
+            if (!_dp.IsMain) return result;
             var paths = ReportWriter.Write(outputDir, result, metricsPath, settings);
-            progress?.WriteLine($"eval: report in {paths.Html}");
+            Progress?.WriteLine($"eval: report in {paths.Html}");
             return result with { Reports = paths };
         }
     }
@@ -68,47 +81,55 @@ public sealed class EvalRunner(EvalSettings settings, TextWriter? progress = nul
             net.eval();
             var template = ChatTemplates.Resolve("auto", tokenizer, model.Directory);
             var sw = Stopwatch.StartNew();
-            int done = 0;
-            foreach (var group in pending.GroupBy(p => p.Task.Name))
+            var generators = new Dictionary<string, TokenGenerator>();
+            for (int round = 0; round < pending.Count; round += _dp.Size)
             {
-                var task = group.First().Task;
-                var generator = new TokenGenerator(net, new GenerationOptions
-                {
-                    MaxBatchSize = settings.BatchSize,
-                    Decoder = task.StopStrings is { Count: > 0 } ? new FuncTextDecoder(ids => tokenizer.DecodeGenerated(ids)) : null,
-                });
-                foreach (var (_, checker, unit) in group)
-                {
-                    ct.ThrowIfCancellationRequested();
-                    var prompts = unit.Problems.Select(p => Render(template, task, p)).ToArray();
-                    var batch = unit.Problems.SelectMany((p, i) => Enumerable.Repeat(prompts[i], unit.SamplesPerProblem)).ToArray();
-                    var sampling = new SamplingParams(
-                        Temperature: unit.Mode == EvalSample.Greedy ? 0 : settings.Temperature,
-                        TopP: unit.Mode == EvalSample.Greedy ? 1 : settings.TopP,
-                        MaxNewTokens: settings.MaxNewTokens,
-                        StopTokenIds: [tokenizer.EosId],
-                        StopStrings: task.StopStrings is { Count: > 0 } s ? s : null,
-                        Seed: unit.Seed);
-                    var results = generator.Generate(batch, sampling, ct);
-                    var fresh = new List<EvalSample>();
-                    for (int i = 0; i < batch.Length; i++)
-                    {
-                        var problem = unit.Problems[i / unit.SamplesPerProblem];
-                        int sampleIndex = i % unit.SamplesPerProblem;
-                        if (log.Contains((model.Label, task.Name, unit.Mode, problem.Index, sampleIndex))) continue;
-                        fresh.Add(Describe(model.Label, task, unit.Mode, problem, sampleIndex, batch[i].Length, results[i], tokenizer));
-                    }
-                    log.Append(Score(fresh, task, unit, checker, ct));
-                    done++;
-                    progress?.WriteLine($"eval {model.Label} {task.Name} {unit.Mode}: problems {unit.Problems[0].Index}..{unit.Problems[^1].Index} " +
-                        $"({done}/{pending.Count} batches, {sw.Elapsed.TotalSeconds:F1} s, {generator.LastStats.TokensPerSecond:F0} tok/s)");
-                }
+                ct.ThrowIfCancellationRequested();
+                int mine = round + _dp.Group.Rank;                   // this rank's unit of the round (none past the end)
+                var fresh = mine < pending.Count ? RunUnit(model.Label, net, tokenizer, template, pending[mine], generators, log, ct) : [];
+                var done = Math.Min(pending.Count, round + _dp.Size);
+                log.Append(_dp.Gather(fresh));                       // in unit order, as one process appends them
+                var (task, _, unit) = pending[done - 1];
+                Progress?.WriteLine($"eval {model.Label} {task.Name} {unit.Mode}: problems {unit.Problems[0].Index}..{unit.Problems[^1].Index} " +
+                    $"({done}/{pending.Count} batches, {sw.Elapsed.TotalSeconds:F1} s, {generators.GetValueOrDefault(task.Name)?.LastStats.TokensPerSecond ?? 0:F0} tok/s)");
             }
         }
         finally
         {
             if (owned) net.Dispose();
         }
+    }
+
+    /// <summary>One unit's samples (those not in the log yet), generated and scored.</summary>
+    private List<EvalSample> RunUnit(string label, PostTrain.Core.Model.DeepSeekForCausalLM net, ITokenizer tokenizer, IChatTemplate template,
+        (EvalTask Task, IReward Checker, Unit Unit) item, Dictionary<string, TokenGenerator> generators, SampleLog log, CancellationToken ct)
+    {
+        var (task, checker, unit) = item;
+        if (!generators.TryGetValue(task.Name, out var generator))
+            generators[task.Name] = generator = new TokenGenerator(net, new GenerationOptions
+            {
+                MaxBatchSize = settings.BatchSize,
+                Decoder = task.StopStrings is { Count: > 0 } ? new FuncTextDecoder(ids => tokenizer.DecodeGenerated(ids)) : null,
+            });
+        var prompts = unit.Problems.Select(p => Render(template, task, p)).ToArray();
+        var batch = unit.Problems.SelectMany((p, i) => Enumerable.Repeat(prompts[i], unit.SamplesPerProblem)).ToArray();
+        var sampling = new SamplingParams(
+            Temperature: unit.Mode == EvalSample.Greedy ? 0 : settings.Temperature,
+            TopP: unit.Mode == EvalSample.Greedy ? 1 : settings.TopP,
+            MaxNewTokens: settings.MaxNewTokens,
+            StopTokenIds: [tokenizer.EosId],
+            StopStrings: task.StopStrings is { Count: > 0 } s ? s : null,
+            Seed: unit.Seed);
+        var results = generator.Generate(batch, sampling, ct);
+        var fresh = new List<EvalSample>();
+        for (int i = 0; i < batch.Length; i++)
+        {
+            var problem = unit.Problems[i / unit.SamplesPerProblem];
+            int sampleIndex = i % unit.SamplesPerProblem;
+            if (log.Contains((label, task.Name, unit.Mode, problem.Index, sampleIndex))) continue;
+            fresh.Add(Describe(label, task, unit.Mode, problem, sampleIndex, batch[i].Length, results[i], tokenizer));
+        }
+        return Score(fresh, task, unit, checker, ct);
     }
 
     private static int[] Render(IChatTemplate template, EvalTask task, EvalProblem p)

@@ -1,6 +1,7 @@
 // samples.jsonl: every finished sample, appended (and flushed) as each batch is scored, so an interrupted eval resumes
 // where it stopped. On open, the file is read back; a torn last line (a crash mid-write) is cut off before appending.
-// A malformed line elsewhere is an error naming the file and line.
+// A malformed line elsewhere is an error naming the file and line. A read-only log (write: false; the other ranks of a
+// data-parallel eval) reads the file and keeps appended samples in memory only.
 using System.Text;
 using System.Text.Json;
 
@@ -10,16 +11,17 @@ public sealed class SampleLog : IDisposable
 {
     public const string FileName = "samples.jsonl";
 
-    private readonly FileStream _stream;
+    private readonly FileStream? _stream;
     private readonly Dictionary<(string, string, string, int, int), EvalSample> _samples = new();
 
     public string Path { get; }
 
-    public SampleLog(string outputDir)
+    public SampleLog(string outputDir, bool write = true)
     {
         Directory.CreateDirectory(outputDir);
         Path = System.IO.Path.Combine(outputDir, FileName);
         long keep = File.Exists(Path) ? ReadExisting() : 0;
+        if (!write) return;
         _stream = new FileStream(Path, FileMode.OpenOrCreate, FileAccess.Write, FileShare.Read);
         _stream.SetLength(keep);
         _stream.Seek(keep, SeekOrigin.Begin);
@@ -40,8 +42,8 @@ public sealed class SampleLog : IDisposable
             buffer.WriteByte((byte)'\n');
             _samples[s.Key] = s;
         }
-        _stream.Write(buffer.GetBuffer(), 0, (int)buffer.Length);
-        _stream.Flush(flushToDisk: true);
+        _stream?.Write(buffer.GetBuffer(), 0, (int)buffer.Length);
+        _stream?.Flush(flushToDisk: true);
     }
 
     /// <summary>Loads complete lines; returns the byte length of the good prefix.</summary>
@@ -69,5 +71,5 @@ public sealed class SampleLog : IDisposable
         return good;
     }
 
-    public void Dispose() => _stream.Dispose();
+    public void Dispose() => _stream?.Dispose();
 }

@@ -73,11 +73,13 @@ public static class DistillOutput
     /// <summary>Writes the shard's rows (atomically; none = no file) and returns the path relative to the run, or null.</summary>
     public static string? WriteShard(string outputDir, int index, IReadOnlyCollection<DistillRow> rows)
     {
-        if (rows.Count == 0) return null;
-        var relative = Path.Combine(DataDir, ShardName(index));
-        DatasetFiles.WriteParquet(Path.Combine(outputDir, relative), rows);
+        var relative = ShardFile(index, rows.Count);
+        if (relative is not null) DatasetFiles.WriteParquet(Path.Combine(outputDir, relative), rows);
         return relative;
     }
+
+    /// <summary>Shard index's file relative to the output folder; null when it has no rows (no file).</summary>
+    public static string? ShardFile(int index, int rows) => rows == 0 ? null : Path.Combine(DataDir, ShardName(index));
 
     public static DistillState? ReadState(string outputDir)
     {

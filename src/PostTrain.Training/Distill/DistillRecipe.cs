@@ -7,10 +7,15 @@
 // Work goes shard by shard (problems_per_shard problems: one teacher call, one shard file, one state update), so an
 // interrupted run resumes at the first unfinished shard and, with seeded sampling, ends with the same dataset.
 // Progress, per-shard metrics (metrics.jsonl + TensorBoard) and final statistics (table + stats.json).
+// Data parallel (several ranks): each shard's problems are split over the ranks (a problem's k samples on one rank,
+// each drawn with its row of the shard's call), sampled and scored there, and gathered in problem order; rank 0 then
+// writes the shard, the state, metrics and stats exactly as one process would (so resume works as before).
 // Simplification: shards run one after another (a slow request holds up its shard's end).
 using System.Diagnostics;
 using System.Text.Json;
+using PostTrain.Core.Distributed;
 using PostTrain.Rewards;
+using PostTrain.Training.Distributed;
 using PostTrain.Training.Infra;
 using PostTrain.Training.Recipes;
 
@@ -25,6 +30,8 @@ public sealed class DistillRecipe(DistillConfig cfg) : IRecipe
     private ITeacher? _teacher;
     private MetricsLogger? _metrics;
     private DistillState _state = new();
+    private readonly DataParallel _dp = new(Dist.World);
+    private TextWriter _log = TextWriter.Null;   // rank 0's log
 
     /// <summary>Raised after each shard and the state file are written (tests stop a run here to check resume).</summary>
     public event Action<ShardInfo>? ShardWritten;
@@ -70,6 +77,7 @@ public sealed class DistillRecipe(DistillConfig cfg) : IRecipe
     private void Setup(RecipeContext ctx)
     {
         Validate();
+        _log = _dp.Log(ctx.Log);
         _template = ReasoningTemplate.From(cfg.Sampling);
         _filter = new SampleFilter(cfg.Filters, _template);
         var registry = RewardModeling.TrainingRewardRegistry.Create(cfg.RewardsDir);
@@ -80,15 +88,15 @@ public sealed class DistillRecipe(DistillConfig cfg) : IRecipe
         if (cfg.Decontamination is { Paths.Count: > 0 } d)
         {
             evalSets = NgramIndex.FromEvalSets(d);
-            ctx.Log.WriteLine($"decontamination: {evalSets.Texts} eval texts ({string.Join(", ", d.Paths)}), {d.Ngram}-grams");
+            _log.WriteLine($"decontamination: {evalSets.Texts} eval texts ({string.Join(", ", d.Paths)}), {d.Ngram}-grams");
         }
         _problems = new DistillProblems(cfg.Data, evalSets);
-        ctx.Log.WriteLine($"problems: {_problems.Items.Count} of {_problems.Rows} rows in {cfg.Data.Path}" +
+        _log.WriteLine($"problems: {_problems.Items.Count} of {_problems.Rows} rows in {cfg.Data.Path}" +
             (evalSets is null ? "" : $" ({_problems.Decontaminated} dropped: they share a {evalSets.N}-gram with an eval set)"));
 
         var settings = Settings();
         var previous = cfg.Output.Resume ? DistillOutput.ReadState(cfg.OutputDir) : null;
-        if (!cfg.Output.Resume) DistillOutput.Clear(cfg.OutputDir);
+        if (!cfg.Output.Resume && _dp.IsMain) DistillOutput.Clear(cfg.OutputDir);
         if (previous is not null)
         {
             foreach (var (key, value) in settings)
@@ -96,14 +104,14 @@ public sealed class DistillRecipe(DistillConfig cfg) : IRecipe
                     throw new RecipeConfigException($"{Path.Combine(cfg.OutputDir, DistillOutput.StateFile)}: this run's '{key}' differs from the one that " +
                         $"made the shards there (was {previous.Settings.GetValueOrDefault(key) ?? "absent"}, now {value}); use another output_dir, or output.resume=false to start over");
             _state = previous;
-            ctx.Log.WriteLine($"resuming: {previous.Shards.Count} shards done ({previous.NextProblem} problems, {previous.Counts.Kept} samples kept)");
+            _log.WriteLine($"resuming: {previous.Shards.Count} shards done ({previous.NextProblem} problems, {previous.Counts.Kept} samples kept)");
         }
         else
         {
-            DistillOutput.Clear(cfg.OutputDir);   // shards of an unfinished first shard (no state yet) are stale
+            if (_dp.IsMain) DistillOutput.Clear(cfg.OutputDir);   // shards of an unfinished first shard (no state yet) are stale
             _state = new DistillState { Settings = settings };
         }
-        _metrics = new MetricsLogger(cfg.OutputDir, cfg.Logging.Tensorboard, resumedFromStep: previous is null ? null : previous.NextProblem);
+        if (_dp.IsMain) _metrics = new MetricsLogger(cfg.OutputDir, cfg.Logging.Tensorboard, resumedFromStep: previous is null ? null : previous.NextProblem);
     }
 
     /// <summary>What decides the output, as JSON per key; a resumed run must match (max_problems, concurrency, timeouts,
@@ -134,10 +142,10 @@ public sealed class DistillRecipe(DistillConfig cfg) : IRecipe
         if (_state.NextProblem < total)
         {
             _teacher = cfg.Teacher.Kind == TeacherKind.Local
-                ? new LocalTeacher(cfg.Teacher, cfg.Seed, ctx.Log)
+                ? new LocalTeacher(cfg.Teacher, cfg.Seed, _log)
                 : new OpenAiTeacher(cfg.Teacher, cfg.Seed);
-            ctx.Log.WriteLine($"teacher: {_teacher.Name}");
-            using var progress = ctx.CreateProgress(cfg.Logging, total, _state.NextProblem, new ProgressLabels("problems", "pass_rate", "problems"));
+            _log.WriteLine($"teacher: {_teacher.Name}");
+            using var progress = _dp.Progress(() => ctx.CreateProgress(cfg.Logging, total, _state.NextProblem, new ProgressLabels("problems", "pass_rate", "problems")));
             while (_state.NextProblem < total)
             {
                 ct.ThrowIfCancellationRequested();
@@ -145,8 +153,9 @@ public sealed class DistillRecipe(DistillConfig cfg) : IRecipe
                 var shard = await RunShard(index, first, end, ct);
                 ProblemsGenerated += end - first;
                 _state = _state with { Shards = [.. _state.Shards, shard.Info], Seconds = before + clock.Elapsed.TotalSeconds };
-                DistillOutput.WriteState(cfg.OutputDir, _state);
-                _metrics!.Log(end, shard.Metrics(_state.Counts, _teacher.Retries));
+                if (_dp.IsMain) DistillOutput.WriteState(cfg.OutputDir, _state);
+                long retries = (long)_dp.Sum(_teacher.Retries)[0];
+                _metrics?.Log(end, shard.Metrics(_state.Counts, retries));
                 progress.Update(end, shard.PassRate, shard.CompletionTokens);
                 progress.Message($"shard {index}: problems {first}-{end - 1}, kept {shard.Info.Rows}/{shard.Samples} samples" +
                     (shard.Info.File is { } file ? $" -> {Path.Combine(cfg.OutputDir, file)}" : " (none kept: no file)"));
@@ -155,10 +164,10 @@ public sealed class DistillRecipe(DistillConfig cfg) : IRecipe
         }
         Stats = DistillStats.From(_state.Counts, _teacher?.Name ?? TeacherName(), _problems.Rows, _problems.Decontaminated,
             cfg.Sampling.SamplesPerProblem, _state.Shards.Count(s => s.File is not null), _state.Seconds);
-        AtomicFile.WriteAllText(Path.Combine(cfg.OutputDir, DistillOutput.StatsFile), JsonSerializer.Serialize(Stats, DistillOutput.Json));
-        ctx.Log.WriteLine();
-        ctx.Log.Write(Stats.ToTable());
-        ctx.Log.WriteLine($"dataset: {Path.Combine(cfg.OutputDir, DistillOutput.DataDir)} (train on it with recipe: sft, data.path: {Path.Combine(cfg.OutputDir, DistillOutput.DataDir)}, data.format: messages)");
+        if (_dp.IsMain) AtomicFile.WriteAllText(Path.Combine(cfg.OutputDir, DistillOutput.StatsFile), JsonSerializer.Serialize(Stats, DistillOutput.Json));
+        _log.WriteLine();
+        _log.Write(Stats.ToTable());
+        _log.WriteLine($"dataset: {Path.Combine(cfg.OutputDir, DistillOutput.DataDir)} (train on it with recipe: sft, data.path: {Path.Combine(cfg.OutputDir, DistillOutput.DataDir)}, data.format: messages)");
     }
 
     private string TeacherName() => cfg.Teacher.Kind == TeacherKind.Local ? "local:" + cfg.Teacher.Path : $"openai:{cfg.Teacher.Model}@{cfg.Teacher.BaseUrl}";
@@ -169,6 +178,9 @@ public sealed class DistillRecipe(DistillConfig cfg) : IRecipe
         ulong x = (ulong)cfg.Seed ^ ((ulong)problem << 16) ^ (ulong)sample ^ 0x5851F42D4C957F2DUL;
         return (long)(Rng.SplitMix64(ref x) & 0x7FFF_FFFF_FFFF_FFFF);
     }
+
+    /// <summary>A teacher sample with its reward calls, as ranks exchange them.</summary>
+    private sealed record ScoredRequest(TeacherSample Sample, IReadOnlyList<RewardCall> Calls);
 
     private sealed record ShardResult(ShardInfo Info, int Samples, double PassRate, long CompletionTokens, double GenerationSeconds, double RewardSeconds,
         Dictionary<string, long> Rejected)
@@ -192,15 +204,20 @@ public sealed class DistillRecipe(DistillConfig cfg) : IRecipe
         int k = cfg.Sampling.SamplesPerProblem;
         var problems = _problems.Items.Skip(first).Take(end - first).ToList();
         var requests = problems.SelectMany(p => Enumerable.Range(0, k).Select(j => new TeacherRequest(_template.Messages(p.Prompt), SampleSeed(p.Index, j)))).ToList();
+        var (mine, count) = _dp.ShardRange(problems.Count);     // this rank's problems (one process: all)
         var sw = Stopwatch.StartNew();
-        var samples = await _teacher!.GenerateAsync(requests, cfg.Sampling, ct);
-        double genSeconds = sw.Elapsed.TotalSeconds;
-        if (samples.Count != requests.Count) throw new InvalidOperationException($"teacher {_teacher.Name} returned {samples.Count} samples for {requests.Count} requests");
+        var local = await _teacher!.GenerateAsync(requests, mine * k, count * k, cfg.Sampling, ct);
+        double localGen = sw.Elapsed.TotalSeconds;
+        if (local.Count != count * k) throw new InvalidOperationException($"teacher {_teacher.Name} returned {local.Count} samples for {count * k} requests");
 
         sw.Restart();
-        var inputs = samples.Select((s, i) => new RewardInput(problems[i / k].Prompt, s.Text, problems[i / k].Columns)).ToList();
-        var scored = await _rewards.ScoreAsync(inputs, ct);
-        double rewardSeconds = sw.Elapsed.TotalSeconds;
+        var inputs = local.Select((s, i) => new RewardInput(problems[mine + i / k].Prompt, s.Text, problems[mine + i / k].Columns)).ToList();
+        var localScored = await _rewards.ScoreAsync(inputs, ct);
+        var times = _dp.Max(localGen, sw.Elapsed.TotalSeconds);
+        double genSeconds = times[0], rewardSeconds = times[1];
+        var all = _dp.Gather(local.Select((s, i) => new ScoredRequest(s, localScored.Calls[i])).ToList());   // problem order
+        var samples = all.Select(x => x.Sample).ToList();
+        var scored = RewardBatchResult.FromCalls(_rewards.Names, localScored.Weights, all.Select(x => x.Calls).ToList());
 
         var c = _state.Counts;
         var rows = new List<DistillRow>();
@@ -243,7 +260,7 @@ public sealed class DistillRecipe(DistillConfig cfg) : IRecipe
             if (problemKept > 0) c.ProblemsKept++;
             c.PassShareSum += (double)problemPassed / k;
         }
-        var file = DistillOutput.WriteShard(cfg.OutputDir, index, rows);
+        var file = _dp.IsMain ? DistillOutput.WriteShard(cfg.OutputDir, index, rows) : DistillOutput.ShardFile(index, rows.Count);
         var info = new ShardInfo { Index = index, File = file, FirstProblem = first, EndProblem = end, Rows = rows.Count };
         return new ShardResult(info, samples.Count, (double)passed / samples.Count, tokens, genSeconds, rewardSeconds, rejected);
     }

@@ -3,6 +3,7 @@
 // prefix, and one GenerateAsync call is one batched TokenGenerator.Generate (cut into batches of batch_size rows).
 // The sampler's noise depends on (seed of the call's first request, row index in the call, token index), so the same
 // request list always gives the same samples; the recipe calls once per shard, which makes resumed runs reproducible.
+// A data-parallel rank generates its rows of the shard's call with their row indices in the whole call.
 using PostTrain.Core.Generation;
 using PostTrain.Core.Model;
 using PostTrain.Data.Templates;
@@ -35,13 +36,19 @@ public sealed class LocalTeacher : ITeacher
     }
 
     public Task<IReadOnlyList<TeacherSample>> GenerateAsync(IReadOnlyList<TeacherRequest> requests, DistillSamplingConfig s, CancellationToken ct) =>
-        Task.Run(() => Generate(requests, s, ct), ct);
+        GenerateAsync(requests, 0, requests.Count, s, ct);
 
-    private IReadOnlyList<TeacherSample> Generate(IReadOnlyList<TeacherRequest> requests, DistillSamplingConfig s, CancellationToken ct)
+    public Task<IReadOnlyList<TeacherSample>> GenerateAsync(IReadOnlyList<TeacherRequest> requests, int first, int count, DistillSamplingConfig s, CancellationToken ct) =>
+        Task.Run(() => Generate(requests, first, count, s, ct), ct);
+
+    /// <summary>Rows [first, first + count) of the call: noise seeded by the call's first request, rows keyed by their
+    /// index in the whole call.</summary>
+    private IReadOnlyList<TeacherSample> Generate(IReadOnlyList<TeacherRequest> requests, int first, int count, DistillSamplingConfig s, CancellationToken ct)
     {
-        if (requests.Count == 0) return [];
-        var prompts = requests.Select(r => _template.RenderPrompt(r.Messages)).ToList();
-        var sampling = new SamplingParams(s.Temperature, s.TopP, MaxNewTokens: s.MaxTokens, StopTokenIds: [_tokenizer.EosId], Seed: requests[0].Seed);
+        if (count == 0) return [];
+        var prompts = requests.Skip(first).Take(count).Select(r => _template.RenderPrompt(r.Messages)).ToList();
+        var sampling = new SamplingParams(s.Temperature, s.TopP, MaxNewTokens: s.MaxTokens, StopTokenIds: [_tokenizer.EosId], Seed: requests[0].Seed,
+            FirstRowKey: first);
         var results = _generator.Generate(prompts, sampling, ct);
         return results.Select((r, i) => new TeacherSample(CompletionText.Decode(_tokenizer, r), prompts[i].Length, r.Length, r.FinishReason)).ToList();
     }

@@ -64,6 +64,10 @@ public sealed class OpenAiTeacher : ITeacher
         return key;
     }
 
+    /// <summary>Requests are independent (each carries its own seed): a share of a call is those requests alone.</summary>
+    public Task<IReadOnlyList<TeacherSample>> GenerateAsync(IReadOnlyList<TeacherRequest> requests, int first, int count, DistillSamplingConfig s, CancellationToken ct) =>
+        GenerateAsync(requests.Skip(first).Take(count).ToList(), s, ct);
+
     public async Task<IReadOnlyList<TeacherSample>> GenerateAsync(IReadOnlyList<TeacherRequest> requests, DistillSamplingConfig s, CancellationToken ct)
     {
         // the first request that fails for good cancels the others, and its error (not a sibling's cancellation) is thrown

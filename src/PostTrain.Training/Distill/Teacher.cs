@@ -23,5 +23,10 @@ public interface ITeacher : IDisposable
     /// <summary>Requests retried since the teacher was created (0 for local teachers).</summary>
     long Retries { get; }
 
-    Task<IReadOnlyList<TeacherSample>> GenerateAsync(IReadOnlyList<TeacherRequest> requests, DistillSamplingConfig sampling, CancellationToken ct);
+    /// <summary>Samples requests[first .. first + count) of a call: what the whole call would return for them (data-parallel
+    /// ranks each draw their share of a shard's call).</summary>
+    Task<IReadOnlyList<TeacherSample>> GenerateAsync(IReadOnlyList<TeacherRequest> requests, int first, int count, DistillSamplingConfig sampling, CancellationToken ct);
+
+    Task<IReadOnlyList<TeacherSample>> GenerateAsync(IReadOnlyList<TeacherRequest> requests, DistillSamplingConfig sampling, CancellationToken ct) =>
+        GenerateAsync(requests, 0, requests.Count, sampling, ct);
 }

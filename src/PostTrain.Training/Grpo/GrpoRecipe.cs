@@ -5,12 +5,17 @@
 // (PolicyUpdate). Logs rewards, KL, entropy, clip ratios, lengths, throughput and a time split per step; writes
 // sample completions; checkpoints with exact resume (model as a Hugging Face directory, optimizer state, data
 // position; sampling noise is a pure function of (seed, step, round)); optional greedy held-out eval before and
-// after; the final model goes to <output_dir>/final (run mechanics: TrainingRun). Simplifications: one device;
-// generation and training share it.
+// after; the final model goes to <output_dir>/final (run mechanics: TrainingRun). Data parallel (several ranks): each
+// step's prompts are split over the ranks (a group's G completions on one rank, row streams as in one process), the
+// ranks exchange rewards and lengths (GroupView) so advantages and metrics are the global batch's, each trains on its
+// groups with losses normalised by global counts (PolicyUpdate); held-out eval is sharded and gathered. Rank 0 logs,
+// writes samples and checkpoints. Simplification: generation and training share each rank's device.
+using PostTrain.Core.Distributed;
 using PostTrain.Core.Model;
 using PostTrain.Data.Templates;
 using PostTrain.Data.Tokenizers;
 using PostTrain.Rewards;
+using PostTrain.Training.Distributed;
 using PostTrain.Training.Infra;
 using PostTrain.Training.Recipes;
 using PostTrain.Training.Run;
@@ -65,23 +70,24 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
     {
         Validate();
         random.manual_seed(cfg.Seed);
-        var loaded = ModelSetup.Load(cfg.Model, cfg.Seed, ctx.Log);
+        var log = new DataParallel(Dist.World).Log(ctx.Log);   // rank 0 reports
+        var loaded = ModelSetup.Load(cfg.Model, cfg.Seed, log);
         (_model, _tokenizer) = (loaded.Model, loaded.Tokenizer);
         if (cfg.Grpo.Beta > 0)
         {
             _reference = ModelSetup.Load(cfg.Model, cfg.Seed, TextWriter.Null).Model;   // the starting weights, frozen
             foreach (var p in _reference.parameters()) p.requires_grad = false;
             _reference.eval();
-            ctx.Log.WriteLine($"reference model: {cfg.Model.Path} (frozen, beta {cfg.Grpo.Beta})");
+            log.WriteLine($"reference model: {cfg.Model.Path} (frozen, beta {cfg.Grpo.Beta})");
         }
-        _run = TrainingRun.Start(ctx, cfg, CausalLmRun.Of(_model, loaded.TokenizerDir));
+        _run = TrainingRun.Start(ctx, cfg, CausalLmRun.Of(_model, loaded.TokenizerDir), dataParallel: true);
 
         var registry = RewardModeling.TrainingRewardRegistry.Create(cfg.RewardsDir);
         var runnerOptions = new RewardRunnerOptions { Timeout = TimeSpan.FromSeconds(cfg.RewardTimeoutSeconds) };
         var rewards = new RewardRunner(Owned(registry.CreateAll(cfg.Rewards.Select(r => r.ToSpec()))), runnerOptions);
         var template = ChatTemplates.Resolve(cfg.Data.ChatTemplate, _tokenizer, cfg.Model.Tokenizer ?? cfg.Model.Path, kwargs: ChatTemplates.ParseKwargs(cfg.Data.ChatTemplateKwargs));
         _prompts = new PromptSet(cfg.Data.Path, cfg.Data.PromptColumn, template, cfg.Data.MaxPromptTokens);
-        ctx.Log.WriteLine($"prompts: {_prompts.Items.Count} from {cfg.Data.Path}" +
+        log.WriteLine($"prompts: {_prompts.Items.Count} from {cfg.Data.Path}" +
             (_prompts.SkippedTooLong > 0 ? $" ({_prompts.SkippedTooLong} longer than {cfg.Data.MaxPromptTokens} tokens skipped)" : ""));
         _rollouts = new RolloutCollector(_model, _tokenizer, rewards, cfg.Grpo);
         _update = new PolicyUpdate(_model, _reference, _run, cfg.Grpo, cfg.MoeBiasGamma);
@@ -89,7 +95,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         {
             var evalPrompts = new PromptSet(e.Path, cfg.Data.PromptColumn, template, cfg.Data.MaxPromptTokens, e.Rows);
             var evalRewards = new RewardRunner(Owned(registry.CreateAll(e.Rewards.Select(r => r.ToSpec()))), runnerOptions);
-            _eval = new HeldOutEval(evalPrompts, evalRewards, _tokenizer, e.MaxNewTokens ?? cfg.Grpo.MaxCompletionLength,
+            _eval = new HeldOutEval(_run.Parallel, evalPrompts, evalRewards, _tokenizer, e.MaxNewTokens ?? cfg.Grpo.MaxCompletionLength,
                 e.Samples, cfg.Grpo.Temperature, cfg.Seed);
         }
         _order = _prompts.Order(cfg.Seed, _run.State.Epoch, cfg.Data.Shuffle);
@@ -130,63 +136,75 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         }
         if (_eval is not null) EvalAfter = RunEval(ctx, progress, "after training", ct);
         string final = _run.SaveFinal();
-        ctx.Log.WriteLine($"final model: {final}");
+        _run.Output.WriteLine($"final model: {final}");
     }
 
-    /// <summary>One GRPO step; returns its metrics.</summary>
+    /// <summary>One GRPO step; returns its metrics. Data parallel: every rank takes the same global prompts, samples and
+    /// scores the groups of its contiguous share, and the ranks exchange group views (GroupView), so the choice of
+    /// groups, the advantages and the metrics are the global batch's; each rank trains on its own groups.</summary>
     private List<(string, double)> Step(double lr, IProgressReporter progress, CancellationToken ct)
     {
         var g = cfg.Grpo;
-        var rounds = new List<RolloutRound>();
+        var dp = _run.Parallel;
+        var rounds = new List<RolloutRound>();                 // this rank's share of each sampling round
+        var views = new List<IReadOnlyList<GroupView>>();      // each round's groups, global
         long step = _run.State.Step;
-        RolloutRound SampleRound(int round)
+        IReadOnlyList<GroupView> SampleRound(int round)
         {
-            var r = _rollouts.Sample(NextPrompts(g.PromptsPerStep), SamplingSeed(step, round), ct);
+            var prompts = NextPrompts(g.PromptsPerStep);       // the global batch, the same on every rank
+            var (first, count) = dp.ShardRange(prompts.Count);  // a group's G completions stay on one rank
+            var r = _rollouts.Sample(prompts.Skip(first).Take(count).ToList(), SamplingSeed(step, round), first * g.NumGenerations, ct);
             rounds.Add(r);
-            return r;
+            views.Add(GroupView.Gather(dp, r, first));
+            return views[^1];
         }
-        IReadOnlyList<RolloutGroup> groups = g.DynamicSampling
-            ? DynamicSampling.Collect(r => SampleRound(r).Groups, x => DynamicSampling.IsInformative(x.Rewards), g.PromptsPerStep, g.MaxSamplingRounds).Groups
-            : SampleRound(0).Groups;
+        IReadOnlyList<GroupView> groups = g.DynamicSampling
+            ? DynamicSampling.Collect(SampleRound, x => DynamicSampling.IsInformative(x.Rewards), g.PromptsPerStep, g.MaxSamplingRounds).Groups
+            : SampleRound(0);
 
         var advantages = Advantages.Compute(groups.SelectMany(x => x.Rewards).ToList(), g.NumGenerations, g.AdvantageScaling, g.AdvantageEps);
-        var samples = groups.SelectMany(x => x.Completions.Select(c => (x.Prompt.Ids, c)))
-            .Select((s, i) => new TrainSample(s.Ids, s.c, advantages[i])).ToList();
+        var samples = new List<TrainSample>();                 // this rank's groups, with their global advantages
+        for (int i = 0; i < groups.Count; i++)
+            if (groups[i].Local is { } local)
+                samples.AddRange(local.Completions.Select((c, j) => new TrainSample(local.Prompt.Ids, c, advantages[i * g.NumGenerations + j])));
         var u = _update.Run(samples, lr);
 
         // rollout metrics describe the policy as sampled: the first round, before any filtering
-        var first = rounds[0];
-        var all = first.Groups.SelectMany(x => x.Completions).ToList();
+        var first = views[0];
+        var all = first.SelectMany(x => x.Completions).ToList();
         var rewards = all.Select(c => c.Reward).ToList();
         double mean = rewards.Average();
         RewardMeans.Add(mean);
-        double genSeconds = rounds.Sum(r => r.GenerationSeconds), rewardSeconds = rounds.Sum(r => r.RewardSeconds);
+        var times = dp.Max(rounds.Sum(r => r.GenerationSeconds), rounds.Sum(r => r.RewardSeconds));
+        double genSeconds = times[0], rewardSeconds = times[1];
+        double generated = dp.Sum(rounds.Sum(r => r.GeneratedTokens))[0];
         var values = new List<(string, double)>
         {
             ("loss", u.Loss), ("grad_norm", u.GradNorm), ("lr", lr),
             ("reward/mean", mean), ("reward/std", Advantages.SampleStd(rewards, 0, rewards.Count)),
-            ("frac_reward_zero_std", first.Groups.Count(x => !DynamicSampling.IsInformative(x.Rewards)) / (double)first.Groups.Count),
+            ("frac_reward_zero_std", first.Count(x => !DynamicSampling.IsInformative(x.Rewards)) / (double)first.Count),
             ("kl", u.Kl), ("entropy", u.Entropy), ("clip_ratio/low", u.ClipLow), ("clip_ratio/high", u.ClipHigh),
-            ("completions/mean_length", all.Average(c => c.TokenIds.Length)),
-            ("completions/min_length", all.Min(c => c.TokenIds.Length)),
-            ("completions/max_length", all.Max(c => c.TokenIds.Length)),
+            ("completions/mean_length", all.Average(c => c.Tokens)),
+            ("completions/min_length", all.Min(c => c.Tokens)),
+            ("completions/max_length", all.Max(c => c.Tokens)),
             ("completions/truncated_ratio", all.Count(c => c.Truncated) / (double)all.Count),
-            ("tokens_per_s/rollout", rounds.Sum(r => r.GeneratedTokens) / Math.Max(genSeconds, 1e-9)),
+            ("tokens_per_s/rollout", generated / Math.Max(genSeconds, 1e-9)),
             ("tokens_per_s/train", u.TrainTokens / Math.Max(u.Seconds, 1e-9)),
             ("time/generation_s", genSeconds), ("time/reward_s", rewardSeconds), ("time/train_s", u.Seconds),
             ("sampling_rounds", rounds.Count), ("groups_trained", groups.Count), ("skipped_updates", u.SkippedUpdates),
         };
-        values.AddRange(first.Scores.ToMetrics().Select(kv => (kv.Key, kv.Value)));
+        var scores = GroupView.Scores(first, rounds[0].Scores.Names, rounds[0].Scores.Weights);
+        values.AddRange(scores.ToMetrics().Select(kv => (kv.Key, kv.Value)));
         values.AddRange(u.Mismatch.ToMetrics());
         values.Add(("mismatch/is_weight_mean", u.IsWeightMean));
         values.Add(("mismatch/masked_fraction", u.MaskedFraction));
         if (!double.IsNaN(u.RoutingDisagreement)) values.Add(("mismatch/routing_disagreement", u.RoutingDisagreement));
         if (u.LoadRatios.Length > 0) values.Add(("moe/max_over_mean_load", u.LoadRatios.Max()));
-        progress.Update(step + 1, u.Loss, rounds.Sum(r => r.GeneratedTokens));
-        if (cfg.SamplesEveryNSteps > 0 && (step + 1) % cfg.SamplesEveryNSteps == 0)
+        progress.Update(step + 1, u.Loss, (long)generated);
+        if (cfg.SamplesEveryNSteps > 0 && (step + 1) % cfg.SamplesEveryNSteps == 0 && dp.IsMain)
         {
-            var path = SampleLog.Write(cfg.OutputDir, step + 1, groups, advantages, first.Scores.Names, cfg.SamplesGroups);
-            progress.Message($"step {step + 1}: reward {mean:F3}, kl {u.Kl:F4}, entropy {u.Entropy:F3}, length {all.Average(c => c.TokenIds.Length):F1}; samples in {path}");
+            var path = SampleLog.Write(cfg.OutputDir, step + 1, groups, advantages, scores.Names, cfg.SamplesGroups);
+            progress.Message($"step {step + 1}: reward {mean:F3}, kl {u.Kl:F4}, entropy {u.Entropy:F3}, length {all.Average(c => c.Tokens):F1}; samples in {path}");
         }
         return values;
     }

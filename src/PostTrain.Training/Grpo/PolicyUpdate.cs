@@ -29,14 +29,16 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
         var sw = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
         var device = model.HeadWeight.device;
-        int n = samples.Count;
-        int C = Math.Max(1, samples.Max(s => s.Completion.TokenIds.Length));
+        var dp = run.Parallel;
+        int n = samples.Count;                                    // this rank's completions (data parallel: a share; maybe none)
+        int C = Math.Max(1, samples.Select(s => s.Completion.TokenIds.Length).DefaultIfEmpty(0).Max());
         var mask = CompletionMask.Build(samples.Select(s => s.Completion.TokenIds.Length).ToList(),
             samples.Select(s => s.Completion.Truncated).ToList(), C, cfg.MaskTruncatedCompletions, device);     // (n, C)
         var rollout = RolloutLogProbs(samples, C, device);                                                     // (n, C)
         var adv = tensor(samples.Select(s => (float)s.Advantage).ToArray(), device: device);                   // (n)
-        long tokens = (long)mask.sum().item<float>();
-        var norm = new LossNormalizer(n, tokens, cfg.MaxCompletionLength);
+        var counts = dp.Sum(n, mask.sum().item<float>());           // the global batch's sequences and tokens
+        long tokens = (long)counts[1];
+        var norm = new LossNormalizer((long)counts[0], tokens, cfg.MaxCompletionLength);
         var slices = Enumerable.Range(0, (n + cfg.MicroBatchSize - 1) / cfg.MicroBatchSize)
             .Select(k => (Start: k * cfg.MicroBatchSize, Count: Math.Min(cfg.MicroBatchSize, n - k * cfg.MicroBatchSize))).ToList();
         var refLp = reference is null ? null : slices.Select(s => ReferenceLogProbs(samples, s.Start, s.Count, C, device)).ToList();
@@ -113,27 +115,51 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
                         (s.LowClipped.to(ScalarType.Float32) * m).sum(), (s.HighClipped.to(ScalarType.Float32) * m).sum()]));
                 }
             }
-            double value = passLoss.item<float>();
+            double value = dp.Sum(passLoss.item<float>())[0];        // the global loss: every rank decides alike to step or skip
             lossSum += value;
             var update = run.Update(value);
             if (update.Applied) gradNormSum += update.GradNorm;
             else skipped++;
-            ratios = MoeBalancer.Step(model, update.Applied ? moeBiasGamma : 0);   // a skipped update moves nothing, but clears its loads
+            ratios = MoeBalancer.Step(model, update.Applied ? moeBiasGamma : 0, dp.Group);   // a skipped update moves nothing, but clears its loads
         }
-        var h = sums.cpu().data<float>().ToArray();
+        var h = dp.Sum(sums.cpu().data<float>().Select(x => (double)x).ToArray());
         double tokenUpdates = Math.Max(1, tokens) * (double)cfg.Mu;
         int applied = cfg.Mu - skipped;
-        var mm = MismatchStats.Combine(mismatch.Select(t => t.cpu().data<double>().ToArray()));
-        using var w = cat(weights.Select(x => x.reshape(-1)).ToArray());
-        using var flatMask = mask.reshape(-1);
-        double maskedTokens = Math.Max(1, flatMask.sum().item<float>());
-        double isMean = (w * flatMask).sum().item<float>() / maskedTokens;
-        double maskedFrac = (w.eq(0) & flatMask.gt(0)).sum().item<long>() / maskedTokens;
-        var rc = routeCounts.cpu().data<double>().ToArray();
+        var mm = GlobalMismatch(dp, mismatch.Select(t => t.cpu().data<double>().ToArray()).ToList());
+        var wStats = dp.Sum(WeightSums(weights, mask));                         // sum w, w == 0, masked tokens
+        double maskedTokens = Math.Max(1, wStats[2]);
+        double isMean = wStats[0] / maskedTokens, maskedFrac = wStats[1] / maskedTokens;
+        var rc = dp.Sum(routeCounts.cpu().data<double>().ToArray());
         double disagreement = rc[1] > 0 ? rc[0] / rc[1] : double.NaN;
+        trainTokens = (long)dp.Sum(trainTokens)[0];
+        double seconds = dp.Max(sw.Elapsed.TotalSeconds)[0];
         return new UpdateStats(lossSum / cfg.Mu, applied > 0 ? gradNormSum / applied : double.NaN,
-            h[1] / tokenUpdates, h[2] / tokenUpdates, h[3] / tokenUpdates, h[4] / tokenUpdates, trainTokens, sw.Elapsed.TotalSeconds, ratios, skipped,
+            h[1] / tokenUpdates, h[2] / tokenUpdates, h[3] / tokenUpdates, h[4] / tokenUpdates, trainTokens, seconds, ratios, skipped,
             mm, isMean, maskedFrac, disagreement);
+    }
+
+    /// <summary>The micro-batches' partial mismatch sums combined over this rank, then over the ranks (sums add, the max
+    /// is the max).</summary>
+    private static MismatchStats GlobalMismatch(Distributed.DataParallel dp, List<double[]> partials)
+    {
+        var local = new double[5];
+        foreach (var p in partials)
+        {
+            for (int i = 0; i < 5; i++) local[i] = i == 1 ? Math.Max(local[i], p[i]) : local[i] + p[i];
+        }
+        var sums = dp.Sum(local);
+        sums[1] = dp.Max(local[1])[0];
+        return MismatchStats.Combine([sums]);
+    }
+
+    /// <summary>(sum of the rollout-correction weights over the completion tokens, tokens with weight 0, tokens) on this rank.</summary>
+    private static double[] WeightSums(Tensor[] weights, Tensor mask)
+    {
+        if (weights.Length == 0) return [0, 0, 0];
+        using var scope = NewDisposeScope();
+        var w = cat(weights.Select(x => x.reshape(-1)).ToArray());
+        var flatMask = mask.reshape(-1);
+        return [(w * flatMask).sum().item<float>(), (w.eq(0) & flatMask.gt(0)).sum().item<long>(), flatMask.sum().item<float>()];
     }
 
     /// <summary>The micro-batch's recorded routing as replay tensors per MoE layer, or null when none was recorded.</summary>

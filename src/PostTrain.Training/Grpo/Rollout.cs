@@ -31,16 +31,17 @@ public sealed class RolloutCollector(DeepSeekForCausalLM model, ITokenizer token
     private readonly TokenGenerator _generator = new(model, new GenerationOptions { MaxBatchSize = 256, RecordRouting = model.MoeLayers().Any() });
 
     /// <summary>G completions for each prompt, sampled with <paramref name="seed"/> (the counter-based sampler makes the
-    /// draws a function of (seed, row, token index) alone), then scored.</summary>
-    public RolloutRound Sample(IReadOnlyList<PromptItem> prompts, long seed, CancellationToken ct)
+    /// draws a function of (seed, row, token index) alone; row = <paramref name="firstRow"/> + index here, so a
+    /// data-parallel rank's share of a batch draws what one process draws for those rows), then scored.</summary>
+    public RolloutRound Sample(IReadOnlyList<PromptItem> prompts, long seed, int firstRow, CancellationToken ct)
     {
         int G = cfg.NumGenerations;
         var ids = prompts.SelectMany(p => Enumerable.Repeat(p.Ids, G)).ToList();
         var sampling = new SamplingParams(cfg.Temperature, cfg.TopP, cfg.TopK, cfg.MinP, cfg.MaxCompletionLength,
-            StopTokenIds: [tokenizer.EosId], Seed: seed);
+            StopTokenIds: [tokenizer.EosId], Seed: seed, FirstRowKey: firstRow);
         var sw = Stopwatch.StartNew();
         model.eval();
-        var results = _generator.Generate(ids, sampling, ct);
+        IReadOnlyList<GenerationResult> results = ids.Count == 0 ? [] : _generator.Generate(ids, sampling, ct);   // a rank may hold no prompt
         double genSeconds = sw.Elapsed.TotalSeconds;
 
         sw.Restart();

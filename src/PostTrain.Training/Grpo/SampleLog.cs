@@ -9,7 +9,7 @@ public static class SampleLog
 {
     public const string Folder = "samples";
 
-    public static string Write(string runDir, long step, IReadOnlyList<RolloutGroup> groups, IReadOnlyList<double> advantages,
+    public static string Write(string runDir, long step, IReadOnlyList<GroupView> groups, IReadOnlyList<double> advantages,
         IReadOnlyList<string> rewardNames, int maxGroups)
     {
         var sb = new System.Text.StringBuilder();
@@ -20,11 +20,11 @@ public static class SampleLog
             {
                 if (gi < maxGroups)
                 {
-                    var scores = rewardNames.Select((name, k) => (name, c.Scores[k])).ToDictionary(x => x.name, x => x.Item2);
+                    var scores = rewardNames.Select((name, k) => (name, c.Calls[k].Score)).ToDictionary(x => x.name, x => x.Item2);
                     sb.Append(JsonSerializer.Serialize(new
                     {
-                        step, group = gi, prompt = g.Prompt.Text, completion = c.Text, reward = c.Reward, rewards = scores,
-                        advantage = advantages[i], finish_reason = c.FinishReason, tokens = c.TokenIds.Length,
+                        step, group = gi, prompt = g.Prompt, completion = c.Text, reward = c.Reward, rewards = scores,
+                        advantage = advantages[i], finish_reason = c.FinishReason, tokens = c.Tokens,
                     })).Append('\n');
                 }
                 i++;

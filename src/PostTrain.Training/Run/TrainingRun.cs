@@ -62,7 +62,7 @@ public sealed class TrainingRun : IDisposable
         _guard = new NonFiniteGuard(cfg.MaxConsecutiveNonfinite);
         Parallel = new DataParallel(Dist.ForDevice(ModelDevice(model), cfg.Distributed.EngineBackend));
         if (Parallel.Size > 1 && !dataParallel)   // its batches are not sharded: summed gradients would be Size times too big
-            throw new RecipeConfigException($"recipe {cfg.Recipe}: data-parallel runs ({Parallel.Size} ranks) are supported by sft only so far; run it as one process");
+            throw new RecipeConfigException($"recipe {cfg.Recipe}: data-parallel runs ({Parallel.Size} ranks) are supported by sft, rm and grpo; run it as one process");
         if (!Parallel.IsMain) Parallel.Group.Barrier();        // rank 0 first removes a killed run's leftovers
         Checkpoints = new CheckpointManager(cfg.OutputDir, cfg.Checkpoint.KeepLast);   // removes a killed run's leftovers
         if (Parallel.IsMain) Parallel.Group.Barrier();

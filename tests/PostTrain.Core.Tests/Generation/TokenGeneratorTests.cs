@@ -79,6 +79,27 @@ public sealed class TokenGeneratorTests
         }
     }
 
+    /// <summary>FirstRowKey = k makes a call on prompts [k, n) draw what the whole call draws for them (a data-parallel
+    /// rank's share of a batch); without it the share's rows take the whole call's first rows' streams.</summary>
+    [Fact]
+    public void FirstRowKeyGivesAShareOfACallTheWholeCallsSamples()
+    {
+        var m = GenTestModels.Micro(31, std: 0.05);                                   // flat-ish distributions
+        var prompts = GenTestModels.Prompts(12, 3, 7, 5, 1, 4);
+        var g = new TokenGenerator(m);
+        var whole = g.Generate(prompts, new SamplingParams(MaxNewTokens: 8, Seed: 6));
+        var share = g.Generate(prompts[2..], new SamplingParams(MaxNewTokens: 8, Seed: 6, FirstRowKey: 2));
+        var unkeyed = g.Generate(prompts[2..], new SamplingParams(MaxNewTokens: 8, Seed: 6));
+        for (int i = 0; i < share.Count; i++)
+        {
+            Assert.Equal(whole[i + 2].TokenIds, share[i].TokenIds);
+            for (int t = 0; t < share[i].LogProbs.Length; t++)                          // another batch shape: fp32 rounding
+                Assert.True(Math.Abs(whole[i + 2].LogProbs[t] - share[i].LogProbs[t]) < 1e-5, $"row {i + 2} token {t}");
+        }
+        Assert.NotEqual(whole.Skip(2).SelectMany(r => r.TokenIds), unkeyed.SelectMany(r => r.TokenIds));
+        Assert.Throws<ArgumentException>(() => new SamplingParams(FirstRowKey: -1).Validate());
+    }
+
     [Fact]
     public void TopKOneEqualsGreedy()
     {

@@ -42,6 +42,10 @@ public static class MpiRun
         lock (output) return (p.ExitCode, output.ToString());
     }
 
+    /// <summary>`posttrain args` as one ordinary process (ranks = 1) or under mpirun as that many ranks.</summary>
+    public static (int ExitCode, string Output) RunCli(int ranks, IEnumerable<string> args) =>
+        ranks == 1 ? RunSingle(Cli, args) : Run(ranks, Cli, args);
+
     /// <summary>The same program as one ordinary process (no mpirun): exit code and stdout + stderr.</summary>
     public static (int ExitCode, string Output) RunSingle(string program, IEnumerable<string> args)
     {

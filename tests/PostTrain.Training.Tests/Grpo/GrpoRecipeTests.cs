@@ -13,7 +13,7 @@ namespace PostTrain.Training.Tests.Grpo;
 [Collection(TorchGlobalRngCollection.Name)]
 public sealed class GrpoRecipeTests
 {
-    private const string LowercasePlugin = """
+    internal const string LowercasePlugin = """
         // share of lowercase ASCII letters in the completion
         function reward(sample, options) {
           var s = sample.completion;
