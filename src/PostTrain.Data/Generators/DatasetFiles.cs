@@ -59,6 +59,27 @@ public static class DatasetFiles
         return paths;
     }
 
+    /// <summary>Pre-training rows for a code base model: <paramref name="count"/> tasks of the training split's functions
+    /// (another seed; no held-out function, no prompt of either shipped split), as JSONL {prompt, completion}, written
+    /// atomically. Returns the row count.</summary>
+    public static int WriteCodePretrain(string path, int count)
+    {
+        var (train, test) = Code();
+        var tasks = CodeTaskGenerator.Generate(count, seed: 9, train: true, train.Concat(test).Select(t => t.Prompt).ToHashSet());
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var temp = path + $".tmp-{Guid.NewGuid():N}";
+        try
+        {
+            File.WriteAllLines(temp, tasks.Select(t => System.Text.Json.JsonSerializer.Serialize(new { prompt = t.Prompt, completion = t.Completion })));
+            File.Move(temp, path, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+        return tasks.Count;
+    }
+
     /// <summary>Writes every dataset under <paramref name="datasetsDir"/> (e.g. "datasets").</summary>
     public static IReadOnlyList<string> WriteAll(string datasetsDir)
     {

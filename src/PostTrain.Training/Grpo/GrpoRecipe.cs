@@ -174,6 +174,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
             ("tokens_per_s/rollout", rounds.Sum(r => r.GeneratedTokens) / Math.Max(genSeconds, 1e-9)),
             ("tokens_per_s/train", u.TrainTokens / Math.Max(u.Seconds, 1e-9)),
             ("time/generation_s", genSeconds), ("time/reward_s", rewardSeconds), ("time/train_s", u.Seconds),
+            ("rewards/scored_during_generation", first.ScoredDuringGeneration),
             ("sampling_rounds", rounds.Count), ("groups_trained", groups.Count), ("skipped_updates", u.SkippedUpdates),
         };
         values.AddRange(first.Scores.ToMetrics().Select(kv => (kv.Key, kv.Value)));

@@ -1,5 +1,6 @@
 // The shipped grpo-*.yaml recipes: their header is the command that runs them, they bind to GrpoConfig, and
-// grpo-arith runs end to end (shrunk: built-in micro model, one step) printing held-out accuracy before and after.
+// grpo-arith runs end to end (shrunk: built-in micro model, one step) printing held-out accuracy before and after, and
+// grpo-code runs two shrunk steps with the sandboxed code reward scoring every completion as its row finishes.
 using PostTrain.Training.Grpo;
 using PostTrain.Training.Recipes;
 using PostTrain.Training.Tests.Infra;
@@ -15,6 +16,7 @@ public sealed class GrpoShippedRecipeTests
     [Theory]
     [InlineData("grpo-arith.yaml", "math", "runs/sft-quickstart/final")]
     [InlineData("grpo-countdown.yaml", "countdown", "runs/pipeline-countdown/sft/final")]
+    [InlineData("grpo-code.yaml", "code", "runs/pipeline-code/sft/final")]
     public void Recipe_header_and_binding(string file, string reward, string model)
     {
         var path = Repo("recipes/" + file);
@@ -48,5 +50,30 @@ public sealed class GrpoShippedRecipeTests
         Assert.Matches(@"held-out math \(greedy, 4 rows of .*test\.parquet\) after training: \d\.\d{3}; sampled \(T=1, 2 per prompt\): \d\.\d{3}", text);
         Assert.Contains("rewards/arith_steps/mean", File.ReadAllText(Path.Combine(tmp["run"], "metrics.jsonl")));   // the plugin scored
         Assert.True(File.Exists(Path.Combine(tmp["run"], "final", "model.safetensors")));
+    }
+
+    [Fact]
+    public async Task Code_recipe_runs_with_streamed_sandbox_scoring()
+    {
+        using var tmp = new TempDir();
+        var log = new StringWriter();
+        int code = await RecipeRunner.RunAsync(Repo("recipes/grpo-code.yaml"),
+        [
+            $"output_dir={tmp["run"]}", "model.path=micro-moe", "model.device=cpu", "max_steps=2",
+            $"data.path={Repo("datasets/code/train.parquet")}", $"eval.path={Repo("datasets/code/test.parquet")}",
+            "eval.rows=2", "eval.samples=1", "eval.max_new_tokens=8", "grpo.prompts_per_step=2", "grpo.num_generations=2",
+            "grpo.max_completion_length=8", "grpo.max_sampling_rounds=1", "grpo.dynamic_sampling=false", "scheduler.warmup_steps=0",
+            "logging.tensorboard=false", "logging.progress=plain", $"rewards_dir={Repo("rewards")}", "checkpoint.every_n_steps=0",
+        ], log, CancellationToken.None);
+        Assert.True(code == 0, log.ToString());
+        var metrics = File.ReadAllLines(Path.Combine(tmp["run"], "metrics.jsonl"));
+        var last = System.Text.Json.JsonDocument.Parse(metrics.Last(l => l.Contains("\"rewards/code/mean\""))).RootElement;
+        // An untrained micro model writes no code block: the code reward scores 0 (applicable, not an error), the
+        // length shaping 0 (8 tokens is far below 384 - 64), so the total is 0.
+        Assert.Equal(0.0, last.GetProperty("rewards/code/mean").GetDouble());
+        Assert.Equal(0.0, last.GetProperty("rewards/code/errors").GetDouble());
+        Assert.Equal(0.0, last.GetProperty("rewards/length/mean").GetDouble());
+        Assert.InRange(last.GetProperty("rewards/scored_during_generation").GetDouble(), 0.0, 1.0);
+        Assert.Matches(@"held-out code \(greedy, 2 rows of .*test\.parquet\) after training: 0\.000", log.ToString());
     }
 }
