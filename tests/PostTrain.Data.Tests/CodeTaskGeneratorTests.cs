@@ -94,17 +94,10 @@ public sealed class CodeTaskGeneratorTests
         var (train, test) = DatasetFiles.Code();
         foreach (var (split, tasks) in new[] { ("train", train), ("test", test) })
         {
-            var rows = DatasetReader.Read(Path.Combine(RepoRoot(), "datasets", "code", $"{split}.parquet")).ToList();
+            var rows = DatasetReader.Read(Path.Combine(GeneratorTests.RepoRoot(), "datasets", "code", $"{split}.parquet")).ToList();
             Assert.Equal(tasks.Select(t => (t.Prompt, t.Completion, t.Tests, t.Category, t.Function, t.HeldOut)),
                 rows.Select(r => ((string)r["prompt"]!, (string)r["completion"]!, (string)r["tests"]!, (string)r["category"]!,
                     (string)r["function"]!, (string)r["held_out"]!)));
         }
-    }
-
-    private static string RepoRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "PostTrain.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new InvalidOperationException("PostTrain.sln not found above " + AppContext.BaseDirectory);
     }
 }
