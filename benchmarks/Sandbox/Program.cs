@@ -1,17 +1,25 @@
-// Sandbox throughput: a batch of small distinct programs (3 test cases each) through SandboxPool for JavaScript
-// and C#, next to an in-process Jint baseline (same limits, no worker process) in the same run. Prints a table of
-// programs/s and test cases/s. Usage: dotnet run -c Release --project benchmarks/Sandbox [-- programs=200]
+// Sandbox throughput: batches of small programs (3 test cases each) through SandboxPool for JavaScript and C#, next to
+// in-process baselines in the same run (JavaScript: Jint with the same limits, no worker process; C#: Roslyn scripting
+// compiled and called in-process, no policy check, no isolation). Two program mixes: all distinct, and GRPO-like (8
+// copies of each program, as 8 samples of one prompt that agree). Every arm runs `rounds` times, the arms alternating,
+// so a machine shared with other work loads them alike. Prints a table of programs/s and test cases/s per round.
+// Usage: dotnet run -c Release --project benchmarks/Sandbox [-- programs=200 [rounds=2]]
 using System.Diagnostics;
 using System.Globalization;
 using Jint;
 using Jint.Native;
 using Jint.Native.Json;
+using Microsoft.CodeAnalysis.CSharp.Scripting;
+using Microsoft.CodeAnalysis.Scripting;
 using PostTrain.Rewards.Sandbox;
 
 var programs = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 200;
+var rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 2;
 var workers = System.Math.Max(1, Environment.ProcessorCount);
 var limits = new SandboxLimits { MaxWorkers = workers };
 var spec = new TestSpec("solve", [new TestCase("[10]", "null", null, null), new TestCase("[20]", "null", null, null), new TestCase("[30]", "null", null, null)]);
+int[] caseArgs = [10, 20, 30];
+const int Copies = 8;
 
 string Js(int i) => (i % 3) switch
 {
@@ -25,40 +33,45 @@ string Cs(int i) => (i % 3) switch
     1 => $"int Solve(int n) => Enumerable.Range(0, n).Select(k => (k * {i + 7}) % 101).OrderBy(x => x).First();",
     _ => $"int Fib(int n) => n < 2 ? n : Fib(n - 1) + Fib(n - 2);\nint Solve(int n) => Fib(n % 15) + {i};",
 };
+// `seed` keeps every round's programs new to the pool (no cache hit carried over from an earlier round).
+Func<int, string> Distinct(Func<int, string> make, int seed) => i => make(seed * 100_000 + i);
+Func<int, string> Grpo(Func<int, string> make, int seed) => i => make(seed * 100_000 + i / Copies);
 
-Console.WriteLine($"sandbox benchmark: {programs} programs x {spec.Cases.Count} cases, {workers} workers, {Environment.ProcessorCount} cores");
-var rows = new List<(string Name, int Programs, double Seconds, int Failed)>();
-
-rows.Add(Measure("javascript in-process Jint (baseline)", programs, i => Task.Run(() => InProcess(Js(i), spec, limits))));
+Console.WriteLine($"sandbox benchmark: {programs} programs x {spec.Cases.Count} cases, {workers} workers, {Environment.ProcessorCount} cores, {rounds} rounds");
+var rows = new List<(string Name, int Round, int Programs, double Seconds, int Failed)>();
+var scriptOptions = ScriptOptions.Default.WithImports("System", "System.Linq").WithReferences(typeof(Enumerable).Assembly);
 
 using (var pool = new SandboxPool(limits))
 {
     await pool.RunAsync(new CodeRequest("javascript", Js(0), spec), CancellationToken.None); // start workers, JIT
-    rows.Add(Measure("javascript worker pool", programs, i => Ok(pool.RunAsync(new CodeRequest("javascript", Js(i), spec), CancellationToken.None))));
     await pool.RunAsync(new CodeRequest("csharp", Cs(0), spec), CancellationToken.None);
-    rows.Add(Measure($"csharp worker pool ({limits.CSharpRunsPerWorker} programs/worker)", programs,
-        i => Ok(pool.RunAsync(new CodeRequest("csharp", Cs(i), spec), CancellationToken.None))));
-}
-var fresh = limits with { CSharpRunsPerWorker = 1 };
-using (var pool = new SandboxPool(fresh))
-{
-    await pool.RunAsync(new CodeRequest("csharp", Cs(0), spec), CancellationToken.None);
-    var n = System.Math.Max(10, programs / 4);
-    rows.Add(Measure("csharp worker pool (fresh process per program)", n,
-        i => Ok(pool.RunAsync(new CodeRequest("csharp", Cs(i), spec), CancellationToken.None))));
+    await InProcessCs(Cs(0));
+    for (var round = 1; round <= rounds; round++)
+    {
+        var seed = round;
+        Add("javascript in-process Jint (baseline)", round, programs, i => Task.Run(() => InProcessJs(Distinct(Js, seed)(i), spec, limits)));
+        Add("javascript worker pool", round, programs, i => Ok(pool.RunAsync(new CodeRequest("javascript", Distinct(Js, seed)(i), spec), CancellationToken.None)));
+        Add($"javascript worker pool, {Copies} copies per program", round, programs,
+            i => Ok(pool.RunAsync(new CodeRequest("javascript", Grpo(Js, seed + 50)(i), spec), CancellationToken.None)));
+        Add("csharp in-process Roslyn script (baseline)", round, programs, i => InProcessCs(Distinct(Cs, seed)(i)));
+        Add($"csharp worker pool ({limits.CSharpRunsPerWorker} programs/worker)", round, programs,
+            i => Ok(pool.RunAsync(new CodeRequest("csharp", Distinct(Cs, seed)(i), spec), CancellationToken.None)));
+        Add($"csharp worker pool, {Copies} copies per program", round, programs,
+            i => Ok(pool.RunAsync(new CodeRequest("csharp", Grpo(Cs, seed + 50)(i), spec), CancellationToken.None)));
+    }
 }
 
 Console.WriteLine();
-Console.WriteLine($"| {"mode",-52} | {"programs",8} | {"seconds",8} | {"programs/s",10} | {"cases/s",8} | {"failed",6} |");
-Console.WriteLine($"|{new string('-', 54)}|{new string('-', 10)}|{new string('-', 10)}|{new string('-', 12)}|{new string('-', 10)}|{new string('-', 8)}|");
-foreach (var (name, n, seconds, failed) in rows)
-    Console.WriteLine($"| {name,-52} | {n,8} | {seconds,8:0.00} | {n / seconds,10:0.0} | {n * spec.Cases.Count / seconds,8:0.0} | {failed,6} |");
+Console.WriteLine($"| {"mode",-52} | {"round",5} | {"programs",8} | {"seconds",8} | {"programs/s",10} | {"cases/s",8} | {"failed",6} |");
+Console.WriteLine($"|{new string('-', 54)}|{new string('-', 7)}|{new string('-', 10)}|{new string('-', 10)}|{new string('-', 12)}|{new string('-', 10)}|{new string('-', 8)}|");
+foreach (var (name, round, n, seconds, failed) in rows.OrderBy(r => r.Name).ThenBy(r => r.Round))
+    Console.WriteLine($"| {name,-52} | {round,5} | {n,8} | {seconds,8:0.00} | {n / seconds,10:0.0} | {n * spec.Cases.Count / seconds,8:0.0} | {failed,6} |");
 
-(string, int, double, int) Measure(string name, int n, Func<int, Task<bool>> run)
+void Add(string name, int round, int n, Func<int, Task<bool>> run)
 {
     var watch = Stopwatch.StartNew();
     var failed = 0;
-    using var gate = new SemaphoreSlim(workers);
+    using var gate = new SemaphoreSlim(workers * 2);
     var tasks = Enumerable.Range(1, n).Select(async i =>
     {
         await gate.WaitAsync();
@@ -66,14 +79,14 @@ foreach (var (name, n, seconds, failed) in rows)
         finally { gate.Release(); }
     }).ToArray();
     Task.WaitAll(tasks);
-    Console.WriteLine($"  {name}: {watch.Elapsed.TotalSeconds:0.00} s");
-    return (name, n, watch.Elapsed.TotalSeconds, failed);
+    Console.WriteLine($"  round {round}: {name}: {watch.Elapsed.TotalSeconds:0.00} s");
+    rows.Add((name, round, n, watch.Elapsed.TotalSeconds, failed));
 }
 
 // Every program must run all its cases to completion (expected "null" makes them wrong answers, not failures).
 static async Task<bool> Ok(Task<ExecutionResult> run) => (await run).Tests.All(t => t.Verdict is Verdict.WrongAnswer or Verdict.Accepted);
 
-static bool InProcess(string code, TestSpec spec, SandboxLimits limits)
+static bool InProcessJs(string code, TestSpec spec, SandboxLimits limits)
 {
     var script = Engine.PrepareScript(code);
     foreach (var c in spec.Cases)
@@ -84,5 +97,13 @@ static bool InProcess(string code, TestSpec spec, SandboxLimits limits)
         var result = engine.Call(engine.Evaluate("solve"), JsValue.Undefined, [.. args]);
         if (new JsonSerializer(engine).Serialize(result) is not JsString) return false;
     }
+    return true;
+}
+
+async Task<bool> InProcessCs(string code)
+{
+    var solve = await CSharpScript.EvaluateAsync<Func<int, object>>(code + "\nnew System.Func<int, object>(n => Solve(n))", scriptOptions);
+    foreach (var n in caseArgs)
+        if (System.Text.Json.JsonSerializer.Serialize(solve(n)).Length == 0) return false;
     return true;
 }

@@ -3,7 +3,10 @@
 # (no chat template, loss on every token) on 20,000 arithmetic word problems with solutions
 # (scripts/gpu/make_arith_pretrain.py; no test-split prompt among them). TASK=countdown makes
 # models/tiny-moe-countdown-base instead (saved in bf16 by scripts/gpu/experiments/countdown_base.sh): 45,000
-# distinct Countdown puzzles with worked solutions (scripts/gpu/make_countdown_pretrain.py), 4,000 steps. It plays the "base model" that the CPU
+# distinct Countdown puzzles with worked solutions (scripts/gpu/make_countdown_pretrain.py), 4,000 steps. TASK=code makes
+# the code base for recipes/pipeline-code.yaml (to be published as models/tiny-moe-code-base): 60,000 code tasks of the
+# training families and constants of datasets/code (PostTrain.DatasetGen code-pretrain: prompt + fenced reference
+# function, JavaScript and C# alternating, no held-out function), 6,000 steps of 1,024-token rows. It plays the "base model" that the CPU
 # pipeline quickstart post-trains: the CPU can't pre-train in minutes, just as nobody pre-trains a base model in a
 # post-training tutorial. Run on the GPU machine (about 2 minutes on an H100):
 #   scripts/gpu/pretrain_tiny_base.sh /tmp/tiny-base      # then copy /tmp/tiny-base/final into models/tiny-moe-arith-base
@@ -16,9 +19,11 @@ case "${TASK:-arith}" in
   countdown) eval=${CD_SPLIT:-datasets/countdown}/test.parquet   # CD_SPLIT, CD_ARGS: another puzzle shape (experiments)
          python3 scripts/gpu/make_countdown_pretrain.py /tmp/countdown-pretrain$$.jsonl --test $eval ${CD_ARGS:-}
          data=/tmp/countdown-pretrain$$.jsonl; steps=${STEPS:-4000} ;;
-  *) echo "TASK must be arith or countdown" >&2; exit 2 ;;
+  code) data=/tmp/code-pretrain$$.jsonl; eval=datasets/code/test.parquet; steps=${STEPS:-6000}; seq=1024
+         dotnet run --project datasets/tools/PostTrain.DatasetGen -c Release -- code-pretrain $data ${CODE_COUNT:-60000} ;;
+  *) echo "TASK must be arith, countdown or code" >&2; exit 2 ;;
 esac
 scripts/gpu/run.sh run recipes/sft-quickstart.yaml output_dir=$out model.path=tiny-moe model.device=cuda seed=4321 \
-  max_steps=$steps data.path=$data data.chat_template=plain data.train_on=all data.batch_size=32 \
+  max_steps=$steps data.path=$data data.chat_template=plain data.train_on=all data.batch_size=32 data.max_seq_len=${seq:-512} \
   data.eval_path=$eval data.eval_every_n_steps=$((steps / 4)) optimizer.lr=3e-3 scheduler.warmup_steps=50 scheduler.min_lr=3e-4 \
   checkpoint.every_n_steps=0 logging.progress=plain logging.plain_interval_seconds=30

@@ -1,4 +1,5 @@
-// Scores a batch with several weighted rewards, in parallel, with a time limit per call.
+// Scores a batch with several weighted rewards, in parallel, with a time limit per call; OpenStream scores samples as
+// they arrive (RewardStream; ScoreAsync is a stream with every sample added at once).
 //
 // - Parallelism: at most MaxParallelism (sample, reward) calls run at once, each on a thread-pool thread.
 // - Failures never reach the caller: a reward that throws, returns a non-finite score, or runs past Timeout yields a
@@ -40,6 +41,8 @@ public sealed class RewardRunner
         if (_options.Timeout <= TimeSpan.Zero) throw new ArgumentException("Timeout must be positive", nameof(options));
         _rewards = rewards;
         _names = UniqueNames(rewards.Select(r => r.Reward.Name).ToList());
+        BatchRewardIndices = Enumerable.Range(0, rewards.Count).Where(r => rewards[r].Reward is IBatchReward).ToList();
+        SampleRewardIndices = Enumerable.Range(0, rewards.Count).Where(r => rewards[r].Reward is not IBatchReward).ToList();
     }
 
     public IReadOnlyList<string> Names => _names;
@@ -48,22 +51,24 @@ public sealed class RewardRunner
 
     public async Task<RewardBatchResult> ScoreAsync(IReadOnlyList<RewardInput> batch, CancellationToken cancellationToken = default)
     {
-        var rewardCount = _rewards.Count;
-        var calls = new RewardCall[batch.Count][];
-        for (var i = 0; i < batch.Count; i++) calls[i] = new RewardCall[rewardCount];
-        var parallel = new ParallelOptions { MaxDegreeOfParallelism = _options.MaxParallelism, CancellationToken = cancellationToken };
-        var batchCalls = Enumerable.Range(0, rewardCount).Where(r => _rewards[r].Reward is IBatchReward)
-            .Select(r => CallBatchAsync(r, (IBatchReward)_rewards[r].Reward, batch, calls, cancellationToken)).ToList();
-        var perSample = Enumerable.Range(0, batch.Count * rewardCount).Where(job => _rewards[job % rewardCount].Reward is not IBatchReward);
-        await Parallel.ForEachAsync(perSample, parallel, async (job, token) =>
-        {
-            var (sample, reward) = (job / rewardCount, job % rewardCount);
-            calls[sample][reward] = await CallAsync(_rewards[reward].Reward, batch[sample], token);
-        });
-        await Task.WhenAll(batchCalls);
-
-        return RewardBatchResult.FromCalls(_names, _rewards.Select(r => r.Weight).ToList(), calls);
+        var stream = OpenStream(batch.Count, cancellationToken);
+        for (var i = 0; i < batch.Count; i++) _ = stream.Add(i, batch[i]);
+        return await stream.CompleteAsync().ConfigureAwait(false);
     }
+
+    /// <summary>A stream of <paramref name="count"/> samples scored as they are added (see <see cref="RewardStream"/>);
+    /// at most MaxParallelism calls of the stream run at once.</summary>
+    public RewardStream OpenStream(int count, CancellationToken cancellationToken = default) =>
+        new(this, count, new SemaphoreSlim(_options.MaxParallelism), cancellationToken);
+
+    internal IReadOnlyList<WeightedReward> Rewards => _rewards;
+
+    internal IReadOnlyList<int> SampleRewardIndices { get; }
+
+    internal IReadOnlyList<int> BatchRewardIndices { get; }
+
+    internal RewardBatchResult Summarize(RewardCall[][] calls) =>
+        RewardBatchResult.FromCalls(_names, _rewards.Select(r => r.Weight).ToList(), calls);
 
     /// <summary>Sum of weight * score over non-null scores; null when every score is null.</summary>
     public static double? Combine(IReadOnlyList<double?> scores, IReadOnlyList<double> weights)
@@ -75,7 +80,7 @@ public sealed class RewardRunner
         return total;
     }
 
-    private async Task<RewardCall> CallAsync(IReward reward, RewardInput input, CancellationToken outer)
+    internal async Task<RewardCall> CallAsync(IReward reward, RewardInput input, CancellationToken outer)
     {
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(outer);
         limit.CancelAfter(_options.Timeout);
@@ -111,9 +116,10 @@ public sealed class RewardRunner
             new(new RewardResult(null, message), status, message, watch.Elapsed.TotalMilliseconds);
     }
 
-    private async Task CallBatchAsync(int column, IBatchReward reward, IReadOnlyList<RewardInput> batch, RewardCall[][] calls, CancellationToken outer)
+    internal async Task CallBatchAsync(int column, IReadOnlyList<RewardInput> batch, RewardCall[][] calls, CancellationToken outer)
     {
         if (batch.Count == 0) return;
+        var reward = (IBatchReward)_rewards[column].Reward;
         var timeout = _options.Timeout * batch.Count;
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(outer);
         limit.CancelAfter(timeout);

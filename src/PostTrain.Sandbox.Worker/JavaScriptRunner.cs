@@ -2,6 +2,8 @@
 // Function mode: execute the program, look up the entry (`solve` or `Solution.solve`), call it with the case's
 // JSON arguments and return JSON.stringify of the result (a Promise is awaited). Stdio mode: execute the program
 // with the case's stdin behind readline() / require('fs').readFileSync(0) and return what it printed.
+// Parsed programs are kept per worker (Prepared scripts are immutable ASTs, shared safely between engines), so a
+// program sent again to the same worker is not parsed again; every case still gets a fresh engine.
 using Acornima.Ast;
 using Jint;
 using Jint.Native;
@@ -44,9 +46,14 @@ internal sealed class JavaScriptRunner(WorkerRequest request) : ICaseRunner
 
     public bool LeftStateBehind() => false;
 
+    private const int CacheCapacity = 256;
+    private static readonly Dictionary<string, Prepared<Script>> Parsed = new(StringComparer.Ordinal);
+
     private static Prepared<Script> Prepare(string source)
     {
-        try { return Engine.PrepareScript(source); }
+        if (Parsed.TryGetValue(source, out var cached)) return cached;
+        if (Parsed.Count >= CacheCapacity) Parsed.Clear();
+        try { return Parsed[source] = Engine.PrepareScript(source); }
         catch (Exception e) when (e is not OutOfMemoryException) { throw new ProgramCompileException(e.Message); }
     }
 

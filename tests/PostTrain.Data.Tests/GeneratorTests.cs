@@ -190,7 +190,7 @@ public sealed partial class GeneratorTests
 
     private static string Boxed(string text) => BoxedRegex().Match(text).Groups[1].Value;
 
-    private static string RepoRoot()
+    internal static string RepoRoot()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
         while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "PostTrain.sln"))) dir = dir.Parent;

@@ -31,6 +31,7 @@ public sealed class PipelineTests : IDisposable
     [InlineData("pipeline-quickstart.yaml", new[] { "sft", "distill", "sft-distilled", "rm", "grpo", "eval" })]
     [InlineData("pipeline-gpu.yaml", new[] { "sft", "distill", "sft-distilled", "rm", "grpo", "eval" })]
     [InlineData("pipeline-countdown.yaml", new[] { "sft", "grpo", "eval" })]
+    [InlineData("pipeline-code.yaml", new[] { "sft", "grpo", "eval" })]
     public void Shipped_pipelines_plan_every_stage(string file, string[] stages)
     {
         var dir = AppContext.BaseDirectory;
@@ -40,6 +41,7 @@ public sealed class PipelineTests : IDisposable
         var plan = ((PipelineRecipe)info.Create(config)).Plan(path);
         Assert.Equal(stages, plan.Select(s => s.Name));
         Assert.All(plan, s => Assert.Equal(Path.Combine(Out, s.Name), s.Dir));
+        if (file == "pipeline-code.yaml") CheckCodePipeline(plan);
         if (file != "pipeline-countdown.yaml") return;
         var sft = (SftConfig)plan[0].Config;
         Assert.Equal("models/tiny-moe-countdown-base", sft.Model.Path);
@@ -49,6 +51,23 @@ public sealed class PipelineTests : IDisposable
         Assert.Equal(Path.Combine(Out, "sft") + "/final", grpo.Model.Path);
         Assert.Equal("countdown", grpo.Rewards[0].Name);
         Assert.Equal(150L, grpo.MaxSteps);
+    }
+
+    /// <summary>pipeline-code: SFT on the generated code tasks, GRPO with the sandboxed code reward, evaluation of the
+    /// three models on the held-out code-synth task with 4 samples (pass@1, pass@4).</summary>
+    private void CheckCodePipeline(IReadOnlyList<PipelineRecipe.PlannedStage> plan)
+    {
+        var sft = (SftConfig)plan[0].Config;
+        Assert.Equal("datasets/code/train.parquet", sft.Data.Path);
+        Assert.Equal("datasets/code/test.parquet", sft.Data.EvalPath);
+        var grpo = (PostTrain.Training.Grpo.GrpoConfig)plan[1].Config;
+        Assert.Equal(Path.Combine(Out, "sft") + "/final", grpo.Model.Path);
+        Assert.Equal(["code", "regex", "length"], grpo.Rewards.Select(r => r.Name));
+        Assert.Equal("datasets/code/test.parquet", grpo.Eval!.Path);
+        var eval = (EvalRecipeConfig)plan[2].Config;
+        Assert.Equal(["code-synth"], eval.Tasks);
+        Assert.Equal(4, eval.Samples);
+        Assert.Equal(3, eval.Models.Count);
     }
 
     private string Out => Path.Combine(_root, "out");

@@ -1,4 +1,4 @@
-// The datasets shipped in datasets/ (arithmetic, countdown, preferences, preferences-hard): their sizes and seeds, the row
+// The datasets shipped in datasets/ (arithmetic, countdown, preferences, preferences-hard, code): their sizes and seeds, the row
 // layout of their Parquet files, and an atomic writer (temp file + rename). Test splits never repeat a
 // training prompt. `dotnet run --project datasets/tools/PostTrain.DatasetGen -- datasets` rewrites them.
 using System.Text.Json.Serialization;
@@ -41,6 +41,45 @@ public static class DatasetFiles
         return (train, PreferenceGenerator.Generate(50, seed: 6, train.Select(p => p.Prompt).ToHashSet(), kind));
     }
 
+    /// <summary>datasets/code/{train,test}.parquet: 4,000 training tasks and 400 held-out ones (functions never in
+    /// train; half of each split JavaScript, half C#).</summary>
+    public static (List<CodeTask> Train, List<CodeTask> Test) Code()
+    {
+        var train = CodeTaskGenerator.Generate(4000, seed: 7, train: true);
+        return (train, CodeTaskGenerator.Generate(400, seed: 8, train: false, train.Select(p => p.Prompt).ToHashSet()));
+    }
+
+    /// <summary>Writes datasets/code/{train,test}.parquet under <paramref name="datasetsDir"/>.</summary>
+    public static IReadOnlyList<string> WriteCode(string datasetsDir)
+    {
+        var (train, test) = Code();
+        var paths = new[] { Path.Combine(datasetsDir, "code", "train.parquet"), Path.Combine(datasetsDir, "code", "test.parquet") };
+        WriteParquet(paths[0], ToRows(train));
+        WriteParquet(paths[1], ToRows(test));
+        return paths;
+    }
+
+    /// <summary>Pre-training rows for a code base model: <paramref name="count"/> tasks of the training split's functions
+    /// (another seed; no held-out function, no prompt of either shipped split), as JSONL {prompt, completion}, written
+    /// atomically. Returns the row count.</summary>
+    public static int WriteCodePretrain(string path, int count)
+    {
+        var (train, test) = Code();
+        var tasks = CodeTaskGenerator.Generate(count, seed: 9, train: true, train.Concat(test).Select(t => t.Prompt).ToHashSet());
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        var temp = path + $".tmp-{Guid.NewGuid():N}";
+        try
+        {
+            File.WriteAllLines(temp, tasks.Select(t => System.Text.Json.JsonSerializer.Serialize(new { prompt = t.Prompt, completion = t.Completion })));
+            File.Move(temp, path, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+        return tasks.Count;
+    }
+
     /// <summary>Writes every dataset under <paramref name="datasetsDir"/> (e.g. "datasets").</summary>
     public static IReadOnlyList<string> WriteAll(string datasetsDir)
     {
@@ -63,6 +102,7 @@ public static class DatasetFiles
         var (ht, he) = Preferences(PreferenceKind.WrongResult);
         Write("preferences-hard", "train", ToRows(ht));
         Write("preferences-hard", "test", ToRows(he));
+        written.AddRange(WriteCode(datasetsDir));
         return written;
     }
 
@@ -92,6 +132,10 @@ public static class DatasetFiles
     public static List<PreferenceRow> ToRows(IEnumerable<PreferencePair> pairs) =>
         [.. pairs.Select(p => new PreferenceRow { Prompt = p.Prompt, Chosen = p.Chosen, Rejected = p.Rejected, Answer = p.Answer, Category = p.Category, Flaw = p.Flaw })];
 
+    public static List<CodeRow> ToRows(IEnumerable<CodeTask> tasks) =>
+        [.. tasks.Select(t => new CodeRow { Prompt = t.Prompt, Completion = t.Completion, Tests = t.Tests, Language = t.Language,
+            Category = t.Category, Family = t.Family, Function = t.Function, Level = t.Level, HeldOut = t.HeldOut })];
+
     public sealed class ArithmeticRow
     {
         [JsonPropertyName("prompt")] public string Prompt { get; set; } = "";
@@ -117,5 +161,18 @@ public static class DatasetFiles
         [JsonPropertyName("answer")] public int Answer { get; set; }
         [JsonPropertyName("category")] public string Category { get; set; } = "";
         [JsonPropertyName("flaw")] public string Flaw { get; set; } = "";
+    }
+
+    public sealed class CodeRow
+    {
+        [JsonPropertyName("prompt")] public string Prompt { get; set; } = "";
+        [JsonPropertyName("completion")] public string Completion { get; set; } = "";
+        [JsonPropertyName("tests")] public string Tests { get; set; } = "";
+        [JsonPropertyName("language")] public string Language { get; set; } = "";
+        [JsonPropertyName("category")] public string Category { get; set; } = "";
+        [JsonPropertyName("family")] public string Family { get; set; } = "";
+        [JsonPropertyName("function")] public string Function { get; set; } = "";
+        [JsonPropertyName("level")] public int Level { get; set; }
+        [JsonPropertyName("held_out")] public string HeldOut { get; set; } = "";
     }
 }

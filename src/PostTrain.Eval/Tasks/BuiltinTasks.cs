@@ -1,6 +1,7 @@
 // The tasks that ship with PostTrain, by name: arithmetic (datasets/arithmetic/test.parquet, math checker),
 // countdown (datasets/countdown/test.parquet, countdown checker) and code (datasets/code/test.jsonl, code checker:
-// reward = share of tests passed, solved = all pass; the language comes from each row's `tests`).
+// reward = share of tests passed, solved = all pass; the language comes from each row's `tests`) and code-synth (the
+// generated held-out split datasets/code/test.parquet: 400 functions never in training, categories "language/kind").
 namespace PostTrain.Eval.Tasks;
 
 public static class BuiltinTasks
@@ -10,6 +11,7 @@ public static class BuiltinTasks
         ["arithmetic"] = () => new EvalTask("arithmetic", "datasets/arithmetic/test.parquet", "math", EvalTask.NoOptions, Answers: "math"),
         ["countdown"] = () => new EvalTask("countdown", "datasets/countdown/test.parquet", "countdown", EvalTask.NoOptions, Answers: "countdown"),
         ["code"] = () => new EvalTask("code", "datasets/code/test.jsonl", "code", EvalTask.NoOptions, Answers: "code"),
+        ["code-synth"] = () => new EvalTask("code-synth", "datasets/code/test.parquet", "code", EvalTask.NoOptions, Answers: "code"),
     };
 
     /// <summary>A built-in task by name, or a task file (.yaml/.yml/.json) when the argument is an existing path

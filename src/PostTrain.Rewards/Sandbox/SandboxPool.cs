@@ -8,6 +8,9 @@
 // worker, so each worker's scratch folder is gone afterwards; pools still open when the process exits (the
 // never-disposed Shared pool among them) are disposed from AppDomain.ProcessExit, so no run leaves empty
 // posttrain-sandbox-* folders in TMPDIR.
+// Per-program cost: identical C# programs compile once (CompileCache: the policy check and emit are a pure function of
+// the code, so the emitted bytes are reused; each run still loads them into a fresh context in a worker), all of a
+// program's cases travel in one request, and Warm starts a language's workers ahead of the first program.
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 
@@ -27,10 +30,11 @@ public sealed class SandboxPool : IDisposable
 
     private readonly SemaphoreSlim _slots;
     private readonly SemaphoreSlim _compileSlots = new(System.Math.Max(1, Environment.ProcessorCount));
+    private readonly CompileCache _compiled = new();
     private readonly ConcurrentDictionary<string, ConcurrentBag<WorkerProcess>> _idle = new();
     private readonly ConcurrentDictionary<Task, byte> _background = new();
     private readonly string? _scratchRoot;
-    private int _starting;
+    private readonly ConcurrentDictionary<string, System.Runtime.CompilerServices.StrongBox<int>> _starting = new();   // per language
     private IReadOnlyList<string> _isolation = [];
     private volatile bool _disposed;
 
@@ -57,6 +61,20 @@ public sealed class SandboxPool : IDisposable
 
     /// <summary>The OS measures the most recently started worker reported (rlimits, uid, network namespace).</summary>
     public IReadOnlyList<string> Isolation => Volatile.Read(ref _isolation);
+
+    /// <summary>C# compilations served from the cache of identical programs (for tests and benchmarks).</summary>
+    public long CompileCacheHits => _compiled.Hits;
+
+    /// <summary>Starts workers for <paramref name="language"/> in the background until <paramref name="count"/>
+    /// (default: MaxWorkers) are idle or starting, so the first programs do not wait for process starts.</summary>
+    public void Warm(string language, int? count = null)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var canonical = CodeExtractor.Canonical(language)
+            ?? throw new ArgumentException($"unknown language '{language}' (javascript or csharp)", nameof(language));
+        var target = System.Math.Min(count ?? Limits.MaxWorkers, Limits.MaxWorkers);
+        for (var i = 0; i < target; i++) Track(ReplenishAsync(canonical));
+    }
 
     public async Task<ExecutionResult> RunAsync(CodeRequest request, CancellationToken ct)
     {
@@ -151,7 +169,12 @@ public sealed class SandboxPool : IDisposable
             while (bag.TryTake(out var worker)) worker.Dispose();
     }
 
-    private async Task<(CompiledScript?, CompileFailure?)> CompileAsync(string code, CancellationToken ct)
+    private Task<(CompiledScript?, CompileFailure?)> CompileAsync(string code, CancellationToken ct) =>
+        // The shared compilation is not cancelled by one caller (the 20 s deadline bounds it); each caller stops waiting
+        // on its own token.
+        _compiled.GetOrCompile(code, () => CompileUncachedAsync(code, CancellationToken.None)).WaitAsync(ct);
+
+    private async Task<(CompiledScript?, CompileFailure?)> CompileUncachedAsync(string code, CancellationToken ct)
     {
         await _compileSlots.WaitAsync(ct).ConfigureAwait(false);
         try
@@ -239,9 +262,10 @@ public sealed class SandboxPool : IDisposable
     private async Task ReplenishAsync(string language)
     {
         var bag = _idle.GetOrAdd(language, _ => []);
-        if (bag.Count + Interlocked.Increment(ref _starting) > Limits.MaxWorkers)
+        var starting = _starting.GetOrAdd(language, _ => new(0));
+        if (bag.Count + Interlocked.Increment(ref starting.Value) > Limits.MaxWorkers)
         {
-            Interlocked.Decrement(ref _starting);
+            Interlocked.Decrement(ref starting.Value);
             return;
         }
         try
@@ -258,7 +282,7 @@ public sealed class SandboxPool : IDisposable
         }
         finally
         {
-            Interlocked.Decrement(ref _starting);
+            Interlocked.Decrement(ref starting.Value);
         }
     }
 }

@@ -191,6 +191,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
             ("tokens_per_s/rollout", generated / Math.Max(genSeconds, 1e-9)),
             ("tokens_per_s/train", u.TrainTokens / Math.Max(u.Seconds, 1e-9)),
             ("time/generation_s", genSeconds), ("time/reward_s", rewardSeconds), ("time/train_s", u.Seconds),
+            ("rewards/scored_during_generation", ScoredDuringGeneration(dp, rounds[0])),
             ("sampling_rounds", rounds.Count), ("groups_trained", groups.Count), ("skipped_updates", u.SkippedUpdates),
         };
         var scores = GroupView.Scores(first, rounds[0].Scores.Names, rounds[0].Scores.Weights);
@@ -232,5 +233,13 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         _reference?.Dispose();
         _model?.Dispose();
         foreach (var r in _ownedRewards) r.Dispose();
+    }
+
+    /// <summary>The share of the first round's completions (over every rank) scored before generation ended.</summary>
+    private static double ScoredDuringGeneration(DataParallel dp, RolloutRound round)
+    {
+        double n = round.Groups.Sum(g => g.Completions.Count);
+        var sums = dp.Sum(n > 0 ? round.ScoredDuringGeneration * n : 0, n);
+        return sums[1] > 0 ? sums[0] / sums[1] : 0;
     }
 }

@@ -1,0 +1,103 @@
+// The code-synthesis generator (datasets/code): seeded and deterministic, test functions never in train (neither the
+// held-out families nor held-out constants of the others), every language x category present in both splits with
+// levels 1-3, hidden tests that agree with an evaluation written here by hand, and the shipped Parquet files equal to
+// what the generator produces now. (That every reference solution passes its tests in the sandbox is checked in
+// tests/PostTrain.Eval.Tests/CodeDatasetTests.)
+using System.Text.Json;
+using PostTrain.Data.Generators;
+using PostTrain.Data.Readers;
+
+namespace PostTrain.Data.Tests;
+
+public sealed class CodeTaskGeneratorTests
+{
+    [Fact]
+    public void Generation_is_deterministic_and_seed_dependent()
+    {
+        Assert.Equal(CodeTaskGenerator.Generate(60, 21, train: true), CodeTaskGenerator.Generate(60, 21, train: true));
+        Assert.NotEqual(CodeTaskGenerator.Generate(60, 21, train: true).Select(t => t.Prompt),
+            CodeTaskGenerator.Generate(60, 22, train: true).Select(t => t.Prompt));
+    }
+
+    [Fact]
+    public void No_test_function_or_family_is_in_train()
+    {
+        var (train, test) = DatasetFiles.Code();
+        Assert.Equal(4000, train.Count);
+        Assert.Equal(400, test.Count);
+        var trainFunctions = train.Select(t => t.Function).ToHashSet();
+        Assert.DoesNotContain(test, t => trainFunctions.Contains(t.Function));
+        Assert.DoesNotContain(train, t => CodeTemplates.TestOnly.Contains(t.Family));
+        Assert.All(train, t => Assert.Equal("", t.HeldOut));
+        Assert.Equal(["constants", "family"], test.Select(t => t.HeldOut).Distinct().Order());
+        Assert.Equal(train.Count + test.Count, train.Concat(test).Select(t => t.Prompt).Distinct().Count());
+        // The hand-rolled split rule: a test function is of a TestOnly family or of a family with constants.
+        Assert.All(test, t => Assert.True(CodeTemplates.TestOnly.Contains(t.Family) || t.Function != t.Family + "()", t.Function));
+    }
+
+    [Fact]
+    public void Every_language_and_category_is_in_both_splits()
+    {
+        var (train, test) = DatasetFiles.Code();
+        string[] expected = [.. from l in new[] { "csharp", "javascript" } from c in new[] { "arithmetic", "conditional", "list", "string" } select $"{l}/{c}"];
+        Assert.Equal(expected, train.Select(t => t.Category).Distinct().Order());
+        Assert.Equal(expected, test.Select(t => t.Category).Distinct().Order());
+        Assert.Equal([1, 2, 3], train.Select(t => t.Level).Distinct().Order());
+        Assert.Equal(train.Count / 2, train.Count(t => t.Language == "csharp"));
+        Assert.Equal(36, CodeTemplates.All.Select(t => t.Name).Distinct().Count());
+        Assert.All(CodeTemplates.TestOnly, f => Assert.Contains(CodeTemplates.All, t => t.Name == f));
+    }
+
+    [Fact]
+    public void Hidden_tests_agree_with_a_hand_evaluation()
+    {
+        // clamp and countLetter computed here independently of the families' evaluators.
+        var tasks = CodeTaskGenerator.Generate(3000, 5, train: true).Where(t => t.Family is "clamp" or "countLetter").ToList();
+        Assert.Contains(tasks, t => t.Family == "clamp");
+        Assert.Contains(tasks, t => t.Family == "countLetter");
+        foreach (var task in tasks)
+        {
+            using var doc = JsonDocument.Parse(task.Tests);
+            var root = doc.RootElement;
+            Assert.Equal(task.Language, root.GetProperty("language").GetString());
+            var cases = root.GetProperty("cases").EnumerateArray().ToList();
+            Assert.Equal(CodeTaskGenerator.HiddenCases, cases.Count);
+            var inner = task.Function[(task.Function.IndexOf('(') + 1)..^1];
+            foreach (var c in cases)
+            {
+                var arg = c.GetProperty("args")[0];
+                var expected = c.GetProperty("expected");
+                if (task.Family == "clamp")
+                {
+                    var lohi = inner.Split(',').Select(int.Parse).ToArray();
+                    int n = arg.GetInt32();
+                    Assert.Equal(n < lohi[0] ? lohi[0] : n > lohi[1] ? lohi[1] : n, expected.GetInt32());
+                }
+                else
+                {
+                    char letter = CodeTemplates.Letters[int.Parse(inner)];
+                    int count = 0;
+                    foreach (var ch in arg.GetString()!) if (ch == letter) count++;
+                    Assert.Equal(count, expected.GetInt32());
+                    Assert.Contains($"'{letter}'", task.Prompt);
+                }
+            }
+            // the examples in the prompt are not among the hidden cases
+            var firstArg = cases[0].GetProperty("args").GetRawText()[1..^1];
+            Assert.DoesNotContain($"({firstArg}) returns", task.Prompt.Replace(", ", ","));
+        }
+    }
+
+    [Fact]
+    public void Shipped_parquet_files_match_the_generator()
+    {
+        var (train, test) = DatasetFiles.Code();
+        foreach (var (split, tasks) in new[] { ("train", train), ("test", test) })
+        {
+            var rows = DatasetReader.Read(Path.Combine(GeneratorTests.RepoRoot(), "datasets", "code", $"{split}.parquet")).ToList();
+            Assert.Equal(tasks.Select(t => (t.Prompt, t.Completion, t.Tests, t.Category, t.Function, t.HeldOut)),
+                rows.Select(r => ((string)r["prompt"]!, (string)r["completion"]!, (string)r["tests"]!, (string)r["category"]!,
+                    (string)r["function"]!, (string)r["held_out"]!)));
+        }
+    }
+}

@@ -1,0 +1,52 @@
+// Caching identical programs: a C# program sent again is not compiled again (the pool counts cache hits), yet every run
+// starts from fresh state (static fields, JavaScript globals), a forbidden program stays forbidden when served from the
+// cache, and Warm starts workers that then serve programs. Own pools, so the hit counts are this test's alone.
+using PostTrain.Rewards.Sandbox;
+
+namespace PostTrain.Rewards.Tests.Sandbox;
+
+public sealed class SandboxCacheTests
+{
+    [Fact]
+    public async Task Identical_csharp_programs_compile_once_and_still_run_from_fresh_state()
+    {
+        using var pool = new SandboxPool(TestSandbox.Limits with { MaxWorkers = 2 });
+        var spec = TestSandbox.Function("next", ("[]", "1"), ("[]", "1"));
+        const string counter = "static int k;\nstatic int Next() => ++k;";
+        // Roslyn's first compilation in a process is slow (JIT) and on a loaded machine may pass the 20 s compile
+        // deadline; warm it with another program first (a timed-out compilation is not cached, so this only helps).
+        await pool.RunAsync(new CodeRequest("csharp", "static int Next() => 1;", spec), CancellationToken.None);
+        var runs = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => pool.RunAsync(new CodeRequest("csharp", counter, spec), CancellationToken.None)));
+        // The static field starts at 0 in every run (a fresh load of the cached bytes): case 1 sees 1. Case 2 of the same
+        // run shares the script's statics (one load per program), so it sees 2: a wrong answer, in every run alike.
+        Assert.All(runs, r => Assert.Equal([Verdict.Accepted, Verdict.WrongAnswer], r.Tests.Select(t => t.Verdict)));
+        Assert.Equal(3, pool.CompileCacheHits);
+
+        var other = await pool.RunAsync(new CodeRequest("csharp", counter + "\n// another program", spec), CancellationToken.None);
+        Assert.Equal(Verdict.Accepted, other.Tests[0].Verdict);
+        Assert.Equal(3, pool.CompileCacheHits);
+
+        const string forbidden = "static int Next() { System.IO.File.WriteAllText(\"x\", \"y\"); return 1; }";
+        for (var i = 0; i < 2; i++)
+        {
+            var r = await pool.RunAsync(new CodeRequest("csharp", forbidden, spec), CancellationToken.None);
+            Assert.All(r.Tests, t => Assert.Equal(Verdict.Forbidden, t.Verdict));
+        }
+        Assert.Equal(4, pool.CompileCacheHits);
+    }
+
+    [Fact]
+    public async Task A_repeated_javascript_program_gets_fresh_globals_and_warm_workers_serve_it()
+    {
+        using var pool = new SandboxPool(TestSandbox.Limits with { MaxWorkers = 1 });
+        pool.Warm("javascript");
+        var spec = TestSandbox.Function("next", ("[]", "1"), ("[]", "1"));
+        const string counter = "let k = 0;\nfunction next() { return ++k; }";
+        for (var i = 0; i < 3; i++)
+        {
+            var r = await pool.RunAsync(new CodeRequest("javascript", counter, spec), CancellationToken.None);
+            Assert.All(r.Tests, t => Assert.Equal(Verdict.Accepted, t.Verdict));   // a fresh engine per case
+        }
+        Assert.Throws<ArgumentException>(() => pool.Warm("cobol"));
+    }
+}
