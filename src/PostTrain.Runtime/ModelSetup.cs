@@ -52,8 +52,9 @@ public static class ModelSetup
             }
             else
             {
-                (model, var report) = PretrainedModel.Load(dir);
-                log.WriteLine($"model: {m.Path} ({model.ParameterCount() / 1e6:F2} M parameters)" +
+                (model, var report) = PretrainedModel.Load(dir, device);   // streamed onto the device, one tensor at a time
+                log.WriteLine($"model: {m.Path} ({model.ParameterCount() / 1e6:F2} M parameters; loaded in {report.Seconds:F1} s, " +
+                    $"peak host memory {report.PeakHostBytes / 1e9:F2} GB)" +
                     (report.LeftInitialised.Count > 0 ? $"; {report.LeftInitialised.Count} MTP tensors not in the checkpoint start random" : ""));
                 tokDir ??= dir;
             }
