@@ -50,7 +50,14 @@ public sealed record OptimizerConfig
 
     /// <summary>Keep AdamW's moments in bf16 (DeepSeek-V3); master weights stay fp32.</summary>
     public bool Bf16Moments { get; init; }
+
+    /// <summary>none: the optimizer state lives beside the parameters. host: AdamW's fp32 master weights and moments live
+    /// in (pinned) host memory and the update runs on the host (HostOffloadAdamW); the device keeps only the parameters
+    /// (model.param_dtype) and their gradients.</summary>
+    public OptimizerOffload Offload { get; init; } = OptimizerOffload.None;
 }
+
+public enum OptimizerOffload { None, Host }
 
 public enum ScheduleKind { Constant, Cosine, [RecipeKey("warmup_stable_decay")] WarmupStableDecay }
 

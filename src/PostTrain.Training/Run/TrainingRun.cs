@@ -181,8 +181,7 @@ public sealed class TrainingRun : IDisposable
         var optFile = Path.Combine(ck.Directory, OptimizerFileName);
         if (File.Exists(optFile))
         {
-            var device = Optimizer.Parameters.Count > 0 ? Optimizer.Parameters[0].device : CPU;
-            var opt = SafeTensors.Load(optFile, new SafeTensorsLoadOptions { Device = device });
+            var opt = SafeTensors.Load(optFile);   // host tensors: the optimizer copies them where its state lives
             try { Optimizer.LoadStateDict(opt); }
             finally { foreach (var t in opt.Values) t.Dispose(); }
         }
