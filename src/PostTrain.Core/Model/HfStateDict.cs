@@ -41,11 +41,14 @@ public static partial class HfStateDict
     }
 
     /// <summary>The checkpoint tensors for this model, Hugging Face names, sharing storage where possible (CPU, fp32).</summary>
-    public static Dictionary<string, Tensor> Export(DeepSeekForCausalLM m)
+    public static Dictionary<string, Tensor> Export(DeepSeekForCausalLM m) =>
+        Export(m.Config, m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal));
+
+    /// <summary>As above, from a model state dict by model names (e.g. averaged weights beside the model's buffers).</summary>
+    public static Dictionary<string, Tensor> Export(ModelConfig c, IReadOnlyDictionary<string, Tensor> state)
     {
-        var c = m.Config;
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (name, t) in m.state_dict())
+        foreach (var (name, t) in state)
         {
             string hf = ToHfPrefix(name, c);
             var match = StackedExpert().Match(hf);
@@ -59,8 +62,8 @@ public static partial class HfStateDict
         for (int k = 0; k < c.NumNextnPredictLayers; k++)
         {
             string p = $"model.layers.{c.NumHiddenLayers + k}.";
-            result[p + "embed_tokens.weight"] = m.Model.Embed.Weight.detach();
-            result[p + "shared_head.head.weight"] = m.HeadWeight.detach();
+            result[p + "embed_tokens.weight"] = state["model.embed_tokens.weight"].detach();
+            result[p + "shared_head.head.weight"] = state[c.TieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"].detach();
         }
         return result;
     }

@@ -39,12 +39,17 @@ public static class PretrainedModel
 
     /// <summary>Writes config.json and the weights (fp32, or bf16 when <paramref name="dtype"/> says so) atomically.</summary>
     public static void Save(DeepSeekForCausalLM model, string dir, ScalarType dtype = ScalarType.Float32,
+        long maxShardBytes = 5_000_000_000, IReadOnlyDictionary<string, string>? extraFiles = null) =>
+        SaveState(model.Config, model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal), dir, dtype, maxShardBytes, extraFiles);
+
+    /// <summary>As Save, from a model state dict by model names (e.g. an EMA of the weights beside the model's buffers).</summary>
+    public static void SaveState(ModelConfig config, IReadOnlyDictionary<string, Tensor> modelState, string dir, ScalarType dtype = ScalarType.Float32,
         long maxShardBytes = 5_000_000_000, IReadOnlyDictionary<string, string>? extraFiles = null)
     {
         using var scope = NewDisposeScope();
-        var state = HfStateDict.Export(model);
+        var state = HfStateDict.Export(config, modelState);
         var outState = state.ToDictionary(kv => kv.Key, kv => kv.Value.dtype == StoredDtype(kv.Key, kv.Value, dtype) ? kv.Value : kv.Value.to(StoredDtype(kv.Key, kv.Value, dtype)));
-        SafeTensors.SaveDirectory(dir, outState, model.Config.ToJsonString(),
+        SafeTensors.SaveDirectory(dir, outState, config.ToJsonString(),
             new CheckpointSaveOptions { MaxShardBytes = maxShardBytes, ExtraFiles = extraFiles });
     }
 

@@ -36,6 +36,16 @@ public abstract record TrainerConfig : RecipeConfig
     public SchedulerConfig Scheduler { get; init; } = new();
     public CheckpointConfig Checkpoint { get; init; } = new();
     public DistributedConfig Distributed { get; init; } = new();
+
+    /// <summary>An exponential moving average of the weights in host memory, updated in the background after every
+    /// `every` optimizer steps and saved as its own model directory (&lt;output_dir&gt;/ema); null = none.</summary>
+    public EmaConfig? Ema { get; init; }
+}
+
+public sealed record EmaConfig
+{
+    public double Decay { get; init; } = 0.999;
+    public long Every { get; init; } = 1;
 }
 
 public enum OptimizerKind { [RecipeKey("adamw")] AdamW, Sgd }

@@ -16,5 +16,6 @@ public static class CausalLmRun
             try { HfStateDict.Load(model, tensors, dir); }
             finally { foreach (var t in tensors.Values) t.Dispose(); }
         },
-        tokenizerDir);
+        tokenizerDir,
+        (dir, state, extraFiles) => PretrainedModel.SaveState(model.Config, state, dir, extraFiles: extraFiles));
 }
