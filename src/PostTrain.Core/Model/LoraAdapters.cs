@@ -3,7 +3,10 @@
 // model's parameters are frozen, so an optimizer over this container trains only the adapters. PEFT's key names:
 // base_model.model.<module path>.lora_A.weight / .lora_B.weight, e.g.
 // base_model.model.model.layers.0.self_attn.q_a_proj.lora_A.weight. Fold() adds (alpha / r) B A into each base weight
-// (what `posttrain merge` writes). Simplifications: routed experts (stacked weights) and MTP modules get no adapters.
+// (what `posttrain merge` writes). Disabled() switches the adapters off for a scope (the base model computes alone: GRPO's
+// reference model without a second copy); Merged() folds them into the base weights for a scope and restores the
+// saved weights exactly afterwards (for paths that read the weights directly, such as the generation engine).
+// Simplifications: routed experts (stacked weights) and MTP modules get no adapters.
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -96,6 +99,49 @@ public sealed class LoraAdapters : nn.Module
             using var scope = NewDisposeScope();
             t.Layer.Weight.add_(a.Delta().to(t.Layer.Weight.dtype));
             t.Layer.Lora = null;
+        }
+    }
+
+    /// <summary>Until disposed, the model computes without its adapters (the base model: GRPO's reference policy).</summary>
+    public IDisposable Disabled()
+    {
+        foreach (var t in targets) t.Layer.Lora = null;
+        return new Restore(() => { foreach (var (t, a) in targets.Zip(adapters)) t.Layer.Lora = a; });
+    }
+
+    /// <summary>Until disposed, the adapters are folded into the base weights (W + (alpha / r) B A, computed in fp32 and
+    /// stored in W's dtype) and detached; disposing puts the saved base weights back bit for bit and re-attaches them.
+    /// Extra memory: a copy of the adapted weights.</summary>
+    public IDisposable Merged()
+    {
+        using var _ = no_grad();
+        var saved = new List<Tensor>(targets.Count);
+        foreach (var (t, a) in targets.Zip(adapters))
+        {
+            using var scope = NewDisposeScope();
+            saved.Add(t.Layer.Weight.detach().clone().DetachFromDisposeScope());
+            t.Layer.Weight.copy_(t.Layer.Weight.to(ScalarType.Float32) + a.Delta());
+            t.Layer.Lora = null;
+        }
+        return new Restore(() =>
+        {
+            using var noGrad = no_grad();
+            foreach (var ((t, a), w) in targets.Zip(adapters).Zip(saved))
+            {
+                t.Layer.Weight.copy_(w);
+                w.Dispose();
+                t.Layer.Lora = a;
+            }
+        });
+    }
+
+    private sealed class Restore(Action undo) : IDisposable
+    {
+        private Action? _undo = undo;
+        public void Dispose()
+        {
+            _undo?.Invoke();
+            _undo = null;
         }
     }
 

@@ -5,8 +5,10 @@
 // (PolicyUpdate). Logs rewards, KL, entropy, clip ratios, lengths, throughput and a time split per step; writes
 // sample completions; checkpoints with exact resume (model as a Hugging Face directory, optimizer state, data
 // position; sampling noise is a pure function of (seed, step, round)); optional greedy held-out eval before and
-// after; the final model goes to <output_dir>/final (run mechanics: TrainingRun). Simplifications: one device;
-// generation and training share it.
+// after; the final model goes to <output_dir>/final (run mechanics: TrainingRun). With `lora:` only the adapters train
+// and are saved (PEFT directories); rollouts and evaluation run with the adapters folded into the weights (restored
+// exactly afterwards), and the beta > 0 reference is the same model with the adapters off: no second model.
+// Simplifications: one device; generation and training share it.
 using PostTrain.Core.Model;
 using PostTrain.Data.Templates;
 using PostTrain.Data.Tokenizers;
@@ -25,6 +27,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
 
     private DeepSeekForCausalLM _model = null!;
     private DeepSeekForCausalLM? _reference;
+    private LoraAdapters? _lora;
     private ITokenizer _tokenizer = null!;
     private TrainingRun _run = null!;
     private PromptSet _prompts = null!;
@@ -67,14 +70,18 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         random.manual_seed(cfg.Seed);
         var loaded = ModelSetup.Load(cfg.Model, cfg.Seed, ctx.Log);
         (_model, _tokenizer) = (loaded.Model, loaded.Tokenizer);
-        if (cfg.Grpo.Beta > 0)
+        RunModel runModel = CausalLmRun.Of(_model, loaded.TokenizerDir);
+        if (cfg.Lora is { } lora) (_lora, runModel) = LoraRun.Attach(_model, lora, cfg.Model.Path, cfg.Seed, loaded.TokenizerDir);
+        if (cfg.Grpo.Beta > 0 && _lora is not null)
+            ctx.Log.WriteLine($"reference model: {cfg.Model.Path} = the policy with its LoRA adapters off (no second copy; beta {cfg.Grpo.Beta})");
+        else if (cfg.Grpo.Beta > 0)
         {
             _reference = ModelSetup.Load(cfg.Model, cfg.Seed, TextWriter.Null).Model;   // the starting weights, frozen
             foreach (var p in _reference.parameters()) p.requires_grad = false;
             _reference.eval();
             ctx.Log.WriteLine($"reference model: {cfg.Model.Path} (frozen, beta {cfg.Grpo.Beta})");
         }
-        _run = TrainingRun.Start(ctx, cfg, CausalLmRun.Of(_model, loaded.TokenizerDir));
+        _run = TrainingRun.Start(ctx, cfg, runModel);
 
         var registry = RewardModeling.TrainingRewardRegistry.Create(cfg.RewardsDir);
         var runnerOptions = new RewardRunnerOptions { Timeout = TimeSpan.FromSeconds(cfg.RewardTimeoutSeconds) };
@@ -84,7 +91,9 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         ctx.Log.WriteLine($"prompts: {_prompts.Items.Count} from {cfg.Data.Path}" +
             (_prompts.SkippedTooLong > 0 ? $" ({_prompts.SkippedTooLong} longer than {cfg.Data.MaxPromptTokens} tokens skipped)" : ""));
         _rollouts = new RolloutCollector(_model, _tokenizer, rewards, cfg.Grpo);
-        _update = new PolicyUpdate(_model, _reference, _run, cfg.Grpo, cfg.MoeBiasGamma);
+        _update = _lora is null
+            ? new PolicyUpdate(_model, _reference, _run, cfg.Grpo, cfg.MoeBiasGamma)
+            : new PolicyUpdate(_model, cfg.Grpo.Beta > 0 ? _model : null, _run, cfg.Grpo, 0, _lora.Disabled);   // frozen base: no bias steps
         if (cfg.Eval is { } e)
         {
             var evalPrompts = new PromptSet(e.Path, cfg.Data.PromptColumn, template, cfg.Data.MaxPromptTokens, e.Rows);
@@ -141,6 +150,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         long step = _run.State.Step;
         RolloutRound SampleRound(int round)
         {
+            using var merged = _lora?.Merged();   // the generation engine reads the weights directly
             var r = _rollouts.Sample(NextPrompts(g.PromptsPerStep), SamplingSeed(step, round), ct);
             rounds.Add(r);
             return r;
@@ -200,7 +210,8 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
 
     private EvalResult RunEval(RecipeContext ctx, IProgressReporter progress, string when, CancellationToken ct)
     {
-        var r = _eval!.Run(_model, ct);
+        EvalResult r;
+        using (_lora?.Merged()) r = _eval!.Run(_model, ct);
         _run.Log([("eval/reward_mean", r.Mean), .. r.Metrics.Select(kv => (kv.Key, kv.Value))]);
         var names = string.Join("+", cfg.Eval!.Rewards.Select(x => x.Name));
         progress.Message($"held-out {names} (greedy, {r.Rows} rows of {cfg.Eval.Path}) {when}: {r.Mean:F3}" +
@@ -212,6 +223,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
     {
         _run?.Dispose();
         _reference?.Dispose();
+        _lora?.Dispose();
         _model?.Dispose();
         foreach (var r in _ownedRewards) r.Dispose();
     }

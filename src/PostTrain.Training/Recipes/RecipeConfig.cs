@@ -92,6 +92,10 @@ public sealed record CheckpointConfig
     public long EveryNSteps { get; init; } = 500;
     public int KeepLast { get; init; } = 3;
 
+    /// <summary>false: no checkpoints and no final model are written (timing and memory runs of large models, whose
+    /// checkpoints with optimizer state take hundreds of GB).</summary>
+    public bool Enabled { get; init; } = true;
+
     /// <summary>Resume from the run directory's latest complete checkpoint when one exists.</summary>
     public bool Resume { get; init; } = true;
 

@@ -152,10 +152,21 @@ public sealed class TrainingRun : IDisposable
     public bool LogDue => State.Step % Config.Logging.EveryNSteps == 0 || State.Step == Config.MaxSteps;
 
     /// <summary>Whether the step just finished saves a checkpoint (every checkpoint.every_n_steps and the last).</summary>
-    public bool CheckpointDue =>
-        (Config.Checkpoint.EveryNSteps > 0 && State.Step % Config.Checkpoint.EveryNSteps == 0) || State.Step == Config.MaxSteps;
+    public bool CheckpointDue => Config.Checkpoint.Enabled && (
+        (Config.Checkpoint.EveryNSteps > 0 && State.Step % Config.Checkpoint.EveryNSteps == 0) || State.Step == Config.MaxSteps);
 
-    public void Log(params (string Name, double Value)[] values) => Metrics?.Log(State.Step, values);
+    public void Log(params (string Name, double Value)[] values) => Metrics?.Log(State.Step, [.. values, .. MemoryMetrics()]);
+
+    /// <summary>Peak memory so far: memory/host_peak_gb (the process's peak working set) and, on CUDA,
+    /// memory/gpu_peak_gb (the caching allocator's peak allocated bytes, when native/cudagraph is loaded).</summary>
+    private IEnumerable<(string, double)> MemoryMetrics()
+    {
+        using var self = System.Diagnostics.Process.GetCurrentProcess();
+        yield return ("memory/host_peak_gb", self.PeakWorkingSet64 / 1e9);
+        var p = Optimizer.Parameters.FirstOrDefault();
+        if (p is not null && p.device_type == DeviceType.CUDA && PostTrain.Core.Runtime.CudaMemory.Read(p.device_index, out _) is { } mem)
+            yield return ("memory/gpu_peak_gb", mem.PeakAllocatedBytes / 1e9);
+    }
 
     /// <summary>Metrics at a given step (evaluation at step 0, ...): rank 0 writes them.</summary>
     public void LogAt(long step, params (string Name, double Value)[] values) => Metrics?.Log(step, values);
@@ -185,6 +196,11 @@ public sealed class TrainingRun : IDisposable
     public string SaveFinal()
     {
         string final = Path.Combine(Config.OutputDir, FinalDirName);
+        if (!Config.Checkpoint.Enabled)
+        {
+            Output.WriteLine("checkpoint.enabled: false: no final model written");
+            return final;
+        }
         if (Parallel.IsMain) _model.Save(final, ModelSetup.TokenizerFiles(_model.TokenizerDir));
         if (Parallel.IsMain && _ema is not null) SaveEma();
         Parallel.Group.Barrier();

@@ -54,13 +54,8 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
     /// <summary>LoRA: adapters on the frozen model; the run trains, saves and resumes the adapters only (PEFT directories).</summary>
     private RunModel LoraRun(LoraConfig lora, string? tokenizerDir)
     {
-        if (!Directory.Exists(cfg.Model.Path))
-            throw new RecipeConfigException($"lora: model.path must be a model directory (an adapter names its base model; the built-in '{cfg.Model.Path}' is random)");
-        try { _lora = LoraAdapters.Attach(_model, lora.ToSettings(), cfg.Seed); }
-        catch (ArgumentException e) { throw new RecipeConfigException(e.Message); }
-        string baseModel = Path.GetFullPath(cfg.Model.Path);
-        return new RunModel(_lora, (dir, extraFiles) => PeftAdapterFiles.Save(dir, _lora, baseModel, extraFiles),
-            dir => PeftAdapterFiles.LoadWeights(dir, _lora), tokenizerDir);
+        (_lora, var run) = PostTrain.Training.Run.LoraRun.Attach(_model, lora, cfg.Model.Path, cfg.Seed, tokenizerDir);
+        return run;
     }
 
     private void OpenEpoch(int epoch, long skip)
