@@ -8,6 +8,7 @@
 #   4. sft-*:  a few SFT steps per mode (recipes/sft-16b-*.yaml): tokens/s, peak GPU and host memory from metrics.jsonl;
 #              full fine-tuning with the host optimizer needs the host RAM it names (skipped, saying so, when short);
 #   5. grpo:   GRPO steps (recipes/grpo-16b-hostopt.yaml, char_variety reward): generation / reward / training seconds;
+#   peft:      a 2-step expert+attention LoRA run saved and loaded by peft onto the transformers model (key check);
 #   6. gen:    the generation benchmark on the checkpoint: 64 sequences x 2,048 tokens, eager vs CUDA-graph decode
 #              tokens/s, latent KV cache size, allocator peak.
 # Then prints one table (summary.md). Needs ~40 GB free disk for the checkpoint (no run writes checkpoints:
@@ -74,9 +75,32 @@ sft() { # name recipe min_host_gb extra...
   echo "$name: exit $?"; grep -E "model:|error" "$OUT/$name.log" | head -3
 }
 want sft-lora-attn     && sft sft-lora-attn     sft-16b-lora-attn.yaml        40
-want sft-lora-attn-mlp && sft sft-lora-attn-mlp sft-16b-lora-attn-mlp.yaml    40
+want sft-lora-experts  && sft sft-lora-experts  sft-16b-lora-experts.yaml    40
 want sft-bf16moments   && sft sft-bf16moments   sft-16b-full-bf16moments.yaml 170
 want sft-hostopt       && sft sft-hostopt       sft-16b-full-hostopt.yaml     235
+
+if want peft; then
+  # a saved expert+attention adapter (2 steps), loaded by peft on the transformers model: every key must match
+  timeout ${SFT_TIMEOUT:-1500} scripts/gpu/run.sh run recipes/sft-16b-lora-experts.yaml output_dir="$OUT/peft-run" model.path=$CKPT max_steps=2 \
+    data.max_seq_len=512 data.batch_size=1 gradient_accumulation_steps=1 logging.progress=plain > "$OUT/peft-run.log" 2>&1
+  python3 - "$CKPT" "$OUT/peft-run/final" > "$OUT/peft.log" 2>&1 <<'PY'
+import sys, torch
+from peft import PeftModel
+from safetensors import safe_open
+from transformers import AutoModelForCausalLM
+base = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.bfloat16)
+model = PeftModel.from_pretrained(base, sys.argv[2])
+with safe_open(f"{sys.argv[2]}/adapter_model.safetensors", "pt") as f:
+    saved = set(f.keys())
+have = {k for k in model.state_dict() if "lora_" in k}
+norm = lambda k: k.replace(".default", "")
+loaded = {norm(k) for k in have}
+print(f"adapter tensors saved {len(saved)}, lora tensors in the peft model {len(have)}")
+print("saved but not in the peft model:", sorted(saved - loaded)[:5])
+print("in the peft model but not saved:", sorted(loaded - saved)[:5])
+PY
+  echo "peft: exit $?"; tail -3 "$OUT/peft.log"
+fi
 
 if want grpo; then
   if [ "$(host_gb)" -lt 170 ]; then echo "grpo: skipped: $(host_gb) GB host RAM available, needs ~170 GB" | tee "$OUT/grpo.log"
@@ -98,7 +122,7 @@ import json, os, statistics, sys
 out = sys.argv[1]
 print("| mode | steps | SFT tokens/s (median) | peak GPU GB | peak host GB | GRPO s/step: generation / reward / training |")
 print("|---|---|---|---|---|---|")
-for name in ["sft-bf16moments", "sft-hostopt", "sft-lora-attn", "sft-lora-attn-mlp", "grpo"]:
+for name in ["sft-bf16moments", "sft-hostopt", "sft-lora-attn", "sft-lora-experts", "grpo"]:
     f = os.path.join(out, name, "metrics.jsonl")
     if not os.path.exists(f):
         print(f"| {name} | not run (see {name}.log) | | | | |"); continue

@@ -11,7 +11,7 @@ public sealed class LoraScopesTests
     private static readonly string[] Targets = [.. LoraSettings.AttentionModules, "gate_proj", "up_proj", "down_proj"];
 
     // Weights from a local generator (the global torch RNG is shared with test classes running in parallel).
-    private static DeepSeekForCausalLM Micro()
+    internal static DeepSeekForCausalLM Micro()
     {
         var m = new DeepSeekForCausalLM(BuiltinModels.Micro());
         var gen = new Generator(5);
