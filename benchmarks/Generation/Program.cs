@@ -52,7 +52,7 @@ Console.WriteLine($"model {modelName}: {model.ParameterCount() / 1e6:F1} M param
 
 var rng = new Random((int)seed);
 var prompts = Enumerable.Range(0, nPrompts)
-    .Select(_ => Enumerable.Range(0, promptLen).Select(_ => rng.Next(config.VocabSize)).ToArray()).ToArray();
+    .Select(_ => Enumerable.Range(0, promptLen).Select(_ => rng.Next(model.Config.VocabSize)).ToArray()).ToArray();
 var p = new SamplingParams(Temperature: temperature, MaxNewTokens: newTokens, StopTokenIds: [], Seed: seed);
 var options = new GenerationOptions { SpeculativeMtp = spec, MaxBatchSize = Math.Max(nPrompts, 1) };
 
