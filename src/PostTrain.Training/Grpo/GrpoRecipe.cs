@@ -82,6 +82,8 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
             ctx.Log.WriteLine($"reference model: {cfg.Model.Path} (frozen, beta {cfg.Grpo.Beta})");
         }
         _run = TrainingRun.Start(ctx, cfg, runModel);
+        ctx.Log.WriteLine(MemoryPlan.Of(_model, _lora is null ? _model : _lora, cfg.Optimizer, cfg.Ema) +
+            (_reference is null ? "" : $"; + the reference model {_reference.parameters().Sum(p => p.numel() * p.ElementSize) / 1e9:F2} GB"));
 
         var registry = RewardModeling.TrainingRewardRegistry.Create(cfg.RewardsDir);
         var runnerOptions = new RewardRunnerOptions { Timeout = TimeSpan.FromSeconds(cfg.RewardTimeoutSeconds) };

@@ -48,6 +48,7 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         _data = new SftBatches(cfg.Data, _tokenizer, _stats, cfg.Model.Tokenizer ?? cfg.Model.Path);
         _run = TrainingRun.Start(ctx, cfg, cfg.Lora is { } lora ? LoraRun(lora, loaded.TokenizerDir) : CausalLmRun.Of(_model, loaded.TokenizerDir),
             dataParallel: true);
+        _run.Output.WriteLine(MemoryPlan.Of(_model, _lora is null ? _model : _lora, cfg.Optimizer, cfg.Ema));
         OpenEpoch(_run.State.Epoch, skip: _run.State.DataPosition);
     }
 

@@ -1,13 +1,16 @@
 // The training modes a 16B model needs, end to end through SFT on a micro model: the EMA of the weights (host,
 // background) equals the recurrence over the weights the run checkpointed at each step and is saved as its own model
 // directory; the host-offloaded AdamW trains exactly as the on-device AdamW (fp32 parameters), and with bf16 device
-// parameters; bf16 parameters without fp32 masters are refused.
+// parameters; bf16 parameters without fp32 masters are refused; the memory plan of the 16B shape (built on the meta
+// device, no memory) per mode equals the bytes worked out by hand.
 using PostTrain.Core.Checkpoints;
 using PostTrain.Core.Model;
 using PostTrain.Training.Recipes;
+using PostTrain.Training.Run;
 using PostTrain.Training.Sft;
 using PostTrain.Training.Tests.Infra;
 using PostTrain.Training.Tests.Recipes;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace PostTrain.Training.Tests.Run;
@@ -49,6 +52,35 @@ public sealed class BigModelModesTests
     {
         var (m, _) = PretrainedModel.Load(dir);
         return m.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter.detach());
+    }
+
+    [Fact]
+    public void Memory_plan_of_the_16b_shape_per_mode()
+    {
+        var cfg = ModelConfig.Load(RepoPaths.Of("benchmarks/moonlight-16b/config.json"));
+        using var model = new DeepSeekForCausalLM(cfg, new Device("meta"));
+        model.to(ScalarType.BFloat16);                                          // model.param_dtype: bfloat16
+        const long n = 15_960_110_208 - 26 * 64;   // checkpoint tensors (RealSizeCheckpointTests) less the correction-bias buffers
+        Assert.Equal(n, model.parameters().Sum(p => p.numel()));
+
+        var host = MemoryPlan.Of(model, model, new OptimizerConfig { Offload = OptimizerOffload.Host, Bf16Moments = true }, new EmaConfig());
+        Assert.Equal(2 * n, host.ModelBytes);
+        Assert.Equal(2 * n, host.GradientBytes);
+        Assert.Equal(0, host.OptimizerDeviceBytes);
+        Assert.Equal(2 * 2 * n + 4 * n + 2 * n, host.OptimizerHostBytes);     // bf16 moments, fp32 masters, bf16 gradient buffers
+        Assert.Equal(4 * n, host.EmaHostBytes);
+        Assert.InRange(host.DeviceBytes / 1e9, 63.8, 63.9);
+
+        var fp32 = MemoryPlan.Of(model, model, new OptimizerConfig { Offload = OptimizerOffload.Host }, null);
+        Assert.Equal(2 * 4 * n + 4 * n + 2 * n, fp32.OptimizerHostBytes);
+        Assert.Equal(0, fp32.EmaHostBytes);
+
+        using var micro = new DeepSeekForCausalLM(BuiltinModels.Micro());
+        using var lora = LoraAdapters.Attach(micro, new LoraSettings(4, 8, 0, ["o_proj"]), seed: 1);
+        long a = lora.parameters().Sum(p => p.numel());                         // fp32 adapters, on-device AdamW
+        var plan = MemoryPlan.Of(micro, lora, new OptimizerConfig(), null);
+        Assert.Equal(micro.parameters().Sum(p => p.numel()) * 4, plan.ModelBytes);
+        Assert.Equal((4 * a, 8 * a, 0L), (plan.GradientBytes, plan.OptimizerDeviceBytes, plan.HostBytes));
     }
 
     [Fact]
