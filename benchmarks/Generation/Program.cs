@@ -2,7 +2,7 @@
 // random tokens, 256 new tokens at temperature 1, no stop token (every sequence runs to the limit); prints tokens/s
 // of unprofiled runs (eager steps, and on CUDA the CUDA-graph step when native/cudagraph is built), then a profiled eager run's per-phase breakdown (device synchronised around each phase, so the
 // profiled run itself is slower). On CPU it runs a tiny configuration (tiny-moe, 8 x 16 tokens, 32 new) and says so.
-// Options: --model bench-moe|tiny-moe|micro-moe --prompts N --prompt-len N --new N --temperature T --greedy
+// Options: --model bench-moe|tiny-moe|micro-moe|<checkpoint dir> --prompts N --prompt-len N --new N --temperature T --greedy
 //          --spec (MTP speculative greedy; the model gets an MTP module) --cpu --seed N --threads N (CPU intra-op threads)
 using System.Diagnostics;
 using PostTrain.Core.Generation;
@@ -25,13 +25,25 @@ if (opts.Has("--threads")) torch.set_num_threads(opts.GetInt("--threads", 1));
 if (!cuda)
     Console.WriteLine($"No CUDA device (or --cpu): running the tiny CPU configuration ({modelName}, {nPrompts} x {promptLen} tokens, {newTokens} new); numbers are not GPU numbers.");
 
-if (!BuiltinModels.ByName.TryGetValue(modelName, out var makeConfig))
-    throw new ArgumentException($"--model: unknown '{modelName}' (known: {string.Join(", ", BuiltinModels.ByName.Keys)})");
-var config = makeConfig();
-if (spec && config.NumNextnPredictLayers == 0) config = config with { NumNextnPredictLayers = 1 };
 var sw = Stopwatch.StartNew();
-var model = new DeepSeekForCausalLM(config, device);
-model.InitWeights(0.02, seed);
+DeepSeekForCausalLM model;
+if (Directory.Exists(modelName))
+{
+    // a checkpoint directory (e.g. the 16B random-init one of posttrain init-checkpoint): streamed onto the device,
+    // then held in bf16 on CUDA (the decode weights; halves the memory of fp32 masters)
+    (model, var report) = PretrainedModel.Load(modelName, device);
+    if (cuda) model.to(ScalarType.BFloat16);
+    Console.WriteLine($"loaded {modelName} in {report.Seconds:F1} s, peak host memory {report.PeakHostBytes / 1e9:F2} GB");
+}
+else
+{
+    if (!BuiltinModels.ByName.TryGetValue(modelName, out var makeConfig))
+        throw new ArgumentException($"--model: unknown '{modelName}' (a directory, or one of: {string.Join(", ", BuiltinModels.ByName.Keys)})");
+    var config = makeConfig();
+    if (spec && config.NumNextnPredictLayers == 0) config = config with { NumNextnPredictLayers = 1 };
+    model = new DeepSeekForCausalLM(config, device);
+    model.InitWeights(0.02, seed);
+}
 model.eval();
 model.ComputeDtype = cuda ? ScalarType.BFloat16 : ScalarType.Float32;
 Console.WriteLine($"model {modelName}: {model.ParameterCount() / 1e6:F1} M parameters on {device} ({model.ComputeDtype}), " +
@@ -40,7 +52,7 @@ Console.WriteLine($"model {modelName}: {model.ParameterCount() / 1e6:F1} M param
 
 var rng = new Random((int)seed);
 var prompts = Enumerable.Range(0, nPrompts)
-    .Select(_ => Enumerable.Range(0, promptLen).Select(_ => rng.Next(config.VocabSize)).ToArray()).ToArray();
+    .Select(_ => Enumerable.Range(0, promptLen).Select(_ => rng.Next(model.Config.VocabSize)).ToArray()).ToArray();
 var p = new SamplingParams(Temperature: temperature, MaxNewTokens: newTokens, StopTokenIds: [], Seed: seed);
 var options = new GenerationOptions { SpeculativeMtp = spec, MaxBatchSize = Math.Max(nPrompts, 1) };
 
@@ -80,6 +92,18 @@ if (rows.Count > 1)
     var graph = new TokenGenerator(model, options with { CudaGraphs = CudaGraphMode.On }).Generate(prompts, g);
     Console.WriteLine($"greedy {g.MaxNewTokens} tokens, cuda-graph vs the same step uncaptured: {Compare(graph, stat)}");
     Console.WriteLine($"greedy {g.MaxNewTokens} tokens, cuda-graph vs eager decoding: {Compare(graph, eager)}");
+}
+if (cuda)
+{
+    // memory: the latent cache's size from the shapes (c_kv + k_rope per token and layer, compute dtype) beside the
+    // allocator's peak over the runs above and the weights' bytes
+    var c = model.Config;
+    long tokens = (long)nPrompts * (promptLen + newTokens);
+    double kvGb = (double)c.NumHiddenLayers * (c.KvLoraRank + c.QkRopeHeadDim) * 2 * tokens / 1e9;
+    double weightsGb = model.parameters().Sum(t => t.numel() * t.ElementSize) / 1e9;
+    var mem = PostTrain.Core.Runtime.CudaMemory.Read(0, out var why);
+    Console.WriteLine($"latent KV cache for {nPrompts} x {promptLen + newTokens} tokens: {kvGb:F2} GB (bf16, from the shapes); weights {weightsGb:F2} GB; " +
+                      (mem is null ? $"allocator peak unavailable ({why})" : $"allocator peak {mem.PeakAllocatedBytes / 1e9:F2} GB"));
 }
 Console.WriteLine();
 

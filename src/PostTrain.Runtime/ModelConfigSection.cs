@@ -13,6 +13,11 @@ public sealed record ModelConfigSection
     public string? Tokenizer { get; init; }
     public DTypeName Dtype { get; init; } = DTypeName.Bfloat16;
 
+    /// <summary>The dtype the parameters are kept in on the device: float32 (fp32 masters, the default) or bfloat16 (half
+    /// the memory: for a frozen LoRA base, inference, or full training with optimizer.offload: host, whose fp32 masters
+    /// live on the host).</summary>
+    public DTypeName ParamDtype { get; init; } = DTypeName.Float32;
+
     /// <summary>"cuda", "cuda:1", "cpu" or "auto" (cuda when available).</summary>
     public string Device { get; init; } = "auto";
 }

@@ -52,8 +52,9 @@ public static class ModelSetup
             }
             else
             {
-                (model, var report) = PretrainedModel.Load(dir);
-                log.WriteLine($"model: {m.Path} ({model.ParameterCount() / 1e6:F2} M parameters)" +
+                (model, var report) = PretrainedModel.Load(dir, device);   // streamed onto the device, one tensor at a time
+                log.WriteLine($"model: {m.Path} ({model.ParameterCount() / 1e6:F2} M parameters; loaded in {report.Seconds:F1} s, " +
+                    $"peak host memory {report.PeakHostBytes / 1e9:F2} GB)" +
                     (report.LeftInitialised.Count > 0 ? $"; {report.LeftInitialised.Count} MTP tensors not in the checkpoint start random" : ""));
                 tokDir ??= dir;
             }
@@ -63,6 +64,8 @@ public static class ModelSetup
             throw new RecipeConfigException($"model.tokenizer: vocabulary {tokenizer.VocabSize} exceeds the model's vocab_size {model.Config.VocabSize}");
         model.SetPrecision(PrecisionOf(m.Dtype));
         if (device.type != TorchSharp.DeviceType.CPU) model.to(device);
+        if (m.ParamDtype == DTypeName.Bfloat16) model.to(TorchSharp.torch.ScalarType.BFloat16);
+        else if (m.ParamDtype != DTypeName.Float32) throw new RecipeConfigException($"model.param_dtype: must be float32 or bfloat16, got {DTypeNames.Name(m.ParamDtype)}");
         return new LoadedModel(model, tokenizer, device, m.Path, HasTokenizer(tokDir) ? tokDir : null);
     }
 

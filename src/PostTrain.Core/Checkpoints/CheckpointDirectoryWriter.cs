@@ -3,6 +3,8 @@
 // built in a temp sibling and swapped in by AtomicFiles.ReplaceDirectory. The swap replaces the
 // whole directory, so an existing target must be empty or already hold a safetensors checkpoint:
 // a mistyped path (say, a home directory) is refused instead of wiped.
+// Streaming (produce given): the state dict holds only names, dtypes and shapes (meta tensors will do); each tensor's
+// values are made by produce(name) when its turn comes, written and freed, so the whole model is never in memory.
 using System.Text;
 using System.Text.Json;
 using TorchSharp;
@@ -14,7 +16,8 @@ internal static class CheckpointDirectoryWriter
 {
     public const string ConfigFileName = "config.json";
 
-    public static void Write(string dir, IReadOnlyDictionary<string, Tensor> stateDict, string? configJson, CheckpointSaveOptions options)
+    public static void Write(string dir, IReadOnlyDictionary<string, Tensor> stateDict, string? configJson, CheckpointSaveOptions options,
+        Func<string, Tensor>? produce = null)
     {
         string full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir));
         if (configJson is not null) RequireJsonObject(Path.Combine(full, ConfigFileName), configJson);
@@ -23,36 +26,23 @@ internal static class CheckpointDirectoryWriter
                 throw new ArgumentException($"extra file name '{name}' must be a plain file name that is not a checkpoint file", nameof(options));
         RequireReplaceable(full);
 
-        var sizes = stateDict.ToDictionary(kv => kv.Key, kv => SafeTensorsFileWriter.DataBytes(full, kv.Key, kv.Value), StringComparer.Ordinal);
-        var shards = ShardPlanner.Split(sizes, options.MaxShardBytes);
+        var layout = ShardLayout.Plan(stateDict, options.MaxShardBytes, full);
         AtomicFiles.ReplaceDirectory(full, temp =>
         {
-            if (shards.Count <= 1)
-            {
-                WriteShard(temp, SafeTensorsCheckpoint.SingleFileName, stateDict, shards.SingleOrDefault() ?? [], options);
-            }
-            else
-            {
-                var weightMap = new Dictionary<string, string>(StringComparer.Ordinal);
-                for (int i = 0; i < shards.Count; i++)
-                {
-                    string fileName = ShardPlanner.ShardFileName(i, shards.Count);
-                    WriteShard(temp, fileName, stateDict, shards[i], options);
-                    foreach (var name in shards[i]) weightMap[name] = fileName;
-                }
-                WriteText(Path.Combine(temp, ShardIndex.FileName), ShardIndex.Write(sizes.Values.Sum(), weightMap));
-            }
+            foreach (var shard in layout.Files)
+                WriteShard(temp, shard, stateDict, options, produce);
+            if (layout.Sharded) WriteText(Path.Combine(temp, ShardIndex.FileName), layout.IndexJson());
             if (configJson is not null) WriteText(Path.Combine(temp, ConfigFileName), configJson);
             foreach (var (name, content) in options.ExtraFiles ?? new Dictionary<string, string>())
                 WriteText(Path.Combine(temp, name), content);
         });
     }
 
-    private static void WriteShard(string dir, string fileName, IReadOnlyDictionary<string, Tensor> stateDict, List<string> names,
-        CheckpointSaveOptions options)
+    private static void WriteShard(string dir, ShardFile file, IReadOnlyDictionary<string, Tensor> stateDict, CheckpointSaveOptions options,
+        Func<string, Tensor>? produce)
     {
-        var shard = names.ToDictionary(n => n, n => stateDict[n], StringComparer.Ordinal);
-        SafeTensorsFileWriter.WriteNew(Path.Combine(dir, fileName), shard, options.Metadata, options.AfterTensorWritten);
+        var shard = file.Tensors.ToDictionary(n => n, n => stateDict[n], StringComparer.Ordinal);
+        SafeTensorsFileWriter.WriteNew(Path.Combine(dir, file.FileName), shard, options.Metadata, options.AfterTensorWritten, produce);
     }
 
     private static void RequireReplaceable(string dir)

@@ -55,8 +55,11 @@ public static class PeftAdapterFiles
             JsonValue v => [v.ToString()],
             _ => throw new InvalidDataException($"{file}: missing 'target_modules'"),
         };
+        // routed-expert adapters are not a PEFT setting (PEFT adapts every module the names match): they are in the weights
+        string weights = Path.Combine(dir, WeightsFileName);
+        bool routed = File.Exists(weights) && SafeTensors.ReadHeader(weights).Keys.Any(k => k.Contains(".mlp.experts.", StringComparison.Ordinal));
         var settings = new LoraSettings((int)root["r"]!.GetValue<double>(), root["lora_alpha"]!.GetValue<double>(),
-            root["lora_dropout"]?.GetValue<double>() ?? 0, targets);
+            root["lora_dropout"]?.GetValue<double>() ?? 0, targets, routed);
         return (settings, Need("base_model_name_or_path"));
     }
 

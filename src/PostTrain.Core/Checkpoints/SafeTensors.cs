@@ -78,6 +78,15 @@ public static class SafeTensors
         CheckpointSaveOptions? options = null) =>
         CheckpointDirectoryWriter.Write(dir, stateDict, configJson, options ?? new CheckpointSaveOptions());
 
+    /// <summary>
+    /// As SaveDirectory, streaming: <paramref name="layout"/> gives only names, dtypes and shapes (meta tensors will do),
+    /// and <paramref name="produce"/>(name) makes each tensor's values (layout's dtype and shape) when its turn comes;
+    /// each is freed once written, so host memory holds one tensor at a time, never the whole model.
+    /// </summary>
+    public static void SaveDirectoryStreaming(string dir, IReadOnlyDictionary<string, Tensor> layout, Func<string, Tensor> produce,
+        string? configJson, CheckpointSaveOptions? options = null) =>
+        CheckpointDirectoryWriter.Write(dir, layout, configJson, options ?? new CheckpointSaveOptions(), produce);
+
     private static Tensor ReadDequantized(SafeTensorsCheckpoint checkpoint, string name, string scaleName, ScalarType dtype, Device? device)
     {
         var weight = checkpoint.Read(name);

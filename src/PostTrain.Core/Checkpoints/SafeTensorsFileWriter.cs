@@ -4,6 +4,8 @@
 // with serde_json's escaping, padded with spaces to a multiple of 8; 8-byte little-endian length.
 // Tensors may live on any device and be non-contiguous: each is copied to a contiguous CPU tensor
 // one at a time while writing. This class writes to the exact path given; callers make it atomic.
+// Streaming (produce given): `tensors` only gives names, dtypes and shapes (meta tensors will do); produce(name) makes
+// each tensor's values when its turn comes, and they are freed once written.
 using System.Buffers.Binary;
 using System.Text;
 using TorchSharp;
@@ -17,7 +19,7 @@ internal static class SafeTensorsFileWriter
 
     /// <summary>Creates <paramref name="path"/> (which must not exist) and writes the tensors; returns the data bytes written.</summary>
     public static long WriteNew(string path, IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, string>? metadata,
-        Action<string>? afterTensorWritten)
+        Action<string>? afterTensorWritten, Func<string, Tensor>? produce = null)
     {
         var entries = Layout(path, tensors);
         byte[] header = BuildHeader(entries, WithFormat(metadata));
@@ -34,7 +36,7 @@ internal static class SafeTensorsFileWriter
         foreach (var entry in entries)
         {
             using var scope = torch.NewDisposeScope();
-            var tensor = tensors[entry.Name];
+            var tensor = produce is null ? tensors[entry.Name] : produce(entry.Name);
             if (tensor.dtype != entry.Dtype.ScalarType || !tensor.shape.SequenceEqual(entry.Shape))
                 throw new SafeTensorsException(path, entry.Name, "tensor changed dtype or shape while the file was being written");
             var cpu = tensor.detach();

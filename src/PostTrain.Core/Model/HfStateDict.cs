@@ -4,6 +4,9 @@
 // in-memory transformers names (mlp.experts.gate_up_proj (E, 2I, H), mlp.experts.down_proj (E, H, I)) are read too.
 // MTP module k is model.layers.{num_hidden_layers + k}; its copies of the shared embedding and head
 // (embed_tokens.weight, shared_head.head.weight) are written for DeepSeek-V3 compatibility and ignored on load.
+// Loading reads the checkpoint through a shape table and a read(name) function, one tensor at a time inside its own
+// dispose scope: from a dictionary (tensors already in memory) or streamed from the files (CheckpointTensors), where
+// host memory then holds one checkpoint tensor at a time beside the model.
 using System.Text.RegularExpressions;
 using PostTrain.Core.Checkpoints;
 using static TorchSharp.torch;
@@ -11,7 +14,14 @@ using static TorchSharp.torch;
 namespace PostTrain.Core.Model;
 
 /// <summary>What a load did: tensors it could not find (left as initialised) and copies it ignored.</summary>
-public sealed record LoadReport(IReadOnlyList<string> LeftInitialised, IReadOnlyList<string> Ignored);
+public sealed record LoadReport(IReadOnlyList<string> LeftInitialised, IReadOnlyList<string> Ignored)
+{
+    /// <summary>Wall time of the load (build + read + copy), when measured.</summary>
+    public double Seconds { get; init; }
+
+    /// <summary>The process's peak working set (host memory) at the end of the load, when measured.</summary>
+    public long PeakHostBytes { get; init; }
+}
 
 public static partial class HfStateDict
 {
@@ -31,11 +41,14 @@ public static partial class HfStateDict
     }
 
     /// <summary>The checkpoint tensors for this model, Hugging Face names, sharing storage where possible (CPU, fp32).</summary>
-    public static Dictionary<string, Tensor> Export(DeepSeekForCausalLM m)
+    public static Dictionary<string, Tensor> Export(DeepSeekForCausalLM m) =>
+        Export(m.Config, m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal));
+
+    /// <summary>As above, from a model state dict by model names (e.g. averaged weights beside the model's buffers).</summary>
+    public static Dictionary<string, Tensor> Export(ModelConfig c, IReadOnlyDictionary<string, Tensor> state)
     {
-        var c = m.Config;
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (name, t) in m.state_dict())
+        foreach (var (name, t) in state)
         {
             string hf = ToHfPrefix(name, c);
             var match = StackedExpert().Match(hf);
@@ -49,8 +62,8 @@ public static partial class HfStateDict
         for (int k = 0; k < c.NumNextnPredictLayers; k++)
         {
             string p = $"model.layers.{c.NumHiddenLayers + k}.";
-            result[p + "embed_tokens.weight"] = m.Model.Embed.Weight.detach();
-            result[p + "shared_head.head.weight"] = m.HeadWeight.detach();
+            result[p + "embed_tokens.weight"] = state["model.embed_tokens.weight"].detach();
+            result[p + "shared_head.head.weight"] = state[c.TieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"].detach();
         }
         return result;
     }
@@ -58,7 +71,11 @@ public static partial class HfStateDict
     /// <summary>Copies checkpoint tensors into the model. Every missing, unexpected or mis-shaped tensor is reported
     /// in one error. MTP modules absent from the checkpoint stay as initialised (listed in the report): checkpoints
     /// written by transformers carry no MTP weights.</summary>
-    public static LoadReport Load(DeepSeekForCausalLM m, IReadOnlyDictionary<string, Tensor> checkpoint, string source)
+    public static LoadReport Load(DeepSeekForCausalLM m, IReadOnlyDictionary<string, Tensor> checkpoint, string source) =>
+        Load(m, checkpoint.ToDictionary(kv => kv.Key, kv => kv.Value.shape, StringComparer.Ordinal), name => checkpoint[name], source);
+
+    /// <summary>As above, reading each tensor through <paramref name="read"/> (a new tensor it makes is freed after its copy).</summary>
+    public static LoadReport Load(DeepSeekForCausalLM m, IReadOnlyDictionary<string, long[]> checkpoint, Func<string, Tensor> read, string source)
     {
         var c = m.Config;
         var missing = new List<(string, long[])>();
@@ -76,11 +93,11 @@ public static partial class HfStateDict
             if (match.Success)
             {
                 string prefix = match.Groups[1].Value, proj = match.Groups[2].Value;
-                if (TryFused(checkpoint, prefix, proj, target, used, misShaped)) continue;
+                if (TryFused(checkpoint, read, prefix, proj, target, used, misShaped)) continue;
                 for (int e = 0; e < target.shape[0]; e++)
-                    CopyOne(checkpoint, $"{prefix}.{e}.{proj}.weight", target[e], used, isMtp && !hasMtp ? leftInit : null, missing, misShaped, source);
+                    CopyOne(checkpoint, read, $"{prefix}.{e}.{proj}.weight", target[e], used, isMtp && !hasMtp ? leftInit : null, missing, misShaped, source);
             }
-            else CopyOne(checkpoint, hf, target, used, isMtp && !hasMtp ? leftInit : null, missing, misShaped, source);
+            else CopyOne(checkpoint, read, hf, target, used, isMtp && !hasMtp ? leftInit : null, missing, misShaped, source);
         }
         var ignored = new List<string>();
         var unexpected = new List<(string, long[], string)>();
@@ -92,7 +109,7 @@ public static partial class HfStateDict
                 (c.TieWordEmbeddings && key == "lm_head.weight"))
                 ignored.Add(key);
             else if (IsExtraMtpLayer(key, c)) ignored.Add(key);
-            else unexpected.Add((key, checkpoint[key].shape, source));
+            else unexpected.Add((key, checkpoint[key], source));
         }
         if (missing.Count + misShaped.Count + unexpected.Count > 0)
             throw new CheckpointMismatchException(source, missing, unexpected, misShaped, null);
@@ -106,40 +123,43 @@ public static partial class HfStateDict
         return mm.Success && int.Parse(mm.Groups[1].Value) >= c.NumHiddenLayers + c.NumNextnPredictLayers;
     }
 
-    private static void CopyOne(IReadOnlyDictionary<string, Tensor> ckpt, string key, Tensor target, HashSet<string> used,
+    private static void CopyOne(IReadOnlyDictionary<string, long[]> ckpt, Func<string, Tensor> read, string key, Tensor target, HashSet<string> used,
         List<string>? leftInitialised, List<(string, long[])> missing, List<(string, long[], long[], string)> misShaped, string source)
     {
-        if (!ckpt.TryGetValue(key, out var src))
+        if (!ckpt.TryGetValue(key, out var shape))
         {
             if (leftInitialised is not null) leftInitialised.Add(key); else missing.Add((key, target.shape));
             return;
         }
         used.Add(key);
-        if (!src.shape.SequenceEqual(target.shape))
+        if (!shape.SequenceEqual(target.shape))
         {
-            misShaped.Add((key, target.shape, src.shape, source));
+            misShaped.Add((key, target.shape, shape, source));
             return;
         }
-        target.copy_(src.to(target.dtype, target.device));
+        if (misShaped.Count + missing.Count > 0) return;   // the load fails: no point reading more
+        using var scope = NewDisposeScope();
+        target.copy_(read(key).to(target.dtype, target.device));
     }
 
-    private static bool TryFused(IReadOnlyDictionary<string, Tensor> ckpt, string prefix, string proj, Tensor target,
+    private static bool TryFused(IReadOnlyDictionary<string, long[]> ckpt, Func<string, Tensor> read, string prefix, string proj, Tensor target,
         HashSet<string> used, List<(string, long[], long[], string)> misShaped)
     {
+        using var scope = NewDisposeScope();
         if (proj == "down_proj" && ckpt.TryGetValue($"{prefix}.down_proj", out var down))
         {
             used.Add($"{prefix}.down_proj");
-            if (!down.shape.SequenceEqual(target.shape)) misShaped.Add(($"{prefix}.down_proj", target.shape, down.shape, ""));
-            else target.copy_(down.to(target.dtype, target.device));
+            if (!down.SequenceEqual(target.shape)) misShaped.Add(($"{prefix}.down_proj", target.shape, down, ""));
+            else target.copy_(read($"{prefix}.down_proj").to(target.dtype, target.device));
             return true;
         }
         if (proj != "down_proj" && ckpt.TryGetValue($"{prefix}.gate_up_proj", out var gu))
         {
             used.Add($"{prefix}.gate_up_proj");
             long inter = target.shape[1];
-            if (gu.shape.Length != 3 || gu.shape[1] != 2 * inter || gu.shape[2] != target.shape[2])
-                misShaped.Add(($"{prefix}.gate_up_proj", [target.shape[0], 2 * inter, target.shape[2]], gu.shape, ""));
-            else target.copy_(gu.narrow(1, proj == "gate_proj" ? 0 : inter, inter).to(target.dtype, target.device));
+            if (gu.Length != 3 || gu[1] != 2 * inter || gu[2] != target.shape[2])
+                misShaped.Add(($"{prefix}.gate_up_proj", [target.shape[0], 2 * inter, target.shape[2]], gu, ""));
+            else target.copy_(read($"{prefix}.gate_up_proj").narrow(1, proj == "gate_proj" ? 0 : inter, inter).to(target.dtype, target.device));
             return true;
         }
         return false;

@@ -3,15 +3,23 @@
 // model's parameters are frozen, so an optimizer over this container trains only the adapters. PEFT's key names:
 // base_model.model.<module path>.lora_A.weight / .lora_B.weight, e.g.
 // base_model.model.model.layers.0.self_attn.q_a_proj.lora_A.weight. Fold() adds (alpha / r) B A into each base weight
-// (what `posttrain merge` writes). Simplifications: routed experts (stacked weights) and MTP modules get no adapters.
+// (what `posttrain merge` writes). Disabled() switches the adapters off for a scope (the base model computes alone: GRPO's
+// reference model without a second copy); Merged() folds them into the base weights for a scope and restores the
+// saved weights exactly afterwards (for paths that read the weights directly, such as the generation engine).
+// Routed experts (RoutedExperts): the stacked experts' projections named in target_modules get a GroupedLoraAdapter
+// (A (E, r, in), B (E, out, r), applied inside the grouped GEMMs), saved per expert under the names PEFT gives
+// transformers' per-expert modules: base_model.model.model.layers.L.mlp.experts.{e}.gate_proj.lora_A.weight (r, in).
+// Simplification: MTP modules get no adapters.
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace PostTrain.Core.Model;
 
-public sealed record LoraSettings(int Rank, double Alpha, double Dropout, IReadOnlyList<string> TargetModules)
+public sealed record LoraSettings(int Rank, double Alpha, double Dropout, IReadOnlyList<string> TargetModules, bool RoutedExperts = false)
 {
+    public static readonly IReadOnlyList<string> ExpertProjections = ["gate_proj", "up_proj", "down_proj"];
+
     /// <summary>MLA's projections (with and without a q LoRA rank): PEFT's usual attention-only targets for DeepSeek-V3.</summary>
     public static readonly IReadOnlyList<string> AttentionModules = ["q_proj", "q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"];
 }
@@ -22,19 +30,37 @@ public sealed class LoraAdapters : nn.Module
 
     private readonly ModuleList<LoraAdapter> adapters;
     private readonly List<(string Path, Linear Layer)> targets;
+    private readonly ModuleList<GroupedLoraAdapter> grouped;
+    private readonly List<(string Path, Experts Layer, string Proj)> expertTargets;
 
     public LoraSettings Settings { get; }
 
     /// <summary>Module path (as in the checkpoint) and adapter of every adapted layer, in model order.</summary>
     public IEnumerable<(string Path, LoraAdapter Adapter)> Entries => targets.Select((t, i) => (t.Path, adapters[i]));
 
-    private LoraAdapters(LoraSettings settings, List<(string, Linear)> targets, List<LoraAdapter> made) : base(nameof(LoraAdapters))
+    /// <summary>Path of every adapted expert stack (model.layers.L.mlp.experts), its projection and its grouped adapter.</summary>
+    public IEnumerable<(string Path, string Proj, GroupedLoraAdapter Adapter)> ExpertEntries =>
+        expertTargets.Select((t, i) => (t.Path, t.Proj, grouped[i]));
+
+    private LoraAdapters(LoraSettings settings, List<(string, Linear)> targets, List<LoraAdapter> made,
+        List<(string, Experts, string)> expertTargets, List<GroupedLoraAdapter> madeGrouped) : base(nameof(LoraAdapters))
     {
         Settings = settings;
         this.targets = targets;
         adapters = new ModuleList<LoraAdapter>(made.ToArray());
+        this.expertTargets = expertTargets;
+        grouped = new ModuleList<GroupedLoraAdapter>(madeGrouped.ToArray());
         RegisterComponents();
     }
+
+    private static void Set(Experts e, string proj, GroupedLoraAdapter? a)
+    {
+        if (proj == "gate_proj") e.GateLora = a;
+        else if (proj == "up_proj") e.UpLora = a;
+        else e.DownLora = a;
+    }
+
+    private static Parameter StackOf(Experts e, string proj) => proj == "gate_proj" ? e.GateProj : proj == "up_proj" ? e.UpProj : e.DownProj;
 
     /// <summary>Adds adapters (A from <paramref name="seed"/>, B = 0) to the model's matching layers and freezes the model.</summary>
     public static LoraAdapters Attach(DeepSeekForCausalLM model, LoraSettings s, long seed)
@@ -45,7 +71,13 @@ public sealed class LoraAdapters : nn.Module
             .Where(m => m.module is Linear && m.name.StartsWith("model.layers.", StringComparison.Ordinal)
                         && s.TargetModules.Contains(m.name[(m.name.LastIndexOf('.') + 1)..]))
             .Select(m => (m.name, (Linear)m.module)).ToList();
-        if (found.Count == 0)
+        var experts = !s.RoutedExperts ? [] : model.named_modules()
+            .Where(m => m.module is Experts && m.name.StartsWith("model.layers.", StringComparison.Ordinal))
+            .SelectMany(m => LoraSettings.ExpertProjections.Where(s.TargetModules.Contains).Select(p => (m.name, (Experts)m.module, p))).ToList();
+        if (s.RoutedExperts && experts.Count == 0)
+            throw new ArgumentException($"lora.routed_experts: target_modules [{string.Join(", ", s.TargetModules)}] name no expert projection " +
+                $"({string.Join(", ", LoraSettings.ExpertProjections)}), or the model has no routed experts");
+        if (found.Count == 0 && experts.Count == 0)
             throw new ArgumentException($"lora.target_modules: [{string.Join(", ", s.TargetModules)}] match no linear layer of the model " +
                 $"(attention: {string.Join(", ", LoraSettings.AttentionModules)}; dense and shared-expert MLPs: gate_proj, up_proj, down_proj)");
         if (found.Any(f => f.Item2.Lora is not null)) throw new InvalidOperationException("the model already has LoRA adapters");
@@ -53,7 +85,13 @@ public sealed class LoraAdapters : nn.Module
         var gen = new Generator((ulong)seed);
         var made = found.Select(f => new LoraAdapter(f.Item2.InFeatures, f.Item2.OutFeatures, s.Rank, s.Alpha, s.Dropout, gen, f.Item2.Weight.device)).ToList();
         for (int i = 0; i < found.Count; i++) found[i].Item2.Lora = made[i];
-        return new LoraAdapters(s, found, made);
+        var madeGrouped = experts.Select(x =>
+        {
+            var w = StackOf(x.Item2, x.p);                                                         // (E, out, in)
+            return new GroupedLoraAdapter((int)w.shape[0], (int)w.shape[2], (int)w.shape[1], s.Rank, s.Alpha, s.Dropout, gen, w.device);
+        }).ToList();
+        for (int i = 0; i < experts.Count; i++) Set(experts[i].Item2, experts[i].p, madeGrouped[i]);
+        return new LoraAdapters(s, found, made, experts, madeGrouped);
     }
 
     /// <summary>The adapters' tensors under PEFT's names (copies on the CPU).</summary>
@@ -65,6 +103,12 @@ public sealed class LoraAdapters : nn.Module
             d[$"{PeftPrefix}{path}.lora_A.weight"] = a.A.detach().cpu().clone();
             d[$"{PeftPrefix}{path}.lora_B.weight"] = a.B.detach().cpu().clone();
         }
+        foreach (var (path, proj, a) in ExpertEntries)
+            for (int e = 0; e < a.A.shape[0]; e++)
+            {
+                d[$"{PeftPrefix}{path}.{e}.{proj}.lora_A.weight"] = a.A[e].detach().cpu().clone();
+                d[$"{PeftPrefix}{path}.{e}.{proj}.lora_B.weight"] = a.B[e].detach().cpu().clone();
+            }
         return d;
     }
 
@@ -73,16 +117,18 @@ public sealed class LoraAdapters : nn.Module
     {
         using var _ = no_grad();
         var expected = new HashSet<string>();
-        foreach (var (path, a) in Entries)
-            foreach (var (suffix, p) in new[] { ("lora_A", a.A), ("lora_B", a.B) })
-            {
-                string key = $"{PeftPrefix}{path}.{suffix}.weight";
-                expected.Add(key);
-                if (!state.TryGetValue(key, out var t)) throw new InvalidDataException($"{source}: missing adapter tensor '{key}'");
-                if (!t.shape.SequenceEqual(p.shape))
-                    throw new InvalidDataException($"{source}: '{key}' has shape [{string.Join(", ", t.shape)}], the adapter has [{string.Join(", ", p.shape)}]");
-                p.copy_(t);
-            }
+        var slots = Entries.SelectMany(x => new[] { ($"{x.Path}.lora_A", (Tensor)x.Adapter.A), ($"{x.Path}.lora_B", x.Adapter.B) })
+            .Concat(ExpertEntries.SelectMany(x => Enumerable.Range(0, (int)x.Adapter.A.shape[0]).SelectMany(e => new[]
+                { ($"{x.Path}.{e}.{x.Proj}.lora_A", x.Adapter.A[e]), ($"{x.Path}.{e}.{x.Proj}.lora_B", x.Adapter.B[e]) })));
+        foreach (var (module, p) in slots)
+        {
+            string key = $"{PeftPrefix}{module}.weight";
+            expected.Add(key);
+            if (!state.TryGetValue(key, out var t)) throw new InvalidDataException($"{source}: missing adapter tensor '{key}'");
+            if (!t.shape.SequenceEqual(p.shape))
+                throw new InvalidDataException($"{source}: '{key}' has shape [{string.Join(", ", t.shape)}], the adapter has [{string.Join(", ", p.shape)}]");
+            p.copy_(t);
+        }
         var extra = state.Keys.Where(k => !expected.Contains(k)).ToList();
         if (extra.Count > 0) throw new InvalidDataException($"{source}: adapter tensors for layers this model has no adapter on: {string.Join(", ", extra.Take(5))}");
     }
@@ -97,11 +143,76 @@ public sealed class LoraAdapters : nn.Module
             t.Layer.Weight.add_(a.Delta().to(t.Layer.Weight.dtype));
             t.Layer.Lora = null;
         }
+        foreach (var (t, a) in expertTargets.Zip(grouped))
+        {
+            using var scope = NewDisposeScope();
+            var w = StackOf(t.Layer, t.Proj);
+            w.add_(a.Delta().to(w.dtype));
+            Set(t.Layer, t.Proj, null);
+        }
+    }
+
+    /// <summary>Until disposed, the model computes without its adapters (the base model: GRPO's reference policy).</summary>
+    public IDisposable Disabled()
+    {
+        Remove();
+        return new Restore(Reattach);
+    }
+
+    /// <summary>Until disposed, the adapters are folded into the base weights (W + (alpha / r) B A, computed in fp32 and
+    /// stored in W's dtype) and detached; disposing puts the saved base weights back bit for bit and re-attaches them.
+    /// Extra memory: a copy of the adapted weights.</summary>
+    public IDisposable Merged()
+    {
+        using var _ = no_grad();
+        var saved = new List<Tensor>(targets.Count);
+        foreach (var (t, a) in targets.Zip(adapters))
+        {
+            using var scope = NewDisposeScope();
+            saved.Add(t.Layer.Weight.detach().clone().DetachFromDisposeScope());
+            t.Layer.Weight.copy_(t.Layer.Weight.to(ScalarType.Float32) + a.Delta());
+        }
+        foreach (var (t, a) in expertTargets.Zip(grouped))
+        {
+            using var scope = NewDisposeScope();
+            var w = StackOf(t.Layer, t.Proj);
+            saved.Add(w.detach().clone().DetachFromDisposeScope());
+            w.copy_(w.to(ScalarType.Float32) + a.Delta());
+        }
+        Remove();
+        return new Restore(() =>
+        {
+            using var noGrad = no_grad();
+            var weights = targets.Select(t => (Tensor)t.Layer.Weight).Concat(expertTargets.Select(t => (Tensor)StackOf(t.Layer, t.Proj)));
+            foreach (var (w, keep) in weights.Zip(saved))
+            {
+                w.copy_(keep);
+                keep.Dispose();
+            }
+            Reattach();
+        });
+    }
+
+    private sealed class Restore(Action undo) : IDisposable
+    {
+        private Action? _undo = undo;
+        public void Dispose()
+        {
+            _undo?.Invoke();
+            _undo = null;
+        }
     }
 
     /// <summary>Removes the adapters from the model's layers (the base model computes alone again).</summary>
     public void Remove()
     {
         foreach (var t in targets) t.Layer.Lora = null;
+        foreach (var t in expertTargets) Set(t.Layer, t.Proj, null);
+    }
+
+    private void Reattach()
+    {
+        foreach (var (t, a) in targets.Zip(adapters)) t.Layer.Lora = a;
+        foreach (var (t, a) in expertTargets.Zip(grouped)) Set(t.Layer, t.Proj, a);
     }
 }

@@ -25,6 +25,12 @@ public sealed class Experts : nn.Module<Tensor, Tensor>
     }
 
     public PostTrain.Core.Precision.Precision Precision { get; set; }
+
+    /// <summary>Grouped LoRA adapters on the three projections (owned by a LoraAdapters container), or null.</summary>
+    public GroupedLoraAdapter? GateLora { get; set; }
+    public GroupedLoraAdapter? UpLora { get; set; }
+    public GroupedLoraAdapter? DownLora { get; set; }
+
     public Parameter GateProj => gate_proj;
     public Parameter UpProj => up_proj;
     public Parameter DownProj => down_proj;
@@ -37,8 +43,12 @@ public sealed class Experts : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var g = ExpertCompute.GroupedLinear(xSorted, gate_proj, counts, hostCounts, Precision);   // (N*k, I)
         var u = ExpertCompute.GroupedLinear(xSorted, up_proj, counts, hostCounts, Precision);
+        if (GateLora is { } gl) g = g + gl.Forward(xSorted, counts, hostCounts).to(g.dtype);
+        if (UpLora is { } ul) u = u + ul.Forward(xSorted, counts, hostCounts).to(u.dtype);
         var h = nn.functional.silu(g) * u;
-        return ExpertCompute.GroupedLinear(h, down_proj, counts, hostCounts, Precision).MoveToOuterDisposeScope(); // (N*k, H)
+        var y = ExpertCompute.GroupedLinear(h, down_proj, counts, hostCounts, Precision);           // (N*k, H)
+        if (DownLora is { } dl) y = y + dl.Forward(h, counts, hostCounts).to(y.dtype);
+        return y.MoveToOuterDisposeScope();
     }
 }
 

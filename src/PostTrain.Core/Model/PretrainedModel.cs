@@ -1,6 +1,11 @@
 // Loading and saving a model as a Hugging Face directory: config.json + model.safetensors (or shards with
 // model.safetensors.index.json). F32/BF16/F16 weights load into fp32 masters; FP8 (F8_E4M3 + weight_scale_inv
 // 128x128 blocks) is dequantised on load. Saves are atomic (the whole directory is swapped in at once).
+// Loading streams: the model is built where it will live (the device), then each checkpoint tensor is read from the
+// files and copied into its parameter one at a time, so host memory never holds a second copy of the model; the
+// report gives the load's wall time and the process's peak working set.
+// Layout gives a model's checkpoint (HF names, stored dtypes, shapes) as meta tensors, without allocating a weight.
+using System.Diagnostics;
 using PostTrain.Core.Checkpoints;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -9,36 +14,55 @@ namespace PostTrain.Core.Model;
 
 public static class PretrainedModel
 {
-    /// <summary>Builds the model from dir/config.json and copies the checkpoint in. Errors name the file and tensor.</summary>
+    /// <summary>Builds the model from dir/config.json on <paramref name="device"/> (default CPU) and streams the
+    /// checkpoint in. Errors name the file and tensor.</summary>
     public static (DeepSeekForCausalLM Model, LoadReport Report) Load(string dir, Device? device = null)
     {
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: model directory not found");
+        var clock = Stopwatch.StartNew();
         var config = ModelConfig.Load(Path.Combine(dir, "config.json"));
-        var model = new DeepSeekForCausalLM(config);
-        var tensors = SafeTensors.Load(dir, new SafeTensorsLoadOptions { DequantizeFp8 = true });
+        using var tensors = CheckpointTensors.Open(dir);
+        var model = new DeepSeekForCausalLM(config, device);
         try
         {
-            var report = HfStateDict.Load(model, tensors, dir);
-            if (device is not null && device.type != DeviceType.CPU) model.to(device);
-            return (model, report);
+            var report = HfStateDict.Load(model, tensors.Shapes, tensors.Read, dir);
+            if (device is not null && device.type != DeviceType.CPU) model.to(device);   // anything a constructor left on the CPU
+            using var self = Process.GetCurrentProcess();
+            return (model, report with { Seconds = clock.Elapsed.TotalSeconds, PeakHostBytes = self.PeakWorkingSet64 });
         }
-        finally
+        catch
         {
-            foreach (var t in tensors.Values) t.Dispose();
+            model.Dispose();
+            throw;
         }
     }
 
     /// <summary>Writes config.json and the weights (fp32, or bf16 when <paramref name="dtype"/> says so) atomically.</summary>
     public static void Save(DeepSeekForCausalLM model, string dir, ScalarType dtype = ScalarType.Float32,
+        long maxShardBytes = 5_000_000_000, IReadOnlyDictionary<string, string>? extraFiles = null) =>
+        SaveState(model.Config, model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal), dir, dtype, maxShardBytes, extraFiles);
+
+    /// <summary>As Save, from a model state dict by model names (e.g. an EMA of the weights beside the model's buffers).</summary>
+    public static void SaveState(ModelConfig config, IReadOnlyDictionary<string, Tensor> modelState, string dir, ScalarType dtype = ScalarType.Float32,
         long maxShardBytes = 5_000_000_000, IReadOnlyDictionary<string, string>? extraFiles = null)
     {
         using var scope = NewDisposeScope();
-        var state = HfStateDict.Export(model);
-        var outState = state.ToDictionary(kv => kv.Key, kv => kv.Value.dtype == dtype || !kv.Value.is_floating_point() ? kv.Value : kv.Value.to(dtype));
-        // the correction bias stays fp32 (transformers keeps e_score_correction_bias in fp32)
-        foreach (var k in state.Keys.Where(k => k.EndsWith("e_score_correction_bias", StringComparison.Ordinal)).ToList())
-            outState[k] = state[k];
-        SafeTensors.SaveDirectory(dir, outState, model.Config.ToJsonString(),
+        var state = HfStateDict.Export(config, modelState);
+        var outState = state.ToDictionary(kv => kv.Key, kv => kv.Value.dtype == StoredDtype(kv.Key, kv.Value, dtype) ? kv.Value : kv.Value.to(StoredDtype(kv.Key, kv.Value, dtype)));
+        SafeTensors.SaveDirectory(dir, outState, config.ToJsonString(),
             new CheckpointSaveOptions { MaxShardBytes = maxShardBytes, ExtraFiles = extraFiles });
     }
+
+    /// <summary>The checkpoint Save would write for a model of this config, as meta tensors (HF names, stored dtypes and
+    /// shapes): nothing is allocated, so it works at any size.</summary>
+    public static Dictionary<string, Tensor> Layout(ModelConfig config, ScalarType dtype)
+    {
+        var model = new DeepSeekForCausalLM(config, new Device("meta"));
+        return HfStateDict.Export(model).ToDictionary(kv => kv.Key, kv => kv.Value.to(StoredDtype(kv.Key, kv.Value, dtype)), StringComparer.Ordinal);
+    }
+
+    /// <summary>Floating tensors in <paramref name="dtype"/>, except the routing correction bias, which stays fp32
+    /// (transformers keeps e_score_correction_bias in fp32).</summary>
+    public static ScalarType StoredDtype(string name, Tensor t, ScalarType dtype) =>
+        !t.is_floating_point() || name.EndsWith("e_score_correction_bias", StringComparison.Ordinal) ? t.dtype : dtype;
 }

@@ -86,33 +86,37 @@ public sealed class AdamW : IOptimizer
             FusedStepKernels();
             return;
         }
+        for (int i = 0; i < parameters.Length; i++)
+            StepParam(i);
+    }
+
+    /// <summary>The plain (unfused) update of parameter i alone; nothing when it has no gradient.</summary>
+    internal void StepParam(int i)
+    {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        for (int i = 0; i < parameters.Length; i++)
+        var p = parameters[i].Param;
+        var g = p.grad;
+        if (g is null)
+            return;
+        long t = ++steps[i];
+        double wd = noDecay.Contains(parameters[i].Name) ? 0 : weightDecay;
+        if (wd != 0)
+            p.mul_(1 - LearningRate * wd);
+
+        var m = Bf16Moments ? expAvg[i].to(ScalarType.Float32) : expAvg[i];
+        var v = Bf16Moments ? expAvgSq[i].to(ScalarType.Float32) : expAvgSq[i];
+        m.mul_(beta1).add_(g, alpha: 1 - beta1);
+        v.mul_(beta2).addcmul_(g, g, value: 1 - beta2);
+        if (Bf16Moments)
         {
-            var p = parameters[i].Param;
-            var g = p.grad;
-            if (g is null)
-                continue;
-            long t = ++steps[i];
-            double wd = noDecay.Contains(parameters[i].Name) ? 0 : weightDecay;
-            if (wd != 0)
-                p.mul_(1 - LearningRate * wd);
-
-            var m = Bf16Moments ? expAvg[i].to(ScalarType.Float32) : expAvg[i];
-            var v = Bf16Moments ? expAvgSq[i].to(ScalarType.Float32) : expAvgSq[i];
-            m.mul_(beta1).add_(g, alpha: 1 - beta1);
-            v.mul_(beta2).addcmul_(g, g, value: 1 - beta2);
-            if (Bf16Moments)
-            {
-                expAvg[i].copy_(m);
-                expAvgSq[i].copy_(v);
-            }
-
-            double bias1 = 1 - Math.Pow(beta1, t), bias2 = 1 - Math.Pow(beta2, t);
-            var denom = (v.sqrt() / Math.Sqrt(bias2)).add_(eps);
-            p.addcdiv_(m, denom, value: -LearningRate / bias1);
+            expAvg[i].copy_(m);
+            expAvgSq[i].copy_(v);
         }
+
+        double bias1 = 1 - Math.Pow(beta1, t), bias2 = 1 - Math.Pow(beta2, t);
+        var denom = (v.sqrt() / Math.Sqrt(bias2)).add_(eps);
+        p.addcdiv_(m, denom, value: -LearningRate / bias1);
     }
 
     public void ZeroGrad()
@@ -171,14 +175,17 @@ public sealed class AdamW : IOptimizer
     }
 
     /// <summary>Copies of the optimizer state (on the parameters' devices) for a checkpoint.</summary>
-    public Dictionary<string, Tensor> StateDict()
+    public Dictionary<string, Tensor> StateDict() => StateDict(copy: true);
+
+    /// <summary>copy false: aliases of the state tensors (no memory; valid until the next step), for state too large to copy.</summary>
+    internal Dictionary<string, Tensor> StateDict(bool copy)
     {
         var state = new Dictionary<string, Tensor>();
         for (int i = 0; i < parameters.Length; i++)
         {
             string n = parameters[i].Name;
-            state[n + ".exp_avg"] = expAvg[i].clone().DetachFromDisposeScope();
-            state[n + ".exp_avg_sq"] = expAvgSq[i].clone().DetachFromDisposeScope();
+            state[n + ".exp_avg"] = (copy ? expAvg[i].clone() : expAvg[i].alias()).DetachFromDisposeScope();
+            state[n + ".exp_avg_sq"] = (copy ? expAvgSq[i].clone() : expAvgSq[i].alias()).DetachFromDisposeScope();
             long t = stepTensors is null ? steps[i] : (long)stepTensors[i].item<float>();   // fused: replays count on the device
             state[n + ".step"] = tensor(t).DetachFromDisposeScope();
         }

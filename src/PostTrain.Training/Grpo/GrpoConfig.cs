@@ -19,6 +19,10 @@ public sealed record GrpoConfig : TrainerConfig
 
     public GrpoAlgorithmConfig Grpo { get; init; } = new();
 
+    /// <summary>LoRA adapters on the frozen model (as in sft): only they train; rollouts use the weights with the adapters
+    /// folded in; with beta > 0 the reference policy is the same model with the adapters off (no second copy).</summary>
+    public LoraConfig? Lora { get; init; }
+
     /// <summary>Aux-loss-free MoE balancing step per optimizer update (0 freezes the routing biases).</summary>
     public double MoeBiasGamma { get; init; } = 0.0;
 

@@ -9,7 +9,10 @@
 // step's prompts are split over the ranks (a group's G completions on one rank, row streams as in one process), the
 // ranks exchange rewards and lengths (GroupView) so advantages and metrics are the global batch's, each trains on its
 // groups with losses normalised by global counts (PolicyUpdate); held-out eval is sharded and gathered. Rank 0 logs,
-// writes samples and checkpoints. Simplification: generation and training share each rank's device.
+// writes samples and checkpoints. With `lora:` only the adapters train and are saved (PEFT directories); rollouts and
+// evaluation run with the adapters folded into the weights (restored exactly afterwards), and the beta > 0 reference
+// is the same model with the adapters off: no second model. Simplification: generation and training share each
+// rank's device.
 using PostTrain.Core.Distributed;
 using PostTrain.Core.Model;
 using PostTrain.Data.Templates;
@@ -30,6 +33,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
 
     private DeepSeekForCausalLM _model = null!;
     private DeepSeekForCausalLM? _reference;
+    private LoraAdapters? _lora;
     private ITokenizer _tokenizer = null!;
     private TrainingRun _run = null!;
     private PromptSet _prompts = null!;
@@ -73,14 +77,20 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         var log = new DataParallel(Dist.World).Log(ctx.Log);   // rank 0 reports
         var loaded = ModelSetup.Load(cfg.Model, cfg.Seed, log);
         (_model, _tokenizer) = (loaded.Model, loaded.Tokenizer);
-        if (cfg.Grpo.Beta > 0)
+        RunModel runModel = CausalLmRun.Of(_model, loaded.TokenizerDir);
+        if (cfg.Lora is { } lora) (_lora, runModel) = LoraRun.Attach(_model, lora, cfg.Model.Path, cfg.Seed, loaded.TokenizerDir);
+        if (cfg.Grpo.Beta > 0 && _lora is not null)
+            log.WriteLine($"reference model: {cfg.Model.Path} = the policy with its LoRA adapters off (no second copy; beta {cfg.Grpo.Beta})");
+        else if (cfg.Grpo.Beta > 0)
         {
             _reference = ModelSetup.Load(cfg.Model, cfg.Seed, TextWriter.Null).Model;   // the starting weights, frozen
             foreach (var p in _reference.parameters()) p.requires_grad = false;
             _reference.eval();
             log.WriteLine($"reference model: {cfg.Model.Path} (frozen, beta {cfg.Grpo.Beta})");
         }
-        _run = TrainingRun.Start(ctx, cfg, CausalLmRun.Of(_model, loaded.TokenizerDir), dataParallel: true);
+        _run = TrainingRun.Start(ctx, cfg, runModel, dataParallel: true);
+        log.WriteLine(MemoryPlan.Of(_model, _lora is null ? _model : _lora, cfg.Optimizer, cfg.Ema) +
+            (_reference is null ? "" : $"; + the reference model {_reference.parameters().Sum(p => p.numel() * p.ElementSize) / 1e9:F2} GB"));
 
         var registry = RewardModeling.TrainingRewardRegistry.Create(cfg.RewardsDir);
         var runnerOptions = new RewardRunnerOptions { Timeout = TimeSpan.FromSeconds(cfg.RewardTimeoutSeconds) };
@@ -90,7 +100,9 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         log.WriteLine($"prompts: {_prompts.Items.Count} from {cfg.Data.Path}" +
             (_prompts.SkippedTooLong > 0 ? $" ({_prompts.SkippedTooLong} longer than {cfg.Data.MaxPromptTokens} tokens skipped)" : ""));
         _rollouts = new RolloutCollector(_model, _tokenizer, rewards, cfg.Grpo);
-        _update = new PolicyUpdate(_model, _reference, _run, cfg.Grpo, cfg.MoeBiasGamma);
+        _update = _lora is null
+            ? new PolicyUpdate(_model, _reference, _run, cfg.Grpo, cfg.MoeBiasGamma)
+            : new PolicyUpdate(_model, cfg.Grpo.Beta > 0 ? _model : null, _run, cfg.Grpo, 0, _lora.Disabled);   // frozen base: no bias steps
         if (cfg.Eval is { } e)
         {
             var evalPrompts = new PromptSet(e.Path, cfg.Data.PromptColumn, template, cfg.Data.MaxPromptTokens, e.Rows);
@@ -151,6 +163,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         long step = _run.State.Step;
         IReadOnlyList<GroupView> SampleRound(int round)
         {
+            using var merged = _lora?.Merged();   // the generation engine reads the weights directly
             var prompts = NextPrompts(g.PromptsPerStep);       // the global batch, the same on every rank
             var (first, count) = dp.ShardRange(prompts.Count);  // a group's G completions stay on one rank
             var r = _rollouts.Sample(prompts.Skip(first).Take(count).ToList(), SamplingSeed(step, round), first * g.NumGenerations, ct);
@@ -219,7 +232,8 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
 
     private EvalResult RunEval(RecipeContext ctx, IProgressReporter progress, string when, CancellationToken ct)
     {
-        var r = _eval!.Run(_model, ct);
+        EvalResult r;
+        using (_lora?.Merged()) r = _eval!.Run(_model, ct);
         _run.Log([("eval/reward_mean", r.Mean), .. r.Metrics.Select(kv => (kv.Key, kv.Value))]);
         var names = string.Join("+", cfg.Eval!.Rewards.Select(x => x.Name));
         progress.Message($"held-out {names} (greedy, {r.Rows} rows of {cfg.Eval.Path}) {when}: {r.Mean:F3}" +
@@ -231,6 +245,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
     {
         _run?.Dispose();
         _reference?.Dispose();
+        _lora?.Dispose();
         _model?.Dispose();
         foreach (var r in _ownedRewards) r.Dispose();
     }

@@ -21,8 +21,10 @@ public sealed record UpdateStats(double Loss, double GradNorm, double Kl, double
     long TrainTokens, double Seconds, double[] LoadRatios, int SkippedUpdates, MismatchStats Mismatch, double IsWeightMean,
     double MaskedFraction, double RoutingDisagreement);
 
+/// <param name="referenceScope">Entered around the reference forward passes (LoRA: the adapters off, so the reference is the
+/// base model inside <paramref name="reference"/>, which is then the policy model itself).</param>
 public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM? reference, TrainingRun run,
-    GrpoAlgorithmConfig cfg, double moeBiasGamma)
+    GrpoAlgorithmConfig cfg, double moeBiasGamma, Func<IDisposable>? referenceScope = null)
 {
     public UpdateStats Run(IReadOnlyList<TrainSample> samples, double lr)
     {
@@ -205,6 +207,7 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         using var batch = Batch(samples, start, count, C, device);
+        using var off = referenceScope?.Invoke();
         var (lp, _) = batch.LogProbs(reference!, cfg.Temperature, withEntropy: false);
         foreach (var moe in reference!.MoeLayers()) moe.TakeLoads();   // the frozen reference does not balance
         return lp.MoveToOuterDisposeScope();

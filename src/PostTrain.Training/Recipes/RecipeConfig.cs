@@ -36,6 +36,16 @@ public abstract record TrainerConfig : RecipeConfig
     public SchedulerConfig Scheduler { get; init; } = new();
     public CheckpointConfig Checkpoint { get; init; } = new();
     public DistributedConfig Distributed { get; init; } = new();
+
+    /// <summary>An exponential moving average of the weights in host memory, updated in the background after every
+    /// `every` optimizer steps and saved as its own model directory (&lt;output_dir&gt;/ema); null = none.</summary>
+    public EmaConfig? Ema { get; init; }
+}
+
+public sealed record EmaConfig
+{
+    public double Decay { get; init; } = 0.999;
+    public long Every { get; init; } = 1;
 }
 
 public enum OptimizerKind { [RecipeKey("adamw")] AdamW, Sgd }
@@ -50,7 +60,14 @@ public sealed record OptimizerConfig
 
     /// <summary>Keep AdamW's moments in bf16 (DeepSeek-V3); master weights stay fp32.</summary>
     public bool Bf16Moments { get; init; }
+
+    /// <summary>none: the optimizer state lives beside the parameters. host: AdamW's fp32 master weights and moments live
+    /// in (pinned) host memory and the update runs on the host (HostOffloadAdamW); the device keeps only the parameters
+    /// (model.param_dtype) and their gradients.</summary>
+    public OptimizerOffload Offload { get; init; } = OptimizerOffload.None;
 }
+
+public enum OptimizerOffload { None, Host }
 
 public enum ScheduleKind { Constant, Cosine, [RecipeKey("warmup_stable_decay")] WarmupStableDecay }
 
@@ -74,6 +91,10 @@ public sealed record CheckpointConfig
     /// <summary>Save every this many optimizer steps (and at the end); 0 = only at the end.</summary>
     public long EveryNSteps { get; init; } = 500;
     public int KeepLast { get; init; } = 3;
+
+    /// <summary>false: no checkpoints and no final model are written (timing and memory runs of large models, whose
+    /// checkpoints with optimizer state take hundreds of GB).</summary>
+    public bool Enabled { get; init; } = true;
 
     /// <summary>Resume from the run directory's latest complete checkpoint when one exists.</summary>
     public bool Resume { get; init; } = true;

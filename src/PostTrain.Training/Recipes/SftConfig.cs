@@ -32,7 +32,11 @@ public sealed record LoraConfig
     public double Dropout { get; init; } = 0.05;
     public List<string> TargetModules { get; init; } = [.. PostTrain.Core.Model.LoraSettings.AttentionModules];
 
-    public PostTrain.Core.Model.LoraSettings ToSettings() => new(Rank, Alpha, Dropout, TargetModules);
+    /// <summary>Also adapt the routed experts' projections named in target_modules (gate_proj, up_proj, down_proj) with a
+    /// grouped LoRA per expert stack; by default those names adapt only the dense and shared-expert MLPs.</summary>
+    public bool RoutedExperts { get; init; }
+
+    public PostTrain.Core.Model.LoraSettings ToSettings() => new(Rank, Alpha, Dropout, TargetModules, RoutedExperts);
 }
 
 public sealed record SftDataConfig

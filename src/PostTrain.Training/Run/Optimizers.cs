@@ -1,5 +1,8 @@
 // The optimizer a trainer config asks for, over a module's named parameters: AdamW (decoupled weight decay, none on
-// norms, biases and the routing bias; optional bf16 moments as in DeepSeek-V3) or plain SGD.
+// norms, biases and the routing bias; optional bf16 moments as in DeepSeek-V3), optionally with its state and update
+// on the host (optimizer.offload: host), or plain SGD. Parameters kept in bf16 on the device (model.param_dtype) train
+// only with fp32 masters somewhere: the host-offloaded AdamW has them; the on-device AdamW would round every update
+// to bf16, so it refuses them.
 using PostTrain.Core.Precision;
 using PostTrain.Training.Recipes;
 using Parameter = TorchSharp.Modules.Parameter;
@@ -12,6 +15,14 @@ public static class Optimizers
     {
         if (o.Betas.Count != 2) throw new RecipeConfigException($"optimizer.betas: must be a list of two numbers, got {o.Betas.Count}");
         if (o.Lr < 0) throw new RecipeConfigException($"optimizer.lr: must be >= 0, got {o.Lr}");
+        if (o.Offload == OptimizerOffload.Host && o.Name != OptimizerKind.AdamW)
+            throw new RecipeConfigException($"optimizer.offload: host is for adamw only, optimizer.name is {o.Name.ToString().ToLowerInvariant()}");
+        var bf16 = named.FirstOrDefault(p => p.Param.dtype == TorchSharp.torch.ScalarType.BFloat16);
+        if (bf16.Param is not null && o.Offload == OptimizerOffload.None)
+            throw new RecipeConfigException($"optimizer.offload: parameter '{bf16.Name}' is bfloat16 (model.param_dtype) and would train without fp32 " +
+                "master weights; set optimizer.offload: host (fp32 masters on the host), or train LoRA adapters");
+        if (o.Offload == OptimizerOffload.Host)
+            return new HostOffloadAdamW(named, o.Lr, o.Betas[0], o.Betas[1], o.Eps, o.WeightDecay, o.Bf16Moments, named.Select(p => p.Name).Where(NoDecay));
         return o.Name switch
         {
             OptimizerKind.AdamW => new AdamW(named, o.Lr, o.Betas[0], o.Betas[1], o.Eps, o.WeightDecay, o.Bf16Moments,

@@ -1,6 +1,8 @@
 // What a training run needs to know about the model it trains: the module (its named parameters are what the
 // optimizer updates), how to write it as a model directory (extra files such as the tokenizer's go in the same
 // atomic write) and read its weights back, and the tokenizer directory whose files travel with every save.
+// SaveState (full models only): writes given weights (by the module's state-dict names) as a model directory, which
+// is how the EMA of the weights is saved; null where a run saves something else (LoRA adapters).
 using static TorchSharp.torch;
 
 namespace PostTrain.Training.Run;
@@ -9,4 +11,5 @@ public sealed record RunModel(
     nn.Module Module,
     Action<string, IReadOnlyDictionary<string, string>?> Save,
     Action<string> LoadWeights,
-    string? TokenizerDir);
+    string? TokenizerDir,
+    Action<string, IReadOnlyDictionary<string, Tensor>, IReadOnlyDictionary<string, string>?>? SaveState = null);

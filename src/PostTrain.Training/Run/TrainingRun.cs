@@ -10,6 +10,9 @@
 // Data parallel (a run started as several ranks): Parallel shards the recipe's batches and sums its numbers; the
 // optimizer is a DataParallelOptimizer (gradient sync, global clipping, ZeRO stage from `distributed:`); rank 0 alone
 // writes metrics, progress, checkpoints (optimizer state gathered into the single-process format) and the final model.
+// EMA (`ema:`): a HostEma of the module's parameters, updated after every `every` applied steps (the copy to the host on
+// this thread, the averaging in the background), saved in checkpoints (ema.safetensors, for exact resume) and as its
+// own model directory <output_dir>/ema beside final/.
 using PostTrain.Core.Checkpoints;
 using PostTrain.Core.Distributed;
 using PostTrain.Core.Precision;
@@ -29,10 +32,13 @@ public sealed class TrainingRun : IDisposable
     public const string FinalDirName = "final";
     public const string ModelDirName = "model";
     public const string OptimizerFileName = "optimizer.safetensors";
+    public const string EmaDirName = "ema";
+    public const string EmaFileName = "ema.safetensors";
 
     private readonly RecipeContext _ctx;
     private readonly RunModel _model;
     private readonly NonFiniteGuard _guard;
+    private readonly HostEma? _ema;
 
     public TrainerConfig Config { get; }
     public DataParallelOptimizer Optimizer { get; }
@@ -71,12 +77,20 @@ public sealed class TrainingRun : IDisposable
         Schedule = LrSchedules.FromConfig(cfg.Scheduler, cfg.Optimizer.Lr, cfg.MaxSteps);
         try
         {
+            if (cfg.Ema is { } ema)
+            {
+                if (model.SaveState is null) throw new RecipeConfigException($"ema: recipe {cfg.Recipe} with this model (LoRA adapters) has no full weights to average");
+                if (ema.Every < 1) throw new RecipeConfigException($"ema.every: must be >= 1, got {ema.Every}");
+                if (ema.Decay is < 0 or >= 1) throw new RecipeConfigException($"ema.decay: must be in [0, 1), got {ema.Decay}");
+                _ema = new HostEma(model.Module.named_parameters().Select(p => (p.name, (Tensor)p.parameter)), ema.Decay);
+            }
             ResumedFrom = cfg.Checkpoint.Resume ? Checkpoints.FindLatest() : null;
             if (ResumedFrom is not null) Resume(ResumedFrom);
             if (Parallel.IsMain) Metrics = new MetricsLogger(cfg.OutputDir, cfg.Logging.Tensorboard, resumedFromStep: ResumedFrom?.Step);
         }
         catch
         {
+            _ema?.Dispose();
             Optimizer.Dispose();
             throw;
         }
@@ -116,6 +130,7 @@ public sealed class TrainingRun : IDisposable
             // gradients summed over the ranks first (nothing to sum in one process), then clipped by the global norm
             double norm = Optimizer.Step(ps => Config.ClipGradNorm is double max ? nn.utils.clip_grad_norm_(ps, max) : GradNorm(ps), Config.ClipGradNorm);
             result = new UpdateResult(true, norm);
+            if (_ema is not null && (State.Step + 1) % Config.Ema!.Every == 0) _ema.Update();
         }
         Optimizer.ZeroGrad();
         return result;
@@ -144,10 +159,21 @@ public sealed class TrainingRun : IDisposable
     public bool LogDue => State.Step % Config.Logging.EveryNSteps == 0 || State.Step == Config.MaxSteps;
 
     /// <summary>Whether the step just finished saves a checkpoint (every checkpoint.every_n_steps and the last).</summary>
-    public bool CheckpointDue =>
-        (Config.Checkpoint.EveryNSteps > 0 && State.Step % Config.Checkpoint.EveryNSteps == 0) || State.Step == Config.MaxSteps;
+    public bool CheckpointDue => Config.Checkpoint.Enabled && (
+        (Config.Checkpoint.EveryNSteps > 0 && State.Step % Config.Checkpoint.EveryNSteps == 0) || State.Step == Config.MaxSteps);
 
-    public void Log(params (string Name, double Value)[] values) => Metrics?.Log(State.Step, values);
+    public void Log(params (string Name, double Value)[] values) => Metrics?.Log(State.Step, [.. values, .. MemoryMetrics()]);
+
+    /// <summary>Peak memory so far: memory/host_peak_gb (the process's peak working set) and, on CUDA,
+    /// memory/gpu_peak_gb (the caching allocator's peak allocated bytes, when native/cudagraph is loaded).</summary>
+    private IEnumerable<(string, double)> MemoryMetrics()
+    {
+        using var self = System.Diagnostics.Process.GetCurrentProcess();
+        yield return ("memory/host_peak_gb", self.PeakWorkingSet64 / 1e9);
+        var p = Optimizer.Parameters.FirstOrDefault();
+        if (p is not null && p.device_type == DeviceType.CUDA && PostTrain.Core.Runtime.CudaMemory.Read(p.device_index, out _) is { } mem)
+            yield return ("memory/gpu_peak_gb", mem.PeakAllocatedBytes / 1e9);
+    }
 
     /// <summary>Metrics at a given step (evaluation at step 0, ...): rank 0 writes them.</summary>
     public void LogAt(long step, params (string Name, double Value)[] values) => Metrics?.Log(step, values);
@@ -165,6 +191,7 @@ public sealed class TrainingRun : IDisposable
             {
                 _model.Save(Path.Combine(dir, ModelDirName), ModelSetup.TokenizerFiles(_model.TokenizerDir));
                 if (opt.Count > 0) SafeTensors.Save(Path.Combine(dir, OptimizerFileName), opt.ToDictionary(kv => kv.Key, kv => kv.Value.cpu()));
+                if (_ema is not null) SafeTensors.Save(Path.Combine(dir, EmaFileName), _ema.Values());
                 File.WriteAllText(Path.Combine(dir, RecipeRunner.ResolvedConfigFileName), _ctx.ResolvedYaml);
             });
         foreach (var t in opt.Values) t.Dispose();
@@ -176,9 +203,25 @@ public sealed class TrainingRun : IDisposable
     public string SaveFinal()
     {
         string final = Path.Combine(Config.OutputDir, FinalDirName);
+        if (!Config.Checkpoint.Enabled)
+        {
+            Output.WriteLine("checkpoint.enabled: false: no final model written");
+            return final;
+        }
         if (Parallel.IsMain) _model.Save(final, ModelSetup.TokenizerFiles(_model.TokenizerDir));
+        if (Parallel.IsMain && _ema is not null) SaveEma();
         Parallel.Group.Barrier();
         return final;
+    }
+
+    /// <summary>&lt;output_dir&gt;/ema: the averaged parameters with the model's own buffers, as a model directory.</summary>
+    private void SaveEma()
+    {
+        var values = _ema!.Values();
+        var state = _model.Module.state_dict().ToDictionary(kv => kv.Key, kv => values.TryGetValue(kv.Key, out var e) ? e : kv.Value, StringComparer.Ordinal);
+        _model.SaveState!(Path.Combine(Config.OutputDir, EmaDirName), state, ModelSetup.TokenizerFiles(_model.TokenizerDir));
+        Output.WriteLine($"ema: {_ema.Updates} updates (decay {_ema.Decay}); training thread: {_ema.CopySeconds:F2} s copying, {_ema.WaitSeconds:F2} s waiting; " +
+            $"background averaging {_ema.UpdateSeconds:F2} s; saved {Path.Combine(Config.OutputDir, EmaDirName)}");
     }
 
     private void Resume(CheckpointInfo ck)
@@ -188,8 +231,7 @@ public sealed class TrainingRun : IDisposable
         var optFile = Path.Combine(ck.Directory, OptimizerFileName);
         if (File.Exists(optFile))
         {
-            var device = Optimizer.Parameters.Count > 0 ? Optimizer.Parameters[0].device : CPU;
-            var opt = SafeTensors.Load(optFile, new SafeTensorsLoadOptions { Device = device });
+            var opt = SafeTensors.Load(optFile);   // host tensors: the optimizer copies them where its state lives
             try { Optimizer.LoadStateDict(opt); }
             finally { foreach (var t in opt.Values) t.Dispose(); }
         }
@@ -197,6 +239,14 @@ public sealed class TrainingRun : IDisposable
         {
             foreach (var t in expected.Values) t.Dispose();
             throw new InvalidDataException($"{ck.Directory}: {OptimizerFileName} is missing");
+        }
+        if (_ema is not null)
+        {
+            var emaFile = Path.Combine(ck.Directory, EmaFileName);
+            if (!File.Exists(emaFile)) throw new InvalidDataException($"{ck.Directory}: {EmaFileName} is missing (was the run started without ema:?)");
+            var saved = SafeTensors.Load(emaFile);
+            try { _ema.Load(saved, emaFile); }
+            finally { foreach (var t in saved.Values) t.Dispose(); }
         }
         State = ck.State with { TorchRngState = null };
         if (ck.State.TorchRngState is { } torchRng) TorchRng.Restore(torchRng);
@@ -206,6 +256,7 @@ public sealed class TrainingRun : IDisposable
     public void Dispose()
     {
         Metrics?.Dispose();
+        _ema?.Dispose();
         Optimizer.Dispose();
     }
 }

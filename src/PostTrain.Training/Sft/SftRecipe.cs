@@ -48,19 +48,15 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         _data = new SftBatches(cfg.Data, _tokenizer, _stats, cfg.Model.Tokenizer ?? cfg.Model.Path);
         _run = TrainingRun.Start(ctx, cfg, cfg.Lora is { } lora ? LoraRun(lora, loaded.TokenizerDir) : CausalLmRun.Of(_model, loaded.TokenizerDir),
             dataParallel: true);
+        _run.Output.WriteLine(MemoryPlan.Of(_model, _lora is null ? _model : _lora, cfg.Optimizer, cfg.Ema));
         OpenEpoch(_run.State.Epoch, skip: _run.State.DataPosition);
     }
 
     /// <summary>LoRA: adapters on the frozen model; the run trains, saves and resumes the adapters only (PEFT directories).</summary>
     private RunModel LoraRun(LoraConfig lora, string? tokenizerDir)
     {
-        if (!Directory.Exists(cfg.Model.Path))
-            throw new RecipeConfigException($"lora: model.path must be a model directory (an adapter names its base model; the built-in '{cfg.Model.Path}' is random)");
-        try { _lora = LoraAdapters.Attach(_model, lora.ToSettings(), cfg.Seed); }
-        catch (ArgumentException e) { throw new RecipeConfigException(e.Message); }
-        string baseModel = Path.GetFullPath(cfg.Model.Path);
-        return new RunModel(_lora, (dir, extraFiles) => PeftAdapterFiles.Save(dir, _lora, baseModel, extraFiles),
-            dir => PeftAdapterFiles.LoadWeights(dir, _lora), tokenizerDir);
+        (_lora, var run) = PostTrain.Training.Run.LoraRun.Attach(_model, lora, cfg.Model.Path, cfg.Seed, tokenizerDir);
+        return run;
     }
 
     private void OpenEpoch(int epoch, long skip)
