@@ -1,6 +1,9 @@
 // What a training run needs to know about the model it trains: the module (its named parameters are what the
 // optimizer updates), how to write it as a model directory (extra files such as the tokenizer's go in the same
 // atomic write) and read its weights back, and the tokenizer directory whose files travel with every save.
+// Sharded: parameters split over the ranks (expert parallel), by name: the slice of the global tensor this rank holds;
+// distributed checkpoints store them per rank (DistributedCheckpoint). Empty: every parameter is whole on every rank.
+using PostTrain.Core.Checkpoints;
 using static TorchSharp.torch;
 
 namespace PostTrain.Training.Run;
@@ -9,4 +12,5 @@ public sealed record RunModel(
     nn.Module Module,
     Action<string, IReadOnlyDictionary<string, string>?> Save,
     Action<string> LoadWeights,
-    string? TokenizerDir);
+    string? TokenizerDir,
+    IReadOnlyDictionary<string, TensorSlice>? Sharded = null);
