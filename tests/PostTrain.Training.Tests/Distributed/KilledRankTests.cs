@@ -15,17 +15,12 @@ public sealed class KilledRankTests
         Assert.True(File.Exists(MpiRun.Mpirun), $"{MpiRun.Mpirun} not found: run scripts/ci/install-openmpi.sh");
         string dir = Path.Combine(Path.GetTempPath(), "posttrain-killed-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(dir);
-        var psi = new ProcessStartInfo(MpiRun.Cli) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
+        var psi = new ProcessStartInfo(MpiRun.Cli) { WorkingDirectory = dir };
         foreach (var a in new[] { "launch", "--nproc-per-node", "2", "--timeout", "30", "run", RepoPaths.Of("recipes/sft-quickstart.yaml"),
             "max_steps=1000", "model.path=micro-moe", "data.eval_path=null", "logging.tensorboard=false", "logging.progress=plain",
             "checkpoint.every_n_steps=0", $"data.path={RepoPaths.Of("datasets/arithmetic/train.parquet")}", $"output_dir={dir}/run" })
             psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var output = new System.Text.StringBuilder();
-        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
-        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
+        using var p = MpiRun.StartCapturing(psi, out var output);
         try
         {
             string metrics = Path.Combine(dir, "run", "metrics.jsonl");
