@@ -83,13 +83,6 @@ public static class DistributedCheckpoint
         catch (ArgumentException e) { throw new InvalidDataException($"{Path.Combine(dir, DistCheckpointManifest.FileName)}: optimizer state: {e.Message}", e); }
     }
 
-    /// <summary>The run record of a committed checkpoint's manifest: world size and ZeRO stage it was saved with.</summary>
-    public static string Describe(string dir)
-    {
-        var m = DistCheckpointManifest.Read(dir);
-        return $"saved by {m.WorldSize} ranks at ZeRO {m.Run["zero_stage"]}";
-    }
-
     /// <summary>The parameter an optimizer-state key belongs to: the longest parameter name that is a dotted prefix.</summary>
     private static string ParamOf(string key, IReadOnlyDictionary<string, TorchSharp.Modules.Parameter> names)
     {
