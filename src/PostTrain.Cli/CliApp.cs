@@ -24,7 +24,7 @@ public static class CliApp
     public const int Ok = 0, Failed = 1, BadUsage = 2, Stopped = 3, Cancelled = 130;
 
     private static readonly ICliVerb[] Verbs =
-        [new RunVerb(), new LsVerb(), new CpVerb(), new LogitsVerb(), new GenerateVerb(), new RewardVerb(), new EvalVerb(), new BenchTrainVerb(), new ServeVerb(), new ChatTemplateVerb(), new HubVerb(), new MergeVerb(), new LaunchVerb(), new DistCheckVerb(), new InitCheckpointVerb()];
+        [new RunVerb(), new LsVerb(), new CpVerb(), new LogitsVerb(), new GenerateVerb(), new RewardVerb(), new EvalVerb(), new BenchTrainVerb(), new ServeVerb(), new ChatTemplateVerb(), new HubVerb(), new MergeVerb(), new LaunchVerb(), new DistCheckVerb(), new InitCheckpointVerb(), new ConsolidateVerb()];
 
     /// <summary>Registers the recipes of projects above PostTrain.Training (idempotent).</summary>
     public static void RegisterRecipes()

@@ -11,9 +11,9 @@
 //            stay allocated (the communication and the optimizer memory are ZeRO-2's; gradient memory is not freed).
 // Clipping as torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), applied when below 1 (stages 0 and 1
 // call the caller's own clipping on the summed gradients, so one process is exactly the single-process step).
-// StateDict is the whole state in the wrapped optimizer's single-process format on every rank (collective), so a
-// checkpoint resumes at any process count; LoadStateDict takes that format and keeps this rank's entries.
-using System.Text;
+// StateDict is the whole state in the wrapped optimizer's single-process format on every rank (collective);
+// LoadStateDict takes that format and keeps this rank's entries. Training checkpoints do not gather: each rank writes
+// the state of its Partition share (Local's entries) to its own file (DistCheckpointWriter).
 using System.Text.Json;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -27,6 +27,7 @@ public sealed class DataParallelOptimizer : IOptimizer
     private readonly ProcessGroup group;
     private readonly (string Name, Parameter Param)[] all;
     private readonly int[] owner;                 // rank owning each parameter (stage 0: this rank)
+    private readonly int[] partition;             // the ZeRO partition at every stage (stage 0: who writes a checkpoint's share)
     private readonly IOptimizer optimizer;        // over the parameters this rank updates
     private readonly long bucketElements;
 
@@ -48,7 +49,8 @@ public sealed class DataParallelOptimizer : IOptimizer
         Parameters = all.Select(p => p.Param).ToArray();
         Stage = group.Size == 1 ? ZeroStage.None : stage;
         this.bucketElements = bucketElements;
-        owner = Stage == ZeroStage.None ? Enumerable.Repeat(group.Rank, all.Length).ToArray() : Partition(all.Select(p => p.Param.numel()).ToArray(), group.Size);
+        partition = Partition(all.Select(p => p.Param.numel()).ToArray(), group.Size);
+        owner = Stage == ZeroStage.None ? Enumerable.Repeat(group.Rank, all.Length).ToArray() : partition;
         if (Stage != ZeroStage.None && all.Select(p => p.Param.dtype).Distinct().Count() > 1)
             throw new NotSupportedException("ZeRO stages 1 and 2 need all parameters in one dtype");
         optimizer = create(all.Where((_, i) => owner[i] == group.Rank).ToList());
@@ -109,20 +111,14 @@ public sealed class DataParallelOptimizer : IOptimizer
         var local = optimizer.StateDict();
         if (Stage == ZeroStage.None) return local;
         // each rank's keys, dtypes and shapes, so every rank can receive every entry
-        var meta = JsonSerializer.Serialize(local.OrderBy(kv => kv.Key, StringComparer.Ordinal)
+        var meta = JsonSerializer.SerializeToUtf8Bytes(local.OrderBy(kv => kv.Key, StringComparer.Ordinal)
             .Select(kv => new Entry(kv.Key, (int)kv.Value.dtype, kv.Value.shape)).ToArray());
-        var bytes = Encoding.UTF8.GetBytes(meta);
-        var lengths = group.AllGather(bytes.LongLength);
-        using var mine = tensor(bytes);
-        using var gathered = group.AllGatherV(mine, lengths);
-        var allBytes = gathered.data<byte>().ToArray();
+        var perRank = group.AllGatherBytes(meta);
         var full = new Dictionary<string, Tensor>();
-        long at = 0;
         var device = all.Length > 0 ? all[0].Param.device : CPU;
         for (int r = 0; r < group.Size; r++)
         {
-            var entries = JsonSerializer.Deserialize<Entry[]>(Encoding.UTF8.GetString(allBytes, (int)at, (int)lengths[r]))!;
-            at += lengths[r];
+            var entries = JsonSerializer.Deserialize<Entry[]>(perRank[r])!;
             foreach (var e in entries)
             {
                 var t = r == group.Rank ? local[e.Key] : empty(e.Shape, (ScalarType)e.DType, e.Shape.Length == 0 ? CPU : device);
@@ -137,6 +133,13 @@ public sealed class DataParallelOptimizer : IOptimizer
 
     /// <summary>Takes a whole state (single-process format); this rank's optimizer keeps its parameters' entries.</summary>
     public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state) => optimizer.LoadStateDict(state);
+
+    /// <summary>Every parameter with its name, in order.</summary>
+    public IReadOnlyList<(string Name, Parameter Param)> Named => all;
+
+    /// <summary>Names of the parameters in this rank's share of the ZeRO partition (at stage 0 too, where every rank
+    /// holds every state: a checkpoint spreads the writes by this share).</summary>
+    public IEnumerable<string> PartitionNames => all.Where((_, i) => partition[i] == group.Rank).Select(p => p.Name);
 
     /// <summary>Names of the parameters whose optimizer state this rank holds.</summary>
     public IEnumerable<string> OwnedNames => all.Where((_, i) => owner[i] == group.Rank).Select(p => p.Name);

@@ -48,6 +48,23 @@ public abstract class ProcessGroup : IDisposable
         return all.data<long>().ToArray();
     }
 
+    /// <summary>Every rank's byte array (lengths may differ), in rank order.</summary>
+    public byte[][] AllGatherBytes(byte[] bytes)
+    {
+        var lengths = AllGather(bytes.LongLength);
+        using var mine = tensor(bytes);
+        using var gathered = AllGatherV(mine, lengths);
+        var all = gathered.data<byte>().ToArray();
+        var result = new byte[Size][];
+        long at = 0;
+        for (int r = 0; r < Size; r++)
+        {
+            result[r] = all.AsSpan((int)at, (int)lengths[r]).ToArray();
+            at += lengths[r];
+        }
+        return result;
+    }
+
     /// <summary>Element-wise reduction of a host array over the ranks.</summary>
     public double[] AllReduce(double[] values, ReduceOp op = ReduceOp.Sum)
     {

@@ -49,16 +49,7 @@ public static partial class HfStateDict
     {
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach (var (name, t) in state)
-        {
-            string hf = ToHfPrefix(name, c);
-            var match = StackedExpert().Match(hf);
-            if (match.Success)
-            {
-                for (int e = 0; e < t.shape[0]; e++)
-                    result[$"{match.Groups[1].Value}.{e}.{match.Groups[2].Value}.weight"] = t[e].detach();
-            }
-            else result[hf] = t.detach();
-        }
+            foreach (var (hf, x) in ExportTensor(name, t, c)) result[hf] = x;
         for (int k = 0; k < c.NumNextnPredictLayers; k++)
         {
             string p = $"model.layers.{c.NumHiddenLayers + k}.";
@@ -66,6 +57,20 @@ public static partial class HfStateDict
             result[p + "shared_head.head.weight"] = state[c.TieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"].detach();
         }
         return result;
+    }
+
+    /// <summary>One model tensor under its Hugging Face name(s): an expert stack (E, out, in) becomes E tensors.</summary>
+    public static IEnumerable<(string Name, Tensor Tensor)> ExportTensor(string name, Tensor t, ModelConfig c)
+    {
+        string hf = ToHfPrefix(name, c);
+        var match = StackedExpert().Match(hf);
+        if (!match.Success)
+        {
+            yield return (hf, t.detach());
+            yield break;
+        }
+        for (int e = 0; e < t.shape[0]; e++)
+            yield return ($"{match.Groups[1].Value}.{e}.{match.Groups[2].Value}.weight", t[e].detach());
     }
 
     /// <summary>Copies checkpoint tensors into the model. Every missing, unexpected or mis-shaped tensor is reported

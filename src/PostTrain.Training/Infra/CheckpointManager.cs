@@ -3,7 +3,13 @@
 // (step-000120/), points `latest` at it, and prunes old ones. A crash or exception at any point leaves the
 // previous checkpoint and `latest` intact: only fully renamed step directories with a readable
 // trainer_state.json count. Assumes one writer per run directory; directories are not fsynced.
+// A distributed save (several ranks write their files in place, DistributedCheckpoint) is committed by its
+// manifest.json instead, which holds the trainer state: PrepareInPlace removes a stale directory of the step,
+// CommitInPlace (after the manifest) points `latest` at it and prunes. A step directory with neither manifest.json
+// nor trainer_state.json is a save killed midway: it never counts, and the next run's start removes it.
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using PostTrain.Core.Checkpoints;
 
 namespace PostTrain.Training.Infra;
 
@@ -13,6 +19,7 @@ public sealed partial class CheckpointManager
 {
     public const string StateFileName = "trainer_state.json";
     public const string LatestFileName = "latest";
+    public const string TrainerStateKey = "trainer_state";   // in a distributed manifest's "run"
 
     private readonly int _keepLast;
 
@@ -36,6 +43,33 @@ public sealed partial class CheckpointManager
             Directory.Delete(stale, recursive: true);
         foreach (var stale in Directory.EnumerateFiles(runDir).Where(f => LeftoverRegex().IsMatch(Path.GetFileName(f))))
             File.Delete(stale);
+        foreach (var killed in Directory.EnumerateDirectories(runDir).Where(d => StepDirRegex().IsMatch(Path.GetFileName(d)) && !IsCommitted(d)))
+            DeleteDirectory(killed);
+    }
+
+    /// <summary>Whether a step directory holds a commit record: a distributed manifest or a single-process trainer state.</summary>
+    public static bool IsCommitted(string dir) =>
+        File.Exists(Path.Combine(dir, DistCheckpointManifest.FileName)) || File.Exists(Path.Combine(dir, StateFileName));
+
+    public string StepDir(long step) => Path.Combine(RunDir, DirName(step));
+
+    /// <summary>Before a distributed save of <paramref name="step"/> (one process): removes the step's directory if a
+    /// previous save left one (uncommitting it first), and creates it empty.</summary>
+    public string PrepareInPlace(long step)
+    {
+        var dir = StepDir(step);
+        if (Directory.Exists(dir)) DeleteDirectory(dir);
+        Directory.CreateDirectory(dir);
+        return dir;
+    }
+
+    /// <summary>After the manifest of a distributed save is written (one process): `latest` and pruning as Save does.</summary>
+    public CheckpointInfo CommitInPlace(TrainerState state)
+    {
+        var dir = StepDir(state.Step);
+        AtomicFile.WriteAllText(Path.Combine(RunDir, LatestFileName), DirName(state.Step) + "\n");
+        Prune(keep: dir);
+        return new CheckpointInfo(state.Step, dir, state);
     }
 
     public static string DirName(long step) => $"step-{step:D6}";
@@ -91,6 +125,19 @@ public sealed partial class CheckpointManager
 
     private static CheckpointInfo? TryRead(string dir, long step)
     {
+        if (File.Exists(Path.Combine(dir, DistCheckpointManifest.FileName)))
+        {
+            try
+            {
+                var run = DistCheckpointManifest.Read(dir).Run;
+                var state = run[TrainerStateKey] is JsonObject o ? TrainerState.FromJson(o.ToJsonString(), Path.Combine(dir, DistCheckpointManifest.FileName)) : null;
+                return state?.Step == step ? new CheckpointInfo(step, dir, state) : null;
+            }
+            catch (Exception e) when (e is InvalidDataException or System.Text.Json.JsonException)
+            {
+                return null;
+            }
+        }
         var file = Path.Combine(dir, StateFileName);
         if (!File.Exists(file)) return null;
         try

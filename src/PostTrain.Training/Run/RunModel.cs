@@ -3,6 +3,9 @@
 // atomic write) and read its weights back, and the tokenizer directory whose files travel with every save.
 // SaveState (full models only): writes given weights (by the module's state-dict names) as a model directory, which
 // is how the EMA of the weights is saved; null where a run saves something else (LoRA adapters).
+// Sharded: parameters split over the ranks (expert parallel), by name: the slice of the global tensor this rank holds;
+// distributed checkpoints store them per rank (DistributedCheckpoint). Empty: every parameter is whole on every rank.
+using PostTrain.Core.Checkpoints;
 using static TorchSharp.torch;
 
 namespace PostTrain.Training.Run;
@@ -12,4 +15,5 @@ public sealed record RunModel(
     Action<string, IReadOnlyDictionary<string, string>?> Save,
     Action<string> LoadWeights,
     string? TokenizerDir,
-    Action<string, IReadOnlyDictionary<string, Tensor>, IReadOnlyDictionary<string, string>?>? SaveState = null);
+    Action<string, IReadOnlyDictionary<string, Tensor>, IReadOnlyDictionary<string, string>?>? SaveState = null,
+    IReadOnlyDictionary<string, TensorSlice>? Sharded = null);

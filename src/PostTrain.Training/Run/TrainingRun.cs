@@ -9,7 +9,9 @@
 // Update / Advance / LogDue / CheckpointDue, and SaveFinal at the end (torchtune style: no base class).
 // Data parallel (a run started as several ranks): Parallel shards the recipe's batches and sums its numbers; the
 // optimizer is a DataParallelOptimizer (gradient sync, global clipping, ZeRO stage from `distributed:`); rank 0 alone
-// writes metrics, progress, checkpoints (optimizer state gathered into the single-process format) and the final model.
+// writes metrics, progress, the model directory of each checkpoint and the final model; each rank writes its own share of
+// the optimizer state (and of sharded parameters) into the checkpoint, committed by rank 0's manifest
+// (DistributedCheckpoint). A run resumes from either layout at any number of ranks.
 // EMA (`ema:`): a HostEma of the module's parameters, updated after every `every` applied steps (the copy to the host on
 // this thread, the averaging in the background), saved in checkpoints (ema.safetensors, for exact resume) and as its
 // own model directory <output_dir>/ema beside final/.
@@ -47,6 +49,9 @@ public sealed class TrainingRun : IDisposable
     public CheckpointManager Checkpoints { get; }
     /// <summary>Metrics (rank 0 only; null on the other ranks of a distributed run).</summary>
     public MetricsLogger? Metrics { get; }
+
+    /// <summary>Parameters split over the ranks (RunModel.Sharded): stored per rank in distributed checkpoints.</summary>
+    private IReadOnlyDictionary<string, TensorSlice> Sharded => _model.Sharded ?? new Dictionary<string, TensorSlice>();
 
     /// <summary>Step, epoch, data position, tokens seen; recipes advance it, checkpoints save it.</summary>
     public TrainerState State { get; set; } = new();
@@ -183,20 +188,24 @@ public sealed class TrainingRun : IDisposable
     public CheckpointInfo SaveCheckpoint()
     {
         var state = State with { TorchRngState = TorchRng.Capture() };
+        void WriteShared(string dir)
+        {
+            _model.Save(Path.Combine(dir, ModelDirName), ModelSetup.TokenizerFiles(_model.TokenizerDir));
+            AtomicFile.WriteAllText(Path.Combine(dir, RecipeRunner.ResolvedConfigFileName), _ctx.ResolvedYaml);
+            if (_ema is not null) SafeTensors.Save(Path.Combine(dir, EmaFileName), _ema.Values());
+        }
+        if (Parallel.Size > 1) return DistributedCheckpoint.Save(Checkpoints, Optimizer, Sharded, state, WriteShared);
         using var scope = NewDisposeScope();
-        var opt = Optimizer.StateDict();                       // collective: every rank's ZeRO shard
-        var saved = new CheckpointInfo(State.Step, Path.Combine(Checkpoints.RunDir, CheckpointManager.DirName(State.Step)), state);
-        if (Parallel.IsMain)
-            saved = Checkpoints.Save(state, dir =>
+        var opt = Optimizer.StateDict();                       // one process: the optimizer's own state
+        try
+        {
+            return Checkpoints.Save(state, dir =>
             {
-                _model.Save(Path.Combine(dir, ModelDirName), ModelSetup.TokenizerFiles(_model.TokenizerDir));
+                WriteShared(dir);
                 if (opt.Count > 0) SafeTensors.Save(Path.Combine(dir, OptimizerFileName), opt.ToDictionary(kv => kv.Key, kv => kv.Value.cpu()));
-                if (_ema is not null) SafeTensors.Save(Path.Combine(dir, EmaFileName), _ema.Values());
-                File.WriteAllText(Path.Combine(dir, RecipeRunner.ResolvedConfigFileName), _ctx.ResolvedYaml);
             });
-        foreach (var t in opt.Values) t.Dispose();
-        Parallel.Group.Barrier();                              // the checkpoint exists before any rank goes on
-        return saved;
+        }
+        finally { foreach (var t in opt.Values) t.Dispose(); }
     }
 
     /// <summary>Writes the trained model to &lt;output_dir&gt;/final with the tokenizer files; returns its path.</summary>
@@ -229,9 +238,13 @@ public sealed class TrainingRun : IDisposable
         ResumeCheck.Verify(ck, Config, _ctx.ResolvedYaml);
         _model.LoadWeights(Path.Combine(ck.Directory, ModelDirName));
         var optFile = Path.Combine(ck.Directory, OptimizerFileName);
-        if (File.Exists(optFile))
+        if (DistCheckpointReader.IsCommitted(ck.Directory))
+            DistributedCheckpoint.Load(ck.Directory, Optimizer, Sharded);
+        else if (File.Exists(optFile))
         {
-            var opt = SafeTensors.Load(optFile);   // host tensors: the optimizer copies them where its state lives
+            var mine = Optimizer.OwnedNames.Select(n => n + ".").ToList();   // this rank's entries only (ZeRO 1/2)
+            // host tensors: the optimizer copies them where its state lives (the device, or the host when offloaded)
+            var opt = SafeTensors.Load(optFile, new SafeTensorsLoadOptions { Filter = k => mine.Any(n => k.StartsWith(n, StringComparison.Ordinal)) });
             try { Optimizer.LoadStateDict(opt); }
             finally { foreach (var t in opt.Values) t.Dispose(); }
         }

@@ -2,7 +2,7 @@
 // process, and under mpirun as 2 ranks (ZeRO 0) and 4 ranks (ZeRO 2) with the same global batch (4 rows, split
 // 2+2 / 1+1+1+1): the per-step losses (metrics.jsonl) and the final weights (norm of the difference over the norm
 // of each tensor) equal the one-process run to 1e-6 relative (fp32). A run stopped after 3 steps on 4 ranks (ZeRO 1) and resumed on 2 ranks (ZeRO 2) continues the
-// one-process curve: the checkpoint holds the optimizer state in the single-process format.
+// one-process curve (the distributed checkpoint layout: DistributedCheckpointTests).
 using System.Text.Json;
 using PostTrain.Core.Checkpoints;
 using static TorchSharp.torch;
@@ -84,7 +84,7 @@ public sealed class DataParallelSftTests(SftBaseline baseline) : IClassFixture<S
             .GroupBy(e => e.GetProperty("step").GetInt64()).OrderBy(g => g.Key)
             .Select(g => g.Last().GetProperty("loss").GetDouble()).ToArray();
 
-    private static void AssertClose(double[] expected, double[] actual)
+    internal static void AssertClose(double[] expected, double[] actual)
     {
         Assert.Equal(expected.Length, actual.Length);
         for (int i = 0; i < expected.Length; i++)
@@ -92,7 +92,7 @@ public sealed class DataParallelSftTests(SftBaseline baseline) : IClassFixture<S
                 $"step {i + 1}: loss {actual[i]:R} vs one process {expected[i]:R}");
     }
 
-    private static void AssertSameWeights(string expectedDir, string actualDir)
+    internal static void AssertSameWeights(string expectedDir, string actualDir)
     {
         using var scope = NewDisposeScope();
         var e = SafeTensors.Load(expectedDir);

@@ -26,12 +26,7 @@ public static class MpiRun
         foreach (var a in args) psi.ArgumentList.Add(a);
         foreach (var (k, v) in env ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         if (workDir is not null) psi.WorkingDirectory = workDir;
-        using var p = Process.Start(psi)!;
-        var output = new System.Text.StringBuilder();
-        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
-        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
+        using var p = StartCapturing(psi, out var output);
         if (!p.WaitForExit(limitSeconds * 1000))
         {
             p.Kill(entireProcessTree: true);
@@ -45,6 +40,20 @@ public static class MpiRun
     /// <summary>`posttrain args` as one ordinary process (ranks = 1) or under mpirun as that many ranks.</summary>
     public static (int ExitCode, string Output) RunCli(int ranks, IEnumerable<string> args) =>
         ranks == 1 ? RunSingle(Cli, args) : Run(ranks, Cli, args);
+
+    /// <summary>Starts a process whose stdout and stderr lines are collected (lock the builder to read it).</summary>
+    public static Process StartCapturing(ProcessStartInfo psi, out System.Text.StringBuilder output)
+    {
+        psi.RedirectStandardOutput = psi.RedirectStandardError = true;
+        psi.UseShellExecute = false;
+        var p = Process.Start(psi)!;
+        var lines = output = new System.Text.StringBuilder();
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (lines) lines.AppendLine(e.Data); };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (lines) lines.AppendLine(e.Data); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
 
     /// <summary>The same program as one ordinary process (no mpirun): exit code and stdout + stderr.</summary>
     public static (int ExitCode, string Output) RunSingle(string program, IEnumerable<string> args)
