@@ -2,6 +2,7 @@
 //   collectives  every ProcessGroup call against values each rank can compute by hand
 //   zero         DataParallelOptimizer at ZeRO 0, 1, 2 against one process's AdamW on the whole batch
 //   ep           ExpertParallelMoE (with and without device-limited routing, EP x DP on 4 ranks) against MoE
+//   ep-model     the expert-parallel DeepSeek model (load, export, gradients, optimizer, bias update) against one process
 //   crash        rank 1 throws after the first collective; hang: rank 1 stops joining collectives
 // Prints "ok <what>" lines; a mismatch throws (exit code 1).
 using PostTrain.Core.Distributed;
@@ -14,6 +15,7 @@ switch (scenario)
     case "collectives": Collectives.Run(group); break;
     case "zero": ZeroScenario.Run(group); break;
     case "ep": EpScenario.Run(group); break;
+    case "ep-model": EpModelScenario.Run(group); break;
     case "crash":
         group.Barrier();
         if (group.Rank == 1) throw new InvalidOperationException("rank 1 fails on purpose");

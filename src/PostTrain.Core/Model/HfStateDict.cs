@@ -4,6 +4,9 @@
 // in-memory transformers names (mlp.experts.gate_up_proj (E, 2I, H), mlp.experts.down_proj (E, H, I)) are read too.
 // MTP module k is model.layers.{num_hidden_layers + k}; its copies of the shared embedding and head
 // (embed_tokens.weight, shared_head.head.weight) are written for DeepSeek-V3 compatibility and ignored on load.
+// Expert parallel models (DeepSeekForCausalLM.ExpertParallel) hold experts [first, first + E/P) of each layer: Load
+// copies those experts' tensors of a full checkpoint and passes over the other ranks' experts; Export takes the state
+// consolidated over the expert-parallel group (ExpertParallelCheckpoint), so the names are the single-process ones.
 using System.Text.RegularExpressions;
 using PostTrain.Core.Checkpoints;
 using static TorchSharp.torch;
@@ -31,11 +34,14 @@ public static partial class HfStateDict
     }
 
     /// <summary>The checkpoint tensors for this model, Hugging Face names, sharing storage where possible (CPU, fp32).</summary>
-    public static Dictionary<string, Tensor> Export(DeepSeekForCausalLM m)
+    /// <param name="state">The model's state_dict with every expert (expert parallel: consolidated over the group).</param>
+    public static Dictionary<string, Tensor> Export(DeepSeekForCausalLM m, IEnumerable<(string Name, Tensor Value)>? state = null)
     {
         var c = m.Config;
+        if (state is null && m.ExpertParallel is not null)
+            throw new InvalidOperationException("an expert-parallel model holds a slice of the experts: export the state consolidated by ExpertParallelCheckpoint");
         var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (name, t) in m.state_dict())
+        foreach (var (name, t) in state ?? m.state_dict().Select(kv => (kv.Key, kv.Value)))
         {
             string hf = ToHfPrefix(name, c);
             var match = StackedExpert().Match(hf);
@@ -66,6 +72,7 @@ public static partial class HfStateDict
         var used = new HashSet<string>(StringComparer.Ordinal);
         var leftInit = new List<string>();
         bool hasMtp = checkpoint.Keys.Any(k => k.StartsWith($"model.layers.{c.NumHiddenLayers}.", StringComparison.Ordinal));
+        var otherRanks = new HashSet<string>(StringComparer.Ordinal);   // expert parallel: experts another rank loads
 
         using var _ = no_grad();
         foreach (var (name, target) in m.state_dict())
@@ -76,9 +83,12 @@ public static partial class HfStateDict
             if (match.Success)
             {
                 string prefix = match.Groups[1].Value, proj = match.Groups[2].Value;
-                if (TryFused(checkpoint, prefix, proj, target, used, misShaped)) continue;
-                for (int e = 0; e < target.shape[0]; e++)
-                    CopyOne(checkpoint, $"{prefix}.{e}.{proj}.weight", target[e], used, isMtp && !hasMtp ? leftInit : null, missing, misShaped, source);
+                int local = (int)target.shape[0], first = m.ExpertParallel?.FirstExpert(local) ?? 0;
+                if (TryFused(checkpoint, prefix, proj, target, first, c.NRoutedExperts, used, misShaped)) continue;
+                for (int e = 0; e < local; e++)
+                    CopyOne(checkpoint, $"{prefix}.{first + e}.{proj}.weight", target[e], used, isMtp && !hasMtp ? leftInit : null, missing, misShaped, source);
+                for (int e = 0; e < c.NRoutedExperts; e++)
+                    if (e < first || e >= first + local) otherRanks.Add($"{prefix}.{e}.{proj}.weight");
             }
             else CopyOne(checkpoint, hf, target, used, isMtp && !hasMtp ? leftInit : null, missing, misShaped, source);
         }
@@ -86,7 +96,7 @@ public static partial class HfStateDict
         var unexpected = new List<(string, long[], string)>();
         foreach (var key in checkpoint.Keys)
         {
-            if (used.Contains(key)) continue;
+            if (used.Contains(key) || otherRanks.Contains(key)) continue;
             if (Regex.IsMatch(key, @"^model\.layers\.\d+\.(embed_tokens\.weight|shared_head\.head\.weight)$") ||
                 key.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal) ||
                 (c.TieWordEmbeddings && key == "lm_head.weight"))
@@ -123,23 +133,26 @@ public static partial class HfStateDict
         target.copy_(src.to(target.dtype, target.device));
     }
 
+    // target holds experts [first, first + target.shape[0]) of the checkpoint's `experts` (all of them in one process)
     private static bool TryFused(IReadOnlyDictionary<string, Tensor> ckpt, string prefix, string proj, Tensor target,
-        HashSet<string> used, List<(string, long[], long[], string)> misShaped)
+        int first, int experts, HashSet<string> used, List<(string, long[], long[], string)> misShaped)
     {
+        long local = target.shape[0];
         if (proj == "down_proj" && ckpt.TryGetValue($"{prefix}.down_proj", out var down))
         {
             used.Add($"{prefix}.down_proj");
-            if (!down.shape.SequenceEqual(target.shape)) misShaped.Add(($"{prefix}.down_proj", target.shape, down.shape, ""));
-            else target.copy_(down.to(target.dtype, target.device));
+            long[] full = [experts, target.shape[1], target.shape[2]];
+            if (!down.shape.SequenceEqual(full)) misShaped.Add(($"{prefix}.down_proj", full, down.shape, ""));
+            else target.copy_(down.narrow(0, first, local).to(target.dtype, target.device));
             return true;
         }
         if (proj != "down_proj" && ckpt.TryGetValue($"{prefix}.gate_up_proj", out var gu))
         {
             used.Add($"{prefix}.gate_up_proj");
             long inter = target.shape[1];
-            if (gu.shape.Length != 3 || gu.shape[1] != 2 * inter || gu.shape[2] != target.shape[2])
-                misShaped.Add(($"{prefix}.gate_up_proj", [target.shape[0], 2 * inter, target.shape[2]], gu.shape, ""));
-            else target.copy_(gu.narrow(1, proj == "gate_proj" ? 0 : inter, inter).to(target.dtype, target.device));
+            if (gu.shape.Length != 3 || gu.shape[0] != experts || gu.shape[1] != 2 * inter || gu.shape[2] != target.shape[2])
+                misShaped.Add(($"{prefix}.gate_up_proj", [experts, 2 * inter, target.shape[2]], gu.shape, ""));
+            else target.copy_(gu.narrow(0, first, local).narrow(1, proj == "gate_proj" ? 0 : inter, inter).to(target.dtype, target.device));
             return true;
         }
         return false;

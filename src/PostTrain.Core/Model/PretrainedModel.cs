@@ -10,11 +10,13 @@ namespace PostTrain.Core.Model;
 public static class PretrainedModel
 {
     /// <summary>Builds the model from dir/config.json and copies the checkpoint in. Errors name the file and tensor.</summary>
-    public static (DeepSeekForCausalLM Model, LoadReport Report) Load(string dir, Device? device = null)
+    /// <param name="expertParallel">Expert parallelism: the model holds, and the load copies, this rank's experts only.</param>
+    public static (DeepSeekForCausalLM Model, LoadReport Report) Load(string dir, Device? device = null,
+        PostTrain.Core.Distributed.ExpertParallelism? expertParallel = null)
     {
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: model directory not found");
         var config = ModelConfig.Load(Path.Combine(dir, "config.json"));
-        var model = new DeepSeekForCausalLM(config);
+        var model = new DeepSeekForCausalLM(config, expertParallel: expertParallel);
         var tensors = SafeTensors.Load(dir, new SafeTensorsLoadOptions { DequantizeFp8 = true });
         try
         {
@@ -29,11 +31,13 @@ public static class PretrainedModel
     }
 
     /// <summary>Writes config.json and the weights (fp32, or bf16 when <paramref name="dtype"/> says so) atomically.</summary>
+    /// <param name="consolidated">An expert-parallel model's state with every expert (ExpertParallelCheckpoint.Consolidate).</param>
     public static void Save(DeepSeekForCausalLM model, string dir, ScalarType dtype = ScalarType.Float32,
-        long maxShardBytes = 5_000_000_000, IReadOnlyDictionary<string, string>? extraFiles = null)
+        long maxShardBytes = 5_000_000_000, IReadOnlyDictionary<string, string>? extraFiles = null,
+        IEnumerable<(string Name, Tensor Value)>? consolidated = null)
     {
         using var scope = NewDisposeScope();
-        var state = HfStateDict.Export(model);
+        var state = HfStateDict.Export(model, consolidated);
         var outState = state.ToDictionary(kv => kv.Key, kv => kv.Value.dtype == dtype || !kv.Value.is_floating_point() ? kv.Value : kv.Value.to(dtype));
         // the correction bias stays fp32 (transformers keeps e_score_correction_bias in fp32)
         foreach (var k in state.Keys.Where(k => k.EndsWith("e_score_correction_bias", StringComparison.Ordinal)).ToList())

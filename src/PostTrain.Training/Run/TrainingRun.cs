@@ -10,6 +10,8 @@
 // Data parallel (a run started as several ranks): Parallel shards the recipe's batches and sums its numbers; the
 // optimizer is a DataParallelOptimizer (gradient sync, global clipping, ZeRO stage from `distributed:`); rank 0 alone
 // writes metrics, progress, checkpoints (optimizer state gathered into the single-process format) and the final model.
+// Expert parallel (RunModel.ExpertParallel): the optimizer syncs the routed experts over their replica group, and every
+// rank joins RunModel.Consolidate before rank 0 writes a model directory.
 using PostTrain.Core.Checkpoints;
 using PostTrain.Core.Distributed;
 using PostTrain.Core.Precision;
@@ -63,11 +65,13 @@ public sealed class TrainingRun : IDisposable
         Parallel = new DataParallel(Dist.World);
         if (Parallel.Size > 1 && !dataParallel)   // its batches are not sharded: summed gradients would be Size times too big
             throw new RecipeConfigException($"recipe {cfg.Recipe}: data-parallel runs ({Parallel.Size} ranks) are supported by sft only so far; run it as one process");
+        if (cfg.Distributed.ExpertParallel > 1 && model.ExpertParallel is null)
+            throw new RecipeConfigException($"distributed.expert_parallel: recipe {cfg.Recipe} does not build expert-parallel models (sft does); set it to 1");
         if (!Parallel.IsMain) Parallel.Group.Barrier();        // rank 0 first removes a killed run's leftovers
         Checkpoints = new CheckpointManager(cfg.OutputDir, cfg.Checkpoint.KeepLast);   // removes a killed run's leftovers
         if (Parallel.IsMain) Parallel.Group.Barrier();
         Optimizer = new DataParallelOptimizer(Parallel.Group, model.Module.named_parameters().Select(p => (p.name, p.parameter)).ToList(),
-            cfg.Distributed.Stage, named => Optimizers.Create(cfg.Optimizer, named), cfg.Distributed.BucketElements);
+            cfg.Distributed.Stage, named => Optimizers.Create(cfg.Optimizer, named), cfg.Distributed.BucketElements, model.ExpertParallel);
         Schedule = LrSchedules.FromConfig(cfg.Scheduler, cfg.Optimizer.Lr, cfg.MaxSteps);
         try
         {
@@ -153,6 +157,7 @@ public sealed class TrainingRun : IDisposable
         using var scope = NewDisposeScope();
         var opt = Optimizer.StateDict();                       // collective: every rank's ZeRO shard
         var saved = new CheckpointInfo(State.Step, Path.Combine(Checkpoints.RunDir, CheckpointManager.DirName(State.Step)), state);
+        using var experts = _model.Consolidate?.Invoke();     // collective: expert parallel models gather their experts
         if (Parallel.IsMain)
             saved = Checkpoints.Save(state, dir =>
             {
@@ -169,6 +174,7 @@ public sealed class TrainingRun : IDisposable
     public string SaveFinal()
     {
         string final = Path.Combine(Config.OutputDir, FinalDirName);
+        using var experts = _model.Consolidate?.Invoke();     // collective: expert parallel models gather their experts
         if (Parallel.IsMain) _model.Save(final, ModelSetup.TokenizerFiles(_model.TokenizerDir));
         Parallel.Group.Barrier();
         return final;

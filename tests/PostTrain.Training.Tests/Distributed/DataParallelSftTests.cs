@@ -84,7 +84,7 @@ public sealed class DataParallelSftTests(SftBaseline baseline) : IClassFixture<S
             .GroupBy(e => e.GetProperty("step").GetInt64()).OrderBy(g => g.Key)
             .Select(g => g.Last().GetProperty("loss").GetDouble()).ToArray();
 
-    private static void AssertClose(double[] expected, double[] actual)
+    internal static void AssertClose(double[] expected, double[] actual)
     {
         Assert.Equal(expected.Length, actual.Length);
         for (int i = 0; i < expected.Length; i++)
@@ -92,7 +92,7 @@ public sealed class DataParallelSftTests(SftBaseline baseline) : IClassFixture<S
                 $"step {i + 1}: loss {actual[i]:R} vs one process {expected[i]:R}");
     }
 
-    private static void AssertSameWeights(string expectedDir, string actualDir)
+    internal static void AssertSameWeights(string expectedDir, string actualDir)
     {
         using var scope = NewDisposeScope();
         var e = SafeTensors.Load(expectedDir);
