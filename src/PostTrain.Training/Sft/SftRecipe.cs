@@ -5,7 +5,8 @@
 // metrics (JSONL + TensorBoard), progress, NaN/inf steps skipped, atomic checkpoints with exact resume, and the final
 // model written as a Hugging Face directory with its tokenizer files (<output_dir>/final); the run mechanics are
 // TrainingRun's. Data parallel: each rank trains on its share of every global batch's rows (TrainingRun.Parallel);
-// loss sums, accuracy counts and evaluation sums are summed over the ranks. Expert parallel (distributed.expert_parallel):
+// loss sums, accuracy counts and evaluation sums are summed over the ranks; the sequence-wise balance loss (a mean over
+// a rank's rows) is weighted by the rank's share of the batch's rows, so the summed gradients are one process's. Expert parallel (distributed.expert_parallel):
 // the model holds this rank's routed experts; every rank of an EP group must run every forward (the experts exchange
 // tokens), so each micro-batch and evaluation batch is sharded over all ranks and needs a row for each.
 using System.Diagnostics;
@@ -54,6 +55,9 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         _data = new SftBatches(cfg.Data, _tokenizer, _stats, cfg.Model.Tokenizer ?? cfg.Model.Path);
         _run = TrainingRun.Start(ctx, cfg, cfg.Lora is { } lora ? LoraRun(lora, loaded.TokenizerDir) : CausalLmRun.Of(_model, loaded.TokenizerDir),
             dataParallel: true);
+        if (_experts is { } ep)
+            _run.Output.WriteLine($"expert parallel: groups of {ep.Size} ranks, {ep.Replicas.Size} replicas of each expert, " +
+                $"each token's experts on at most {ep.MaxDevicesPerToken} ranks");
         OpenEpoch(_run.State.Epoch, skip: _run.State.DataPosition);
     }
 
@@ -146,6 +150,8 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
             var (ids, labels, pos, seg) = ToTensors(new SftBatch(rows));
             var output = _model.Forward(ids, pos, new AttentionMask(SegmentIds: seg), computeMtp: mtp);
             var parts = Losses.Compute(_model, output, labels, seg);
+            if (parts.Balance is { } balance && rows.Count < batch.Rows.Count)   // a mean over this rank's rows: weighted to the batch's mean
+                parts = parts with { Balance = balance * ((double)rows.Count / batch.Rows.Count) };
             var total = Losses.Total(parts, globalTargets, mtpCounts, cfg.MtpLambda);
             total.backward();
             lossSum += parts.MainSum.item<float>();
