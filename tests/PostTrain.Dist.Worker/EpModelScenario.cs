@@ -1,7 +1,7 @@
 // The expert-parallel DeepSeek model against the single-process model. Micro shape with 8 routed experts, k = 3, no
 // group limit, sigmoid routing with a random correction bias, one MTP module, sequence-wise balance loss on. The EP
-// model (ExpertParallelism over the world's ranks) is loaded from the reference's exported Hugging Face state (this
-// rank's experts only). 4 sequences x 8 tokens, sharded over all ranks, random labels; loss = cross-entropy over the
+// model (ExpertParallelism over the world's ranks) is loaded from the reference saved as a Hugging Face directory,
+// reading this rank's experts only. 4 sequences x 8 tokens, sharded over all ranks, random labels; loss = cross-entropy over the
 // global batch + 0.3 x the MTP cross-entropy + the balance loss (each rank's sequences weighted by their share). Cases: EP over all ranks with device-limited
 // routing off and on (the reference's routers get the same device mask), and on 4 ranks EP 2 x DP 2, on and off.
 // Checked, against plain code on the reference: the consolidated export (names, shapes, values identical); logits and
@@ -47,8 +47,7 @@ internal static class EpModelScenario
         reference.InitWeights(0.05, seed: 3);
         using (no_grad())
             foreach (var moe in reference.MoeLayers()) moe.Gate.CorrectionBias!.copy_(randn(cfg.NRoutedExperts) * 0.05);
-        using var model = new DeepSeekForCausalLM(cfg, expertParallel: ep);
-        using (NewDisposeScope()) HfStateDict.Load(model, HfStateDict.Export(reference), "reference");
+        using var model = LoadFromDirectory(reference, ep, name);
         foreach (var moe in reference.MoeLayers().Concat(model.MoeLayers())) moe.BalanceAlpha = Alpha;
         if (limit < p)
             foreach (var moe in reference.MoeLayers()) moe.Gate.SelectionFilter = c => DeviceLimitedRouting.Mask(c, p, limit, K);
@@ -100,6 +99,26 @@ internal static class EpModelScenario
         double worst = CheckExport(model, reference, exact: false, $"{name}: weights after {Steps} steps");
         CheckOptimizerState(dp.StateDict(), refOpt.StateDict(), name);
         Console.WriteLine($"ok {name} (EP group of {p}, replica group of {ep.Replicas.Size}, experts {ep.FirstExpert(cfg.NRoutedExperts / p)}.., ZeRO {(int)stage}, weights within {worst:E1})");
+    }
+
+    /// <summary>The reference saved as a Hugging Face directory and loaded as an EP model, reading this rank's experts only.</summary>
+    private static DeepSeekForCausalLM LoadFromDirectory(DeepSeekForCausalLM reference, ExpertParallelism ep, string name)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), $"posttrain-ep-model-{Environment.ProcessId}");
+        try
+        {
+            PretrainedModel.Save(reference, dir);
+            var (model, _) = PretrainedModel.Load(dir, expertParallel: ep);
+            if (HfStateDict.ReadFilter(model) is { } read)
+            {
+                var experts = HfStateDict.Export(reference).Keys.Where(k => k.Contains(".mlp.experts.")).ToList();
+                int local = model.Config.NRoutedExperts / ep.Size, first = ep.FirstExpert(local);
+                var expected = experts.Where(k => int.Parse(k.Split('.')[5]) is var e && e >= first && e < first + local).Order().ToList();
+                Check.Equal(experts.Where(read).Order().ToList(), expected, $"{name}: expert tensors read from the directory");
+            }
+            return model;
+        }
+        finally { Directory.Delete(dir, recursive: true); }
     }
 
     // Cross-entropy sums over the global batch's token counts (main, and MTP at 0.3), plus the balance loss.

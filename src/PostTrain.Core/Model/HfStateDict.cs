@@ -21,6 +21,24 @@ public static partial class HfStateDict
     [GeneratedRegex(@"^(.*\.mlp\.experts)\.(gate_proj|up_proj|down_proj)$")]
     private static partial Regex StackedExpert();
 
+    [GeneratedRegex(@"\.mlp\.experts\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$")]
+    private static partial Regex OneExpert();
+
+    /// <summary>Which checkpoint tensors a load into this model reads (SafeTensorsLoadOptions.Filter): every one, except,
+    /// for an expert-parallel model, the per-expert tensors of experts other ranks hold. Null = read everything.</summary>
+    public static Func<string, bool>? ReadFilter(DeepSeekForCausalLM m)
+    {
+        if (m.ExpertParallel is not { } ep) return null;
+        int local = m.Config.NRoutedExperts / ep.Size, first = ep.FirstExpert(local);
+        return key =>
+        {
+            var e = OneExpert().Match(key);
+            if (!e.Success) return true;
+            int expert = int.Parse(e.Groups[1].Value);
+            return expert >= first && expert < first + local;
+        };
+    }
+
     /// <summary>Model parameter name -> Hugging Face name(s). Expert stacks expand to one name per expert.</summary>
     public static string ToHfPrefix(string name, ModelConfig c)
     {

@@ -17,7 +17,7 @@ public static class PretrainedModel
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: model directory not found");
         var config = ModelConfig.Load(Path.Combine(dir, "config.json"));
         var model = new DeepSeekForCausalLM(config, expertParallel: expertParallel);
-        var tensors = SafeTensors.Load(dir, new SafeTensorsLoadOptions { DequantizeFp8 = true });
+        var tensors = SafeTensors.Load(dir, new SafeTensorsLoadOptions { DequantizeFp8 = true, Filter = HfStateDict.ReadFilter(model) });
         try
         {
             var report = HfStateDict.Load(model, tensors, dir);

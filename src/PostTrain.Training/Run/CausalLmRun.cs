@@ -36,7 +36,7 @@ public static class CausalLmRun
 
     private static void LoadWeights(DeepSeekForCausalLM model, string dir)
     {
-        var tensors = SafeTensors.Load(dir);
+        var tensors = SafeTensors.Load(dir, new SafeTensorsLoadOptions { Filter = HfStateDict.ReadFilter(model) });
         try { HfStateDict.Load(model, tensors, dir); }
         finally { foreach (var t in tensors.Values) t.Dispose(); }
     }
