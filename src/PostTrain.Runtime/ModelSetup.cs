@@ -3,6 +3,9 @@
 // A model path is a Hugging Face-style directory, a hub id org/name[@revision] found in the local Hugging Face cache,
 // or a built-in name (random init from the seed, byte tokenizer).
 // Tokenizer: <dir>/tokenizer.json (byte-level BPE) when present, else the byte tokenizer.
+// Expert parallel (several ranks): the model holds this rank's routed experts only; a built-in model is initialised
+// whole from the seed (so every process count starts from the same weights) and sliced.
+using PostTrain.Core.Distributed;
 using PostTrain.Core.Checkpoints;
 using PostTrain.Core.Model;
 using PostTrain.Core.Runtime;
@@ -27,7 +30,7 @@ public static class ModelSetup
         _ => throw new RecipeConfigException($"model.dtype: '{d}' is not a dtype ({DTypeNames.List})"),
     };
 
-    public static LoadedModel Load(ModelConfigSection m, long seed, TextWriter log)
+    public static LoadedModel Load(ModelConfigSection m, long seed, TextWriter log, ExpertParallelism? expertParallel = null)
     {
         var device = DeviceSelector.Resolve(m.Device, "model.device");
         DeepSeekForCausalLM model;
@@ -36,6 +39,7 @@ public static class ModelSetup
         {
             model = new DeepSeekForCausalLM(make());
             model.InitWeights(0.02, seed);
+            if (expertParallel is { Size: > 1 }) model = Slice(model, expertParallel);
             log.WriteLine($"model: built-in '{m.Path}' ({model.ParameterCount() / 1e6:F2} M parameters), random init (seed {seed})");
         }
         else
@@ -47,12 +51,14 @@ public static class ModelSetup
                 throw new RecipeConfigException($"model.path: '{m.Path}' is neither a directory nor a built-in model ({string.Join(", ", BuiltinModels.ByName.Keys)})");
             if (PeftAdapterFiles.IsAdapterDir(dir))
             {
+                if (expertParallel is { Size: > 1 })
+                    throw new RecipeConfigException($"model.path: '{m.Path}' is a LoRA adapter; distributed.expert_parallel > 1 needs a full model directory");
                 (model, var baseDir) = LoadFoldedAdapter(dir, log);
                 tokDir ??= HasTokenizer(dir) ? dir : baseDir;
             }
             else
             {
-                (model, var report) = PretrainedModel.Load(dir, device);   // streamed onto the device, one tensor at a time
+                (model, var report) = PretrainedModel.Load(dir, device, expertParallel);   // streamed onto the device, one tensor at a time
                 log.WriteLine($"model: {m.Path} ({model.ParameterCount() / 1e6:F2} M parameters; loaded in {report.Seconds:F1} s, " +
                     $"peak host memory {report.PeakHostBytes / 1e9:F2} GB)" +
                     (report.LeftInitialised.Count > 0 ? $"; {report.LeftInitialised.Count} MTP tensors not in the checkpoint start random" : ""));
@@ -67,6 +73,15 @@ public static class ModelSetup
         if (m.ParamDtype == DTypeName.Bfloat16) model.to(TorchSharp.torch.ScalarType.BFloat16);
         else if (m.ParamDtype != DTypeName.Float32) throw new RecipeConfigException($"model.param_dtype: must be float32 or bfloat16, got {DTypeNames.Name(m.ParamDtype)}");
         return new LoadedModel(model, tokenizer, device, m.Path, HasTokenizer(tokDir) ? tokDir : null);
+    }
+
+    /// <summary>The expert-parallel model holding this rank's experts of <paramref name="full"/> (disposed).</summary>
+    private static DeepSeekForCausalLM Slice(DeepSeekForCausalLM full, ExpertParallelism ep)
+    {
+        var sliced = new DeepSeekForCausalLM(full.Config, expertParallel: ep);
+        using (NewDisposeScope()) HfStateDict.Load(sliced, HfStateDict.Export(full), "built-in model");
+        full.Dispose();
+        return sliced;
     }
 
     /// <summary>A PEFT LoRA adapter directory: its base model (base_model_name_or_path, a directory, absolute or relative to

@@ -22,6 +22,18 @@ internal static class Check
         return diff / Math.Max(scale, 1e-30);
     }
 
+    /// <summary>||a - e|| <= rel * ||e|| (Frobenius): for weights after AdamW steps, whose m / sqrt(v) magnifies fp32
+    /// summation-order noise on near-zero gradients into single elements (as DataParallelSftTests compares them).</summary>
+    public static double CloseByNorm(Tensor actual, Tensor expected, double rel, string what)
+    {
+        if (!actual.shape.SequenceEqual(expected.shape)) throw new InvalidOperationException($"{what}: shape [{string.Join(",", actual.shape)}] vs [{string.Join(",", expected.shape)}]");
+        double diff = (actual.to(ScalarType.Float64) - expected.to(ScalarType.Float64)).norm().item<double>();
+        double scale = Math.Max(expected.to(ScalarType.Float64).norm().item<double>(), 1e-12);
+        if (!(diff <= rel * scale))
+            throw new InvalidOperationException($"{what}: ||difference|| {diff:E3} against ||expected|| {scale:E3} (relative {diff / scale:E2} > {rel:E0})");
+        return diff / scale;
+    }
+
     public static void Equal<T>(IReadOnlyList<T> actual, IReadOnlyList<T> expected, string what)
     {
         if (!actual.SequenceEqual(expected))

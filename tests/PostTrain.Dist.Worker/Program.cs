@@ -3,6 +3,7 @@
 //   zero         DataParallelOptimizer at ZeRO 0, 1, 2 against one process's AdamW on the whole batch
 //   ep           ExpertParallelMoE (with and without device-limited routing, EP x DP on 4 ranks) against MoE
 //   ckpt-save d  distributed checkpoint pieces written to d; ckpt-load d: read back at this world size
+//   ep-model     the expert-parallel DeepSeek model (load, export, gradients, optimizer, bias update) against one process
 //   crash        rank 1 throws after the first collective; hang: rank 1 stops joining collectives
 // Prints "ok <what>" lines; a mismatch throws (exit code 1).
 using PostTrain.Core.Distributed;
@@ -17,6 +18,7 @@ switch (scenario)
     case "ep": EpScenario.Run(group); break;
     case "ckpt-save": CheckpointScenario.Save(group, args[1]); break;
     case "ckpt-load": CheckpointScenario.Load(group, args[1]); break;
+    case "ep-model": EpModelScenario.Run(group); break;
     case "crash":
         group.Barrier();
         if (group.Rank == 1) throw new InvalidOperationException("rank 1 fails on purpose");

@@ -12,8 +12,10 @@
 // Clipping as torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), applied when below 1 (stages 0 and 1
 // call the caller's own clipping on the summed gradients, so one process is exactly the single-process step).
 // StateDict is the whole state in the wrapped optimizer's single-process format on every rank (collective);
-// LoadStateDict takes that format and keeps this rank's entries. Training checkpoints do not gather: each rank writes
-// the state of its Partition share (Local's entries) to its own file (DistCheckpointWriter).
+// LoadStateDict takes that format and keeps this rank's entries. Training checkpoints of plain data-parallel runs do not
+// gather: each rank writes the state of its Partition share (Local's entries) to its own file (DistCheckpointWriter).
+// Expert parallel models: see DataParallelOptimizer.Experts.cs (routed experts synced over their replica group).
+using System.Text;
 using System.Text.Json;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -22,7 +24,7 @@ using static TorchSharp.torch;
 
 namespace PostTrain.Core.Distributed;
 
-public sealed class DataParallelOptimizer : IOptimizer
+public sealed partial class DataParallelOptimizer : IOptimizer
 {
     private readonly ProcessGroup group;
     private readonly (string Name, Parameter Param)[] all;
@@ -35,18 +37,34 @@ public sealed class DataParallelOptimizer : IOptimizer
     public ProcessGroup Group => group;
     public IOptimizer Local => optimizer;
 
-    public double LearningRate { get => optimizer.LearningRate; set => optimizer.LearningRate = value; }
+    public double LearningRate
+    {
+        get => optimizer.LearningRate;
+        set
+        {
+            optimizer.LearningRate = value;
+            if (expertPart is not null) expertPart.LearningRate = value;
+        }
+    }
 
     /// <summary>Every parameter of the model (not only this rank's shard), in order.</summary>
     public IReadOnlyList<Parameter> Parameters { get; }
 
     /// <param name="create">Builds the optimizer over the parameters this rank updates (all of them at stage 0).</param>
+    /// <param name="experts">Expert parallelism of the model (null or one rank: every parameter is replicated).</param>
     public DataParallelOptimizer(ProcessGroup group, IEnumerable<(string Name, Parameter Param)> parameters, ZeroStage stage,
-        Func<IReadOnlyList<(string Name, Parameter Param)>, IOptimizer> create, long bucketElements = GradientBuckets.DefaultBucketElements)
+        Func<IReadOnlyList<(string Name, Parameter Param)>, IOptimizer> create, long bucketElements = GradientBuckets.DefaultBucketElements,
+        ExpertParallelism? experts = null)
     {
         this.group = group;
         all = parameters.ToArray();
-        Parameters = all.Select(p => p.Param).ToArray();
+        if (experts is { Size: > 1 })
+        {
+            this.experts = experts;
+            expertPart = new DataParallelOptimizer(experts.Replicas, all.Where(p => ExpertParallelCheckpoint.IsExpert(p.Name)), stage, create, bucketElements);
+            all = all.Where(p => !ExpertParallelCheckpoint.IsExpert(p.Name)).ToArray();
+        }
+        Parameters = all.Select(p => p.Param).Concat(expertPart?.Parameters ?? []).ToArray();
         Stage = group.Size == 1 ? ZeroStage.None : stage;
         this.bucketElements = bucketElements;
         partition = Partition(all.Select(p => p.Param.numel()).ToArray(), group.Size);
@@ -82,6 +100,7 @@ public sealed class DataParallelOptimizer : IOptimizer
     /// <param name="maxNorm">Stage 2: the clipping limit used on the sharded gradients.</param>
     public double Step(Func<IReadOnlyList<Parameter>, double> clipAndNorm, double? maxNorm)
     {
+        if (expertPart is not null) return StepWithExperts(maxNorm);
         using var scope = NewDisposeScope();
         var withGrad = GradientBuckets.AgreeOnGradients(group, Parameters);
         double norm;
@@ -106,7 +125,10 @@ public sealed class DataParallelOptimizer : IOptimizer
     }
 
     /// <summary>The whole state (every rank's shard) in the wrapped optimizer's format, on every rank. Collective.</summary>
-    public Dictionary<string, Tensor> StateDict()
+    public Dictionary<string, Tensor> StateDict() => expertPart is null ? GatheredStateDict() : StateDictWithExperts();
+
+    // This instance's parameters' state, gathered over its group's ZeRO shards.
+    private Dictionary<string, Tensor> GatheredStateDict()
     {
         var local = optimizer.StateDict();
         if (Stage == ZeroStage.None) return local;
@@ -132,7 +154,11 @@ public sealed class DataParallelOptimizer : IOptimizer
     private sealed record Entry(string Key, int DType, long[] Shape);
 
     /// <summary>Takes a whole state (single-process format); this rank's optimizer keeps its parameters' entries.</summary>
-    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state) => optimizer.LoadStateDict(state);
+    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state)
+    {
+        optimizer.LoadStateDict(state);
+        if (expertPart is not null) LoadExpertState(state);
+    }
 
     /// <summary>Every parameter with its name, in order.</summary>
     public IReadOnlyList<(string Name, Parameter Param)> Named => all;
@@ -142,7 +168,7 @@ public sealed class DataParallelOptimizer : IOptimizer
     public IEnumerable<string> PartitionNames => all.Where((_, i) => partition[i] == group.Rank).Select(p => p.Name);
 
     /// <summary>Names of the parameters whose optimizer state this rank holds.</summary>
-    public IEnumerable<string> OwnedNames => all.Where((_, i) => owner[i] == group.Rank).Select(p => p.Name);
+    public IEnumerable<string> OwnedNames => all.Where((_, i) => owner[i] == group.Rank).Select(p => p.Name).Concat(expertPart?.OwnedNames ?? []);
 
     /// <summary>By reference: Tensor.Equals compares values, so List.IndexOf would confuse two equal parameters.</summary>
     private int OwnerOf(Parameter p) => owner[Array.FindIndex(all, a => ReferenceEquals(a.Param, p))];
@@ -197,5 +223,9 @@ public sealed class DataParallelOptimizer : IOptimizer
         }
     }
 
-    public void Dispose() => optimizer.Dispose();
+    public void Dispose()
+    {
+        optimizer.Dispose();
+        expertPart?.Dispose();
+    }
 }

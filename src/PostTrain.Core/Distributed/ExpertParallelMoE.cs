@@ -7,7 +7,8 @@
 //   combine:  the outputs go back by the reverse all-to-all, are weighted and summed per token as in MoE.
 // Both all-to-alls are autograd functions, so backward runs the reverse exchanges. Device-limited routing
 // (max_devices_per_token = M < P) restricts each token to experts on at most M ranks. Loads (tokens per expert) are
-// this rank's counts; sum them over the group for the aux-loss-free balancer (MoeBalancer does with a group).
+// this rank's counts; sum them over the group for the aux-loss-free balancer (MoeBalancer does with a group). The
+// sequence-wise balance loss is MoE's, per sequence of this rank (the router's scores cover every expert on every rank).
 // Gradients: local experts' gradients are complete within the group; router and shared experts are replicated, so
 // their gradients are summed over the ranks like any data-parallel parameter.
 using PostTrain.Core.Model;
@@ -17,7 +18,7 @@ using static TorchSharp.torch;
 
 namespace PostTrain.Core.Distributed;
 
-public sealed class ExpertParallelMoE : nn.Module<Tensor, Tensor>
+public sealed class ExpertParallelMoE : nn.Module<Tensor, Tensor>, IMoeLayer
 {
     private readonly Router gate;
     private readonly Experts experts;           // this rank's E/P experts
@@ -35,7 +36,7 @@ public sealed class ExpertParallelMoE : nn.Module<Tensor, Tensor>
         ep = expertGroup;
         if (c.NRoutedExperts % ep.Size != 0)
             throw new ArgumentException($"n_routed_experts {c.NRoutedExperts} is not divisible by the expert-parallel size {ep.Size}");
-        if (maxDevicesPerToken < 1) throw new ArgumentException($"moe.max_devices_per_token: {maxDevicesPerToken} must be at least 1");
+        if (maxDevicesPerToken < 1) throw new ArgumentException($"distributed.max_devices_per_token: {maxDevicesPerToken} must be at least 1");
         LocalExperts = c.NRoutedExperts / ep.Size;
         gate = new Router(c, device);
         experts = new Experts(LocalExperts, c.HiddenSize, c.MoeIntermediateSize, device);
@@ -46,6 +47,9 @@ public sealed class ExpertParallelMoE : nn.Module<Tensor, Tensor>
     }
 
     public Router Gate => gate;
+    public ProcessGroup ExpertGroup => ep;
+    public double BalanceAlpha { get; set; }
+    public Tensor? LastBalanceLoss { get; private set; }
     public Experts LocalExpertWeights => experts;
     internal Mlp? SharedExperts => shared_experts;
 
@@ -80,7 +84,7 @@ public sealed class ExpertParallelMoE : nn.Module<Tensor, Tensor>
         long B = x.shape[0], T = x.shape[1], H = x.shape[2];
         int P = ep.Size, El = LocalExperts, k = c.NumExpertsPerTok;
         var flat = x.reshape(B * T, H);                                             // (N, H)
-        var (idx, w, _) = gate.Route(flat);                                         // (N, k)
+        var (idx, w, scores) = gate.Route(flat);                                    // (N, k), (N, k), (N, E)
         var flatIdx = idx.reshape(-1);                                              // (N*k)
         var order = flatIdx.sort(stable: true).Indices;                             // by expert = by owning rank
         var tokenOf = order.div(k, rounding_mode: RoundingMode.floor);
@@ -111,6 +115,11 @@ public sealed class ExpertParallelMoE : nn.Module<Tensor, Tensor>
         var routed = zeros(B * T, H, dtype: ys.dtype, device: x.device).index_add(0, tokenOf, ys, 1).to(x.dtype);
         var y = routed.view(B, T, H);
         if (shared_experts is not null) y = y + shared_experts.forward(x);
+
+        LastBalanceLoss?.Dispose();
+        LastBalanceLoss = null;
+        if (BalanceAlpha > 0 && is_grad_enabled())
+            LastBalanceLoss = MoE.SequenceBalanceLoss(idx.view(B, T, k), scores.view(B, T, -1), k, BalanceAlpha).DetachFromDisposeScope();
         return y.MoveToOuterDisposeScope();
     }
 

@@ -1,5 +1,7 @@
 // One pre-norm transformer block: x += attn(norm1(x)); x += ffn(norm2(x)). The ffn is a dense SwiGLU MLP for the
-// first first_k_dense_replace layers and a DeepSeekMoE layer after that.
+// first first_k_dense_replace layers and a DeepSeekMoE layer after that (holding this rank's routed experts only under
+// expert parallelism).
+using PostTrain.Core.Distributed;
 using static TorchSharp.torch;
 
 namespace PostTrain.Core.Model;
@@ -8,19 +10,23 @@ public sealed class DecoderLayer : nn.Module<Tensor, Tensor>
 {
     private readonly RMSNorm input_layernorm, post_attention_layernorm;
     private readonly MlaAttention self_attn;
-    private readonly nn.Module<Tensor, Tensor> mlp;   // Mlp or MoE
+    private readonly nn.Module<Tensor, Tensor> mlp;   // Mlp, MoE or ExpertParallelMoE
 
-    public DecoderLayer(ModelConfig c, bool moe, Device? device = null) : base(nameof(DecoderLayer))
+    public DecoderLayer(ModelConfig c, bool moe, Device? device = null, ExpertParallelism? ep = null) : base(nameof(DecoderLayer))
     {
         input_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device);
         post_attention_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device);
         self_attn = new MlaAttention(c, device);
-        mlp = moe ? new MoE(c, device) : new Mlp(c.HiddenSize, c.IntermediateSize, device);
+        mlp = moe ? MoeLayer(c, device, ep) : new Mlp(c.HiddenSize, c.IntermediateSize, device);
         RegisterComponents();
     }
 
     public MlaAttention Attention => self_attn;
-    public MoE? Moe => mlp as MoE;
+    public IMoeLayer? Moe => mlp as IMoeLayer;
+
+    /// <summary>The single-process MoE, or the expert-parallel one when <paramref name="ep"/> spans several ranks.</summary>
+    internal static nn.Module<Tensor, Tensor> MoeLayer(ModelConfig c, Device? device, ExpertParallelism? ep) =>
+        ep is { Size: > 1 } ? new ExpertParallelMoE(c, ep.Experts, ep.MaxDevicesPerToken, device) : new MoE(c, device);
     internal RMSNorm InputNorm => input_layernorm;
     internal RMSNorm PostAttentionNorm => post_attention_layernorm;
     internal nn.Module<Tensor, Tensor> Ffn => mlp;

@@ -1,7 +1,10 @@
 // The DeepSeek-V3-architecture causal language model: embeddings, decoder layers (MLA + dense/MoE ffn), final norm,
 // output head, and optional multi-token-prediction modules. Parameter names follow Hugging Face
 // (model.embed_tokens, model.layers.L.*, model.norm, lm_head); MTP modules live in `mtp.k` and map to
-// model.layers.{num_hidden_layers + k} in checkpoints (see Checkpoints/HfNames).
+// model.layers.{num_hidden_layers + k} in checkpoints (see Checkpoints/HfNames). Built with an ExpertParallelism of
+// several ranks, every MoE layer holds this rank's routed experts only (Distributed/ExpertParallelMoE); the parameter
+// names stay the same, the expert stacks hold E/P experts (HfStateDict maps them to their global expert numbers).
+using PostTrain.Core.Distributed;
 using TorchSharp;
 using TorchSharp.Modules;
 using Embedding = PostTrain.Core.Model.Embedding;
@@ -19,11 +22,11 @@ public sealed class DecoderStack : nn.Module<Tensor, Tensor>
     private readonly ModuleList<DecoderLayer> layers;
     private readonly RMSNorm norm;
 
-    public DecoderStack(ModelConfig c, Device? device = null) : base("model")
+    public DecoderStack(ModelConfig c, Device? device = null, ExpertParallelism? ep = null) : base("model")
     {
         embed_tokens = new Embedding(c.VocabSize, c.HiddenSize, device);
         layers = new ModuleList<DecoderLayer>();
-        for (int i = 0; i < c.NumHiddenLayers; i++) layers.Add(new DecoderLayer(c, c.IsMoeLayer(i), device));
+        for (int i = 0; i < c.NumHiddenLayers; i++) layers.Add(new DecoderLayer(c, c.IsMoeLayer(i), device, ep));
         norm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device);
         RegisterComponents();
     }
@@ -46,24 +49,31 @@ public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
     public ScalarType ComputeDtype { get; set; } = ScalarType.Float32;
 
     /// <param name="device">Where parameters are allocated; the meta device builds the model without memory.</param>
-    public DeepSeekForCausalLM(ModelConfig config, Device? device = null) : base(nameof(DeepSeekForCausalLM))
+    /// <param name="expertParallel">Expert parallelism over several ranks (null or one rank: every expert here).</param>
+    public DeepSeekForCausalLM(ModelConfig config, Device? device = null, ExpertParallelism? expertParallel = null) : base(nameof(DeepSeekForCausalLM))
     {
         config.Validate();
         Config = config;
+        ExpertParallel = expertParallel is { Size: > 1 } ? expertParallel : null;
+        if (ExpertParallel is { } ep && config.NRoutedExperts % ep.Size != 0)
+            throw new ArgumentException($"distributed.expert_parallel: {ep.Size} does not divide n_routed_experts {config.NRoutedExperts}");
         Rotary = new Rotary(config);
-        model = new DecoderStack(config, device);
+        model = new DecoderStack(config, device, ExpertParallel);
         if (!config.TieWordEmbeddings) lm_head = new Linear(config.HiddenSize, config.VocabSize, device: device);
         mtp = new ModuleList<MtpModule>();
-        for (int k = 0; k < config.NumNextnPredictLayers; k++) mtp.Add(new MtpModule(config, device));
+        for (int k = 0; k < config.NumNextnPredictLayers; k++) mtp.Add(new MtpModule(config, device, ExpertParallel));
         RegisterComponents();
     }
+
+    /// <summary>The expert-parallel layout when the routed experts are sharded over several ranks, else null.</summary>
+    public ExpertParallelism? ExpertParallel { get; }
 
     public DecoderStack Model => model;
     public ModuleList<MtpModule> Mtp => mtp;
     public Tensor HeadWeight => lm_head?.Weight ?? model.Embed.Weight;
 
     /// <summary>Every MoE layer, main model first, then MTP modules.</summary>
-    public IEnumerable<MoE> MoeLayers() =>
+    public IEnumerable<IMoeLayer> MoeLayers() =>
         model.Layers.Select(l => l.Moe).Concat(mtp.Select(m => m.Moe)).Where(m => m is not null)!;
 
     public override Tensor forward(Tensor inputIds) => Forward(inputIds).Logits;

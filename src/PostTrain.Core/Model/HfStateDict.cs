@@ -7,6 +7,9 @@
 // Loading reads the checkpoint through a shape table and a read(name) function, one tensor at a time inside its own
 // dispose scope: from a dictionary (tensors already in memory) or streamed from the files (CheckpointTensors), where
 // host memory then holds one checkpoint tensor at a time beside the model.
+// Expert parallel models (DeepSeekForCausalLM.ExpertParallel) hold experts [first, first + E/P) of each layer: Load
+// copies those experts' tensors of a full checkpoint and passes over the other ranks' experts; Export takes the state
+// consolidated over the expert-parallel group (ExpertParallelCheckpoint), so the names are the single-process ones.
 using System.Text.RegularExpressions;
 using PostTrain.Core.Checkpoints;
 using static TorchSharp.torch;
@@ -28,6 +31,24 @@ public static partial class HfStateDict
     [GeneratedRegex(@"^(.*\.mlp\.experts)\.(gate_proj|up_proj|down_proj)$")]
     private static partial Regex StackedExpert();
 
+    [GeneratedRegex(@"\.mlp\.experts\.(\d+)\.(gate_proj|up_proj|down_proj)\.weight$")]
+    private static partial Regex OneExpert();
+
+    /// <summary>Which checkpoint tensors a load into this model reads (SafeTensorsLoadOptions.Filter): every one, except,
+    /// for an expert-parallel model, the per-expert tensors of experts other ranks hold. Null = read everything.</summary>
+    public static Func<string, bool>? ReadFilter(DeepSeekForCausalLM m)
+    {
+        if (m.ExpertParallel is not { } ep) return null;
+        int local = m.Config.NRoutedExperts / ep.Size, first = ep.FirstExpert(local);
+        return key =>
+        {
+            var e = OneExpert().Match(key);
+            if (!e.Success) return true;
+            int expert = int.Parse(e.Groups[1].Value);
+            return expert >= first && expert < first + local;
+        };
+    }
+
     /// <summary>Model parameter name -> Hugging Face name(s). Expert stacks expand to one name per expert.</summary>
     public static string ToHfPrefix(string name, ModelConfig c)
     {
@@ -41,8 +62,13 @@ public static partial class HfStateDict
     }
 
     /// <summary>The checkpoint tensors for this model, Hugging Face names, sharing storage where possible (CPU, fp32).</summary>
-    public static Dictionary<string, Tensor> Export(DeepSeekForCausalLM m) =>
-        Export(m.Config, m.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal));
+    /// <param name="state">The model's state_dict with every expert (expert parallel: consolidated over the group).</param>
+    public static Dictionary<string, Tensor> Export(DeepSeekForCausalLM m, IEnumerable<(string Name, Tensor Value)>? state = null)
+    {
+        if (state is null && m.ExpertParallel is not null)
+            throw new InvalidOperationException("an expert-parallel model holds a slice of the experts: export the state consolidated by ExpertParallelCheckpoint");
+        return Export(m.Config, (state ?? m.state_dict().Select(kv => (kv.Key, kv.Value))).ToDictionary(x => x.Name, x => x.Value, StringComparer.Ordinal));
+    }
 
     /// <summary>As above, from a model state dict by model names (e.g. averaged weights beside the model's buffers).</summary>
     public static Dictionary<string, Tensor> Export(ModelConfig c, IReadOnlyDictionary<string, Tensor> state)
@@ -88,6 +114,7 @@ public static partial class HfStateDict
         var used = new HashSet<string>(StringComparer.Ordinal);
         var leftInit = new List<string>();
         bool hasMtp = checkpoint.Keys.Any(k => k.StartsWith($"model.layers.{c.NumHiddenLayers}.", StringComparison.Ordinal));
+        var otherRanks = new HashSet<string>(StringComparer.Ordinal);   // expert parallel: experts another rank loads
 
         using var _ = no_grad();
         foreach (var (name, target) in m.state_dict())
@@ -98,9 +125,12 @@ public static partial class HfStateDict
             if (match.Success)
             {
                 string prefix = match.Groups[1].Value, proj = match.Groups[2].Value;
-                if (TryFused(checkpoint, read, prefix, proj, target, used, misShaped)) continue;
-                for (int e = 0; e < target.shape[0]; e++)
-                    CopyOne(checkpoint, read, $"{prefix}.{e}.{proj}.weight", target[e], used, isMtp && !hasMtp ? leftInit : null, missing, misShaped, source);
+                int local = (int)target.shape[0], first = m.ExpertParallel?.FirstExpert(local) ?? 0;
+                if (TryFused(checkpoint, read, prefix, proj, target, first, c.NRoutedExperts, used, misShaped)) continue;
+                for (int e = 0; e < local; e++)
+                    CopyOne(checkpoint, read, $"{prefix}.{first + e}.{proj}.weight", target[e], used, isMtp && !hasMtp ? leftInit : null, missing, misShaped, source);
+                for (int e = 0; e < c.NRoutedExperts; e++)
+                    if (e < first || e >= first + local) otherRanks.Add($"{prefix}.{e}.{proj}.weight");
             }
             else CopyOne(checkpoint, read, hf, target, used, isMtp && !hasMtp ? leftInit : null, missing, misShaped, source);
         }
@@ -108,7 +138,7 @@ public static partial class HfStateDict
         var unexpected = new List<(string, long[], string)>();
         foreach (var key in checkpoint.Keys)
         {
-            if (used.Contains(key)) continue;
+            if (used.Contains(key) || otherRanks.Contains(key)) continue;
             if (Regex.IsMatch(key, @"^model\.layers\.\d+\.(embed_tokens\.weight|shared_head\.head\.weight)$") ||
                 key.EndsWith("rotary_emb.inv_freq", StringComparison.Ordinal) ||
                 (c.TieWordEmbeddings && key == "lm_head.weight"))
@@ -147,24 +177,27 @@ public static partial class HfStateDict
         target.copy_(read(key).to(target.dtype, target.device));
     }
 
+    // target holds experts [first, first + target.shape[0]) of the checkpoint's `experts` (all of them in one process)
     private static bool TryFused(IReadOnlyDictionary<string, long[]> ckpt, Func<string, Tensor> read, string prefix, string proj, Tensor target,
-        HashSet<string> used, List<(string, long[], long[], string)> misShaped)
+        int first, int experts, HashSet<string> used, List<(string, long[], long[], string)> misShaped)
     {
         using var scope = NewDisposeScope();
+        long local = target.shape[0];
         if (proj == "down_proj" && ckpt.TryGetValue($"{prefix}.down_proj", out var down))
         {
             used.Add($"{prefix}.down_proj");
-            if (!down.SequenceEqual(target.shape)) misShaped.Add(($"{prefix}.down_proj", target.shape, down, ""));
-            else target.copy_(read($"{prefix}.down_proj").to(target.dtype, target.device));
+            long[] full = [experts, target.shape[1], target.shape[2]];
+            if (!down.SequenceEqual(full)) misShaped.Add(($"{prefix}.down_proj", full, down, ""));
+            else target.copy_(read($"{prefix}.down_proj").narrow(0, first, local).to(target.dtype, target.device));
             return true;
         }
         if (proj != "down_proj" && ckpt.TryGetValue($"{prefix}.gate_up_proj", out var gu))
         {
             used.Add($"{prefix}.gate_up_proj");
             long inter = target.shape[1];
-            if (gu.Length != 3 || gu[1] != 2 * inter || gu[2] != target.shape[2])
-                misShaped.Add(($"{prefix}.gate_up_proj", [target.shape[0], 2 * inter, target.shape[2]], gu, ""));
-            else target.copy_(read($"{prefix}.gate_up_proj").narrow(1, proj == "gate_proj" ? 0 : inter, inter).to(target.dtype, target.device));
+            if (gu.Length != 3 || gu[0] != experts || gu[1] != 2 * inter || gu[2] != target.shape[2])
+                misShaped.Add(($"{prefix}.gate_up_proj", [experts, 2 * inter, target.shape[2]], gu, ""));
+            else target.copy_(read($"{prefix}.gate_up_proj").narrow(0, first, local).narrow(1, proj == "gate_proj" ? 0 : inter, inter).to(target.dtype, target.device));
             return true;
         }
         return false;

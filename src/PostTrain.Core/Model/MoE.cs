@@ -52,7 +52,7 @@ public sealed class Experts : nn.Module<Tensor, Tensor>
     }
 }
 
-public sealed class MoE : nn.Module<Tensor, Tensor>
+public sealed class MoE : nn.Module<Tensor, Tensor>, IMoeLayer
 {
     private readonly Router gate;
     private readonly Experts experts;
@@ -118,19 +118,18 @@ public sealed class MoE : nn.Module<Tensor, Tensor>
         LastBalanceLoss?.Dispose();
         LastBalanceLoss = null;
         if (BalanceAlpha > 0 && is_grad_enabled())
-            LastBalanceLoss = SequenceBalanceLoss(idx.view(B, T, k), scores.view(B, T, -1)).MoveToOuterDisposeScope();
+            LastBalanceLoss = SequenceBalanceLoss(idx.view(B, T, k), scores.view(B, T, -1), k, BalanceAlpha).DetachFromDisposeScope();
         return y.MoveToOuterDisposeScope();
     }
 
     /// <summary>L = alpha * sum_i f_i P_i per sequence, averaged over sequences; f_i = E/(k T) * count_i,
     /// P_i = mean over the sequence of s_i / sum_j s_j.</summary>
-    private Tensor SequenceBalanceLoss(Tensor idx /*(B,T,k)*/, Tensor scores /*(B,T,E)*/)
+    internal static Tensor SequenceBalanceLoss(Tensor idx /*(B,T,k)*/, Tensor scores /*(B,T,E)*/, int k, double alpha)
     {
-        long B = idx.shape[0], T = idx.shape[1];
-        int E = c.NRoutedExperts, k = c.NumExpertsPerTok;
+        long B = idx.shape[0], T = idx.shape[1], E = scores.shape[2];
         var counts = zeros(B, E, device: idx.device).scatter_add_(1, idx.view(B, -1), ones(B, T * k, device: idx.device)); // (B, E)
         var f = counts * ((double)E / (k * T));
         var p = (scores / scores.sum(-1, keepdim: true)).mean([1L]);                // (B, E)
-        return (f * p).sum(-1).mean() * BalanceAlpha;
+        return (f * p).sum(-1).mean() * alpha;
     }
 }

@@ -23,7 +23,7 @@ public sealed class MtpModule : nn.Module<Tensor, Tensor>
     private readonly nn.Module<Tensor, Tensor> mlp;
     private readonly SharedHead shared_head;
 
-    public MtpModule(ModelConfig c, Device? device = null) : base(nameof(MtpModule))
+    public MtpModule(ModelConfig c, Device? device = null, PostTrain.Core.Distributed.ExpertParallelism? ep = null) : base(nameof(MtpModule))
     {
         enorm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device);
         hnorm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device);
@@ -31,12 +31,12 @@ public sealed class MtpModule : nn.Module<Tensor, Tensor>
         input_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device);
         post_attention_layernorm = new RMSNorm(c.HiddenSize, c.RmsNormEps, device);
         self_attn = new MlaAttention(c, device);
-        mlp = c.NRoutedExperts > 0 ? new MoE(c, device) : new Mlp(c.HiddenSize, c.IntermediateSize, device);
+        mlp = c.NRoutedExperts > 0 ? DecoderLayer.MoeLayer(c, device, ep) : new Mlp(c.HiddenSize, c.IntermediateSize, device);
         shared_head = new SharedHead(c, device);
         RegisterComponents();
     }
 
-    public MoE? Moe => mlp as MoE;
+    public IMoeLayer? Moe => mlp as IMoeLayer;
     public MlaAttention Attention => self_attn;
     // Accessors for the cached decode path (Generation).
     internal RMSNorm EmbedNorm => enorm;

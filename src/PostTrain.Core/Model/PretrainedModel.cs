@@ -14,15 +14,16 @@ namespace PostTrain.Core.Model;
 
 public static class PretrainedModel
 {
-    /// <summary>Builds the model from dir/config.json on <paramref name="device"/> (default CPU) and streams the
-    /// checkpoint in. Errors name the file and tensor.</summary>
-    public static (DeepSeekForCausalLM Model, LoadReport Report) Load(string dir, Device? device = null)
+    /// <summary>Builds the model from dir/config.json and copies the checkpoint in. Errors name the file and tensor.</summary>
+    /// <param name="expertParallel">Expert parallelism: the model holds, and the load copies, this rank's experts only.</param>
+    public static (DeepSeekForCausalLM Model, LoadReport Report) Load(string dir, Device? device = null,
+        PostTrain.Core.Distributed.ExpertParallelism? expertParallel = null)
     {
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: model directory not found");
         var clock = Stopwatch.StartNew();
         var config = ModelConfig.Load(Path.Combine(dir, "config.json"));
         using var tensors = CheckpointTensors.Open(dir);
-        var model = new DeepSeekForCausalLM(config, device);
+        var model = new DeepSeekForCausalLM(config, device, expertParallel: expertParallel);
         try
         {
             var report = HfStateDict.Load(model, tensors.Shapes, tensors.Read, dir);
@@ -38,9 +39,16 @@ public static class PretrainedModel
     }
 
     /// <summary>Writes config.json and the weights (fp32, or bf16 when <paramref name="dtype"/> says so) atomically.</summary>
+    /// <param name="consolidated">An expert-parallel model's state with every expert (ExpertParallelCheckpoint.Consolidate).</param>
     public static void Save(DeepSeekForCausalLM model, string dir, ScalarType dtype = ScalarType.Float32,
-        long maxShardBytes = 5_000_000_000, IReadOnlyDictionary<string, string>? extraFiles = null) =>
-        SaveState(model.Config, model.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal), dir, dtype, maxShardBytes, extraFiles);
+        long maxShardBytes = 5_000_000_000, IReadOnlyDictionary<string, string>? extraFiles = null,
+        IEnumerable<(string Name, Tensor Value)>? consolidated = null)
+    {
+        if (consolidated is null && model.ExpertParallel is not null)
+            throw new InvalidOperationException("an expert-parallel model holds a slice of the experts: save the state consolidated by ExpertParallelCheckpoint");
+        var state = (consolidated ?? model.state_dict().Select(kv => (kv.Key, kv.Value))).ToDictionary(x => x.Item1, x => x.Item2, StringComparer.Ordinal);
+        SaveState(model.Config, state, dir, dtype, maxShardBytes, extraFiles);
+    }
 
     /// <summary>As Save, from a model state dict by model names (e.g. an EMA of the weights beside the model's buffers).</summary>
     public static void SaveState(ModelConfig config, IReadOnlyDictionary<string, Tensor> modelState, string dir, ScalarType dtype = ScalarType.Float32,

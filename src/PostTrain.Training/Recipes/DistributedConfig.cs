@@ -1,5 +1,8 @@
 // The `distributed:` section: how a run started as several ranks (posttrain launch, mpirun, srun) trains. Without
 // a launcher the run is one process and these keys change nothing.
+// Expert parallelism (sft): expert_parallel = P shards every MoE layer's routed experts over groups of P consecutive
+// ranks (Core/Distributed/ExpertParallelism); max_devices_per_token = M limits each token's experts to M ranks of its
+// group (DeepSeek-V3's node-limited routing with ranks for nodes; null = no limit).
 namespace PostTrain.Training.Recipes;
 
 public sealed record DistributedConfig
@@ -21,6 +24,24 @@ public sealed record DistributedConfig
 
     /// <summary>Gradient all-reduce bucket size in MiB (of fp32).</summary>
     public double BucketMb { get; init; } = 25;
+
+    /// <summary>Expert-parallel group size P (1 = every rank holds every expert).</summary>
+    public int ExpertParallel { get; init; } = 1;
+
+    /// <summary>Device-limited routing: each token's routed experts on at most this many ranks of its EP group (null = no limit).</summary>
+    public int? MaxDevicesPerToken { get; init; }
+
+    /// <summary>expert_parallel checked against the world size and the model's routed experts; errors name the key.</summary>
+    public void CheckExpertParallel(int worldSize, int routedExperts)
+    {
+        if (ExpertParallel < 1) throw new RecipeConfigException($"distributed.expert_parallel: {ExpertParallel} must be at least 1");
+        if (MaxDevicesPerToken is < 1) throw new RecipeConfigException($"distributed.max_devices_per_token: {MaxDevicesPerToken} must be at least 1");
+        if (ExpertParallel == 1) return;
+        if (worldSize % ExpertParallel != 0)
+            throw new RecipeConfigException($"distributed.expert_parallel: {ExpertParallel} does not divide the number of processes {worldSize}");
+        if (routedExperts == 0 || routedExperts % ExpertParallel != 0)
+            throw new RecipeConfigException($"distributed.expert_parallel: {ExpertParallel} does not divide the model's n_routed_experts {routedExperts}");
+    }
 
     public Core.Distributed.ZeroStage Stage => ZeroStage switch
     {

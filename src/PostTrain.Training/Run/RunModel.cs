@@ -6,6 +6,9 @@
 // Sharded: parameters split over the ranks (expert parallel), by name: the slice of the global tensor this rank holds;
 // distributed checkpoints store them per rank (DistributedCheckpoint). Empty: every parameter is whole on every rank.
 using PostTrain.Core.Checkpoints;
+// An expert-parallel model also names its layout (the optimizer syncs its experts over their replica group) and a
+// collective Consolidate that every rank calls before rank 0 saves (it gathers the experts; disposing releases them).
+using PostTrain.Core.Distributed;
 using static TorchSharp.torch;
 
 namespace PostTrain.Training.Run;
@@ -16,4 +19,8 @@ public sealed record RunModel(
     Action<string> LoadWeights,
     string? TokenizerDir,
     Action<string, IReadOnlyDictionary<string, Tensor>, IReadOnlyDictionary<string, string>?>? SaveState = null,
-    IReadOnlyDictionary<string, TensorSlice>? Sharded = null);
+    IReadOnlyDictionary<string, TensorSlice>? Sharded = null)
+{
+    public ExpertParallelism? ExpertParallel { get; init; }
+    public Func<IDisposable>? Consolidate { get; init; }
+}

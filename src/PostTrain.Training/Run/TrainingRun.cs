@@ -15,6 +15,9 @@
 // EMA (`ema:`): a HostEma of the module's parameters, updated after every `every` applied steps (the copy to the host on
 // this thread, the averaging in the background), saved in checkpoints (ema.safetensors, for exact resume) and as its
 // own model directory <output_dir>/ema beside final/.
+// Expert parallel (RunModel.ExpertParallel): the optimizer syncs the routed experts over their replica group, every rank
+// joins RunModel.Consolidate before rank 0 writes a model directory, and checkpoints hold the optimizer state gathered
+// into the single-process format (resumable at any rank count and expert-parallel size).
 using PostTrain.Core.Checkpoints;
 using PostTrain.Core.Distributed;
 using PostTrain.Core.Precision;
@@ -74,11 +77,13 @@ public sealed class TrainingRun : IDisposable
         Parallel = new DataParallel(Dist.ForDevice(ModelDevice(model), cfg.Distributed.EngineBackend));
         if (Parallel.Size > 1 && !dataParallel)   // its batches are not sharded: summed gradients would be Size times too big
             throw new RecipeConfigException($"recipe {cfg.Recipe}: data-parallel runs ({Parallel.Size} ranks) are supported by sft, rm and grpo; run it as one process");
+        if (cfg.Distributed.ExpertParallel > 1 && model.ExpertParallel is null)
+            throw new RecipeConfigException($"distributed.expert_parallel: recipe {cfg.Recipe} does not build expert-parallel models (sft does); set it to 1");
         if (!Parallel.IsMain) Parallel.Group.Barrier();        // rank 0 first removes a killed run's leftovers
         Checkpoints = new CheckpointManager(cfg.OutputDir, cfg.Checkpoint.KeepLast);   // removes a killed run's leftovers
         if (Parallel.IsMain) Parallel.Group.Barrier();
         Optimizer = new DataParallelOptimizer(Parallel.Group, model.Module.named_parameters().Select(p => (p.name, p.parameter)).ToList(),
-            cfg.Distributed.Stage, named => Optimizers.Create(cfg.Optimizer, named), cfg.Distributed.BucketElements);
+            cfg.Distributed.Stage, named => Optimizers.Create(cfg.Optimizer, named), cfg.Distributed.BucketElements, model.ExpertParallel);
         Schedule = LrSchedules.FromConfig(cfg.Scheduler, cfg.Optimizer.Lr, cfg.MaxSteps);
         try
         {
@@ -194,18 +199,25 @@ public sealed class TrainingRun : IDisposable
             AtomicFile.WriteAllText(Path.Combine(dir, RecipeRunner.ResolvedConfigFileName), _ctx.ResolvedYaml);
             if (_ema is not null) SafeTensors.Save(Path.Combine(dir, EmaFileName), _ema.Values());
         }
-        if (Parallel.Size > 1) return DistributedCheckpoint.Save(Checkpoints, Optimizer, Sharded, state, WriteShared);
+        if (Parallel.Size > 1 && _model.ExpertParallel is null)   // plain data parallel: each rank writes its share
+            return DistributedCheckpoint.Save(Checkpoints, Optimizer, Sharded, state, WriteShared);
         using var scope = NewDisposeScope();
-        var opt = Optimizer.StateDict();                       // one process: the optimizer's own state
+        // one process: the optimizer's own state; expert parallel: collective, gathered into the single-process format
+        var opt = Optimizer.StateDict();
+        using var experts = _model.Consolidate?.Invoke();     // collective: expert parallel models gather their experts
+        var saved = new CheckpointInfo(State.Step, Path.Combine(Checkpoints.RunDir, CheckpointManager.DirName(State.Step)), state);
         try
         {
-            return Checkpoints.Save(state, dir =>
-            {
-                WriteShared(dir);
-                if (opt.Count > 0) SafeTensors.Save(Path.Combine(dir, OptimizerFileName), opt.ToDictionary(kv => kv.Key, kv => kv.Value.cpu()));
-            });
+            if (Parallel.IsMain)
+                saved = Checkpoints.Save(state, dir =>
+                {
+                    WriteShared(dir);
+                    if (opt.Count > 0) SafeTensors.Save(Path.Combine(dir, OptimizerFileName), opt.ToDictionary(kv => kv.Key, kv => kv.Value.cpu()));
+                });
         }
         finally { foreach (var t in opt.Values) t.Dispose(); }
+        Parallel.Group.Barrier();                              // the checkpoint exists before any rank goes on
+        return saved;
     }
 
     /// <summary>Writes the trained model to &lt;output_dir&gt;/final with the tokenizer files; returns its path.</summary>
@@ -217,6 +229,7 @@ public sealed class TrainingRun : IDisposable
             Output.WriteLine("checkpoint.enabled: false: no final model written");
             return final;
         }
+        using var experts = _model.Consolidate?.Invoke();     // collective: expert parallel models gather their experts
         if (Parallel.IsMain) _model.Save(final, ModelSetup.TokenizerFiles(_model.TokenizerDir));
         if (Parallel.IsMain && _ema is not null) SaveEma();
         Parallel.Group.Barrier();

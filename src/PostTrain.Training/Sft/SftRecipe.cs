@@ -5,12 +5,17 @@
 // metrics (JSONL + TensorBoard), progress, NaN/inf steps skipped, atomic checkpoints with exact resume, and the final
 // model written as a Hugging Face directory with its tokenizer files (<output_dir>/final); the run mechanics are
 // TrainingRun's. Data parallel: each rank trains on its share of every global batch's rows (TrainingRun.Parallel);
-// loss sums, accuracy counts and evaluation sums are summed over the ranks.
+// loss sums, accuracy counts and evaluation sums are summed over the ranks; the sequence-wise balance loss (a mean over
+// a rank's rows) is weighted by the rank's share of the batch's rows, so the summed gradients are one process's. Expert parallel (distributed.expert_parallel):
+// the model holds this rank's routed experts; every rank of an EP group must run every forward (the experts exchange
+// tokens), so each micro-batch and evaluation batch is sharded over all ranks and needs a row for each.
 using System.Diagnostics;
 using PostTrain.Core.Checkpoints;
 using PostTrain.Core.Model;
 using PostTrain.Data;
 using PostTrain.Data.Tokenizers;
+using PostTrain.Core.Distributed;
+using PostTrain.Training.Distributed;
 using PostTrain.Training.Infra;
 using PostTrain.Training.Recipes;
 using PostTrain.Training.Run;
@@ -31,6 +36,7 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
     private SftBatches _data = null!;
     private readonly DataStats _stats = new();
     private IEnumerator<SftBatch>? _stream;
+    private ExpertParallelism? _experts;
 
     /// <summary>Evaluation losses in step order (for callers such as tests and pipelines).</summary>
     public List<(long Step, double Loss)> EvalLosses { get; } = [];
@@ -42,13 +48,17 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
     private void Setup(RecipeContext ctx)
     {
         random.manual_seed(cfg.Seed);
-        var loaded = ModelSetup.Load(cfg.Model, cfg.Seed, ctx.Log);
+        _experts = ExpertParallelSetup.Create(cfg.Distributed, cfg.Model, Dist.World, cfg.Lora is not null);
+        var loaded = ModelSetup.Load(cfg.Model, cfg.Seed, ctx.Log, _experts);
         (_model, _tokenizer, _device) = (loaded.Model, loaded.Tokenizer, loaded.Device);
         foreach (var moe in _model.MoeLayers()) moe.BalanceAlpha = cfg.MoeBalanceAlpha;
         _data = new SftBatches(cfg.Data, _tokenizer, _stats, cfg.Model.Tokenizer ?? cfg.Model.Path);
         _run = TrainingRun.Start(ctx, cfg, cfg.Lora is { } lora ? LoraRun(lora, loaded.TokenizerDir) : CausalLmRun.Of(_model, loaded.TokenizerDir),
             dataParallel: true);
         _run.Output.WriteLine(MemoryPlan.Of(_model, _lora is null ? _model : _lora, cfg.Optimizer, cfg.Ema));
+        if (_experts is { } ep)
+            _run.Output.WriteLine($"expert parallel: groups of {ep.Size} ranks, {ep.Replicas.Size} replicas of each expert, " +
+                $"each token's experts on at most {ep.MaxDevicesPerToken} ranks");
         OpenEpoch(_run.State.Epoch, skip: _run.State.DataPosition);
     }
 
@@ -130,11 +140,14 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         foreach (var batch in micro)
         {
             using var inner = NewDisposeScope();
+            RequireRowPerRank(batch, "data.batch_size");
             var rows = _run.Parallel.Shard(batch.Rows);            // this rank's rows of the global micro-batch
             if (rows.Count == 0) continue;
             var (ids, labels, pos, seg) = ToTensors(new SftBatch(rows));
             var output = _model.Forward(ids, pos, new AttentionMask(SegmentIds: seg), computeMtp: mtp);
             var parts = Losses.Compute(_model, output, labels, seg);
+            if (parts.Balance is { } balance && rows.Count < batch.Rows.Count)   // a mean over this rank's rows: weighted to the batch's mean
+                parts = parts with { Balance = balance * ((double)rows.Count / batch.Rows.Count) };
             var total = Losses.Total(parts, globalTargets, mtpCounts, cfg.MtpLambda);
             total.backward();
             lossSum += parts.MainSum.item<float>();
@@ -151,6 +164,15 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         var ratios = MoeBalancer.Step(_model, update.Applied && _lora is null ? cfg.MoeBiasGamma : 0, _run.Parallel.Group);
         return new StepResult(loss, correct / Math.Max(1, globalTargets), update.GradNorm,
             mtp ? mtpSum / Math.Max(1, mtpCounts![0]) : null, ratios);
+    }
+
+    /// <summary>Expert parallel: a batch with fewer rows than ranks would leave a rank out of the expert exchange
+    /// (every rank sees the same global batch, so every rank stops with the same error).</summary>
+    private void RequireRowPerRank(SftBatch batch, string key)
+    {
+        if (_experts is not null && batch.Rows.Count < _run.Parallel.Size)
+            throw new RecipeConfigException($"{key}: a batch of {batch.Rows.Count} rows cannot give each of the {_run.Parallel.Size} " +
+                "ranks a row, which distributed.expert_parallel > 1 needs (raise data.batch_size or lower the number of processes)");
     }
 
     private (Tensor Ids, Tensor Labels, Tensor Pos, Tensor Seg) ToTensors(SftBatch b)
@@ -181,9 +203,15 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         long index = -1;
         foreach (var batch in _data.Epoch(cfg.Data.EvalPath!, cfg.Seed, 0, shuffle: false).Take(cfg.Data.EvalBatches))
         {
-            if (!_run.Parallel.Owns(++index)) continue;           // evaluation batches round-robin over the ranks
             using var inner = NewDisposeScope();
-            var (ids, labels, pos, seg) = ToTensors(batch);
+            SftBatch mine = batch;
+            if (_experts is not null)                              // expert parallel: every rank joins every forward
+            {
+                RequireRowPerRank(batch, "data.batch_size");
+                mine = new SftBatch(_run.Parallel.Shard(batch.Rows));
+            }
+            else if (!_run.Parallel.Owns(++index)) continue;      // evaluation batches round-robin over the ranks
+            var (ids, labels, pos, seg) = ToTensors(mine);
             var output = _model.Forward(ids, pos, new AttentionMask(SegmentIds: seg));
             var (s, c) = Losses.CrossEntropySum(output.Logits, labels);
             sum += s.item<float>(); count += c;
@@ -207,5 +235,6 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         _run?.Dispose();
         _lora?.Dispose();
         _model?.Dispose();
+        _experts?.Dispose();
     }
 }

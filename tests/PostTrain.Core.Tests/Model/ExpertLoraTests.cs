@@ -52,7 +52,7 @@ public sealed class ExpertLoraTests
         Assert.True((adapted - baseLogits).abs().max().item<float>() > 1e-3, "the expert adapters do something");
 
         using var reference = LoraScopesTests.Micro();   // same weights
-        var moe = reference.MoeLayers().First().ExpertWeights;
+        var moe = ((MoE)reference.MoeLayers().First()).ExpertWeights;
         foreach (var (_, proj, a) in lora.ExpertEntries)
         {
             var w = proj == "gate_proj" ? moe.GateProj : proj == "up_proj" ? moe.UpProj : moe.DownProj;
@@ -62,7 +62,7 @@ public sealed class ExpertLoraTests
 
         lora.Fold();
         Assert.True((m.forward(Ids) - adapted).abs().max().item<float>() < 1e-5);
-        Assert.Null(m.MoeLayers().First().ExpertWeights.GateLora);
+        Assert.Null(((MoE)m.MoeLayers().First()).ExpertWeights.GateLora);
     }
 
     [Fact]

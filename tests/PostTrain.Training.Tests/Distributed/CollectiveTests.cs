@@ -2,7 +2,8 @@
 // parallel + ZeRO 0/1/2 against one process's AdamW (losses and weights to 1e-6 relative; the worker also checks
 // that skipping the gradient sync breaks the match), and failure handling: a crashing rank or a hanging rank makes
 // mpirun exit non-zero (the hang within the collective timeout, with a message naming it). Expert parallel MoE (the
-// worker's ep scenario) against the single-process MoE.
+// worker's ep scenario) against the single-process MoE; the expert-parallel model (ep-model) against the single-process
+// model: export, gradients, optimizer steps with ZeRO 0/1/2, optimizer state and routing-bias updates.
 namespace PostTrain.Training.Tests.Distributed;
 
 [Collection(MpiCollection.Name)]
@@ -37,6 +38,16 @@ public sealed class CollectiveTests
     {
         // outputs, input/router/shared/expert gradients (1e-6) and global loads (exact), device-limited routing on/off
         var (rc, output) = MpiRun.Run(ranks, MpiRun.Worker, ["ep"]);
+        Assert.True(rc == 0, output);
+        foreach (var c in cases) Assert.Equal(ranks, CountLines(output, $"ok {c} "));
+    }
+
+    [Theory]
+    [InlineData(2, new[] { "model-dp2", "model-ep2", "model-ep2-limited1" })]
+    [InlineData(4, new[] { "model-dp4", "model-ep4", "model-ep4-limited2", "model-ep2xdp2", "model-ep2xdp2-limited1" })]
+    public void ExpertParallelModelTrainsAsOneProcess(int ranks, string[] cases)
+    {
+        var (rc, output) = MpiRun.Run(ranks, MpiRun.Worker, ["ep-model"], limitSeconds: 300);
         Assert.True(rc == 0, output);
         foreach (var c in cases) Assert.Equal(ranks, CountLines(output, $"ok {c} "));
     }

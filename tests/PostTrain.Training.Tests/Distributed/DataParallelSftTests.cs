@@ -92,7 +92,7 @@ public sealed class DataParallelSftTests(SftBaseline baseline) : IClassFixture<S
                 $"step {i + 1}: loss {actual[i]:R} vs one process {expected[i]:R}");
     }
 
-    internal static void AssertSameWeights(string expectedDir, string actualDir)
+    internal static void AssertSameWeights(string expectedDir, string actualDir, double rel = 1e-6)
     {
         using var scope = NewDisposeScope();
         var e = SafeTensors.Load(expectedDir);
@@ -104,7 +104,7 @@ public sealed class DataParallelSftTests(SftBaseline baseline) : IClassFixture<S
             // AdamW's m / sqrt(v) magnifies it on near-zero gradients, so single elements move up to ~1e-7 absolute)
             double diff = (a[name].to(ScalarType.Float64) - t.to(ScalarType.Float64)).norm().item<double>();
             double scale = Math.Max(t.to(ScalarType.Float64).norm().item<double>(), 1e-12);
-            Assert.True(diff <= 1e-6 * scale, $"{name}: ||difference|| {diff:E2} against ||weight|| {scale:E2}");
+            Assert.True(diff <= rel * scale, $"{name}: ||difference|| {diff:E2} against ||weight|| {scale:E2}");
         }
     }
 }
