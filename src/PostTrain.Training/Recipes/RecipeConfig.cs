@@ -40,6 +40,12 @@ public abstract record TrainerConfig : RecipeConfig
     /// <summary>An exponential moving average of the weights in host memory, updated in the background after every
     /// `every` optimizer steps and saved as its own model directory (&lt;output_dir&gt;/ema); null = none.</summary>
     public EmaConfig? Ema { get; init; }
+
+    /// <summary>The static-shape training step (FastTrainStep: chunked LM-head loss, fused AdamW, one CUDA graph per
+    /// step). auto: on when the model is on CUDA and the run qualifies (sft: full fine-tuning, AdamW on the device,
+    /// one process, no MTP loss, gradient_accumulation_steps 1), else the plain step with a log line saying why;
+    /// on: required (an error names what disqualifies the run); off: the plain step.</summary>
+    public PostTrain.Core.FastPath.FastPathMode FastPath { get; init; } = PostTrain.Core.FastPath.FastPathMode.Auto;
 }
 
 public sealed record EmaConfig

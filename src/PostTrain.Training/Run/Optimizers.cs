@@ -11,7 +11,8 @@ namespace PostTrain.Training.Run;
 
 public static class Optimizers
 {
-    public static IOptimizer Create(OptimizerConfig o, IReadOnlyList<(string Name, Parameter Param)> named)
+    /// <param name="fused">AdamW as one fused kernel per parameter group (the training fast path's optimizer; same state).</param>
+    public static IOptimizer Create(OptimizerConfig o, IReadOnlyList<(string Name, Parameter Param)> named, bool fused = false)
     {
         if (o.Betas.Count != 2) throw new RecipeConfigException($"optimizer.betas: must be a list of two numbers, got {o.Betas.Count}");
         if (o.Lr < 0) throw new RecipeConfigException($"optimizer.lr: must be >= 0, got {o.Lr}");
@@ -26,7 +27,7 @@ public static class Optimizers
         return o.Name switch
         {
             OptimizerKind.AdamW => new AdamW(named, o.Lr, o.Betas[0], o.Betas[1], o.Eps, o.WeightDecay, o.Bf16Moments,
-                named.Select(p => p.Name).Where(NoDecay)),
+                named.Select(p => p.Name).Where(NoDecay), fused),
             _ => new Sgd(named.Select(p => p.Param), o.Lr, o.WeightDecay),
         };
     }

@@ -65,8 +65,10 @@ public sealed class TrainingRun : IDisposable
     /// <summary>Steps skipped for a non-finite loss so far.</summary>
     public long SkippedSteps => _guard.TotalSkipped;
 
-    private TrainingRun(RecipeContext ctx, TrainerConfig cfg, RunModel model, bool dataParallel)
+    private TrainingRun(RecipeContext ctx, TrainerConfig cfg, RunModel model, bool dataParallel, bool fusedAdamW)
     {
+        if (cfg.FastPath == PostTrain.Core.FastPath.FastPathMode.On && !fusedAdamW)
+            throw new RecipeConfigException($"fast_path: on, but recipe {cfg.Recipe} has no fast path (sft has); set fast_path: auto or off");
         if (cfg.GradientAccumulationSteps < 1)
             throw new RecipeConfigException($"gradient_accumulation_steps: must be >= 1, got {cfg.GradientAccumulationSteps}");
         if (cfg.MaxSteps < 0) throw new RecipeConfigException($"max_steps: must be >= 0, got {cfg.MaxSteps}");
@@ -83,7 +85,7 @@ public sealed class TrainingRun : IDisposable
         Checkpoints = new CheckpointManager(cfg.OutputDir, cfg.Checkpoint.KeepLast);   // removes a killed run's leftovers
         if (Parallel.IsMain) Parallel.Group.Barrier();
         Optimizer = new DataParallelOptimizer(Parallel.Group, model.Module.named_parameters().Select(p => (p.name, p.parameter)).ToList(),
-            cfg.Distributed.Stage, named => Optimizers.Create(cfg.Optimizer, named), cfg.Distributed.BucketElements, model.ExpertParallel);
+            cfg.Distributed.Stage, named => Optimizers.Create(cfg.Optimizer, named, fusedAdamW), cfg.Distributed.BucketElements, model.ExpertParallel);
         Schedule = LrSchedules.FromConfig(cfg.Scheduler, cfg.Optimizer.Lr, cfg.MaxSteps);
         try
         {
@@ -109,7 +111,9 @@ public sealed class TrainingRun : IDisposable
     /// <summary>Builds the optimizer and schedule, and resumes from the run directory's latest checkpoint when the
     /// config allows (model weights, optimizer, trainer state, torch RNG), checking the config did not change.</summary>
     /// <param name="dataParallel">The recipe shards its batches with Parallel (required to run as several ranks).</param>
-    public static TrainingRun Start(RecipeContext ctx, TrainerConfig cfg, RunModel model, bool dataParallel = false) => new(ctx, cfg, model, dataParallel);
+    /// <param name="fusedAdamW">The recipe trains through the fast path (FastTrainStep): AdamW is built fused (same state).</param>
+    public static TrainingRun Start(RecipeContext ctx, TrainerConfig cfg, RunModel model, bool dataParallel = false, bool fusedAdamW = false) =>
+        new(ctx, cfg, model, dataParallel, fusedAdamW);
 
     public bool Done => State.Step >= Config.MaxSteps;
 
@@ -146,7 +150,17 @@ public sealed class TrainingRun : IDisposable
         return result;
     }
 
-    /// <summary>The global L2 norm of the gradients (no clipping).</summary>
+    /// <summary>The fast path's bookkeeping for a step that already ran on the device (FastTrainStep with SkipNonFinite:
+    /// a non-finite loss or gradient norm left the weights and the optimizer state unchanged there): the same NaN guard
+    /// counting and EMA update as Update, nothing stepped here.</summary>
+    public UpdateResult UpdateRecorded(double loss, double gradNorm)
+    {
+        if (_guard.Check(double.IsFinite(gradNorm) ? loss : double.NaN, State.Step) != LossVerdict.Continue)
+            return new UpdateResult(false, double.NaN);
+        if (_ema is not null && (State.Step + 1) % Config.Ema!.Every == 0) _ema.Update();
+        return new UpdateResult(true, gradNorm);
+    }
+
     /// <summary>The device of the model's first parameter (CPU for a model without parameters).</summary>
     private static Device ModelDevice(RunModel model)
     {
@@ -154,6 +168,7 @@ public sealed class TrainingRun : IDisposable
         return CPU;
     }
 
+    /// <summary>The global L2 norm of the gradients (no clipping).</summary>
     private static double GradNorm(IReadOnlyList<TorchSharp.Modules.Parameter> ps)
     {
         using var scope = NewDisposeScope();

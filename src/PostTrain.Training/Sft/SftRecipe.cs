@@ -37,6 +37,7 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
     private readonly DataStats _stats = new();
     private IEnumerator<SftBatch>? _stream;
     private ExpertParallelism? _experts;
+    private SftFastPath? _fast;
 
     /// <summary>Evaluation losses in step order (for callers such as tests and pipelines).</summary>
     public List<(long Step, double Loss)> EvalLosses { get; } = [];
@@ -53,8 +54,10 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         (_model, _tokenizer, _device) = (loaded.Model, loaded.Tokenizer, loaded.Device);
         foreach (var moe in _model.MoeLayers()) moe.BalanceAlpha = cfg.MoeBalanceAlpha;
         _data = new SftBatches(cfg.Data, _tokenizer, _stats, cfg.Model.Tokenizer ?? cfg.Model.Path);
+        bool fast = SftFastPath.Decide(cfg, _model, _device, Dist.World.Size, Dist.IsMain ? ctx.Log : TextWriter.Null);
         _run = TrainingRun.Start(ctx, cfg, cfg.Lora is { } lora ? LoraRun(lora, loaded.TokenizerDir) : CausalLmRun.Of(_model, loaded.TokenizerDir),
-            dataParallel: true);
+            dataParallel: true, fusedAdamW: fast);
+        if (fast) _fast = SftFastPath.Over(cfg, _model, _run.Optimizer);
         _run.Output.WriteLine(MemoryPlan.Of(_model, _lora is null ? _model : _lora, cfg.Optimizer, cfg.Ema));
         if (_experts is { } ep)
             _run.Output.WriteLine($"expert parallel: groups of {ep.Size} ranks, {ep.Replicas.Size} replicas of each expert, " +
@@ -105,9 +108,10 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
             {
                 var values = new List<(string, double)>
                 {
-                    ("loss", r.Loss), ("token_accuracy", r.Accuracy), ("lr", lr), ("grad_norm", r.GradNorm),
+                    ("loss", r.Loss), ("lr", lr), ("grad_norm", r.GradNorm),
                     ("tokens_per_s", tokens / seconds), ("skipped_steps", _run.SkippedSteps),
                 };
+                if (r.Accuracy is double acc) values.Insert(1, ("token_accuracy", acc));   // the fast step has no full logits
                 if (r.MtpLoss is double m) values.Add(("mtp_loss", m));
                 for (int i = 0; i < r.LoadRatios.Length; i++) values.Add(($"moe/max_over_mean_load/layer{i}", r.LoadRatios[i]));
                 if (r.LoadRatios.Length > 0) values.Add(("moe/max_over_mean_load", r.LoadRatios.Max()));
@@ -124,11 +128,12 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         _run.Output.WriteLine($"final model: {final}");
     }
 
-    private sealed record StepResult(double Loss, double Accuracy, double GradNorm, double? MtpLoss, double[] LoadRatios);
+    private sealed record StepResult(double Loss, double? Accuracy, double GradNorm, double? MtpLoss, double[] LoadRatios);
 
     /// <summary>One optimizer step over the micro-batches. The loss is the mean over the global batch's target tokens.</summary>
     private StepResult Step(List<SftBatch> micro, double lr)
     {
+        if (_fast is not null && _fast.Fits(micro[0])) return FastStep(micro[0], lr);
         using var scope = NewDisposeScope();
         _model.train();
         _lora?.train();
@@ -164,6 +169,19 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         var ratios = MoeBalancer.Step(_model, update.Applied && _lora is null ? cfg.MoeBiasGamma : 0, _run.Parallel.Group);
         return new StepResult(loss, correct / Math.Max(1, globalTargets), update.GradNorm,
             mtp ? mtpSum / Math.Max(1, mtpCounts![0]) : null, ratios);
+    }
+
+    /// <summary>The fast path's step (SftFastPath): one device step, the loss and gradient norm read after it, the
+    /// run's guard and EMA bookkeeping, and the MoE bias update as after the plain step.</summary>
+    private StepResult FastStep(SftBatch batch, double lr)
+    {
+        using var scope = NewDisposeScope();
+        _model.train();
+        var (ids, labels, pos, seg) = ToTensors(batch);
+        var (loss, norm) = _fast!.Step(ids, labels, pos, seg, lr);
+        var update = _run.UpdateRecorded(loss, norm);
+        var ratios = MoeBalancer.Step(_model, update.Applied ? cfg.MoeBiasGamma : 0, _run.Parallel.Group);
+        return new StepResult(loss, null, update.GradNorm, null, ratios);
     }
 
     /// <summary>Expert parallel: a batch with fewer rows than ranks would leave a rank out of the expert exchange
@@ -232,6 +250,7 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
     private void Cleanup()
     {
         _stream?.Dispose();
+        _fast?.Dispose();
         _run?.Dispose();
         _lora?.Dispose();
         _model?.Dispose();

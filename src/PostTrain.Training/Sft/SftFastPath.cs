@@ -1,0 +1,120 @@
+// SFT's use of the training fast path (config key fast_path; FastTrainStep): whether the run qualifies, and the
+// step itself. A qualifying run builds its AdamW fused (TrainingRun.Start(fusedAdamW: true): the same state keys and
+// values as the plain AdamW, so checkpoints resume across fast_path on/off) and trains every batch of the full
+// (data.batch_size, data.max_seq_len) shape with one FastTrainStep call: the batch is copied into the step's static
+// buffers, the schedule's learning rate is written into a device scalar, forward + chunked LM-head loss + backward +
+// clip + fused AdamW run (captured as a CUDA graph on CUDA, eagerly on the CPU), and the loss and gradient norm are
+// read once afterwards for the NaN guard and the metrics. A non-finite loss or norm skips the update on the device
+// (SkipNonFinite); TrainingRun.UpdateRecorded counts it as the plain path's guard does. A batch of another shape (an
+// epoch's short last batch) takes the plain step with the same optimizer.
+// Qualifies: full fine-tuning (no lora), AdamW on the device (optimizer.offload: none, no bf16_moments with fp32
+// parameters), one process, no MTP loss (mtp_lambda 0 or a model without MTP layers), gradient_accumulation_steps 1,
+// not FP8 experts. Packed and unpacked rows both qualify: SftBatches pads every row to data.max_seq_len.
+// Loss reported per step = mean CE over the batch's target tokens (+ the balance loss when moe_balance_alpha > 0).
+using PostTrain.Core.Distributed;
+using PostTrain.Core.FastPath;
+using PostTrain.Core.Model;
+using PostTrain.Core.Precision;
+using PostTrain.Training.Recipes;
+using TorchSharp;
+using static TorchSharp.torch;
+using AdamW = PostTrain.Core.Precision.AdamW;
+
+namespace PostTrain.Training.Sft;
+
+public sealed class SftFastPath : IDisposable
+{
+    // clip_grad_norm with this bound multiplies by exactly 1 (no clipping) but still yields the norm for the metrics;
+    // finite in fp32 (double.MaxValue would overflow)
+    private const double NoClip = 1e30;
+
+    private readonly SftConfig cfg;
+    private readonly DeepSeekForCausalLM model;
+    private readonly AdamW optimizer;
+    private FastTrainStep? step;
+
+    private SftFastPath(SftConfig cfg, DeepSeekForCausalLM model, AdamW optimizer)
+    {
+        this.cfg = cfg;
+        this.model = model;
+        this.optimizer = optimizer;
+    }
+
+    /// <summary>Why this run cannot take the fast path, naming the config key (null when it qualifies).</summary>
+    public static string? Disqualified(SftConfig cfg, DeepSeekForCausalLM model, int processes)
+    {
+        if (cfg.Lora is not null) return "lora: LoRA adapters train through the plain step (full fine-tuning only)";
+        if (cfg.Optimizer.Name != OptimizerKind.AdamW) return $"optimizer.name: {cfg.Optimizer.Name.ToString().ToLowerInvariant()} (the fast path steps AdamW)";
+        if (cfg.Optimizer.Offload != OptimizerOffload.None) return "optimizer.offload: host (the fast path steps AdamW on the device)";
+        if (cfg.Optimizer.Bf16Moments) return "optimizer.bf16_moments: the fused AdamW keeps the moments in the parameters' dtype (fp32)";
+        if (processes > 1) return $"distributed: {processes} processes (the fast path runs one process; Parallel.Size must be 1)";
+        if (cfg.GradientAccumulationSteps != 1) return $"gradient_accumulation_steps: {cfg.GradientAccumulationSteps} (one step per batch; set 1)";
+        if (cfg.MtpLambda > 0 && model.Mtp.Count > 0) return $"mtp_lambda: {cfg.MtpLambda} (the fast step has no MTP loss; set 0)";
+        if (model.Precision == PostTrain.Core.Precision.Precision.Fp8) return "model precision fp8 (FP8 experts read expert counts on the host)";
+        return null;
+    }
+
+    /// <summary>Whether the run trains through the fast path: off never, on always (a RecipeConfigException names what
+    /// disqualifies it), auto when the model is on CUDA and the run qualifies. Says which path through log.</summary>
+    public static bool Decide(SftConfig cfg, DeepSeekForCausalLM model, Device device, int processes, TextWriter log)
+    {
+        if (cfg.FastPath == FastPathMode.Off)
+        {
+            log.WriteLine("fast_path: off: the plain training step");
+            return false;
+        }
+        var why = Disqualified(cfg, model, processes);
+        if (cfg.FastPath == FastPathMode.On && why is not null)
+            throw new RecipeConfigException($"fast_path: on, but this run does not qualify: {why}");
+        if (why is null && (cfg.FastPath == FastPathMode.On || device.type == DeviceType.CUDA))
+        {
+            log.WriteLine($"fast_path: {cfg.FastPath.ToString().ToLowerInvariant()}: the fast training step " +
+                (device.type == DeviceType.CUDA ? "(CUDA graph after warm-up)" : "(run eagerly: not on CUDA)"));
+            return true;
+        }
+        log.WriteLine($"fast_path: auto: the plain training step ({why ?? "not on CUDA"})");
+        return false;
+    }
+
+    /// <summary>The fast path over the run's optimizer (which TrainingRun built fused for it).</summary>
+    public static SftFastPath Over(SftConfig cfg, DeepSeekForCausalLM model, IOptimizer runOptimizer)
+    {
+        var local = runOptimizer is DataParallelOptimizer dp ? dp.Local : runOptimizer;
+        if (local is not AdamW { Fused: true } adamw)
+            throw new InvalidOperationException($"fast path: the run's optimizer is {local.GetType().Name}, not a fused AdamW.");
+        return new SftFastPath(cfg, model, adamw);
+    }
+
+    /// <summary>Whether a batch has the step's static shape (data.batch_size rows of data.max_seq_len tokens).</summary>
+    public bool Fits(SftBatch batch) => batch.Rows.Count == cfg.Data.BatchSize && batch.Rows.All(r => r.Length == cfg.Data.MaxSeqLen);
+
+    /// <summary>One optimizer step on (B, T) ids, aligned labels, position and segment ids; returns the loss and the
+    /// gradient norm before clipping, read from the device after the step.</summary>
+    public (double Loss, double GradNorm) Step(Tensor ids, Tensor labels, Tensor positions, Tensor segments, double lr)
+    {
+        step ??= Build();
+        var r = step.Step(ids, labels, positions, segments, lr);
+        using (r.Loss)
+        using (r.GradNorm)
+            return (r.Loss.item<float>(), r.GradNorm!.item<float>());
+    }
+
+    /// <summary>"cuda-graph", "eager (why)": how the fast steps run (null before the first).</summary>
+    public string? Description => step?.Description;
+
+    private FastTrainStep Build()
+    {
+        bool cuda = model.HeadWeight.device_type == DeviceType.CUDA;
+        var options = new FastTrainStepOptions { CudaGraph = cuda, MaxGradNorm = cfg.ClipGradNorm ?? NoClip, SkipNonFinite = true };
+        try
+        {
+            return FastTrainStep.Create(model, optimizer, cfg.Data.BatchSize, cfg.Data.MaxSeqLen, packed: true, cfg.FastPath, options);
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new RecipeConfigException($"fast_path: {cfg.FastPath.ToString().ToLowerInvariant()}: {e.Message}");
+        }
+    }
+
+    public void Dispose() => step?.Dispose();
+}

@@ -1,0 +1,132 @@
+// sft through the training fast path (fast_path: on, run eagerly on the CPU exactly as it is captured on CUDA) against
+// the plain step (fast_path: auto on the CPU): per-step losses and the final weights over 5 steps of the micro MoE
+// model on packed arithmetic data; a run that switches paths at a checkpoint (3 fast steps, resumed for 2 plain ones)
+// against the uninterrupted plain run; and fast_path: on refused for runs that do not qualify, naming the key.
+using PostTrain.Core.Checkpoints;
+using PostTrain.Training.Recipes;
+using PostTrain.Training.Sft;
+using PostTrain.Training.Tests.Recipes;
+using static TorchSharp.torch;
+
+namespace PostTrain.Training.Tests.Sft;
+
+[Collection(TorchGlobalRngCollection.Name)]
+public sealed class SftFastPathTests
+{
+    static SftConfig Config(string outDir, long maxSteps, string fastPath) =>
+        RecipeDocument.FromText($"""
+            recipe: sft
+            output_dir: {outDir}
+            seed: 7
+            max_steps: {maxSteps}
+            mtp_lambda: 0
+            fast_path: {fastPath}
+            model: {"{"} path: micro-moe, dtype: float32, device: cpu {"}"}
+            data:
+              path: {RepoPaths.Of("datasets/arithmetic/train.parquet")}
+              max_seq_len: 128
+              batch_size: 4
+              packed: true
+            optimizer: {"{"} lr: 0.003, weight_decay: 0.01 {"}"}
+            scheduler: {"{"} name: constant, warmup_steps: 2 {"}"}
+            checkpoint: {"{"} every_n_steps: 3, keep_last: 2, resume: true {"}"}
+            logging: {"{"} tensorboard: false, progress: plain, plain_interval_seconds: 100 {"}"}
+            """, "test.yaml", []).Bind<SftConfig>();
+
+    static async Task<(SftRecipe Recipe, string Log)> Run(SftConfig cfg)
+    {
+        var recipe = new SftRecipe(cfg);
+        var log = new StringWriter();
+        var ctx = new RecipeContext("test.yaml", "", log);
+        Assert.Equal(0, await recipe.RunAsync(ctx, CancellationToken.None));
+        return (recipe, log.ToString());
+    }
+
+    static string Temp() => Path.Combine(Path.GetTempPath(), "posttrain-sft-fast-" + Guid.NewGuid().ToString("N"));
+
+    static void AssertClose(IReadOnlyList<double> expected, IReadOnlyList<double> actual)
+    {
+        Assert.Equal(expected.Count, actual.Count);
+        for (int i = 0; i < expected.Count; i++)
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-5 * Math.Abs(expected[i]),
+                $"step {i + 1}: loss {actual[i]:R}, plain step {expected[i]:R}");
+    }
+
+    /// <summary>Largest |a - b| over every weight, relative to the weight's largest magnitude.</summary>
+    static double MaxRelativeWeightDiff(string dirA, string dirB)
+    {
+        var a = SafeTensors.Load(Path.Combine(dirA, "final", "model.safetensors"));
+        var b = SafeTensors.Load(Path.Combine(dirB, "final", "model.safetensors"));
+        Assert.Equal(a.Keys.Order(), b.Keys.Order());
+        double worst = 0;
+        foreach (var (name, t) in a)
+        {
+            double scale = Math.Max(t.abs().max().item<float>(), 1e-6);
+            worst = Math.Max(worst, (t - b[name]).abs().max().item<float>() / scale);
+        }
+        return worst;
+    }
+
+    static bool HasAccuracy(string dir) => File.ReadAllText(Path.Combine(dir, "metrics.jsonl")).Contains("token_accuracy");
+
+    [Fact]
+    public async Task FastPathEqualsThePlainStepAndResumesAcrossPaths()
+    {
+        string plainDir = Temp(), fastDir = Temp(), mixedDir = Temp();
+        var (plain, plainLog) = await Run(Config(plainDir, 5, "auto"));
+        var (fast, fastLog) = await Run(Config(fastDir, 5, "on"));
+        Assert.Contains("fast_path: auto: the plain training step (not on CUDA)", plainLog);
+        Assert.Contains("fast_path: on: the fast training step (run eagerly: not on CUDA)", fastLog);
+        Assert.True(HasAccuracy(plainDir));
+        Assert.False(HasAccuracy(fastDir));                     // every step took the fast path (it has no full logits)
+        AssertClose(plain.TrainLosses, fast.TrainLosses);
+        Assert.True(plain.TrainLosses[^1] < plain.TrainLosses[0], string.Join(", ", plain.TrainLosses));   // it trains
+        double w = MaxRelativeWeightDiff(plainDir, fastDir);
+        Assert.True(w <= 1e-5, $"final weights differ by {w:E2} (relative)");
+
+        // 3 fast steps (checkpoint at 3, fused AdamW state), then resumed for 2 plain steps
+        var (first, _) = await Run(Config(mixedDir, 3, "on"));
+        var (rest, _) = await Run(Config(mixedDir, 5, "off"));
+        AssertClose(plain.TrainLosses, [.. first.TrainLosses, .. rest.TrainLosses]);
+        double wm = MaxRelativeWeightDiff(plainDir, mixedDir);
+        Assert.True(wm <= 1e-5, $"final weights after switching paths differ by {wm:E2} (relative)");
+        foreach (var d in new[] { plainDir, fastDir, mixedDir }) Directory.Delete(d, true);
+    }
+
+    [Theory]
+    [InlineData("lora: { rank: 4 }", "lora:")]
+    [InlineData("gradient_accumulation_steps: 2", "gradient_accumulation_steps: 2")]
+    [InlineData("optimizer: { name: sgd, lr: 0.01 }", "optimizer.name: sgd")]
+    [InlineData("optimizer: { lr: 0.003, bf16_moments: true }", "optimizer.bf16_moments")]
+    [InlineData("mtp_lambda: 0.3", "mtp_lambda: 0.3")]
+    public async Task FastPathOnRefusesARunThatDoesNotQualifyNamingTheKey(string extra, string key)
+    {
+        string dir = Temp();
+        var text = Config(dir, 1, "on");
+        var cfg = extra switch
+        {
+            _ when extra.StartsWith("lora") => text with { Lora = new LoraConfig { Rank = 4 } },
+            _ when extra.StartsWith("gradient") => text with { GradientAccumulationSteps = 2 },
+            _ when extra.Contains("sgd") => text with { Optimizer = text.Optimizer with { Name = OptimizerKind.Sgd } },
+            _ when extra.Contains("bf16") => text with { Optimizer = text.Optimizer with { Bf16Moments = true } },
+            _ => text with { MtpLambda = 0.3 },
+        };
+        var e = await Assert.ThrowsAsync<RecipeConfigException>(() => Run(cfg));
+        Assert.StartsWith("fast_path: on, but this run does not qualify: " + key, e.Message);
+        if (Directory.Exists(dir)) Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public void TheKeyParsesAndABadValueNamesIt()
+    {
+        Assert.Equal(PostTrain.Core.FastPath.FastPathMode.Off, Config(Temp(), 1, "off").FastPath);
+        Assert.Equal(PostTrain.Core.FastPath.FastPathMode.Auto, RecipeDocument.FromText($"""
+            recipe: sft
+            output_dir: x
+            model: {"{"} path: micro-moe {"}"}
+            data: {"{"} path: y {"}"}
+            """, "test.yaml", []).Bind<SftConfig>().FastPath);
+        var e = Assert.ThrowsAny<Exception>(() => Config(Temp(), 1, "sometimes"));
+        Assert.Contains("fast_path", e.Message);
+    }
+}
