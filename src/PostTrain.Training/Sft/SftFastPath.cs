@@ -31,13 +31,16 @@ public sealed class SftFastPath : IDisposable
     private readonly SftConfig cfg;
     private readonly DeepSeekForCausalLM model;
     private readonly AdamW optimizer;
+    private readonly TextWriter log;
     private FastTrainStep? step;
+    private string? said;
 
-    private SftFastPath(SftConfig cfg, DeepSeekForCausalLM model, AdamW optimizer)
+    private SftFastPath(SftConfig cfg, DeepSeekForCausalLM model, AdamW optimizer, TextWriter log)
     {
         this.cfg = cfg;
         this.model = model;
         this.optimizer = optimizer;
+        this.log = log;
     }
 
     /// <summary>Why this run cannot take the fast path, naming the config key (null when it qualifies).</summary>
@@ -77,12 +80,13 @@ public sealed class SftFastPath : IDisposable
     }
 
     /// <summary>The fast path over the run's optimizer (which TrainingRun built fused for it).</summary>
-    public static SftFastPath Over(SftConfig cfg, DeepSeekForCausalLM model, IOptimizer runOptimizer)
+    /// <param name="log">Gets a line whenever the way the steps run changes (eager warm-up, captured, a failed capture).</param>
+    public static SftFastPath Over(SftConfig cfg, DeepSeekForCausalLM model, IOptimizer runOptimizer, TextWriter log)
     {
         var local = runOptimizer is DataParallelOptimizer dp ? dp.Local : runOptimizer;
         if (local is not AdamW { Fused: true } adamw)
             throw new InvalidOperationException($"fast path: the run's optimizer is {local.GetType().Name}, not a fused AdamW.");
-        return new SftFastPath(cfg, model, adamw);
+        return new SftFastPath(cfg, model, adamw, log);
     }
 
     /// <summary>Whether a batch has the step's static shape (data.batch_size rows of data.max_seq_len tokens).</summary>
@@ -94,6 +98,7 @@ public sealed class SftFastPath : IDisposable
     {
         step ??= Build();
         var r = step.Step(ids, labels, positions, segments, lr);
+        if (step.Description != said) log.WriteLine($"fast path: {said = step.Description}");
         using (r.Loss)
         using (r.GradNorm)
             return (r.Loss.item<float>(), r.GradNorm!.item<float>());

@@ -2,6 +2,7 @@
 // over the target tokens of the global batch (gradient accumulation divides by the global count, not per micro-batch),
 // plus the MTP loss (lambda / D) and the optional sequence-wise balance loss; AdamW (optional bf16 moments), gradient
 // clipping, LR schedule, aux-loss-free MoE bias updates after each optimizer step, evaluation loss on a held-out split,
+// the training fast path when fast_path asks for it and the run qualifies (SftFastPath: one static-shape device step),
 // metrics (JSONL + TensorBoard), progress, NaN/inf steps skipped, atomic checkpoints with exact resume, and the final
 // model written as a Hugging Face directory with its tokenizer files (<output_dir>/final); the run mechanics are
 // TrainingRun's. Data parallel: each rank trains on its share of every global batch's rows (TrainingRun.Parallel);
@@ -57,7 +58,7 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         bool fast = SftFastPath.Decide(cfg, _model, _device, Dist.World.Size, Dist.IsMain ? ctx.Log : TextWriter.Null);
         _run = TrainingRun.Start(ctx, cfg, cfg.Lora is { } lora ? LoraRun(lora, loaded.TokenizerDir) : CausalLmRun.Of(_model, loaded.TokenizerDir),
             dataParallel: true, fusedAdamW: fast);
-        if (fast) _fast = SftFastPath.Over(cfg, _model, _run.Optimizer);
+        if (fast) _fast = SftFastPath.Over(cfg, _model, _run.Optimizer, _run.Output);
         _run.Output.WriteLine(MemoryPlan.Of(_model, _lora is null ? _model : _lora, cfg.Optimizer, cfg.Ema));
         if (_experts is { } ep)
             _run.Output.WriteLine($"expert parallel: groups of {ep.Size} ranks, {ep.Replicas.Size} replicas of each expert, " +

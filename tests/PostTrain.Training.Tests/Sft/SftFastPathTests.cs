@@ -83,6 +83,7 @@ public sealed class SftFastPathTests
         var (fast, fastLog) = await Run(Config(fastDir, 5, "on"));
         Assert.Contains("fast_path: auto: the plain training step (not on CUDA)", plainLog);
         Assert.Contains("fast_path: on: the fast training step (run eagerly: not on CUDA)", fastLog);
+        Assert.Contains("fast path: eager (CUDA graphs turned off)", fastLog);
         Assert.True(HasAccuracy(plainDir));
         Assert.False(HasAccuracy(fastDir));                     // every step took the fast path (it has no full logits)
         AssertClose(plain.TrainLosses, fast.TrainLosses);
