@@ -71,9 +71,16 @@ public sealed record OptimizerConfig
     /// in (pinned) host memory and the update runs on the host (HostOffloadAdamW); the device keeps only the parameters
     /// (model.param_dtype) and their gradients.</summary>
     public OptimizerOffload Offload { get; init; } = OptimizerOffload.None;
+
+    /// <summary>AdamW as one fused kernel per parameter group (the same update and state): auto = on CUDA (unless
+    /// bf16_moments, which the fused kernel cannot keep beside fp32 parameters), true, false. The fast path always
+    /// uses the fused kernel (fused: false keeps a run off it).</summary>
+    public FusedOptimizer Fused { get; init; } = FusedOptimizer.Auto;
 }
 
 public enum OptimizerOffload { None, Host }
+
+public enum FusedOptimizer { Auto, True, False }
 
 public enum ScheduleKind { Constant, Cosine, [RecipeKey("warmup_stable_decay")] WarmupStableDecay }
 

@@ -2,7 +2,8 @@
 // norms, biases and the routing bias; optional bf16 moments as in DeepSeek-V3), optionally with its state and update
 // on the host (optimizer.offload: host), or plain SGD. Parameters kept in bf16 on the device (model.param_dtype) train
 // only with fp32 masters somewhere: the host-offloaded AdamW has them; the on-device AdamW would round every update
-// to bf16, so it refuses them.
+// to bf16, so it refuses them. optimizer.fused: the on-device AdamW as one fused kernel per parameter group (auto: on
+// CUDA), same update and state.
 using PostTrain.Core.Precision;
 using PostTrain.Training.Recipes;
 using Parameter = TorchSharp.Modules.Parameter;
@@ -22,6 +23,16 @@ public static class Optimizers
         if (bf16.Param is not null && o.Offload == OptimizerOffload.None)
             throw new RecipeConfigException($"optimizer.offload: parameter '{bf16.Name}' is bfloat16 (model.param_dtype) and would train without fp32 " +
                 "master weights; set optimizer.offload: host (fp32 masters on the host), or train LoRA adapters");
+        if (o.Fused == FusedOptimizer.True && (o.Name != OptimizerKind.AdamW || o.Offload != OptimizerOffload.None))
+            throw new RecipeConfigException("optimizer.fused: true is for adamw on the device (optimizer.name: adamw, optimizer.offload: none)");
+        if (o.Fused == FusedOptimizer.True && o.Bf16Moments)
+            throw new RecipeConfigException("optimizer.fused: true keeps the moments in the parameters' dtype (fp32); optimizer.bf16_moments needs fused: false");
+        fused = fused || o.Fused switch
+        {
+            FusedOptimizer.True => true,
+            FusedOptimizer.False => false,
+            _ => !o.Bf16Moments && named.Count > 0 && named[0].Param.device_type == TorchSharp.DeviceType.CUDA,
+        };
         if (o.Offload == OptimizerOffload.Host)
             return new HostOffloadAdamW(named, o.Lr, o.Betas[0], o.Betas[1], o.Eps, o.WeightDecay, o.Bf16Moments, named.Select(p => p.Name).Where(NoDecay));
         return o.Name switch

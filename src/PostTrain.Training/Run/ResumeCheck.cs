@@ -15,7 +15,7 @@ public static class ResumeCheck
     private static readonly string[] FreePrefixes = ["logging.", "checkpoint.", "eval.", "distributed."];   // distributed: same numbers at any ZeRO stage
     private static readonly HashSet<string> FreeKeys =
     [
-        "output_dir", "model.device", "fast_path", "samples_every_n_steps", "samples_groups",
+        "output_dir", "model.device", "fast_path", "optimizer.fused", "samples_every_n_steps", "samples_groups",
         "data.eval_path", "data.eval_every_n_steps", "data.eval_batches", "data.eval_pairs",
     ];
 

@@ -1,7 +1,7 @@
 // sft through the training fast path (fast_path: on, run eagerly on the CPU exactly as it is captured on CUDA) against
 // the plain step (fast_path: auto on the CPU): per-step losses and the final weights over 5 steps of the micro MoE
 // model on packed arithmetic data; a run that switches paths at a checkpoint (3 fast steps, resumed for 2 plain ones)
-// against the uninterrupted plain run; and fast_path: on refused for runs that do not qualify, naming the key.
+// against the uninterrupted plain run; optimizer.fused: true against false on the plain step; and fast_path: on refused for runs that do not qualify, naming the key.
 using PostTrain.Core.Checkpoints;
 using PostTrain.Training.Recipes;
 using PostTrain.Training.Sft;
@@ -110,6 +110,7 @@ public sealed class SftFastPathTests
     [InlineData("sgd", "optimizer.name: sgd")]
     [InlineData("bf16_moments", "optimizer.bf16_moments")]
     [InlineData("mtp", "mtp_lambda: 0.3")]
+    [InlineData("unfused", "optimizer.fused: false")]
     public async Task FastPathOnRefusesARunThatDoesNotQualifyNamingTheKey(string change, string key)
     {
         string dir = Temp();
@@ -120,11 +121,29 @@ public sealed class SftFastPathTests
             "accumulation" => on with { GradientAccumulationSteps = 2 },
             "sgd" => on with { Optimizer = on.Optimizer with { Name = OptimizerKind.Sgd } },
             "bf16_moments" => on with { Optimizer = on.Optimizer with { Bf16Moments = true } },
+            "unfused" => on with { Optimizer = on.Optimizer with { Fused = FusedOptimizer.False } },
             _ => on with { MtpLambda = 0.3 },
         };
         var e = await Assert.ThrowsAsync<RecipeConfigException>(() => Run(cfg));
         Assert.StartsWith("fast_path: on, but this run does not qualify: " + key, e.Message);
         if (Directory.Exists(dir)) Directory.Delete(dir, true);
+    }
+
+    [Fact]
+    public async Task FusedAdamWOnThePlainStepEqualsTheUnfusedOne()
+    {
+        string plainDir = Temp(), fusedDir = Temp();
+        var plain = Config(plainDir, 3, "off");
+        var (unfused, _) = await Run(plain with { Optimizer = plain.Optimizer with { Fused = FusedOptimizer.False } });
+        var (fused, _) = await Run(Config(fusedDir, 3, "off") with { Optimizer = plain.Optimizer with { Fused = FusedOptimizer.True } });
+        AssertClose(unfused.TrainLosses, fused.TrainLosses);
+        var w = WeightDiff(plainDir, fusedDir);
+        Assert.True(w.RelL2 <= 1e-5 && w.MaxAbs <= 1e-4, $"fused AdamW weights differ: relative L2 {w.RelL2:E2}, max {w.MaxAbs:E2} in {w.Name}");
+        Assert.True(w.MaxAbs > 0, "optimizer.fused: true did not change the kernel");   // fused rounds differently
+        var bad = Config(Temp(), 1, "off");
+        var e = await Assert.ThrowsAsync<RecipeConfigException>(() => Run(bad with { Optimizer = bad.Optimizer with { Fused = FusedOptimizer.True, Bf16Moments = true } }));
+        Assert.StartsWith("optimizer.fused: true keeps the moments", e.Message);
+        foreach (var d in new[] { plainDir, fusedDir, bad.OutputDir }) if (Directory.Exists(d)) Directory.Delete(d, true);
     }
 
     [Fact]
