@@ -2,8 +2,9 @@
 // norms, biases and the routing bias; optional bf16 moments as in DeepSeek-V3), optionally with its state and update
 // on the host (optimizer.offload: host), or plain SGD. Parameters kept in bf16 on the device (model.param_dtype) train
 // only with fp32 masters somewhere: the host-offloaded AdamW has them; the on-device AdamW would round every update
-// to bf16, so it refuses them. optimizer.fused: the on-device AdamW as one fused kernel per parameter group (auto: on
-// CUDA), same update and state.
+// to bf16, so it refuses them. optimizer.fused: the on-device AdamW as one fused kernel per parameter group, same update
+// and state (auto: when the training fast path runs the step, which needs it; the plain step stays per parameter until
+// the fused kernel is measured through the recipes on a GPU).
 using PostTrain.Core.Precision;
 using PostTrain.Training.Recipes;
 using Parameter = TorchSharp.Modules.Parameter;
@@ -31,7 +32,7 @@ public static class Optimizers
         {
             FusedOptimizer.True => true,
             FusedOptimizer.False => false,
-            _ => !o.Bf16Moments && named.Count > 0 && named[0].Param.device_type == TorchSharp.DeviceType.CUDA,
+            _ => false,   // auto: only where the caller (the fast path) asks for it
         };
         if (o.Offload == OptimizerOffload.Host)
             return new HostOffloadAdamW(named, o.Lr, o.Betas[0], o.Betas[1], o.Eps, o.WeightDecay, o.Bf16Moments, named.Select(p => p.Name).Where(NoDecay));

@@ -59,7 +59,8 @@ public sealed class SftFastPath : IDisposable
     }
 
     /// <summary>Whether the run trains through the fast path: off never, on always (a RecipeConfigException names what
-    /// disqualifies it), auto when the model is on CUDA and the run qualifies. Says which path through log.</summary>
+    /// disqualifies it); auto: the plain step for now (the fast path through the recipe, CUDA graph included, has not
+    /// yet been measured on a GPU: it stays opt-in until it is). Says which path through log.</summary>
     public static bool Decide(SftConfig cfg, DeepSeekForCausalLM model, Device device, int processes, TextWriter log)
     {
         if (cfg.FastPath == FastPathMode.Off)
@@ -70,13 +71,14 @@ public sealed class SftFastPath : IDisposable
         var why = Disqualified(cfg, model, processes);
         if (cfg.FastPath == FastPathMode.On && why is not null)
             throw new RecipeConfigException($"fast_path: on, but this run does not qualify: {why}");
-        if (why is null && (cfg.FastPath == FastPathMode.On || device.type == DeviceType.CUDA))
+        if (why is null && cfg.FastPath == FastPathMode.On)
         {
             log.WriteLine($"fast_path: {cfg.FastPath.ToString().ToLowerInvariant()}: the fast training step " +
                 (device.type == DeviceType.CUDA ? "(CUDA graph after warm-up)" : "(run eagerly: not on CUDA)"));
             return true;
         }
-        log.WriteLine($"fast_path: auto: the plain training step ({why ?? "not on CUDA"})");
+        log.WriteLine($"fast_path: auto: the plain training step ({why ?? (device.type == DeviceType.CUDA
+            ? "the fast path is opt-in until measured through the recipe on a GPU: set fast_path: on" : "not on CUDA")})");
         return false;
     }
 
