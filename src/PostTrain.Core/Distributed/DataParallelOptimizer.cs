@@ -142,6 +142,9 @@ public sealed partial class DataParallelOptimizer : IOptimizer
         return overlap.Mark;
     }
 
+    /// <summary>Buckets planned to start during backward (0 without overlap).</summary>
+    public int OverlappedBucketCount => overlap?.Count ?? 0;
+
     /// <summary>Buckets whose all-reduce started during the latest backward pass (0 without overlap).</summary>
     public int BucketsLaunchedDuringBackward => overlap?.LaunchedDuringBackward ?? 0;
 

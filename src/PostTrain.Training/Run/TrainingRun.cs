@@ -85,8 +85,12 @@ public sealed class TrainingRun : IDisposable
         if (Parallel.IsMain) Parallel.Group.Barrier();
         Optimizer = new DataParallelOptimizer(Parallel.Group, model.Module.named_parameters().Select(p => (p.name, p.parameter)).ToList(),
             cfg.Distributed.Stage, named => Optimizers.Create(cfg.Optimizer, named), cfg.Distributed.BucketElements, model.ExpertParallel);
-        if (cfg.Distributed.Overlap && FindCausalLM(model.Module) is { } lm)
-            lm.LayerInputMarker = Optimizer.EnableOverlap(lm.LayerParameters(), cfg.GradientAccumulationSteps);
+        if (cfg.Distributed.Overlap && FindCausalLM(model.Module) is { } lm
+            && Optimizer.EnableOverlap(lm.LayerParameters(), cfg.GradientAccumulationSteps) is { } marker)
+        {
+            lm.LayerInputMarker = marker;
+            Output.WriteLine($"data parallel: {Optimizer.OverlappedBucketCount} gradient buckets of {lm.LayerParameters().Count} decoder layers all-reduced during backward");
+        }
         Schedule = LrSchedules.FromConfig(cfg.Scheduler, cfg.Optimizer.Lr, cfg.MaxSteps);
         try
         {
