@@ -32,7 +32,11 @@ internal static class Collectives
         var h3 = g.AllReduceAsync(a3, ReduceOp.Max);
         var between = tensor(new long[] { r });
         g.AllReduce(between);
+        var polling = System.Diagnostics.Stopwatch.StartNew();
+        while (!h1.Test())                                       // one poll at a time completes it too
+            if (polling.Elapsed > TimeSpan.FromSeconds(60)) throw new InvalidOperationException("AllReduceAsync: Test() never reports completion");
         h3.Wait(); h2.Wait(); h1.Wait(); h1.Wait();
+        if (!h1.Test() || !CollectiveHandle.Completed.Test()) throw new InvalidOperationException("a waited handle does not test as done");
         Check.Equal(a1.data<float>().ToArray(), Enumerable.Repeat(n * (n + 1) / 2f, 5).ToArray(), "AllReduceAsync sum float32");
         Check.Equal(a2.to(ScalarType.Float32).data<float>().ToArray(), Enumerable.Repeat(n * (n + 1) / 2f, 3).ToArray(), "AllReduceAsync sum bfloat16");
         Check.Equal(a3.contiguous().reshape(-1).data<double>().ToArray(), Enumerable.Repeat((double)n, 8).ToArray(), "AllReduceAsync max of a view");

@@ -6,9 +6,12 @@ namespace PostTrain.Core.Distributed;
 public sealed class CollectiveHandle
 {
     private Action? wait;
+    private readonly Func<bool>? test;
+    private bool transferred;
 
     /// <param name="wait">Completes the collective (run once, by the first Wait).</param>
-    public CollectiveHandle(Action wait) => this.wait = wait;
+    /// <param name="test">Polls once without blocking, true when the transfer is done (null: nothing to poll).</param>
+    public CollectiveHandle(Action wait, Func<bool>? test = null) => (this.wait, this.test) = (wait, test);
 
     private CollectiveHandle() { }
 
@@ -16,6 +19,14 @@ public sealed class CollectiveHandle
     public static CollectiveHandle Completed { get; } = new();
 
     public bool IsWaited => wait is null;
+
+    /// <summary>Lets the engine progress (one poll); true when the transfer is done (Wait() still copies any staged result).</summary>
+    public bool Test()
+    {
+        if (wait is null || transferred) return true;
+        if (test is null || !test()) return false;
+        return transferred = true;
+    }
 
     public void Wait()
     {

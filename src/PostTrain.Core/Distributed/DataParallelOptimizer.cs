@@ -131,7 +131,8 @@ public sealed partial class DataParallelOptimizer : IOptimizer
     /// complete when the gradient w.r.t. the i-th block's input arrives (a decoder layer's; blocks in forward order).
     /// Returns the marker the model applies to block i's input, (i, x) => x (GradientReadyFunction); null where the
     /// overlap does not apply (one process, ZeRO 2, expert parallelism): the model then runs unmarked.
-    /// backwardsPerStep: backward passes per optimizer step (gradient accumulation); only the last one launches.</summary>
+    /// backwardsPerStep: backward passes per optimizer step (gradient accumulation); only the last one launches.
+    /// Collective (the buckets get their own communicator).</summary>
     public Func<int, Tensor, Tensor>? EnableOverlap(IReadOnlyList<IEnumerable<Parameter>> blocks, int backwardsPerStep = 1)
     {
         if (group.Size == 1 || Stage == ZeroStage.Two || expertPart is not null) return null;

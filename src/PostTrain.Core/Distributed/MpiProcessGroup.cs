@@ -4,7 +4,8 @@
 // hanging. CPU tensors are used in place; CUDA tensors are staged through host memory (the NCCL engine is the fast
 // path for those). bf16/fp16 reductions run in fp32 (MPI has no 16-bit float sum) and are rounded back.
 // AllReduceAsync starts MPI_Iallreduce at once (CPU fp32/fp64/int tensors in place; others through a host buffer the
-// handle keeps alive and copies back at Wait) and Wait polls it like every other call. MPI runs at thread level
+// handle keeps alive and copies back at Wait) and Wait polls it like every other call; Test() polls once (Open MPI
+// progresses a started collective only inside MPI calls, so the overlap tests its started buckets at each signal). MPI runs at thread level
 // SERIALIZED: a collective can be started from an autograd backward (on CUDA, libtorch's device thread), so every MPI
 // call of the process goes through one lock (Gate).
 using System.Diagnostics;
@@ -75,10 +76,10 @@ public sealed unsafe class MpiProcessGroup : ProcessGroup
         lock (Gate) Check(MpiNative.MPI_Iallreduce(MpiNative.InPlace, TensorPointer.Of(buffer), Count(buffer.numel()), Type(buffer.dtype), Op(op), comm, out req), "MPI_Iallreduce");
         return new CollectiveHandle(() =>
         {
-            Poll("AllReduce", req);
+            Poll("AllReduce", ref req);
             if (direct) return;
             using (buffer) t.copy_(buffer);
-        });
+        }, () => Test(ref req));
     }
 
     public override void Broadcast(Tensor t, int root)
@@ -177,17 +178,23 @@ public sealed unsafe class MpiProcessGroup : ProcessGroup
     private void Run(string what, int rc, IntPtr request)
     {
         Check(rc, "MPI_I" + what);
-        Poll(what, request);
+        Poll(what, ref request);
     }
 
-    private void Poll(string what, IntPtr request)
+    /// <summary>One MPI_Test: drives the engine's progress; true once the request completed (it is then MPI_REQUEST_NULL).</summary>
+    private static bool Test(ref IntPtr request)
+    {
+        int flag;
+        lock (Gate) Check(MpiNative.MPI_Test(ref request, out flag, IntPtr.Zero), "MPI_Test");
+        return flag != 0;
+    }
+
+    private void Poll(string what, ref IntPtr request)
     {
         var sw = Stopwatch.StartNew();
         for (long polls = 0; ; polls++)
         {
-            int flag;
-            lock (Gate) Check(MpiNative.MPI_Test(ref request, out flag, IntPtr.Zero), "MPI_Test");
-            if (flag != 0) return;
+            if (Test(ref request)) return;
             if (sw.Elapsed > Timeout)
                 Abort(3, $"{what} did not complete within {Timeout.TotalSeconds:F0} s: another rank crashed or hangs; aborting all ranks " +
                     $"(set POSTTRAIN_DIST_TIMEOUT to change the limit)");

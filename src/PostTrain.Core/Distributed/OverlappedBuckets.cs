@@ -9,7 +9,9 @@
 // Passes: the blocks signal in decreasing order in one backward; a signal not below the previous one starts a new
 // pass. Only the backwardsPerStep-th pass launches (gradient accumulation: earlier passes' gradients are not final);
 // a pass beyond it makes the started buckets stale, and Finish reduces everything again from .grad.
-// Assumption: every rank runs the same blocks in the same order (the same model code), so the collectives match.
+// The buckets use their own communicator (a Split of the group); at the step the ranks first agree, over the group,
+// on how many buckets were started (a rank that ran fewer backward passes starts the rest then) and on staleness.
+// Assumption: every rank runs the same blocks in the same order (the same model code), so the launch order matches.
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -17,7 +19,8 @@ namespace PostTrain.Core.Distributed;
 
 internal sealed class OverlappedBuckets : IDisposable
 {
-    private readonly ProcessGroup group;
+    private readonly ProcessGroup group;         // the data-parallel group: the agreement at the step
+    private readonly ProcessGroup buckets_;      // the same ranks, own communicator: the bucket all-reduces only
     private readonly Parameter[][] buckets;
     private readonly int[][] bucketsOfBlock;      // the buckets holding each block's parameters
     private readonly int[] blocksPerBucket;
@@ -36,6 +39,7 @@ internal sealed class OverlappedBuckets : IDisposable
     {
         if (backwardsPerStep < 1) throw new ArgumentException($"backwardsPerStep {backwardsPerStep} must be at least 1");
         this.group = group;
+        buckets_ = group.Split(0, group.Rank);
         this.backwardsPerStep = backwardsPerStep;
         var ordered = blocks.SelectMany(b => b).ToList();
         if (ordered.Distinct(ReferenceEqualityComparer.Instance).Count() != ordered.Count)
@@ -44,7 +48,7 @@ internal sealed class OverlappedBuckets : IDisposable
         foreach (var p in ordered) covered.Add(p);
         var bucketOf = new Dictionary<Parameter, int>(ReferenceEqualityComparer.Instance);
         for (int k = 0; k < buckets.Length; k++) foreach (var p in buckets[k]) bucketOf[p] = k;
-        bucketsOfBlock = blocks.Select(b => b.Select(p => bucketOf[p]).Distinct().ToArray()).ToArray();
+        bucketsOfBlock = blocks.Select(b => b.Select(p => bucketOf[p]).Distinct().Order().ToArray()).ToArray();
         blocksPerBucket = new int[buckets.Length];
         foreach (var ks in bucketsOfBlock) foreach (int k in ks) blocksPerBucket[k]++;
         waiting = new int[buckets.Length];
@@ -66,6 +70,7 @@ internal sealed class OverlappedBuckets : IDisposable
         if (block >= lastSignal) NewPass();
         lastSignal = block;
         if (passes != backwardsPerStep || stale) return;
+        foreach (var h in handles) h?.Test();   // the engine may progress only inside its calls
         foreach (int k in bucketsOfBlock[block])
             if (--waiting[k] == 0 && handles[k] is null)
             {
@@ -86,22 +91,23 @@ internal sealed class OverlappedBuckets : IDisposable
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var flat = cat(buckets[k].Select(p => p.grad is { } g ? g.reshape(-1) : zeros(p.numel(), p.dtype, p.device)).ToList(), 0);
+        var parts = buckets[k].Select(p => p.grad is { } g ? g.reshape(-1) : zeros(p.numel(), p.dtype, p.device)).ToList();
+        var flat = parts.Count == 1 ? parts[0].clone() : cat(parts, 0);   // TorchSharp's cat of one tensor aliases it
         flats[k] = flat.DetachFromDisposeScope();
-        handles[k] = group.AllReduceAsync(flat);
+        handles[k] = buckets_.AllReduceAsync(flat);
     }
 
     /// <summary>At the step: every planned bucket summed over the ranks (started ones waited, the others reduced now)
-    /// and copied back into the gradients of the parameters in withGrad.</summary>
+    /// and copied back into the gradients of the parameters in withGrad. Collective.</summary>
     public void Finish(IReadOnlyCollection<Parameter> withGrad)
     {
         var has = withGrad.ToHashSet(ReferenceEqualityComparer.Instance);
-        if (stale) Discard();
+        if (CatchUp()) Discard(agreed: true);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         for (int k = 0; k < buckets.Length; k++)
         {
-            if (handles[k] is null) { Launch(k); }
+            if (handles[k] is null) Launch(k);
             handles[k]!.Wait();
             long at = 0;
             foreach (var p in buckets[k])
@@ -114,9 +120,26 @@ internal sealed class OverlappedBuckets : IDisposable
         Reset();
     }
 
-    /// <summary>Waits for and drops every started bucket (a skipped step, or stale sums).</summary>
-    public void Discard()
+    // Ranks may have run different numbers of backward passes (a rank without rows in a micro-batch skips one), so
+    // they may have started different numbers of buckets (always a prefix: buckets complete in index order). The ranks
+    // agree on the largest count and on staleness over the main group; each then starts the buckets it lacks, so the
+    // bucket communicator sees the same calls on every rank. Returns whether some rank's started sums are stale.
+    private bool CatchUp()
     {
+        int started = 0;
+        while (started < handles.Length && handles[started] is not null) started++;
+        var agreed = group.AllReduce([started, stale ? 1L : 0L], ReduceOp.Max);
+        for (int k = started; k < agreed[0]; k++) Launch(k);
+        return agreed[1] != 0;
+    }
+
+    /// <summary>Waits for and drops every started bucket (a skipped step, or stale sums). Collective when this rank
+    /// ran a backward pass since the last step.</summary>
+    public void Discard() => Discard(agreed: passes == 0);
+
+    private void Discard(bool agreed)
+    {
+        if (!agreed) CatchUp();
         foreach (var h in handles) h?.Wait();
         Reset();
     }
@@ -134,5 +157,10 @@ internal sealed class OverlappedBuckets : IDisposable
         stale = false;
     }
 
-    public void Dispose() => Discard();
+    public void Dispose()
+    {
+        foreach (var h in handles) h?.Wait();
+        Reset();
+        buckets_.Dispose();
+    }
 }
