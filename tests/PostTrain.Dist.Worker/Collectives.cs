@@ -23,6 +23,26 @@ internal static class Collectives
         Check.Equal(h.to(ScalarType.Float32).data<float>().ToArray(), Enumerable.Repeat(n * (n + 1) / 2f, 4).ToArray(), "AllReduce sum bfloat16");
         Console.WriteLine("ok allreduce");
 
+        // started ones: in place (fp32), staged (bf16, a non-contiguous view); a blocking call between; waited last first
+        var a1 = full(5, r + 1.0f);
+        var a2 = full(3, r + 1.0f, dtype: ScalarType.BFloat16);
+        var a3 = full(4, 2, r + 1.0, dtype: ScalarType.Float64).t();
+        var h1 = g.AllReduceAsync(a1);
+        var h2 = g.AllReduceAsync(a2);
+        var h3 = g.AllReduceAsync(a3, ReduceOp.Max);
+        var between = tensor(new long[] { r });
+        g.AllReduce(between);
+        var polling = System.Diagnostics.Stopwatch.StartNew();
+        while (!h1.Test())                                       // one poll at a time completes it too
+            if (polling.Elapsed > TimeSpan.FromSeconds(60)) throw new InvalidOperationException("AllReduceAsync: Test() never reports completion");
+        h3.Wait(); h2.Wait(); h1.Wait(); h1.Wait();
+        if (!h1.Test() || !CollectiveHandle.Completed.Test()) throw new InvalidOperationException("a waited handle does not test as done");
+        Check.Equal(a1.data<float>().ToArray(), Enumerable.Repeat(n * (n + 1) / 2f, 5).ToArray(), "AllReduceAsync sum float32");
+        Check.Equal(a2.to(ScalarType.Float32).data<float>().ToArray(), Enumerable.Repeat(n * (n + 1) / 2f, 3).ToArray(), "AllReduceAsync sum bfloat16");
+        Check.Equal(a3.contiguous().reshape(-1).data<double>().ToArray(), Enumerable.Repeat((double)n, 8).ToArray(), "AllReduceAsync max of a view");
+        Check.Equal(between.data<long>().ToArray(), [n * (n - 1) / 2], "AllReduce between started ones");
+        Console.WriteLine("ok async allreduce");
+
         var b = r == n - 1 ? arange(5, dtype: ScalarType.Float64) : zeros(5, dtype: ScalarType.Float64);
         g.Broadcast(b, n - 1);
         Check.Equal(b.data<double>().ToArray(), [0, 1, 2, 3, 4], "Broadcast");

@@ -4,6 +4,7 @@
 //   ep           ExpertParallelMoE (with and without device-limited routing, EP x DP on 4 ranks) against MoE
 //   ckpt-save d  distributed checkpoint pieces written to d; ckpt-load d: read back at this world size
 //   ep-model     the expert-parallel DeepSeek model (load, export, gradients, optimizer, bias update) against one process
+//   overlap      gradient all-reduce overlapped with backward: readiness at the signal, bitwise equal to the non-overlapped sync
 //   crash        rank 1 throws after the first collective; hang: rank 1 stops joining collectives
 // Prints "ok <what>" lines; a mismatch throws (exit code 1).
 using PostTrain.Core.Distributed;
@@ -19,6 +20,7 @@ switch (scenario)
     case "ckpt-save": CheckpointScenario.Save(group, args[1]); break;
     case "ckpt-load": CheckpointScenario.Load(group, args[1]); break;
     case "ep-model": EpModelScenario.Run(group); break;
+    case "overlap": OverlapScenario.Run(group); break;
     case "crash":
         group.Barrier();
         if (group.Rank == 1) throw new InvalidOperationException("rank 1 fails on purpose");

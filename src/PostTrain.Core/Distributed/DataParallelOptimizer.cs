@@ -14,6 +14,8 @@
 // StateDict is the whole state in the wrapped optimizer's single-process format on every rank (collective);
 // LoadStateDict takes that format and keeps this rank's entries. Training checkpoints of plain data-parallel runs do not
 // gather: each rank writes the state of its Partition share (Local's entries) to its own file (DistCheckpointWriter).
+// Overlap (stages 0 and 1, no expert parallelism): EnableOverlap gives the model a marker for its blocks' inputs; the
+// blocks' gradient buckets start their all-reduce during backward (OverlappedBuckets), the rest is reduced at the step.
 // Expert parallel models: see DataParallelOptimizer.Experts.cs (routed experts synced over their replica group).
 using System.Text;
 using System.Text.Json;
@@ -32,6 +34,7 @@ public sealed partial class DataParallelOptimizer : IOptimizer
     private readonly int[] partition;             // the ZeRO partition at every stage (stage 0: who writes a checkpoint's share)
     private readonly IOptimizer optimizer;        // over the parameters this rank updates
     private readonly long bucketElements;
+    private OverlappedBuckets? overlap;
 
     public ZeroStage Stage { get; }
     public ProcessGroup Group => group;
@@ -111,7 +114,12 @@ public sealed partial class DataParallelOptimizer : IOptimizer
         }
         else
         {
-            GradientBuckets.AllReduce(group, withGrad, bucketElements);
+            if (overlap is null) GradientBuckets.AllReduce(group, withGrad, bucketElements);
+            else
+            {
+                overlap.Finish(withGrad);
+                GradientBuckets.AllReduce(group, withGrad.Where(p => !overlap.Covers(p)).ToList(), bucketElements);
+            }
             norm = withGrad.Count == 0 ? 0 : clipAndNorm(withGrad);   // every rank holds every summed gradient
         }
         optimizer.Step();
@@ -119,8 +127,31 @@ public sealed partial class DataParallelOptimizer : IOptimizer
         return norm;
     }
 
+    /// <summary>Overlaps the gradient all-reduce with backward: blocks[i] are the parameters whose gradients are
+    /// complete when the gradient w.r.t. the i-th block's input arrives (a decoder layer's; blocks in forward order).
+    /// Returns the marker the model applies to block i's input, (i, x) => x (GradientReadyFunction); null where the
+    /// overlap does not apply (one process, ZeRO 2, expert parallelism): the model then runs unmarked.
+    /// backwardsPerStep: backward passes per optimizer step (gradient accumulation); only the last one launches.
+    /// Collective (the buckets get their own communicator).</summary>
+    public Func<int, Tensor, Tensor>? EnableOverlap(IReadOnlyList<IEnumerable<Parameter>> blocks, int backwardsPerStep = 1)
+    {
+        if (group.Size == 1 || Stage == ZeroStage.Two || expertPart is not null) return null;
+        overlap?.Dispose();
+        var mine = all.Select(p => p.Param).ToHashSet(ReferenceEqualityComparer.Instance);
+        var planned = blocks.Select(b => b.Where(p => p.requires_grad && mine.Contains(p)).ToArray()).ToArray();
+        overlap = new OverlappedBuckets(group, planned, bucketElements, backwardsPerStep);
+        return overlap.Mark;
+    }
+
+    /// <summary>Buckets planned to start during backward (0 without overlap).</summary>
+    public int OverlappedBucketCount => overlap?.Count ?? 0;
+
+    /// <summary>Buckets whose all-reduce started during the latest backward pass (0 without overlap).</summary>
+    public int BucketsLaunchedDuringBackward => overlap?.LaunchedDuringBackward ?? 0;
+
     public void ZeroGrad()
     {
+        overlap?.Discard();
         foreach (var p in Parameters) p.grad?.zero_();
     }
 
@@ -225,6 +256,7 @@ public sealed partial class DataParallelOptimizer : IOptimizer
 
     public void Dispose()
     {
+        overlap?.Dispose();
         optimizer.Dispose();
         expertPart?.Dispose();
     }

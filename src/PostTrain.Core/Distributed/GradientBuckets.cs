@@ -1,8 +1,8 @@
 // Data-parallel gradient synchronisation: gradients are summed over the ranks in buckets (several parameters'
 // gradients flattened into one buffer, one all-reduce per bucket), as DDP does. Recipes normalise their loss by the
 // global token count, so the sum (not the mean) over ranks is the gradient of the global batch.
-// Simplification: the all-reduce runs after backward, not overlapped with it: TorchSharp 0.107 has no per-tensor
-// gradient hooks to start a bucket while backward is still running.
+// AllReduce here runs after backward; DataParallelOptimizer.EnableOverlap starts the decoder layers' buckets during
+// backward instead (OverlappedBuckets, signalled by GradientReadyFunction: TorchSharp 0.107 has no tensor hooks).
 // A parameter whose gradient exists on some ranks only (an expert no local token chose) gets a zero gradient on the
 // others; one without a gradient on every rank keeps none, so AdamW skips it exactly as in a single process.
 using TorchSharp;

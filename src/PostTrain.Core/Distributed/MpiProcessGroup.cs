@@ -3,6 +3,11 @@
 // a collective that a crashed or hung rank never joins ends the job (MPI_Abort, exit code 3) after Timeout instead of
 // hanging. CPU tensors are used in place; CUDA tensors are staged through host memory (the NCCL engine is the fast
 // path for those). bf16/fp16 reductions run in fp32 (MPI has no 16-bit float sum) and are rounded back.
+// AllReduceAsync starts MPI_Iallreduce at once (CPU fp32/fp64/int tensors in place; others through a host buffer the
+// handle keeps alive and copies back at Wait) and Wait polls it like every other call; Test() polls once (Open MPI
+// progresses a started collective only inside MPI calls, so the overlap tests its started buckets at each signal). MPI runs at thread level
+// SERIALIZED: a collective can be started from an autograd backward (on CUDA, libtorch's device thread), so every MPI
+// call of the process goes through one lock (Gate).
 using System.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -12,6 +17,7 @@ namespace PostTrain.Core.Distributed;
 public sealed unsafe class MpiProcessGroup : ProcessGroup
 {
     private IntPtr comm;
+    private static readonly object Gate = new();   // MPI_THREAD_SERIALIZED: one MPI call at a time in the process
     private readonly bool owned;
 
     public override int Rank { get; }
@@ -58,14 +64,29 @@ public sealed unsafe class MpiProcessGroup : ProcessGroup
             t.copy_(f);
             return;
         }
-        Run("AllReduce", MpiNative.MPI_Iallreduce(MpiNative.InPlace, TensorPointer.Of(t), Count(t.numel()), Type(t.dtype), Op(op), comm, out var req), req);
+        lock (Gate) Run("AllReduce", MpiNative.MPI_Iallreduce(MpiNative.InPlace, TensorPointer.Of(t), Count(t.numel()), Type(t.dtype), Op(op), comm, out var req), req);
+    }
+
+    public override CollectiveHandle AllReduceAsync(Tensor t, ReduceOp op = ReduceOp.Sum)
+    {
+        bool direct = t.device_type == DeviceType.CPU && t.is_contiguous() && t.dtype is not (ScalarType.BFloat16 or ScalarType.Float16);
+        var buffer = direct ? t : t.to(t.dtype is ScalarType.BFloat16 or ScalarType.Float16 ? ScalarType.Float32 : t.dtype, CPU).contiguous();
+        if (!direct) buffer.DetachFromDisposeScope();   // owned by the handle until Wait
+        IntPtr req;
+        lock (Gate) Check(MpiNative.MPI_Iallreduce(MpiNative.InPlace, TensorPointer.Of(buffer), Count(buffer.numel()), Type(buffer.dtype), Op(op), comm, out req), "MPI_Iallreduce");
+        return new CollectiveHandle(() =>
+        {
+            Poll("AllReduce", ref req);
+            if (direct) return;
+            using (buffer) t.copy_(buffer);
+        }, () => Test(ref req));
     }
 
     public override void Broadcast(Tensor t, int root)
     {
         if (Staged(t, x => Broadcast(x, root))) return;
         var (type, scale) = MoveType(t.dtype);
-        Run("Broadcast", MpiNative.MPI_Ibcast(TensorPointer.Of(t), Count(t.numel() * scale), type, root, comm, out var req), req);
+        lock (Gate) Run("Broadcast", MpiNative.MPI_Ibcast(TensorPointer.Of(t), Count(t.numel() * scale), type, root, comm, out var req), req);
     }
 
     public override Tensor AllGatherV(Tensor input, long[] rows)
@@ -84,7 +105,7 @@ public sealed unsafe class MpiProcessGroup : ProcessGroup
         var (type, scale) = MoveType(input.dtype);
         var counts = Counts(rows, rowSize * scale); var displs = Displs(counts);
         fixed (int* c = counts, d = displs)
-            Run("AllGatherV", MpiNative.MPI_Iallgatherv(TensorPointer.Of(input), counts[Rank], type, TensorPointer.Of(output), c, d, type, comm, out var req), req);
+            lock (Gate) Run("AllGatherV", MpiNative.MPI_Iallgatherv(TensorPointer.Of(input), counts[Rank], type, TensorPointer.Of(output), c, d, type, comm, out var req), req);
         return output;
     }
 
@@ -104,7 +125,7 @@ public sealed unsafe class MpiProcessGroup : ProcessGroup
         var output = empty(shape, input.dtype);
         var counts = Counts(rows, rowSize);
         fixed (int* c = counts)
-            Run("ReduceScatterV", MpiNative.MPI_Ireduce_scatter(TensorPointer.Of(input), TensorPointer.Of(output), c, Type(input.dtype), Op(ReduceOp.Sum), comm, out var req), req);
+            lock (Gate) Run("ReduceScatterV", MpiNative.MPI_Ireduce_scatter(TensorPointer.Of(input), TensorPointer.Of(output), c, Type(input.dtype), Op(ReduceOp.Sum), comm, out var req), req);
         return output;
     }
 
@@ -126,11 +147,11 @@ public sealed unsafe class MpiProcessGroup : ProcessGroup
         var sc = Counts(sendRows, rowSize * scale); var sd = Displs(sc);
         var rc = Counts(recvRows, rowSize * scale); var rd = Displs(rc);
         fixed (int* scp = sc, sdp = sd, rcp = rc, rdp = rd)
-            Run("AllToAllV", MpiNative.MPI_Ialltoallv(TensorPointer.Of(input), scp, sdp, type, TensorPointer.Of(output), rcp, rdp, type, comm, out var req), req);
+            lock (Gate) Run("AllToAllV", MpiNative.MPI_Ialltoallv(TensorPointer.Of(input), scp, sdp, type, TensorPointer.Of(output), rcp, rdp, type, comm, out var req), req);
         return output;
     }
 
-    public override void Barrier() => Run("Barrier", MpiNative.MPI_Ibarrier(comm, out var req), req);
+    public override void Barrier() { lock (Gate) Run("Barrier", MpiNative.MPI_Ibarrier(comm, out var req), req); }
 
     public override ProcessGroup Split(int color, int key)
     {
@@ -157,11 +178,23 @@ public sealed unsafe class MpiProcessGroup : ProcessGroup
     private void Run(string what, int rc, IntPtr request)
     {
         Check(rc, "MPI_I" + what);
+        Poll(what, ref request);
+    }
+
+    /// <summary>One MPI_Test: drives the engine's progress; true once the request completed (it is then MPI_REQUEST_NULL).</summary>
+    private static bool Test(ref IntPtr request)
+    {
+        int flag;
+        lock (Gate) Check(MpiNative.MPI_Test(ref request, out flag, IntPtr.Zero), "MPI_Test");
+        return flag != 0;
+    }
+
+    private void Poll(string what, ref IntPtr request)
+    {
         var sw = Stopwatch.StartNew();
         for (long polls = 0; ; polls++)
         {
-            Check(MpiNative.MPI_Test(ref request, out int flag, IntPtr.Zero), "MPI_Test");
-            if (flag != 0) return;
+            if (Test(ref request)) return;
             if (sw.Elapsed > Timeout)
                 Abort(3, $"{what} did not complete within {Timeout.TotalSeconds:F0} s: another rank crashed or hangs; aborting all ranks " +
                     $"(set POSTTRAIN_DIST_TIMEOUT to change the limit)");

@@ -17,6 +17,15 @@ public abstract class ProcessGroup : IDisposable
     /// <summary>In place: t = op over the ranks of t.</summary>
     public abstract void AllReduce(Tensor t, ReduceOp op = ReduceOp.Sum);
 
+    /// <summary>AllReduce started without waiting: t holds the result after the handle's Wait(). t must not be read or
+    /// written until then. Calls must be made in the same order on every rank, like every collective. Default: the
+    /// blocking AllReduce and a completed handle (NCCL already returns once the work is queued on the stream).</summary>
+    public virtual CollectiveHandle AllReduceAsync(Tensor t, ReduceOp op = ReduceOp.Sum)
+    {
+        AllReduce(t, op);
+        return CollectiveHandle.Completed;
+    }
+
     /// <summary>In place: t = root's t.</summary>
     public abstract void Broadcast(Tensor t, int root);
 

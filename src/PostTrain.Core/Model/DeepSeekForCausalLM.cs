@@ -48,6 +48,13 @@ public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
     /// <summary>Activation dtype: Float32 or BFloat16 (weights stay fp32 masters).</summary>
     public ScalarType ComputeDtype { get; set; } = ScalarType.Float32;
 
+    /// <summary>Applied to each decoder layer's input, (layer index, hidden) => hidden: the identity in forward that
+    /// signals in backward when the layer's gradients are complete (DataParallelOptimizer.EnableOverlap). Null: none.</summary>
+    public Func<int, Tensor, Tensor>? LayerInputMarker { get; set; }
+
+    /// <summary>Each decoder layer's parameters, in layer order (the blocks of LayerInputMarker).</summary>
+    public IReadOnlyList<IEnumerable<Parameter>> LayerParameters() => model.Layers.Select(l => l.parameters()).ToList();
+
     /// <param name="device">Where parameters are allocated; the meta device builds the model without memory.</param>
     /// <param name="expertParallel">Expert parallelism over several ranks (null or one rank: every expert here).</param>
     public DeepSeekForCausalLM(ModelConfig config, Device? device = null, ExpertParallelism? expertParallel = null) : base(nameof(DeepSeekForCausalLM))
@@ -131,15 +138,20 @@ public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
         var (cos, sin) = Rotary.Angles(positionIds);                               // (B, 1, T, rope/2)
         Tensor? maskT = mask is null || mask.IsPlainCausal ? null : mask.Build(B, T, T, inputIds.device);
         var emb = model.Embed.forward(inputIds).to(ComputeDtype);                   // (B, T, H)
-        var h = emb;
+        // a layer's input is marked where it is produced, so every use of it (the MTP modules use the embeddings)
+        // takes its gradient through the marker: the gradient sums keep the unmarked model's order, bit for bit
+        var h = emb = Marked(0, emb);
         states?.Add(h);
-        foreach (var layer in model.Layers)
+        for (int i = 0; i < model.Layers.Count; i++)
         {
-            h = layer.Forward(h, cos, sin, Rotary, maskT);
+            h = model.Layers[i].Forward(h, cos, sin, Rotary, maskT);
+            if (i + 1 < model.Layers.Count) h = Marked(i + 1, h);
             states?.Add(h);
         }
         return (emb, h, model.Norm.forward(h));
     }
+
+    private Tensor Marked(int layer, Tensor input) => LayerInputMarker is { } mark ? mark(layer, input) : input;
 
     /// <summary>The output head (kept in the activation dtype's higher precision: fp32 weights cast as needed).</summary>
     public Tensor Head(Tensor normed) => LinearCompute.Apply(normed, HeadWeight, null);

@@ -25,6 +25,10 @@ public sealed record DistributedConfig
     /// <summary>Gradient all-reduce bucket size in MiB (of fp32).</summary>
     public double BucketMb { get; init; } = 25;
 
+    /// <summary>Start the decoder layers' gradient all-reduce during backward (ZeRO 0 and 1, no expert parallelism;
+    /// the same sums as after backward). false: every bucket is reduced after backward.</summary>
+    public bool Overlap { get; init; } = true;
+
     /// <summary>Expert-parallel group size P (1 = every rank holds every expert).</summary>
     public int ExpertParallel { get; init; } = 1;
 

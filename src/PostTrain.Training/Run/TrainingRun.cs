@@ -20,6 +20,7 @@
 // into the single-process format (resumable at any rank count and expert-parallel size).
 using PostTrain.Core.Checkpoints;
 using PostTrain.Core.Distributed;
+using PostTrain.Core.Model;
 using PostTrain.Core.Precision;
 using PostTrain.Training.Distributed;
 using PostTrain.Training.Infra;
@@ -86,6 +87,12 @@ public sealed class TrainingRun : IDisposable
         if (Parallel.IsMain) Parallel.Group.Barrier();
         Optimizer = new DataParallelOptimizer(Parallel.Group, model.Module.named_parameters().Select(p => (p.name, p.parameter)).ToList(),
             cfg.Distributed.Stage, named => Optimizers.Create(cfg.Optimizer, named, fusedAdamW), cfg.Distributed.BucketElements, model.ExpertParallel);
+        if (cfg.Distributed.Overlap && FindCausalLM(model.Module) is { } lm
+            && Optimizer.EnableOverlap(lm.LayerParameters(), cfg.GradientAccumulationSteps) is { } marker)
+        {
+            lm.LayerInputMarker = marker;
+            Output.WriteLine($"data parallel: {Optimizer.OverlappedBucketCount} gradient buckets of {lm.LayerParameters().Count} decoder layers all-reduced during backward");
+        }
         Schedule = LrSchedules.FromConfig(cfg.Scheduler, cfg.Optimizer.Lr, cfg.MaxSteps);
         try
         {
@@ -160,6 +167,10 @@ public sealed class TrainingRun : IDisposable
         if (_ema is not null && (State.Step + 1) % Config.Ema!.Every == 0) _ema.Update();
         return new UpdateResult(true, gradNorm);
     }
+
+    /// <summary>The decoder model inside the run's module (itself, or wrapped by a reward head or adapters), if any.</summary>
+    private static DeepSeekForCausalLM? FindCausalLM(nn.Module module) =>
+        module as DeepSeekForCausalLM ?? module.modules().OfType<DeepSeekForCausalLM>().FirstOrDefault();
 
     /// <summary>The device of the model's first parameter (CPU for a model without parameters).</summary>
     private static Device ModelDevice(RunModel model)

@@ -3,7 +3,8 @@
 // that skipping the gradient sync breaks the match), and failure handling: a crashing rank or a hanging rank makes
 // mpirun exit non-zero (the hang within the collective timeout, with a message naming it). Expert parallel MoE (the
 // worker's ep scenario) against the single-process MoE; the expert-parallel model (ep-model) against the single-process
-// model: export, gradients, optimizer steps with ZeRO 0/1/2, optimizer state and routing-bias updates.
+// model: export, gradients, optimizer steps with ZeRO 0/1/2, optimizer state and routing-bias updates. The gradient
+// all-reduce overlapped with backward (overlap) against the same buckets reduced after backward, bit for bit.
 namespace PostTrain.Training.Tests.Distributed;
 
 [Collection(MpiCollection.Name)]
@@ -16,7 +17,7 @@ public sealed class CollectiveTests
     {
         var (rc, output) = MpiRun.Run(ranks, MpiRun.Worker, ["collectives"]);
         Assert.True(rc == 0, output);
-        foreach (var op in new[] { "allreduce", "broadcast", "allgatherv", "reducescatterv", "alltoallv", "split", "barrier" })
+        foreach (var op in new[] { "allreduce", "async allreduce", "broadcast", "allgatherv", "reducescatterv", "alltoallv", "split", "barrier" })
             Assert.Equal(ranks, CountLines(output, "ok " + op));
     }
 
@@ -29,6 +30,21 @@ public sealed class CollectiveTests
         Assert.True(rc == 0, output);
         foreach (var stage in new[] { "zero0", "zero1", "zero2", "unsynced differs" })
             Assert.Equal(ranks, CountLines(output, "ok " + stage));
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(4)]
+    public void OverlappedGradientSyncStartsBucketsDuringBackwardAndEqualsTheSyncAfterIt(int ranks)
+    {
+        // the worker checks the layers' gradients are final at their signal, and losses and weights bitwise equal to
+        // the same buckets reduced after backward (ZeRO 0 and 1, gradient accumulation 2, ranks with more backward
+        // passes than others), with buckets started in backward
+        var (rc, output) = MpiRun.Run(ranks, MpiRun.Worker, ["overlap"]);
+        Assert.True(rc == 0, output);
+        Assert.Equal(ranks, CountLines(output, "ok ready at signal"));
+        foreach (var c in new[] { "zero0 accumulation1:", "zero1 accumulation1:", "zero0 accumulation2:", "zero0 accumulation1 rank0passes2:", "zero0 accumulation2 rank0passes3:" })
+            Assert.Equal(ranks, CountLines(output, $"ok overlap {c}"));
     }
 
     [Theory]

@@ -2,7 +2,8 @@
 // process, and under mpirun as 2 ranks (ZeRO 0) and 4 ranks (ZeRO 2) with the same global batch (4 rows, split
 // 2+2 / 1+1+1+1): the per-step losses (metrics.jsonl) and the final weights (norm of the difference over the norm
 // of each tensor) equal the one-process run to 1e-6 relative (fp32). A run stopped after 3 steps on 4 ranks (ZeRO 1) and resumed on 2 ranks (ZeRO 2) continues the
-// one-process curve (the distributed checkpoint layout: DistributedCheckpointTests).
+// one-process curve (the distributed checkpoint layout: DistributedCheckpointTests). On 2 ranks, distributed.overlap
+// true (the default: layer buckets all-reduced during backward) and false give the same losses and weights bit for bit.
 using System.Text.Json;
 using PostTrain.Core.Checkpoints;
 using static TorchSharp.torch;
@@ -48,6 +49,20 @@ public sealed class DataParallelSftTests(SftBaseline baseline) : IClassFixture<S
         AssertClose(refLosses, Losses(dir));
         AssertSameWeights(refFinal, Path.Combine(dir, "final"));
         Assert.Equal(1, output.Split('\n').Count(l => l.Contains("final model:")));   // rank 0 alone reports
+    }
+
+    [Fact]
+    public void OverlapOnAndOffGiveTheSameLossesAndWeightsBitForBit()
+    {
+        string on = Path.Combine(baseline.Root, "overlap-on"), off = Path.Combine(baseline.Root, "overlap-off");
+        var (rc, output) = Cli(2, on, 3);   // distributed.overlap defaults to true
+        Assert.True(rc == 0, output);
+        Assert.Equal(1, output.Split('\n').Count(l => l.Contains("all-reduced during backward")));
+        (rc, output) = Cli(2, off, 3, "distributed.overlap=false");
+        Assert.True(rc == 0, output);
+        Assert.DoesNotContain("all-reduced during backward", output);
+        Assert.Equal(Losses(off), Losses(on));
+        AssertSameWeights(Path.Combine(off, "final"), Path.Combine(on, "final"), rel: 0);
     }
 
     [Fact]
