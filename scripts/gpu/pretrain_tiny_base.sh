@@ -6,7 +6,8 @@
 # distinct Countdown puzzles with worked solutions (scripts/gpu/make_countdown_pretrain.py), 4,000 steps. TASK=code makes
 # the code base for recipes/pipeline-code.yaml (to be published as models/tiny-moe-code-base): 60,000 code tasks of the
 # training families and constants of datasets/code (PostTrain.DatasetGen code-pretrain: prompt + fenced reference
-# function, JavaScript and C# alternating, no held-out function), 6,000 steps of 1,024-token rows. It plays the "base model" that the CPU
+# function, JavaScript and C# alternating, no held-out function; made by the generator here, or beforehand and passed
+# as CODE_DATA=file.jsonl), 3,000 steps of 32 x 1,024-token rows (98 M tokens, ~4.7 epochs). It plays the "base model" that the CPU
 # pipeline quickstart post-trains: the CPU can't pre-train in minutes, just as nobody pre-trains a base model in a
 # post-training tutorial. Run on the GPU machine (about 2 minutes on an H100):
 #   scripts/gpu/pretrain_tiny_base.sh /tmp/tiny-base      # then copy /tmp/tiny-base/final into models/tiny-moe-arith-base
@@ -19,8 +20,10 @@ case "${TASK:-arith}" in
   countdown) eval=${CD_SPLIT:-datasets/countdown}/test.parquet   # CD_SPLIT, CD_ARGS: another puzzle shape (experiments)
          python3 scripts/gpu/make_countdown_pretrain.py /tmp/countdown-pretrain$$.jsonl --test $eval ${CD_ARGS:-}
          data=/tmp/countdown-pretrain$$.jsonl; steps=${STEPS:-4000} ;;
-  code) data=/tmp/code-pretrain$$.jsonl; eval=datasets/code/test.parquet; steps=${STEPS:-6000}; seq=1024
-         dotnet run --project datasets/tools/PostTrain.DatasetGen -c Release -- code-pretrain $data ${CODE_COUNT:-60000} ;;
+  code) eval=datasets/code/test.parquet; steps=${STEPS:-3000}; seq=1024
+         # CODE_DATA: the text made beforehand (the GPU machine has no dotnet to run the generator)
+         data=${CODE_DATA:-/tmp/code-pretrain$$.jsonl}
+         [ -n "${CODE_DATA:-}" ] || dotnet run --project datasets/tools/PostTrain.DatasetGen -c Release -- code-pretrain $data ${CODE_COUNT:-60000} ;;
   *) echo "TASK must be arith, countdown or code" >&2; exit 2 ;;
 esac
 scripts/gpu/run.sh run recipes/sft-quickstart.yaml output_dir=$out model.path=tiny-moe model.device=cuda seed=4321 \

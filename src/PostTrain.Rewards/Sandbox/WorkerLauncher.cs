@@ -1,5 +1,6 @@
 // How the host starts a worker: `dotnet <dir>/sandbox-worker/posttrain-sandbox-worker.dll` (the dotnet host of the
-// running runtime), optionally wrapped in `unshare --net` (as root) or `unshare --net --map-root-user`
+// running runtime), or, in a self-contained bundle (scripts/gpu/publish.sh: no dotnet on that machine), the worker's own
+// apphost `posttrain-sandbox-worker` published beside the app on the same runtime files; optionally wrapped in `unshare --net` (as root) or `unshare --net --map-root-user`
 // (unprivileged user namespaces), whichever a one-time probe shows works; cwd = a fresh scratch folder; the
 // environment cleared down to the runtime knobs the worker needs (heap hard limit, no diagnostics IPC).
 using System.Diagnostics;
@@ -12,6 +13,7 @@ internal static class WorkerLauncher
 {
     public const string WorkerFolder = "sandbox-worker";
     public const string WorkerDll = "posttrain-sandbox-worker.dll";
+    public const string WorkerAppHost = "posttrain-sandbox-worker";
 
     private static readonly Lazy<string[]> NetworkWrapper = new(ProbeUnshare);
 
@@ -35,6 +37,25 @@ internal static class WorkerLauncher
         return Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
     }
 
+    /// <summary>The worker's command line: the self-contained apphost when this app is a self-contained bundle that
+    /// ships one (and no worker dll is forced by $POSTTRAIN_SANDBOX_WORKER), else the dotnet host and the worker dll.</summary>
+    public static string[] WorkerCommand()
+    {
+        if (Environment.GetEnvironmentVariable("POSTTRAIN_SANDBOX_WORKER") is not { Length: > 0 } && SelfContainedAppHost() is { } apphost)
+            return [apphost];
+        return [DotnetHost(), FindWorker()];
+    }
+
+    private static string? SelfContainedAppHost()
+    {
+        // A self-contained app carries the runtime beside itself: the core library lives in the app folder.
+        var appDir = AppContext.BaseDirectory;
+        var coreDir = Path.GetDirectoryName(typeof(object).Assembly.Location);
+        if (string.IsNullOrEmpty(coreDir) || Path.GetFullPath(coreDir).TrimEnd('/') != Path.GetFullPath(appDir).TrimEnd('/')) return null;
+        var apphost = Path.Combine(appDir, WorkerAppHost);
+        return File.Exists(apphost) ? apphost : null;
+    }
+
     /// <summary>True when workers run in their own network namespace.</summary>
     public static bool HasNetworkNamespace => NetworkWrapper.Value.Length > 0;
 
@@ -48,11 +69,11 @@ internal static class WorkerLauncher
             UseShellExecute = false,
             WorkingDirectory = scratch,
         };
+        var command = WorkerCommand();
         var wrapper = NetworkWrapper.Value;
-        info.FileName = wrapper.Length > 0 ? wrapper[0] : DotnetHost();
+        info.FileName = wrapper.Length > 0 ? wrapper[0] : command[0];
         foreach (var arg in wrapper.Skip(1)) info.ArgumentList.Add(arg);
-        if (wrapper.Length > 0) info.ArgumentList.Add(DotnetHost());
-        info.ArgumentList.Add(FindWorker());
+        foreach (var arg in command.Skip(wrapper.Length > 0 ? 0 : 1)) info.ArgumentList.Add(arg);
 
         info.Environment.Clear();
         var heap = limits.MemoryBytes + (96L << 20); // the worker's own baseline (runtime, Jint) on top

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Experiment: the code GRPO pipeline on the GPU machine (issue "GRPO that learns to write code"). Phases (arguments,
+# in order; none = all):
+#   base      pre-trains models/tiny-moe-code-base: scripts/gpu/pretrain_tiny_base.sh TASK=code on the pre-training
+#             text made beforehand on a machine with dotnet (CODE_DATA, default .gpu-stage/code-pretrain.jsonl.gz:
+#             `dotnet run --project datasets/tools/PostTrain.DatasetGen -c Release -- code-pretrain F 60000`), then
+#             saves it in bf16 as it ships (router correction bias fp32) into /tmp/code-base-bf16 and $OUT/code-base.tar
+#   bench     the sandbox throughput benchmark on this machine's cores (benchmarks/Sandbox, PROGRAMS x 3 cases)
+#   pipeline  recipes/pipeline-code.yaml as shipped (SFT -> GRPO -> eval of base/SFT/GRPO) into $RUN; re-running it
+#             resumes (finished stages are skipped, GRPO resumes from its last checkpoint); packs the reports and
+#             metrics into $OUT/pipeline-results.tar.xz
+# Logs: $OUT/<phase>.log. Usage: OUT=/tmp/out scripts/gpu/experiments/code_pipeline.sh [base] [bench] [pipeline]
+set -uo pipefail
+cd "$(dirname "$0")/../../.."
+OUT=${OUT:-/tmp/code-out}
+RUN=${RUN:-/tmp/pipeline-code}
+mkdir -p "$OUT"
+ARGS="$*"
+want() { [ -z "$ARGS" ] || [[ " $ARGS " == *" $1 "* ]]; }
+
+if want base; then
+  data=${CODE_DATA:-.gpu-stage/code-pretrain.jsonl.gz}
+  case "$data" in *.gz) zcat "$data" > /tmp/code-pretrain.jsonl; data=/tmp/code-pretrain.jsonl ;; esac
+  TASK=code CODE_DATA=$data STEPS=${BASE_STEPS:-3000} timeout ${BASE_TIMEOUT:-420} scripts/gpu/pretrain_tiny_base.sh /tmp/code-base \
+    > "$OUT/base.log" 2>&1
+  echo "base: exit $?"; grep -h "eval loss\|tokens/s" "$OUT/base.log" | tail -6
+  python3 - /tmp/code-base/final /tmp/code-base-bf16 <<'PY'
+import os, shutil, sys, torch
+from safetensors.torch import load_file, save_file
+src, dst = sys.argv[1], sys.argv[2]
+os.makedirs(dst, exist_ok=True)
+sd = load_file(src + "/model.safetensors")
+# bf16 like a Hugging Face release; the router's correction bias stays fp32 (a balancing state, not a weight)
+save_file({k: (v.to(torch.bfloat16) if v.is_floating_point() and "e_score_correction_bias" not in k else v) for k, v in sd.items()},
+          dst + "/model.safetensors", metadata={"format": "pt"})
+shutil.copy(src + "/config.json", dst)
+print("bf16 base:", os.path.getsize(dst + "/model.safetensors"), "bytes")
+PY
+  tar -C /tmp -cf "$OUT/code-base.tar" code-base-bf16
+  cp /tmp/code-base/metrics.jsonl "$OUT/base-metrics.jsonl" 2>/dev/null
+fi
+
+if want bench; then
+  POSTTRAIN_NO_CUDAGRAPH=1 POSTTRAIN_TOOL=PostTrain.Benchmarks.Sandbox timeout ${BENCH_TIMEOUT:-300} scripts/gpu/run.sh \
+    ${PROGRAMS:-1000} ${ROUNDS:-2} > "$OUT/bench.log" 2>&1
+  echo "bench: exit $?"; cat "$OUT/bench.log"
+fi
+
+if want pipeline; then
+  if [ ! -f models/tiny-moe-code-base/model.safetensors ]; then
+    mkdir -p models/tiny-moe-code-base && cp /tmp/code-base-bf16/* models/tiny-moe-code-base/
+  fi
+  timeout ${PIPELINE_TIMEOUT:-3000} scripts/gpu/run.sh run recipes/pipeline-code.yaml output_dir=$RUN >> "$OUT/pipeline.log" 2>&1
+  echo "pipeline: exit $?"
+  grep -h "held-out\|McNemar\|pass@\|rror" "$OUT/pipeline.log" | tail -30
+  (cd "$RUN" && find . -name "*.md" -o -name "*.json" -o -name "*.jsonl" -o -name "*.html" -o -name "*.yaml" \
+     | grep -v "/checkpoint" | grep -v "model.safetensors" | tar -cJf "$OUT/pipeline-results.tar.xz" -T -)
+  ls -la "$OUT"
+fi
