@@ -40,27 +40,34 @@ internal static class MtpSpeculativeLoop
         t0 = Stopwatch.GetTimestamp();
         try
         {
-            using var step = new CapturedStep(state.Run, graphs, device, run.Stats, prefix: "mtp-");
-            while (!rows.All(r => r.Done))
-            {
-                ct.ThrowIfCancellationRequested();
-                using var keep = run.RowsToKeep(rows);
-                if (keep is not null)
-                {
-                    step.Reshaped();
-                    state.KeepRows(keep);
-                }
-                step.Run();
-                cache.Advance(2);
-                run.Stats.DecodeSteps++;
-                using (run.Timer.Phase("host")) AppendStep(run, rows, state);
-            }
+            if (!rows.All(r => r.Done)) Decode(run, rows, cache, state, graphs, ct);
         }
         finally
         {
             state.Dispose();
             run.Timer.Detail = false;
             run.Stats.DecodeSeconds += Stopwatch.GetElapsedTime(t0).TotalSeconds;
+        }
+    }
+
+    /// <summary>Speculative steps until every row is done.</summary>
+    private static void Decode(DecodeRun run, List<SequenceState> rows, LatentKvCache cache, MtpSpeculativeStep state, bool graphs,
+        CancellationToken ct)
+    {
+        using var step = new CapturedStep(state.Run, graphs, run.Device, run.Stats, prefix: "mtp-");
+        while (!rows.All(r => r.Done))
+        {
+            ct.ThrowIfCancellationRequested();
+            using var keep = run.RowsToKeep(rows);
+            if (keep is not null)
+            {
+                step.Reshaped();
+                state.KeepRows(keep);
+            }
+            step.Run();
+            cache.Advance(2);
+            run.Stats.DecodeSteps++;
+            using (run.Timer.Phase("host")) AppendStep(run, rows, state);
         }
     }
 
