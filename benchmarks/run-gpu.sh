@@ -7,11 +7,12 @@
 #   benchmarks/run-gpu.sh quality    # FP8 vs BF16 SFT loss curves of the same tiny model, same init and data
 #   benchmarks/run-gpu.sh grpo       # the shipped GRPO recipes: sft-quickstart -> grpo-arith, pipeline-countdown
 #   benchmarks/run-gpu.sh generate   # rollout tokens/s: PostTrain engine vs HF generate (2 expert impls)
+#   benchmarks/run-gpu.sh mtp        # greedy decode tokens/s, plain vs MTP speculative (eager/graph), trained MTP head + bench-moe
 #   benchmarks/run-gpu.sh pipeline   # recipes/pipeline-gpu.yaml: SFT -> distill -> SFT -> RM -> GRPO -> eval, bench-moe size
 # Every result is one JSON line in $OUT/bench-<part>.jsonl (or ./bench-<part>.jsonl) and a table at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-part=${1:?usage: benchmarks/run-gpu.sh train|fp8|quality|grpo|generate|pipeline}
+part=${1:?usage: benchmarks/run-gpu.sh train|fp8|quality|grpo|generate|mtp|pipeline}
 out=${OUT:-.}
 log="$out/bench-$part.jsonl"; : > "$log"
 pt() { scripts/gpu/run.sh "$@"; }
@@ -134,6 +135,14 @@ PY
     POSTTRAIN_TOOL=PostTrain.Benchmarks.Generation scripts/gpu/run.sh 2>&1 | tee "$out/posttrain-generate.txt" | tail -40
     peak hf_generate_default python3 benchmarks/hf/hf_bench.py generate --experts default
     peak hf_generate_grouped_mm python3 benchmarks/hf/hf_bench.py generate --experts grouped_mm
+    ;;
+  mtp)
+    # MTP speculative greedy decoding against plain greedy, eager and CUDA graph, same run: the tiny model whose MTP head
+    # was trained (mtp_lambda 0.3) on the arithmetic text it is prompted with, then bench-moe (random MTP head: the
+    # cost of a step whose drafts are mostly rejected)
+    POSTTRAIN_TOOL=PostTrain.Benchmarks.Generation scripts/gpu/run.sh --spec --model models/tiny-moe-arith-base --prompt-source arith \
+      --prompts 64 --new 256 2>&1 | tee "$out/posttrain-mtp-arith.txt" | tail -24
+    POSTTRAIN_TOOL=PostTrain.Benchmarks.Generation scripts/gpu/run.sh --spec 2>&1 | tee "$out/posttrain-mtp-bench-moe.txt" | tail -24
     ;;
   pipeline)
     # recipes/pipeline-gpu.yaml: SFT -> distill -> SFT -> RM -> GRPO -> eval at the bench model's size, one summary

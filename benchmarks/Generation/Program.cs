@@ -1,12 +1,21 @@
 // Generation throughput benchmark. On CUDA: BuiltinModels.BenchMoe() (random init, bf16 compute), 64 prompts x 32
 // random tokens, 256 new tokens at temperature 1, no stop token (every sequence runs to the limit); prints tokens/s
-// of unprofiled runs (eager steps, and on CUDA the CUDA-graph step when native/cudagraph is built), then a profiled eager run's per-phase breakdown (device synchronised around each phase, so the
-// profiled run itself is slower). On CPU it runs a tiny configuration (tiny-moe, 8 x 16 tokens, 32 new) and says so.
+// of unprofiled runs (eager steps, and on CUDA the CUDA-graph step when native/cudagraph is built), then a profiled
+// eager run's per-phase breakdown (device synchronised around each phase, so the profiled run itself is slower). On
+// CPU it runs a tiny configuration (tiny-moe, 8 x 16 tokens, 32 new) and says so.
+// --spec: greedy, and every decode mode runs twice in the same process on the same prompts, plain and with MTP
+// speculative decoding (the static draft-and-verify step, CUDA-graph captured where graphs load); the table adds the
+// MTP acceptance rate, and the speculative tokens are compared with the plain ones. A random MTP head drafts badly:
+// use a model with a trained one (--model models/tiny-moe-arith-base --prompt-source arith).
 // Options: --model bench-moe|tiny-moe|micro-moe|<checkpoint dir> --prompts N --prompt-len N --new N --temperature T --greedy
-//          --spec (MTP speculative greedy; the model gets an MTP module) --cpu --seed N --threads N (CPU intra-op threads)
+//          --spec (the model gets an MTP module if it has none) --prompt-source random|arith (arith: BOS + arithmetic
+//          word problems of PostTrain.Data's generator, byte tokenizer: the text tiny-moe-arith-base was pre-trained
+//          on; --prompt-len is then ignored) --cpu --seed N --threads N (CPU intra-op threads)
 using System.Diagnostics;
 using PostTrain.Core.Generation;
 using PostTrain.Core.Model;
+using PostTrain.Data.Generators;
+using PostTrain.Data.Tokenizers;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -18,12 +27,14 @@ int nPrompts = opts.GetInt("--prompts", cuda ? 64 : 8);
 int promptLen = opts.GetInt("--prompt-len", cuda ? 32 : 16);
 int newTokens = opts.GetInt("--new", cuda ? 256 : 32);
 bool spec = opts.Has("--spec");
+string promptSource = opts.Get("--prompt-source", "random");
+if (promptSource is not ("random" or "arith")) throw new ArgumentException($"--prompt-source: '{promptSource}' is not random or arith");
 bool greedy = spec || opts.Has("--greedy");
 double temperature = greedy ? 0 : double.Parse(opts.Get("--temperature", "1"), System.Globalization.CultureInfo.InvariantCulture);
 long seed = opts.GetInt("--seed", 1);
 if (opts.Has("--threads")) torch.set_num_threads(opts.GetInt("--threads", 1));
 if (!cuda)
-    Console.WriteLine($"No CUDA device (or --cpu): running the tiny CPU configuration ({modelName}, {nPrompts} x {promptLen} tokens, {newTokens} new); numbers are not GPU numbers.");
+    Console.WriteLine($"No CUDA device (or --cpu): running the tiny CPU configuration ({modelName}, {nPrompts} prompts, {newTokens} new); numbers are not GPU numbers.");
 
 var sw = Stopwatch.StartNew();
 DeepSeekForCausalLM model;
@@ -48,39 +59,65 @@ model.eval();
 model.ComputeDtype = cuda ? ScalarType.BFloat16 : ScalarType.Float32;
 Console.WriteLine($"model {modelName}: {model.ParameterCount() / 1e6:F1} M parameters on {device} ({model.ComputeDtype}), " +
                   $"built in {sw.Elapsed.TotalSeconds:F1} s; {(cuda ? "" : $"{torch.get_num_threads()} CPU threads; ")}" +
-                  $"{nPrompts} prompts x {promptLen} tokens, {newTokens} new, {(spec ? "MTP speculative greedy" : greedy ? "greedy" : $"temperature {temperature}")}");
+                  $"{nPrompts} {promptSource} prompts" + (promptSource == "random" ? $" x {promptLen} tokens" : "") +
+                  $", {newTokens} new, {(spec ? "greedy, plain and MTP speculative" : greedy ? "greedy" : $"temperature {temperature}")}");
 
-var rng = new Random((int)seed);
-var prompts = Enumerable.Range(0, nPrompts)
-    .Select(_ => Enumerable.Range(0, promptLen).Select(_ => rng.Next(model.Config.VocabSize)).ToArray()).ToArray();
+int[][] prompts;
+if (promptSource == "arith")
+{
+    var bytes = ByteTokenizer.Instance;
+    if (model.Config.VocabSize != bytes.VocabSize)
+        throw new ArgumentException($"--prompt-source arith: prompts use the byte tokenizer (vocabulary {bytes.VocabSize}); the model's vocabulary is {model.Config.VocabSize}");
+    // as in pre-training (plain template): BOS + prompt, then the model writes the solution
+    prompts = ArithmeticGenerator.Generate(nPrompts, (ulong)seed).Select(x => (int[])[bytes.BosId, .. bytes.Encode(x.Prompt)]).ToArray();
+}
+else
+{
+    var rng = new Random((int)seed);
+    prompts = Enumerable.Range(0, nPrompts)
+        .Select(_ => Enumerable.Range(0, promptLen).Select(_ => rng.Next(model.Config.VocabSize)).ToArray()).ToArray();
+}
 var p = new SamplingParams(Temperature: temperature, MaxNewTokens: newTokens, StopTokenIds: [], Seed: seed);
-var options = new GenerationOptions { SpeculativeMtp = spec, MaxBatchSize = Math.Max(nPrompts, 1) };
+var options = new GenerationOptions { MaxBatchSize = Math.Max(nPrompts, 1) };
 
 // Each decode mode: warm-up (kernels, allocator, weight casts), then the measured run. On CUDA: eager steps and the
-// CUDA-graph step (when libposttrain_cudagraph.so loads), in the same process on the same prompts.
-var modes = new List<(string Name, CudaGraphMode Mode)> { ("eager", CudaGraphMode.Off) };
-if (cuda && !spec)
+// CUDA-graph step (when libposttrain_cudagraph.so loads), in the same process on the same prompts; with --spec each
+// also with MTP speculative decoding (its step runs uncaptured where the plain one is eager).
+bool graphs = false;
+if (cuda)
 {
-    if (CudaGraph.IsAvailable(out var why)) modes.Add(("cuda-graph", CudaGraphMode.On));
-    else Console.WriteLine($"CUDA graphs unavailable: {why}");
+    graphs = CudaGraph.IsAvailable(out var why);
+    if (!graphs) Console.WriteLine($"CUDA graphs unavailable: {why}");
 }
-var rows = new List<(string Name, GenerationStats Stats)>();
-foreach (var (name, mode) in modes)
+var modes = new List<GenerationOptions> { options with { CudaGraphs = CudaGraphMode.Off } };
+if (graphs) modes.Add(options with { CudaGraphs = CudaGraphMode.On });
+if (spec) modes.AddRange(modes.Select(o => o with { SpeculativeMtp = true }).ToList());
+var rows = new List<(string Name, GenerationStats Stats, IReadOnlyList<GenerationResult> Results)>();
+foreach (var o in modes)
 {
-    var o = options with { CudaGraphs = mode };
     new TokenGenerator(model, o).Generate(prompts, p with { MaxNewTokens = Math.Min(16, newTokens) });
     var gen = new TokenGenerator(model, o);
-    gen.Generate(prompts, p);
-    rows.Add((name, gen.LastStats));
-    Console.WriteLine($"{name}: {gen.LastStats}");
+    var results = gen.Generate(prompts, p);
+    rows.Add((gen.LastStats.DecodeMode, gen.LastStats, results));
+    Console.WriteLine($"{gen.LastStats.DecodeMode}: {gen.LastStats}");
 }
 Console.WriteLine();
-Console.WriteLine($"| decode | generated tokens/s | decode tokens/s | ms per decode step | vs eager |");
-Console.WriteLine($"|---|---|---|---|---|");
-foreach (var (name, st) in rows)
+Console.WriteLine($"| decode | generated tokens/s | decode tokens/s | ms per decode step | MTP acceptance | vs {rows[0].Name} |");
+Console.WriteLine($"|---|---|---|---|---|---|");
+foreach (var (name, st, _) in rows)
     Console.WriteLine($"| {name} | {st.TokensPerSecond:F0} | {st.GeneratedTokens / st.DecodeSeconds:F0} | " +
-                      $"{1000 * st.DecodeSeconds / Math.Max(1, st.DecodeSteps):F2} | {st.TokensPerSecond / rows[0].Stats.TokensPerSecond:F2}x |");
-if (rows.Count > 1)
+                      $"{1000 * st.DecodeSeconds / Math.Max(1, st.DecodeSteps):F2} | " +
+                      $"{(st.DraftsProposed > 0 ? $"{st.AcceptanceRate:P1} ({st.DraftsAccepted}/{st.DraftsProposed})" : "-")} | " +
+                      $"{st.TokensPerSecond / rows[0].Stats.TokensPerSecond:F2}x |");
+if (spec)
+{
+    // Speculative greedy decoding emits plain greedy's tokens; in bf16 the 2-column verify forward rounds differently
+    // from the 1-column step, so near-tied choices can flip: report where rows first diverge.
+    int half = rows.Count / 2;
+    for (int i = 0; i < half; i++)
+        Console.WriteLine($"greedy {newTokens} tokens, {rows[half + i].Name} vs {rows[i].Name}: {Compare(rows[half + i].Results, rows[i].Results)}");
+}
+if (graphs)
 {
     // Correctness of the graph: replaying the captured step must give exactly what the same static-shape step gives
     // run eagerly (same kernels). Against plain eager decoding (attention over the written columns only, other GEMM
@@ -92,6 +129,12 @@ if (rows.Count > 1)
     var graph = new TokenGenerator(model, options with { CudaGraphs = CudaGraphMode.On }).Generate(prompts, g);
     Console.WriteLine($"greedy {g.MaxNewTokens} tokens, cuda-graph vs the same step uncaptured: {Compare(graph, stat)}");
     Console.WriteLine($"greedy {g.MaxNewTokens} tokens, cuda-graph vs eager decoding: {Compare(graph, eager)}");
+    if (spec)
+    {
+        var specStat = new TokenGenerator(model, options with { CudaGraphs = CudaGraphMode.Off, SpeculativeMtp = true }).Generate(prompts, g);
+        var specGraph = new TokenGenerator(model, options with { CudaGraphs = CudaGraphMode.On, SpeculativeMtp = true }).Generate(prompts, g);
+        Console.WriteLine($"greedy {g.MaxNewTokens} tokens, mtp-cuda-graph vs the same step uncaptured: {Compare(specGraph, specStat)}");
+    }
 }
 if (cuda)
 {
@@ -107,10 +150,10 @@ if (cuda)
 }
 Console.WriteLine();
 
-var prof = new TokenGenerator(model, options with { Profile = true, CudaGraphs = CudaGraphMode.Off });
+var prof = new TokenGenerator(model, options with { Profile = true, CudaGraphs = CudaGraphMode.Off, SpeculativeMtp = spec });
 prof.Generate(prompts, p);
 var ps = prof.LastStats;
-Console.WriteLine($"profiled eager run (device synchronised around phases): {ps}");
+Console.WriteLine($"profiled {(spec ? "mtp-static" : "eager")} run (device synchronised around phases): {ps}");
 Console.WriteLine($"  {"prefill",-10} {ps.PrefillSeconds * 1000,10:F1} ms");
 double listed = 0;
 foreach (var (phase, sec) in ps.PhaseSeconds.OrderByDescending(kv => kv.Value))

@@ -8,7 +8,8 @@ public sealed record GenerationOptions
     public int MaxBatchSize { get; init; } = 256;
 
     /// <summary>Greedy only: the model's first MTP module drafts one token per step and the main model verifies the
-    /// pending token and the draft in one 2-token forward. Output is identical to plain greedy decoding.</summary>
+    /// pending token and the draft in one 2-token forward, acceptance decided on the device (a static-shape step that
+    /// CUDA graphs capture as they do plain decoding's). Output is identical to plain greedy decoding.</summary>
     public bool SpeculativeMtp { get; init; }
 
     /// <summary>Record the experts every input token was routed to in each MoE layer (GenerationResult.Routing), for
@@ -30,7 +31,7 @@ public sealed record GenerationOptions
     /// Slows generation down; for benchmarks.</summary>
     public bool Profile { get; init; }
 
-    /// <summary>Plain (non-speculative) decoding on CUDA captures one decode step as a CUDA graph and replays it: one
+    /// <summary>Decoding on CUDA (plain or SpeculativeMtp) captures one decode step as a CUDA graph and replays it: one
     /// launch per step instead of one per op. Auto: when the device is CUDA, Profile is off and the native library
     /// loads (<see cref="CudaGraph"/>); a capture that fails falls back to eager steps. On: required (an error where
     /// it cannot run). Off: eager. Sampled tokens are the same either way (up to fp rounding in attention).</summary>
@@ -39,7 +40,7 @@ public sealed record GenerationOptions
     /// <summary>Tests: run the static-shape decode step that graphs capture, eagerly, on any device.</summary>
     internal bool StaticDecodeStep { get; init; }
 
-    /// <summary>Whether this call's plain decoding captures CUDA graphs (and why not, when it cannot and must).</summary>
+    /// <summary>Whether this call's decoding captures CUDA graphs (and why not, when it cannot and must).</summary>
     internal bool UseCudaGraphs(TorchSharp.torch.Device device)
     {
         if (CudaGraphs == CudaGraphMode.Off) return false;

@@ -15,7 +15,8 @@ public sealed class GenerationStats
     /// <summary>MTP drafts checked by the main model, and how many it accepted.</summary>
     public long DraftsProposed { get; internal set; }
     public long DraftsAccepted { get; internal set; }
-    /// <summary>How plain decoding ran: "eager", "static" (the graph step, not captured) or "cuda-graph".</summary>
+    /// <summary>How decoding ran: "eager", "static" (the graph step, not captured) or "cuda-graph"; with SpeculativeMtp
+    /// "mtp-static" or "mtp-cuda-graph".</summary>
     public string DecodeMode { get; internal set; } = "eager";
     /// <summary>CUDA graphs captured (one per batch shape: a compaction of finished rows recaptures).</summary>
     public int GraphCaptures { get; internal set; }

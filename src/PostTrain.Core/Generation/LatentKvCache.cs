@@ -34,12 +34,13 @@ public sealed class LatentKvCache : IDisposable
         valid = zeros([batch, capacity], dtype: ScalarType.Bool, device: device).DetachFromDisposeScope();
     }
 
-    /// <summary>Static-shape mode, for a decode step captured as a CUDA graph: when set, the one new column is written at
-    /// this (1) int64 device index instead of the host cursor; <see cref="Append"/> returns the whole buffer
-    /// (B, Capacity, r + dr), <see cref="MarkNew"/> marks that column and <see cref="Bias"/> spans all Capacity columns
-    /// (unwritten ones are invalid, so the result equals the dynamic form). The host <see cref="Cursor"/> still counts
-    /// the columns (<see cref="Advance"/>); the device index is the caller's to advance.</summary>
-    public Tensor? DeviceColumn { get; set; }
+    /// <summary>Static-shape mode, for a decode step captured as a CUDA graph: when set, the T new columns are written at
+    /// these (T) int64 device indices (consecutive, ascending) instead of at the host cursor; <see cref="Append"/>
+    /// returns the whole buffer (B, Capacity, r + dr), <see cref="MarkNew"/> marks those columns and <see cref="Bias"/>
+    /// spans all Capacity columns (unwritten ones are invalid, so the result equals the dynamic form). The host
+    /// <see cref="Cursor"/> still counts the columns (<see cref="Advance"/>); the device indices are the caller's to
+    /// advance. T = 1 for plain decoding, 2 for MTP speculative verification.</summary>
+    public Tensor? DeviceColumns { get; set; }
 
     /// <summary>Starts recording, per column, the experts of <paramref name="moeLayers"/> MoE layers (k each).</summary>
     public void RecordRouting(int moeLayers, int topK)
@@ -57,10 +58,10 @@ public sealed class LatentKvCache : IDisposable
         using var scope = NewDisposeScope();
         long t = idx.shape[1];
         var e = idx.to(ScalarType.Int16);
-        if (DeviceColumn is { } col)
+        if (DeviceColumns is { } cols)
         {
-            RequireOneColumn(t);
-            experts[moeLayer].index_copy_(1, col, e);
+            RequireColumns(t);
+            experts[moeLayer].index_copy_(1, cols, e);
         }
         else experts[moeLayer].narrow(1, Cursor, t).copy_(e);
     }
@@ -77,15 +78,16 @@ public sealed class LatentKvCache : IDisposable
     /// <summary>Valid (attendable) tokens per row, (B) int64.</summary>
     public Tensor Lengths() => valid.narrow(1, 0, Cursor).sum(1);
 
-    /// <summary>Marks the validity of the next T columns, newValid (B, T) bool. Call before building the bias.</summary>
+    /// <summary>Marks the validity of the next T columns, newValid (B, T) bool. Call before building the bias; calling
+    /// it again after the forward re-marks the same columns (a rejected speculative draft's column becomes invalid).</summary>
     public void MarkNew(Tensor newValid)
     {
         long t = newValid.shape[1];
         EnsureRoom(t);
-        if (DeviceColumn is { } col)
+        if (DeviceColumns is { } cols)
         {
-            RequireOneColumn(t);
-            valid.index_copy_(1, col, newValid);
+            RequireColumns(t);
+            valid.index_copy_(1, cols, newValid);
         }
         else valid.narrow(1, Cursor, t).copy_(newValid);
     }
@@ -95,11 +97,14 @@ public sealed class LatentKvCache : IDisposable
     public Tensor Bias(long t)
     {
         using var scope = NewDisposeScope();
-        if (DeviceColumn is not null)
+        if (DeviceColumns is { } cols)
         {
-            RequireOneColumn(t);
-            return zeros([Batch, 1, 1, Capacity], dtype: ScalarType.Float32, device: valid.device)
-                .masked_fill_(valid.logical_not().view(Batch, 1, 1, Capacity), double.NegativeInfinity).MoveToOuterDisposeScope();
+            RequireColumns(t);
+            var notValid = valid.logical_not().view(Batch, 1, 1, Capacity);                    // (B, 1, 1, Cap)
+            if (t > 1)   // the new columns are the last written ones: a query must not see the ones after it
+                notValid = notValid | (arange(Capacity, device: valid.device).view(1, 1, 1, Capacity) > cols.view(1, 1, t, 1));
+            return zeros([Batch, 1, t, Capacity], dtype: ScalarType.Float32, device: valid.device)
+                .masked_fill_(notValid, double.NegativeInfinity).MoveToOuterDisposeScope();
         }
         long s = Cursor + t;
         var device = valid.device;
@@ -118,10 +123,10 @@ public sealed class LatentKvCache : IDisposable
     {
         long t = entry.shape[1];
         EnsureRoom(t);
-        if (DeviceColumn is { } col)
+        if (DeviceColumns is { } cols)
         {
-            RequireOneColumn(t);
-            layers[layer].index_copy_(1, col, entry);
+            RequireColumns(t);
+            layers[layer].index_copy_(1, cols, entry);
             return layers[layer];
         }
         layers[layer].narrow(1, Cursor, t).copy_(entry);
@@ -130,13 +135,6 @@ public sealed class LatentKvCache : IDisposable
 
     /// <summary>Commits T columns written with <see cref="Append"/>.</summary>
     public void Advance(int t) { EnsureRoom(t); Cursor += t; }
-
-    /// <summary>Sets the validity of an already written column for every row, keep (B) bool.</summary>
-    public void SetValid(int column, Tensor keep)
-    {
-        if (column < 0 || column >= Cursor) throw new ArgumentOutOfRangeException(nameof(column), $"column {column} not written (cursor {Cursor})");
-        valid.narrow(1, column, 1).copy_(keep.view(Batch, 1));
-    }
 
     /// <summary>Keeps only the given rows (int64 indices into the current batch), e.g. to drop finished sequences.</summary>
     public void KeepRows(Tensor rows)
@@ -160,9 +158,10 @@ public sealed class LatentKvCache : IDisposable
         Batch = rows.shape[0];
     }
 
-    private static void RequireOneColumn(long t)
+    private void RequireColumns(long t)
     {
-        if (t != 1) throw new InvalidOperationException($"LatentKvCache: the device-column mode writes one column per step (got {t})");
+        if (t != DeviceColumns!.shape[0])
+            throw new InvalidOperationException($"LatentKvCache: the device-column mode writes {DeviceColumns.shape[0]} columns per step (got {t})");
     }
 
     private void EnsureRoom(long t)

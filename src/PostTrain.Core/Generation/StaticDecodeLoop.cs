@@ -1,12 +1,11 @@
 // Plain decoding with a static-shape decode step, the form a CUDA graph can capture: the step reads everything it
 // needs from device tensors it owns (the tokens to feed, their positions, the cache column to write, the sampling
 // step) and advances them itself, so a captured step replays unchanged for every token. Attention spans the whole
-// cache (unwritten columns are masked), the cache column is a device index (LatentKvCache.DeviceColumn), and the
+// cache (unwritten columns are masked), the cache column is a device index (LatentKvCache.DeviceColumns), and the
 // sampler reads its step from the device (CounterRng), so the tokens equal eager decoding's. The host copies the new
 // ids and log-probs after each step for the stop checks, as the eager loop does.
-// With graphs: the first step after each (re)shape runs eagerly (warm-up: kernels load, lazily made weights exist),
-// the next is captured and every later one replays the graph. Compacting finished rows changes the batch shape and
-// recaptures. A capture that fails (an op that synchronises, an old driver) falls back to eager steps.
+// CapturedStep warms up, captures and replays it (or runs it eagerly); compacting finished rows changes the batch
+// shape and recaptures.
 using static TorchSharp.torch;
 
 namespace PostTrain.Core.Generation;
@@ -19,56 +18,23 @@ internal static class StaticDecodeLoop
         bool graphs, int promptColumns, CancellationToken ct)
     {
         using var state = new StaticDecodeStep(run.Model, run.Params, cache, tok, pos, rowKeys, firstStep: 1);
-        using var side = graphs ? CudaGraph.EnterSideStream(run.Device) : null;
-        run.Stats.DecodeMode = graphs ? "cuda-graph" : "static";
-        CudaGraph? graph = null;
-        bool warm = false;
-        try
+        using var step = new CapturedStep(state.Run, graphs, run.Device, run.Stats, prefix: "");
+        while (true)
         {
-            while (true)
-            {
-                ct.ThrowIfCancellationRequested();
-                if (graph is not null) graph.Replay();
-                else if (!graphs || !warm)
-                {
-                    state.Run();
-                    warm = true;
-                }
-                else
-                {
-                    try
-                    {
-                        graph = CudaGraph.Capture(state.Run);
-                        run.Stats.GraphCaptures++;
-                    }
-                    catch (Exception e) when (e is not OperationCanceledException)
-                    {
-                        run.Stats.GraphFallback = e.Message;
-                        run.Stats.DecodeMode = "static";
-                        graphs = false;
-                    }
-                    if (graph is not null) graph.Replay();
-                    else state.Run();
-                }
-                cache.Advance(1);
-                run.Stats.DecodeSteps++;
+            ct.ThrowIfCancellationRequested();
+            step.Run();
+            cache.Advance(1);
+            run.Stats.DecodeSteps++;
 
-                run.AppendTokens(rows, state.OutTokens, state.OutLogProbs);
-                run.ReadRouting(rows, cache, promptColumns);
-                if (rows.All(r => r.Done)) break;
-                using var keep = run.RowsToKeep(rows);
-                if (keep is not null)
-                {
-                    graph?.Dispose();
-                    graph = null;
-                    warm = false;
-                    state.KeepRows(keep);
-                }
+            run.AppendTokens(rows, state.OutTokens, state.OutLogProbs);
+            run.ReadRouting(rows, cache, promptColumns);
+            if (rows.All(r => r.Done)) break;
+            using var keep = run.RowsToKeep(rows);
+            if (keep is not null)
+            {
+                step.Reshaped();
+                state.KeepRows(keep);
             }
-        }
-        finally
-        {
-            graph?.Dispose();
         }
     }
 }
@@ -107,7 +73,7 @@ internal sealed class StaticDecodeStep : IDisposable
     {
         using var scope = NewDisposeScope();
         long n = tok.shape[0];
-        cache.DeviceColumn = column;
+        cache.DeviceColumns = column;
         try
         {
             cache.MarkNew(ones(n, 1, dtype: ScalarType.Bool, device: tok.device));
@@ -123,7 +89,7 @@ internal sealed class StaticDecodeStep : IDisposable
         }
         finally
         {
-            cache.DeviceColumn = null;
+            cache.DeviceColumns = null;
         }
     }
 

@@ -1,7 +1,8 @@
 // The generation engine: batched prefill of left-padded prompts into a latent KV cache, then one decode step per token
 // for the whole batch (absorbed MLA attention over the cache, sampling on the device, one small host copy of the new
 // ids and log-probs per step for stop checks). Finished rows are dropped from the batch once enough have finished.
-// Greedy decoding can use MTP speculative decoding (MtpSpeculativeLoop). Runs under no_grad; the model's weights
+// Greedy decoding can use MTP speculative decoding (MtpSpeculativeLoop: a static-shape draft-and-verify step, captured
+// as a CUDA graph where graphs are available). Runs under no_grad; the model's weights
 // must not change during a call. Not thread-safe: one Generate at a time per instance.
 using System.Diagnostics;
 using PostTrain.Core.Model;
@@ -53,14 +54,14 @@ public sealed class TokenGenerator
         using var routing = Options.RecordRouting ? new RouterChoices(model) : null;
         using var weights = new InferenceWeights(model.ComputeDtype);
         var cm = new CachedModel(model, weights, timer, Options.DenseMoeMaxElements);
-        bool graphs = !Options.SpeculativeMtp && Options.UseCudaGraphs(device);
+        bool graphs = Options.UseCudaGraphs(device);
         var run = new DecodeRun(cm, p, stop, stats, timer, Options, device, graphs ? StepMode.CudaGraph
             : Options.StaticDecodeStep ? StepMode.Static : StepMode.Eager);
         for (int first = 0; first < prompts.Count; first += Options.MaxBatchSize)
         {
             var chunk = states.Skip(first).Take(Options.MaxBatchSize).ToList();
             var chunkPrompts = chunk.Select(s => prompts[s.PromptIndex]).ToList();
-            if (Options.SpeculativeMtp) MtpSpeculativeLoop.Run(run, chunk, chunkPrompts, ct);
+            if (Options.SpeculativeMtp) MtpSpeculativeLoop.Run(run, chunk, chunkPrompts, graphs, ct);
             else RunSampling(run, chunk, chunkPrompts, ct);
         }
         stats.TotalSeconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
@@ -157,7 +158,7 @@ public sealed class TokenGenerator
 }
 
 /// <summary>How plain decoding runs its steps after the first: eager, the static-shape step (StaticDecodeLoop), or
-/// that step captured as a CUDA graph.</summary>
+/// that step captured as a CUDA graph. Speculative decoding always runs its static-shape step, captured or not.</summary>
 internal enum StepMode { Eager, Static, CudaGraph }
 
 /// <summary>What one Generate call's decode loops share.</summary>

@@ -128,6 +128,30 @@ public sealed class CachedDecodingTests
         Assert.Contains("capacity 3", e.Message);
     }
 
+    /// <summary>Device-column mode with two new columns (speculative verification): the bias spans the capacity, a
+    /// query sees the valid columns up to its own (not the draft after it), and re-marking a column invalid hides it.</summary>
+    [Fact]
+    public void TwoDeviceColumnsBiasIsCausalAndFollowsValidity()
+    {
+        using var cache = new LatentKvCache(1, 2, 7, 4, 2, ScalarType.Float32, CPU);
+        cache.MarkNew(tensor(new[] { false, true, true, true, true, true }).view(2, 3));   // row 0 left-padded
+        cache.Advance(3);
+        using var cols = tensor(new long[] { 3, 4 });
+        cache.DeviceColumns = cols;
+        cache.MarkNew(ones(2, 2, dtype: ScalarType.Bool));
+        var first = cache.Bias(2);                                                    // (2, 1, 2, 7)
+        cache.MarkNew(tensor(new[] { true, false, true, true }).view(2, 2));          // row 0's draft rejected
+        var second = cache.Bias(2);
+        cache.DeviceColumns = null;
+        double o = 0, x = double.NegativeInfinity;
+        double[] expectFirst = [x, o, o, o, x, x, x,   x, o, o, o, o, x, x,           // row 0: query at 3, at 4
+                                o, o, o, o, x, x, x,   o, o, o, o, o, x, x];          // row 1
+        double[] expectSecond = [x, o, o, o, x, x, x,   x, o, o, o, x, x, x,
+                                 o, o, o, o, x, x, x,   o, o, o, o, o, x, x];
+        Assert.Equal(expectFirst, first.to(ScalarType.Float64).data<double>().ToArray());
+        Assert.Equal(expectSecond, second.to(ScalarType.Float64).data<double>().ToArray());
+    }
+
     internal static void AssertClose(Tensor expected, Tensor actual, string what, double tol = 1e-4)
     {
         double diff = (expected - actual).abs().max().item<float>();
