@@ -1,5 +1,6 @@
-// The code-synthesis generator (datasets/code): seeded and deterministic, test functions never in train (neither the
-// held-out families nor held-out constants of the others), every language x category present in both splits with
+// The code-synthesis generator (datasets/code): seeded and deterministic, the three splits' functions disjoint (test:
+// held-out families and held-out constants of the others; rl: other constants, never in train; the pre-training text
+// only train functions), every language x category present in both splits with
 // levels 1-3, hidden tests that agree with an evaluation written here by hand, and the shipped Parquet files equal to
 // what the generator produces now. (That every reference solution passes its tests in the sandbox is checked in
 // tests/PostTrain.Eval.Tests/CodeDatasetTests.)
@@ -14,31 +15,61 @@ public sealed class CodeTaskGeneratorTests
     [Fact]
     public void Generation_is_deterministic_and_seed_dependent()
     {
-        Assert.Equal(CodeTaskGenerator.Generate(60, 21, train: true), CodeTaskGenerator.Generate(60, 21, train: true));
-        Assert.NotEqual(CodeTaskGenerator.Generate(60, 21, train: true).Select(t => t.Prompt),
-            CodeTaskGenerator.Generate(60, 22, train: true).Select(t => t.Prompt));
+        Assert.Equal(CodeTaskGenerator.Generate(60, 21, CodeSplit.Train), CodeTaskGenerator.Generate(60, 21, CodeSplit.Train));
+        Assert.NotEqual(CodeTaskGenerator.Generate(60, 21, CodeSplit.Train).Select(t => t.Prompt),
+            CodeTaskGenerator.Generate(60, 22, CodeSplit.Train).Select(t => t.Prompt));
     }
 
     [Fact]
-    public void No_test_function_or_family_is_in_train()
+    public void No_test_function_or_family_is_in_train_and_rl_functions_are_in_neither()
     {
-        var (train, test) = DatasetFiles.Code();
+        var (train, rl, test) = DatasetFiles.Code();
         Assert.Equal(4000, train.Count);
+        Assert.Equal(2000, rl.Count);
         Assert.Equal(400, test.Count);
         var trainFunctions = train.Select(t => t.Function).ToHashSet();
-        Assert.DoesNotContain(test, t => trainFunctions.Contains(t.Function));
+        var rlFunctions = rl.Select(t => t.Function).ToHashSet();
+        Assert.DoesNotContain(test, t => trainFunctions.Contains(t.Function) || rlFunctions.Contains(t.Function));
+        Assert.DoesNotContain(rl, t => trainFunctions.Contains(t.Function));
         Assert.DoesNotContain(train, t => CodeTemplates.TestOnly.Contains(t.Family));
+        Assert.DoesNotContain(rl, t => CodeTemplates.TestOnly.Contains(t.Family));
         Assert.All(train, t => Assert.Equal("", t.HeldOut));
+        Assert.All(rl, t => Assert.Equal("constants", t.HeldOut));
         Assert.Equal(["constants", "family"], test.Select(t => t.HeldOut).Distinct().Order());
-        Assert.Equal(train.Count + test.Count, train.Concat(test).Select(t => t.Prompt).Distinct().Count());
-        // The hand-rolled split rule: a test function is of a TestOnly family or of a family with constants.
+        Assert.Equal(train.Count + rl.Count + test.Count, train.Concat(rl).Concat(test).Select(t => t.Prompt).Distinct().Count());
+        // The hand-rolled split rule: rl and test functions outside the TestOnly families have constants, and every rl
+        // family also has training functions (new constants of a trained family, not a new family).
         Assert.All(test, t => Assert.True(CodeTemplates.TestOnly.Contains(t.Family) || t.Function != t.Family + "()", t.Function));
+        Assert.All(rl, t => Assert.NotEqual(t.Family + "()", t.Function));
+        var trainFamilies = train.Select(t => t.Family).ToHashSet();
+        Assert.All(rl, t => Assert.Contains(t.Family, trainFamilies));
+    }
+
+    [Fact]
+    public void Pretraining_text_holds_only_training_functions()
+    {
+        var (train, rl, test) = DatasetFiles.Code();
+        var path = Path.Combine(Path.GetTempPath(), $"code-pretrain-{Guid.NewGuid():N}.jsonl");
+        try
+        {
+            Assert.Equal(600, DatasetFiles.WriteCodePretrain(path, 600));
+            var prompts = File.ReadLines(path).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("prompt").GetString()!).ToList();
+            Assert.Equal(600, prompts.Distinct().Count());
+            var heldOutPrompts = rl.Concat(test).Select(t => t.Prompt).ToHashSet();
+            Assert.DoesNotContain(prompts, heldOutPrompts.Contains);
+            // the functions: regenerate the same rows (seed 9) and check their splits
+            var rows = CodeTaskGenerator.Generate(600, seed: 9, CodeSplit.Train, train.Select(t => t.Prompt).ToHashSet());
+            Assert.Equal(prompts, rows.Select(r => r.Prompt));
+            var heldOutFunctions = rl.Concat(test).Select(t => t.Function).ToHashSet();
+            Assert.DoesNotContain(rows, r => heldOutFunctions.Contains(r.Function) || CodeTemplates.TestOnly.Contains(r.Family));
+        }
+        finally { File.Delete(path); }
     }
 
     [Fact]
     public void Every_language_and_category_is_in_both_splits()
     {
-        var (train, test) = DatasetFiles.Code();
+        var (train, _, test) = DatasetFiles.Code();
         string[] expected = [.. from l in new[] { "csharp", "javascript" } from c in new[] { "arithmetic", "conditional", "list", "string" } select $"{l}/{c}"];
         Assert.Equal(expected, train.Select(t => t.Category).Distinct().Order());
         Assert.Equal(expected, test.Select(t => t.Category).Distinct().Order());
@@ -52,7 +83,7 @@ public sealed class CodeTaskGeneratorTests
     public void Hidden_tests_agree_with_a_hand_evaluation()
     {
         // clamp and countLetter computed here independently of the families' evaluators.
-        var tasks = CodeTaskGenerator.Generate(3000, 5, train: true).Where(t => t.Family is "clamp" or "countLetter").ToList();
+        var tasks = CodeTaskGenerator.Generate(3000, 5, CodeSplit.Train).Where(t => t.Family is "clamp" or "countLetter").ToList();
         Assert.Contains(tasks, t => t.Family == "clamp");
         Assert.Contains(tasks, t => t.Family == "countLetter");
         foreach (var task in tasks)
@@ -91,8 +122,8 @@ public sealed class CodeTaskGeneratorTests
     [Fact]
     public void Shipped_parquet_files_match_the_generator()
     {
-        var (train, test) = DatasetFiles.Code();
-        foreach (var (split, tasks) in new[] { ("train", train), ("test", test) })
+        var (train, rl, test) = DatasetFiles.Code();
+        foreach (var (split, tasks) in new[] { ("train", train), ("rl", rl), ("test", test) })
         {
             var rows = DatasetReader.Read(Path.Combine(GeneratorTests.RepoRoot(), "datasets", "code", $"{split}.parquet")).ToList();
             Assert.Equal(tasks.Select(t => (t.Prompt, t.Completion, t.Tests, t.Category, t.Function, t.HeldOut)),

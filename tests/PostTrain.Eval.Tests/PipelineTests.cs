@@ -62,6 +62,7 @@ public sealed class PipelineTests : IDisposable
         Assert.Equal("datasets/code/test.parquet", sft.Data.EvalPath);
         var grpo = (PostTrain.Training.Grpo.GrpoConfig)plan[1].Config;
         Assert.Equal(Path.Combine(Out, "sft") + "/final", grpo.Model.Path);
+        Assert.Equal("datasets/code/rl.parquet", grpo.Data.Path);
         Assert.Equal(["code", "regex", "length"], grpo.Rewards.Select(r => r.Name));
         Assert.Equal("datasets/code/test.parquet", grpo.Eval!.Path);
         var eval = (EvalRecipeConfig)plan[2].Config;

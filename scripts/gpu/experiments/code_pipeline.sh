@@ -6,7 +6,8 @@
 #             `dotnet run --project datasets/tools/PostTrain.DatasetGen -c Release -- code-pretrain F 60000`), then
 #             saves it in bf16 as it ships (router correction bias fp32) into /tmp/code-base-bf16 and $OUT/code-base.tar
 #   bench     the sandbox throughput benchmark on this machine's cores (benchmarks/Sandbox, PROGRAMS x 3 cases)
-#   pipeline  recipes/pipeline-code.yaml as shipped (SFT -> GRPO -> eval of base/SFT/GRPO) into $RUN; re-running it
+#   pipeline  recipes/pipeline-code.yaml (SFT -> GRPO -> eval of base/SFT/GRPO) from the code base (BASE, default
+#             /tmp/code-base-bf16: outside the repository, which each device call re-syncs) into $RUN; re-running it
 #             resumes (finished stages are skipped, GRPO resumes from its last checkpoint); packs the reports and
 #             metrics into $OUT/pipeline-results.tar.xz
 # Logs: $OUT/<phase>.log. Usage: OUT=/tmp/out scripts/gpu/experiments/code_pipeline.sh [base] [bench] [pipeline]
@@ -47,10 +48,10 @@ if want bench; then
 fi
 
 if want pipeline; then
-  if [ ! -f models/tiny-moe-code-base/model.safetensors ]; then
-    mkdir -p models/tiny-moe-code-base && cp /tmp/code-base-bf16/* models/tiny-moe-code-base/
-  fi
-  timeout ${PIPELINE_TIMEOUT:-3000} scripts/gpu/run.sh run recipes/pipeline-code.yaml output_dir=$RUN >> "$OUT/pipeline.log" 2>&1
+  # the shipped recipe with its base model (models/tiny-moe-arith-base until a code base ships) replaced by $BASE
+  BASE=${BASE:-/tmp/code-base-bf16}
+  sed "s#models/tiny-moe-arith-base#$BASE#g" recipes/pipeline-code.yaml > /tmp/pipeline-code.yaml
+  timeout ${PIPELINE_TIMEOUT:-3000} scripts/gpu/run.sh run /tmp/pipeline-code.yaml output_dir=$RUN >> "$OUT/pipeline.log" 2>&1
   echo "pipeline: exit $?"
   grep -h "held-out\|McNemar\|pass@\|rror" "$OUT/pipeline.log" | tail -30
   (cd "$RUN" && find . -name "*.md" -o -name "*.json" -o -name "*.jsonl" -o -name "*.html" -o -name "*.yaml" \

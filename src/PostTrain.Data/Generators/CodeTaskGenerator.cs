@@ -1,8 +1,11 @@
 // Code-synthesis tasks (datasets/code): "write a function that <words>", one or two worked examples, and 5 hidden test
 // cases in the sandbox's `tests` format (function mode) for the `code` reward and the `code` eval checker; the reference
-// solution, fenced, is the SFT completion. A function is a family (CodeTemplates) with its constants; the test split
-// holds only functions the training split never shows: every function of the TestOnly families ("new family") and,
-// in the other families, those whose (family, constants) key hashes to the held-out quarter ("new constants").
+// solution, fenced, is the SFT completion. A function is a family (CodeTemplates) with its constants. Three splits,
+// each function in exactly one: test holds every function of the TestOnly families ("new family") and, in the other
+// families, those whose (family, constants) key hashes to the held-out quarter ("new constants"); rl holds the functions
+// of the next quarter (prompts for reinforcement learning whose constants SFT and pre-training never show, so the
+// policy is rewarded for reading a function off its description, the skill the test's new constants need); train holds
+// the rest (every function of a family without constants, half of the constants of the others).
 // Expected values come from the families' plain C# evaluators, never from running the reference code.
 using System.Globalization;
 using System.Text;
@@ -12,43 +15,55 @@ namespace PostTrain.Data.Generators;
 
 /// <summary>One task row. <see cref="Category"/> is "language/category" (e.g. "csharp/list") for the per-category
 /// report; <see cref="Function"/> is the family with its constants ("addConst(7)"); <see cref="HeldOut"/> is "" in
-/// train, "family" or "constants" in test.</summary>
+/// train, "family" or "constants" in test, "constants" in rl.</summary>
 public sealed record CodeTask(string Prompt, string Completion, string Tests, string Language, string Category,
     string Family, string Function, int Level, string HeldOut);
+
+/// <summary>The three disjoint sets of functions (see the file header).</summary>
+public enum CodeSplit { Train, Rl, Test }
 
 public static class CodeTaskGenerator
 {
     public const int HiddenCases = 5;
     public static readonly IReadOnlyList<string> Languages = ["javascript", "csharp"];
 
-    /// <summary><paramref name="count"/> distinct tasks, languages alternating, families uniform; train = false draws
-    /// only held-out functions, train = true only the others.</summary>
-    public static List<CodeTask> Generate(int count, ulong seed, bool train, IReadOnlySet<string>? excludePrompts = null)
+    /// <summary><paramref name="count"/> distinct tasks of <paramref name="split"/>'s functions, languages alternating,
+    /// families uniform among those the split has.</summary>
+    public static List<CodeTask> Generate(int count, ulong seed, CodeSplit split, IReadOnlySet<string>? excludePrompts = null)
     {
         var rng = new SplitMix64(seed);
         var seen = new HashSet<string>(excludePrompts ?? new HashSet<string>());
-        var families = CodeTemplates.All.Where(t => !train || !CodeTemplates.TestOnly.Contains(t.Name)).ToList();
+        var families = CodeTemplates.All.Where(t => split switch
+        {
+            CodeSplit.Train => !CodeTemplates.TestOnly.Contains(t.Name),
+            CodeSplit.Rl => !CodeTemplates.TestOnly.Contains(t.Name) && t.Constants(new SplitMix64(0)).Length > 0,
+            _ => true,
+        }).ToList();
         var tasks = new List<CodeTask>(count);
         for (int attempt = 0; tasks.Count < count; attempt++)
         {
             if (attempt > count * 200) throw new InvalidOperationException($"code tasks: only {tasks.Count} distinct of {count} found");
             var template = rng.Pick(families);
             var constants = template.Constants(rng);
-            var heldOut = HeldOutKind(template, constants);
-            if ((heldOut is null) != train) continue;
-            var task = One(rng, template, constants, Languages[tasks.Count % Languages.Count], heldOut ?? "");
+            if (SplitOf(template, constants) != split) continue;
+            var task = One(rng, template, constants, Languages[tasks.Count % Languages.Count], HeldOutKind(template, constants) ?? "");
             if (task is not null && seen.Add(task.Prompt)) tasks.Add(task);
         }
         return tasks;
     }
 
-    /// <summary>"family" or "constants" when this function belongs to the test split only, else null.</summary>
-    public static string? HeldOutKind(CodeTemplate template, int[] constants)
+    /// <summary>The split a function belongs to.</summary>
+    public static CodeSplit SplitOf(CodeTemplate template, int[] constants)
     {
-        if (CodeTemplates.TestOnly.Contains(template.Name)) return "family";
-        if (constants.Length == 0) return null;
-        return Fnv1a(FunctionKey(template.Name, constants)) % 4 == 0 ? "constants" : null;
+        if (CodeTemplates.TestOnly.Contains(template.Name)) return CodeSplit.Test;
+        if (constants.Length == 0) return CodeSplit.Train;
+        return (Fnv1a(FunctionKey(template.Name, constants)) % 4) switch { 0 => CodeSplit.Test, 1 => CodeSplit.Rl, _ => CodeSplit.Train };
     }
+
+    /// <summary>"family" (a TestOnly family) or "constants" (a function of a trained family with constants that train
+    /// never shows: the test's and rl's), else null (a training function).</summary>
+    public static string? HeldOutKind(CodeTemplate template, int[] constants) =>
+        CodeTemplates.TestOnly.Contains(template.Name) ? "family" : SplitOf(template, constants) == CodeSplit.Train ? null : "constants";
 
     public static string FunctionKey(string family, int[] constants) =>
         family + "(" + string.Join(",", constants.Select(c => c.ToString(CultureInfo.InvariantCulture))) + ")";

@@ -1,5 +1,6 @@
 // The function families of the code-synthesis task (datasets/code): 9 per category, levels 1-3. Each has random
-// constants so a family yields many distinct functions; DatasetFiles.Code keeps the families named in TestOnly out of
+// constants so a family yields many distinct functions (numbers up to 999 where the function allows: too many to learn
+// one by one, so a model has to read them off the description); DatasetFiles.Code keeps the families named in TestOnly out of
 // the training split. The evaluators are plain C#, written apart from the JavaScript and C# reference bodies, so the
 // sandbox test that runs the references against the evaluators' expected values checks all three.
 namespace PostTrain.Data.Generators;
@@ -19,10 +20,10 @@ public static class CodeTemplates
     public static readonly IReadOnlyList<CodeTemplate> All =
     [
         // arithmetic
-        new("addConst", "arithmetic", 1, [N], CodeType.Int, r => [r.Next(1, 20)],
+        new("addConst", "arithmetic", 1, [N], CodeType.Int, r => [r.Next(1, 999)],
             c => $"returns n plus {c[0]}", c => $"return n + {c[0]};", c => $"return n + {c[0]};",
             (c, a) => (int)a[0] + c[0], r => [r.Next(-50, 50)]),
-        new("scaleAdd", "arithmetic", 1, [N], CodeType.Int, r => [r.Next(2, 9), r.Next(1, 20)],
+        new("scaleAdd", "arithmetic", 1, [N], CodeType.Int, r => [r.Next(2, 9), r.Next(1, 999)],
             c => $"returns n times {c[0]} plus {c[1]}", c => $"return n * {c[0]} + {c[1]};", c => $"return n * {c[0]} + {c[1]};",
             (c, a) => (int)a[0] * c[0] + c[1], r => [r.Next(-30, 30)]),
         new("absDiff", "arithmetic", 1, [A, B], CodeType.Int, _ => [],
@@ -38,12 +39,12 @@ public static class CodeTemplates
             _ => "let s = 0;\nwhile (n > 0) {\n    s += n % 10;\n    n = Math.floor(n / 10);\n}\nreturn s;",
             _ => "int s = 0;\nwhile (n > 0)\n{\n    s += n % 10;\n    n /= 10;\n}\nreturn s;",
             (_, a) => ((int)a[0]).ToString(System.Globalization.CultureInfo.InvariantCulture).Sum(ch => ch - '0'), r => [r.Next(0, 99999)]),
-        new("countMultiples", "arithmetic", 2, [N], CodeType.Int, r => [r.Next(2, 7)],
+        new("countMultiples", "arithmetic", 2, [N], CodeType.Int, r => [r.Next(2, 12)],
             c => $"returns how many of the integers from 1 to n are divisible by {c[0]}",
             c => $"let k = 0;\nfor (let i = 1; i <= n; i++) if (i % {c[0]} === 0) k++;\nreturn k;",
             c => $"int k = 0;\nfor (int i = 1; i <= n; i++) if (i % {c[0]} == 0) k++;\nreturn k;",
             (c, a) => (int)a[0] / c[0], r => [r.Next(0, 100)]),
-        new("powerOf", "arithmetic", 2, [N], CodeType.Int, r => [r.Next(2, 3)],
+        new("powerOf", "arithmetic", 2, [N], CodeType.Int, r => [r.Next(2, 5)],
             c => $"returns {c[0]} raised to the power n, for n from 0 to 10",
             c => $"let r = 1;\nfor (let i = 0; i < n; i++) r *= {c[0]};\nreturn r;",
             c => $"int r = 1;\nfor (int i = 0; i < n; i++) r *= {c[0]};\nreturn r;",
@@ -59,11 +60,11 @@ public static class CodeTemplates
             (c, a) => (int)a[0] / c[0] * c[0], r => [r.Next(0, 200)]),
 
         // string
-        new("repeatText", "string", 1, [S], CodeType.Str, r => [r.Next(2, 4)],
+        new("repeatText", "string", 1, [S], CodeType.Str, r => [r.Next(2, 6)],
             c => $"returns s repeated {c[0]} times", c => $"return s.repeat({c[0]});",
             c => $"return string.Concat(Enumerable.Repeat(s, {c[0]}));",
             (c, a) => new System.Text.StringBuilder().Insert(0, (string)a[0], c[0]).ToString(), r => [Text(r, 0, 5)]),
-        new("firstChars", "string", 1, [S], CodeType.Str, r => [r.Next(1, 4)],
+        new("firstChars", "string", 1, [S], CodeType.Str, r => [r.Next(1, 6)],
             c => $"returns the first {c[0]} characters of s (all of s when it is shorter)",
             c => $"return s.slice(0, {c[0]});", c => $"return s.Length <= {c[0]} ? s : s.Substring(0, {c[0]});",
             (c, a) => new string(((string)a[0]).Take(c[0]).ToArray()), r => [Text(r, 0, 8)]),
@@ -106,11 +107,11 @@ public static class CodeTemplates
             _ => "let m = xs[0];\nfor (const x of xs) if (x > m) m = x;\nreturn m;",
             _ => "int m = xs[0];\nforeach (int x in xs) if (x > m) m = x;\nreturn m;",
             (_, a) => Ints(a[0]).Max(), r => [List(r, 1, 7, -20, 20)]),
-        new("countAbove", "list", 2, [Xs], CodeType.Int, r => [r.Next(-5, 10)],
+        new("countAbove", "list", 2, [Xs], CodeType.Int, r => [r.Next(-20, 20)],
             c => $"returns how many numbers in xs are greater than {c[0]}",
             c => $"return xs.filter(x => x > {c[0]}).length;", c => $"return xs.Count(x => x > {c[0]});",
             (c, a) => Ints(a[0]).Count(x => x > c[0]), r => [List(r, 0, 7, -20, 20)]),
-        new("addToAll", "list", 2, [Xs], CodeType.IntList, r => [r.Next(1, 10)],
+        new("addToAll", "list", 2, [Xs], CodeType.IntList, r => [r.Next(1, 999)],
             c => $"returns a new array with {c[0]} added to every number of xs",
             c => $"return xs.map(x => x + {c[0]});", c => $"return xs.Select(x => x + {c[0]}).ToArray();",
             (c, a) => Ints(a[0]).Select(x => x + c[0]).ToArray(), r => [List(r, 0, 6, -20, 20)]),
@@ -144,19 +145,19 @@ public static class CodeTemplates
         new("isMultiple", "conditional", 1, [N], CodeType.Bool, r => [r.Next(2, 9)],
             c => $"returns true when n is divisible by {c[0]}", c => $"return n % {c[0]} === 0;", c => $"return n % {c[0]} == 0;",
             (c, a) => (int)a[0] / c[0] * c[0] == (int)a[0], r => [r.Next(0, 1) == 0 ? r.Next(-10, 20) * r.Next(2, 9) : r.Next(-50, 100)]),
-        new("label", "conditional", 1, [N], CodeType.Str, r => [r.Next(0, 50)],
+        new("label", "conditional", 1, [N], CodeType.Str, r => [r.Next(0, 999)],
             c => $"returns \"high\" when n is at least {c[0]} and \"low\" otherwise",
             c => $"return n >= {c[0]} ? \"high\" : \"low\";", c => $"return n >= {c[0]} ? \"high\" : \"low\";",
-            (c, a) => (int)a[0] < c[0] ? "low" : "high", r => [r.Next(-10, 60)]),
+            (c, a) => (int)a[0] < c[0] ? "low" : "high", r => [r.Next(-10, 1010)]),
         new("sign", "conditional", 2, [N], CodeType.Int, _ => [],
             _ => "returns 1 when n is positive, -1 when n is negative and 0 when n is 0",
             _ => "if (n > 0) return 1;\nif (n < 0) return -1;\nreturn 0;", _ => "if (n > 0) return 1;\nif (n < 0) return -1;\nreturn 0;",
             (_, a) => System.Math.Sign((int)a[0]), r => [r.Next(-6, 6)]),
-        new("clamp", "conditional", 2, [N], CodeType.Int, r => [r.Next(-10, 0), r.Next(1, 20)],
+        new("clamp", "conditional", 2, [N], CodeType.Int, r => [r.Next(-99, 0), r.Next(1, 99)],
             c => $"returns {c[0]} when n is less than {c[0]}, {c[1]} when n is greater than {c[1]}, and n otherwise",
             c => $"if (n < {c[0]}) return {c[0]};\nif (n > {c[1]}) return {c[1]};\nreturn n;",
             c => $"if (n < {c[0]}) return {c[0]};\nif (n > {c[1]}) return {c[1]};\nreturn n;",
-            (c, a) => System.Math.Clamp((int)a[0], c[0], c[1]), r => [r.Next(-25, 35)]),
+            (c, a) => System.Math.Clamp((int)a[0], c[0], c[1]), r => [r.Next(-120, 120)]),
         new("fizzBuzz", "conditional", 3, [N], CodeType.Str, FizzConstants,
             c => $"returns \"FizzBuzz\" when n is divisible by both {c[0]} and {c[1]}, \"Fizz\" when only by {c[0]}, \"Buzz\" when only by {c[1]}, and n as a string otherwise",
             c => $"if (n % {c[0]} === 0 && n % {c[1]} === 0) return \"FizzBuzz\";\nif (n % {c[0]} === 0) return \"Fizz\";\nif (n % {c[1]} === 0) return \"Buzz\";\nreturn String(n);",

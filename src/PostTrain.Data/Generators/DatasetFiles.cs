@@ -41,31 +41,33 @@ public static class DatasetFiles
         return (train, PreferenceGenerator.Generate(50, seed: 6, train.Select(p => p.Prompt).ToHashSet(), kind));
     }
 
-    /// <summary>datasets/code/{train,test}.parquet: 4,000 training tasks and 400 held-out ones (functions never in
-    /// train; half of each split JavaScript, half C#).</summary>
-    public static (List<CodeTask> Train, List<CodeTask> Test) Code()
+    /// <summary>datasets/code/{train,rl,test}.parquet: 4,000 training tasks, 2,000 reinforcement-learning prompts (functions
+    /// with constants train never shows) and 400 held-out tasks (functions in neither; half of each split JavaScript,
+    /// half C#).</summary>
+    public static (List<CodeTask> Train, List<CodeTask> Rl, List<CodeTask> Test) Code()
     {
-        var train = CodeTaskGenerator.Generate(4000, seed: 7, train: true);
-        return (train, CodeTaskGenerator.Generate(400, seed: 8, train: false, train.Select(p => p.Prompt).ToHashSet()));
+        var train = CodeTaskGenerator.Generate(4000, seed: 7, CodeSplit.Train);
+        var rl = CodeTaskGenerator.Generate(2000, seed: 10, CodeSplit.Rl);
+        return (train, rl, CodeTaskGenerator.Generate(400, seed: 8, CodeSplit.Test));
     }
 
-    /// <summary>Writes datasets/code/{train,test}.parquet under <paramref name="datasetsDir"/>.</summary>
+    /// <summary>Writes datasets/code/{train,rl,test}.parquet under <paramref name="datasetsDir"/>.</summary>
     public static IReadOnlyList<string> WriteCode(string datasetsDir)
     {
-        var (train, test) = Code();
-        var paths = new[] { Path.Combine(datasetsDir, "code", "train.parquet"), Path.Combine(datasetsDir, "code", "test.parquet") };
-        WriteParquet(paths[0], ToRows(train));
-        WriteParquet(paths[1], ToRows(test));
+        var (train, rl, test) = Code();
+        var splits = new[] { ("train", train), ("rl", rl), ("test", test) };
+        var paths = splits.Select(s => Path.Combine(datasetsDir, "code", s.Item1 + ".parquet")).ToArray();
+        for (int i = 0; i < splits.Length; i++) WriteParquet(paths[i], ToRows(splits[i].Item2));
         return paths;
     }
 
     /// <summary>Pre-training rows for a code base model: <paramref name="count"/> tasks of the training split's functions
-    /// (another seed; no held-out function, no prompt of either shipped split), as JSONL {prompt, completion}, written
-    /// atomically. Returns the row count.</summary>
+    /// (another seed; no rl or held-out function, no prompt of the shipped training split), as JSONL {prompt, completion},
+    /// written atomically. Returns the row count.</summary>
     public static int WriteCodePretrain(string path, int count)
     {
-        var (train, test) = Code();
-        var tasks = CodeTaskGenerator.Generate(count, seed: 9, train: true, train.Concat(test).Select(t => t.Prompt).ToHashSet());
+        var (train, _, _) = Code();
+        var tasks = CodeTaskGenerator.Generate(count, seed: 9, CodeSplit.Train, train.Select(t => t.Prompt).ToHashSet());
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         var temp = path + $".tmp-{Guid.NewGuid():N}";
         try
