@@ -2,7 +2,9 @@
 // in-process baselines in the same run (JavaScript: Jint with the same limits, no worker process; C#: Roslyn scripting
 // compiled and called in-process, no policy check, no isolation). Two program mixes: all distinct, and GRPO-like (8
 // copies of each program, as 8 samples of one prompt that agree). Every arm runs `rounds` times, the arms alternating,
-// so a machine shared with other work loads them alike. Prints a table of programs/s and test cases/s per round.
+// so a machine shared with other work loads them alike. Before the rounds every pool worker is started and warmed with
+// 8 programs per core per language (steady state, as GRPO's warm pool). Prints a table of programs/s and test cases/s
+// per round.
 // Usage: dotnet run -c Release --project benchmarks/Sandbox [-- programs=200 [rounds=2]]
 using System.Diagnostics;
 using System.Globalization;
@@ -43,9 +45,16 @@ var scriptOptions = ScriptOptions.Default.WithImports("System", "System.Linq").W
 
 using (var pool = new SandboxPool(limits))
 {
-    await pool.RunAsync(new CodeRequest("javascript", Js(0), spec), CancellationToken.None); // start workers, JIT
-    await pool.RunAsync(new CodeRequest("csharp", Cs(0), spec), CancellationToken.None);
-    await InProcessCs(Cs(0));
+    // Steady state, as in a GRPO run (the code reward's `warm: true` starts the workers with the recipe): every worker
+    // started and past its first programs' JIT before any arm is timed; the in-process baselines warmed alike.
+    pool.Warm("javascript");
+    pool.Warm("csharp");
+    var warmup = workers * 8;
+    Add("warm-up (not reported)", 0, warmup, i => Ok(pool.RunAsync(new CodeRequest("javascript", Distinct(Js, 90)(i), spec), CancellationToken.None)));
+    Add("warm-up (not reported)", 0, warmup, i => Ok(pool.RunAsync(new CodeRequest("csharp", Distinct(Cs, 90)(i), spec), CancellationToken.None)));
+    Add("warm-up (not reported)", 0, warmup, i => Task.Run(() => InProcessJs(Distinct(Js, 91)(i), spec, limits)));
+    Add("warm-up (not reported)", 0, workers, i => InProcessCs(Distinct(Cs, 91)(i)));
+    rows.Clear();
     for (var round = 1; round <= rounds; round++)
     {
         var seed = round;
