@@ -22,7 +22,7 @@ want() { [ -z "$ARGS" ] || [[ " $ARGS " == *" $1 "* ]]; }
 if want base; then
   data=${CODE_DATA:-.gpu-stage/code-pretrain.jsonl.gz}
   case "$data" in *.gz) zcat "$data" > /tmp/code-pretrain.jsonl; data=/tmp/code-pretrain.jsonl ;; esac
-  TASK=code CODE_DATA=$data STEPS=${BASE_STEPS:-3000} timeout ${BASE_TIMEOUT:-420} scripts/gpu/pretrain_tiny_base.sh /tmp/code-base \
+  TASK=code CODE_DATA=$data STEPS=${BASE_STEPS:-2000} timeout ${BASE_TIMEOUT:-330} scripts/gpu/pretrain_tiny_base.sh /tmp/code-base \
     > "$OUT/base.log" 2>&1
   echo "base: exit $?"; grep -h "eval loss\|tokens/s" "$OUT/base.log" | tail -6
   python3 - /tmp/code-base/final /tmp/code-base-bf16 <<'PY'
