@@ -17,6 +17,14 @@ if [ -z "${POSTTRAIN_CUDAGRAPH_LIB:-}" ] && [ "${POSTTRAIN_NO_CUDAGRAPH:-0}" != 
   fi
   [ -f "$cg" ] && export POSTTRAIN_CUDAGRAPH_LIB="$cg"
 fi
+# Fused RMSNorm / SwiGLU kernels: built with nvcc at first use (a failure only means the plain ops)
+fk=/tmp/posttrain-kernels/libposttrain_kernels.so
+if [ -z "${POSTTRAIN_KERNELS_LIB:-}" ] && [ "${POSTTRAIN_FUSED_KERNELS:-1}" != 0 ]; then
+  if [ ! -f "$fk" ] || [ "$here/native/kernels/posttrain_kernels.cu" -nt "$fk" ]; then
+    "$here/scripts/gpu/build-kernels.sh" "$fk" >&2 || echo "run.sh: fused kernels not built; the plain ops run" >&2
+  fi
+  [ -f "$fk" ] && export POSTTRAIN_KERNELS_LIB="$fk"
+fi
 export DOTNET_gcServer=0 DOTNET_TieredPGO=1
 tool="${POSTTRAIN_TOOL:-posttrain}"   # or fp8bench, PostTrain.Benchmarks.Generation
 exec "$dest/$tool" "$@"

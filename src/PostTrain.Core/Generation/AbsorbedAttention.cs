@@ -6,6 +6,7 @@
 // speculative verification (T = 2). A prefill into an empty cache (keys = the new tokens only) takes the expanded
 // form instead, k = [k_nope | k_rope], v from kv_b_proj, through scaled_dot_product_attention, so the (B, h, T, T)
 // score matrix is not materialised in fp32; it writes the same cache entries.
+using PostTrain.Core.Kernels;
 using PostTrain.Core.Model;
 using static TorchSharp.torch;
 
@@ -78,6 +79,7 @@ internal static class AbsorbedAttention
     /// <summary>RMSNorm in fp32, scaled by the weight in the compute dtype (as Hugging Face does in bf16).</summary>
     internal static Tensor Norm(InferenceWeights w, RMSNorm n, Tensor x)
     {
+        if (FusedKernels.For(x) is { } kernels) return FusedOps.RmsNorm(x, w[n.Weight], n.Eps, kernels);   // CUDA: one kernel
         using var scope = NewDisposeScope();
         var f = x.to(ScalarType.Float32);
         f = f * rsqrt(f.pow(2).mean([-1L], keepdim: true) + n.Eps);

@@ -3,6 +3,7 @@
 // weight them by the routing weights (zero for unchosen experts): no host sync, no per-expert loop, the same
 // weights read as the routed path at decode batch sizes. Larger inputs (long prefills) take the model's grouped
 // routed path (one host sync per layer; it also counts the tokens in the MoE load statistics).
+using PostTrain.Core.Kernels;
 using PostTrain.Core.Model;
 using static TorchSharp.torch;
 
@@ -28,7 +29,7 @@ internal static class DecodeFfn
         using var scope = NewDisposeScope();
         var g = AbsorbedAttention.Lin(w, m.GateProj, x);
         var u = AbsorbedAttention.Lin(w, m.UpProj, x);
-        return AbsorbedAttention.Lin(w, m.DownProj, nn.functional.silu(g) * u).MoveToOuterDisposeScope();
+        return AbsorbedAttention.Lin(w, m.DownProj, FusedOps.SiluMul(g, u)).MoveToOuterDisposeScope();
     }
 
     /// <summary>x (B, T, H) -> (B, T, H): sum_e weight_e(x) * expert_e(x) over all experts, plus shared experts.</summary>
@@ -47,7 +48,7 @@ internal static class DecodeFfn
         var down = w.Derived($"{ex.DownProj.Handle}.down", () =>                     // (E*I, H): experts stacked along I
             w[ex.DownProj].transpose(1, 2).reshape(E * I, H));
         var gu = nn.functional.linear(flat, gateUp).view(N, E, 2, I);                 // (N, E, 2, I)
-        var hdn = nn.functional.silu(gu.select(2, 0)) * gu.select(2, 1);              // (N, E, I)
+        var hdn = FusedOps.SiluMul(gu.select(2, 0), gu.select(2, 1));                // (N, E, I)
         hdn = hdn * combine.to(x.dtype).unsqueeze(-1);
         var y = matmul(hdn.reshape(N, E * I), down);                                  // (N, H): sums over experts
         var outp = y.view(B, T, H);

@@ -1,6 +1,7 @@
 // Basic layers named as in Hugging Face checkpoints: Linear (weight (out, in)), RMSNorm (computed in fp32),
 // and the dense SwiGLU MLP (down(silu(gate x) * up x)). Every linear layer in the model goes through
 // Linear.Forward, the one place where the compute precision is applied.
+using PostTrain.Core.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -57,6 +58,7 @@ public sealed class RMSNorm : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
+        if (FusedKernels.For(x) is { } kernels) return FusedOps.RmsNorm(x, weight, eps, kernels);   // CUDA: one kernel each way
         using var scope = NewDisposeScope();
         var h = x.to(ScalarType.Float32);
         var variance = h.pow(2).mean([-1L], keepdim: true);
@@ -85,7 +87,7 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return down_proj.forward(nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
+        return down_proj.forward(FusedOps.SiluMul(gate_proj.forward(x), up_proj.forward(x))).MoveToOuterDisposeScope();
     }
 }
 

@@ -2,6 +2,7 @@
 // that every token uses. Tokens are grouped per expert (one sort), the experts run as grouped GEMMs
 // (ExpertCompute), the outputs are weighted and scattered back. Records per-expert token counts for the
 // aux-loss-free balancer and, when asked, the sequence-wise balance loss.
+using PostTrain.Core.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -45,7 +46,7 @@ public sealed class Experts : nn.Module<Tensor, Tensor>
         var u = ExpertCompute.GroupedLinear(xSorted, up_proj, counts, hostCounts, Precision);
         if (GateLora is { } gl) g = g + gl.Forward(xSorted, counts, hostCounts).to(g.dtype);
         if (UpLora is { } ul) u = u + ul.Forward(xSorted, counts, hostCounts).to(u.dtype);
-        var h = nn.functional.silu(g) * u;
+        var h = FusedOps.SiluMul(g, u);
         var y = ExpertCompute.GroupedLinear(h, down_proj, counts, hostCounts, Precision);           // (N*k, H)
         if (DownLora is { } dl) y = y + dl.Forward(h, counts, hostCounts).to(y.dtype);
         return y.MoveToOuterDisposeScope();

@@ -1,0 +1,284 @@
+// Fused elementwise kernels for PostTrain's training and decode steps, where the eager ops cost many small kernels:
+//   RMSNorm forward   y = x * r * w,  r = 1 / sqrt(mean(x^2) + eps) per row (fp32 math, one rounding to x's dtype)
+//   RMSNorm backward  with xh = x * r, g = dy * w:  dx = r * (g - xh * mean(g * xh)),  dw = sum over rows of dy * xh
+//   SwiGLU forward    h = silu(a) * b,  silu(a) = a * s, s = 1 / (1 + exp(-a))
+//   SwiGLU backward   da = dh * b * s * (1 + a * (1 - s)),  db = dh * silu(a)
+// A C ABI for P/Invoke from C#: tensors arrive as TorchSharp handles (at::Tensor*), outputs are allocated by the
+// caller (so CUDA-graph capture sees only kernel launches on the current stream), every call returns 0 or -1 with the
+// reason in ptk_last_error(); no C++ exception crosses the ABI. x and dy: float32 or bfloat16, contiguous, rows x D;
+// w: float32 or bfloat16. RMSNorm backward writes per-block partial sums of dw (blocks x D, fp32) that the caller
+// sums over blocks (one reduction instead of an atomic per element). Built on the GPU machine at first use by
+// scripts/gpu/build-kernels.sh against the running libtorch; PostTrain checks it against its plain ops before use
+// (PostTrain.Core.Kernels.FusedKernels) and falls back to them when it is missing or disagrees.
+#include <ATen/ATen.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <exception>
+#include <string>
+
+namespace {
+thread_local std::string last_error;
+
+template <typename F>
+int guarded(F&& body) {
+  try {
+    body();
+    return 0;
+  } catch (const std::exception& e) {
+    last_error = e.what();
+  } catch (...) {
+    last_error = "unknown C++ exception";
+  }
+  return -1;
+}
+
+void require(bool ok, const std::string& what) {
+  if (!ok) throw std::runtime_error(what);
+}
+
+void check_launch(const char* kernel) {
+  auto err = cudaGetLastError();
+  if (err != cudaSuccess) throw std::runtime_error(std::string(kernel) + ": " + cudaGetErrorString(err));
+}
+
+__device__ __forceinline__ float to_f(float v) { return v; }
+__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <typename T>
+__device__ __forceinline__ T from_f(float v);
+template <>
+__device__ __forceinline__ float from_f<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
+// Sum over the block; `shared` holds at least 32 floats. Every thread gets the result.
+__device__ float block_sum(float v, float* shared) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  v = threadIdx.x < warps ? shared[threadIdx.x] : 0.f;
+  if (warp == 0)
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  __syncthreads();  // every warp has read shared[] before thread 0 overwrites it
+  if (threadIdx.x == 0) shared[0] = v;
+  __syncthreads();
+  const float total = shared[0];
+  __syncthreads();  // shared[] free for the next call
+  return total;
+}
+
+// One block per row (grid-stride over rows).
+template <typename T, typename W>
+__global__ void rmsnorm_forward_kernel(const T* __restrict__ x, const W* __restrict__ w, T* __restrict__ y,
+                                       float* __restrict__ rstd, long rows, int dim, float eps) {
+  __shared__ float shared[32];
+  for (long row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* xr = x + row * dim;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+      const float v = to_f(xr[i]);
+      ss += v * v;
+    }
+    const float r = rsqrtf(block_sum(ss, shared) / dim + eps);
+    if (threadIdx.x == 0) rstd[row] = r;
+    T* yr = y + row * dim;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = from_f<T>(to_f(xr[i]) * r * to_f(w[i]));
+  }
+}
+
+// Rows split over the grid; each block keeps its dw partial sums for the whole row width in shared memory (each
+// thread owns the columns i = threadIdx.x + k * blockDim.x, so no atomics) and writes them to partial[blockIdx.x].
+template <typename T, typename W>
+__global__ void rmsnorm_backward_kernel(const T* __restrict__ dy, const T* __restrict__ x, const W* __restrict__ w,
+                                        const float* __restrict__ rstd, T* __restrict__ dx,
+                                        float* __restrict__ partial, long rows, int dim) {
+  extern __shared__ float smem[];
+  float* dw = smem;            // dim
+  float* shared = smem + dim;  // 32
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) dw[i] = 0.f;
+  for (long row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* xr = x + row * dim;
+    const T* dyr = dy + row * dim;
+    const float r = rstd[row];
+    float dot = 0.f;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+      const float xh = to_f(xr[i]) * r;
+      const float d = to_f(dyr[i]);
+      dot += d * to_f(w[i]) * xh;
+      dw[i] += d * xh;
+    }
+    const float mean = block_sum(dot, shared) / dim;
+    T* dxr = dx + row * dim;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+      const float xh = to_f(xr[i]) * r;
+      dxr[i] = from_f<T>(r * (to_f(dyr[i]) * to_f(w[i]) - xh * mean));
+    }
+  }
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) partial[static_cast<long>(blockIdx.x) * dim + i] = dw[i];
+}
+
+template <typename T>
+__global__ void swiglu_forward_kernel(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ h, long n) {
+  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < n; i += static_cast<long>(gridDim.x) * blockDim.x) {
+    const float av = to_f(a[i]);
+    const float s = 1.f / (1.f + __expf(-av));
+    h[i] = from_f<T>(av * s * to_f(b[i]));
+  }
+}
+
+template <typename T>
+__global__ void swiglu_backward_kernel(const T* __restrict__ dh, const T* __restrict__ a, const T* __restrict__ b,
+                                       T* __restrict__ da, T* __restrict__ db, long n) {
+  for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < n; i += static_cast<long>(gridDim.x) * blockDim.x) {
+    const float av = to_f(a[i]), bv = to_f(b[i]), g = to_f(dh[i]);
+    const float s = 1.f / (1.f + __expf(-av));
+    da[i] = from_f<T>(g * bv * s * (1.f + av * (1.f - s)));
+    db[i] = from_f<T>(g * av * s);
+  }
+}
+
+const at::Tensor& T_(void* handle, const char* name) {
+  require(handle != nullptr, std::string(name) + ": null tensor");
+  const auto& t = *static_cast<at::Tensor*>(handle);
+  require(t.defined(), std::string(name) + ": undefined tensor");
+  require(t.is_cuda(), std::string(name) + ": not a CUDA tensor");
+  require(t.is_contiguous(), std::string(name) + ": not contiguous");
+  return t;
+}
+
+bool is_activation(const at::Tensor& t) { return t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16; }
+
+int threads_for(long dim) { return dim >= 1024 ? 512 : dim >= 256 ? 256 : 128; }
+
+int grid_for(long n, int threads) {
+  const long blocks = (n + threads - 1) / threads;
+  return static_cast<int>(blocks < 4096 ? (blocks < 1 ? 1 : blocks) : 4096);
+}
+
+// Calls body.template operator()<T, W>() for the (activation, weight) dtype pair.
+template <typename Body>
+void dispatch2(at::ScalarType act, at::ScalarType wt, Body&& body) {
+  if (act == at::kFloat && wt == at::kFloat) body(float{}, float{});
+  else if (act == at::kFloat && wt == at::kBFloat16) body(float{}, __nv_bfloat16{});
+  else if (act == at::kBFloat16 && wt == at::kFloat) body(__nv_bfloat16{}, float{});
+  else if (act == at::kBFloat16 && wt == at::kBFloat16) body(__nv_bfloat16{}, __nv_bfloat16{});
+  else throw std::runtime_error("unsupported dtypes (float32 / bfloat16 only)");
+}
+}  // namespace
+
+extern "C" {
+
+const char* ptk_last_error() { return last_error.c_str(); }
+
+// x (rows, D), w (D) -> y (rows, D) in x's dtype, rstd (rows) float32.
+int ptk_rmsnorm_forward(void* xh, void* wh, double eps, void* yh, void* rh) {
+  return guarded([&] {
+    const auto& x = T_(xh, "x");
+    const auto& w = T_(wh, "w");
+    const auto& y = T_(yh, "y");
+    const auto& rstd = T_(rh, "rstd");
+    require(is_activation(x) && y.scalar_type() == x.scalar_type() && rstd.scalar_type() == at::kFloat, "rmsnorm_forward: dtypes");
+    const long dim = x.size(-1), rows = x.numel() / (dim > 0 ? dim : 1);
+    require(w.numel() == dim && y.numel() == x.numel() && rstd.numel() == rows, "rmsnorm_forward: shapes");
+    if (rows == 0) return;
+    c10::cuda::CUDAGuard guard(x.device());
+    auto stream = c10::cuda::getCurrentCUDAStream();
+    const int threads = threads_for(dim);
+    const int blocks = static_cast<int>(rows < 65535 ? rows : 65535);
+    dispatch2(x.scalar_type(), w.scalar_type(), [&](auto t, auto wt) {
+      using T = decltype(t);
+      using W = decltype(wt);
+      rmsnorm_forward_kernel<T, W><<<blocks, threads, 0, stream>>>(
+          static_cast<const T*>(x.data_ptr()), static_cast<const W*>(w.data_ptr()), static_cast<T*>(y.data_ptr()),
+          rstd.data_ptr<float>(), rows, static_cast<int>(dim), static_cast<float>(eps));
+    });
+    check_launch("rmsnorm_forward");
+  });
+}
+
+// The number of row blocks ptk_rmsnorm_backward uses for `rows` rows: the first dimension of its dw partial buffer.
+int ptk_rmsnorm_backward_blocks(long rows) { return static_cast<int>(rows < 264 ? (rows < 1 ? 1 : rows) : 264); }
+
+// dy, x (rows, D), w (D), rstd (rows) -> dx (rows, D) in x's dtype, partial (blocks, D) float32.
+int ptk_rmsnorm_backward(void* dyh, void* xh, void* wh, void* rh, void* dxh, void* ph) {
+  return guarded([&] {
+    const auto& dy = T_(dyh, "dy");
+    const auto& x = T_(xh, "x");
+    const auto& w = T_(wh, "w");
+    const auto& rstd = T_(rh, "rstd");
+    const auto& dx = T_(dxh, "dx");
+    const auto& partial = T_(ph, "partial");
+    require(is_activation(x) && dy.scalar_type() == x.scalar_type() && dx.scalar_type() == x.scalar_type()
+                && rstd.scalar_type() == at::kFloat && partial.scalar_type() == at::kFloat, "rmsnorm_backward: dtypes");
+    const long dim = x.size(-1), rows = x.numel() / (dim > 0 ? dim : 1);
+    const int blocks = ptk_rmsnorm_backward_blocks(rows);
+    require(w.numel() == dim && dy.numel() == x.numel() && dx.numel() == x.numel() && rstd.numel() == rows
+                && partial.numel() == static_cast<long>(blocks) * dim, "rmsnorm_backward: shapes");
+    const size_t shared = (static_cast<size_t>(dim) + 32) * sizeof(float);
+    require(shared <= 48 * 1024, "rmsnorm_backward: row width " + std::to_string(dim) + " over 12,256");
+    c10::cuda::CUDAGuard guard(x.device());
+    auto stream = c10::cuda::getCurrentCUDAStream();
+    const int threads = threads_for(dim);
+    dispatch2(x.scalar_type(), w.scalar_type(), [&](auto t, auto wt) {
+      using T = decltype(t);
+      using W = decltype(wt);
+      rmsnorm_backward_kernel<T, W><<<blocks, threads, shared, stream>>>(
+          static_cast<const T*>(dy.data_ptr()), static_cast<const T*>(x.data_ptr()), static_cast<const W*>(w.data_ptr()),
+          rstd.data_ptr<float>(), static_cast<T*>(dx.data_ptr()), partial.data_ptr<float>(), rows, static_cast<int>(dim));
+    });
+    check_launch("rmsnorm_backward");
+  });
+}
+
+// a, b -> h = silu(a) * b, all of one dtype and shape.
+int ptk_swiglu_forward(void* ah, void* bh, void* hh) {
+  return guarded([&] {
+    const auto& a = T_(ah, "a");
+    const auto& b = T_(bh, "b");
+    const auto& h = T_(hh, "h");
+    require(is_activation(a) && b.scalar_type() == a.scalar_type() && h.scalar_type() == a.scalar_type(), "swiglu_forward: dtypes");
+    require(b.numel() == a.numel() && h.numel() == a.numel(), "swiglu_forward: shapes");
+    const long n = a.numel();
+    if (n == 0) return;
+    c10::cuda::CUDAGuard guard(a.device());
+    auto stream = c10::cuda::getCurrentCUDAStream();
+    const int threads = 256;
+    dispatch2(a.scalar_type(), a.scalar_type(), [&](auto t, auto) {
+      using T = decltype(t);
+      swiglu_forward_kernel<T><<<grid_for(n, threads), threads, 0, stream>>>(
+          static_cast<const T*>(a.data_ptr()), static_cast<const T*>(b.data_ptr()), static_cast<T*>(h.data_ptr()), n);
+    });
+    check_launch("swiglu_forward");
+  });
+}
+
+// dh, a, b -> da, db.
+int ptk_swiglu_backward(void* dhh, void* ah, void* bh, void* dah, void* dbh) {
+  return guarded([&] {
+    const auto& dh = T_(dhh, "dh");
+    const auto& a = T_(ah, "a");
+    const auto& b = T_(bh, "b");
+    const auto& da = T_(dah, "da");
+    const auto& db = T_(dbh, "db");
+    require(is_activation(a) && dh.scalar_type() == a.scalar_type() && b.scalar_type() == a.scalar_type()
+                && da.scalar_type() == a.scalar_type() && db.scalar_type() == a.scalar_type(), "swiglu_backward: dtypes");
+    const long n = a.numel();
+    require(dh.numel() == n && b.numel() == n && da.numel() == n && db.numel() == n, "swiglu_backward: shapes");
+    if (n == 0) return;
+    c10::cuda::CUDAGuard guard(a.device());
+    auto stream = c10::cuda::getCurrentCUDAStream();
+    const int threads = 256;
+    dispatch2(a.scalar_type(), a.scalar_type(), [&](auto t, auto) {
+      using T = decltype(t);
+      swiglu_backward_kernel<T><<<grid_for(n, threads), threads, 0, stream>>>(
+          static_cast<const T*>(dh.data_ptr()), static_cast<const T*>(a.data_ptr()), static_cast<const T*>(b.data_ptr()),
+          static_cast<T*>(da.data_ptr()), static_cast<T*>(db.data_ptr()), n);
+    });
+    check_launch("swiglu_backward");
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,188 @@
+// Which fused-kernel backend the model's RMSNorm and SwiGLU use on a tensor: the native CUDA kernels
+// (native/kernels/posttrain_kernels.cu, libposttrain_kernels.so, built on the GPU machine by scripts/gpu/build-kernels.sh;
+// looked up in POSTTRAIN_KERNELS_LIB, then next to PostTrain's binaries) when the tensor is on CUDA, the library loads
+// and its self-check on that device passed; otherwise none (null: the model's plain ops run).
+// Self-check (once per device, on the first use, which is an eager step: decoding and the fast training step run
+// eagerly before any CUDA-graph capture): forward and backward of both ops against ReferenceFusedKernels on random
+// inputs, float32 and bfloat16 activations with float32 and bfloat16 weights, row widths 512 and 768 and one that is not
+// a multiple of the block size. A failure prints why once and keeps the plain ops. POSTTRAIN_FUSED_KERNELS=0 turns the
+// kernels off.
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using static TorchSharp.torch;
+
+namespace PostTrain.Core.Kernels;
+
+public static class FusedKernels
+{
+    public const string LibraryEnvVar = "POSTTRAIN_KERNELS_LIB";
+    public const string SwitchEnvVar = "POSTTRAIN_FUSED_KERNELS";
+    public const string LibraryFileName = "libposttrain_kernels.so";
+
+    private static readonly ConcurrentDictionary<int, (IFusedKernels? Kernels, string Status)> PerDevice = new();
+    private static readonly Lazy<(NativeFusedKernels? Kernels, string? Error)> Library = new(NativeFusedKernels.Load);
+
+    /// <summary>The kernels to use for <paramref name="x"/>, or null for the plain ops.</summary>
+    public static IFusedKernels? For(Tensor x)
+    {
+        if (x.device_type != TorchSharp.DeviceType.CUDA) return null;
+        int index = x.device_index < 0 ? 0 : x.device_index;
+        if (PerDevice.TryGetValue(index, out var known)) return known.Kernels;
+        lock (PerDevice)
+        {
+            if (PerDevice.TryGetValue(index, out known)) return known.Kernels;
+            var chosen = Choose(x.device);
+            PerDevice[index] = chosen;
+            Console.Error.WriteLine($"fused kernels (cuda:{index}): {chosen.Status}");
+            return chosen.Kernels;
+        }
+    }
+
+    /// <summary>What For decided per device so far ("on (self-check passed)" or "off: why").</summary>
+    public static IReadOnlyDictionary<int, string> Status => PerDevice.ToDictionary(p => p.Key, p => p.Value.Status);
+
+    private static (IFusedKernels? Kernels, string Status) Choose(Device device)
+    {
+        if (Environment.GetEnvironmentVariable(SwitchEnvVar) == "0") return (null, $"off ({SwitchEnvVar}=0)");
+        var (native, error) = Library.Value;
+        if (native is null) return (null, "off: " + error);
+        var failure = SelfCheck(native, ReferenceFusedKernels.Instance, device);
+        return failure is null ? (native, "on (self-check against the plain formulas passed)") : (null, "off: self-check failed: " + failure);
+    }
+
+    /// <summary>Compares <paramref name="candidate"/> with <paramref name="reference"/> on random inputs; null when they
+    /// agree within rounding (float32: rtol 1e-4; bfloat16: rtol/atol 2e-2 of the values' scale), else what differed.</summary>
+    public static string? SelfCheck(IFusedKernels candidate, IFusedKernels reference, Device device)
+    {
+        try
+        {
+            using var scope = NewDisposeScope();
+            var gen = new TorchSharp.torch.Generator(1234, device);
+            foreach (var act in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+            foreach (var wt in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+            foreach (var dim in new[] { 512, 768, 1000 })
+            {
+                var x = randn(37, dim, generator: gen, device: device).mul_(3).to(act);
+                var w = (rand(dim, generator: gen, device: device) + 0.5).to(wt);
+                var dy = randn(37, dim, generator: gen, device: device).to(act);
+                var (y1, r1) = candidate.RmsNormForward(x, w, 1e-6);
+                var (y0, r0) = reference.RmsNormForward(x, w, 1e-6);
+                var (dx1, dw1) = candidate.RmsNormBackward(dy, x, w, r0);
+                var (dx0, dw0) = reference.RmsNormBackward(dy, x, w, r0);
+                var what = $"{act} activations, {wt} weight, width {dim}";
+                if (Differs(y1, y0, act) is { } e1) return $"RMSNorm forward y ({what}): {e1}";
+                if (Differs(r1, r0, ScalarType.Float32) is { } e2) return $"RMSNorm forward rstd ({what}): {e2}";
+                if (Differs(dx1, dx0, act) is { } e3) return $"RMSNorm backward dx ({what}): {e3}";
+                if (Differs(dw1, dw0, ScalarType.Float32) is { } e4) return $"RMSNorm backward dw ({what}): {e4}";
+                if (wt != act) continue;
+                var a = randn(37, dim, generator: gen, device: device).mul_(2).to(act);
+                var b = randn(37, dim, generator: gen, device: device).to(act);
+                if (Differs(candidate.SwiGluForward(a, b), reference.SwiGluForward(a, b), act) is { } e5) return $"SwiGLU forward ({what}): {e5}";
+                var (da1, db1) = candidate.SwiGluBackward(dy, a, b);
+                var (da0, db0) = reference.SwiGluBackward(dy, a, b);
+                if (Differs(da1, da0, act) is { } e6) return $"SwiGLU backward da ({what}): {e6}";
+                if (Differs(db1, db0, act) is { } e7) return $"SwiGLU backward db ({what}): {e7}";
+            }
+            return null;
+        }
+        catch (Exception e) when (e is InvalidOperationException or ExternalException or ArgumentException)
+        {
+            return e.Message.Split('\n')[0];
+        }
+    }
+
+    private static string? Differs(Tensor got, Tensor want, ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        if (!got.shape.SequenceEqual(want.shape)) return $"shape [{string.Join(", ", got.shape)}] vs [{string.Join(", ", want.shape)}]";
+        var g = got.to(ScalarType.Float32);
+        var w = want.to(ScalarType.Float32);
+        double scale = w.abs().max().item<float>() + 1e-12;
+        double tol = dtype == ScalarType.BFloat16 ? 2e-2 : 1e-4;
+        double worst = (g - w).abs().max().item<float>() / scale;
+        return worst <= tol && g.isfinite().all().item<bool>() ? null : $"largest difference {worst:G3} of the values' scale (allowed {tol:G3})";
+    }
+}
+
+/// <summary>The native kernels through P/Invoke (TorchSharp tensor handles are at::Tensor pointers).</summary>
+internal sealed class NativeFusedKernels : IFusedKernels
+{
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate IntPtr LastErrorFn();
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int NormForwardFn(IntPtr x, IntPtr w, double eps, IntPtr y, IntPtr rstd);
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int NormBlocksFn(long rows);
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int NormBackwardFn(IntPtr dy, IntPtr x, IntPtr w, IntPtr rstd, IntPtr dx, IntPtr partial);
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int GluForwardFn(IntPtr a, IntPtr b, IntPtr h);
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int GluBackwardFn(IntPtr dh, IntPtr a, IntPtr b, IntPtr da, IntPtr db);
+
+    private LastErrorFn lastError = null!;
+    private NormForwardFn normForward = null!;
+    private NormBlocksFn normBlocks = null!;
+    private NormBackwardFn normBackward = null!;
+    private GluForwardFn gluForward = null!;
+    private GluBackwardFn gluBackward = null!;
+
+    public static (NativeFusedKernels?, string?) Load()
+    {
+        var env = Environment.GetEnvironmentVariable(FusedKernels.LibraryEnvVar);
+        var path = !string.IsNullOrEmpty(env) ? env : Path.Combine(AppContext.BaseDirectory, FusedKernels.LibraryFileName);
+        if (!File.Exists(path))
+            return (null, $"{path} not found (build it with scripts/gpu/build-kernels.sh; set {FusedKernels.LibraryEnvVar})");
+        if (!NativeLibrary.TryLoad(path, out var lib))
+            return (null, $"{path} did not load (built against another libtorch?)");
+        T Fn<T>(string name) where T : Delegate => Marshal.GetDelegateForFunctionPointer<T>(NativeLibrary.GetExport(lib, name));
+        try
+        {
+            return (new NativeFusedKernels
+            {
+                lastError = Fn<LastErrorFn>("ptk_last_error"),
+                normForward = Fn<NormForwardFn>("ptk_rmsnorm_forward"),
+                normBlocks = Fn<NormBlocksFn>("ptk_rmsnorm_backward_blocks"),
+                normBackward = Fn<NormBackwardFn>("ptk_rmsnorm_backward"),
+                gluForward = Fn<GluForwardFn>("ptk_swiglu_forward"),
+                gluBackward = Fn<GluBackwardFn>("ptk_swiglu_backward"),
+            }, null);
+        }
+        catch (EntryPointNotFoundException e)
+        {
+            return (null, $"{path}: {e.Message}");
+        }
+    }
+
+    private void Check(int rc, string what)
+    {
+        if (rc != 0) throw new InvalidOperationException($"fused kernel {what}: {Marshal.PtrToStringUTF8(lastError()) ?? ""}");
+    }
+
+    public (Tensor Y, Tensor Rstd) RmsNormForward(Tensor x, Tensor w, double eps)
+    {
+        var y = empty_like(x);
+        var rstd = empty(x.shape[0], dtype: ScalarType.Float32, device: x.device);
+        Check(normForward(x.Handle, w.Handle, eps, y.Handle, rstd.Handle), "rmsnorm_forward");
+        return (y, rstd);
+    }
+
+    public (Tensor Dx, Tensor Dw) RmsNormBackward(Tensor dy, Tensor x, Tensor w, Tensor rstd)
+    {
+        using var scope = NewDisposeScope();
+        var dx = empty_like(x);
+        var partial = empty(normBlocks(x.shape[0]), x.shape[1], dtype: ScalarType.Float32, device: x.device);
+        Check(normBackward(dy.Handle, x.Handle, w.Handle, rstd.Handle, dx.Handle, partial.Handle), "rmsnorm_backward");
+        var dw = partial.sum([0L]);                                                   // (D) fp32
+        return (dx.MoveToOuterDisposeScope(), dw.MoveToOuterDisposeScope());
+    }
+
+    public Tensor SwiGluForward(Tensor a, Tensor b)
+    {
+        var h = empty_like(a);
+        Check(gluForward(a.Handle, b.Handle, h.Handle), "swiglu_forward");
+        return h;
+    }
+
+    public (Tensor Da, Tensor Db) SwiGluBackward(Tensor dh, Tensor a, Tensor b)
+    {
+        var da = empty_like(a);
+        var db = empty_like(b);
+        Check(gluBackward(dh.Handle, a.Handle, b.Handle, da.Handle, db.Handle), "swiglu_backward");
+        return (da, db);
+    }
+}
