@@ -10,7 +10,7 @@
 // sums over blocks (one reduction instead of an atomic per element). Built on the GPU machine at first use by
 // scripts/gpu/build-kernels.sh against the running libtorch; PostTrain checks it against its plain ops before use
 // (PostTrain.Core.Kernels.FusedKernels) and falls back to them when it is missing or disagrees.
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_bf16.h>
