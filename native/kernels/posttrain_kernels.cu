@@ -149,7 +149,7 @@ const at::Tensor& T_(void* handle, const char* name) {
   return t;
 }
 
-bool is_activation(const at::Tensor& t) { return t.scalar_type() == at::kFloat || t.scalar_type() == at::kBFloat16; }
+bool is_activation(const at::Tensor& t) { return t.scalar_type() == c10::ScalarType::Float || t.scalar_type() == c10::ScalarType::BFloat16; }
 
 int threads_for(long dim) { return dim >= 1024 ? 512 : dim >= 256 ? 256 : 128; }
 
@@ -160,11 +160,11 @@ int grid_for(long n, int threads) {
 
 // Calls body.template operator()<T, W>() for the (activation, weight) dtype pair.
 template <typename Body>
-void dispatch2(at::ScalarType act, at::ScalarType wt, Body&& body) {
-  if (act == at::kFloat && wt == at::kFloat) body(float{}, float{});
-  else if (act == at::kFloat && wt == at::kBFloat16) body(float{}, __nv_bfloat16{});
-  else if (act == at::kBFloat16 && wt == at::kFloat) body(__nv_bfloat16{}, float{});
-  else if (act == at::kBFloat16 && wt == at::kBFloat16) body(__nv_bfloat16{}, __nv_bfloat16{});
+void dispatch2(c10::ScalarType act, c10::ScalarType wt, Body&& body) {
+  if (act == c10::ScalarType::Float && wt == c10::ScalarType::Float) body(float{}, float{});
+  else if (act == c10::ScalarType::Float && wt == c10::ScalarType::BFloat16) body(float{}, __nv_bfloat16{});
+  else if (act == c10::ScalarType::BFloat16 && wt == c10::ScalarType::Float) body(__nv_bfloat16{}, float{});
+  else if (act == c10::ScalarType::BFloat16 && wt == c10::ScalarType::BFloat16) body(__nv_bfloat16{}, __nv_bfloat16{});
   else throw std::runtime_error("unsupported dtypes (float32 / bfloat16 only)");
 }
 }  // namespace
@@ -180,7 +180,7 @@ int ptk_rmsnorm_forward(void* xh, void* wh, double eps, void* yh, void* rh) {
     const auto& w = T_(wh, "w");
     const auto& y = T_(yh, "y");
     const auto& rstd = T_(rh, "rstd");
-    require(is_activation(x) && y.scalar_type() == x.scalar_type() && rstd.scalar_type() == at::kFloat, "rmsnorm_forward: dtypes");
+    require(is_activation(x) && y.scalar_type() == x.scalar_type() && rstd.scalar_type() == c10::ScalarType::Float, "rmsnorm_forward: dtypes");
     const long dim = x.size(-1), rows = x.numel() / (dim > 0 ? dim : 1);
     require(w.numel() == dim && y.numel() == x.numel() && rstd.numel() == rows, "rmsnorm_forward: shapes");
     if (rows == 0) return;
@@ -212,7 +212,7 @@ int ptk_rmsnorm_backward(void* dyh, void* xh, void* wh, void* rh, void* dxh, voi
     const auto& dx = T_(dxh, "dx");
     const auto& partial = T_(ph, "partial");
     require(is_activation(x) && dy.scalar_type() == x.scalar_type() && dx.scalar_type() == x.scalar_type()
-                && rstd.scalar_type() == at::kFloat && partial.scalar_type() == at::kFloat, "rmsnorm_backward: dtypes");
+                && rstd.scalar_type() == c10::ScalarType::Float && partial.scalar_type() == c10::ScalarType::Float, "rmsnorm_backward: dtypes");
     const long dim = x.size(-1), rows = x.numel() / (dim > 0 ? dim : 1);
     const int blocks = ptk_rmsnorm_backward_blocks(rows);
     require(w.numel() == dim && dy.numel() == x.numel() && dx.numel() == x.numel() && rstd.numel() == rows
