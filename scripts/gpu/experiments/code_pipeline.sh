@@ -25,18 +25,7 @@ if want base; then
   TASK=code CODE_DATA=$data STEPS=${BASE_STEPS:-2000} timeout ${BASE_TIMEOUT:-330} scripts/gpu/pretrain_tiny_base.sh /tmp/code-base \
     > "$OUT/base.log" 2>&1
   echo "base: exit $?"; grep -h "eval loss\|tokens/s" "$OUT/base.log" | tail -6
-  python3 - /tmp/code-base/final /tmp/code-base-bf16 <<'PY'
-import os, shutil, sys, torch
-from safetensors.torch import load_file, save_file
-src, dst = sys.argv[1], sys.argv[2]
-os.makedirs(dst, exist_ok=True)
-sd = load_file(src + "/model.safetensors")
-# bf16 like a Hugging Face release; the router's correction bias stays fp32 (a balancing state, not a weight)
-save_file({k: (v.to(torch.bfloat16) if v.is_floating_point() and "e_score_correction_bias" not in k else v) for k, v in sd.items()},
-          dst + "/model.safetensors", metadata={"format": "pt"})
-shutil.copy(src + "/config.json", dst)
-print("bf16 base:", os.path.getsize(dst + "/model.safetensors"), "bytes")
-PY
+  python3 scripts/gpu/save_bf16.py /tmp/code-base/final /tmp/code-base-bf16
   tar -C /tmp -cf "$OUT/code-base.tar" code-base-bf16
   cp /tmp/code-base/metrics.jsonl "$OUT/base-metrics.jsonl" 2>/dev/null
 fi

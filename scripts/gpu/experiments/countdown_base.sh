@@ -11,18 +11,7 @@ t=${TAG:-}; split=${CD_SPLIT:-datasets/countdown}
 dest=/tmp/cd$t-base-bf16
 TASK=countdown STEPS=${BASE_STEPS:-2000} timeout ${BASE_TIMEOUT:-240} scripts/gpu/pretrain_tiny_base.sh /tmp/cd$t-base > /tmp/cd$t-base.log 2>&1
 grep -h "eval loss" /tmp/cd$t-base.log | tail -5
-python3 - "/tmp/cd$t-base/final" "$dest" <<'PY'
-import os, shutil, sys, torch
-from safetensors.torch import load_file, save_file
-src, dst = sys.argv[1], sys.argv[2]
-os.makedirs(dst, exist_ok=True)
-sd = load_file(src + "/model.safetensors")
-# bf16 like a Hugging Face release; the router's correction bias stays fp32 (a balancing state, not a weight)
-save_file({k: (v.to(torch.bfloat16) if v.is_floating_point() and "e_score_correction_bias" not in k else v) for k, v in sd.items()},
-          dst + "/model.safetensors", metadata={"format": "pt"})
-shutil.copy(src + "/config.json", dst)
-print("bf16 base:", os.path.getsize(dst + "/model.safetensors"), "bytes")
-PY
+python3 scripts/gpu/save_bf16.py /tmp/cd$t-base/final "$dest"
 timeout ${SFT_TIMEOUT:-120} scripts/gpu/run.sh run recipes/sft-quickstart.yaml output_dir=/tmp/cd$t-sft model.path=$dest model.device=cuda \
   data.path=$split/train.parquet data.eval_path=$split/test.parquet \
   checkpoint.every_n_steps=0 logging.progress=plain logging.plain_interval_seconds=60 > /tmp/cd$t-sft.log 2>&1
