@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Stages the inputs of peft_check.py on the CPU (no GPU needed): a micro deepseek_v3 base model (one SFT step from the
-# built-in micro-moe), a LoRA adapter trained on it (sft-lora, 3 steps at a high rate so B is far from zero; extra
-# key=value arguments go to that run, e.g. lora.target_modules=[...]), `posttrain merge` of the two, input ids and
+# built-in micro-moe), a LoRA adapter trained on it (sft-lora: attention + dense/shared-expert MLPs, 3 steps at a high
+# rate so B is far from zero; extra key=value arguments go to that run, e.g. lora.routed_experts=true for the routed
+# experts, lora.peft_layout=per_expert for transformers 4's names), `posttrain merge` of the two, input ids and
 # PostTrain's logits of the merged model. Usage: scripts/gpu/experiments/peft_stage.sh <out-dir> [key=value ...]
+# The check of peft's fused-expert layout: peft_stage.sh runs/peftfused lora.routed_experts=true here, then on the GPU
+# machine python3 scripts/gpu/experiments/peft_check.py runs/peftfused (carry runs/peftfused).
 set -euo pipefail
 out=$1; shift
 P=${POSTTRAIN:-src/PostTrain.Cli/bin/Debug/net10.0/posttrain}

@@ -1,6 +1,7 @@
 // A LoRA adapter directory as PEFT writes it: adapter_config.json (peft_type LORA, r, lora_alpha, lora_dropout,
-// target_modules, bias none, base_model_name_or_path, task_type CAUSAL_LM) and adapter_model.safetensors (fp32, PEFT's key
-// names), plus optional extra files (the tokenizer's). Written atomically as a directory.
+// target_modules[, target_parameters, rank_pattern, alpha_pattern], bias none, base_model_name_or_path, task_type
+// CAUSAL_LM; PeftAdapterConfig) and adapter_model.safetensors (fp32, PEFT's key names in the settings' PeftLayout), plus
+// optional extra files (the tokenizer's). Written atomically as a directory; read back in either layout.
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using PostTrain.Core.Model;
@@ -16,14 +17,7 @@ public static class PeftAdapterFiles
 
     public static void Save(string dir, LoraAdapters lora, string baseModel, IReadOnlyDictionary<string, string>? extraFiles = null)
     {
-        var s = lora.Settings;
-        var config = new JsonObject
-        {
-            ["peft_type"] = "LORA", ["task_type"] = "CAUSAL_LM", ["r"] = s.Rank, ["lora_alpha"] = s.Alpha, ["lora_dropout"] = s.Dropout,
-            ["target_modules"] = new JsonArray(s.TargetModules.Select(t => (JsonNode)JsonValue.Create(t)!).ToArray()),
-            ["bias"] = "none", ["base_model_name_or_path"] = baseModel, ["fan_in_fan_out"] = false, ["inference_mode"] = true,
-            ["init_lora_weights"] = true, ["use_rslora"] = false, ["use_dora"] = false, ["modules_to_save"] = null,
-        };
+        var config = PeftAdapterConfig.Build(lora, baseModel);
         var tensors = lora.PeftStateDict();
         try
         {
@@ -40,7 +34,7 @@ public static class PeftAdapterFiles
         }
     }
 
-    /// <summary>The adapter's settings and base model as its adapter_config.json gives them.</summary>
+    /// <summary>The adapter's settings (its PeftLayout included) and base model as its adapter_config.json gives them.</summary>
     public static (LoraSettings Settings, string BaseModel) ReadConfig(string dir)
     {
         string file = Path.Combine(dir, ConfigFileName);
@@ -49,26 +43,19 @@ public static class PeftAdapterFiles
         catch (JsonException e) { throw new InvalidDataException($"{file}: not valid JSON ({e.Message})"); }
         string Need(string key) => root[key]?.ToString() ?? throw new InvalidDataException($"{file}: missing '{key}'");
         if (Need("peft_type") != "LORA") throw new InvalidDataException($"{file}: peft_type '{Need("peft_type")}' is not LORA");
-        var targets = root["target_modules"] switch
-        {
-            JsonArray a => a.Select(x => x!.ToString()).ToList(),
-            JsonValue v => [v.ToString()],
-            _ => throw new InvalidDataException($"{file}: missing 'target_modules'"),
-        };
-        // routed-expert adapters are not a PEFT setting (PEFT adapts every module the names match): they are in the weights
         string weights = Path.Combine(dir, WeightsFileName);
-        bool routed = File.Exists(weights) && SafeTensors.ReadHeader(weights).Keys.Any(k => k.Contains(".mlp.experts.", StringComparison.Ordinal));
-        var settings = new LoraSettings((int)root["r"]!.GetValue<double>(), root["lora_alpha"]!.GetValue<double>(),
-            root["lora_dropout"]?.GetValue<double>() ?? 0, targets, routed);
-        return (settings, Need("base_model_name_or_path"));
+        IEnumerable<string> keys = File.Exists(weights) ? SafeTensors.ReadHeader(weights).Keys : [];
+        return (PeftAdapterConfig.Parse(root, file, keys), Need("base_model_name_or_path"));
     }
 
-    /// <summary>Loads the adapter's tensors into <paramref name="lora"/> (attached with ReadConfig's settings).</summary>
+    /// <summary>Loads the adapter's tensors into <paramref name="lora"/> (attached with ReadConfig's settings, or a run's own),
+    /// in the layout the directory was written in.</summary>
     public static void LoadWeights(string dir, LoraAdapters lora)
     {
+        var layout = ReadConfig(dir).Settings.Layout;
         string file = Path.Combine(dir, WeightsFileName);
         var tensors = SafeTensors.Load(file);
-        try { lora.LoadPeftStateDict(tensors, file); }
+        try { lora.LoadPeftStateDict(tensors, file, layout); }
         finally { foreach (var t in tensors.Values) t.Dispose(); }
     }
 }

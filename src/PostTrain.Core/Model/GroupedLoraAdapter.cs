@@ -1,9 +1,8 @@
 // LoRA for stacked routed experts: one low-rank update per expert, A (E, r, in) and B (E, out, r), applied inside the
 // grouped-GEMM path: rows grouped by expert (counts[e] rows for expert e) get (alpha / r) * B_e A_e dropout(x), as two
 // grouped GEMMs through ExpertCompute (the CUDA grouped kernel or the CPU loop), in fp32. Init as LoraAdapter, per
-// expert: A_e ~ U(-1/sqrt(in), 1/sqrt(in)) from the seed's generator, B = 0, so a new adapter changes nothing. PEFT's
-// names per expert (as transformers' per-expert modules are named): <experts>.{e}.<proj>.lora_A.weight = A_e (r, in),
-// lora_B.weight = B_e (out, r).
+// expert: A_e ~ U(-1/sqrt(in), 1/sqrt(in)) from the seed's generator, B = 0, so a new adapter changes nothing. Saved
+// as peft's LoRA on transformers 5's fused expert parameters or per expert (PeftLayout, PeftTensor).
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -7,8 +7,9 @@
 // reference model without a second copy); Merged() folds them into the base weights for a scope and restores the
 // saved weights exactly afterwards (for paths that read the weights directly, such as the generation engine).
 // Routed experts (RoutedExperts): the stacked experts' projections named in target_modules get a GroupedLoraAdapter
-// (A (E, r, in), B (E, out, r), applied inside the grouped GEMMs), saved per expert under the names PEFT gives
-// transformers' per-expert modules: base_model.model.model.layers.L.mlp.experts.{e}.gate_proj.lora_A.weight (r, in).
+// (A (E, r, in), B (E, out, r), applied inside the grouped GEMMs), saved in the settings' PeftLayout: fused as peft with
+// transformers 5 holds them (base_model.model.model.layers.L.mlp.experts[.base_layer].lora_A.weight, FusedExpertLora), or
+// per expert as transformers 4 named them (...mlp.experts.{e}.gate_proj.lora_A.weight (r, in)).
 // Simplification: MTP modules get no adapters.
 using TorchSharp;
 using TorchSharp.Modules;
@@ -16,7 +17,8 @@ using static TorchSharp.torch;
 
 namespace PostTrain.Core.Model;
 
-public sealed record LoraSettings(int Rank, double Alpha, double Dropout, IReadOnlyList<string> TargetModules, bool RoutedExperts = false)
+public sealed record LoraSettings(int Rank, double Alpha, double Dropout, IReadOnlyList<string> TargetModules, bool RoutedExperts = false,
+    PeftLayout Layout = PeftLayout.FusedExperts)
 {
     public static readonly IReadOnlyList<string> ExpertProjections = ["gate_proj", "up_proj", "down_proj"];
 
@@ -77,6 +79,10 @@ public sealed class LoraAdapters : nn.Module
         if (s.RoutedExperts && experts.Count == 0)
             throw new ArgumentException($"lora.routed_experts: target_modules [{string.Join(", ", s.TargetModules)}] name no expert projection " +
                 $"({string.Join(", ", LoraSettings.ExpertProjections)}), or the model has no routed experts");
+        if (s.Layout == PeftLayout.FusedExperts && s.RoutedExperts && s.TargetModules.Contains("gate_proj") != s.TargetModules.Contains("up_proj"))
+            throw new ArgumentException($"lora.target_modules: [{string.Join(", ", s.TargetModules)}] names one of gate_proj and up_proj; with " +
+                "routed_experts, lora.peft_layout fused_experts (peft with transformers 5) fuses them into mlp.experts.gate_up_proj: name both, " +
+                "or set lora.peft_layout: per_expert");
         if (found.Count == 0 && experts.Count == 0)
             throw new ArgumentException($"lora.target_modules: [{string.Join(", ", s.TargetModules)}] match no linear layer of the model " +
                 $"(attention: {string.Join(", ", LoraSettings.AttentionModules)}; dense and shared-expert MLPs: gate_proj, up_proj, down_proj)");
@@ -94,43 +100,47 @@ public sealed class LoraAdapters : nn.Module
         return new LoraAdapters(s, found, made, experts, madeGrouped);
     }
 
-    /// <summary>The adapters' tensors under PEFT's names (copies on the CPU).</summary>
+    /// <summary>The adapters' tensors under PEFT's names in the settings' layout (copies on the CPU).</summary>
     public Dictionary<string, Tensor> PeftStateDict()
     {
-        var d = new Dictionary<string, Tensor>();
-        foreach (var (path, a) in Entries)
-        {
-            d[$"{PeftPrefix}{path}.lora_A.weight"] = a.A.detach().cpu().clone();
-            d[$"{PeftPrefix}{path}.lora_B.weight"] = a.B.detach().cpu().clone();
-        }
-        foreach (var (path, proj, a) in ExpertEntries)
-            for (int e = 0; e < a.A.shape[0]; e++)
-            {
-                d[$"{PeftPrefix}{path}.{e}.{proj}.lora_A.weight"] = a.A[e].detach().cpu().clone();
-                d[$"{PeftPrefix}{path}.{e}.{proj}.lora_B.weight"] = a.B[e].detach().cpu().clone();
-            }
-        return d;
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        return PeftTensors(Settings.Layout).ToDictionary(t => t.Key, t => t.Save().DetachFromDisposeScope());
     }
 
-    /// <summary>Loads adapter tensors saved under PEFT's names; every adapter's pair must be there with its shape.</summary>
-    public void LoadPeftStateDict(IReadOnlyDictionary<string, Tensor> state, string source)
+    /// <summary>Loads adapter tensors saved under PEFT's names in <paramref name="layout"/> (either layout loads into the same
+    /// adapters); every tensor the adapters need must be there with its shape, and nothing else.</summary>
+    public void LoadPeftStateDict(IReadOnlyDictionary<string, Tensor> state, string source, PeftLayout layout)
     {
+        using var scope = NewDisposeScope();
         using var _ = no_grad();
         var expected = new HashSet<string>();
-        var slots = Entries.SelectMany(x => new[] { ($"{x.Path}.lora_A", (Tensor)x.Adapter.A), ($"{x.Path}.lora_B", x.Adapter.B) })
-            .Concat(ExpertEntries.SelectMany(x => Enumerable.Range(0, (int)x.Adapter.A.shape[0]).SelectMany(e => new[]
-                { ($"{x.Path}.{e}.{x.Proj}.lora_A", x.Adapter.A[e]), ($"{x.Path}.{e}.{x.Proj}.lora_B", x.Adapter.B[e]) })));
-        foreach (var (module, p) in slots)
+        foreach (var slot in PeftTensors(layout))
         {
-            string key = $"{PeftPrefix}{module}.weight";
-            expected.Add(key);
-            if (!state.TryGetValue(key, out var t)) throw new InvalidDataException($"{source}: missing adapter tensor '{key}'");
-            if (!t.shape.SequenceEqual(p.shape))
-                throw new InvalidDataException($"{source}: '{key}' has shape [{string.Join(", ", t.shape)}], the adapter has [{string.Join(", ", p.shape)}]");
-            p.copy_(t);
+            expected.Add(slot.Key);
+            if (!state.TryGetValue(slot.Key, out var t)) throw new InvalidDataException($"{source}: missing adapter tensor '{slot.Key}'");
+            if (!t.shape.SequenceEqual(slot.Shape))
+                throw new InvalidDataException($"{source}: '{slot.Key}' has shape [{string.Join(", ", t.shape)}], the adapter has [{string.Join(", ", slot.Shape)}]");
+            slot.Load(t, source);
         }
         var extra = state.Keys.Where(k => !expected.Contains(k)).ToList();
         if (extra.Count > 0) throw new InvalidDataException($"{source}: adapter tensors for layers this model has no adapter on: {string.Join(", ", extra.Take(5))}");
+    }
+
+    /// <summary>Every adapter tensor under its PEFT name in <paramref name="layout"/>: shape, a CPU copy, a loader.</summary>
+    public IEnumerable<PeftTensor> PeftTensors(PeftLayout layout)
+    {
+        foreach (var (path, a) in Entries)
+        {
+            yield return PeftTensor.Of($"{PeftPrefix}{path}.lora_A.weight", a.A);
+            yield return PeftTensor.Of($"{PeftPrefix}{path}.lora_B.weight", a.B);
+        }
+        foreach (var stack in ExpertEntries.GroupBy(x => x.Path))
+        {
+            var byProj = stack.ToDictionary(x => x.Proj, x => x.Adapter);
+            var slots = layout == PeftLayout.PerExpert ? PeftTensor.PerExpert($"{PeftPrefix}{stack.Key}", byProj) : PeftTensor.Fused($"{PeftPrefix}{stack.Key}", byProj);
+            foreach (var slot in slots) yield return slot;
+        }
     }
 
     /// <summary>Folds every adapter into its base weight (W += (alpha / r) B A) and removes the adapters from the model.</summary>

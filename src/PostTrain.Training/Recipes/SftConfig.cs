@@ -36,7 +36,12 @@ public sealed record LoraConfig
     /// grouped LoRA per expert stack; by default those names adapt only the dense and shared-expert MLPs.</summary>
     public bool RoutedExperts { get; init; }
 
-    public PostTrain.Core.Model.LoraSettings ToSettings() => new(Rank, Alpha, Dropout, TargetModules, RoutedExperts);
+    /// <summary>How the MLP adapters are saved: fused_experts (peft with transformers 5: routed experts as LoRA on the fused
+    /// mlp.experts.gate_up_proj / down_proj, dense and shared-expert MLPs as target_parameters) or per_expert (transformers
+    /// 4's per-expert module names). Either layout loads back (resume, merge, model.path).</summary>
+    public PostTrain.Core.Model.PeftLayout PeftLayout { get; init; } = PostTrain.Core.Model.PeftLayout.FusedExperts;
+
+    public PostTrain.Core.Model.LoraSettings ToSettings() => new(Rank, Alpha, Dropout, TargetModules, RoutedExperts, PeftLayout);
 }
 
 public sealed record SftDataConfig

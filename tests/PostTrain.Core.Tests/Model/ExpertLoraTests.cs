@@ -1,7 +1,8 @@
 // Grouped LoRA on the routed experts of the Micro model (4 experts, hidden 64, expert width 32): PEFT's per-expert key
-// names and shapes (approval list written by hand), a new adapter changes nothing, the adapted output equals a copy of
-// the base with W_e + (alpha / r) B_e A_e written in by hand and equals the folded model, training moves only adapter
-// weights and lowers the loss, and the PEFT directory round-trips (routed experts detected from the weights).
+// names and shapes in the per_expert layout (approval list written by hand; the fused layout: PeftFusedExpertsTests),
+// a new adapter changes nothing, the adapted output equals a copy of the base with W_e + (alpha / r) B_e A_e written in
+// by hand and equals the folded model, training moves only adapter weights and lowers the loss, and the PEFT directory
+// round-trips (routed experts detected from the config).
 using PostTrain.Core.Checkpoints;
 using PostTrain.Core.Model;
 using PostTrain.Core.Tests.Checkpoints;
@@ -16,10 +17,10 @@ public sealed class ExpertLoraTests
     private static readonly Tensor Ids = tensor(new long[] { 5, 17, 99, 3, 250, 8, 41, 7, 77, 120 }).view(2, -1);
 
     [Fact]
-    public void Peft_names_and_shapes_for_routed_experts()
+    public void Peft_names_and_shapes_for_routed_experts_per_expert_layout()
     {
         using var m = LoraScopesTests.Micro();
-        using var lora = LoraAdapters.Attach(m, Settings, seed: 1);
+        using var lora = LoraAdapters.Attach(m, Settings with { Layout = PeftLayout.PerExpert }, seed: 1);
         var state = lora.PeftStateDict();
         var experts = state.Keys.Where(k => k.Contains(".mlp.experts.")).Order().ToList();
         var expected = new Dictionary<string, long[]>();
