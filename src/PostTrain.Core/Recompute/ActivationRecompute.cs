@@ -2,10 +2,11 @@
 // with autograd off, so the graph keeps none of fn's intermediate tensors: one autograd node stands for the region and
 // saves only fn's tensor inputs (and what the first pass put on its RecomputeTape). In backward that node runs fn again
 // on the saved inputs with autograd on (the replay; the tape gives back the same dropout masks and expert choices) and
-// backpropagates the incoming gradients through it with autograd.grad, returning the gradients of the inputs and of
-// the parameters. The trainable parameters are inputs of the node, so the engine accumulates their gradients as for
-// any other operation: a region whose tensor inputs need no gradient (a frozen base model under LoRA) still trains its
-// adapters, and a gradient-ready mark on the region's input fires after the region's parameter gradients are in .grad.
+// backpropagates the incoming gradients through it: the parameters' gradients accumulate into their .grad there (as the
+// engine would accumulate them) and the inputs' gradients are the node's result. The trainable parameters are inputs of
+// the node, so a region whose tensor inputs need no gradient (a frozen base model under LoRA) still runs backward and
+// trains its adapters; a gradient-ready mark on the region's input fires after the region's parameter gradients are in
+// .grad (they are there before the node returns).
 // fn must compute the same function twice: read only its inputs, the given parameters and module constants (tensors
 // it captures from outside would be gone by backward: pass them as inputs). Inputs may be null (passed through).
 // Regions do not nest (Run inside a running region calls fn directly), and with autograd off or nothing to

@@ -2,8 +2,10 @@
 //   forward (autograd off): outputs = fn(inputs) ++ the tape's side outputs; saves the non-null inputs and the tape's
 //            kept tensors; undefined incoming gradients stay undefined (no zero tensors materialised).
 //   backward: the saved inputs that required a gradient become fresh leaves; fn runs again with autograd on under a
-//            replaying tape; autograd.grad(outputs with a defined incoming gradient, leaves ++ parameters) gives the
-//            gradients to return (null where unused). The returned tensors are held as AutogradReturns describes.
+//            replaying tape; autograd.backward(outputs with a defined incoming gradient, inputs: leaves ++ parameters)
+//            accumulates the parameters' gradients into their .grad (the node returns none for them) and leaves the
+//            inputs' gradients on the leaves, which the node returns (null where unused). The returned tensors are held
+//            as AutogradReturns describes.
 using PostTrain.Core.Precision;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -89,14 +91,16 @@ internal sealed class RecomputeFunction : MultiTensorFunction<RecomputeFunction>
             var wrt = leaves.Select(l => l.Leaf).Concat(region.Parameters).ToList();
             if (ys.Count > 0 && wrt.Count > 0)
             {
-                var grads = grad(ys, wrt, gs, allow_unused: true);
-                for (int k = 0; k < grads.Count; k++)
-                {
-                    var g = grads[k];
-                    if (g is null || g.IsInvalid) continue;
-                    result[k < leaves.Count ? 1 + leaves[k].Index : 1 + n + (k - leaves.Count)] = g;
-                    scope.Detach(g);
-                }
+                // backward (not grad: TorchSharp's native grad call lets a libtorch error, an out-of-memory in the replay
+                // say, escape as an uncatchable C++ exception): the parameters' gradients accumulate into .grad here, as
+                // the engine would accumulate them, before this node returns; the inputs' come back from the leaves
+                TorchSharp.torch.autograd.backward(ys, gs, inputs: wrt);
+                foreach (var (index, leaf) in leaves)
+                    if (leaf.grad is { IsInvalid: false } g)
+                    {
+                        result[1 + index] = g;
+                        scope.Detach(g);
+                    }
             }
         }
         return AutogradReturns.Return(grad_outputs, [.. result]);

@@ -1,7 +1,8 @@
 // `recompute:` through the recipes on the CPU (micro MoE, fp32): sft (MTP loss and balance loss on, packed rows), sft
 // with LoRA adapters (dropout on), rm and grpo trained with selective or layer recompute give the same per-step losses
 // as the same run without it (to 1e-5 relative: a few Adam steps carry fp32 rounding); the run says which recompute it
-// uses; an unknown value and a recipe without a decoder are errors naming the key.
+// uses; an unknown value, a recipe without a decoder and fast_path: on (the captured step with recompute is not yet
+// measured) are errors naming the key.
 using System.Text.Json;
 using PostTrain.Core.Model;
 using PostTrain.Training.Recipes;
@@ -153,5 +154,8 @@ public sealed class RecomputeRecipeTests
         var toy = await Assert.ThrowsAsync<RecipeConfigException>(() => RecipeRunner.RunAsync("toy_regression",
             [$"output_dir={tmp["toy"]}", "recompute=layer", "logging.progress=plain", "logging.tensorboard=false"], TextWriter.Null, CancellationToken.None));
         Assert.Contains("recompute: layer, but recipe toy_regression trains no decoder model", toy.Message);
+        var fast = await Assert.ThrowsAsync<RecipeConfigException>(() => RunSft(Sft(tmp["fast"], "layer", "micro-moe").Replace("fast_path: off", "fast_path: on")
+            .Replace("mtp_lambda: 0.3", "mtp_lambda: 0")));
+        Assert.StartsWith("fast_path: on, but this run does not qualify: recompute: layer", fast.Message);
     }
 }
