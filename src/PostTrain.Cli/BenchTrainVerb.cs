@@ -11,7 +11,8 @@
 //                    mode on a fresh model from the same init with the same batches, one JSON line each, then prints a
 //                    table against the first (tokens/s, step split, peak memory, largest per-step loss difference).
 // Peak memory is the CUDA caching allocator's peak allocated bytes (native/cudagraph), reset after each mode's model and
-// optimizer are built, the measure torch.cuda.max_memory_allocated() gives the PyTorch baselines.
+// optimizer are built, the measure torch.cuda.max_memory_allocated() gives the PyTorch baselines. On the CPU the
+// process's peak resident memory (HostPeakMemory, reset at the same point) is reported as host_peak_gib.
 // Prints one JSON line (per recompute mode) so benchmarks/run-gpu.sh can tabulate it beside transformers.
 using System.CommandLine;
 using System.Diagnostics;
@@ -102,6 +103,7 @@ public sealed class BenchTrainVerb : ICliVerb
         using var step = fast ? FastTrainStep.Create(m, opt, B, T, packed: false, FastPathMode.Auto, options, io.Error.WriteLine) : null;
         int devIndex = dev.index < 0 ? 0 : dev.index;
         if (dev.type == DeviceType.CUDA) { Sync(); CudaMemory.ResetPeak(devIndex); }
+        bool hostPeak = dev.type == DeviceType.CPU && HostPeakMemory.Reset();
 
         double fwd = 0, bwd = 0, optMs = 0, total = 0; int measured = 0;
         var losses = new List<double>();
@@ -156,6 +158,7 @@ public sealed class BenchTrainVerb : ICliVerb
             result["optimizer_ms"] = Math.Round(optMs / measured, 1);
         }
         if (mem is not null) result["peak_gib"] = Math.Round(mem.PeakAllocatedBytes / (double)(1L << 30), 2);
+        if (hostPeak && HostPeakMemory.PeakBytes() is long rss) result["host_peak_gib"] = Math.Round(rss / (double)(1L << 30), 3);
         return result;
     }
 
@@ -168,14 +171,15 @@ public sealed class BenchTrainVerb : ICliVerb
         var lines = new List<string>
         {
             $"recompute, {b["model"]} ({b["batch"]} x {b["seq"]} tokens, fast path {b["fast_path"]}), against {b["recompute"]}:",
-            "| recompute | tokens/s | vs base | step ms (fwd / bwd / opt) | peak GiB | vs base | max |loss diff| |",
+            $"| recompute | tokens/s | vs base | step ms (fwd / bwd / opt) | {(b.ContainsKey("peak_gib") ? "peak GiB" : "host peak GiB")} | vs base | max |loss diff| |",
             "|---|---|---|---|---|---|---|",
         };
         foreach (var r in rows)
         {
             string split = r.TryGetValue("forward_ms", out var f) ? $"{r["step_ms"]} ({f} / {r["backward_ms"]} / {r["optimizer_ms"]})" : $"{r["step_ms"]}";
-            string peak = r.TryGetValue("peak_gib", out var pk) ? $"{pk}" : "-";
-            string peakRatio = r.TryGetValue("peak_gib", out var pr) && b.TryGetValue("peak_gib", out var pb) && (double)pb > 0
+            string key = r.ContainsKey("peak_gib") ? "peak_gib" : "host_peak_gib";
+            string peak = r.TryGetValue(key, out var pk) ? $"{pk}" : "-";
+            string peakRatio = r.TryGetValue(key, out var pr) && b.TryGetValue(key, out var pb) && (double)pb > 0
                 ? $"{(double)pr / (double)pb:F2}x" : "-";
             double diff = ((double[])r["losses"]).Zip(baseLosses, (x, y) => Math.Abs(x - y)).Max();
             lines.Add($"| {r["recompute"]} | {r["tokens_per_s"]:N0} | {(double)r["tokens_per_s"] / (double)b["tokens_per_s"]:F2}x | {split} | {peak} | {peakRatio} | {diff:E2} |");
