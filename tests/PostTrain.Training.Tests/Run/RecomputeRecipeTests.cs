@@ -1,8 +1,8 @@
 // `recompute:` through the recipes on the CPU (micro MoE, fp32): sft (MTP loss and balance loss on, packed rows), sft
 // with LoRA adapters (dropout on), rm and grpo trained with selective or layer recompute give the same per-step losses
 // as the same run without it (to 1e-5 relative: a few Adam steps carry fp32 rounding); the run says which recompute it
-// uses; an unknown value, a recipe without a decoder and fast_path: on (the captured step with recompute is not yet
-// measured) are errors naming the key.
+// uses; bench-train measures none/selective/layer from the same init (same losses); an unknown value, a recipe without
+// a decoder and fast_path: on (the captured step with recompute is not yet measured) are errors naming the key.
 using System.Text.Json;
 using PostTrain.Core.Model;
 using PostTrain.Training.Recipes;
@@ -143,6 +143,26 @@ public sealed class RecomputeRecipeTests
         var grpoPlain = await RunGrpo("none");
         Assert.Equal(2, grpoPlain.Count);
         AssertClose(grpoPlain, await RunGrpo("layer"), "grpo layer");
+    }
+
+    [Fact]
+    public async Task Bench_train_measures_each_recompute_mode_from_the_same_init()
+    {
+        var o = new StringWriter();
+        var e = new StringWriter();
+        int code = await PostTrain.Cli.CliApp.RunAsync(["bench-train", "--model", "micro-moe", "--device", "cpu", "--dtype", "float32",
+            "--batch", "2", "--seq", "32", "--steps", "2", "--warmup", "1", "--recompute", "none,selective,layer"], o, e);
+        Assert.True(code == 0, e.ToString());
+        var rows = o.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(["none", "selective", "layer"], rows.Select(r => r.GetProperty("recompute").GetString()));
+        var losses = rows.Select(r => r.GetProperty("losses").EnumerateArray().Select(x => x.GetDouble()).ToList()).ToList();
+        Assert.Equal(3, losses[0].Count);
+        AssertClose(losses[0], losses[1], "bench-train selective");
+        AssertClose(losses[0], losses[2], "bench-train layer");
+        Assert.All(rows, r => Assert.True(r.GetProperty("host_peak_gib").GetDouble() > 0));
+        Assert.Contains("| layer |", e.ToString());
+        Assert.Equal(2, await PostTrain.Cli.CliApp.RunAsync(["bench-train", "--model", "micro-moe", "--device", "cpu", "--recompute", "norms"], o, e));
+        Assert.Contains("--recompute: 'norms'", e.ToString());
     }
 
     [Fact]
