@@ -3,6 +3,7 @@
 # On the build machine: scripts/gpu/publish.sh (makes .dist/posttrain-linux-x64.tar.xz). On the GPU machine, from the
 # repository root (PyTorch 2.11 + transformers there, no .NET):
 #   benchmarks/run-gpu.sh train      # training table, bench-moe + bench-moe-large: PostTrain eager / fast path vs transformers eager / compiled
+#   benchmarks/run-gpu.sh recompute  # activation recompute none/selective/layer: peak memory + tokens/s, eager and fast path, both models
 #   benchmarks/run-gpu.sh fp8        # FP8 GEMM check + TFLOP/s, training tokens/s PostTrain bf16 vs FP8
 #   benchmarks/run-gpu.sh quality    # FP8 vs BF16 SFT loss curves of the same tiny model, same init and data
 #   benchmarks/run-gpu.sh grpo       # the shipped GRPO recipes: sft-quickstart -> grpo-arith, pipeline-countdown
@@ -12,7 +13,7 @@
 # Every result is one JSON line in $OUT/bench-<part>.jsonl (or ./bench-<part>.jsonl) and a table at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-part=${1:?usage: benchmarks/run-gpu.sh train|fp8|quality|grpo|generate|mtp|pipeline}
+part=${1:?usage: benchmarks/run-gpu.sh train|recompute|fp8|quality|grpo|generate|mtp|pipeline}
 out=${OUT:-.}
 log="$out/bench-$part.jsonl"; : > "$log"
 pt() { scripts/gpu/run.sh "$@"; }
@@ -51,6 +52,16 @@ PY
       python3 benchmarks/hf/hf_bench.py train --config benchmarks/hf/$model.json --experts grouped_mm --compile $bt 2>&1 | grep '^{\|rror' | tee -a "$log"
     done
     python3 benchmarks/hf/train_table.py "$log" | tee "$out/train-table.md"
+    ;;
+  recompute)
+    # The same model, init and batches with each recompute mode, one fresh model per mode; bench-train prints a table
+    # against none (tokens/s, step split, CUDA caching allocator peak, largest per-step loss difference) to stderr.
+    for model in ${TRAIN_MODELS:-bench-moe bench-moe-large}; do
+      if [ $model = bench-moe ]; then bt="--batch 8 --seq 1024"; else bt="--batch 4 --seq 2048"; fi
+      for fp in off on; do
+        pt bench-train --model $model $bt --device cuda --fast-path $fp --recompute none,selective,layer 2>&1 | tee -a "$log"
+      done
+    done
     ;;
   fp8)
     POSTTRAIN_TOOL=fp8bench pt check 2>&1 | tail -40

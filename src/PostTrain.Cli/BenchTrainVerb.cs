@@ -7,15 +7,20 @@
 //                    trains (its model is built in bf16); default fp32 master weights.
 //   --self-check N:  before timing, N steps of the fast path against the plain eager step (and against itself without
 //                    the graph) from the same init; prints the loss and weight differences.
-// Peak memory is the CUDA caching allocator's peak allocated bytes (native/cudagraph), reset after the model and
-// optimizer are built, the measure torch.cuda.max_memory_allocated() gives the PyTorch baselines.
-// Prints one JSON line so benchmarks/run-gpu.sh can tabulate it beside transformers.
+//   --recompute M:   activation recompute (none, selective, layer); a comma list (none,selective,layer) measures each
+//                    mode on a fresh model from the same init with the same batches, one JSON line each, then prints a
+//                    table against the first (tokens/s, step split, peak memory, largest per-step loss difference).
+// Peak memory is the CUDA caching allocator's peak allocated bytes (native/cudagraph), reset after each mode's model and
+// optimizer are built, the measure torch.cuda.max_memory_allocated() gives the PyTorch baselines. On the CPU the
+// process's peak resident memory (HostPeakMemory, reset at the same point) is reported as host_peak_gib.
+// Prints one JSON line (per recompute mode) so benchmarks/run-gpu.sh can tabulate it beside transformers.
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using PostTrain.Core.FastPath;
 using PostTrain.Core.Model;
 using PostTrain.Core.Precision;
+using PostTrain.Core.Recompute;
 using PostTrain.Core.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -37,8 +42,10 @@ public sealed class BenchTrainVerb : ICliVerb
         var paramsType = new Option<string>("--params") { DefaultValueFactory = _ => "fp32", Description = "fp32 (master weights) or bf16" };
         var graphOpt = new Option<bool>("--no-graph") { Description = "fast path without the CUDA graph" };
         var selfCheck = new Option<int>("--self-check") { DefaultValueFactory = _ => 0, Description = "steps of fast vs eager equality check" };
+        var recompute = new Option<string>("--recompute")
+            { DefaultValueFactory = _ => "none", Description = "activation recompute: none, selective, layer, or a comma list measured one after another" };
         var command = new Command("bench-train", "Measure training throughput of a built-in model")
-            { precision, steps, warmup, batch, seq, model, device, fastPath, paramsType, graphOpt, selfCheck };
+            { precision, steps, warmup, batch, seq, model, device, fastPath, paramsType, graphOpt, selfCheck, recompute };
         command.SetAction(parse =>
         {
             var dev = DeviceSelector.Resolve(parse.GetValue(device));
@@ -53,81 +60,131 @@ public sealed class BenchTrainVerb : ICliVerb
             {
                 "fp32" => false, "bf16" => true, var s => throw new UsageException($"--params: '{s}' (fp32, bf16)"),
             };
-            var cfg = make();
+            var modes = parse.GetValue(recompute)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+                .Select(r => r switch
+                {
+                    "none" => RecomputeMode.None, "selective" => RecomputeMode.Selective, "layer" => RecomputeMode.Layer,
+                    _ => throw new UsageException($"--recompute: '{r}' (none, selective, layer, or a comma list)"),
+                }).ToArray();
+            if (modes.Length == 0) throw new UsageException("--recompute: no mode given (none, selective, layer)");
             int B = parse.GetValue(batch), T = parse.GetValue(seq);
             if (B <= 0) B = modelName == "bench-moe-large" ? 4 : 8;
             if (T <= 0) T = modelName == "bench-moe-large" ? 2048 : 1024;
             var options = new FastTrainStepOptions { CudaGraph = !parse.GetValue(graphOpt) };
-            void Sync() { if (dev.type == DeviceType.CUDA) cuda.synchronize(dev); }
 
             Dictionary<string, object>? check = null;
             if (parse.GetValue(selfCheck) is int n && n > 0)
                 check = SelfCheck(make, p, bf16Params, dev, B, T, n, options);
 
-            var m = Build(make, p, bf16Params, dev);
-            using var opt = Optimizer(m, fast, bf16Params);
-            using var step = fast ? FastTrainStep.Create(m, opt, B, T, packed: false, FastPathMode.Auto, options, io.Error.WriteLine) : null;
-            int devIndex = dev.index < 0 ? 0 : dev.index;
-            if (dev.type == DeviceType.CUDA) { Sync(); CudaMemory.ResetPeak(devIndex); }
-
-            double fwd = 0, bwd = 0, optMs = 0, total = 0; int measured = 0; Tensor? lastLoss = null;
-            var gen = new Generator(1234);   // a CPU stream: the same batches on every device
-            for (int s = 0; s < parse.GetValue(warmup) + parse.GetValue(steps); s++)
+            var results = new List<Dictionary<string, object>>();
+            foreach (var mode in modes)
             {
-                using var scope = NewDisposeScope();
-                var ids = randint(0, cfg.VocabSize, [B, T], generator: gen).to(dev);
-                var labels = cat([ids.narrow(1, 1, T - 1), full(B, 1, -100L, dtype: ScalarType.Int64, device: dev)], 1);
-                Sync();
-                var t0 = Stopwatch.GetTimestamp();
-                long t1 = t0, t2 = t0;
-                Tensor loss;
-                if (step is not null)
-                {
-                    loss = step.Step(ids, labels, null, null, 1e-4).Loss;
-                    MoeBalancer.Step(m, 0.0);
-                }
-                else
-                {
-                    var output = m.Forward(ids);
-                    var (sum, count) = Losses.CrossEntropySum(output.Logits, labels);
-                    loss = sum / count;
-                    Sync(); t1 = Stopwatch.GetTimestamp();
-                    loss.backward();
-                    Sync(); t2 = Stopwatch.GetTimestamp();
-                    opt.Step(); opt.ZeroGrad();
-                    MoeBalancer.Step(m, 0.0);
-                }
-                Sync(); var t3 = Stopwatch.GetTimestamp();
-                if (s >= parse.GetValue(warmup))
-                {
-                    if (step is null) { fwd += Ms(t0, t1); bwd += Ms(t1, t2); optMs += Ms(t2, t3); }
-                    total += Ms(t0, t3); measured++;
-                    lastLoss?.Dispose();
-                    lastLoss = loss.detach().DetachFromDisposeScope();
-                }
+                var result = Measure(make, modelName, p, bf16Params, dev, B, T, fast, mode, options, parse.GetValue(warmup), parse.GetValue(steps), io);
+                result["precision"] = parse.GetValue(precision)!;
+                if (check is not null) result["self_check"] = check;
+                results.Add(result);
+                io.Out.WriteLine(JsonSerializer.Serialize(result));
             }
-            var mem = dev.type == DeviceType.CUDA ? CudaMemory.Read(devIndex, out var why) : null;
-            var result = new Dictionary<string, object>
-            {
-                ["bench"] = "posttrain_train", ["model"] = modelName, ["precision"] = parse.GetValue(precision)!,
-                ["params"] = bf16Params ? "bf16" : "fp32", ["fast_path"] = step?.Description ?? "off", ["device"] = dev.ToString(),
-                ["batch"] = B, ["seq"] = T,
-                ["tokens_per_s"] = Math.Round(B * T / (total / measured / 1000)), ["step_ms"] = Math.Round(total / measured, 1),
-                ["loss"] = lastLoss?.to(ScalarType.Float32).item<float>() ?? double.NaN,
-                ["parameters_m"] = Math.Round(m.ParameterCount() / 1e6, 1),
-            };
-            if (step is null)
-            {
-                result["forward_ms"] = Math.Round(fwd / measured, 1);
-                result["backward_ms"] = Math.Round(bwd / measured, 1);
-                result["optimizer_ms"] = Math.Round(optMs / measured, 1);
-            }
-            if (mem is not null) result["peak_gib"] = Math.Round(mem.PeakAllocatedBytes / (double)(1L << 30), 2);
-            if (check is not null) result["self_check"] = check;
-            io.Out.WriteLine(JsonSerializer.Serialize(result));
+            if (modes.Length > 1) io.Error.WriteLine(RecomputeTable(results));
             return CliApp.Ok;
         });
         return command;
+    }
+
+    /// <summary>warmup + steps training steps of a fresh model (same init, same batches for every mode); the JSON row.</summary>
+    private static Dictionary<string, object> Measure(Func<ModelConfig> make, string modelName, Precision p, bool bf16Params, Device dev,
+        int B, int T, bool fast, RecomputeMode mode, FastTrainStepOptions options, int warmup, int steps, CliIO io)
+    {
+        var cfg = make();
+        void Sync() { if (dev.type == DeviceType.CUDA) cuda.synchronize(dev); }
+        using var m = Build(make, p, bf16Params, dev);
+        m.Recompute = mode;
+        using var opt = Optimizer(m, fast, bf16Params);
+        using var step = fast ? FastTrainStep.Create(m, opt, B, T, packed: false, FastPathMode.Auto, options, io.Error.WriteLine) : null;
+        int devIndex = dev.index < 0 ? 0 : dev.index;
+        if (dev.type == DeviceType.CUDA) { Sync(); CudaMemory.ResetPeak(devIndex); }
+        bool hostPeak = dev.type == DeviceType.CPU && HostPeakMemory.Reset();
+
+        double fwd = 0, bwd = 0, optMs = 0, total = 0; int measured = 0;
+        var losses = new List<double>();
+        var gen = new Generator(1234);   // a CPU stream: the same batches on every device and in every mode
+        for (int s = 0; s < warmup + steps; s++)
+        {
+            using var scope = NewDisposeScope();
+            var ids = randint(0, cfg.VocabSize, [B, T], generator: gen).to(dev);
+            var labels = cat([ids.narrow(1, 1, T - 1), full(B, 1, -100L, dtype: ScalarType.Int64, device: dev)], 1);
+            Sync();
+            var t0 = Stopwatch.GetTimestamp();
+            long t1 = t0, t2 = t0;
+            Tensor loss;
+            if (step is not null)
+            {
+                loss = step.Step(ids, labels, null, null, 1e-4).Loss;
+                MoeBalancer.Step(m, 0.0);
+            }
+            else
+            {
+                var output = m.Forward(ids);
+                var (sum, count) = Losses.CrossEntropySum(output.Logits, labels);
+                loss = sum / count;
+                Sync(); t1 = Stopwatch.GetTimestamp();
+                loss.backward();
+                Sync(); t2 = Stopwatch.GetTimestamp();
+                opt.Step(); opt.ZeroGrad();
+                MoeBalancer.Step(m, 0.0);
+            }
+            Sync(); var t3 = Stopwatch.GetTimestamp();
+            losses.Add(loss.to(ScalarType.Float32).item<float>());   // after the timing: the step's host sync is not measured
+            if (s >= warmup)
+            {
+                if (step is null) { fwd += Ms(t0, t1); bwd += Ms(t1, t2); optMs += Ms(t2, t3); }
+                total += Ms(t0, t3); measured++;
+            }
+        }
+        var mem = dev.type == DeviceType.CUDA ? CudaMemory.Read(devIndex, out _) : null;
+        var result = new Dictionary<string, object>
+        {
+            ["bench"] = "posttrain_train", ["model"] = modelName,
+            ["params"] = bf16Params ? "bf16" : "fp32", ["fast_path"] = step?.Description ?? "off", ["device"] = dev.ToString(),
+            ["recompute"] = mode.ToString().ToLowerInvariant(), ["batch"] = B, ["seq"] = T,
+            ["tokens_per_s"] = Math.Round(B * T / (total / measured / 1000)), ["step_ms"] = Math.Round(total / measured, 1),
+            ["loss"] = losses[^1], ["losses"] = losses.Select(l => Math.Round(l, 6)).ToArray(),
+            ["parameters_m"] = Math.Round(m.ParameterCount() / 1e6, 1),
+        };
+        if (step is null)
+        {
+            result["forward_ms"] = Math.Round(fwd / measured, 1);
+            result["backward_ms"] = Math.Round(bwd / measured, 1);
+            result["optimizer_ms"] = Math.Round(optMs / measured, 1);
+        }
+        if (mem is not null) result["peak_gib"] = Math.Round(mem.PeakAllocatedBytes / (double)(1L << 30), 2);
+        if (hostPeak && HostPeakMemory.PeakBytes() is long rss) result["host_peak_gib"] = Math.Round(rss / (double)(1L << 30), 3);
+        return result;
+    }
+
+    /// <summary>The modes side by side against the first (the same-run baseline): tokens/s, step and its split, peak
+    /// memory, and the largest per-step loss difference (same init, same batches: rounding only).</summary>
+    private static string RecomputeTable(List<Dictionary<string, object>> rows)
+    {
+        var b = rows[0];
+        var baseLosses = (double[])b["losses"];
+        var lines = new List<string>
+        {
+            $"recompute, {b["model"]} ({b["batch"]} x {b["seq"]} tokens, fast path {b["fast_path"]}), against {b["recompute"]}:",
+            $"| recompute | tokens/s | vs base | step ms (fwd / bwd / opt) | {(b.ContainsKey("peak_gib") ? "peak GiB" : "host peak GiB")} | vs base | max |loss diff| |",
+            "|---|---|---|---|---|---|---|",
+        };
+        foreach (var r in rows)
+        {
+            string split = r.TryGetValue("forward_ms", out var f) ? $"{r["step_ms"]} ({f} / {r["backward_ms"]} / {r["optimizer_ms"]})" : $"{r["step_ms"]}";
+            string key = r.ContainsKey("peak_gib") ? "peak_gib" : "host_peak_gib";
+            string peak = r.TryGetValue(key, out var pk) ? $"{pk}" : "-";
+            string peakRatio = r.TryGetValue(key, out var pr) && b.TryGetValue(key, out var pb) && (double)pb > 0
+                ? $"{(double)pr / (double)pb:F2}x" : "-";
+            double diff = ((double[])r["losses"]).Zip(baseLosses, (x, y) => Math.Abs(x - y)).Max();
+            lines.Add($"| {r["recompute"]} | {r["tokens_per_s"]:N0} | {(double)r["tokens_per_s"] / (double)b["tokens_per_s"]:F2}x | {split} | {peak} | {peakRatio} | {diff:E2} |");
+        }
+        return string.Join('\n', lines);
     }
 
     private static DeepSeekForCausalLM Build(Func<ModelConfig> make, Precision p, bool bf16Params, Device dev)

@@ -12,6 +12,7 @@
 // Gradients: local experts' gradients are complete within the group; router and shared experts are replicated, so
 // their gradients are summed over the ranks like any data-parallel parameter.
 using PostTrain.Core.Model;
+using PostTrain.Core.Recompute;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -89,11 +90,12 @@ public sealed class ExpertParallelMoE : nn.Module<Tensor, Tensor>, IMoeLayer
         var order = flatIdx.sort(stable: true).Indices;                             // by expert = by owning rank
         var tokenOf = order.div(k, rounding_mode: RoundingMode.floor);
         var counts = flatIdx.bincount(null, c.NRoutedExperts).cpu();                // (E) rows per expert from this rank
-        using (no_grad())
-        {
-            if (loads is null) { loads = counts.clone(); loads.DetachFromDisposeScope(); }
-            else loads.add_(counts);
-        }
+        if (RecomputeTape.Current is not { Replaying: true })   // a recompute replay's tokens were counted by its first pass
+            using (no_grad())
+            {
+                if (loads is null) { loads = counts.clone(); loads.DetachFromDisposeScope(); }
+                else loads.add_(counts);
+            }
         var hostCounts = counts.data<long>().ToArray();
         var send = Enumerable.Range(0, P).Select(r => hostCounts.Skip(r * El).Take(El).Sum()).ToArray();
         // per-expert counts: rank r gets, from every rank s, how many rows s sends to each of r's experts
@@ -116,10 +118,7 @@ public sealed class ExpertParallelMoE : nn.Module<Tensor, Tensor>, IMoeLayer
         var y = routed.view(B, T, H);
         if (shared_experts is not null) y = y + shared_experts.forward(x);
 
-        LastBalanceLoss?.Dispose();
-        LastBalanceLoss = null;
-        if (BalanceAlpha > 0 && is_grad_enabled())
-            LastBalanceLoss = MoE.SequenceBalanceLoss(idx.view(B, T, k), scores.view(B, T, -1), k, BalanceAlpha).DetachFromDisposeScope();
+        MoE.SetBalanceLoss(LastBalanceLoss, l => LastBalanceLoss = l, BalanceAlpha, () => MoE.SequenceBalanceLoss(idx.view(B, T, k), scores.view(B, T, -1), k, BalanceAlpha));
         return y.MoveToOuterDisposeScope();
     }
 

@@ -4,7 +4,9 @@
 // model.layers.{num_hidden_layers + k} in checkpoints (see Checkpoints/HfNames). Built with an ExpertParallelism of
 // several ranks, every MoE layer holds this rank's routed experts only (Distributed/ExpertParallelMoE); the parameter
 // names stay the same, the expert stacks hold E/P experts (HfStateDict maps them to their global expert numbers).
+// Recompute (RecomputeMode) trades backward compute for activation memory in training forwards.
 using PostTrain.Core.Distributed;
+using PostTrain.Core.Recompute;
 using TorchSharp;
 using TorchSharp.Modules;
 using Embedding = PostTrain.Core.Model.Embedding;
@@ -148,7 +150,7 @@ public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
             if (i + 1 < model.Layers.Count) h = Marked(i + 1, h);
             states?.Add(h);
         }
-        return (emb, h, model.Norm.forward(h));
+        return (emb, h, model.Norm.Forward(h, Recompute == RecomputeMode.Selective));
     }
 
     private Tensor Marked(int layer, Tensor input) => LayerInputMarker is { } mark ? mark(layer, input) : input;
@@ -172,6 +174,30 @@ public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
     }
 
     public long ParameterCount() => parameters().Sum(p => p.numel());
+
+    private RecomputeMode recompute;
+
+    /// <summary>Activation recompute in training forwards (RecomputeMode: none, selective, layer), on every decoder layer
+    /// and MTP module. Forwards without autograd (evaluation, generation) are unaffected. Layer is refused with expert
+    /// parallelism (the replay would run the MoE all-to-alls again inside backward).</summary>
+    public RecomputeMode Recompute
+    {
+        get => recompute;
+        set
+        {
+            if (value == RecomputeMode.Layer && ExpertParallel is not null)
+                throw new ArgumentException("recompute: layer re-runs each MoE layer's all-to-alls inside backward, which expert " +
+                    "parallelism does not support; use selective or none");
+            recompute = value;
+            foreach (var (_, m) in named_modules())
+                switch (m)
+                {
+                    case DecoderLayer l: l.Recompute = value; break;
+                    case MtpModule k: k.Recompute = value; break;
+                    case MlaAttention a: a.SelectiveRecompute = value == RecomputeMode.Selective; break;
+                }
+        }
+    }
 
     /// <summary>Sets <see cref="MlaAttention.PadValueToQkDim"/> on every attention module (main model and MTP).</summary>
     public void SetAttentionValuePadding(bool on)

@@ -38,7 +38,7 @@ public sealed class GroupedLoraAdapter : nn.Module
     {
         using var scope = NewDisposeScope();
         var h = xSorted.to(ScalarType.Float32);
-        if (training && dropout > 0) h = nn.functional.dropout(h, dropout, training: true);
+        if (training) h = LoraDropout.Apply(h, dropout);
         var low = ExpertCompute.GroupedLinear(h, lora_A, counts, hostCounts, PostTrain.Core.Precision.Precision.Fp32);   // (R, r)
         return (ExpertCompute.GroupedLinear(low, lora_B, counts, hostCounts, PostTrain.Core.Precision.Precision.Fp32) * Scale)
             .MoveToOuterDisposeScope();                                                                                   // (R, out)

@@ -2,6 +2,7 @@
 // and the dense SwiGLU MLP (down(silu(gate x) * up x)). Every linear layer in the model goes through
 // Linear.Forward, the one place where the compute precision is applied.
 using PostTrain.Core.Kernels;
+using PostTrain.Core.Recompute;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -65,6 +66,11 @@ public sealed class RMSNorm : nn.Module<Tensor, Tensor>
         h = h * rsqrt(variance + eps);
         return (weight.to(x.dtype) * h.to(x.dtype)).MoveToOuterDisposeScope();   // stays in the activation dtype (bf16 stays bf16)
     }
+
+    /// <summary>forward(x); with <paramref name="recompute"/> as a recompute region: backward keeps x only and computes
+    /// the norm again (RecomputeMode.Selective).</summary>
+    public Tensor Forward(Tensor x, bool recompute) =>
+        recompute ? ActivationRecompute.Run(a => [forward(a[0]!)], [x], [weight])[0] : forward(x);
 }
 
 /// <summary>Dense SwiGLU MLP (also the shared experts): down(silu(gate x) * up x).</summary>

@@ -1,6 +1,6 @@
 // LoRA (Hu et al.): a frozen linear layer W plus a trainable low-rank update, y = x W^T + (alpha / r) * B A dropout(x),
 // with A (r, in) drawn like PEFT's default (Kaiming-uniform, a = sqrt(5): U(-1/sqrt(in), 1/sqrt(in))) from a seed and
-// B (out, r) zero, so a new adapter changes nothing. Dropout on A's input only while training. Names lora_A / lora_B
+// B (out, r) zero, so a new adapter changes nothing. Dropout (LoraDropout) on A's input only while training. Names lora_A / lora_B
 // as PEFT saves them (<module>.lora_A.weight, <module>.lora_B.weight).
 using TorchSharp;
 using TorchSharp.Modules;
@@ -37,7 +37,7 @@ public sealed class LoraAdapter : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var h = x.to(ScalarType.Float32);
-        if (training && dropout > 0) h = nn.functional.dropout(h, dropout, training: true);
+        if (training) h = LoraDropout.Apply(h, dropout);
         return (nn.functional.linear(nn.functional.linear(h, lora_A), lora_B) * Scale).MoveToOuterDisposeScope();
     }
 

@@ -4,7 +4,10 @@
 // qk_head_dim^-0.5, times mscale(factor, mscale_all_dim)^2 under YaRN. The core runs through
 // scaled_dot_product_attention; with PadValueToQkDim, v is zero-padded to the q/k head dim and the output cut back
 // (exact: the padded columns of softmax(qk) v are zero), so SDPA can pick the flash kernel, which wants equal head
-// dims. The cached decode path (latent cache, absorbed projections) lives in Generation.
+// dims. With SelectiveRecompute (DeepSeek-V3's memory trick), everything after the down-projections (latent norms,
+// up-projections, rotary, attention core) is one recompute region: backward keeps only the compressed latents and runs
+// that part again. The cached decode path (latent cache, absorbed projections) lives in Generation.
+using PostTrain.Core.Recompute;
 using static TorchSharp.torch;
 
 namespace PostTrain.Core.Model;
@@ -23,6 +26,9 @@ public sealed class MlaAttention : nn.Module<Tensor, Tensor>
     public double SoftmaxScale { get; }
     /// <summary>Zero-pad v to the q/k head dim for SDPA (flash attention wants equal head dims); off by default.</summary>
     public bool PadValueToQkDim { get; set; }
+    /// <summary>Keep only the compressed latents for backward and recompute the rest of the attention before o_proj there
+    /// (RecomputeMode.Selective); off by default.</summary>
+    public bool SelectiveRecompute { get; set; }
     internal ModelConfig Config { get; }
 
     public MlaAttention(ModelConfig c, Device? device = null) : base(nameof(MlaAttention))
@@ -59,13 +65,27 @@ public sealed class MlaAttention : nn.Module<Tensor, Tensor>
     public Tensor Forward(Tensor x, Tensor cos, Tensor sin, Rotary rotary, Tensor? mask)
     {
         using var scope = NewDisposeScope();
-        long B = x.shape[0], T = x.shape[1];
-        var q = q_proj is not null ? q_proj.forward(x) : q_b_proj!.forward(q_a_layernorm!.forward(q_a_proj!.forward(x)));
+        var qIn = q_a_proj is not null ? q_a_proj.forward(x) : x;                    // (B, T, q_rank) or (B, T, H)
+        var ckv = kv_a_proj_with_mqa.forward(x);                                    // (B, T, r + rope)
+        var o = SelectiveRecompute
+            ? ActivationRecompute.Run(a => [Core(a[0]!, a[1]!, a[2]!, a[3]!, rotary, a[4])], [qIn, ckv, cos, sin, mask],
+                ActivationRecompute.ParametersOf(q_proj, q_a_layernorm, q_b_proj, kv_a_layernorm, kv_b_proj))[0]
+            : Core(qIn, ckv, cos, sin, rotary, mask);                               // (B, T, h * v)
+        return o_proj.forward(o).MoveToOuterDisposeScope();
+    }
+
+    // From the compressed latents to the attention output before o_proj: qIn (B, T, q_rank) with a q LoRA (normed and
+    // up-projected by q_b_proj), else the normed input (B, T, H) (q_proj); ckv (B, T, r + rope) = [latent | k_rope].
+    // -> (B, T, h * v). The region DeepSeek-V3's recompute runs again in backward (SelectiveRecompute).
+    private Tensor Core(Tensor qIn, Tensor ckv, Tensor cos, Tensor sin, Rotary rotary, Tensor? mask)
+    {
+        using var scope = NewDisposeScope();
+        long B = qIn.shape[0], T = qIn.shape[1];
+        var q = q_proj is not null ? q_proj.forward(qIn) : q_b_proj!.forward(q_a_layernorm!.forward(qIn));
         q = q.view(B, T, heads, nope + rope).transpose(1, 2);                       // (B, h, T, nope+rope)
         var qNope = q.narrow(-1, 0, nope);
         var qRot = rotary.Apply(q.narrow(-1, nope, rope), cos, sin);                // (B, h, T, rope)
 
-        var ckv = kv_a_proj_with_mqa.forward(x);                                    // (B, T, r + rope)
         var latent = kv_a_layernorm.forward(ckv.narrow(-1, 0, kvRank));            // (B, T, r)
         var kRot = rotary.Apply(ckv.narrow(-1, kvRank, rope).view(B, 1, T, rope), cos, sin); // (B, 1, T, rope)
 
@@ -83,8 +103,7 @@ public sealed class MlaAttention : nn.Module<Tensor, Tensor>
             ? nn.functional.scaled_dot_product_attention(qFull, k, vIn, is_casual: true)
             : nn.functional.scaled_dot_product_attention(qFull, k, vIn, attn_mask: mask);   // (B, h, T, v or qk)
         if (pad) attn = attn.narrow(-1, 0, vDim);                                          // (B, h, T, v)
-        var o = attn.transpose(1, 2).reshape(B, T, heads * vDim);
-        return o_proj.forward(o).MoveToOuterDisposeScope();
+        return attn.transpose(1, 2).reshape(B, T, heads * vDim).MoveToOuterDisposeScope();
     }
 
     // Accessors for the cached decode path (absorbed projections).

@@ -3,6 +3,7 @@
 // (ExpertCompute), the outputs are weighted and scattered back. Records per-expert token counts for the
 // aux-loss-free balancer and, when asked, the sequence-wise balance loss.
 using PostTrain.Core.Kernels;
+using PostTrain.Core.Recompute;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -102,11 +103,12 @@ public sealed class MoE : nn.Module<Tensor, Tensor>, IMoeLayer
         // (E) int64 on x's device; a scatter-add, not bincount: CUDA's bincount reads max(idx) back to the host
         var counts = zeros(c.NRoutedExperts, dtype: ScalarType.Int64, device: x.device).scatter_add_(0, flatIdx, ones_like(flatIdx));
         long[]? hostCounts = x.device_type == DeviceType.CPU ? counts.data<long>().ToArray() : null;
-        using (no_grad())
-        {
-            if (loads is null) { loads = counts.clone(); loads.DetachFromDisposeScope(); }
-            else loads.add_(counts);
-        }
+        if (RecomputeTape.Current is not { Replaying: true })   // a recompute replay's tokens were counted by its first pass
+            using (no_grad())
+            {
+                if (loads is null) { loads = counts.clone(); loads.DetachFromDisposeScope(); }
+                else loads.add_(counts);
+            }
 
         var xs = flat.index_select(0, tokenOf);                                     // (N*k, H)
         var ys = experts.Forward(xs, counts, hostCounts);                           // (N*k, H)
@@ -116,11 +118,26 @@ public sealed class MoE : nn.Module<Tensor, Tensor>, IMoeLayer
         var y = routed.view(B, T, H);
         if (shared_experts is not null) y = y + shared_experts.forward(x);
 
-        LastBalanceLoss?.Dispose();
-        LastBalanceLoss = null;
-        if (BalanceAlpha > 0 && is_grad_enabled())
-            LastBalanceLoss = SequenceBalanceLoss(idx.view(B, T, k), scores.view(B, T, -1), k, BalanceAlpha).DetachFromDisposeScope();
+        SetBalanceLoss(LastBalanceLoss, l => LastBalanceLoss = l, BalanceAlpha, () => SequenceBalanceLoss(idx.view(B, T, k), scores.view(B, T, -1), k, BalanceAlpha));
         return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>A forward's balance-loss bookkeeping (shared with ExpertParallelMoE): the previous loss is dropped and, when
+    /// alpha > 0 and autograd records, the new one kept outside every dispose scope. Inside a recompute region (autograd
+    /// off in its first pass) the loss is a side output of the region, so it reaches the loss through the region's node;
+    /// the replay in backward leaves the kept loss alone.</summary>
+    internal static void SetBalanceLoss(Tensor? previous, Action<Tensor?> set, double alpha, Func<Tensor> compute)
+    {
+        var tape = RecomputeTape.Current;
+        if (tape is not { Replaying: true })
+        {
+            previous?.Dispose();
+            set(null);
+        }
+        if (alpha <= 0 || (tape is null && !is_grad_enabled())) return;
+        var loss = compute();
+        if (tape is null) set(loss.DetachFromDisposeScope());
+        else tape.SideOutput(loss, l => set(l.DetachFromDisposeScope()));
     }
 
     /// <summary>L = alpha * sum_i f_i P_i per sequence, averaged over sequences; f_i = E/(k T) * count_i,

@@ -2,6 +2,7 @@
 // h' = eh_proj(concat(enorm(emb), hnorm(h))) (embedding first, as in the checkpoint), runs one transformer block,
 // and the shared output head (after shared_head.norm) predicts token i+k+1. Embedding and output head are the main
 // model's. Checkpoint names: model.layers.{num_hidden_layers + k - 1}.{enorm, hnorm, eh_proj, shared_head.norm, <block>}.
+using PostTrain.Core.Recompute;
 using static TorchSharp.torch;
 
 namespace PostTrain.Core.Model;
@@ -49,15 +50,30 @@ public sealed class MtpModule : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x) => throw new InvalidOperationException("call Forward(...)");
 
+    /// <summary>Activation recompute of this module (RecomputeMode); set through DeepSeekForCausalLM.Recompute.</summary>
+    internal RecomputeMode Recompute { get; set; }
+
     /// <summary>h (B, T', H) from the previous depth, emb (B, T', H) embeddings of the tokens k ahead ->
     /// (hidden (B, T', H) for the next depth, normed (B, T', H) for the shared head).</summary>
     public (Tensor Hidden, Tensor Normed) Forward(Tensor h, Tensor emb, Tensor cos, Tensor sin, Rotary rotary, Tensor? mask)
     {
+        if (Recompute != RecomputeMode.Layer) return Block(h, emb, cos, sin, rotary, mask);
+        var outs = ActivationRecompute.Run(a =>
+        {
+            var (x, normed) = Block(a[0]!, a[1]!, a[2]!, a[3]!, rotary, a[4]);
+            return [x, normed];
+        }, [h, emb, cos, sin, mask], ActivationRecompute.ParametersOf(this));
+        return (outs[0], outs[1]);
+    }
+
+    private (Tensor Hidden, Tensor Normed) Block(Tensor h, Tensor emb, Tensor cos, Tensor sin, Rotary rotary, Tensor? mask)
+    {
         using var scope = NewDisposeScope();
-        var x = eh_proj.forward(cat([enorm.forward(emb), hnorm.forward(h)], -1));  // (B, T', H)
-        x = x + self_attn.Forward(input_layernorm.forward(x), cos, sin, rotary, mask);
-        x = x + mlp.forward(post_attention_layernorm.forward(x));
-        var normed = shared_head.forward(x);
+        bool norms = Recompute == RecomputeMode.Selective;
+        var x = eh_proj.forward(cat([enorm.Forward(emb, norms), hnorm.Forward(h, norms)], -1));   // (B, T', H)
+        x = x + self_attn.Forward(input_layernorm.Forward(x, norms), cos, sin, rotary, mask);
+        x = x + mlp.forward(post_attention_layernorm.Forward(x, norms));
+        var normed = shared_head.Norm.Forward(x, norms);
         return (x.MoveToOuterDisposeScope(), normed.MoveToOuterDisposeScope());
     }
 }

@@ -6,7 +6,9 @@
 // Routing replay (R3): with ReplayExperts set, the given experts are used instead of the router's choice (a row of -1
 // keeps the router's own), with the gate weights recomputed from the current scores at those experts, so the router
 // still receives gradients. LastChoice keeps the router's own choice of the last call (for recording and for
-// measuring how often replayed and own choices differ).
+// measuring how often replayed and own choices differ). Inside a recompute region (RecomputeTape) the first pass's
+// experts are kept and the replay in backward uses them without choosing again (nor touching LastChoice).
+using PostTrain.Core.Recompute;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -56,12 +58,24 @@ public sealed class Router : nn.Module<Tensor, Tensor>
         KeepLastChoice = false;
     }
 
-    /// <summary>x (N, H) -> expert indices (N, k) int64, weights (N, k) fp32, scores (N, E) fp32.</summary>
+    /// <summary>x (N, H) -> expert indices (N, k) int64, weights (N, k) fp32, scores (N, E) fp32. Inside a recompute
+    /// region's replay the experts are the ones the first pass chose (RecomputeTape), not chosen again.</summary>
     public (Tensor Indices, Tensor Weights, Tensor Scores) Route(Tensor x)
     {
         using var scope = NewDisposeScope();
         var logits = nn.functional.linear(x.to(ScalarType.Float32), weight.to(ScalarType.Float32)); // (N, E)
         var scores = c.ScoringFunc == "sigmoid" ? logits.sigmoid() : logits.softmax(-1);
+        var idx = RecomputeTape.Current is { } tape ? tape.Keep(() => Select(scores)) : Select(scores);   // (N, k)
+        var w = scores.gather(1, idx);                                               // (N, k)
+        if (c.NormTopkProb) w = w / (w.sum(-1, keepdim: true) + 1e-20);
+        w = w * c.RoutedScalingFactor;
+        return (idx.MoveToOuterDisposeScope(), w.MoveToOuterDisposeScope(), scores.MoveToOuterDisposeScope());
+    }
+
+    // The experts of each token, (N, k) int64: biased scores, group limit, selection filter, top-k; then replayed
+    // experts where ReplayExperts says so. Keeps LastChoice when asked.
+    private Tensor Select(Tensor scores)
+    {
         Tensor choice;
         using (no_grad())
         {
@@ -93,9 +107,6 @@ public sealed class Router : nn.Module<Tensor, Tensor>
             var recorded = forced.select(1, 0).ge(0).unsqueeze(1);                  // (N, 1): rows with replayed experts
             idx = where(recorded, forced.to(idx.device), idx);
         }
-        var w = scores.gather(1, idx);                                               // (N, k)
-        if (c.NormTopkProb) w = w / (w.sum(-1, keepdim: true) + 1e-20);
-        w = w * c.RoutedScalingFactor;
-        return (idx.MoveToOuterDisposeScope(), w.MoveToOuterDisposeScope(), scores.MoveToOuterDisposeScope());
+        return idx;
     }
 }

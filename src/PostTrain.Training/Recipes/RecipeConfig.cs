@@ -46,6 +46,13 @@ public abstract record TrainerConfig : RecipeConfig
     /// one process, no MTP loss, gradient_accumulation_steps 1), else the plain step with a log line saying why;
     /// on: required (an error names what disqualifies the run); off: the plain step.</summary>
     public PostTrain.Core.FastPath.FastPathMode FastPath { get; init; } = PostTrain.Core.FastPath.FastPathMode.Auto;
+
+    /// <summary>Activation recompute in the training forward, trading backward compute for activation memory (the same
+    /// numbers to rounding). none: keep everything autograd saves. selective: DeepSeek-V3's trick: every RMSNorm and
+    /// MLA's up-projections (latent norms, q_b_proj / kv_b_proj, rotary, attention core) are computed again in backward
+    /// from their inputs and the compressed latents. layer: full decoder-layer checkpointing: each decoder layer and MTP
+    /// block keeps only its input and runs again in backward (not with distributed.expert_parallel > 1).</summary>
+    public PostTrain.Core.Recompute.RecomputeMode Recompute { get; init; } = PostTrain.Core.Recompute.RecomputeMode.None;
 }
 
 public sealed record EmaConfig

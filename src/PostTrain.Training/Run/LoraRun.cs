@@ -18,6 +18,6 @@ public static class LoraRun
         catch (ArgumentException e) { throw new RecipeConfigException(e.Message); }
         string baseModel = Path.GetFullPath(modelPath);
         return (adapters, new RunModel(adapters, (dir, extraFiles) => PeftAdapterFiles.Save(dir, adapters, baseModel, extraFiles),
-            dir => PeftAdapterFiles.LoadWeights(dir, adapters), tokenizerDir));
+            dir => PeftAdapterFiles.LoadWeights(dir, adapters), tokenizerDir) { Decoder = model });
     }
 }

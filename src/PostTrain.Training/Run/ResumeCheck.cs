@@ -1,9 +1,9 @@
 // Resuming continues a run only if the run is the same: the resolved config saved beside the checkpoint is compared
 // key by key with the one about to run. Keys that do not shape the trajectory may differ (logging, checkpointing,
-// held-out evaluation, sample files, the device, the output folder); any other difference (max_steps reshapes the
-// schedule, optimizer, data, model, algorithm knobs) is refused with an error naming each key and both values, unless
-// checkpoint.allow_config_change is true. A checkpoint saved without a resolved config (a recipe run from code with
-// an empty RecipeContext.ResolvedYaml) has nothing to compare and resumes.
+// held-out evaluation, sample files, the device, the output folder, the fast path, activation recompute); any other
+// difference (max_steps reshapes the schedule, optimizer, data, model, algorithm knobs) is refused with an error naming
+// each key and both values, unless checkpoint.allow_config_change is true. A checkpoint saved without a resolved config
+// (a recipe run from code with an empty RecipeContext.ResolvedYaml) has nothing to compare and resumes.
 using PostTrain.Training.Infra;
 using PostTrain.Training.Recipes;
 using YamlDotNet.RepresentationModel;
@@ -15,7 +15,7 @@ public static class ResumeCheck
     private static readonly string[] FreePrefixes = ["logging.", "checkpoint.", "eval.", "distributed."];   // distributed: same numbers at any ZeRO stage
     private static readonly HashSet<string> FreeKeys =
     [
-        "output_dir", "model.device", "fast_path", "optimizer.fused", "samples_every_n_steps", "samples_groups",
+        "output_dir", "model.device", "fast_path", "recompute", "optimizer.fused", "samples_every_n_steps", "samples_groups",
         "data.eval_path", "data.eval_every_n_steps", "data.eval_batches", "data.eval_pairs",
     ];
 

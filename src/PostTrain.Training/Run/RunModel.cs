@@ -22,5 +22,7 @@ public sealed record RunModel(
     IReadOnlyDictionary<string, TensorSlice>? Sharded = null)
 {
     public ExpertParallelism? ExpertParallel { get; init; }
+    /// <summary>The decoder the module computes with when the module does not contain it (LoRA adapters), else null.</summary>
+    public PostTrain.Core.Model.DeepSeekForCausalLM? Decoder { get; init; }
     public Func<IDisposable>? Consolidate { get; init; }
 }

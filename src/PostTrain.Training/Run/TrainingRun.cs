@@ -15,6 +15,8 @@
 // EMA (`ema:`): a HostEma of the module's parameters, updated after every `every` applied steps (the copy to the host on
 // this thread, the averaging in the background), saved in checkpoints (ema.safetensors, for exact resume) and as its
 // own model directory <output_dir>/ema beside final/.
+// Recompute (`recompute:`): set on the decoder the run trains (RunModel.Decoder under LoRA adapters); refused where it
+// cannot apply (no decoder; layer with expert parallelism).
 // Expert parallel (RunModel.ExpertParallel): the optimizer syncs the routed experts over their replica group, every rank
 // joins RunModel.Consolidate before rank 0 writes a model directory, and checkpoints hold the optimizer state gathered
 // into the single-process format (resumable at any rank count and expert-parallel size).
@@ -22,6 +24,7 @@ using PostTrain.Core.Checkpoints;
 using PostTrain.Core.Distributed;
 using PostTrain.Core.Model;
 using PostTrain.Core.Precision;
+using PostTrain.Core.Recompute;
 using PostTrain.Training.Distributed;
 using PostTrain.Training.Infra;
 using PostTrain.Training.Recipes;
@@ -93,6 +96,7 @@ public sealed class TrainingRun : IDisposable
             lm.LayerInputMarker = marker;
             Output.WriteLine($"data parallel: {Optimizer.OverlappedBucketCount} gradient buckets of {lm.LayerParameters().Count} decoder layers all-reduced during backward");
         }
+        SetRecompute(cfg, model);
         Schedule = LrSchedules.FromConfig(cfg.Scheduler, cfg.Optimizer.Lr, cfg.MaxSteps);
         try
         {
@@ -166,6 +170,21 @@ public sealed class TrainingRun : IDisposable
             return new UpdateResult(false, double.NaN);
         if (_ema is not null && (State.Step + 1) % Config.Ema!.Every == 0) _ema.Update();
         return new UpdateResult(true, gradNorm);
+    }
+
+    /// <summary>`recompute:` on the decoder the run trains (its training forwards recompute; the recipe's other models and
+    /// its forwards without autograd do not).</summary>
+    private void SetRecompute(TrainerConfig cfg, RunModel model)
+    {
+        if (cfg.Recompute == RecomputeMode.None) return;
+        string mode = cfg.Recompute.ToString().ToLowerInvariant();
+        var lm = model.Decoder ?? FindCausalLM(model.Module)
+            ?? throw new RecipeConfigException($"recompute: {mode}, but recipe {cfg.Recipe} trains no decoder model; set recompute: none");
+        try { lm.Recompute = cfg.Recompute; }
+        catch (ArgumentException e) { throw new RecipeConfigException(e.Message); }
+        Output.WriteLine($"recompute: {mode}: " + (cfg.Recompute == RecomputeMode.Layer
+            ? "each decoder layer keeps only its input for backward and runs again there"
+            : "RMSNorms and MLA up-projections (with the attention core) run again in backward"));
     }
 
     /// <summary>The decoder model inside the run's module (itself, or wrapped by a reward head or adapters), if any.</summary>
