@@ -17,6 +17,7 @@
 #include <cuda_runtime.h>
 
 #include <exception>
+#include <stdexcept>
 #include <string>
 
 namespace {
