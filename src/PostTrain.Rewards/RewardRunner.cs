@@ -6,7 +6,8 @@
 //   null score with Status Error/Timeout and the message, counted per reward in RewardStats. (Cancelling the
 //   caller's token does throw OperationCanceledException: that is the caller's own request.)
 // - Timeout: the reward gets a CancellationToken that fires at Timeout (Jint plugins and cooperative rewards stop on
-//   it) and the runner stops waiting at Timeout either way. A runaway in-process reward that ignores the token keeps
+//   it) and the runner stops waiting at Timeout either way, both counted from when the call starts running (time
+//   queued for a thread-pool thread is not charged to the reward). A runaway in-process reward that ignores the token keeps
 //   its thread-pool thread until it returns: the runner cannot kill a thread. That is why untrusted code (model-written
 //   programs) runs in the sandbox worker process, never in-process.
 // - Total per sample (documented choice): sum of weight * score over the rewards whose score is not null; the
@@ -83,11 +84,11 @@ public sealed class RewardRunner
     internal async Task<RewardCall> CallAsync(IReward reward, RewardInput input, CancellationToken outer)
     {
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(outer);
-        limit.CancelAfter(_options.Timeout);
-        var watch = Stopwatch.StartNew();
-        var task = Task.Run(() => reward.Score(input, limit.Token), CancellationToken.None);
+        var watch = new Stopwatch();
+        var (task, started) = StartTimed(() => reward.Score(input, limit.Token), limit, _options.Timeout, watch);
         try
         {
+            await started.WaitAsync(outer);
             var result = await task.WaitAsync(_options.Timeout, outer);
             if (result is null) return Failed(RewardCallStatus.Error, "returned no result (null RewardResult)");
             if (result.Score is { } s && !double.IsFinite(s)) return Failed(RewardCallStatus.Error, $"returned a non-finite score ({s})");
@@ -122,14 +123,14 @@ public sealed class RewardRunner
         var reward = (IBatchReward)_rewards[column].Reward;
         var timeout = _options.Timeout * batch.Count;
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(outer);
-        limit.CancelAfter(timeout);
-        var watch = Stopwatch.StartNew();
-        var task = Task.Run(() => reward.ScoreBatch(batch, limit.Token), CancellationToken.None);
+        var watch = new Stopwatch();
+        var (task, started) = StartTimed(() => reward.ScoreBatch(batch, limit.Token), limit, timeout, watch);
         IReadOnlyList<RewardResult>? results = null;
         RewardCallStatus failure = RewardCallStatus.Error;
         string? message = null;
         try
         {
+            await started.WaitAsync(outer);
             results = await task.WaitAsync(timeout, outer);
             if (results is null || results.Count != batch.Count)
                 message = $"returned {results?.Count.ToString() ?? "no"} results for {batch.Count} samples";
@@ -160,6 +161,24 @@ public sealed class RewardRunner
             calls[i][column] = error is null ? new RewardCall(results![i], RewardCallStatus.Ok, null, ms)
                 : new RewardCall(new RewardResult(null, error), message is null ? RewardCallStatus.Error : failure, error, ms);
         }
+    }
+
+    // Runs score on a thread-pool thread. The time limit (the token's CancelAfter, the stopwatch, and the caller's
+    // WaitAsync after `started`) counts from when the call starts running, not from when it was queued: on a busy
+    // machine a queued call can wait for a thread-pool thread (one held by a runaway reward, say) far longer than
+    // Timeout, and that wait is not the reward's fault.
+    private static (Task<T> Task, Task Started) StartTimed<T>(Func<T> score, CancellationTokenSource limit, TimeSpan timeout, Stopwatch watch)
+    {
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var task = Task.Run(() =>
+        {
+            try { limit.CancelAfter(timeout); }
+            catch (ObjectDisposedException) { throw new OperationCanceledException("the caller stopped waiting before the call started"); }
+            watch.Start();
+            started.TrySetResult();
+            return score();
+        }, CancellationToken.None);
+        return (task, started.Task);
     }
 
     // An abandoned call may still fault later; observe it so it does not surface as an unobserved task exception.

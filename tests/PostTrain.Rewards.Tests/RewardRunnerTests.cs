@@ -79,7 +79,9 @@ public sealed class RewardRunnerTests
             if (x.Completion == "1") Task.Delay(TimeSpan.FromSeconds(30), token).GetAwaiter().GetResult();
             return new RewardResult(1.0);
         });
-        var options = new RewardRunnerOptions { Timeout = TimeSpan.FromMilliseconds(300), MaxParallelism = 4 };
+        // The quick calls must finish inside Timeout on a loaded 2-core machine; the limit counts from when a call starts
+        // running, so a call queued behind the runaway for a thread-pool thread is not timed out for the wait.
+        var options = new RewardRunnerOptions { Timeout = TimeSpan.FromMilliseconds(1500), MaxParallelism = 4 };
         var watch = System.Diagnostics.Stopwatch.StartNew();
         var result = new RewardRunner([new(stuck), new(cooperative)], options).Score(Batch(3));
         watch.Stop();
@@ -88,7 +90,7 @@ public sealed class RewardRunnerTests
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(25), $"runner waited {watch.Elapsed}");   // not the stuck call's 30 s
         Assert.Equal(RewardCallStatus.Timeout, result.Calls[0][0].Status);
         Assert.Null(result.Calls[0][0].Score);
-        Assert.Equal("timed out after 300 ms", result.Calls[0][0].Error);
+        Assert.Equal("timed out after 1500 ms", result.Calls[0][0].Error);
         Assert.Equal(RewardCallStatus.Timeout, result.Calls[1][1].Status);
         Assert.Equal((1, 0, 2), (result.Stats[0].Timeouts, result.Stats[0].Errors, result.Stats[0].Applicable));
         Assert.Equal((1, 0, 2), (result.Stats[1].Timeouts, result.Stats[1].Errors, result.Stats[1].Applicable));
