@@ -1,6 +1,7 @@
 // fp8bench: FP8 blockwise GEMM throughput against bf16 matmul for the bench model's shapes, and the GPU
 // self-check of the FP8 path.
-//   fp8bench [bench] [--tokens N] [--iters N]   table of TFLOP/s (CUDA) or a tiny smoke run (CPU)
+//   fp8bench [bench] [--tokens N] [--iters N]   tables of TFLOP/s and ms (CUDA) or a tiny smoke run (CPU): dense
+//                                               GEMMs and layers, then the routed experts (GroupedTable)
 //   fp8bench check                              Fp8SelfCheck on cuda:0 (exit code 1 on any failure)
 // On CPU the FP8 path is an emulation (dequantise + FP32 matmul): its numbers say nothing about FP8 speed.
 using System.Diagnostics;
@@ -86,27 +87,7 @@ foreach (var (name, inF, outF, rows0) in Fp8BenchShapes.Linears)
     Console.WriteLine($"{name,-36} {rows,6} {outF,6} {inF,6} {tb * 1e3,10:F3} {tf * 1e3,9:F3} {tb / tf,5:F2}");
 }
 
-Console.WriteLine();
-Console.WriteLine($"{"MoE experts forward+backward",-36} {"T",6} {"N",6} {"K",6} {"bf16 ms",10} {"fp8 ms",9} {"x",5}   (bf16 = _grouped_mm, fp8 = loop of _scaled_mm)");
-foreach (var (name, inF, outF, rows0) in Fp8BenchShapes.Linears.Where(s => s.Name.StartsWith("experts.", StringComparison.Ordinal)))
-{
-    long perExpert = Math.Max(16, (long)(rows0 * scaleRows));
-    using var scope = NewDisposeScope();
-    var counts = full([Fp8BenchShapes.Experts], perExpert, dtype: ScalarType.Int64, device: device);
-    long t = perExpert * Fp8BenchShapes.Experts;
-    var x = randn([t, inF], generator: gen).to(device).requires_grad_(true);
-    var w = nn.Parameter((randn([Fp8BenchShapes.Experts, outF, inF], generator: gen) * 0.05).to(device));
-    var dy = randn([t, outF], generator: gen).to(device);
-    double GroupedTime(P p) => Time(() =>
-    {
-        Fp8.GroupedLinear(x, w, counts, p).backward([dy]);
-        x.grad!.zero_();
-        w.grad!.zero_();
-        return x.grad;
-    });
-    double tb = GroupedTime(P.Bf16), tf = GroupedTime(P.Fp8);
-    Console.WriteLine($"{name,-36} {t,6} {outF,6} {inF,6} {tb * 1e3,10:F3} {tf * 1e3,9:F3} {tb / tf,5:F2}");
-}
+PostTrain.Benchmarks.Fp8Tables.GroupedTable.Run(device, gen, scaleRows, Time);
 return 0;
 
 // Seconds per call: 3 warm-up calls, then `iters` timed calls, each in its own dispose scope.

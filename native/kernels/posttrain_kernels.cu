@@ -10,49 +10,17 @@
 // sums over blocks (one reduction instead of an atomic per element). Built on the GPU machine at first use by
 // scripts/gpu/build-kernels.sh against the running libtorch; PostTrain checks it against its plain ops before use
 // (PostTrain.Core.Kernels.FusedKernels) and falls back to them when it is missing or disagrees.
-#include <ATen/core/Tensor.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <cuda_bf16.h>
-#include <cuda_runtime.h>
 
-#include <exception>
-#include <stdexcept>
-#include <string>
+#include "ptk_common.cuh"
 
 namespace {
-thread_local std::string last_error;
-
-template <typename F>
-int guarded(F&& body) {
-  try {
-    body();
-    return 0;
-  } catch (const std::exception& e) {
-    last_error = e.what();
-  } catch (...) {
-    last_error = "unknown C++ exception";
-  }
-  return -1;
-}
-
-void require(bool ok, const std::string& what) {
-  if (!ok) throw std::runtime_error(what);
-}
-
-void check_launch(const char* kernel) {
-  auto err = cudaGetLastError();
-  if (err != cudaSuccess) throw std::runtime_error(std::string(kernel) + ": " + cudaGetErrorString(err));
-}
-
-__device__ __forceinline__ float to_f(float v) { return v; }
-__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
-template <typename T>
-__device__ __forceinline__ T from_f(float v);
-template <>
-__device__ __forceinline__ float from_f<float>(float v) { return v; }
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+using ptk::check_launch;
+using ptk::from_f;
+using ptk::guarded;
+using ptk::require;
+using ptk::to_f;
 
 // Sum over the block; `shared` holds at least 32 floats. Every thread gets the result.
 __device__ float block_sum(float v, float* shared) {
@@ -141,14 +109,7 @@ __global__ void swiglu_backward_kernel(const T* __restrict__ dh, const T* __rest
   }
 }
 
-const at::Tensor& T_(void* handle, const char* name) {
-  require(handle != nullptr, std::string(name) + ": null tensor");
-  const auto& t = *static_cast<at::Tensor*>(handle);
-  require(t.defined(), std::string(name) + ": undefined tensor");
-  require(t.is_cuda(), std::string(name) + ": not a CUDA tensor");
-  require(t.is_contiguous(), std::string(name) + ": not contiguous");
-  return t;
-}
+const at::Tensor& T_(void* handle, const char* name) { return ptk::tensor_arg(handle, name); }
 
 bool is_activation(const at::Tensor& t) { return t.scalar_type() == c10::ScalarType::Float || t.scalar_type() == c10::ScalarType::BFloat16; }
 
@@ -172,7 +133,7 @@ void dispatch2(c10::ScalarType act, c10::ScalarType wt, Body&& body) {
 
 extern "C" {
 
-const char* ptk_last_error() { return last_error.c_str(); }
+const char* ptk_last_error() { return ptk::last_error().c_str(); }
 
 // x (rows, D), w (D) -> y (rows, D) in x's dtype, rstd (rows) float32.
 int ptk_rmsnorm_forward(void* xh, void* wh, double eps, void* yh, void* rh) {

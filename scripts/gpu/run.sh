@@ -17,11 +17,13 @@ if [ -z "${POSTTRAIN_CUDAGRAPH_LIB:-}" ] && [ "${POSTTRAIN_NO_CUDAGRAPH:-0}" != 
   fi
   [ -f "$cg" ] && export POSTTRAIN_CUDAGRAPH_LIB="$cg"
 fi
-# Fused RMSNorm / SwiGLU kernels: built with nvcc at first use (a failure only means the plain ops)
+# Native kernels (fused RMSNorm / SwiGLU, FP8 quantisation, grouped FP8 GEMMs): built with nvcc and Triton at first
+# use and again when native/kernels changes; a failure only means the plain ops. POSTTRAIN_FUSED_KERNELS=0 and
+# POSTTRAIN_FP8_KERNELS=0 switch each group off at run time; POSTTRAIN_KERNELS_BUILD=0 skips the build.
 fk=/tmp/posttrain-kernels/libposttrain_kernels.so
-if [ -z "${POSTTRAIN_KERNELS_LIB:-}" ] && [ "${POSTTRAIN_FUSED_KERNELS:-1}" != 0 ]; then
-  if [ ! -f "$fk" ] || [ "$here/native/kernels/posttrain_kernels.cu" -nt "$fk" ]; then
-    "$here/scripts/gpu/build-kernels.sh" "$fk" >&2 || echo "run.sh: fused kernels not built; the plain ops run" >&2
+if [ -z "${POSTTRAIN_KERNELS_LIB:-}" ] && [ "${POSTTRAIN_KERNELS_BUILD:-1}" != 0 ]; then
+  if [ ! -f "$fk" ] || [ -n "$(find "$here/native/kernels" -newer "$fk" -type f | head -1)" ]; then
+    "$here/scripts/gpu/build-kernels.sh" "$fk" >&2 || echo "run.sh: native kernels not built; the plain ops run" >&2
   fi
   [ -f "$fk" ] && export POSTTRAIN_KERNELS_LIB="$fk"
 fi

@@ -15,9 +15,9 @@ namespace PostTrain.Core.Kernels;
 
 public static class FusedKernels
 {
-    public const string LibraryEnvVar = "POSTTRAIN_KERNELS_LIB";
+    public const string LibraryEnvVar = NativeKernelLibrary.LibraryEnvVar;
     public const string SwitchEnvVar = "POSTTRAIN_FUSED_KERNELS";
-    public const string LibraryFileName = "libposttrain_kernels.so";
+    public const string LibraryFileName = NativeKernelLibrary.LibraryFileName;
 
     private static readonly ConcurrentDictionary<int, (IFusedKernels? Kernels, string Status)> PerDevice = new();
     private static readonly Lazy<(NativeFusedKernels? Kernels, string? Error)> Library = new(NativeFusedKernels.Load);
@@ -123,13 +123,9 @@ internal sealed class NativeFusedKernels : IFusedKernels
 
     public static (NativeFusedKernels?, string?) Load()
     {
-        var env = Environment.GetEnvironmentVariable(FusedKernels.LibraryEnvVar);
-        var path = !string.IsNullOrEmpty(env) ? env : Path.Combine(AppContext.BaseDirectory, FusedKernels.LibraryFileName);
-        if (!File.Exists(path))
-            return (null, $"{path} not found (build it with scripts/gpu/build-kernels.sh; set {FusedKernels.LibraryEnvVar})");
-        if (!NativeLibrary.TryLoad(path, out var lib))
-            return (null, $"{path} did not load (built against another libtorch?)");
-        T Fn<T>(string name) where T : Delegate => Marshal.GetDelegateForFunctionPointer<T>(NativeLibrary.GetExport(lib, name));
+        var (lib, path, error) = NativeKernelLibrary.Value;
+        if (error is not null) return (null, error);
+        T Fn<T>(string name) where T : Delegate => NativeKernelLibrary.Function<T>(lib, name);
         try
         {
             return (new NativeFusedKernels

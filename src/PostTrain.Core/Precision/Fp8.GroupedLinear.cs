@@ -1,7 +1,9 @@
 // MoE experts' linear layers at a chosen Precision: y[t] = x[t] W_e^T for the expert e that token t is
 // sorted into. x (T, K) sorted by expert, w (E, N, K), counts (E,) integer tokens per expert (sum T).
 //   Fp32 / Bf16: torch._grouped_mm through TorchScript (bf16 casts for Bf16, result in x's dtype).
-//   Fp8: Fp8GroupedFunction, a per-expert loop of the blockwise FP8 recipe (reads counts to the host).
+//   Fp8 on CUDA with the native FP8 kernels (Fp8Kernels.For: built, loaded, self-checked): Fp8AlignedGroupedFunction,
+//        one grouped launch per GEMM over all experts, counts stay on the device (no sync).
+//   Fp8 otherwise: Fp8GroupedFunction, a per-expert loop of the blockwise FP8 recipe (reads counts to the host).
 // Counts are validated against T on the CPU; on CUDA the _grouped_mm path does not read them back (no
 // sync), so a wrong sum there is the caller's bug.
 using TorchSharp;
@@ -15,7 +17,7 @@ public static partial class Fp8
     {
         CheckGrouped(x, w, counts);
         if (p == Precision.Fp8)
-            return Fp8GroupedFunction.apply(x, w, HostCounts(counts, x.shape[0]))[0];
+            return GroupedLinearFp8(x, w, counts, Kernels.Fp8Kernels.For(x));
         if (p is not (Precision.Fp32 or Precision.Bf16))
             throw new ArgumentOutOfRangeException(nameof(p), p, "Unknown precision.");
         if (x.device_type != DeviceType.CUDA)
@@ -26,6 +28,16 @@ public static partial class Fp8
         var b = (p == Precision.Bf16 ? w.to(ScalarType.BFloat16) : w).transpose(-2, -1);     // (E, K, N)
         var y = PrecisionScripts.GroupedMm(a, b, offsets).to(x.dtype);                      // (T, N)
         return ContiguousGrad.apply(y);
+    }
+
+    /// <summary>The FP8 experts on a chosen backend: <paramref name="kernels"/> (one grouped launch per GEMM, counts
+    /// stay on the device), or the per-expert loop when null (reads counts to the host).</summary>
+    public static Tensor GroupedLinearFp8(Tensor x, Tensor w, Tensor counts, Kernels.IFp8Kernels? kernels)
+    {
+        CheckGrouped(x, w, counts);
+        return kernels is not null
+            ? Fp8AlignedGroupedFunction.apply(x, w, counts.to(x.device), kernels)[0]
+            : Fp8GroupedFunction.apply(x, w, HostCounts(counts, x.shape[0]))[0];
     }
 
     private static void CheckGrouped(Tensor x, Tensor w, Tensor counts)

@@ -28,4 +28,16 @@ public static class Fp8BenchShapes
         ("experts.E.gate/up", 768, 384, TokensPerExpert),
         ("experts.E.down", 384, 768, TokensPerExpert),
     ];
+
+    /// <summary>The routed experts' GEMMs of both bench models, for the grouped FP8 checks and table:
+    /// (Name, In, Out, Experts, TokensPerExpert) with 8192 tokens per step. bench-moe-large
+    /// (/work/shared/bench/bench-moe-large.json: a 16B-A3B model's layers) has hidden 2048, moe_intermediate 1408,
+    /// 64 routed experts, top-6.</summary>
+    public static IReadOnlyList<(string Name, long In, long Out, int Experts, long TokensPerExpert)> RoutedExperts { get; } =
+    [
+        ("bench-moe experts gate/up", 768, 384, Experts, TokensPerExpert),
+        ("bench-moe experts down", 384, 768, Experts, TokensPerExpert),
+        ("bench-moe-large experts gate/up", 2048, 1408, 64, Tokens * 6 / 64),
+        ("bench-moe-large experts down", 1408, 2048, 64, Tokens * 6 / 64),
+    ];
 }

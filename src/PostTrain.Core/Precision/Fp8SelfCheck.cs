@@ -2,8 +2,9 @@
 // count made a non-multiple of 128 so padding is exercised, and N != K throughout), compares on a CUDA
 // device (1) the GPU quantisers with the CPU ones, (2) _scaled_mm against the CPU emulation on the very
 // same FP8 operands for the forward, Dgrad and Wgrad contractions (bf16 and, if the build accepts it, fp32
-// output), (3) LinearOps.Linear(Fp8) forward+backward GPU vs CPU and (4) GroupedLinear for all three
-// precisions GPU vs CPU. Prints one line per check with the max relative error (max |gpu - cpu| / max |cpu|)
+// output), (3) LinearOps.Linear(Fp8) forward+backward GPU vs CPU, (4) GroupedLinear for all three
+// precisions GPU vs CPU (on the GPU, FP8 takes the native grouped kernels when they passed their self-check) and
+// (5) the native grouped FP8 kernels against the reference kernels on the GPU at both bench models' expert shapes. Prints one line per check with the max relative error (max |gpu - cpu| / max |cpu|)
 // and returns whether everything passed. Run it from `fp8bench check` on the GPU machine.
 using TorchSharp;
 using static TorchSharp.torch;
@@ -129,6 +130,41 @@ public static class Fp8SelfCheck
                 }
             }
         }
+        // (5) the native grouped kernels (Fp8AlignedGroupedFunction over NativeFp8Kernels) against the reference kernels
+        // on the same GPU, forward and both gradients, at the routed-expert shapes of both bench models.
+        var (native, why) = Kernels.Fp8Kernels.Native(device);
+        if (native is null)
+        {
+            ok = false;
+            log.WriteLine($"{"native grouped FP8 kernels",-34} {"",-34} {"n/a",10} {"",8}  FAIL: {why}");
+        }
+        else
+        {
+            log.WriteLine($"native FP8 kernels' own self-check: {Kernels.Fp8Kernels.SelfCheck(native, Kernels.ReferenceFp8Kernels.Instance, device) ?? "passed"}");
+            foreach (var (name, inF, outF, experts, perExpert) in Fp8BenchShapes.RoutedExperts)
+            {
+                using var scope = NewDisposeScope();
+                var counts = (rand([experts], generator: gen) * 2 * perExpert).to(ScalarType.Int64);
+                counts[experts / 2] = tensor(0L);
+                long t = counts.sum().item<long>();
+                var x = randn([t, inF], generator: gen).to(ScalarType.BFloat16);
+                var w = (randn([experts, outF, inF], generator: gen) * 0.05).to(ScalarType.BFloat16);
+                var dy = (randn([t, outF], generator: gen) * 1e-3).to(ScalarType.BFloat16);
+                string shape = $"{name} T={t} E={experts}";
+                try
+                {
+                    var (yN, dxN, dwN) = AlignedGrads(x, w, counts, dy, native, device);
+                    var (yR, dxR, dwR) = AlignedGrads(x, w, counts, dy, Kernels.ReferenceFp8Kernels.Instance, device);
+                    Report("grouped FP8 native y", shape, RelErr(yN, yR), LayerBound);
+                    Report("grouped FP8 native dX", shape, RelErr(dxN, dxR), LayerBound);
+                    Report("grouped FP8 native dW", shape, RelErr(dwN, dwR), LayerBound);
+                }
+                catch (Exception e)
+                {
+                    Failed("grouped FP8 native", shape, e);
+                }
+            }
+        }
         log.WriteLine(ok ? "Fp8SelfCheck: all checks passed." : "Fp8SelfCheck: FAILURES above.");
         return ok;
     }
@@ -148,6 +184,15 @@ public static class Fp8SelfCheck
         var y = LinearOps.Linear(x, w, null, Precision.Fp8);
         y.backward([dy.to(device)]);
         return (y.detach().cpu(), x.grad!.cpu(), w.grad!.cpu());
+    }
+
+    private static (Tensor y, Tensor dx, Tensor dw) AlignedGrads(Tensor x0, Tensor w0, Tensor counts, Tensor dy, Kernels.IFp8Kernels kernels, Device device)
+    {
+        var x = x0.detach().to(device).requires_grad_(true);
+        var w = nn.Parameter(w0.detach().to(device));
+        var y = Fp8.GroupedLinearFp8(x, w, counts.to(device), kernels);
+        y.backward([dy.to(device)]);
+        return (y.detach().to(ScalarType.Float32).cpu(), x.grad!.to(ScalarType.Float32).cpu(), w.grad!.to(ScalarType.Float32).cpu());
     }
 
     private static (Tensor y, Tensor dx, Tensor dw) GroupedGrads(Tensor x0, Tensor w0, Tensor counts, Tensor dy, Precision p, Device device)

@@ -1,0 +1,156 @@
+// fp8bench's tables for the routed experts of both bench models (Fp8BenchShapes.RoutedExperts; uneven random
+// counts around the mean tokens per expert, one expert empty):
+//   grouped GEMMs alone, TFLOP/s: bf16 torch._grouped_mm vs the native FP8 grouped GEMMs (Triton cubins) on
+//   pre-quantised operands, and with their quantisation (native kernels), for Fprop, Dgrad and Wgrad;
+//   the experts' forward+backward, ms: bf16 _grouped_mm vs FP8 per-expert _scaled_mm loop vs FP8 native grouped.
+// FLOPs count the real rows only (not the 128-row padding of each expert's segment).
+using PostTrain.Core.Kernels;
+using PostTrain.Core.Precision;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PostTrain.Benchmarks.Fp8Tables;
+
+internal static class GroupedTable
+{
+    public static void Run(Device device, Generator gen, double scaleRows, Func<Func<Tensor>, double> time)
+    {
+        // On the CPU the reference kernels stand in (a smoke run of the same calls; its numbers mean nothing).
+        var (native, why) = device.type == DeviceType.CUDA ? Fp8Kernels.Native(device) : (ReferenceFp8Kernels.Instance, null);
+        Console.WriteLine();
+        Console.WriteLine(native is null
+            ? $"Grouped FP8 kernels: unavailable ({why}); the native columns are left out."
+            : device.type == DeviceType.CUDA ? "Grouped FP8 kernels: native (libposttrain_kernels.so + Triton cubins)."
+            : "Grouped FP8 kernels: CPU smoke run with the reference kernels in the FP8 columns.");
+        Console.WriteLine($"{"routed experts GEMM",-40} {"T",6} {"N",6} {"K",6} {"E",3} {"bf16 TF/s",10} {"fp8 TF/s",9} {"x",5} {"fp8+q TF/s",10} {"x",5}");
+        var cases = RoutedCases(device, gen, scaleRows);
+        foreach (var c in cases)
+        {
+            using var scope = NewDisposeScope();
+            var x16 = c.X.to(ScalarType.BFloat16);
+            var w16 = c.W.to(ScalarType.BFloat16);
+            var dy16 = c.Dy.to(ScalarType.BFloat16);
+            var offsets = c.Counts.cumsum(0, ScalarType.Int32);
+            var rows = new (string Gemm, long N, long K, Func<Tensor> Bf16)[]
+            {
+                ("fprop", c.Out, c.In, () => PrecisionScripts.GroupedMm(x16, w16.transpose(1, 2), offsets)),
+                ("dgrad", c.In, c.Out, () => PrecisionScripts.GroupedMm(dy16, w16, offsets)),
+                ("wgrad", c.Out, c.In, () => PrecisionScripts.GroupedMm(dy16.t(), x16, offsets)),
+            };
+            foreach (var (gemm, n, k, bf16) in rows)
+            {
+                double flop = 2.0 * c.T * n * k;
+                double tb = time(bf16);
+                string fp8 = "", fp8q = "";
+                if (native is not null)
+                {
+                    var (gemmOnly, withQuant) = NativeCalls(native, c, gemm);
+                    double tf = time(gemmOnly), tq = time(withQuant);
+                    fp8 = $"{flop / tf / 1e12,9:F1} {tb / tf,5:F2}";
+                    fp8q = $"{flop / tq / 1e12,10:F1} {tb / tq,5:F2}";
+                }
+                Console.WriteLine($"{c.Name + " " + gemm,-40} {c.T,6} {n,6} {k,6} {c.Experts,3} {flop / tb / 1e12,10:F1} {fp8,15} {fp8q,16}");
+            }
+        }
+
+        Console.WriteLine();
+        Console.WriteLine($"{"routed experts forward+backward",-40} {"T",6} {"N",6} {"K",6} {"bf16 ms",9} {"fp8 loop ms",11} {"x",5} {"fp8 grouped ms",14} {"x",5}");
+        foreach (var c in cases)
+        {
+            using var scope = NewDisposeScope();
+            var x = c.X.to(ScalarType.BFloat16).requires_grad_(true);
+            var w = nn.Parameter(c.W.to(ScalarType.BFloat16));
+            var dy = c.Dy.to(ScalarType.BFloat16);
+            double Pass(Func<Tensor> forward) => time(() =>
+            {
+                forward().backward([dy]);
+                x.grad!.zero_();
+                w.grad!.zero_();
+                return x.grad;
+            });
+            double tb = Pass(() => Fp8.GroupedLinear(x, w, c.Counts, PostTrain.Core.Precision.Precision.Bf16));
+            double tl = Pass(() => Fp8.GroupedLinearFp8(x, w, c.Counts, null));
+            string grouped = native is null ? "" : FormatPass(tb, Pass(() => Fp8.GroupedLinearFp8(x, w, c.Counts, native)));
+            Console.WriteLine($"{c.Name,-40} {c.T,6} {c.Out,6} {c.In,6} {tb * 1e3,9:F3} {tl * 1e3,11:F3} {tb / tl,5:F2} {grouped}");
+        }
+        foreach (var c in cases) c.Dispose();
+    }
+
+    private static string FormatPass(double bf16, double t) => $"{t * 1e3,14:F3} {bf16 / t,5:F2}";
+
+    // The native GEMM on operands quantised beforehand, and the same with the quantisation inside the timing.
+    private static (Func<Tensor> GemmOnly, Func<Tensor> WithQuant) NativeCalls(IFp8Kernels k, Case c, string gemm)
+    {
+        var layout = c.Layout;
+        var xp = layout.Scatter(c.X.to(ScalarType.BFloat16));
+        var dyp = layout.Scatter(c.Dy.to(ScalarType.BFloat16));
+        var w16 = c.W.to(ScalarType.BFloat16);
+        switch (gemm)
+        {
+            case "fprop":
+            {
+                var (qx, sx) = k.QuantRows(xp);
+                var (qw, sw) = k.QuantBlocks(w16);
+                return (() => k.GemmMGrouped(qx, sx, qw, sw, layout.BlockExpert),
+                    () =>
+                    {
+                        var (qa, sa) = k.QuantRows(xp);
+                        var (qb, sb) = k.QuantBlocks(w16);
+                        return k.GemmMGrouped(qa, sa, qb, sb, layout.BlockExpert);
+                    });
+            }
+            case "dgrad":
+            {
+                var (qdy, sdy) = k.QuantRows(dyp);
+                var (qw, sw) = k.QuantBlocks(w16);
+                var qwT = qw.transpose(1, 2).contiguous();
+                var swT = sw.transpose(1, 2).contiguous();
+                return (() => k.GemmMGrouped(qdy, sdy, qwT, swT, layout.BlockExpert),
+                    () =>
+                    {
+                        var (qa, sa) = k.QuantRows(dyp);
+                        return k.GemmMGrouped(qa, sa, qwT, swT, layout.BlockExpert);   // weights: quantised once per step
+                    });
+            }
+            default:
+            {
+                var (qdyT, sdyT) = k.QuantColumns(dyp);
+                var (qxT, sxT) = k.QuantColumns(xp);
+                return (() => k.GemmKGrouped(qdyT, sdyT, qxT, sxT, layout.Segments),
+                    () =>
+                    {
+                        var (qa, sa) = k.QuantColumns(dyp);
+                        var (qb, sb) = k.QuantColumns(xp);
+                        return k.GemmKGrouped(qa, sa, qb, sb, layout.Segments);
+                    });
+            }
+        }
+    }
+
+    private sealed record Case(string Name, long In, long Out, int Experts, long T, Tensor Counts, Tensor X, Tensor W, Tensor Dy, Fp8ExpertLayout Layout) : IDisposable
+    {
+        public void Dispose()
+        {
+            Layout.Dispose();
+            foreach (var t in new[] { Counts, X, W, Dy }) t.Dispose();
+        }
+    }
+
+    private static List<Case> RoutedCases(Device device, Generator gen, double scaleRows)
+    {
+        var cases = new List<Case>();
+        foreach (var (name, inF, outF, experts, perExpert0) in Fp8BenchShapes.RoutedExperts)
+        {
+            long perExpert = Math.Max(16, (long)(perExpert0 * scaleRows));
+            var counts = (rand([experts], generator: gen) * 2 * perExpert).to(ScalarType.Int64);
+            counts[experts / 2] = tensor(0L);
+            long t = counts.sum().item<long>();
+            counts = counts.to(device);
+            var x = randn([t, inF], generator: gen).to(device);
+            var w = (randn([experts, outF, inF], generator: gen) * 0.05).to(device);
+            var dy = (randn([t, outF], generator: gen) * 1e-3).to(device);
+            cases.Add(new Case(name, inF, outF, experts, t, counts, x, w, dy, Fp8ExpertLayout.Build(counts, t)));
+        }
+        return cases;
+    }
+}

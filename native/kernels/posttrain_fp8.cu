@@ -1,0 +1,407 @@
+// FP8 (E4M3) kernels for DeepSeek-V3's fine-grained recipe, one pass each, and the launcher of the grouped FP8 GEMMs
+// compiled from native/kernels/fp8_gemm.py (Triton, ahead of time, by scripts/gpu/build-kernels.sh).
+//
+// Quantisation (scale = amax / 448 per tile or block, an all-zero tile gets scale 1, q = e4m3(clamp(x / scale, +-448))
+// rounded to nearest even; the same IEEE operations as PostTrain.Core.Precision.Fp8, so the results agree bit for bit):
+//   ptk_fp8_quant_rows    x (M, K)    -> q (M, Kp),  s (M, Kp/128)       1x128 tiles along K, Kp = K rounded up to 128
+//   ptk_fp8_quant_cols    x (M, N)    -> q (Np, M),  s (Np, M/128)       1x128 tiles along M of x^T (M % 128 == 0), for
+//                                                                        the weight gradient, the transpose fused in
+//   ptk_fp8_quant_blocks  w (B, N, K) -> q (B, Np, Kp), s (B, Np/128, Kp/128)   128x128 blocks
+// Padding (columns past K, rows past N) is written as zeros with scale 1, so no padding copy is needed afterwards.
+// x and w are float32 or bfloat16; q is float8_e4m3fn; s is float32; all contiguous and allocated by the caller.
+//
+// Grouped GEMMs (cubins loaded by ptk_fp8_load_kernel; launched on the current stream, capturable in a CUDA graph,
+// no host sync; shapes and expert offsets stay on the device):
+//   ptk_fp8_gemm_mgrouped: c (M, N) bf16 = per 128-row block i with expert e = block_expert[i] >= 0:
+//       dequant(a rows of block i) dequant(b[e])^T; a (M, K) 1x128 tiles, b (E, N, K) 128x128 blocks (Fprop, Dgrad).
+//       Blocks with block_expert[i] < 0 are written as zeros.
+//   ptk_fp8_gemm_kgrouped: c (E, NA, NB) fp32 = per expert e: dequant(a[:, seg]) dequant(b[:, seg])^T over the
+//       token columns seg = [segments[e], segments[e+1]); a (NA, M) and b (NB, M) 1x128 tiles along M (Wgrad).
+// Every dimension is a multiple of 128 (the callers pad), every pointer 16-byte aligned (checked).
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda.h>
+#include <cuda_fp8.h>
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "ptk_common.cuh"
+
+namespace {
+using ptk::check_launch;
+using ptk::guarded;
+using ptk::require;
+using ptk::tensor_arg;
+using ptk::to_f;
+
+// float8_e4m3fn (PyTorch >= 2.1). The compile check against older headers (scripts/dev/check-native.sh) defines it.
+#ifndef PTK_FP8_SCALAR_TYPE
+#define PTK_FP8_SCALAR_TYPE c10::ScalarType::Float8_e4m3fn
+#endif
+
+constexpr int kTile = 128;
+constexpr float kE4M3Max = 448.f;
+
+__device__ __forceinline__ float scale_of(float amax) { return amax > 0.f ? amax / kE4M3Max : 1.f; }
+
+__device__ __forceinline__ uint8_t to_e4m3(float v, float scale) {
+  const float q = fminf(fmaxf(v / scale, -kE4M3Max), kE4M3Max);
+  return static_cast<uint8_t>(__nv_cvt_float_to_fp8(q, __NV_SATFINITE, __NV_E4M3));
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// One warp per 1x128 tile, 4 consecutive columns per lane; 8 tiles per 256-thread block.
+template <typename T>
+__global__ void quant_rows_kernel(const T* __restrict__ x, uint8_t* __restrict__ q, float* __restrict__ s, long rows,
+                                  int cols, int tiles_per_row) {
+  const long tile = (static_cast<long>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  const int lane = threadIdx.x & 31;
+  if (tile >= rows * tiles_per_row) return;
+  const long row = tile / tiles_per_row;
+  const int col0 = static_cast<int>(tile % tiles_per_row) * kTile + lane * 4;
+  float v[4];
+  float amax = 0.f;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const int c = col0 + j;
+    v[j] = c < cols ? to_f(x[row * cols + c]) : 0.f;
+    amax = fmaxf(amax, fabsf(v[j]));
+  }
+  const float scale = scale_of(warp_max(amax));
+  uint32_t packed = 0;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) packed |= static_cast<uint32_t>(to_e4m3(v[j], scale)) << (8 * j);
+  const long padded = static_cast<long>(tiles_per_row) * kTile;
+  *reinterpret_cast<uint32_t*>(q + row * padded + col0) = packed;
+  if (lane == 0) s[tile] = scale;
+}
+
+// x (M, N) -> q (Np, M) with 1x128 tiles along M. A block takes 128 rows x 32 columns of x through shared memory:
+// coalesced reads along N, then each warp quantises 4 of the 32 columns (4 rows per lane) and writes them as rows of q.
+template <typename T>
+__global__ void quant_cols_kernel(const T* __restrict__ x, uint8_t* __restrict__ q, float* __restrict__ s, int rows,
+                                  int cols) {
+  __shared__ float tile[kTile][33];
+  const int tx = threadIdx.x, ty = threadIdx.y;  // (32, 8)
+  const long m0 = static_cast<long>(blockIdx.y) * kTile;
+  const int n0 = blockIdx.x * 32;
+  for (int r = ty; r < kTile; r += 8) {
+    const int n = n0 + tx;
+    tile[r][tx] = n < cols ? to_f(x[(m0 + r) * cols + n]) : 0.f;
+  }
+  __syncthreads();
+  const int m_tiles = rows / kTile;
+  for (int c = ty; c < 32; c += 8) {
+    float v[4];
+    float amax = 0.f;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      v[j] = tile[tx * 4 + j][c];
+      amax = fmaxf(amax, fabsf(v[j]));
+    }
+    const float scale = scale_of(warp_max(amax));
+    uint32_t packed = 0;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) packed |= static_cast<uint32_t>(to_e4m3(v[j], scale)) << (8 * j);
+    const long n = n0 + c;
+    *reinterpret_cast<uint32_t*>(q + n * rows + m0 + tx * 4) = packed;
+    if (tx == 0) s[n * m_tiles + blockIdx.y] = scale;
+  }
+}
+
+// One 256-thread block per 128x128 block: the block's amax, then the quantised values (the block is read twice;
+// the second read comes from L2).
+template <typename T>
+__global__ void quant_blocks_kernel(const T* __restrict__ w, uint8_t* __restrict__ q, float* __restrict__ s, int rows,
+                                    int cols, int row_blocks, int col_blocks) {
+  __shared__ float warp_amax[8];
+  const long batch = blockIdx.z;
+  const int r0 = blockIdx.y * kTile, c0 = blockIdx.x * kTile;
+  const T* wb = w + batch * rows * static_cast<long>(cols);
+  float amax = 0.f;
+  for (int i = threadIdx.x; i < kTile * kTile; i += blockDim.x) {
+    const int r = r0 + i / kTile, c = c0 + i % kTile;
+    if (r < rows && c < cols) amax = fmaxf(amax, fabsf(to_f(wb[static_cast<long>(r) * cols + c])));
+  }
+  amax = warp_max(amax);
+  if ((threadIdx.x & 31) == 0) warp_amax[threadIdx.x >> 5] = amax;
+  __syncthreads();
+  amax = 0.f;
+  for (int i = 0; i < static_cast<int>(blockDim.x >> 5); ++i) amax = fmaxf(amax, warp_amax[i]);
+  const float scale = scale_of(amax);
+  const long padded_cols = static_cast<long>(col_blocks) * kTile;
+  uint8_t* qb = q + batch * static_cast<long>(row_blocks) * kTile * padded_cols;
+  for (int i = threadIdx.x; i < kTile * kTile; i += blockDim.x) {
+    const int r = r0 + i / kTile, c = c0 + i % kTile;
+    const float v = r < rows && c < cols ? to_f(wb[static_cast<long>(r) * cols + c]) : 0.f;
+    qb[static_cast<long>(r) * padded_cols + c] = to_e4m3(v, scale);
+  }
+  if (threadIdx.x == 0) s[(batch * row_blocks + blockIdx.y) * col_blocks + blockIdx.x] = scale;
+}
+
+bool is_float_input(const at::Tensor& t) {
+  return t.scalar_type() == c10::ScalarType::Float || t.scalar_type() == c10::ScalarType::BFloat16;
+}
+
+template <typename Body>
+void dispatch(c10::ScalarType type, Body&& body) {
+  if (type == c10::ScalarType::Float) body(float{});
+  else if (type == c10::ScalarType::BFloat16) body(__nv_bfloat16{});
+  else throw std::runtime_error("unsupported input dtype (float32 / bfloat16 only)");
+}
+
+long round_up(long n) { return (n + kTile - 1) / kTile * kTile; }
+
+void require_fp8(const at::Tensor& t, const char* name) {
+  require(t.scalar_type() == PTK_FP8_SCALAR_TYPE, std::string(name) + ": not float8_e4m3fn");
+}
+
+void require_f32(const at::Tensor& t, const char* name) {
+  require(t.scalar_type() == c10::ScalarType::Float, std::string(name) + ": not float32");
+}
+
+void require_aligned(const at::Tensor& t, const char* name) {
+  require(reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0, std::string(name) + ": data not 16-byte aligned");
+}
+
+std::string shape_of(const at::Tensor& t) {
+  std::string out = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) out += (i ? ", " : "") + std::to_string(t.size(i));
+  return out + "]";
+}
+
+// ---- Triton cubins ----
+
+struct CubinKernel {
+  CUmodule module = nullptr;
+  CUfunction function = nullptr;
+  int threads = 0;
+  int shared = 0;
+  int params = 0;
+};
+
+std::mutex cubin_mutex;
+std::map<std::pair<int, int>, CubinKernel> cubins;  // (slot, device) -> kernel
+
+void check_cu(CUresult rc, const std::string& what) {
+  if (rc == CUDA_SUCCESS) return;
+  const char* text = nullptr;
+  cuGetErrorString(rc, &text);
+  throw std::runtime_error(what + ": " + (text ? text : "CUDA driver error " + std::to_string(static_cast<int>(rc))));
+}
+
+const CubinKernel& cubin_for(int slot, int device, const char* what) {
+  std::lock_guard<std::mutex> lock(cubin_mutex);
+  auto it = cubins.find({slot, device});
+  require(it != cubins.end(), std::string(what) + ": kernel not loaded for cuda:" + std::to_string(device));
+  return it->second;
+}
+
+// Launches with the given argument values, then null pointers for the trailing parameters the Triton version adds
+// (global and profile scratch; the build checks that the kernels need none).
+void launch(const CubinKernel& k, unsigned gx, unsigned gy, unsigned gz, std::vector<CUdeviceptr> pointers,
+            std::vector<int32_t> ints, const char* what) {
+  std::vector<void*> args;
+  args.reserve(k.params);
+  for (auto& p : pointers) args.push_back(&p);
+  for (auto& i : ints) args.push_back(&i);
+  require(static_cast<int>(args.size()) <= k.params, std::string(what) + ": the cubin takes fewer parameters than given");
+  std::vector<CUdeviceptr> extra(k.params - args.size(), 0);
+  for (auto& p : extra) args.push_back(&p);
+  if (gx == 0 || gy == 0 || gz == 0) return;
+  auto stream = reinterpret_cast<CUstream>(c10::cuda::getCurrentCUDAStream().stream());
+  check_cu(cuLaunchKernel(k.function, gx, gy, gz, k.threads, 1, 1, k.shared, stream, args.data(), nullptr), what);
+}
+
+CUdeviceptr ptr(const at::Tensor& t) { return reinterpret_cast<CUdeviceptr>(t.data_ptr()); }
+}  // namespace
+
+extern "C" {
+
+// x (M, K) -> q (M, Kp), s (M, Kp/128).
+int ptk_fp8_quant_rows(void* xh, void* qh, void* sh) {
+  return guarded([&] {
+    const auto& x = tensor_arg(xh, "x");
+    const auto& q = tensor_arg(qh, "q");
+    const auto& s = tensor_arg(sh, "s");
+    require(is_float_input(x) && x.dim() == 2, "fp8_quant_rows: x must be 2-D float32 or bfloat16, got " + shape_of(x));
+    require_fp8(q, "q");
+    require_f32(s, "s");
+    const long rows = x.size(0), cols = x.size(1), padded = round_up(cols);
+    require(cols > 0 && cols < (1L << 30), "fp8_quant_rows: width out of range");
+    require(q.dim() == 2 && q.size(0) == rows && q.size(1) == padded && s.dim() == 2 && s.size(0) == rows
+                && s.size(1) == padded / kTile,
+            "fp8_quant_rows: q " + shape_of(q) + " / s " + shape_of(s) + " do not fit x " + shape_of(x));
+    if (rows == 0) return;
+    c10::cuda::CUDAGuard guard(x.device());
+    auto stream = c10::cuda::getCurrentCUDAStream();
+    const int tiles_per_row = static_cast<int>(padded / kTile);
+    const long warps = rows * tiles_per_row;
+    const long blocks = (warps + 7) / 8;
+    require(blocks < (1L << 31), "fp8_quant_rows: too many tiles");
+    dispatch(x.scalar_type(), [&](auto t) {
+      using T = decltype(t);
+      quant_rows_kernel<T><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(
+          static_cast<const T*>(x.data_ptr()), static_cast<uint8_t*>(q.data_ptr()), s.data_ptr<float>(), rows,
+          static_cast<int>(cols), tiles_per_row);
+    });
+    check_launch("fp8_quant_rows");
+  });
+}
+
+// x (M, N), M % 128 == 0 -> q (Np, M), s (Np, M/128).
+int ptk_fp8_quant_cols(void* xh, void* qh, void* sh) {
+  return guarded([&] {
+    const auto& x = tensor_arg(xh, "x");
+    const auto& q = tensor_arg(qh, "q");
+    const auto& s = tensor_arg(sh, "s");
+    require(is_float_input(x) && x.dim() == 2, "fp8_quant_cols: x must be 2-D float32 or bfloat16, got " + shape_of(x));
+    require_fp8(q, "q");
+    require_f32(s, "s");
+    const long rows = x.size(0), cols = x.size(1), padded = round_up(cols);
+    require(rows % kTile == 0 && rows < (1L << 30) && cols < (1L << 30), "fp8_quant_cols: rows must be a multiple of 128, got " + shape_of(x));
+    require(q.dim() == 2 && q.size(0) == padded && q.size(1) == rows && s.dim() == 2 && s.size(0) == padded
+                && s.size(1) == rows / kTile,
+            "fp8_quant_cols: q " + shape_of(q) + " / s " + shape_of(s) + " do not fit x " + shape_of(x));
+    if (rows == 0 || cols == 0) return;
+    c10::cuda::CUDAGuard guard(x.device());
+    auto stream = c10::cuda::getCurrentCUDAStream();
+    const dim3 grid(static_cast<unsigned>(padded / 32), static_cast<unsigned>(rows / kTile));
+    dispatch(x.scalar_type(), [&](auto t) {
+      using T = decltype(t);
+      quant_cols_kernel<T><<<grid, dim3(32, 8), 0, stream>>>(static_cast<const T*>(x.data_ptr()),
+                                                              static_cast<uint8_t*>(q.data_ptr()), s.data_ptr<float>(),
+                                                              static_cast<int>(rows), static_cast<int>(cols));
+    });
+    check_launch("fp8_quant_cols");
+  });
+}
+
+// w (..., N, K) -> q (..., Np, Kp), s (..., Np/128, Kp/128).
+int ptk_fp8_quant_blocks(void* wh, void* qh, void* sh) {
+  return guarded([&] {
+    const auto& w = tensor_arg(wh, "w");
+    const auto& q = tensor_arg(qh, "q");
+    const auto& s = tensor_arg(sh, "s");
+    require(is_float_input(w) && w.dim() >= 2, "fp8_quant_blocks: w must be (..., N, K) float32 or bfloat16, got " + shape_of(w));
+    require_fp8(q, "q");
+    require_f32(s, "s");
+    const long rows = w.size(-2), cols = w.size(-1);
+    const long batch = rows * cols == 0 ? 0 : w.numel() / (rows * cols);
+    const long prow = round_up(rows), pcol = round_up(cols);
+    require(rows < (1L << 30) && cols < (1L << 30) && batch < 65536, "fp8_quant_blocks: shape out of range " + shape_of(w));
+    require(q.numel() == batch * prow * pcol && q.dim() == w.dim() && q.size(-2) == prow && q.size(-1) == pcol
+                && s.numel() == batch * (prow / kTile) * (pcol / kTile) && s.dim() == w.dim(),
+            "fp8_quant_blocks: q " + shape_of(q) + " / s " + shape_of(s) + " do not fit w " + shape_of(w));
+    if (batch == 0) return;
+    c10::cuda::CUDAGuard guard(w.device());
+    auto stream = c10::cuda::getCurrentCUDAStream();
+    const dim3 grid(static_cast<unsigned>(pcol / kTile), static_cast<unsigned>(prow / kTile), static_cast<unsigned>(batch));
+    dispatch(w.scalar_type(), [&](auto t) {
+      using T = decltype(t);
+      quant_blocks_kernel<T><<<grid, 256, 0, stream>>>(static_cast<const T*>(w.data_ptr()),
+                                                       static_cast<uint8_t*>(q.data_ptr()), s.data_ptr<float>(),
+                                                       static_cast<int>(rows), static_cast<int>(cols),
+                                                       static_cast<int>(prow / kTile), static_cast<int>(pcol / kTile));
+    });
+    check_launch("fp8_quant_blocks");
+  });
+}
+
+// Loads a cubin for `slot` (0 = mgrouped, 1 = kgrouped) on `device`: entry `name`, launched with 32 * warps threads
+// and `shared` bytes of dynamic shared memory, taking `params` parameters.
+int ptk_fp8_load_kernel(int slot, int device, const char* path, const char* name, int warps, int shared, int params) {
+  return guarded([&] {
+    require(slot == 0 || slot == 1, "fp8_load_kernel: slot must be 0 or 1");
+    require(path && name && warps > 0 && warps <= 32 && shared >= 0 && params > 0, "fp8_load_kernel: bad arguments");
+    c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
+    require(cudaFree(nullptr) == cudaSuccess, "fp8_load_kernel: cannot initialise the CUDA context");  // makes the primary context current
+    CubinKernel k;
+    check_cu(cuModuleLoad(&k.module, path), std::string("fp8_load_kernel: cuModuleLoad ") + path);
+    check_cu(cuModuleGetFunction(&k.function, k.module, name), std::string("fp8_load_kernel: no entry ") + name + " in " + path);
+    if (shared > 48 * 1024)
+      check_cu(cuFuncSetAttribute(k.function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, shared),
+               "fp8_load_kernel: shared memory " + std::to_string(shared));
+    k.threads = 32 * warps;
+    k.shared = shared;
+    k.params = params;
+    std::lock_guard<std::mutex> lock(cubin_mutex);
+    auto& slot_entry = cubins[{slot, device}];
+    if (slot_entry.module) cuModuleUnload(slot_entry.module);
+    slot_entry = k;
+  });
+}
+
+int ptk_fp8_gemm_mgrouped(void* ah, void* sah, void* bh, void* sbh, void* beh, void* ch) {
+  return guarded([&] {
+    const auto& a = tensor_arg(ah, "a");
+    const auto& sa = tensor_arg(sah, "a_scale");
+    const auto& b = tensor_arg(bh, "b");
+    const auto& sb = tensor_arg(sbh, "b_scale");
+    const auto& be = tensor_arg(beh, "block_expert");
+    const auto& c = tensor_arg(ch, "c");
+    require_fp8(a, "a");
+    require_fp8(b, "b");
+    require_f32(sa, "a_scale");
+    require_f32(sb, "b_scale");
+    require(be.scalar_type() == c10::ScalarType::Int && c.scalar_type() == c10::ScalarType::BFloat16,
+            "fp8_gemm_mgrouped: block_expert must be int32 and c bfloat16");
+    require(a.dim() == 2 && b.dim() == 3 && c.dim() == 2, "fp8_gemm_mgrouped: a (M, K), b (E, N, K), c (M, N)");
+    const long m = a.size(0), k = a.size(1), e = b.size(0), n = b.size(1);
+    require(m % kTile == 0 && k % kTile == 0 && n % kTile == 0 && b.size(2) == k && c.size(0) == m && c.size(1) == n,
+            "fp8_gemm_mgrouped: a " + shape_of(a) + ", b " + shape_of(b) + ", c " + shape_of(c) + " (all multiples of 128)");
+    require(sa.dim() == 2 && sa.size(0) == m && sa.size(1) == k / kTile && sb.dim() == 3 && sb.size(0) == e
+                && sb.size(1) == n / kTile && sb.size(2) == k / kTile && be.numel() == m / kTile,
+            "fp8_gemm_mgrouped: scales a " + shape_of(sa) + ", b " + shape_of(sb) + ", block_expert " + shape_of(be));
+    require(m < (1L << 31) / kTile && n < (1L << 30) && k < (1L << 30), "fp8_gemm_mgrouped: too large");
+    for (const auto* t : {&a, &sa, &b, &sb, &be, &c}) require_aligned(*t, "fp8_gemm_mgrouped operand");
+    if (m == 0) return;
+    c10::cuda::CUDAGuard guard(a.device());
+    const auto& kernel = cubin_for(0, a.get_device(), "fp8_gemm_mgrouped");
+    launch(kernel, static_cast<unsigned>(m / kTile), static_cast<unsigned>(n / kTile), 1,
+           {ptr(a), ptr(sa), ptr(b), ptr(sb), ptr(c), ptr(be)}, {static_cast<int32_t>(n), static_cast<int32_t>(k)},
+           "fp8_gemm_mgrouped");
+  });
+}
+
+int ptk_fp8_gemm_kgrouped(void* ah, void* sah, void* bh, void* sbh, void* segh, void* ch) {
+  return guarded([&] {
+    const auto& a = tensor_arg(ah, "a");
+    const auto& sa = tensor_arg(sah, "a_scale");
+    const auto& b = tensor_arg(bh, "b");
+    const auto& sb = tensor_arg(sbh, "b_scale");
+    const auto& seg = tensor_arg(segh, "segments");
+    const auto& c = tensor_arg(ch, "c");
+    require_fp8(a, "a");
+    require_fp8(b, "b");
+    require_f32(sa, "a_scale");
+    require_f32(sb, "b_scale");
+    require_f32(c, "c");
+    require(seg.scalar_type() == c10::ScalarType::Int && seg.dim() == 1, "fp8_gemm_kgrouped: segments must be int32 (E + 1)");
+    require(a.dim() == 2 && b.dim() == 2 && c.dim() == 3, "fp8_gemm_kgrouped: a (NA, M), b (NB, M), c (E, NA, NB)");
+    const long na = a.size(0), m = a.size(1), nb = b.size(0), e = seg.size(0) - 1;
+    require(e >= 1 && e < 65536 && na % kTile == 0 && nb % kTile == 0 && m % kTile == 0 && b.size(1) == m
+                && c.size(0) == e && c.size(1) == na && c.size(2) == nb,
+            "fp8_gemm_kgrouped: a " + shape_of(a) + ", b " + shape_of(b) + ", c " + shape_of(c) + ", segments " + shape_of(seg));
+    require(sa.dim() == 2 && sa.size(0) == na && sa.size(1) == m / kTile && sb.dim() == 2 && sb.size(0) == nb
+                && sb.size(1) == m / kTile,
+            "fp8_gemm_kgrouped: scales a " + shape_of(sa) + ", b " + shape_of(sb));
+    require(m < (1L << 31) && na < (1L << 30) && nb < (1L << 30), "fp8_gemm_kgrouped: too large");
+    for (const auto* t : {&a, &sa, &b, &sb, &seg, &c}) require_aligned(*t, "fp8_gemm_kgrouped operand");
+    c10::cuda::CUDAGuard guard(a.device());
+    const auto& kernel = cubin_for(1, a.get_device(), "fp8_gemm_kgrouped");
+    launch(kernel, static_cast<unsigned>(na / kTile), static_cast<unsigned>(nb / kTile), static_cast<unsigned>(e),
+           {ptr(a), ptr(sa), ptr(b), ptr(sb), ptr(c), ptr(seg)},
+           {static_cast<int32_t>(na), static_cast<int32_t>(nb), static_cast<int32_t>(m)}, "fp8_gemm_kgrouped");
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,136 @@
+// Which FP8 kernel backend the MoE experts use on a tensor (Fp8.GroupedLinear): the native quantisation kernels and
+// Triton grouped GEMMs (NativeFp8Kernels) when the tensor is on CUDA, the library and its cubins load and the
+// self-check on that device passed; otherwise null, and the experts keep the per-expert _scaled_mm loop
+// (Fp8GroupedFunction). Self-check (once per device, at first use, which is an eager step): every kernel against
+// ReferenceFp8Kernels on the same device and inputs: quantisers bit for bit (float32 and bfloat16 inputs, widths that
+// are and are not multiples of 128), both grouped GEMMs on identical FP8 operands (N != K, an expert with no rows,
+// padding blocks) within the FP8 tensor cores' accumulation error. A failure prints why once and keeps the loop.
+// POSTTRAIN_FP8_KERNELS=0 turns the kernels off.
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using PostTrain.Core.Precision;
+using static TorchSharp.torch;
+
+namespace PostTrain.Core.Kernels;
+
+public static class Fp8Kernels
+{
+    public const string SwitchEnvVar = "POSTTRAIN_FP8_KERNELS";
+
+    // The FP8 tensor cores accumulate with limited precision (Fp8SelfCheck measured ~8e-4 relative for _scaled_mm);
+    // the m-grouped GEMM also rounds its output to bfloat16.
+    private const double KGroupedBound = 2e-3, MGroupedBound = 1e-2;
+
+    private static readonly ConcurrentDictionary<int, (IFp8Kernels? Kernels, string Status)> PerDevice = new();
+    private static readonly Lazy<(NativeFp8Kernels? Kernels, string? Error)> Library = new(NativeFp8Kernels.Load);
+
+    /// <summary>The kernels for <paramref name="x"/>'s device, or null for the per-expert loop.</summary>
+    public static IFp8Kernels? For(Tensor x)
+    {
+        if (x.device_type != TorchSharp.DeviceType.CUDA) return null;
+        int index = x.device_index < 0 ? 0 : x.device_index;
+        if (PerDevice.TryGetValue(index, out var known)) return known.Kernels;
+        lock (PerDevice)
+        {
+            if (PerDevice.TryGetValue(index, out known)) return known.Kernels;
+            var chosen = Choose(x.device, index);
+            PerDevice[index] = chosen;
+            Console.Error.WriteLine($"fp8 kernels (cuda:{index}): {chosen.Status}");
+            return chosen.Kernels;
+        }
+    }
+
+    /// <summary>What For decided per device so far.</summary>
+    public static IReadOnlyDictionary<int, string> Status => PerDevice.ToDictionary(p => p.Key, p => p.Value.Status);
+
+    /// <summary>The native kernels loaded on <paramref name="device"/> without the self-check (for the benchmark and
+    /// Fp8SelfCheck, which compare them themselves), or the reason they are unavailable.</summary>
+    public static (IFp8Kernels? Kernels, string? Error) Native(Device device)
+    {
+        var (native, error) = Library.Value;
+        if (native is null) return (null, error);
+        try
+        {
+            native.LoadOn(device.index < 0 ? 0 : device.index);
+            return (native, null);
+        }
+        catch (InvalidOperationException e)
+        {
+            return (null, e.Message.Split('\n')[0]);
+        }
+    }
+
+    private static (IFp8Kernels? Kernels, string Status) Choose(Device device, int index)
+    {
+        if (Environment.GetEnvironmentVariable(SwitchEnvVar) == "0") return (null, $"off ({SwitchEnvVar}=0)");
+        var (native, error) = Native(new Device(TorchSharp.DeviceType.CUDA, index));
+        if (native is null) return (null, "off: " + error);
+        var failure = SelfCheck(native, ReferenceFp8Kernels.Instance, device);
+        return failure is null
+            ? (native, "on (quantisers bit-exact, grouped GEMMs within the FP8 accumulation bound of the reference)")
+            : (null, "off: self-check failed: " + failure);
+    }
+
+    /// <summary>Compares <paramref name="candidate"/> with <paramref name="reference"/> on random inputs on
+    /// <paramref name="device"/>; null when they agree, else what differed.</summary>
+    public static string? SelfCheck(IFp8Kernels candidate, IFp8Kernels reference, Device device)
+    {
+        try
+        {
+            using var scope = NewDisposeScope();
+            var gen = new TorchSharp.torch.Generator(4321, device);
+            foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+            foreach (var (rows, cols) in new[] { (256L, 384L), (384L, 1000L) })
+            {
+                var x = (randn(rows, cols, generator: gen, device: device) * 3).to(dtype);
+                x[.., 5] *= 40;                                                               // an outlier channel
+                x[1] *= 0;                                                                    // an all-zero row: scale 1
+                string what = $"{dtype} ({rows}, {cols})";
+                if (Mismatch(candidate.QuantRows(x), reference.QuantRows(x)) is { } e1) return $"QuantRows {what}: {e1}";
+                if (Mismatch(candidate.QuantColumns(x), reference.QuantColumns(x)) is { } e2) return $"QuantColumns {what}: {e2}";
+                var w = (randn(3, rows - 8, cols, generator: gen, device: device) * 0.05).to(dtype);
+                if (Mismatch(candidate.QuantBlocks(w), reference.QuantBlocks(w)) is { } e3) return $"QuantBlocks {what}: {e3}";
+            }
+
+            // m-grouped: 6 row blocks over 4 experts (expert 2 has none, two padding blocks), N = 256 != K = 384.
+            var (qa, sa) = reference.QuantRows(randn(768, 384, generator: gen, device: device));
+            var (qb, sb) = reference.QuantBlocks(randn(4, 256, 384, generator: gen, device: device) * 0.05);
+            var blockExpert = tensor(new[] { 1, 1, -1, 3, 0, -1 }, device: device);
+            if (Differs(candidate.GemmMGrouped(qa, sa, qb, sb, blockExpert), reference.GemmMGrouped(qa, sa, qb, sb, blockExpert), MGroupedBound) is { } e4)
+                return $"GemmMGrouped: {e4}";
+
+            // k-grouped: 768 token columns in segments [0, 256, 256, 640, 768] (expert 1 empty), NA = 256, NB = 384.
+            var (qx, sx) = reference.QuantRows(randn(256, 768, generator: gen, device: device));
+            var (qy, sy) = reference.QuantRows(randn(384, 768, generator: gen, device: device) * 0.1);
+            var segments = tensor(new[] { 0, 256, 256, 640, 768 }, device: device);
+            if (Differs(candidate.GemmKGrouped(qx, sx, qy, sy, segments), reference.GemmKGrouped(qx, sx, qy, sy, segments), KGroupedBound) is { } e5)
+                return $"GemmKGrouped: {e5}";
+            return null;
+        }
+        catch (Exception e) when (e is InvalidOperationException or ExternalException or ArgumentException)
+        {
+            return e.Message.Split('\n')[0];
+        }
+    }
+
+    private static string? Mismatch((Tensor Q, Tensor Scale) got, (Tensor Q, Tensor Scale) want)
+    {
+        using var scope = NewDisposeScope();
+        if (!got.Q.shape.SequenceEqual(want.Q.shape) || !got.Scale.shape.SequenceEqual(want.Scale.shape))
+            return $"shapes [{string.Join(", ", got.Q.shape)}] / [{string.Join(", ", got.Scale.shape)}] vs [{string.Join(", ", want.Q.shape)}] / [{string.Join(", ", want.Scale.shape)}]";
+        long scales = got.Scale.ne(want.Scale).sum().item<long>();
+        long values = got.Q.to(ScalarType.Float32).ne(want.Q.to(ScalarType.Float32)).sum().item<long>();
+        return scales == 0 && values == 0 ? null : $"{scales} of {want.Scale.numel()} scales and {values} of {want.Q.numel()} values differ";
+    }
+
+    private static string? Differs(Tensor got, Tensor want, double bound)
+    {
+        using var scope = NewDisposeScope();
+        if (!got.shape.SequenceEqual(want.shape)) return $"shape [{string.Join(", ", got.shape)}] vs [{string.Join(", ", want.shape)}]";
+        var g = got.to(ScalarType.Float32);
+        var w = want.to(ScalarType.Float32);
+        double scale = w.abs().max().item<float>() + 1e-12;
+        double worst = (g - w).abs().max().item<float>() / scale;
+        return worst <= bound && g.isfinite().all().item<bool>() ? null : $"largest difference {worst:G3} of the values' scale (allowed {bound:G3})";
+    }
+}

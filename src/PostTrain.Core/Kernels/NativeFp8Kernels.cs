@@ -1,0 +1,139 @@
+// IFp8Kernels over libposttrain_kernels.so (native/kernels/posttrain_fp8.cu) and the grouped-GEMM cubins that
+// scripts/gpu/build-kernels.sh compiles from native/kernels/fp8_gemm.py into fp8-kernels/ beside the library
+// (POSTTRAIN_FP8_KERNELS_DIR overrides): fp8_kernels.json names each cubin's entry, warps, shared memory and parameter
+// count; the cubins are loaded into the device's context once. Outputs are allocated here, so a CUDA-graph capture sees
+// only kernel launches on the current stream.
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using PostTrain.Core.Precision;
+using static TorchSharp.torch;
+
+namespace PostTrain.Core.Kernels;
+
+internal sealed class NativeFp8Kernels : IFp8Kernels
+{
+    public const string CubinDirEnvVar = "POSTTRAIN_FP8_KERNELS_DIR";
+    public const string MetadataFileName = "fp8_kernels.json";
+
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate IntPtr LastErrorFn();
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int QuantFn(IntPtr x, IntPtr q, IntPtr s);
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int GemmFn(IntPtr a, IntPtr sa, IntPtr b, IntPtr sb, IntPtr table, IntPtr c);
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+    private delegate int LoadKernelFn(int slot, int device, [MarshalAs(UnmanagedType.LPUTF8Str)] string path,
+        [MarshalAs(UnmanagedType.LPUTF8Str)] string name, int warps, int shared, int parameters);
+
+    private LastErrorFn lastError = null!;
+    private QuantFn quantRows = null!, quantCols = null!, quantBlocks = null!;
+    private GemmFn mgrouped = null!, kgrouped = null!;
+    private LoadKernelFn loadKernel = null!;
+    private IReadOnlyList<CubinInfo> cubins = [];
+
+    private sealed record CubinInfo(int Slot, string Name, int Warps, int Shared, int Parameters, string Path);
+
+    /// <summary>The library's FP8 entry points and the cubin metadata, or why they are not available.</summary>
+    public static (NativeFp8Kernels?, string?) Load()
+    {
+        var (lib, path, error) = NativeKernelLibrary.Value;
+        if (error is not null) return (null, error);
+        var env = Environment.GetEnvironmentVariable(CubinDirEnvVar);
+        var dir = !string.IsNullOrEmpty(env) ? env : Path.Combine(Path.GetDirectoryName(path) ?? ".", "fp8-kernels");
+        var metadata = Path.Combine(dir, MetadataFileName);
+        if (!File.Exists(metadata))
+            return (null, $"{metadata} not found (the Triton build of native/kernels/fp8_gemm.py failed or did not run; set {CubinDirEnvVar})");
+        T Fn<T>(string name) where T : Delegate => NativeKernelLibrary.Function<T>(lib, name);
+        try
+        {
+            return (new NativeFp8Kernels
+            {
+                lastError = Fn<LastErrorFn>("ptk_last_error"),
+                quantRows = Fn<QuantFn>("ptk_fp8_quant_rows"),
+                quantCols = Fn<QuantFn>("ptk_fp8_quant_cols"),
+                quantBlocks = Fn<QuantFn>("ptk_fp8_quant_blocks"),
+                mgrouped = Fn<GemmFn>("ptk_fp8_gemm_mgrouped"),
+                kgrouped = Fn<GemmFn>("ptk_fp8_gemm_kgrouped"),
+                loadKernel = Fn<LoadKernelFn>("ptk_fp8_load_kernel"),
+                cubins = ReadMetadata(metadata, dir),
+            }, null);
+        }
+        catch (EntryPointNotFoundException e)
+        {
+            return (null, $"{path}: {e.Message} (rebuild with scripts/gpu/build-kernels.sh)");
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            return (null, $"{metadata}: {e.Message}");
+        }
+    }
+
+    private static IReadOnlyList<CubinInfo> ReadMetadata(string metadata, string dir)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(metadata));
+        var list = doc.RootElement.GetProperty("kernels").EnumerateArray().Select(k => new CubinInfo(
+            k.GetProperty("slot").GetInt32(), k.GetProperty("name").GetString()!, k.GetProperty("num_warps").GetInt32(),
+            k.GetProperty("shared").GetInt32(), k.GetProperty("params").GetInt32(),
+            Path.Combine(dir, k.GetProperty("cubin").GetString()!))).ToList();
+        if (list.Select(k => k.Slot).OrderBy(s => s).SequenceEqual([0, 1]) is false)
+            throw new InvalidOperationException("expected the two grouped GEMMs (slots 0 and 1)");
+        return list;
+    }
+
+    /// <summary>Loads the cubins into <paramref name="device"/>'s context (once per device, before first use).</summary>
+    public void LoadOn(int device)
+    {
+        foreach (var k in cubins)
+            Check(loadKernel(k.Slot, device, k.Path, k.Name, k.Warps, k.Shared, k.Parameters), $"load {Path.GetFileName(k.Path)}");
+    }
+
+    private void Check(int rc, string what)
+    {
+        if (rc != 0) throw new InvalidOperationException($"fp8 kernel {what}: {Marshal.PtrToStringUTF8(lastError()) ?? ""}");
+    }
+
+    public (Tensor Q, Tensor Scale) QuantRows(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var xc = x.contiguous();
+        long m = x.shape[0], kp = Fp8.RoundUp(x.shape[1], Fp8.Block);
+        var q = empty(m, kp, dtype: Fp8.Float8E4M3, device: x.device);
+        var s = empty(m, kp / Fp8.Block, dtype: ScalarType.Float32, device: x.device);
+        Check(quantRows(xc.Handle, q.Handle, s.Handle), "quant_rows");
+        return scope.MoveToOuter(q, s);
+    }
+
+    public (Tensor Q, Tensor Scale) QuantColumns(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var xc = x.contiguous();
+        long m = x.shape[0], np = Fp8.RoundUp(x.shape[1], Fp8.Block);
+        var q = empty(np, m, dtype: Fp8.Float8E4M3, device: x.device);
+        var s = empty(np, m / Fp8.Block, dtype: ScalarType.Float32, device: x.device);
+        Check(quantCols(xc.Handle, q.Handle, s.Handle), "quant_cols");
+        return scope.MoveToOuter(q, s);
+    }
+
+    public (Tensor Q, Tensor Scale) QuantBlocks(Tensor w)
+    {
+        using var scope = NewDisposeScope();
+        var wc = w.contiguous();
+        var lead = w.shape[..^2];
+        long np = Fp8.RoundUp(w.shape[^2], Fp8.Block), kp = Fp8.RoundUp(w.shape[^1], Fp8.Block);
+        var q = empty([.. lead, np, kp], dtype: Fp8.Float8E4M3, device: w.device);
+        var s = empty([.. lead, np / Fp8.Block, kp / Fp8.Block], dtype: ScalarType.Float32, device: w.device);
+        Check(quantBlocks(wc.Handle, q.Handle, s.Handle), "quant_blocks");
+        return scope.MoveToOuter(q, s);
+    }
+
+    public Tensor GemmMGrouped(Tensor qa, Tensor sa, Tensor qb, Tensor sb, Tensor blockExpert)
+    {
+        var c = empty(qa.shape[0], qb.shape[1], dtype: ScalarType.BFloat16, device: qa.device);
+        Check(mgrouped(qa.Handle, sa.Handle, qb.Handle, sb.Handle, blockExpert.Handle, c.Handle), "gemm_mgrouped");
+        return c;
+    }
+
+    public Tensor GemmKGrouped(Tensor qa, Tensor sa, Tensor qb, Tensor sb, Tensor segments)
+    {
+        var c = empty(segments.shape[0] - 1, qa.shape[0], qb.shape[0], dtype: ScalarType.Float32, device: qa.device);
+        Check(kgrouped(qa.Handle, sa.Handle, qb.Handle, sb.Handle, segments.Handle, c.Handle), "gemm_kgrouped");
+        return c;
+    }
+}

@@ -1,0 +1,73 @@
+// FP8 grouped linear for MoE experts without a per-expert loop or a host sync: the rows sorted by expert are moved into
+// the 128-aligned expert layout (Fp8ExpertLayout), and each of the three GEMMs is one grouped launch over all experts
+// (IFp8Kernels: the native Triton GEMMs on the GPU, the torch reference elsewhere).
+//   forward  y = x W_e^T          qx = Q_1x128(x) along K, qW = Q_128x128(W):     GemmMGrouped(qx, qW)
+//   Dgrad    dx = dy W_e          qdy = Q_1x128(dy) along N, qW^T (the same blocks, transposed): GemmMGrouped(qdy, qW^T)
+//   Wgrad    dW_e = dy_e^T x_e    Q_1x128 along the tokens of dy^T and of dequant(qx)^T:       GemmKGrouped
+// The quantisation is exactly Fp8GroupedFunction's (the per-expert loop it replaces on the GPU): the same tiles, since
+// every expert's segment starts on a 128-row boundary; padding rows are zeros and contribute nothing. Saved for
+// backward: the FP8 activations and weights with their scales (as DeepSeek-V3 keeps them), and the layout.
+using PostTrain.Core.Kernels;
+using static TorchSharp.torch;
+using static TorchSharp.torch.autograd;
+
+namespace PostTrain.Core.Precision;
+
+internal sealed class Fp8AlignedGroupedFunction : MultiTensorFunction<Fp8AlignedGroupedFunction>
+{
+    public override string Name => "Fp8AlignedGroupedLinear";
+
+    private sealed record Dims(long N, long K, ScalarType XType, ScalarType WType, IFp8Kernels Kernels, long Rows);
+
+    // vars: x (T, K) sorted by expert, w (E, N, K), counts (E) integer on x's device, kernels (IFp8Kernels).
+    public override List<Tensor> forward(AutogradContext ctx, params object[] vars)
+    {
+        var x = (Tensor)vars[0];
+        var w = (Tensor)vars[1];
+        var counts = (Tensor)vars[2];
+        var kernels = (IFp8Kernels)vars[3];
+        long t = x.shape[0], k = x.shape[1], n = w.shape[1];
+
+        using var scope = NewDisposeScope();
+        var layout = Fp8ExpertLayout.Build(counts, t);                                        // saved below: not disposed here
+        var (qx, sx) = kernels.QuantRows(layout.Scatter(x));                                   // (Rows, Kp)
+        var (qw, sw) = kernels.QuantBlocks(w);                                                 // (E, Np, Kp)
+        var yp = kernels.GemmMGrouped(qx, sx, qw, sw, layout.BlockExpert);                     // (Rows, Np)
+        var y = layout.Gather(yp, n).to(x.dtype);                                              // (T, N)
+
+        ctx.save_for_backward([qx, sx, qw, sw, layout.Destination, layout.BlockExpert, layout.Segments]);
+        ctx.save_data("dims", new Dims(n, k, x.dtype, w.dtype, kernels, layout.Rows));
+        scope.MoveToOuter(qx, sx, qw, sw, y);
+        scope.MoveToOuter(layout.Destination, layout.BlockExpert, layout.Segments);
+        return [y];
+    }
+
+    public override List<Tensor> backward(AutogradContext ctx, List<Tensor> grad_outputs)
+    {
+        AutogradReturns.ReleasePrevious();
+        var d = (Dims)ctx.get_data("dims");
+        Tensor dx, dw;
+        using (var scope = NewDisposeScope())
+        {
+            var saved = ctx.get_saved_variables();
+            Tensor qx = saved[0], sx = saved[1], qw = saved[2], sw = saved[3];
+            Tensor destination = saved[4], blockExpert = saved[5], segments = saved[6];
+            var dy = grad_outputs[0];                                                          // (T, N)
+            var dyp = zeros(d.Rows, d.N, dtype: dy.dtype, device: dy.device).index_copy_(0, destination, dy); // (Rows, N)
+
+            var (qdy, sdy) = d.Kernels.QuantRows(dyp);                                         // (Rows, Np)
+            var qwT = qw.transpose(1, 2).contiguous();                                         // (E, Kp, Np)
+            var swT = sw.transpose(1, 2).contiguous();                                         // (E, Kp/128, Np/128)
+            var dxp = d.Kernels.GemmMGrouped(qdy, sdy, qwT, swT, blockExpert);                 // (Rows, Kp)
+            dx = dxp.index_select(0, destination).narrow(1, 0, d.K).to(d.XType);               // (T, K)
+
+            var (qdyT, sdyT) = d.Kernels.QuantColumns(dyp);                                    // (Np, Rows) along tokens
+            var xHat = Fp8.DequantizeActTiles(qx, sx, qx.shape[1]);                          // (Rows, Kp) fp32
+            var (qxT, sxT) = d.Kernels.QuantColumns(xHat);                                     // (Kp, Rows) along tokens
+            var dwp = d.Kernels.GemmKGrouped(qdyT, sdyT, qxT, sxT, segments);                  // (E, Np, Kp) fp32
+            dw = dwp.narrow(1, 0, d.N).narrow(2, 0, d.K).to(d.WType);                          // (E, N, K)
+            scope.Detach(dx, dw);
+        }
+        return AutogradReturns.Return(grad_outputs, [dx, dw, null, null]);
+    }
+}

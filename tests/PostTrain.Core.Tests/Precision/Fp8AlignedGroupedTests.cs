@@ -1,0 +1,185 @@
+// The sync-free grouped FP8 expert path (Fp8ExpertLayout + Fp8AlignedGroupedFunction over IFp8Kernels) on the CPU
+// with ReferenceFp8Kernels: the layout against a hand-worked example; the reference grouped GEMMs against
+// Fp8Gemm.Emulate per block / per segment; the whole function (forward, dX, dW) against the per-expert loop it replaces
+// on the GPU (Fp8GroupedFunction, through Fp8.GroupedLinear on the CPU); and the kernels' self-check, which must pass
+// the reference against itself and name each of several broken backends.
+using PostTrain.Core.Kernels;
+using PostTrain.Core.Precision;
+using TorchSharp;
+using static TorchSharp.torch;
+using P = PostTrain.Core.Precision.Precision;
+
+namespace PostTrain.Core.Tests.Precision;
+
+public sealed class Fp8AlignedGroupedTests
+{
+    [Fact]
+    public void LayoutPadsEveryExpertToA128RowBoundary()
+    {
+        // counts [3, 0, 130, 1]: padded [128, 0, 256, 128], segment starts [0, 128, 128, 384], ends [128, 128, 384, 512].
+        using var layout = Fp8ExpertLayout.Build(tensor(new long[] { 3, 0, 130, 1 }), 134);
+        Assert.Equal(768, layout.Rows);                                          // round_up(134 + 4 * 127, 128)
+        var destination = layout.Destination.data<long>().ToArray();
+        var expected = new List<long> { 0, 1, 2 };
+        expected.AddRange(Enumerable.Range(128, 130).Select(i => (long)i));      // expert 2's rows 3..132
+        expected.Add(384);                                                       // expert 3's row 133
+        Assert.Equal(expected, destination);
+        Assert.Equal(new[] { 0, 2, 2, 3, -1, -1 }, layout.BlockExpert.data<int>().ToArray());
+        Assert.Equal(new[] { 0, 128, 128, 384, 512 }, layout.Segments.data<int>().ToArray());
+        Assert.Equal(ScalarType.Int32, layout.BlockExpert.dtype);
+
+        var x = arange(134 * 2, dtype: ScalarType.Float32).view(134, 2) + 1;
+        var scattered = layout.Scatter(x);
+        Assert.Equal(new long[] { 768, 2 }, scattered.shape);
+        Assert.Equal(x.abs().sum().item<float>(), scattered.abs().sum().item<float>());   // padding rows are zeros
+        Assert.True(layout.Gather(scattered, 2).eq(x).all().item<bool>());
+    }
+
+    [Fact]
+    public void LayoutOfNoRowsIsAllPadding()
+    {
+        using var layout = Fp8ExpertLayout.Build(tensor(new long[] { 0, 0 }), 0);
+        Assert.Equal(256, layout.Rows);
+        Assert.Equal(new[] { -1, -1 }, layout.BlockExpert.data<int>().ToArray());
+        Assert.Equal(new[] { 0, 0, 0 }, layout.Segments.data<int>().ToArray());
+    }
+
+    [Fact]
+    public void ReferenceMGroupedGemmIsOneBlockwiseGemmPerRowBlock()
+    {
+        var rng = new Rng(31);
+        var k = ReferenceFp8Kernels.Instance;
+        var (qa, sa) = k.QuantRows(rng.Randn(512, 256));
+        var (qb, sb) = k.QuantBlocks(rng.Randn(3, 384, 256) * 0.05);
+        var blockExpert = tensor(new[] { 2, -1, 0, 2 });
+        var c = k.GemmMGrouped(qa, sa, qb, sb, blockExpert);
+        Assert.Equal(new long[] { 512, 384 }, c.shape);
+        foreach (var (block, e) in new[] { (0, 2), (2, 0), (3, 2) })
+        {
+            var rows = qa.narrow(0, block * 128, 128);
+            var want = Fp8Gemm.Emulate(rows, sa.narrow(0, block * 128, 128), qb[e], sb[e], Fp8Layout.Blocks128x128, 128, 384);
+            Assert.True(c.narrow(0, block * 128, 128).allclose(want, rtol: 1e-6, atol: 1e-6), $"block {block}");
+        }
+        Assert.Equal(0f, c.narrow(0, 128, 128).abs().sum().item<float>());        // the padding block
+    }
+
+    [Fact]
+    public void ReferenceKGroupedGemmContractsEachExpertsTokenSegment()
+    {
+        var rng = new Rng(32);
+        var k = ReferenceFp8Kernels.Instance;
+        var (qa, sa) = k.QuantRows(rng.Randn(256, 640));
+        var (qb, sb) = k.QuantRows(rng.Randn(128, 640));
+        var c = k.GemmKGrouped(qa, sa, qb, sb, tensor(new[] { 0, 384, 384, 640 }));
+        Assert.Equal(new long[] { 3, 256, 128 }, c.shape);
+        var first = Fp8Gemm.Emulate(qa.narrow(1, 0, 384).contiguous(), sa.narrow(1, 0, 3).contiguous(),
+            qb.narrow(1, 0, 384).contiguous(), sb.narrow(1, 0, 3).contiguous(), Fp8Layout.Tiles1x128, 256, 128);
+        var last = Fp8Gemm.Emulate(qa.narrow(1, 384, 256).contiguous(), sa.narrow(1, 3, 2).contiguous(),
+            qb.narrow(1, 384, 256).contiguous(), sb.narrow(1, 3, 2).contiguous(), Fp8Layout.Tiles1x128, 256, 128);
+        Assert.True(c[0].allclose(first, rtol: 1e-5, atol: 1e-5));
+        Assert.Equal(0f, c[1].abs().sum().item<float>());                         // an expert with no tokens
+        Assert.True(c[2].allclose(last, rtol: 1e-5, atol: 1e-5));
+    }
+
+    private static readonly long[] Counts = [70, 0, 130, 3, 200];   // an empty expert, slices not multiples of 128
+    private const long K = 136, N = 200;
+
+    private static (Tensor y, Tensor dx, Tensor dw) Run(Tensor x0, Tensor w0, Tensor dy, Func<Tensor, Tensor, Tensor> layer)
+    {
+        var x = x0.clone().requires_grad_(true);
+        var w = nn.Parameter(w0.clone());
+        var y = layer(x, w);
+        y.backward([dy]);
+        return (y.detach(), x.grad!, w.grad!);
+    }
+
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    public void AlignedFunctionEqualsThePerExpertLoop(ScalarType dtype)
+    {
+        var rng = new Rng(33);
+        long t = Counts.Sum();
+        var x = rng.Randn(t, K).to(dtype);
+        var w = (rng.Randn(Counts.Length, N, K) * 0.1).to(dtype);
+        var dy = rng.Randn(t, N).to(dtype);
+        var counts = tensor(Counts);
+
+        var aligned = Run(x, w, dy, (xi, wi) => Fp8AlignedGroupedFunction.apply(xi, wi, counts, ReferenceFp8Kernels.Instance)[0]);
+        var loop = Run(x, w, dy, (xi, wi) => Fp8.GroupedLinear(xi, wi, counts, P.Fp8));   // the CPU takes the loop
+
+        // Same tiles, same FP8 values: only FP32 summation order and the final rounding to dtype may differ.
+        double tol = dtype == ScalarType.Float32 ? 1e-5 : 1e-2;
+        foreach (var (a, b, what) in new[] { (aligned.y, loop.y, "y"), (aligned.dx, loop.dx, "dx"), (aligned.dw, loop.dw, "dw") })
+        {
+            Assert.Equal(b.shape, a.shape);
+            Assert.Equal(dtype, a.dtype);
+            double err = (a.to(ScalarType.Float32) - b.to(ScalarType.Float32)).abs().max().item<float>() / b.to(ScalarType.Float32).abs().max().item<float>();
+            Assert.True(err <= tol, $"{what}: relative error {err}");
+        }
+        Assert.Equal(0f, aligned.dw[1].to(ScalarType.Float32).abs().sum().item<float>());   // the empty expert
+
+        // And it is the expert GEMM (within FP8 error of FP32 per-expert matmuls), not merely equal to the loop.
+        var exact = Run(x.to(ScalarType.Float32), w.to(ScalarType.Float32), dy.to(ScalarType.Float32), (xi, wi) => Fp8.GroupedLinear(xi, wi, counts, P.Fp32));
+        double yErr = (aligned.y.to(ScalarType.Float32) - exact.y).abs().max().item<float>() / exact.y.abs().max().item<float>();
+        Assert.InRange(yErr, 1e-5, 0.1);
+    }
+
+    [Fact]
+    public void SelfCheckPassesTheReferenceAndNamesEachBrokenKernel()
+    {
+        var cpu = CPU;
+        Assert.Null(Fp8Kernels.SelfCheck(ReferenceFp8Kernels.Instance, ReferenceFp8Kernels.Instance, cpu));
+        foreach (var (broken, name) in new (Broken.Fault, string)[]
+                 {
+                     (Broken.Fault.RowScale, "QuantRows"),
+                     (Broken.Fault.ColumnTranspose, "QuantColumns"),
+                     (Broken.Fault.BlockValue, "QuantBlocks"),
+                     (Broken.Fault.SkipsPaddingZeros, "GemmMGrouped"),
+                     (Broken.Fault.EmptySegment, "GemmKGrouped"),
+                 })
+        {
+            var message = Fp8Kernels.SelfCheck(new Broken(broken), ReferenceFp8Kernels.Instance, cpu);
+            Assert.NotNull(message);
+            Assert.StartsWith(name, message);
+        }
+    }
+
+    // The reference with one deliberate fault each.
+    private sealed class Broken(Broken.Fault fault) : IFp8Kernels
+    {
+        public enum Fault { RowScale, ColumnTranspose, BlockValue, SkipsPaddingZeros, EmptySegment }
+
+        private static readonly ReferenceFp8Kernels R = ReferenceFp8Kernels.Instance;
+
+        public (Tensor Q, Tensor Scale) QuantRows(Tensor x)
+        {
+            var (q, s) = R.QuantRows(x);
+            return fault == Fault.RowScale ? (q, s * 1.0001f) : (q, s);
+        }
+
+        public (Tensor Q, Tensor Scale) QuantColumns(Tensor x) =>
+            R.QuantColumns(fault == Fault.ColumnTranspose ? x.flip(0) : x);
+
+        public (Tensor Q, Tensor Scale) QuantBlocks(Tensor w)
+        {
+            var (q, s) = R.QuantBlocks(w);
+            if (fault == Fault.BlockValue) q = (q.to(ScalarType.Float32) * 0.5).to(Fp8.Float8E4M3);
+            return (q, s);
+        }
+
+        public Tensor GemmMGrouped(Tensor qa, Tensor sa, Tensor qb, Tensor sb, Tensor blockExpert)
+        {
+            var c = R.GemmMGrouped(qa, sa, qb, sb, blockExpert);
+            if (fault == Fault.SkipsPaddingZeros) c.narrow(0, 2 * Fp8.Block, Fp8.Block).fill_(7f);   // block 2 is padding in the check
+            return c;
+        }
+
+        public Tensor GemmKGrouped(Tensor qa, Tensor sa, Tensor qb, Tensor sb, Tensor segments)
+        {
+            var c = R.GemmKGrouped(qa, sa, qb, sb, segments);
+            if (fault == Fault.EmptySegment) c[1].fill_(1f);
+            return c;
+        }
+    }
+}
