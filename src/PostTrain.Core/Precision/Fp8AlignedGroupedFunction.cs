@@ -17,7 +17,7 @@ internal sealed class Fp8AlignedGroupedFunction : MultiTensorFunction<Fp8Aligned
 {
     public override string Name => "Fp8AlignedGroupedLinear";
 
-    private sealed record Dims(long N, long K, ScalarType XType, ScalarType WType, IFp8Kernels Kernels, long Rows);
+    private sealed record Dims(long N, long K, ScalarType XType, ScalarType WType, IFp8Kernels Kernels, long Rows, bool Identity);
 
     // vars: x (T, K) sorted by expert, w (E, N, K), counts (E) integer on x's device, kernels (IFp8Kernels).
     public override List<Tensor> forward(AutogradContext ctx, params object[] vars)
@@ -36,7 +36,7 @@ internal sealed class Fp8AlignedGroupedFunction : MultiTensorFunction<Fp8Aligned
         var y = layout.Gather(yp, n).to(x.dtype);                                              // (T, N)
 
         ctx.save_for_backward([qx, sx, qw, sw, layout.Destination, layout.BlockExpert, layout.Segments]);
-        ctx.save_data("dims", new Dims(n, k, x.dtype, w.dtype, kernels, layout.Rows));
+        ctx.save_data("dims", new Dims(n, k, x.dtype, w.dtype, kernels, layout.Rows, layout.Identity));
         scope.MoveToOuter(qx, sx, qw, sw, y);
         scope.MoveToOuter(layout.Destination, layout.BlockExpert, layout.Segments);
         return [y];
@@ -53,13 +53,13 @@ internal sealed class Fp8AlignedGroupedFunction : MultiTensorFunction<Fp8Aligned
             Tensor qx = saved[0], sx = saved[1], qw = saved[2], sw = saved[3];
             Tensor destination = saved[4], blockExpert = saved[5], segments = saved[6];
             var dy = grad_outputs[0];                                                          // (T, N)
-            var dyp = zeros(d.Rows, d.N, dtype: dy.dtype, device: dy.device).index_copy_(0, destination, dy); // (Rows, N)
+            var dyp = Fp8ExpertLayout.Scatter(dy, destination, d.Rows, d.Identity);                // (Rows, N)
 
             var (qdy, sdy) = d.Kernels.QuantRows(dyp);                                         // (Rows, Np)
             var qwT = qw.transpose(1, 2).contiguous();                                         // (E, Kp, Np)
             var swT = sw.transpose(1, 2).contiguous();                                         // (E, Kp/128, Np/128)
             var dxp = d.Kernels.GemmMGrouped(qdy, sdy, qwT, swT, blockExpert);                 // (Rows, Kp)
-            dx = dxp.index_select(0, destination).narrow(1, 0, d.K).to(d.XType);               // (T, K)
+            dx = Fp8ExpertLayout.Gather(dxp, destination, d.K, d.Identity).to(d.XType);        // (T, K)
 
             var (qdyT, sdyT) = d.Kernels.QuantColumns(dyp);                                    // (Np, Rows) along tokens
             var xHat = Fp8.DequantizeActTiles(qx, sx, qx.shape[1]);                          // (Rows, Kp) fp32

@@ -5,7 +5,9 @@
 //   padded_e = ceil(c_e / 128) * 128,  pstart_e = sum_{j<e} padded_j,  start_e = sum_{j<e} c_j
 //   destination[t] = t - start_e + pstart_e for the expert e of sorted row t (e = #{j : end_j <= t})
 //   segments = [pstart_0, ..., pstart_{E-1}, pend_{E-1}];  blockExpert[i] = the expert whose segment holds row 128 i, or -1
-// Rows = round_up(T + E * 127, 128) is the static bound on sum_e padded_e; rows past the last segment are padding.
+// Rows = 128 (ceil(T / 128) + E - 1) is the static bound on sum_e padded_e (sum_e ceil(c_e / 128) <= ceil(T / 128) + E - 1);
+// rows past the last segment are padding. One expert with T a multiple of 128 (a dense layer) is the identity layout:
+// Scatter and Gather then move no data.
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -13,13 +15,17 @@ namespace PostTrain.Core.Precision;
 
 public sealed class Fp8ExpertLayout : IDisposable
 {
-    private Fp8ExpertLayout(Tensor destination, Tensor blockExpert, Tensor segments, long rows)
+    private Fp8ExpertLayout(Tensor destination, Tensor blockExpert, Tensor segments, long rows, bool identity)
     {
         Destination = destination;
         BlockExpert = blockExpert;
         Segments = segments;
         Rows = rows;
+        Identity = identity;
     }
+
+    /// <summary>True when every row stays where it is (one expert, T a multiple of 128).</summary>
+    public bool Identity { get; }
 
     /// <summary>(T) int64: the padded row of each sorted row.</summary>
     public Tensor Destination { get; }
@@ -39,7 +45,9 @@ public sealed class Fp8ExpertLayout : IDisposable
         if (counts.dim() != 1 || counts.is_floating_point())
             throw new ArgumentException($"Fp8ExpertLayout: counts must be an integer vector (E); got {counts.dtype} [{string.Join(", ", counts.shape)}].", nameof(counts));
         long experts = counts.shape[0];
-        long rows = Fp8.RoundUp(tokens + experts * (Fp8.Block - 1), Fp8.Block);
+        if (experts < 1)
+            throw new ArgumentException("Fp8ExpertLayout: at least one expert is needed.", nameof(counts));
+        long rows = Fp8.RoundUp(tokens, Fp8.Block) + (experts - 1) * Fp8.Block;
         using var scope = NewDisposeScope();
         var device = counts.device;
         var c = counts.to(ScalarType.Int64);                                                        // (E)
@@ -56,15 +64,20 @@ public sealed class Fp8ExpertLayout : IDisposable
         var blockExpert = where(owner < experts, owner, full_like(owner, -1)).to(ScalarType.Int32);
         var segments = cat([zeros(1, dtype: ScalarType.Int64, device: device), pend]).to(ScalarType.Int32);
         return new Fp8ExpertLayout(destination.MoveToOuterDisposeScope(), blockExpert.MoveToOuterDisposeScope(),
-            segments.MoveToOuterDisposeScope(), rows);
+            segments.MoveToOuterDisposeScope(), rows, experts == 1 && rows == tokens);
     }
 
     /// <summary>x (T, D) sorted by expert -> (Rows, D) in the padded layout, zeros elsewhere.</summary>
-    public Tensor Scatter(Tensor x) =>
-        zeros(Rows, x.shape[1], dtype: x.dtype, device: x.device).index_copy_(0, Destination, x);
+    public Tensor Scatter(Tensor x) => Scatter(x, Destination, Rows, Identity);
 
     /// <summary>y (Rows, D') in the padded layout -> (T, width) sorted rows, the first <paramref name="width"/> columns.</summary>
-    public Tensor Gather(Tensor y, long width) => y.index_select(0, Destination).narrow(1, 0, width);
+    public Tensor Gather(Tensor y, long width) => Gather(y, Destination, width, Identity);
+
+    internal static Tensor Scatter(Tensor x, Tensor destination, long rows, bool identity) =>
+        identity ? x.contiguous() : zeros(rows, x.shape[1], dtype: x.dtype, device: x.device).index_copy_(0, destination, x);
+
+    internal static Tensor Gather(Tensor y, Tensor destination, long width, bool identity) =>
+        (identity ? y : y.index_select(0, destination)).narrow(1, 0, width);
 
     public void Dispose()
     {

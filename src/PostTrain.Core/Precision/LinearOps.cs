@@ -2,7 +2,8 @@
 // x (..., in), weight (out, in) FP32 master weight, bias (out) or null; returns (..., out) in x's dtype.
 //   Fp32: torch linear. Bf16: x and W cast to bf16 for the matmul, product cast back to x's dtype, bias
 //   added in x's dtype (autocast keeps bf16; returning x's dtype lets an FP32 residual stream stay FP32).
-//   Fp8: Fp8LinearFunction (DeepSeek-V3 fine-grained FP8 for all three GEMMs).
+//   Fp8: DeepSeek-V3 fine-grained FP8 for all three GEMMs: on CUDA with the native FP8 kernels (Fp8Kernels.For),
+//   the grouped function with one expert; otherwise Fp8LinearFunction (_scaled_mm on CUDA, emulation on the CPU).
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -26,12 +27,23 @@ public static class LinearOps
             {
                 long inFeatures = weight.shape[1], outFeatures = weight.shape[0];
                 var x2 = x.reshape(-1, inFeatures);                                         // (M, in)
-                var y = Fp8LinearFunction.apply(x2, weight, bias!)[0];                    // (M, out)
+                var y = Kernels.Fp8Kernels.For(x2) is { } kernels
+                    ? DenseOnKernels(x2, weight, bias, kernels)
+                    : Fp8LinearFunction.apply(x2, weight, bias!)[0];                      // (M, out)
                 return y.reshape([.. x.shape[..^1], outFeatures]);
             }
             default:
                 throw new ArgumentOutOfRangeException(nameof(p), p, "Unknown precision.");
         }
+    }
+
+    // A dense FP8 layer on the native kernels: the grouped function with one expert holding all M rows (the same
+    // recipe and tiles as Fp8LinearFunction; no K padding to 512, one fused pass per quantisation).
+    private static Tensor DenseOnKernels(Tensor x2, Tensor weight, Tensor? bias, Kernels.IFp8Kernels kernels)
+    {
+        using var counts = full(1, x2.shape[0], dtype: ScalarType.Int64, device: x2.device);
+        var y = Fp8AlignedGroupedFunction.apply(x2, weight.unsqueeze(0), counts, kernels)[0];  // (M, out)
+        return bias is null ? y : y + bias.to(y.dtype);
     }
 
     private static void CheckShapes(Tensor x, Tensor weight, Tensor? bias)

@@ -18,19 +18,20 @@ public sealed class Fp8AlignedGroupedTests
     {
         // counts [3, 0, 130, 1]: padded [128, 0, 256, 128], segment starts [0, 128, 128, 384], ends [128, 128, 384, 512].
         using var layout = Fp8ExpertLayout.Build(tensor(new long[] { 3, 0, 130, 1 }), 134);
-        Assert.Equal(768, layout.Rows);                                          // round_up(134 + 4 * 127, 128)
+        Assert.Equal(640, layout.Rows);                                          // 128 (ceil(134 / 128) + 4 - 1)
+        Assert.False(layout.Identity);
         var destination = layout.Destination.data<long>().ToArray();
         var expected = new List<long> { 0, 1, 2 };
         expected.AddRange(Enumerable.Range(128, 130).Select(i => (long)i));      // expert 2's rows 3..132
         expected.Add(384);                                                       // expert 3's row 133
         Assert.Equal(expected, destination);
-        Assert.Equal(new[] { 0, 2, 2, 3, -1, -1 }, layout.BlockExpert.data<int>().ToArray());
+        Assert.Equal(new[] { 0, 2, 2, 3, -1 }, layout.BlockExpert.data<int>().ToArray());
         Assert.Equal(new[] { 0, 128, 128, 384, 512 }, layout.Segments.data<int>().ToArray());
         Assert.Equal(ScalarType.Int32, layout.BlockExpert.dtype);
 
         var x = arange(134 * 2, dtype: ScalarType.Float32).view(134, 2) + 1;
         var scattered = layout.Scatter(x);
-        Assert.Equal(new long[] { 768, 2 }, scattered.shape);
+        Assert.Equal(new long[] { 640, 2 }, scattered.shape);
         Assert.Equal(x.abs().sum().item<float>(), scattered.abs().sum().item<float>());   // padding rows are zeros
         Assert.True(layout.Gather(scattered, 2).eq(x).all().item<bool>());
     }
@@ -39,9 +40,44 @@ public sealed class Fp8AlignedGroupedTests
     public void LayoutOfNoRowsIsAllPadding()
     {
         using var layout = Fp8ExpertLayout.Build(tensor(new long[] { 0, 0 }), 0);
-        Assert.Equal(256, layout.Rows);
-        Assert.Equal(new[] { -1, -1 }, layout.BlockExpert.data<int>().ToArray());
+        Assert.Equal(128, layout.Rows);
+        Assert.Equal(new[] { -1 }, layout.BlockExpert.data<int>().ToArray());
         Assert.Equal(new[] { 0, 0, 0 }, layout.Segments.data<int>().ToArray());
+    }
+
+    [Fact]
+    public void OneExpertWithWholeBlocksIsTheIdentityLayout()
+    {
+        using var dense = Fp8ExpertLayout.Build(tensor(new long[] { 256 }), 256);
+        Assert.True(dense.Identity);
+        Assert.Equal(256, dense.Rows);
+        Assert.Equal(new[] { 0, 0 }, dense.BlockExpert.data<int>().ToArray());
+        var x = arange(512, dtype: ScalarType.Float32).view(256, 2);
+        Assert.True(dense.Scatter(x).eq(x).all().item<bool>());
+        using var ragged = Fp8ExpertLayout.Build(tensor(new long[] { 200 }), 200);
+        Assert.False(ragged.Identity);
+        Assert.Equal(256, ragged.Rows);
+        Assert.Equal(new[] { 0, 0 }, ragged.BlockExpert.data<int>().ToArray());
+    }
+
+    [Fact]
+    public void DenseLayerAsOneExpertEqualsTheFp8LinearFunction()
+    {
+        // What LinearOps.Linear(Fp8) runs on CUDA with the native kernels, here on the reference kernels, against
+        // Fp8LinearFunction (the CPU / _scaled_mm path): M = 200 rows (not whole blocks), K = 136, N = 72.
+        var rng = new Rng(34);
+        var x = rng.Randn(200, 136);
+        var w = rng.Randn(72, 136) * 0.1;
+        var dy = rng.Randn(200, 72);
+        var counts = tensor(new long[] { 200 });
+        var one = Run(x, w, dy, (xi, wi) => Fp8AlignedGroupedFunction.apply(xi, wi.unsqueeze(0), counts, ReferenceFp8Kernels.Instance)[0]);
+        var linear = Run(x, w, dy, (xi, wi) => LinearOps.Linear(xi, wi, null, P.Fp8));
+        foreach (var (a, b, what) in new[] { (one.y, linear.y, "y"), (one.dx, linear.dx, "dx"), (one.dw, linear.dw, "dw") })
+        {
+            Assert.Equal(b.shape, a.shape);
+            double err = (a - b).abs().max().item<float>() / b.abs().max().item<float>();
+            Assert.True(err <= 1e-5, $"{what}: relative error {err}");
+        }
     }
 
     [Fact]
