@@ -46,10 +46,13 @@ using ptk::to_f;
 constexpr int kTile = 128;
 constexpr float kE4M3Max = 448.f;
 
-__device__ __forceinline__ float scale_of(float amax) { return amax > 0.f ? amax / kE4M3Max : 1.f; }
+// NaN follows the torch reference (where(amax > 0, amax / 448, 1) with a NaN amax, clamp keeping NaN): a tile holding
+// a NaN gets scale 1 and its NaNs stay NaN, so a diverging run still shows NaN downstream.
+__device__ __forceinline__ float scale_of(float amax, bool nan) { return !nan && amax > 0.f ? amax / kE4M3Max : 1.f; }
 
 __device__ __forceinline__ uint8_t to_e4m3(float v, float scale) {
-  const float q = fminf(fmaxf(v / scale, -kE4M3Max), kE4M3Max);
+  const float s = v / scale;
+  const float q = isnan(s) ? s : fminf(fmaxf(s, -kE4M3Max), kE4M3Max);
   return static_cast<uint8_t>(__nv_cvt_float_to_fp8(q, __NV_SATFINITE, __NV_E4M3));
 }
 
@@ -69,13 +72,15 @@ __global__ void quant_rows_kernel(const T* __restrict__ x, uint8_t* __restrict__
   const int col0 = static_cast<int>(tile % tiles_per_row) * kTile + lane * 4;
   float v[4];
   float amax = 0.f;
+  bool nan = false;
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     const int c = col0 + j;
     v[j] = c < cols ? to_f(x[row * cols + c]) : 0.f;
     amax = fmaxf(amax, fabsf(v[j]));
+    nan |= isnan(v[j]);
   }
-  const float scale = scale_of(warp_max(amax));
+  const float scale = scale_of(warp_max(amax), __any_sync(0xffffffffu, nan));
   uint32_t packed = 0;
 #pragma unroll
   for (int j = 0; j < 4; ++j) packed |= static_cast<uint32_t>(to_e4m3(v[j], scale)) << (8 * j);
@@ -102,12 +107,14 @@ __global__ void quant_cols_kernel(const T* __restrict__ x, uint8_t* __restrict__
   for (int c = ty; c < 32; c += 8) {
     float v[4];
     float amax = 0.f;
+    bool nan = false;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
       v[j] = tile[tx * 4 + j][c];
       amax = fmaxf(amax, fabsf(v[j]));
+      nan |= isnan(v[j]);
     }
-    const float scale = scale_of(warp_max(amax));
+    const float scale = scale_of(warp_max(amax), __any_sync(0xffffffffu, nan));
     uint32_t packed = 0;
 #pragma unroll
     for (int j = 0; j < 4; ++j) packed |= static_cast<uint32_t>(to_e4m3(v[j], scale)) << (8 * j);
@@ -127,16 +134,21 @@ __global__ void quant_blocks_kernel(const T* __restrict__ w, uint8_t* __restrict
   const int r0 = blockIdx.y * kTile, c0 = blockIdx.x * kTile;
   const T* wb = w + batch * rows * static_cast<long>(cols);
   float amax = 0.f;
+  bool nan = false;
   for (int i = threadIdx.x; i < kTile * kTile; i += blockDim.x) {
     const int r = r0 + i / kTile, c = c0 + i % kTile;
-    if (r < rows && c < cols) amax = fmaxf(amax, fabsf(to_f(wb[static_cast<long>(r) * cols + c])));
+    if (r < rows && c < cols) {
+      const float v = to_f(wb[static_cast<long>(r) * cols + c]);
+      amax = fmaxf(amax, fabsf(v));
+      nan |= isnan(v);
+    }
   }
   amax = warp_max(amax);
   if ((threadIdx.x & 31) == 0) warp_amax[threadIdx.x >> 5] = amax;
-  __syncthreads();
+  const bool any_nan = __syncthreads_or(nan) != 0;  // also the barrier before warp_amax is read
   amax = 0.f;
   for (int i = 0; i < static_cast<int>(blockDim.x >> 5); ++i) amax = fmaxf(amax, warp_amax[i]);
-  const float scale = scale_of(amax);
+  const float scale = scale_of(amax, any_nan);
   const long padded_cols = static_cast<long>(col_blocks) * kTile;
   uint8_t* qb = q + batch * static_cast<long>(row_blocks) * kTile * padded_cols;
   for (int i = threadIdx.x; i < kTile * kTile; i += blockDim.x) {

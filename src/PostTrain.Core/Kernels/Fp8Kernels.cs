@@ -3,7 +3,7 @@
 // self-check on that device passed; otherwise null, and the experts keep the per-expert _scaled_mm loop
 // (Fp8GroupedFunction). Self-check (once per device, at first use, which is an eager step): every kernel against
 // ReferenceFp8Kernels on the same device and inputs: quantisers bit for bit (float32 and bfloat16 inputs, widths that
-// are and are not multiples of 128), both grouped GEMMs on identical FP8 operands (N != K, an expert with no rows,
+// are and are not multiples of 128, an all-zero tile, a NaN), both grouped GEMMs on identical FP8 operands (N != K, an expert with no rows,
 // padding blocks) within the FP8 tensor cores' accumulation error. A failure prints why once and keeps the loop.
 // POSTTRAIN_FP8_KERNELS=0 turns the kernels off.
 using System.Collections.Concurrent;
@@ -85,10 +85,12 @@ public static class Fp8Kernels
                 var x = (randn(rows, cols, generator: gen, device: device) * 3).to(dtype);
                 x[.., 5] *= 40;                                                               // an outlier channel
                 x[1] *= 0;                                                                    // an all-zero row: scale 1
+                x[2, 7] = tensor(float.NaN).to(dtype);                                        // a NaN tile: scale 1, NaN kept
                 string what = $"{dtype} ({rows}, {cols})";
                 if (Mismatch(candidate.QuantRows(x), reference.QuantRows(x)) is { } e1) return $"QuantRows {what}: {e1}";
                 if (Mismatch(candidate.QuantColumns(x), reference.QuantColumns(x)) is { } e2) return $"QuantColumns {what}: {e2}";
                 var w = (randn(3, rows - 8, cols, generator: gen, device: device) * 0.05).to(dtype);
+                w[1, 3, 5] = tensor(float.NaN).to(dtype);
                 if (Mismatch(candidate.QuantBlocks(w), reference.QuantBlocks(w)) is { } e3) return $"QuantBlocks {what}: {e3}";
             }
 
@@ -118,10 +120,13 @@ public static class Fp8Kernels
         using var scope = NewDisposeScope();
         if (!got.Q.shape.SequenceEqual(want.Q.shape) || !got.Scale.shape.SequenceEqual(want.Scale.shape))
             return $"shapes [{string.Join(", ", got.Q.shape)}] / [{string.Join(", ", got.Scale.shape)}] vs [{string.Join(", ", want.Q.shape)}] / [{string.Join(", ", want.Scale.shape)}]";
-        long scales = got.Scale.ne(want.Scale).sum().item<long>();
-        long values = got.Q.to(ScalarType.Float32).ne(want.Q.to(ScalarType.Float32)).sum().item<long>();
+        long scales = Unequal(got.Scale, want.Scale);
+        long values = Unequal(got.Q.to(ScalarType.Float32), want.Q.to(ScalarType.Float32));
         return scales == 0 && values == 0 ? null : $"{scales} of {want.Scale.numel()} scales and {values} of {want.Q.numel()} values differ";
     }
+
+    // Elements that differ, NaN matching NaN.
+    private static long Unequal(Tensor a, Tensor b) => (a.ne(b) & ~(a.isnan() & b.isnan())).sum().item<long>();
 
     private static string? Differs(Tensor got, Tensor want, double bound)
     {
