@@ -77,8 +77,20 @@ public sealed class FastTrainStep : IDisposable
     public static string? Unsupported(DeepSeekForCausalLM model, AdamW optimizer)
     {
         if (!optimizer.Fused) return "the optimizer is not fused AdamW (bf16 moments need bf16 parameters)";
-        if (model.Precision == PostTrain.Core.Precision.Precision.Fp8) return "FP8 experts read expert counts on the host";
-        return null;
+        return Fp8Blocker(model);
+    }
+
+    /// <summary>Why FP8 keeps the model off the captured step (null when it does not): on CUDA the FP8 experts must run
+    /// on the native FP8 kernels, whose grouped GEMMs keep the expert counts on the device; the per-expert loop reads
+    /// them to the host, which a CUDA graph cannot capture. Off CUDA the step runs eagerly and the loop is fine.</summary>
+    public static string? Fp8Blocker(DeepSeekForCausalLM model)
+    {
+        var device = model.HeadWeight.device;
+        if (model.Precision != PostTrain.Core.Precision.Precision.Fp8 || device.type != DeviceType.CUDA) return null;
+        if (Kernels.Fp8Kernels.ForDevice(device) is not null) return null;
+        int index = device.index < 0 ? 0 : device.index;
+        return "FP8 experts read expert counts on the host without the native FP8 kernels (" +
+            (Kernels.Fp8Kernels.Status.TryGetValue(index, out var status) ? status : "off") + ")";
     }
 
     /// <summary>Builds the step for (batch, seq) rows (packed: rows carry segment ids). mode Off never comes here;

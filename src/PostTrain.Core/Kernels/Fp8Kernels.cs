@@ -40,6 +40,14 @@ public static class Fp8Kernels
         }
     }
 
+    /// <summary>The kernels for <paramref name="device"/> (For on a probe tensor there), or null.</summary>
+    public static IFp8Kernels? ForDevice(Device device)
+    {
+        if (device.type != TorchSharp.DeviceType.CUDA) return null;
+        using var probe = empty(1, device: device);
+        return For(probe);
+    }
+
     /// <summary>What For decided per device so far.</summary>
     public static IReadOnlyDictionary<int, string> Status => PerDevice.ToDictionary(p => p.Key, p => p.Value.Status);
 

@@ -9,7 +9,7 @@
 // epoch's short last batch) takes the plain step with the same optimizer.
 // Qualifies: full fine-tuning (no lora), AdamW on the device (optimizer.offload: none, no bf16_moments with fp32
 // parameters), one process, no MTP loss (mtp_lambda 0 or a model without MTP layers), gradient_accumulation_steps 1,
-// not FP8 experts, no activation recompute (not yet run under a CUDA graph; bench-train measures it). Packed and unpacked
+// FP8 only with the native FP8 kernels on CUDA, no activation recompute (not yet run under a CUDA graph; bench-train measures it). Packed and unpacked
 // rows both qualify: SftBatches pads every row to data.max_seq_len.
 // Loss reported per step = mean CE over the batch's target tokens (+ the balance loss when moe_balance_alpha > 0).
 using PostTrain.Core.Distributed;
@@ -55,7 +55,7 @@ public sealed class SftFastPath : IDisposable
         if (processes > 1) return $"distributed: {processes} processes (the fast path runs one process; Parallel.Size must be 1)";
         if (cfg.GradientAccumulationSteps != 1) return $"gradient_accumulation_steps: {cfg.GradientAccumulationSteps} (one step per batch; set 1)";
         if (cfg.MtpLambda > 0 && model.Mtp.Count > 0) return $"mtp_lambda: {cfg.MtpLambda} (the fast step has no MTP loss; set 0)";
-        if (model.Precision == PostTrain.Core.Precision.Precision.Fp8) return "model precision fp8 (FP8 experts read expert counts on the host)";
+        if (PostTrain.Core.FastPath.FastTrainStep.Fp8Blocker(model) is { } fp8) return $"model precision fp8: {fp8}";
         if (cfg.Recompute != PostTrain.Core.Recompute.RecomputeMode.None)
             return $"recompute: {cfg.Recompute.ToString().ToLowerInvariant()} (the fast step equals the plain one with recompute when run eagerly, " +
                 "but has not yet been run captured in a CUDA graph: measure it with `posttrain bench-train --fast-path on --recompute ...` first; set recompute: none or fast_path: off)";
