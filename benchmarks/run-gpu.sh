@@ -4,7 +4,7 @@
 # repository root (PyTorch 2.11 + transformers there, no .NET):
 #   benchmarks/run-gpu.sh train      # training table, bench-moe + bench-moe-large: PostTrain eager / fast path vs transformers eager / compiled
 #   benchmarks/run-gpu.sh recompute  # activation recompute none/selective/layer: peak memory + tokens/s, eager and fast path, both models
-#   benchmarks/run-gpu.sh fp8        # FP8 GEMM check + TFLOP/s, training tokens/s PostTrain bf16 vs FP8
+#   benchmarks/run-gpu.sh fp8        # FP8 self-check (native kernels too) + GEMM/expert tables, training tokens/s bf16 vs FP8, both models
 #   benchmarks/run-gpu.sh quality    # FP8 vs BF16 SFT loss curves of the same tiny model, same init and data
 #   benchmarks/run-gpu.sh grpo       # the shipped GRPO recipes: sft-quickstart -> grpo-arith, pipeline-countdown
 #   benchmarks/run-gpu.sh generate   # rollout tokens/s: PostTrain engine vs HF generate (2 expert impls)
@@ -64,10 +64,21 @@ PY
     done
     ;;
   fp8)
-    POSTTRAIN_TOOL=fp8bench pt check 2>&1 | tail -40
-    POSTTRAIN_TOOL=fp8bench pt bench 2>&1 | tail -60
-    peak posttrain_bf16 pt bench-train --dtype bfloat16 --device cuda
-    peak posttrain_fp8 pt bench-train --dtype fp8 --device cuda
+    # Self-check (native FP8 kernels included), GEMM and expert tables, then training tokens/s bf16 vs FP8 on both
+    # models, eager and fast path (FP8 takes the fast path only with the native kernels). FP8_PARTS=check,bench,train.
+    parts=${FP8_PARTS:-check,bench,train}
+    [[ $parts == *check* ]] && POSTTRAIN_TOOL=fp8bench pt check 2>&1 | tail -80
+    [[ $parts == *bench* ]] && POSTTRAIN_TOOL=fp8bench pt bench 2>&1 | tail -80
+    if [[ $parts == *train* ]]; then
+      for model in bench-moe bench-moe-large; do
+        if [ $model = bench-moe ]; then bt="--batch 8 --seq 1024"; else bt="--batch 4 --seq 2048"; fi
+        for fp in off on; do
+          for dt in bfloat16 fp8; do
+            peak "posttrain_${model}_${dt}_fast_${fp}" pt bench-train --model $model $bt --dtype $dt --device cuda --fast-path $fp
+          done
+        done
+      done
+    fi
     ;;
   quality)
     # FP8 vs BF16 from the same init on the same fresh text (benchmarks/fp8-quality/make_data.py: every step sees new
