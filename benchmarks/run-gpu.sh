@@ -85,13 +85,16 @@ PY
     # rows, loss on all tokens), plus a second BF16 run as the noise floor (GPU kernels are not bit-deterministic).
     # All three run at once on the GPU (the tiny model leaves it mostly idle).
     # QUALITY_DATA=arith (word problems) or markov (benchmarks/fp8-quality/make_markov.py: smooth loss curves).
-    steps=${QUALITY_STEPS:-600}; data=${QUALITY_DATA:-arith}
+    # QUALITY_MODEL=bench-moe-large (a 16B-A3B model's layer shapes; lr 3e-4, 300+ steps) for the large-shape
+    # run; QUALITY_LR overrides the learning rate.
+    steps=${QUALITY_STEPS:-600}; data=${QUALITY_DATA:-arith}; qmodel=${QUALITY_MODEL:-tiny-moe}
+    if [ "$qmodel" = tiny-moe ]; then qlr=${QUALITY_LR:-3e-3}; else qlr=${QUALITY_LR:-3e-4}; fi
     mkdir -p /tmp/qdata
     if [ "$data" = markov ]; then python3 benchmarks/fp8-quality/make_markov.py /tmp/qdata 6000; fmt=text
     else python3 benchmarks/fp8-quality/make_data.py /tmp/qdata; fmt=prompt_completion; fi
     for run in bfloat16:bf16 fp8:fp8 bfloat16:bf16-repeat; do
       d=${run%%:*}; name=${run##*:}
-      pt run recipes/sft-quickstart.yaml output_dir=/tmp/q-$name model.path=tiny-moe optimizer.lr=3e-3 scheduler.warmup_steps=15 scheduler.min_lr=3e-4 model.dtype=$d model.device=cuda max_steps=$steps data.format=$fmt \
+      pt run recipes/sft-quickstart.yaml output_dir=/tmp/q-$name model.path=$qmodel optimizer.lr=$qlr scheduler.warmup_steps=15 scheduler.min_lr=$(python3 -c "print($qlr / 10)") model.dtype=$d model.device=cuda max_steps=$steps data.format=$fmt \
         data.path=/tmp/qdata/train.jsonl data.eval_path=/tmp/qdata/test.jsonl data.train_on=all data.eval_every_n_steps=200 \
         data.eval_batches=25 logging.progress=plain logging.plain_interval_seconds=60 checkpoint.every_n_steps=0 > /tmp/q-$name.log 2>&1 &
     done
@@ -107,7 +110,7 @@ def read(name):
     return {"train_loss_mean_last100": sum(loss[-100:]) / 100, "final_eval_loss": ev[-1], "steps": len(loss)}
 res = {n: read(n) for n in ("bf16", "fp8", "bf16-repeat")}
 import os
-for n, r in res.items(): print(json.dumps({"bench": "fp8_quality", "data": os.environ.get("QUALITY_DATA", "arith"), "run": n, **r}))
+for n, r in res.items(): print(json.dumps({"bench": "fp8_quality", "data": os.environ.get("QUALITY_DATA", "arith"), "model": os.environ.get("QUALITY_MODEL", "tiny-moe"), "run": n, **r}))
 for other in ("fp8", "bf16-repeat"):
     for k in ("train_loss_mean_last100", "final_eval_loss"):
         rel = (res[other][k] - res["bf16"][k]) / res["bf16"][k]
