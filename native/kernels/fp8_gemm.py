@@ -136,20 +136,36 @@ def _entry_parameters(ptx, name):
     return len(re.findall(r"\.param\s", m.group(1)))
 
 
+def _field(meta, key, default=None):
+    """A metadata field: Triton 3 keeps a named tuple, Triton 2 a dict."""
+    if isinstance(meta, dict):
+        return meta.get(key, default)
+    return getattr(meta, key, default)
+
+
 def _metadata(compiled, slot):
     meta = compiled.metadata
-    name = getattr(meta, "name", None) or compiled.name
+    name = _field(meta, "name") or getattr(compiled, "name", None)
+    if not name:
+        raise SystemExit("fp8_gemm.py: the compiled kernel has no entry name in its metadata")
     for extra in ("global_scratch_size", "profile_scratch_size"):
-        if getattr(meta, extra, 0):
-            raise SystemExit(f"fp8_gemm.py: {name} needs {extra} = {getattr(meta, extra)}; the launcher passes none")
-    cluster = getattr(meta, "cluster_dims", (1, 1, 1)) or (1, 1, 1)
-    if tuple(cluster) not in ((1, 1, 1), (0, 0, 0)) or getattr(meta, "num_ctas", 1) != 1:
+        if _field(meta, extra, 0):
+            raise SystemExit(f"fp8_gemm.py: {name} needs {extra} = {_field(meta, extra)}; the launcher passes none")
+    cluster = tuple(_field(meta, "cluster_dims", (1, 1, 1)) or (1, 1, 1))
+    if cluster not in ((1, 1, 1), (0, 0, 0)) or (_field(meta, "num_ctas", 1) or 1) != 1:
         raise SystemExit(f"fp8_gemm.py: {name} wants a thread-block cluster {cluster}; the launcher does not set one")
+    for flag in ("launch_cooperative_grid", "launch_pdl"):
+        if _field(meta, flag, False):
+            raise SystemExit(f"fp8_gemm.py: {name} sets {flag}; the launcher does a plain launch")
+    warps = _field(meta, "num_warps") or getattr(compiled, "num_warps", None)
+    shared = _field(meta, "shared")
+    if shared is None:
+        shared = getattr(compiled, "shared", 0)
     return {
         "slot": slot,
         "name": name,
-        "num_warps": int(getattr(meta, "num_warps", 0) or compiled.num_warps),
-        "shared": int(getattr(meta, "shared", 0) if getattr(meta, "shared", None) is not None else compiled.shared),
+        "num_warps": int(warps),
+        "shared": int(shared),
         "params": _entry_parameters(compiled.asm["ptx"], name),
     }
 
