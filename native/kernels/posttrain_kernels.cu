@@ -3,6 +3,9 @@
 //   RMSNorm backward  with xh = x * r, g = dy * w:  dx = r * (g - xh * mean(g * xh)),  dw = sum over rows of dy * xh
 //   SwiGLU forward    h = silu(a) * b,  silu(a) = a * s, s = 1 / (1 + exp(-a))
 //   SwiGLU backward   da = dh * b * s * (1 + a * (1 - s)),  db = dh * silu(a)
+//   Softmax cross-entropy per row of logits z (the LM head's chunk): loss = logsumexp(z) - z[label] (fp32) and
+//                     dz = softmax(z) - onehot(label) in z's dtype, both zero on rows whose label is ignore_index;
+//                     one read for max and sum (online), one read and one write for dz (may overwrite z).
 // A C ABI for P/Invoke from C#: tensors arrive as TorchSharp handles (at::Tensor*), outputs are allocated by the
 // caller (so CUDA-graph capture sees only kernel launches on the current stream), every call returns 0 or -1 with the
 // reason in ptk_last_error(); no C++ exception crosses the ABI. x and dy: float32 or bfloat16, contiguous, rows x D;
@@ -106,6 +109,52 @@ __global__ void swiglu_backward_kernel(const T* __restrict__ dh, const T* __rest
     const float s = 1.f / (1.f + __expf(-av));
     da[i] = from_f<T>(g * bv * s * (1.f + av * (1.f - s)));
     db[i] = from_f<T>(g * av * s);
+  }
+}
+
+// One block per row (grid-stride over rows). Pass 1: online max m and sum s of exp(z - m) per thread, merged across
+// the block; lse = m + log s. Pass 2: dz = exp(z - lse) - [i == label]. Math in fp32 with accurate expf / logf.
+__device__ __forceinline__ void merge_max_sum(float& m, float& s, float m2, float s2) {
+  if (m2 == -INFINITY) return;
+  if (m == -INFINITY) { m = m2; s = s2; return; }
+  const float hi = fmaxf(m, m2);
+  s = s * expf(m - hi) + s2 * expf(m2 - hi);
+  m = hi;
+}
+
+template <typename T>
+__global__ void softmax_xent_kernel(const T* z, const int64_t* __restrict__ labels, T* dz,  // dz may alias z
+                                    float* __restrict__ loss, long rows, long vocab, int64_t ignore_index) {
+  __shared__ float ms[32], ss[32];
+  __shared__ float label_logit;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+  for (long row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* zr = z + row * vocab;
+    T* dr = dz + row * vocab;
+    const int64_t label = labels[row];
+    const bool ignored = label == ignore_index;
+    const bool in_range = label >= 0 && label < vocab;
+    float m = -INFINITY, s = 0.f;
+    bool nan = false;
+    for (long i = threadIdx.x; i < vocab; i += blockDim.x) {
+      const float v = to_f(zr[i]);
+      nan |= isnan(v);
+      merge_max_sum(m, s, v, 1.f);
+    }
+    for (int o = 16; o > 0; o >>= 1) merge_max_sum(m, s, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, s, o));
+    if (lane == 0) { ms[warp] = m; ss[warp] = s; }
+    if (threadIdx.x == 0) label_logit = !ignored && in_range ? to_f(zr[label]) : 0.f;  // read before pass 2 may overwrite it
+    const bool any_nan = __syncthreads_or(nan) != 0;
+    m = -INFINITY;
+    s = 0.f;
+    for (int w = 0; w < warps; ++w) merge_max_sum(m, s, ms[w], ss[w]);
+    const float lse = any_nan ? NAN : m + logf(s);  // a NaN logit makes the row NaN, as log_softmax does
+    if (threadIdx.x == 0) loss[row] = ignored ? 0.f : in_range ? lse - label_logit : NAN;  // a bad label shows as NaN
+    for (long i = threadIdx.x; i < vocab; i += blockDim.x) {
+      const float p = ignored ? 0.f : expf(to_f(zr[i]) - lse) - (i == label ? 1.f : 0.f);
+      dr[i] = from_f<T>(p);
+    }
+    __syncthreads();  // ms / ss / label_logit free for the next row
   }
 }
 
@@ -240,6 +289,33 @@ int ptk_swiglu_backward(void* dhh, void* ah, void* bh, void* dah, void* dbh) {
           static_cast<T*>(da.data_ptr()), static_cast<T*>(db.data_ptr()), n);
     });
     check_launch("swiglu_backward");
+  });
+}
+
+// z (rows, V) float32 or bfloat16, labels (rows) int64 -> dz (rows, V) in z's dtype (may be z itself), loss (rows) float32.
+int ptk_softmax_xent(void* zh, void* lh, long ignore_index, void* dzh, void* lossh) {
+  return guarded([&] {
+    const auto& z = T_(zh, "logits");
+    const auto& labels = T_(lh, "labels");
+    const auto& dz = T_(dzh, "dlogits");
+    const auto& loss = T_(lossh, "loss");
+    require(is_activation(z) && dz.scalar_type() == z.scalar_type() && labels.scalar_type() == c10::ScalarType::Long
+                && loss.scalar_type() == c10::ScalarType::Float, "softmax_xent: dtypes");
+    require(z.dim() == 2 && dz.sizes() == z.sizes() && labels.numel() == z.size(0) && loss.numel() == z.size(0), "softmax_xent: shapes");
+    const long rows = z.size(0), vocab = z.size(1);
+    if (rows == 0) return;
+    require(vocab > 0, "softmax_xent: empty vocabulary");
+    c10::cuda::CUDAGuard guard(z.device());
+    auto stream = c10::cuda::getCurrentCUDAStream();
+    const int threads = vocab >= 8192 ? 1024 : 256;
+    const int blocks = static_cast<int>(rows < 65535 ? rows : 65535);
+    dispatch2(z.scalar_type(), z.scalar_type(), [&](auto t, auto) {
+      using T = decltype(t);
+      softmax_xent_kernel<T><<<blocks, threads, 0, stream>>>(static_cast<const T*>(z.data_ptr()), labels.data_ptr<int64_t>(),
+                                                             static_cast<T*>(dz.data_ptr()), loss.data_ptr<float>(), rows,
+                                                             vocab, static_cast<int64_t>(ignore_index));
+    });
+    check_launch("softmax_xent");
   });
 }
 

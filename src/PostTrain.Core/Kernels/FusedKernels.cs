@@ -5,7 +5,8 @@
 // Self-check (once per device, on the first use, which is an eager step: decoding and the fast training step run
 // eagerly before any CUDA-graph capture): forward and backward of both ops against ReferenceFusedKernels on random
 // inputs, float32 and bfloat16 activations with float32 and bfloat16 weights, row widths 512 and 768 and one that is not
-// a multiple of the block size. A failure prints why once and keeps the plain ops. POSTTRAIN_FUSED_KERNELS=0 turns the
+// a multiple of the block size; the softmax cross-entropy on vocabularies of 1,000 and 9,001 (both block sizes), an
+// ignored row and the last label, out of place and in place. A failure prints why once and keeps the plain ops. POSTTRAIN_FUSED_KERNELS=0 turns the
 // kernels off.
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
@@ -83,6 +84,23 @@ public static class FusedKernels
                 if (Differs(da1, da0, act) is { } e6) return $"SwiGLU backward da ({what}): {e6}";
                 if (Differs(db1, db0, act) is { } e7) return $"SwiGLU backward db ({what}): {e7}";
             }
+            foreach (var act in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+            foreach (var vocab in new[] { 1000, 9001 })
+            {
+                var z = (randn(13, vocab, generator: gen, device: device) * 4).to(act);
+                var labels = randint(0, vocab, [13], generator: gen, device: device);
+                labels[2] = tensor(PostTrain.Core.Model.Losses.Ignore);
+                labels[5] = tensor((long)vocab - 1);
+                var what = $"{act} logits, vocab {vocab}";
+                var (d1, l1) = candidate.SoftmaxCrossEntropy(z, labels, overwriteLogits: false);
+                var (d0, l0) = reference.SoftmaxCrossEntropy(z, labels, overwriteLogits: false);
+                if (Differs(d1, d0, act) is { } e8) return $"softmax cross-entropy dlogits ({what}): {e8}";
+                if (Differs(l1, l0, ScalarType.Float32) is { } e9) return $"softmax cross-entropy loss ({what}): {e9}";
+                var zc = z.clone();
+                var (d2, _) = candidate.SoftmaxCrossEntropy(zc, labels, overwriteLogits: true);
+                if (Differs(zc, d0, act) is { } e10) return $"softmax cross-entropy in place ({what}): {e10}";
+                if (Distributed.TensorPointer.Of(d2) != Distributed.TensorPointer.Of(zc)) return $"softmax cross-entropy in place ({what}): dlogits not written over the logits";
+            }
             return null;
         }
         catch (Exception e) when (e is InvalidOperationException or ExternalException or ArgumentException)
@@ -113,6 +131,7 @@ internal sealed class NativeFusedKernels : IFusedKernels
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int NormBackwardFn(IntPtr dy, IntPtr x, IntPtr w, IntPtr rstd, IntPtr dx, IntPtr partial);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int GluForwardFn(IntPtr a, IntPtr b, IntPtr h);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int GluBackwardFn(IntPtr dh, IntPtr a, IntPtr b, IntPtr da, IntPtr db);
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int XentFn(IntPtr z, IntPtr labels, long ignore, IntPtr dz, IntPtr loss);
 
     private LastErrorFn lastError = null!;
     private NormForwardFn normForward = null!;
@@ -120,6 +139,7 @@ internal sealed class NativeFusedKernels : IFusedKernels
     private NormBackwardFn normBackward = null!;
     private GluForwardFn gluForward = null!;
     private GluBackwardFn gluBackward = null!;
+    private XentFn xent = null!;
 
     public static (NativeFusedKernels?, string?) Load()
     {
@@ -136,6 +156,7 @@ internal sealed class NativeFusedKernels : IFusedKernels
                 normBackward = Fn<NormBackwardFn>("ptk_rmsnorm_backward"),
                 gluForward = Fn<GluForwardFn>("ptk_swiglu_forward"),
                 gluBackward = Fn<GluBackwardFn>("ptk_swiglu_backward"),
+                xent = Fn<XentFn>("ptk_softmax_xent"),
             }, null);
         }
         catch (EntryPointNotFoundException e)
@@ -180,5 +201,13 @@ internal sealed class NativeFusedKernels : IFusedKernels
         var db = empty_like(b);
         Check(gluBackward(dh.Handle, a.Handle, b.Handle, da.Handle, db.Handle), "swiglu_backward");
         return (da, db);
+    }
+
+    public (Tensor Dlogits, Tensor Loss) SoftmaxCrossEntropy(Tensor logits, Tensor labels, bool overwriteLogits)
+    {
+        var d = overwriteLogits ? logits : empty_like(logits);
+        var loss = empty(logits.shape[0], dtype: ScalarType.Float32, device: logits.device);
+        Check(xent(logits.Handle, labels.Handle, PostTrain.Core.Model.Losses.Ignore, d.Handle, loss.Handle), "softmax_xent");
+        return (d, loss);
     }
 }

@@ -4,6 +4,8 @@
 //   RMSNorm:  y = x r w, r = (mean_D x^2 + eps)^-1/2 per row;  with xh = x r, g = dy w:
 //             dx = r (g - xh mean_D(g xh)),  dw = sum_rows dy xh
 //   SwiGLU:   h = silu(a) b, s = sigmoid(a);  da = dh b s (1 + a (1 - s)),  db = dh silu(a)
+//   Softmax cross-entropy (the LM head's loss, ChunkedHeadLoss): per row of logits z with label l (-100 = ignored),
+//             loss = logsumexp(z) - z_l (fp32), dz = softmax(z) - onehot(l) (z's dtype); both zero on ignored rows.
 // Math in fp32, one rounding to the activation dtype. Without autograd (decode, no_grad) the forward kernel runs alone.
 using PostTrain.Core.Precision;
 using static TorchSharp.torch;
@@ -19,6 +21,11 @@ public interface IFusedKernels
     (Tensor Dx, Tensor Dw) RmsNormBackward(Tensor dy, Tensor x, Tensor w, Tensor rstd);
     Tensor SwiGluForward(Tensor a, Tensor b);
     (Tensor Da, Tensor Db) SwiGluBackward(Tensor dh, Tensor a, Tensor b);
+
+    /// <summary>logits (N, V) float32/bfloat16, labels (N) int64 -> dlogits (N, V) in the logits' dtype (written over
+    /// the logits when <paramref name="overwriteLogits"/>), loss (N) float32. Ignored rows (label -100) get zeros;
+    /// a label outside [0, V) gets a NaN loss.</summary>
+    (Tensor Dlogits, Tensor Loss) SoftmaxCrossEntropy(Tensor logits, Tensor labels, bool overwriteLogits);
 }
 
 /// <summary>The kernels' formulas in torch ops (fp32 math, one rounding).</summary>
@@ -63,6 +70,23 @@ public sealed class ReferenceFusedKernels : IFusedKernels
         var da = (g * b.to(ScalarType.Float32) * s * (1 + af * (1 - s))).to(a.dtype);
         var db = (g * af * s).to(a.dtype);
         return (da.MoveToOuterDisposeScope(), db.MoveToOuterDisposeScope());
+    }
+
+    public (Tensor Dlogits, Tensor Loss) SoftmaxCrossEntropy(Tensor logits, Tensor labels, bool overwriteLogits)
+    {
+        using var scope = NewDisposeScope();
+        long vocab = logits.shape[1];
+        var ignored = labels.eq(PostTrain.Core.Model.Losses.Ignore);
+        var inRange = labels.ge(0).logical_and(labels.lt(vocab));
+        var safe = labels.masked_fill(inRange.logical_not(), 0).unsqueeze(1);                   // (N, 1)
+        var logp = logits.log_softmax(1, ScalarType.Float32);                                    // (N, V) fp32
+        var loss = (-logp.gather(1, safe).squeeze(1))
+            .masked_fill(inRange.logical_not(), float.NaN).masked_fill(ignored, 0f);             // (N) fp32
+        var p = logp.exp_();
+        p.scatter_add_(1, safe, (-inRange.to(ScalarType.Float32)).unsqueeze(1));                 // - onehot(label)
+        p.masked_fill_(ignored.unsqueeze(1), 0f);
+        var d = overwriteLogits ? logits.copy_(p) : p.to(logits.dtype);
+        return (d.MoveToOuterDisposeScope(), loss.MoveToOuterDisposeScope());
     }
 }
 

@@ -11,9 +11,10 @@ namespace PostTrain.Core.Tests.FastPath;
 public sealed class ChunkedHeadLossTests
 {
     [Theory]
-    [InlineData(7)]     // 3 chunks, the last one short
-    [InlineData(64)]    // one chunk
-    public void EqualsPlainHeadAndCrossEntropyInValueAndGradients(long chunk)
+    [InlineData(7, false)]     // 3 chunks, the last one short
+    [InlineData(64, false)]    // one chunk
+    [InlineData(7, true)]      // the fused softmax cross-entropy backend (the reference kernels here)
+    public void EqualsPlainHeadAndCrossEntropyInValueAndGradients(long chunk, bool fused)
     {
         var rng = new Rng(81);
         var h0 = rng.Randn(2, 9, 16).to(ScalarType.Float64);
@@ -29,7 +30,7 @@ public sealed class ChunkedHeadLossTests
 
         var h2 = h0.clone().requires_grad_(true);
         var w2 = w0.clone().requires_grad_(true);
-        var sum = ChunkedHeadLoss.Sum(h2, w2, labels, chunk);
+        var sum = ChunkedHeadLoss.Sum(h2, w2, labels, chunk, fused ? PostTrain.Core.Kernels.ReferenceFusedKernels.Instance : null);
         (sum / count).backward();
 
         Assert.Equal(16L, count);

@@ -98,8 +98,34 @@ public sealed class FusedOpsTests
         Assert.Null(FusedKernels.SelfCheck(new Perturbed(dwScale: 1.00001), ReferenceFusedKernels.Instance, cpu));
     }
 
+    [Fact]
+    public void ReferenceSoftmaxCrossEntropyIsCrossEntropyAndSoftmaxMinusOnehot()
+    {
+        var z = randn(5, 11, generator: new Generator(9)) * 3;
+        var labels = tensor(new long[] { 3, -100, 10, 0, 11 });                   // an ignored row, the last id, one out of range
+        var (d, loss) = ReferenceFusedKernels.Instance.SoftmaxCrossEntropy(z, labels, overwriteLogits: false);
+        var p = softmax(z, 1);
+        foreach (var (row, label) in new[] { (0, 3L), (2, 10L), (3, 0L) })
+        {
+            Assert.Equal(-Math.Log(p[row, label].item<float>()), loss[row].item<float>(), 4);
+            var want = p[row].clone();
+            want[label] -= 1;
+            Assert.True(d[row].allclose(want, rtol: 1e-5, atol: 1e-6), $"row {row}");
+        }
+        Assert.Equal(0f, loss[1].item<float>());
+        Assert.Equal(0f, d[1].abs().sum().item<float>());
+        Assert.True(float.IsNaN(loss[4].item<float>()), "an out-of-range label must show as NaN");
+
+        var zc = z.clone();
+        var (d2, _) = ReferenceFusedKernels.Instance.SoftmaxCrossEntropy(zc, labels, overwriteLogits: true);
+        Assert.Equal(PostTrain.Core.Distributed.TensorPointer.Of(zc), PostTrain.Core.Distributed.TensorPointer.Of(d2));
+        Assert.True(zc.allclose(d));
+        var wrong = FusedKernels.SelfCheck(new Perturbed(lossScale: 1.01), ReferenceFusedKernels.Instance, CPU);
+        Assert.StartsWith("softmax cross-entropy loss (Float32 logits, vocab 1000)", wrong);
+    }
+
     /// <summary>The reference backend with one output scaled: a stand-in for a kernel with a bug.</summary>
-    private sealed class Perturbed(double dwScale = 1, double dbScale = 1) : IFusedKernels
+    private sealed class Perturbed(double dwScale = 1, double dbScale = 1, double lossScale = 1) : IFusedKernels
     {
         private readonly ReferenceFusedKernels inner = ReferenceFusedKernels.Instance;
         public (Tensor Y, Tensor Rstd) RmsNormForward(Tensor x, Tensor w, double eps) => inner.RmsNormForward(x, w, eps);
@@ -113,6 +139,11 @@ public sealed class FusedOpsTests
         {
             var (da, db) = inner.SwiGluBackward(dh, a, b);
             return (da, db * dbScale);
+        }
+        public (Tensor Dlogits, Tensor Loss) SoftmaxCrossEntropy(Tensor logits, Tensor labels, bool overwriteLogits)
+        {
+            var (d, loss) = inner.SoftmaxCrossEntropy(logits, labels, overwriteLogits);
+            return (d, loss * lossScale);
         }
     }
 }
