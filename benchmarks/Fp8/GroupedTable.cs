@@ -114,13 +114,14 @@ internal static class GroupedTable
             }
             default:
             {
+                var (qx, sx) = k.QuantRows(xp);                                   // what the forward saved
                 var (qdyT, sdyT) = k.QuantColumns(dyp);
-                var (qxT, sxT) = k.QuantColumns(xp);
+                var (qxT, sxT) = k.RequantColumns(qx, sx);
                 return (() => k.GemmKGrouped(qdyT, sdyT, qxT, sxT, layout.Segments),
                     () =>
                     {
                         var (qa, sa) = k.QuantColumns(dyp);
-                        var (qb, sb) = k.QuantColumns(xp);
+                        var (qb, sb) = k.RequantColumns(qx, sx);
                         return k.GemmKGrouped(qa, sa, qb, sb, layout.Segments);
                     });
             }

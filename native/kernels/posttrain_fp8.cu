@@ -7,6 +7,7 @@
 //   ptk_fp8_quant_cols    x (M, N)    -> q (Np, M),  s (Np, M/128)       1x128 tiles along M of x^T (M % 128 == 0), for
 //                                                                        the weight gradient, the transpose fused in
 //   ptk_fp8_quant_blocks  w (B, N, K) -> q (B, Np, Kp), s (B, Np/128, Kp/128)   128x128 blocks
+//   ptk_fp8_requant_cols  FP8 xq (M, Kp) with tile scales -> quant_cols of its dequantised values (no FP32 copy)
 // Padding (columns past K, rows past N) is written as zeros with scale 1, so no padding copy is needed afterwards.
 // x and w are float32 or bfloat16; q is float8_e4m3fn; s is float32; all contiguous and allocated by the caller.
 //
@@ -21,6 +22,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda.h>
+#include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
 #include <cstdint>
@@ -91,16 +93,33 @@ __global__ void quant_rows_kernel(const T* __restrict__ x, uint8_t* __restrict__
 
 // x (M, N) -> q (Np, M) with 1x128 tiles along M. A block takes 128 rows x 32 columns of x through shared memory:
 // coalesced reads along N, then each warp quantises 4 of the 32 columns (4 rows per lane) and writes them as rows of q.
+// The source of quant_cols: a float32 / bfloat16 tensor, or an FP8 tensor with 1x128 tile scales along its rows
+// (dequantised on the fly: the weight gradient re-quantises the forward's FP8 activations transposed, as DeepSeek-V3
+// does, without an FP32 copy).
 template <typename T>
-__global__ void quant_cols_kernel(const T* __restrict__ x, uint8_t* __restrict__ q, float* __restrict__ s, int rows,
-                                  int cols) {
+struct PlainSource {
+  const T* x;
+  __device__ __forceinline__ float operator()(long row, int col, int cols) const { return to_f(x[row * cols + col]); }
+};
+
+struct Fp8TileSource {
+  const uint8_t* q;
+  const float* s;
+  __device__ __forceinline__ float operator()(long row, int col, int cols) const {
+    const __half_raw h = __nv_cvt_fp8_to_halfraw(static_cast<__nv_fp8_storage_t>(q[row * cols + col]), __NV_E4M3);
+    return __half2float(__half(h)) * s[row * (cols / kTile) + col / kTile];
+  }
+};
+
+template <typename Source>
+__global__ void quant_cols_kernel(Source source, uint8_t* __restrict__ q, float* __restrict__ s, int rows, int cols) {
   __shared__ float tile[kTile][33];
   const int tx = threadIdx.x, ty = threadIdx.y;  // (32, 8)
   const long m0 = static_cast<long>(blockIdx.y) * kTile;
   const int n0 = blockIdx.x * 32;
   for (int r = ty; r < kTile; r += 8) {
     const int n = n0 + tx;
-    tile[r][tx] = n < cols ? to_f(x[(m0 + r) * cols + n]) : 0.f;
+    tile[r][tx] = n < cols ? source(m0 + r, n, cols) : 0.f;
   }
   __syncthreads();
   const int m_tiles = rows / kTile;
@@ -289,11 +308,42 @@ int ptk_fp8_quant_cols(void* xh, void* qh, void* sh) {
     const dim3 grid(static_cast<unsigned>(padded / 32), static_cast<unsigned>(rows / kTile));
     dispatch(x.scalar_type(), [&](auto t) {
       using T = decltype(t);
-      quant_cols_kernel<T><<<grid, dim3(32, 8), 0, stream>>>(static_cast<const T*>(x.data_ptr()),
-                                                              static_cast<uint8_t*>(q.data_ptr()), s.data_ptr<float>(),
-                                                              static_cast<int>(rows), static_cast<int>(cols));
+      quant_cols_kernel<<<grid, dim3(32, 8), 0, stream>>>(PlainSource<T>{static_cast<const T*>(x.data_ptr())},
+                                                           static_cast<uint8_t*>(q.data_ptr()), s.data_ptr<float>(),
+                                                           static_cast<int>(rows), static_cast<int>(cols));
     });
     check_launch("fp8_quant_cols");
+  });
+}
+
+// xq (M, Kp) FP8 with tile scales xs (M, Kp/128), M % 128 == 0 -> q (Kp, M), s (Kp, M/128): quant_cols of the
+// dequantised values, computed in registers.
+int ptk_fp8_requant_cols(void* xqh, void* xsh, void* qh, void* sh) {
+  return guarded([&] {
+    const auto& xq = tensor_arg(xqh, "xq");
+    const auto& xs = tensor_arg(xsh, "xs");
+    const auto& q = tensor_arg(qh, "q");
+    const auto& s = tensor_arg(sh, "s");
+    require_fp8(xq, "xq");
+    require_f32(xs, "xs");
+    require_fp8(q, "q");
+    require_f32(s, "s");
+    require(xq.dim() == 2, "fp8_requant_cols: xq must be 2-D, got " + shape_of(xq));
+    const long rows = xq.size(0), cols = xq.size(1);
+    require(rows % kTile == 0 && cols % kTile == 0 && rows < (1L << 30) && cols < (1L << 30),
+            "fp8_requant_cols: xq must be (M, Kp) with multiples of 128, got " + shape_of(xq));
+    require(xs.dim() == 2 && xs.size(0) == rows && xs.size(1) == cols / kTile, "fp8_requant_cols: xs " + shape_of(xs));
+    require(q.dim() == 2 && q.size(0) == cols && q.size(1) == rows && s.dim() == 2 && s.size(0) == cols
+                && s.size(1) == rows / kTile,
+            "fp8_requant_cols: q " + shape_of(q) + " / s " + shape_of(s) + " do not fit xq " + shape_of(xq));
+    if (rows == 0 || cols == 0) return;
+    c10::cuda::CUDAGuard guard(xq.device());
+    auto stream = c10::cuda::getCurrentCUDAStream();
+    const dim3 grid(static_cast<unsigned>(cols / 32), static_cast<unsigned>(rows / kTile));
+    quant_cols_kernel<<<grid, dim3(32, 8), 0, stream>>>(
+        Fp8TileSource{static_cast<const uint8_t*>(xq.data_ptr()), xs.data_ptr<float>()},
+        static_cast<uint8_t*>(q.data_ptr()), s.data_ptr<float>(), static_cast<int>(rows), static_cast<int>(cols));
+    check_launch("fp8_requant_cols");
   });
 }
 

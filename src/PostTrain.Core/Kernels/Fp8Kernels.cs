@@ -97,6 +97,8 @@ public static class Fp8Kernels
                 string what = $"{dtype} ({rows}, {cols})";
                 if (Mismatch(candidate.QuantRows(x), reference.QuantRows(x)) is { } e1) return $"QuantRows {what}: {e1}";
                 if (Mismatch(candidate.QuantColumns(x), reference.QuantColumns(x)) is { } e2) return $"QuantColumns {what}: {e2}";
+                var (xq, xs) = reference.QuantRows(x);
+                if (Mismatch(candidate.RequantColumns(xq, xs), reference.RequantColumns(xq, xs)) is { } e2b) return $"RequantColumns {what}: {e2b}";
                 var w = (randn(3, rows - 8, cols, generator: gen, device: device) * 0.05).to(dtype);
                 w[1, 3, 5] = tensor(float.NaN).to(dtype);
                 if (Mismatch(candidate.QuantBlocks(w), reference.QuantBlocks(w)) is { } e3) return $"QuantBlocks {what}: {e3}";

@@ -20,6 +20,10 @@ public interface IFp8Kernels
     /// <summary>w (..., N, K) -> q (..., Np, Kp), scale (..., Np/128, Kp/128): 128x128 blocks.</summary>
     (Tensor Q, Tensor Scale) QuantBlocks(Tensor w);
 
+    /// <summary>QuantColumns of dequant(q, scale) without materialising it: q (M, Kp) float8 with 1x128 tile scales
+    /// (M, Kp/128), M a multiple of 128 -> (Kp, M), (Kp, M/128).</summary>
+    (Tensor Q, Tensor Scale) RequantColumns(Tensor q, Tensor scale);
+
     /// <summary>c (M, N) = per 128-row block i with e = blockExpert[i] &gt;= 0: dequant(qa rows of i) dequant(qb[e])^T;
     /// zeros where blockExpert[i] &lt; 0. qa (M, K) tiles, sa (M, K/128); qb (E, N, K) blocks, sb (E, N/128, K/128);
     /// blockExpert (M/128) int32; all dims multiples of 128. Result in bfloat16 or float32 (the implementation's).</summary>
@@ -47,6 +51,13 @@ public sealed class ReferenceFp8Kernels : IFp8Kernels
     }
 
     public (Tensor Q, Tensor Scale) QuantBlocks(Tensor w) => Fp8.QuantizeBlocks(w, Fp8.Block, Fp8.Block);
+
+    public (Tensor Q, Tensor Scale) RequantColumns(Tensor q, Tensor scale)
+    {
+        using var scope = NewDisposeScope();
+        var (qt, st) = QuantColumns(Fp8.DequantizeActTiles(q, scale, q.shape[1]));
+        return scope.MoveToOuter(qt, st);
+    }
 
     public Tensor GemmMGrouped(Tensor qa, Tensor sa, Tensor qb, Tensor sb, Tensor blockExpert)
     {

@@ -17,6 +17,7 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
 
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate IntPtr LastErrorFn();
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int QuantFn(IntPtr x, IntPtr q, IntPtr s);
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int RequantFn(IntPtr xq, IntPtr xs, IntPtr q, IntPtr s);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int GemmFn(IntPtr a, IntPtr sa, IntPtr b, IntPtr sb, IntPtr table, IntPtr c);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     private delegate int LoadKernelFn(int slot, int device, [MarshalAs(UnmanagedType.LPUTF8Str)] string path,
@@ -24,6 +25,7 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
 
     private LastErrorFn lastError = null!;
     private QuantFn quantRows = null!, quantCols = null!, quantBlocks = null!;
+    private RequantFn requantCols = null!;
     private GemmFn mgrouped = null!, kgrouped = null!;
     private LoadKernelFn loadKernel = null!;
     private IReadOnlyList<CubinInfo> cubins = [];
@@ -49,6 +51,7 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
                 quantRows = Fn<QuantFn>("ptk_fp8_quant_rows"),
                 quantCols = Fn<QuantFn>("ptk_fp8_quant_cols"),
                 quantBlocks = Fn<QuantFn>("ptk_fp8_quant_blocks"),
+                requantCols = Fn<RequantFn>("ptk_fp8_requant_cols"),
                 mgrouped = Fn<GemmFn>("ptk_fp8_gemm_mgrouped"),
                 kgrouped = Fn<GemmFn>("ptk_fp8_gemm_kgrouped"),
                 loadKernel = Fn<LoadKernelFn>("ptk_fp8_load_kernel"),
@@ -120,6 +123,16 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
         var q = empty([.. lead, np, kp], dtype: Fp8.Float8E4M3, device: w.device);
         var s = empty([.. lead, np / Fp8.Block, kp / Fp8.Block], dtype: ScalarType.Float32, device: w.device);
         Check(quantBlocks(wc.Handle, q.Handle, s.Handle), "quant_blocks");
+        return scope.MoveToOuter(q, s);
+    }
+
+    public (Tensor Q, Tensor Scale) RequantColumns(Tensor xq, Tensor xs)
+    {
+        using var scope = NewDisposeScope();
+        long m = xq.shape[0], kp = xq.shape[1];
+        var q = empty(kp, m, dtype: Fp8.Float8E4M3, device: xq.device);
+        var s = empty(kp, m / Fp8.Block, dtype: ScalarType.Float32, device: xq.device);
+        Check(requantCols(xq.contiguous().Handle, xs.contiguous().Handle, q.Handle, s.Handle), "requant_cols");
         return scope.MoveToOuter(q, s);
     }
 

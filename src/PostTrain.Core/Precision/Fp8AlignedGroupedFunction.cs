@@ -3,7 +3,8 @@
 // (IFp8Kernels: the native Triton GEMMs on the GPU, the torch reference elsewhere).
 //   forward  y = x W_e^T          qx = Q_1x128(x) along K, qW = Q_128x128(W):     GemmMGrouped(qx, qW)
 //   Dgrad    dx = dy W_e          qdy = Q_1x128(dy) along N, qW^T (the same blocks, transposed): GemmMGrouped(qdy, qW^T)
-//   Wgrad    dW_e = dy_e^T x_e    Q_1x128 along the tokens of dy^T and of dequant(qx)^T:       GemmKGrouped
+//   Wgrad    dW_e = dy_e^T x_e    Q_1x128 along the tokens of dy^T and of dequant(qx)^T (RequantColumns: the
+//                                 forward's FP8 activations re-quantised transposed, no FP32 copy): GemmKGrouped
 // The quantisation is exactly Fp8GroupedFunction's (the per-expert loop it replaces on the GPU): the same tiles, since
 // every expert's segment starts on a 128-row boundary; padding rows are zeros and contribute nothing. Saved for
 // backward: the FP8 activations and weights with their scales (as DeepSeek-V3 keeps them), and the layout.
@@ -62,8 +63,7 @@ internal sealed class Fp8AlignedGroupedFunction : MultiTensorFunction<Fp8Aligned
             dx = Fp8ExpertLayout.Gather(dxp, destination, d.K, d.Identity).to(d.XType);        // (T, K)
 
             var (qdyT, sdyT) = d.Kernels.QuantColumns(dyp);                                    // (Np, Rows) along tokens
-            var xHat = Fp8.DequantizeActTiles(qx, sx, qx.shape[1]);                          // (Rows, Kp) fp32
-            var (qxT, sxT) = d.Kernels.QuantColumns(xHat);                                     // (Kp, Rows) along tokens
+            var (qxT, sxT) = d.Kernels.RequantColumns(qx, sx);                                 // (Kp, Rows) along tokens
             var dwp = d.Kernels.GemmKGrouped(qdyT, sdyT, qxT, sxT, segments);                  // (E, Np, Kp) fp32
             dw = dwp.narrow(1, 0, d.N).narrow(2, 0, d.K).to(d.WType);                          // (E, N, K)
             scope.Detach(dx, dw);

@@ -170,6 +170,7 @@ public sealed class Fp8AlignedGroupedTests
                  {
                      (Broken.Fault.RowScale, "QuantRows"),
                      (Broken.Fault.ColumnTranspose, "QuantColumns"),
+                     (Broken.Fault.RequantScale, "RequantColumns"),
                      (Broken.Fault.BlockValue, "QuantBlocks"),
                      (Broken.Fault.SkipsPaddingZeros, "GemmMGrouped"),
                      (Broken.Fault.EmptySegment, "GemmKGrouped"),
@@ -184,7 +185,7 @@ public sealed class Fp8AlignedGroupedTests
     // The reference with one deliberate fault each.
     private sealed class Broken(Broken.Fault fault) : IFp8Kernels
     {
-        public enum Fault { RowScale, ColumnTranspose, BlockValue, SkipsPaddingZeros, EmptySegment }
+        public enum Fault { RowScale, ColumnTranspose, RequantScale, BlockValue, SkipsPaddingZeros, EmptySegment }
 
         private static readonly ReferenceFp8Kernels R = ReferenceFp8Kernels.Instance;
 
@@ -196,6 +197,12 @@ public sealed class Fp8AlignedGroupedTests
 
         public (Tensor Q, Tensor Scale) QuantColumns(Tensor x) =>
             R.QuantColumns(fault == Fault.ColumnTranspose ? x.flip(0) : x);
+
+        public (Tensor Q, Tensor Scale) RequantColumns(Tensor q, Tensor scale)
+        {
+            var (qt, st) = R.RequantColumns(q, scale);
+            return fault == Fault.RequantScale ? (qt, st * 2) : (qt, st);
+        }
 
         public (Tensor Q, Tensor Scale) QuantBlocks(Tensor w)
         {
