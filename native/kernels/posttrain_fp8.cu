@@ -253,6 +253,27 @@ void launch(const CubinKernel& k, unsigned gx, unsigned gy, unsigned gz, std::ve
 }
 
 CUdeviceptr ptr(const at::Tensor& t) { return reinterpret_cast<CUdeviceptr>(t.data_ptr()); }
+// The six tensors of a grouped GEMM call: FP8 operands a, b with float32 scales, the int32 expert table, the output.
+struct GemmArgs {
+  const at::Tensor& a;
+  const at::Tensor& sa;
+  const at::Tensor& b;
+  const at::Tensor& sb;
+  const at::Tensor& table;
+  const at::Tensor& c;
+};
+
+GemmArgs gemm_args(void* ah, void* sah, void* bh, void* sbh, void* th, const char* table_name, void* ch) {
+  GemmArgs g{tensor_arg(ah, "a"), tensor_arg(sah, "a_scale"), tensor_arg(bh, "b"), tensor_arg(sbh, "b_scale"),
+             tensor_arg(th, table_name), tensor_arg(ch, "c")};
+  require_fp8(g.a, "a");
+  require_fp8(g.b, "b");
+  require_f32(g.sa, "a_scale");
+  require_f32(g.sb, "b_scale");
+  require(g.table.scalar_type() == c10::ScalarType::Int && g.table.dim() == 1, std::string(table_name) + ": must be an int32 vector");
+  for (const auto* t : {&g.a, &g.sa, &g.b, &g.sb, &g.table, &g.c}) require_aligned(*t, "grouped GEMM operand");
+  return g;
+}
 }  // namespace
 
 extern "C" {
@@ -404,18 +425,9 @@ int ptk_fp8_load_kernel(int slot, int device, const char* path, const char* name
 
 int ptk_fp8_gemm_mgrouped(void* ah, void* sah, void* bh, void* sbh, void* beh, void* ch) {
   return guarded([&] {
-    const auto& a = tensor_arg(ah, "a");
-    const auto& sa = tensor_arg(sah, "a_scale");
-    const auto& b = tensor_arg(bh, "b");
-    const auto& sb = tensor_arg(sbh, "b_scale");
-    const auto& be = tensor_arg(beh, "block_expert");
-    const auto& c = tensor_arg(ch, "c");
-    require_fp8(a, "a");
-    require_fp8(b, "b");
-    require_f32(sa, "a_scale");
-    require_f32(sb, "b_scale");
-    require(be.scalar_type() == c10::ScalarType::Int && c.scalar_type() == c10::ScalarType::BFloat16,
-            "fp8_gemm_mgrouped: block_expert must be int32 and c bfloat16");
+    const auto g = gemm_args(ah, sah, bh, sbh, beh, "block_expert", ch);
+    const auto &a = g.a, &sa = g.sa, &b = g.b, &sb = g.sb, &be = g.table, &c = g.c;
+    require(c.scalar_type() == c10::ScalarType::BFloat16, "fp8_gemm_mgrouped: c must be bfloat16");
     require(a.dim() == 2 && b.dim() == 3 && c.dim() == 2, "fp8_gemm_mgrouped: a (M, K), b (E, N, K), c (M, N)");
     const long m = a.size(0), k = a.size(1), e = b.size(0), n = b.size(1);
     require(m % kTile == 0 && k % kTile == 0 && n % kTile == 0 && b.size(2) == k && c.size(0) == m && c.size(1) == n,
@@ -424,7 +436,6 @@ int ptk_fp8_gemm_mgrouped(void* ah, void* sah, void* bh, void* sbh, void* beh, v
                 && sb.size(1) == n / kTile && sb.size(2) == k / kTile && be.numel() == m / kTile,
             "fp8_gemm_mgrouped: scales a " + shape_of(sa) + ", b " + shape_of(sb) + ", block_expert " + shape_of(be));
     require(m < (1L << 31) / kTile && n < (1L << 30) && k < (1L << 30), "fp8_gemm_mgrouped: too large");
-    for (const auto* t : {&a, &sa, &b, &sb, &be, &c}) require_aligned(*t, "fp8_gemm_mgrouped operand");
     if (m == 0) return;
     c10::cuda::CUDAGuard guard(a.device());
     const auto& kernel = cubin_for(0, a.get_device(), "fp8_gemm_mgrouped");
@@ -436,18 +447,9 @@ int ptk_fp8_gemm_mgrouped(void* ah, void* sah, void* bh, void* sbh, void* beh, v
 
 int ptk_fp8_gemm_kgrouped(void* ah, void* sah, void* bh, void* sbh, void* segh, void* ch) {
   return guarded([&] {
-    const auto& a = tensor_arg(ah, "a");
-    const auto& sa = tensor_arg(sah, "a_scale");
-    const auto& b = tensor_arg(bh, "b");
-    const auto& sb = tensor_arg(sbh, "b_scale");
-    const auto& seg = tensor_arg(segh, "segments");
-    const auto& c = tensor_arg(ch, "c");
-    require_fp8(a, "a");
-    require_fp8(b, "b");
-    require_f32(sa, "a_scale");
-    require_f32(sb, "b_scale");
+    const auto g = gemm_args(ah, sah, bh, sbh, segh, "segments", ch);
+    const auto &a = g.a, &sa = g.sa, &b = g.b, &sb = g.sb, &seg = g.table, &c = g.c;
     require_f32(c, "c");
-    require(seg.scalar_type() == c10::ScalarType::Int && seg.dim() == 1, "fp8_gemm_kgrouped: segments must be int32 (E + 1)");
     require(a.dim() == 2 && b.dim() == 2 && c.dim() == 3, "fp8_gemm_kgrouped: a (NA, M), b (NB, M), c (E, NA, NB)");
     const long na = a.size(0), m = a.size(1), nb = b.size(0), e = seg.size(0) - 1;
     require(e >= 1 && e < 65536 && na % kTile == 0 && nb % kTile == 0 && m % kTile == 0 && b.size(1) == m
@@ -457,7 +459,6 @@ int ptk_fp8_gemm_kgrouped(void* ah, void* sah, void* bh, void* sbh, void* segh, 
                 && sb.size(1) == m / kTile,
             "fp8_gemm_kgrouped: scales a " + shape_of(sa) + ", b " + shape_of(sb));
     require(m < (1L << 31) && na < (1L << 30) && nb < (1L << 30), "fp8_gemm_kgrouped: too large");
-    for (const auto* t : {&a, &sa, &b, &sb, &seg, &c}) require_aligned(*t, "fp8_gemm_kgrouped operand");
     c10::cuda::CUDAGuard guard(a.device());
     const auto& kernel = cubin_for(1, a.get_device(), "fp8_gemm_kgrouped");
     launch(kernel, static_cast<unsigned>(na / kTile), static_cast<unsigned>(nb / kTile), static_cast<unsigned>(e),
