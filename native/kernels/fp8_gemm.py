@@ -38,22 +38,24 @@ def fp8_gemm_mgrouped(a_ptr, a_scale_ptr, b_ptr, b_scale_ptr, c_ptr, block_exper
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_k = tl.arange(0, BLOCK_K)
     expert = tl.load(block_expert_ptr + pid_m)
+    # A padding block (expert -1) runs no iterations and stores zeros; no branch around the loop, so the pipeliner
+    # sees a plain loop.
+    k_blocks = K // BLOCK_K
+    k_iters = tl.where(expert >= 0, k_blocks, 0)
+    e = tl.maximum(expert, 0).to(tl.int64)
+    a_ptrs = a_ptr + offs_m[:, None].to(tl.int64) * K + offs_k[None, :]                           # (BM, BK)
+    b_ptrs = b_ptr + e * N * K + offs_n[None, :].to(tl.int64) * K + offs_k[:, None]               # (BK, BN)
+    a_scale_ptrs = a_scale_ptr + offs_m.to(tl.int64) * k_blocks                                   # (BM,)
+    b_scale_row = b_scale_ptr + (e * (N // BLOCK_N) + pid_n) * k_blocks                          # one block row
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    if expert >= 0:
-        k_blocks = K // BLOCK_K
-        e = expert.to(tl.int64)
-        a_ptrs = a_ptr + offs_m[:, None].to(tl.int64) * K + offs_k[None, :]                       # (BM, BK)
-        b_ptrs = b_ptr + e * N * K + offs_n[None, :].to(tl.int64) * K + offs_k[:, None]           # (BK, BN)
-        a_scale_ptrs = a_scale_ptr + offs_m.to(tl.int64) * k_blocks                               # (BM,)
-        b_scale_row = b_scale_ptr + (e * (N // BLOCK_N) + pid_n) * k_blocks                      # one block row
-        for kb in range(0, k_blocks):
-            a = tl.load(a_ptrs)
-            b = tl.load(b_ptrs)
-            sa = tl.load(a_scale_ptrs + kb)
-            sb = tl.load(b_scale_row + kb)
-            acc += tl.dot(a, b) * sa[:, None] * sb
-            a_ptrs += BLOCK_K
-            b_ptrs += BLOCK_K
+    for kb in range(0, k_iters):
+        a = tl.load(a_ptrs)
+        b = tl.load(b_ptrs)
+        sa = tl.load(a_scale_ptrs + kb)
+        sb = tl.load(b_scale_row + kb)
+        acc += tl.dot(a, b) * sa[:, None] * sb
+        a_ptrs += BLOCK_K
+        b_ptrs += BLOCK_K
     c_ptrs = c_ptr + offs_m[:, None].to(tl.int64) * N + offs_n[None, :]
     tl.store(c_ptrs, acc.to(c_ptr.dtype.element_ty))
 
