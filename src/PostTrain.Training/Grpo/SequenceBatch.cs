@@ -79,18 +79,18 @@ public sealed class SequenceBatch : IDisposable
     }
 
     /// <summary>One forward of <paramref name="model"/>: log softmax(logits / temperature) at each completion token
-    /// (n, C) fp32, and when asked the entropy of that distribution (n, C). Padding columns hold junk: mask them.</summary>
+    /// (n, C) fp32, and when asked the entropy of that distribution (n, C). Padding columns hold junk: mask them.
+    /// The head runs only at the completion positions, in row chunks (ChunkedTokenLogProbs): no (n, L, V) logits.</summary>
     public (Tensor LogProbs, Tensor? Entropy) LogProbs(DeepSeekForCausalLM model, double temperature, bool withEntropy)
     {
         using var scope = NewDisposeScope();
-        var logits = model.Forward(Ids, mask: new AttentionMask(KeyPadding)).Logits;              // (n, L, V)
-        long V = logits.shape[2];
-        var picked = logits.gather(1, Predictor.unsqueeze(2).expand(Rows, CompletionColumns, V)).to(ScalarType.Float32); // (n, C, V)
-        if (temperature > 0 && temperature != 1) picked = picked / temperature;
-        var logp = picked.log_softmax(-1);                                                          // (n, C, V)
-        var lp = logp.gather(2, Targets.unsqueeze(2)).squeeze(2);                                   // (n, C)
-        var entropy = withEntropy ? Entropy.FromLogits(picked.detach()).MoveToOuterDisposeScope() : null; // (n, C)
-        return (lp.MoveToOuterDisposeScope(), entropy);
+        var normed = model.NormedHidden(Ids, mask: new AttentionMask(KeyPadding));                // (n, L, H)
+        long H = normed.shape[2];
+        var picked = normed.gather(1, Predictor.unsqueeze(2).expand(Rows, CompletionColumns, H));  // (n, C, H)
+        var (lp, entropy) = ChunkedTokenLogProbs.Compute(picked.reshape(-1, H), model.HeadWeight, Targets.reshape(-1),
+            temperature, withEntropy);                                                              // (n*C)
+        return (lp.view(Rows, CompletionColumns).MoveToOuterDisposeScope(),
+            entropy?.view(Rows, CompletionColumns).MoveToOuterDisposeScope());
     }
 
     public void Dispose()
