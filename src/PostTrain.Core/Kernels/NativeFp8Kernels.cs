@@ -30,7 +30,7 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
     private LoadKernelFn loadKernel = null!;
     private IReadOnlyList<CubinInfo> cubins = [];
 
-    private sealed record CubinInfo(int Slot, string Name, int Warps, int Shared, int Parameters, string Path);
+    internal sealed record CubinInfo(int Slot, string Name, int Warps, int Shared, int Parameters, string Path);
 
     /// <summary>The library's FP8 entry points and the cubin metadata, or why they are not available.</summary>
     public static (NativeFp8Kernels?, string?) Load()
@@ -68,7 +68,7 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
         }
     }
 
-    private static IReadOnlyList<CubinInfo> ReadMetadata(string metadata, string dir)
+    internal static IReadOnlyList<CubinInfo> ReadMetadata(string metadata, string dir)
     {
         using var doc = JsonDocument.Parse(File.ReadAllText(metadata));
         var list = doc.RootElement.GetProperty("kernels").EnumerateArray().Select(k => new CubinInfo(
