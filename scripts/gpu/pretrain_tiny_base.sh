@@ -26,7 +26,10 @@ case "${TASK:-arith}" in
          [ -n "${CODE_DATA:-}" ] || dotnet run --project datasets/tools/PostTrain.DatasetGen -c Release -- code-pretrain $data ${CODE_COUNT:-60000} ;;
   *) echo "TASK must be arith, countdown or code" >&2; exit 2 ;;
 esac
-scripts/gpu/run.sh run recipes/sft-quickstart.yaml output_dir=$out model.path=tiny-moe model.device=cuda seed=4321 \
+# MODEL / LR: another built-in architecture and peak learning rate (e.g. MODEL=bench-moe LR=6e-4 for a 274 M base when
+# the tiny one cannot learn a task); the minimum learning rate is a tenth of the peak.
+lr=${LR:-3e-3}
+scripts/gpu/run.sh run recipes/sft-quickstart.yaml output_dir=$out model.path=${MODEL:-tiny-moe} model.device=cuda seed=4321 \
   max_steps=$steps data.path=$data data.chat_template=plain data.train_on=all data.batch_size=32 data.max_seq_len=${seq:-512} \
-  data.eval_path=$eval data.eval_every_n_steps=$((steps / 4)) optimizer.lr=3e-3 scheduler.warmup_steps=50 scheduler.min_lr=3e-4 \
+  data.eval_path=$eval data.eval_every_n_steps=$((steps / 4)) optimizer.lr=$lr scheduler.warmup_steps=50 scheduler.min_lr=$(python3 -c "print($lr / 10)") \
   checkpoint.every_n_steps=0 logging.progress=plain logging.plain_interval_seconds=30
