@@ -11,7 +11,7 @@
 #             resumes (finished stages are skipped, GRPO resumes from its last checkpoint); packs the reports and
 #             metrics into $OUT/pipeline-results.tar.xz
 # Logs: $OUT/<phase>.log. Usage: OUT=/tmp/out scripts/gpu/experiments/code_pipeline.sh [base] [bench] [pipeline]
-# Plan B if the 3.75 M tiny base cannot copy the constants: MODEL=bench-moe LR=6e-4 BASE_STEPS=1500 (a 274 M base from
+# Plan B if the 3.75 M tiny base cannot copy the constants: MODEL=bench-moe LR=6e-4 BASE_STEPS=1000 BASE_TIMEOUT=560 (a 274 M base from
 # random init; pretrain_tiny_base.sh passes MODEL and LR through), then the same pipeline phase.
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
