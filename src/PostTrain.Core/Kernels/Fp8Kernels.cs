@@ -6,7 +6,6 @@
 // are and are not multiples of 128, an all-zero tile, a NaN), both grouped GEMMs on identical FP8 operands (N != K, an expert with no rows,
 // padding blocks) within the FP8 tensor cores' accumulation error. A failure prints why once and keeps the loop.
 // POSTTRAIN_FP8_KERNELS=0 turns the kernels off.
-using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using PostTrain.Core.Precision;
 using static TorchSharp.torch;
@@ -21,24 +20,11 @@ public static class Fp8Kernels
     // the m-grouped GEMM also rounds its output to bfloat16.
     private const double KGroupedBound = 2e-3, MGroupedBound = 1e-2;
 
-    private static readonly ConcurrentDictionary<int, (IFp8Kernels? Kernels, string Status)> PerDevice = new();
+    private static readonly PerDeviceChoice<IFp8Kernels> PerDevice = new("fp8 kernels", Choose);
     private static readonly Lazy<(NativeFp8Kernels? Kernels, string? Error)> Library = new(NativeFp8Kernels.Load);
 
     /// <summary>The kernels for <paramref name="x"/>'s device, or null for the per-expert loop.</summary>
-    public static IFp8Kernels? For(Tensor x)
-    {
-        if (x.device_type != TorchSharp.DeviceType.CUDA) return null;
-        int index = x.device_index < 0 ? 0 : x.device_index;
-        if (PerDevice.TryGetValue(index, out var known)) return known.Kernels;
-        lock (PerDevice)
-        {
-            if (PerDevice.TryGetValue(index, out known)) return known.Kernels;
-            var chosen = Choose(x.device, index);
-            PerDevice[index] = chosen;
-            Console.Error.WriteLine($"fp8 kernels (cuda:{index}): {chosen.Status}");
-            return chosen.Kernels;
-        }
-    }
+    public static IFp8Kernels? For(Tensor x) => PerDevice.For(x);
 
     /// <summary>The kernels for <paramref name="device"/> (For on a probe tensor there), or null.</summary>
     public static IFp8Kernels? ForDevice(Device device)
@@ -49,7 +35,7 @@ public static class Fp8Kernels
     }
 
     /// <summary>What For decided per device so far.</summary>
-    public static IReadOnlyDictionary<int, string> Status => PerDevice.ToDictionary(p => p.Key, p => p.Value.Status);
+    public static IReadOnlyDictionary<int, string> Status => PerDevice.Status;
 
     /// <summary>The native kernels loaded on <paramref name="device"/> without the self-check (for the benchmark and
     /// Fp8SelfCheck, which compare them themselves), or the reason they are unavailable.</summary>

@@ -8,7 +8,6 @@
 // a multiple of the block size; the softmax cross-entropy on vocabularies of 1,000 and 9,001 (both block sizes), an
 // ignored row and the last label, out of place and in place. A failure prints why once and keeps the plain ops. POSTTRAIN_FUSED_KERNELS=0 turns the
 // kernels off.
-using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using static TorchSharp.torch;
 
@@ -20,27 +19,14 @@ public static class FusedKernels
     public const string SwitchEnvVar = "POSTTRAIN_FUSED_KERNELS";
     public const string LibraryFileName = NativeKernelLibrary.LibraryFileName;
 
-    private static readonly ConcurrentDictionary<int, (IFusedKernels? Kernels, string Status)> PerDevice = new();
+    private static readonly PerDeviceChoice<IFusedKernels> PerDevice = new("fused kernels", (device, _) => Choose(device));
     private static readonly Lazy<(NativeFusedKernels? Kernels, string? Error)> Library = new(NativeFusedKernels.Load);
 
     /// <summary>The kernels to use for <paramref name="x"/>, or null for the plain ops.</summary>
-    public static IFusedKernels? For(Tensor x)
-    {
-        if (x.device_type != TorchSharp.DeviceType.CUDA) return null;
-        int index = x.device_index < 0 ? 0 : x.device_index;
-        if (PerDevice.TryGetValue(index, out var known)) return known.Kernels;
-        lock (PerDevice)
-        {
-            if (PerDevice.TryGetValue(index, out known)) return known.Kernels;
-            var chosen = Choose(x.device);
-            PerDevice[index] = chosen;
-            Console.Error.WriteLine($"fused kernels (cuda:{index}): {chosen.Status}");
-            return chosen.Kernels;
-        }
-    }
+    public static IFusedKernels? For(Tensor x) => PerDevice.For(x);
 
     /// <summary>What For decided per device so far ("on (self-check passed)" or "off: why").</summary>
-    public static IReadOnlyDictionary<int, string> Status => PerDevice.ToDictionary(p => p.Key, p => p.Value.Status);
+    public static IReadOnlyDictionary<int, string> Status => PerDevice.Status;
 
     private static (IFusedKernels? Kernels, string Status) Choose(Device device)
     {

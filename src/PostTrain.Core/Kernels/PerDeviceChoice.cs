@@ -1,0 +1,29 @@
+// A kernel group's decision per CUDA device, made once at the first use on that device (load, self-check) and then
+// looked up; the decision is printed once ("<label> (cuda:N): on (...)" or "off: why") and kept for Status.
+using System.Collections.Concurrent;
+using static TorchSharp.torch;
+
+namespace PostTrain.Core.Kernels;
+
+internal sealed class PerDeviceChoice<T>(string label, Func<Device, int, (T? Kernels, string Status)> choose) where T : class
+{
+    private readonly ConcurrentDictionary<int, (T? Kernels, string Status)> perDevice = new();
+
+    /// <summary>The kernels for <paramref name="x"/>'s device, or null off CUDA or when the group is off there.</summary>
+    public T? For(Tensor x)
+    {
+        if (x.device_type != TorchSharp.DeviceType.CUDA) return null;
+        int index = x.device_index < 0 ? 0 : x.device_index;
+        if (perDevice.TryGetValue(index, out var known)) return known.Kernels;
+        lock (perDevice)
+        {
+            if (perDevice.TryGetValue(index, out known)) return known.Kernels;
+            var chosen = choose(x.device, index);
+            perDevice[index] = chosen;
+            Console.Error.WriteLine($"{label} (cuda:{index}): {chosen.Status}");
+            return chosen.Kernels;
+        }
+    }
+
+    public IReadOnlyDictionary<int, string> Status => perDevice.ToDictionary(p => p.Key, p => p.Value.Status);
+}
