@@ -14,7 +14,7 @@ namespace PostTrain.Training.Tests.Distributed;
 public sealed class BenchTrainParallelTests
 {
     private static readonly string[] Common = ["bench-train", "--model", "micro-moe", "--device", "cpu", "--dtype", "float32",
-        "--seq", "16", "--steps", "3", "--warmup", "1", "--lr", "1e-2"];
+        "--seq", "16", "--steps", "5", "--warmup", "1", "--lr", "1e-2"];
 
     private static JsonElement Row(string output)
     {
