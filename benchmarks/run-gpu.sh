@@ -10,10 +10,11 @@
 #   benchmarks/run-gpu.sh generate   # rollout tokens/s: PostTrain engine vs HF generate (2 expert impls)
 #   benchmarks/run-gpu.sh mtp        # greedy decode tokens/s, plain vs MTP speculative (eager/graph), trained MTP head + bench-moe
 #   benchmarks/run-gpu.sh pipeline   # recipes/pipeline-gpu.yaml: SFT -> distill -> SFT -> RM -> GRPO -> eval, bench-moe size
+#   benchmarks/run-gpu.sh multi      # several GPUs: DP scaling vs PyTorch DDP, expert parallel, killed rank, 16B SFT (multi_gpu.sh)
 # Every result is one JSON line in $OUT/bench-<part>.jsonl (or ./bench-<part>.jsonl) and a table at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-part=${1:?usage: benchmarks/run-gpu.sh train|recompute|fp8|quality|grpo|generate|mtp|pipeline}
+part=${1:?usage: benchmarks/run-gpu.sh train|recompute|fp8|quality|grpo|generate|mtp|pipeline|multi}
 out=${OUT:-.}
 log="$out/bench-$part.jsonl"; : > "$log"
 pt() { scripts/gpu/run.sh "$@"; }
@@ -168,6 +169,11 @@ PY
     POSTTRAIN_TOOL=PostTrain.Benchmarks.Generation scripts/gpu/run.sh --spec --model models/tiny-moe-arith-base --prompt-source arith \
       --prompts 64 --new 256 2>&1 | tee "$out/posttrain-mtp-arith.txt" | tail -24
     POSTTRAIN_TOOL=PostTrain.Benchmarks.Generation scripts/gpu/run.sh --spec 2>&1 | tee "$out/posttrain-mtp-bench-moe.txt" | tail -24
+    ;;
+  multi)
+    # scripts/gpu/experiments/multi_gpu.sh: every phase (its rows also land in $log; tables in $out/multi_gpu.md)
+    OUT="$out" scripts/gpu/experiments/multi_gpu.sh
+    cp "$out/multi_gpu.jsonl" "$log" 2>/dev/null
     ;;
   pipeline)
     # recipes/pipeline-gpu.yaml: SFT -> distill -> SFT -> RM -> GRPO -> eval at the bench model's size, one summary

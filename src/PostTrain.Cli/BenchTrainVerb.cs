@@ -14,9 +14,12 @@
 // optimizer are built, the measure torch.cuda.max_memory_allocated() gives the PyTorch baselines. On the CPU the
 // process's peak resident memory (HostPeakMemory, reset at the same point) is reported as host_peak_gib.
 // Prints one JSON line (per recompute mode) so benchmarks/run-gpu.sh can tabulate it beside transformers.
+// Several ranks (posttrain launch --nproc-per-node N bench-train ...; --zero, --expert-parallel, --max-devices-per-token,
+// --backend): data-parallel training, one JSON row and a table row from rank 0 (BenchTrainParallel).
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
+using PostTrain.Core.Distributed;
 using PostTrain.Core.FastPath;
 using PostTrain.Core.Model;
 using PostTrain.Core.Precision;
@@ -44,8 +47,13 @@ public sealed class BenchTrainVerb : ICliVerb
         var selfCheck = new Option<int>("--self-check") { DefaultValueFactory = _ => 0, Description = "steps of fast vs eager equality check" };
         var recompute = new Option<string>("--recompute")
             { DefaultValueFactory = _ => "none", Description = "activation recompute: none, selective, layer, or a comma list measured one after another" };
+        var zero = new Option<int>("--zero") { DefaultValueFactory = _ => 0, Description = "ZeRO stage 0, 1 or 2 (data-parallel ranks; BenchTrainParallel)" };
+        var expertParallel = new Option<int>("--expert-parallel") { DefaultValueFactory = _ => 1, Description = "routed experts sharded over groups of P ranks" };
+        var maxDevices = new Option<int?>("--max-devices-per-token") { Description = "device-limited routing: each token's experts on at most M ranks" };
+        var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 1e-4, Description = "AdamW learning rate (the benchmark's: 1e-4)" };
+        var backend = new Option<string>("--backend") { DefaultValueFactory = _ => "auto", Description = "auto | mpi | nccl (several ranks)" };
         var command = new Command("bench-train", "Measure training throughput of a built-in model")
-            { precision, steps, warmup, batch, seq, model, device, fastPath, paramsType, graphOpt, selfCheck, recompute };
+            { precision, steps, warmup, batch, seq, model, device, fastPath, paramsType, graphOpt, selfCheck, recompute, zero, expertParallel, maxDevices, backend, lr };
         command.SetAction(parse =>
         {
             var dev = DeviceSelector.Resolve(parse.GetValue(device));
@@ -71,6 +79,25 @@ public sealed class BenchTrainVerb : ICliVerb
             if (B <= 0) B = modelName == "bench-moe-large" ? 4 : 8;
             if (T <= 0) T = modelName == "bench-moe-large" ? 2048 : 1024;
             var options = new FastTrainStepOptions { CudaGraph = !parse.GetValue(graphOpt) };
+            var layout = ParallelLayout(parse.GetValue(zero), parse.GetValue(expertParallel), parse.GetValue(maxDevices), parse.GetValue(backend));
+            if (layout is not null || Dist.World.Size > 1)
+            {
+                // several ranks (or a distributed layout asked for): the data-parallel step, one row from rank 0
+                if (fast) throw new UsageException("--fast-path on: the fast path runs one process; data-parallel bench-train measures the plain step (--fast-path off)");
+                if (modes.Length > 1) throw new UsageException("--recompute: one mode with several ranks");
+                if (parse.GetValue(selfCheck) > 0) throw new UsageException("--self-check: one process only");
+                layout ??= new BenchTrainParallel.Layout(ZeroStage.None, 1, null, DistBackend.Auto);
+                if (modes[0] == RecomputeMode.Layer && layout.ExpertParallel > 1)
+                    throw new UsageException("--recompute layer: not with expert parallelism (a replayed layer would repeat its all-to-alls); use none or selective");
+                var row = BenchTrainParallel.Measure(make, modelName, p, bf16Params, dev, B, T, modes[0], layout, parse.GetValue(lr), parse.GetValue(warmup), parse.GetValue(steps));
+                row["precision"] = parse.GetValue(precision)!;
+                if (Dist.World.IsMain)
+                {
+                    io.Out.WriteLine(JsonSerializer.Serialize(row));
+                    io.Error.WriteLine(BenchTrainParallel.Table(row));
+                }
+                return CliApp.Ok;
+            }
 
             Dictionary<string, object>? check = null;
             if (parse.GetValue(selfCheck) is int n && n > 0)
@@ -79,7 +106,7 @@ public sealed class BenchTrainVerb : ICliVerb
             var results = new List<Dictionary<string, object>>();
             foreach (var mode in modes)
             {
-                var result = Measure(make, modelName, p, bf16Params, dev, B, T, fast, mode, options, parse.GetValue(warmup), parse.GetValue(steps), io);
+                var result = Measure(make, modelName, p, bf16Params, dev, B, T, fast, mode, options, parse.GetValue(lr), parse.GetValue(warmup), parse.GetValue(steps), io);
                 result["precision"] = parse.GetValue(precision)!;
                 if (check is not null) result["self_check"] = check;
                 results.Add(result);
@@ -91,15 +118,28 @@ public sealed class BenchTrainVerb : ICliVerb
         return command;
     }
 
+    /// <summary>The distributed layout the options ask for, or null for the defaults (zero 0, expert parallel 1, auto).</summary>
+    private static BenchTrainParallel.Layout? ParallelLayout(int zero, int expertParallel, int? maxDevices, string? backend)
+    {
+        if (zero is < 0 or > 2) throw new UsageException($"--zero: {zero} (0, 1 or 2)");
+        if (expertParallel < 1) throw new UsageException($"--expert-parallel: {expertParallel} must be at least 1");
+        if (maxDevices is < 1) throw new UsageException($"--max-devices-per-token: {maxDevices} must be at least 1");
+        DistBackend engine;
+        try { engine = DistBackends.Parse(backend, "--backend"); }
+        catch (ArgumentException e) { throw new UsageException(e.Message); }
+        return zero == 0 && expertParallel == 1 && maxDevices is null && engine == DistBackend.Auto ? null
+            : new BenchTrainParallel.Layout((ZeroStage)zero, expertParallel, maxDevices, engine);
+    }
+
     /// <summary>warmup + steps training steps of a fresh model (same init, same batches for every mode); the JSON row.</summary>
     private static Dictionary<string, object> Measure(Func<ModelConfig> make, string modelName, Precision p, bool bf16Params, Device dev,
-        int B, int T, bool fast, RecomputeMode mode, FastTrainStepOptions options, int warmup, int steps, CliIO io)
+        int B, int T, bool fast, RecomputeMode mode, FastTrainStepOptions options, double lr, int warmup, int steps, CliIO io)
     {
         var cfg = make();
         void Sync() { if (dev.type == DeviceType.CUDA) cuda.synchronize(dev); }
         using var m = Build(make, p, bf16Params, dev);
         m.Recompute = mode;
-        using var opt = Optimizer(m, fast, bf16Params);
+        using var opt = Optimizer(m, fast, bf16Params, lr);
         using var step = fast ? FastTrainStep.Create(m, opt, B, T, packed: false, FastPathMode.Auto, options, io.Error.WriteLine) : null;
         int devIndex = dev.index < 0 ? 0 : dev.index;
         if (dev.type == DeviceType.CUDA) { Sync(); CudaMemory.ResetPeak(devIndex); }
@@ -119,7 +159,7 @@ public sealed class BenchTrainVerb : ICliVerb
             Tensor loss;
             if (step is not null)
             {
-                loss = step.Step(ids, labels, null, null, 1e-4).Loss;
+                loss = step.Step(ids, labels, null, null, lr).Loss;
                 MoeBalancer.Step(m, 0.0);
             }
             else
@@ -146,7 +186,7 @@ public sealed class BenchTrainVerb : ICliVerb
         {
             ["bench"] = "posttrain_train", ["model"] = modelName,
             ["params"] = bf16Params ? "bf16" : "fp32", ["fast_path"] = step?.Description ?? "off", ["device"] = dev.ToString(),
-            ["recompute"] = mode.ToString().ToLowerInvariant(), ["batch"] = B, ["seq"] = T,
+            ["recompute"] = mode.ToString().ToLowerInvariant(), ["world_size"] = 1, ["batch"] = B, ["seq"] = T,
             ["tokens_per_s"] = Math.Round(B * T / (total / measured / 1000)), ["step_ms"] = Math.Round(total / measured, 1),
             ["loss"] = losses[^1], ["losses"] = losses.Select(l => Math.Round(l, 6)).ToArray(),
             ["parameters_m"] = Math.Round(m.ParameterCount() / 1e6, 1),
@@ -187,7 +227,7 @@ public sealed class BenchTrainVerb : ICliVerb
         return string.Join('\n', lines);
     }
 
-    private static DeepSeekForCausalLM Build(Func<ModelConfig> make, Precision p, bool bf16Params, Device dev)
+    internal static DeepSeekForCausalLM Build(Func<ModelConfig> make, Precision p, bool bf16Params, Device dev)
     {
         var cfg = make();
         random.manual_seed(0);
@@ -200,8 +240,8 @@ public sealed class BenchTrainVerb : ICliVerb
         return m;
     }
 
-    private static AdamW Optimizer(DeepSeekForCausalLM m, bool fused, bool bf16Params) =>
-        new(m.named_parameters().Select(x => (x.name, x.parameter)), 1e-4, 0.9, 0.999, 1e-8, 0.0, fused: fused);
+    private static AdamW Optimizer(DeepSeekForCausalLM m, bool fused, bool bf16Params, double lr = 1e-4) =>
+        new(m.named_parameters().Select(x => (x.name, x.parameter)), lr, 0.9, 0.999, 1e-8, 0.0, fused: fused);
 
     /// <summary>n steps from one init: the plain eager step, the fast step without graph and with it. Losses per step
     /// and the weights after are compared (max |diff| of losses, relative L2 difference of all weights).</summary>

@@ -4,6 +4,8 @@
 // Slurm use `srun --mpi=pmix posttrain <verb>` instead. Ctrl-C / SIGTERM are forwarded to mpirun, which ends every
 // rank. A rank that fails ends the job (the rank's exit aborts all), a rank that hangs ends it after --timeout seconds
 // in a collective (POSTTRAIN_DIST_TIMEOUT); the launcher exits non-zero and names the rank that failed.
+// NVLink multicast stays off in every rank (MulticastOff: NCCL's NVLS, PyTorch's symmetric memory, NVSHMEM), whatever
+// the caller's environment says: the variables are set here and exported by mpirun (-x) to every rank, on every node.
 using System.CommandLine;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
@@ -13,6 +15,10 @@ namespace PostTrain.Cli;
 
 public sealed partial class LaunchVerb : ICliVerb
 {
+    /// <summary>Set for every rank: NVLink multicast off (the shared GPU machines require it).</summary>
+    public static readonly IReadOnlyList<(string Name, string Value)> MulticastOff =
+        [("NCCL_NVLS_ENABLE", "0"), ("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1"), ("NVSHMEM_DISABLE_NVLS", "1")];
+
     public Command Build(CliIO io)
     {
         var nproc = new Option<int>("--nproc-per-node") { Description = "ranks per node (one per GPU)", Required = true };
@@ -38,6 +44,12 @@ public sealed partial class LaunchVerb : ICliVerb
         var psi = new ProcessStartInfo(mpirun) { UseShellExecute = false, RedirectStandardError = true };
         if (geteuid() == 0) psi.ArgumentList.Add("--allow-run-as-root");
         foreach (var a in new[] { "-np", world.ToString(), "--bind-to", "none", "-x", "POSTTRAIN_DIST_TIMEOUT" }) psi.ArgumentList.Add(a);
+        foreach (var (name, value) in MulticastOff)
+        {
+            psi.ArgumentList.Add("-x");
+            psi.ArgumentList.Add(name);
+            psi.Environment[name] = value;
+        }
         if (hostList.Count > 0) { psi.ArgumentList.Add("--host"); psi.ArgumentList.Add(string.Join(",", hostList.Select(h => $"{h}:{nproc}"))); }
         else psi.ArgumentList.Add("--oversubscribe");           // one node: N ranks even where N exceeds the cores
         var (program, prefix) = Self();

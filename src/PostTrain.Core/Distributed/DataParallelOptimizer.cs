@@ -97,7 +97,16 @@ public sealed partial class DataParallelOptimizer : IOptimizer
     /// <summary>Syncs gradients, clips them to maxNorm (null: none) by the global norm, and steps. Returns the global
     /// gradient norm before clipping.</summary>
     public double Step(double? maxNorm) =>
-        Step(ps => nn.utils.clip_grad_norm_(ps, maxNorm ?? double.MaxValue), maxNorm);
+        Step(ps => maxNorm is double max ? nn.utils.clip_grad_norm_(ps, max) : Norm(ps), maxNorm);
+
+    /// <summary>The L2 norm of the gradients, in fp64 (no clipping: clip_grad_norm_ with double.MaxValue overflows
+    /// converting the limit to the gradients' float type).</summary>
+    private static double Norm(IReadOnlyList<Parameter> ps)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        return Math.Sqrt(SquaredSum([.. ps]));
+    }
 
     /// <param name="clipAndNorm">Stages 0/1: clips the summed gradients and returns their norm (the single-process code).</param>
     /// <param name="maxNorm">Stage 2: the clipping limit used on the sharded gradients.</param>

@@ -9,6 +9,7 @@
 // (max_devices_per_token = M < P) restricts each token to experts on at most M ranks. Loads (tokens per expert) are
 // this rank's counts; sum them over the group for the aux-loss-free balancer (MoeBalancer does with a group). The
 // sequence-wise balance loss is MoE's, per sequence of this rank (the router's scores cover every expert on every rank).
+// A rank whose experts receive no rows still joins both reverse all-to-alls in backward (its empty rows stay in the graph).
 // Gradients: local experts' gradients are complete within the group; router and shared experts are replicated, so
 // their gradients are summed over the ranks like any data-parallel parameter.
 using PostTrain.Core.Model;
@@ -109,6 +110,9 @@ public sealed class ExpertParallelMoE : nn.Module<Tensor, Tensor>, IMoeLayer
         var permT = tensor(perm, device: x.device);
         var xl = xr.index_select(0, permT);                                         // (R, H) by local expert
         var yl = experts.Forward(xl, tensor(localCounts, device: x.device), x.device_type == DeviceType.CPU ? localCounts : null);
+        // no rows for this rank's experts: the expert GEMMs may return rows not connected to xl, and backward would then
+        // skip the dispatch's reverse all-to-all that the other ranks run (a hang): keep xl in the graph
+        if (xl.shape[0] == 0) yl = yl + xl.sum() * 0;
         var inverse = empty_like(permT).scatter_(0, permT, arange(perm.Length, device: x.device));
         var yr = yl.index_select(0, inverse);                                       // back to (source, expert) order
         var ys = AllToAllFunction.Exchange(yr, ep, recv, send);                     // combine: (N*k, H) sorted by expert
