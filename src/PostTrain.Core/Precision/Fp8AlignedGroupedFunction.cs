@@ -18,19 +18,23 @@ internal sealed class Fp8AlignedGroupedFunction : MultiTensorFunction<Fp8Aligned
 {
     public override string Name => "Fp8AlignedGroupedLinear";
 
+    /// <summary>Stands for the counts of a dense layer (one expert, all rows).</summary>
+    internal static readonly object DenseRows = new();
+
     private sealed record Dims(long N, long K, ScalarType XType, ScalarType WType, IFp8Kernels Kernels, long Rows, bool Identity);
 
-    // vars: x (T, K) sorted by expert, w (E, N, K), counts (E) integer on x's device, kernels (IFp8Kernels).
+    // vars: x (T, K) sorted by expert, w (E, N, K), counts (E) integer on x's device or DenseRows (one expert holding
+    // every row: the layout is known on the host), kernels (IFp8Kernels).
     public override List<Tensor> forward(AutogradContext ctx, params object[] vars)
     {
         var x = (Tensor)vars[0];
         var w = (Tensor)vars[1];
-        var counts = (Tensor)vars[2];
         var kernels = (IFp8Kernels)vars[3];
         long t = x.shape[0], k = x.shape[1], n = w.shape[1];
 
         using var scope = NewDisposeScope();
-        var layout = Fp8ExpertLayout.Build(counts, t);                                        // saved below: not disposed here
+        var layout = vars[2] is Tensor counts ? Fp8ExpertLayout.Build(counts, t)              // saved below: not disposed here
+            : Fp8ExpertLayout.Single(t, x.device);
         var (qx, sx) = kernels.QuantRows(layout.Scatter(x));                                   // (Rows, Kp)
         var (qw, sw) = kernels.QuantBlocks(w);                                                 // (E, Np, Kp)
         var yp = kernels.GemmMGrouped(qx, sx, qw, sw, layout.BlockExpert);                     // (Rows, Np)

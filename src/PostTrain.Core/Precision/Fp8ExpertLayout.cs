@@ -67,6 +67,16 @@ public sealed class Fp8ExpertLayout : IDisposable
             segments.MoveToOuterDisposeScope(), rows, experts == 1 && rows == tokens);
     }
 
+    /// <summary>The layout of one expert holding all <paramref name="tokens"/> rows (a dense layer): known on the host,
+    /// so it costs no device computation (Build would find the same with a dozen small kernels).</summary>
+    public static Fp8ExpertLayout Single(long tokens, Device device)
+    {
+        long rows = Fp8.RoundUp(tokens, Fp8.Block);
+        return new Fp8ExpertLayout(arange(tokens, dtype: ScalarType.Int64, device: device),
+            zeros(rows / Fp8.Block, dtype: ScalarType.Int32, device: device),
+            tensor(new[] { 0, (int)rows }, device: device), rows, rows == tokens);
+    }
+
     /// <summary>x (T, D) sorted by expert -> (Rows, D) in the padded layout, zeros elsewhere.</summary>
     public Tensor Scatter(Tensor x) => Scatter(x, Destination, Rows, Identity);
 

@@ -54,6 +54,15 @@ public sealed class Fp8AlignedGroupedTests
         Assert.Equal(new[] { 0, 0 }, dense.BlockExpert.data<int>().ToArray());
         var x = arange(512, dtype: ScalarType.Float32).view(256, 2);
         Assert.True(dense.Scatter(x).eq(x).all().item<bool>());
+        foreach (var tokens in new long[] { 256, 200 })
+        {
+            using var built = Fp8ExpertLayout.Build(tensor(new long[] { tokens }), tokens);
+            using var single = Fp8ExpertLayout.Single(tokens, CPU);
+            Assert.Equal((built.Rows, built.Identity), (single.Rows, single.Identity));
+            Assert.Equal(built.Destination.data<long>().ToArray(), single.Destination.data<long>().ToArray());
+            Assert.Equal(built.BlockExpert.data<int>().ToArray(), single.BlockExpert.data<int>().ToArray());
+            Assert.Equal(built.Segments.data<int>().ToArray(), single.Segments.data<int>().ToArray());
+        }
         using var ragged = Fp8ExpertLayout.Build(tensor(new long[] { 200 }), 200);
         Assert.False(ragged.Identity);
         Assert.Equal(256, ragged.Rows);
@@ -69,8 +78,7 @@ public sealed class Fp8AlignedGroupedTests
         var x = rng.Randn(200, 136);
         var w = rng.Randn(72, 136) * 0.1;
         var dy = rng.Randn(200, 72);
-        var counts = tensor(new long[] { 200 });
-        var one = Run(x, w, dy, (xi, wi) => Fp8AlignedGroupedFunction.apply(xi, wi.unsqueeze(0), counts, ReferenceFp8Kernels.Instance)[0]);
+        var one = Run(x, w, dy, (xi, wi) => Fp8AlignedGroupedFunction.apply(xi, wi.unsqueeze(0), Fp8AlignedGroupedFunction.DenseRows, ReferenceFp8Kernels.Instance)[0]);
         var linear = Run(x, w, dy, (xi, wi) => LinearOps.Linear(xi, wi, null, P.Fp8));
         foreach (var (a, b, what) in new[] { (one.y, linear.y, "y"), (one.dx, linear.dx, "dx"), (one.dw, linear.dw, "dw") })
         {
