@@ -63,31 +63,76 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
-// One warp per 1x128 tile, 4 consecutive columns per lane; 8 tiles per 256-thread block.
+// N consecutive elements from p as floats, in one or two vector loads (p aligned to N * sizeof(T), N * sizeof(T) a
+// multiple of 8 bytes).
+template <int N, typename T>
+__device__ __forceinline__ void load_vec(const T* p, float (&v)[N]) {
+  constexpr int kBytes = N * static_cast<int>(sizeof(T));
+  static_assert(kBytes % 8 == 0 && kBytes <= 32, "load_vec: 8, 16 or 32 bytes");
+  if constexpr (kBytes == 8) {
+    const uint2 u = *reinterpret_cast<const uint2*>(p);
+    const T* e = reinterpret_cast<const T*>(&u);
+#pragma unroll
+    for (int j = 0; j < N; ++j) v[j] = to_f(e[j]);
+  } else {
+    constexpr int kPer = 16 / static_cast<int>(sizeof(T));
+#pragma unroll
+    for (int i = 0; i < kBytes / 16; ++i) {
+      const uint4 u = reinterpret_cast<const uint4*>(p)[i];
+      const T* e = reinterpret_cast<const T*>(&u);
+#pragma unroll
+      for (int j = 0; j < kPer; ++j) v[i * kPer + j] = to_f(e[j]);
+    }
+  }
+}
+
+// Elements [col, col + N) of a row of `cols` values, zeros past the end; vector loads when `vec` (cols a multiple of
+// N and the base aligned to N elements, checked by the launcher) and the run lies inside the row.
+template <int N, typename T>
+__device__ __forceinline__ void load_run(const T* row, int col, int cols, bool vec, float (&v)[N]) {
+  if (vec && col + N <= cols) {
+    load_vec<N>(row + col, v);
+    return;
+  }
+#pragma unroll
+  for (int j = 0; j < N; ++j) v[j] = col + j < cols ? to_f(row[col + j]) : 0.f;
+}
+
+// N values to E4M3 with one scale, packed little-endian (element j in byte j).
+template <int N>
+__device__ __forceinline__ uint64_t pack_e4m3(const float (&v)[N], float scale) {
+  uint64_t packed = 0;
+#pragma unroll
+  for (int j = 0; j < N; ++j) packed |= static_cast<uint64_t>(to_e4m3(v[j], scale)) << (8 * j);
+  return packed;
+}
+
+template <typename T>
+bool vector_ok(const at::Tensor& t, long cols, int n) {
+  return cols % n == 0 && reinterpret_cast<uintptr_t>(t.data_ptr()) % (n * sizeof(T)) == 0;
+}
+
+// One warp per 1x128 tile, 4 consecutive columns per lane (one 8- or 16-byte load); 8 tiles per 256-thread block.
 template <typename T>
 __global__ void quant_rows_kernel(const T* __restrict__ x, uint8_t* __restrict__ q, float* __restrict__ s, long rows,
-                                  int cols, int tiles_per_row) {
+                                  int cols, int tiles_per_row, bool vec) {
   const long tile = (static_cast<long>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x & 31;
   if (tile >= rows * tiles_per_row) return;
   const long row = tile / tiles_per_row;
   const int col0 = static_cast<int>(tile % tiles_per_row) * kTile + lane * 4;
   float v[4];
+  load_run<4>(x + row * cols, col0, cols, vec, v);
   float amax = 0.f;
   bool nan = false;
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
-    const int c = col0 + j;
-    v[j] = c < cols ? to_f(x[row * cols + c]) : 0.f;
     amax = fmaxf(amax, fabsf(v[j]));
     nan |= isnan(v[j]);
   }
   const float scale = scale_of(warp_max(amax), __any_sync(0xffffffffu, nan));
-  uint32_t packed = 0;
-#pragma unroll
-  for (int j = 0; j < 4; ++j) packed |= static_cast<uint32_t>(to_e4m3(v[j], scale)) << (8 * j);
   const long padded = static_cast<long>(tiles_per_row) * kTile;
-  *reinterpret_cast<uint32_t*>(q + row * padded + col0) = packed;
+  *reinterpret_cast<uint32_t*>(q + row * padded + col0) = static_cast<uint32_t>(pack_e4m3(v, scale));
   if (lane == 0) s[tile] = scale;
 }
 
@@ -143,23 +188,32 @@ __global__ void quant_cols_kernel(Source source, uint8_t* __restrict__ q, float*
   }
 }
 
-// One 256-thread block per 128x128 block: the block's amax, then the quantised values (the block is read twice;
-// the second read comes from L2).
+// One 256-thread block per 128x128 block; each thread holds 8 runs of 8 consecutive columns (rows rg, rg + 16, ...) in
+// registers, so the block is read once, with 16- or 32-byte loads where `vec`, and written with 8-byte stores.
 template <typename T>
 __global__ void quant_blocks_kernel(const T* __restrict__ w, uint8_t* __restrict__ q, float* __restrict__ s, int rows,
-                                    int cols, int row_blocks, int col_blocks) {
+                                    int cols, int row_blocks, int col_blocks, bool vec) {
   __shared__ float warp_amax[8];
   const long batch = blockIdx.z;
   const int r0 = blockIdx.y * kTile, c0 = blockIdx.x * kTile;
+  const int col = c0 + (threadIdx.x & 15) * 8, rg = threadIdx.x >> 4;
   const T* wb = w + batch * rows * static_cast<long>(cols);
+  float v[8][8];
   float amax = 0.f;
   bool nan = false;
-  for (int i = threadIdx.x; i < kTile * kTile; i += blockDim.x) {
-    const int r = r0 + i / kTile, c = c0 + i % kTile;
-    if (r < rows && c < cols) {
-      const float v = to_f(wb[static_cast<long>(r) * cols + c]);
-      amax = fmaxf(amax, fabsf(v));
-      nan |= isnan(v);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const int r = r0 + rg + 16 * i;
+    if (r < rows) {
+      load_run<8>(wb + static_cast<long>(r) * cols, col, cols, vec, v[i]);
+    } else {
+#pragma unroll
+      for (int j = 0; j < 8; ++j) v[i][j] = 0.f;
+    }
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      amax = fmaxf(amax, fabsf(v[i][j]));
+      nan |= isnan(v[i][j]);
     }
   }
   amax = warp_max(amax);
@@ -170,11 +224,9 @@ __global__ void quant_blocks_kernel(const T* __restrict__ w, uint8_t* __restrict
   const float scale = scale_of(amax, any_nan);
   const long padded_cols = static_cast<long>(col_blocks) * kTile;
   uint8_t* qb = q + batch * static_cast<long>(row_blocks) * kTile * padded_cols;
-  for (int i = threadIdx.x; i < kTile * kTile; i += blockDim.x) {
-    const int r = r0 + i / kTile, c = c0 + i % kTile;
-    const float v = r < rows && c < cols ? to_f(wb[static_cast<long>(r) * cols + c]) : 0.f;
-    qb[static_cast<long>(r) * padded_cols + c] = to_e4m3(v, scale);
-  }
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+    *reinterpret_cast<uint64_t*>(qb + static_cast<long>(r0 + rg + 16 * i) * padded_cols + col) = pack_e4m3(v[i], scale);
   if (threadIdx.x == 0) s[(batch * row_blocks + blockIdx.y) * col_blocks + blockIdx.x] = scale;
 }
 
@@ -217,6 +269,7 @@ struct CubinKernel {
   int threads = 0;
   int shared = 0;
   int params = 0;
+  int tile0 = 0, tile1 = 0;  // the output tile of one program (rows x columns of c, or of each expert's c)
 };
 
 std::mutex cubin_mutex;
@@ -303,7 +356,7 @@ int ptk_fp8_quant_rows(void* xh, void* qh, void* sh) {
       using T = decltype(t);
       quant_rows_kernel<T><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(
           static_cast<const T*>(x.data_ptr()), static_cast<uint8_t*>(q.data_ptr()), s.data_ptr<float>(), rows,
-          static_cast<int>(cols), tiles_per_row);
+          static_cast<int>(cols), tiles_per_row, vector_ok<T>(x, cols, 4));
     });
     check_launch("fp8_quant_rows");
   });
@@ -393,18 +446,24 @@ int ptk_fp8_quant_blocks(void* wh, void* qh, void* sh) {
       quant_blocks_kernel<T><<<grid, 256, 0, stream>>>(static_cast<const T*>(w.data_ptr()),
                                                        static_cast<uint8_t*>(q.data_ptr()), s.data_ptr<float>(),
                                                        static_cast<int>(rows), static_cast<int>(cols),
-                                                       static_cast<int>(prow / kTile), static_cast<int>(pcol / kTile));
+                                                       static_cast<int>(prow / kTile), static_cast<int>(pcol / kTile),
+                                                       vector_ok<T>(w, cols, 8));
     });
     check_launch("fp8_quant_blocks");
   });
 }
 
 // Loads a cubin for `slot` (0 = mgrouped, 1 = kgrouped) on `device`: entry `name`, launched with 32 * warps threads
-// and `shared` bytes of dynamic shared memory, taking `params` parameters.
-int ptk_fp8_load_kernel(int slot, int device, const char* path, const char* name, int warps, int shared, int params) {
+// and `shared` bytes of dynamic shared memory, taking `params` parameters; one program computes a tile0 x tile1 tile
+// (tile0 divides 128, tile1 is a multiple of 128 dividing 1024), programs numbered along a one-dimensional grid.
+int ptk_fp8_load_kernel(int slot, int device, const char* path, const char* name, int warps, int shared, int params,
+                        int tile0, int tile1) {
   return guarded([&] {
     require(slot == 0 || slot == 1, "fp8_load_kernel: slot must be 0 or 1");
     require(path && name && warps > 0 && warps <= 32 && shared >= 0 && params > 0, "fp8_load_kernel: bad arguments");
+    require(tile0 >= 16 && kTile % tile0 == 0 && tile1 >= kTile && tile1 % kTile == 0 && 1024 % tile1 == 0,
+            "fp8_load_kernel: tile " + std::to_string(tile0) + " x " + std::to_string(tile1) + " (rows must divide 128, "
+            "columns be a multiple of 128)");
     c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
     require(cudaFree(nullptr) == cudaSuccess, "fp8_load_kernel: cannot initialise the CUDA context");  // makes the primary context current
     CubinKernel k;
@@ -416,6 +475,8 @@ int ptk_fp8_load_kernel(int slot, int device, const char* path, const char* name
     k.threads = 32 * warps;
     k.shared = shared;
     k.params = params;
+    k.tile0 = tile0;
+    k.tile1 = tile1;
     std::lock_guard<std::mutex> lock(cubin_mutex);
     auto& slot_entry = cubins[{slot, device}];
     if (slot_entry.module) cuModuleUnload(slot_entry.module);
@@ -439,9 +500,11 @@ int ptk_fp8_gemm_mgrouped(void* ah, void* sah, void* bh, void* sbh, void* beh, v
     if (m == 0) return;
     c10::cuda::CUDAGuard guard(a.device());
     const auto& kernel = cubin_for(0, a.get_device(), "fp8_gemm_mgrouped");
-    launch(kernel, static_cast<unsigned>(m / kTile), static_cast<unsigned>(n / kTile), 1,
-           {ptr(a), ptr(sa), ptr(b), ptr(sb), ptr(c), ptr(be)}, {static_cast<int32_t>(n), static_cast<int32_t>(k)},
-           "fp8_gemm_mgrouped");
+    require(n % kernel.tile1 == 0, "fp8_gemm_mgrouped: N " + std::to_string(n) + " is not a multiple of the kernel's tile "
+            + std::to_string(kernel.tile1));
+    launch(kernel, static_cast<unsigned>((m / kernel.tile0) * (n / kernel.tile1)), 1, 1,
+           {ptr(a), ptr(sa), ptr(b), ptr(sb), ptr(c), ptr(be)},
+           {static_cast<int32_t>(m), static_cast<int32_t>(n), static_cast<int32_t>(k)}, "fp8_gemm_mgrouped");
   });
 }
 
@@ -461,7 +524,9 @@ int ptk_fp8_gemm_kgrouped(void* ah, void* sah, void* bh, void* sbh, void* segh, 
     require(m < (1L << 31) && na < (1L << 30) && nb < (1L << 30), "fp8_gemm_kgrouped: too large");
     c10::cuda::CUDAGuard guard(a.device());
     const auto& kernel = cubin_for(1, a.get_device(), "fp8_gemm_kgrouped");
-    launch(kernel, static_cast<unsigned>(na / kTile), static_cast<unsigned>(nb / kTile), static_cast<unsigned>(e),
+    require(na % kernel.tile0 == 0 && nb % kernel.tile1 == 0, "fp8_gemm_kgrouped: NA " + std::to_string(na) + ", NB "
+            + std::to_string(nb) + " are not multiples of the kernel's tile");
+    launch(kernel, static_cast<unsigned>((na / kernel.tile0) * (nb / kernel.tile1)), static_cast<unsigned>(e), 1,
            {ptr(a), ptr(sa), ptr(b), ptr(sb), ptr(c), ptr(seg)},
            {static_cast<int32_t>(na), static_cast<int32_t>(nb), static_cast<int32_t>(m)}, "fp8_gemm_kgrouped");
   });

@@ -72,11 +72,13 @@ public static class Fp8Kernels
         try
         {
             using var scope = NewDisposeScope();
-            var gen = new TorchSharp.torch.Generator(4321, device);
+            // Drawn on the CPU, then moved: TorchSharp 0.107 builds a CPU generator even when given a CUDA device, and randn on
+            // CUDA then refuses it (the first GPU run disabled every native kernel this way).
+            var gen = new TorchSharp.torch.Generator(4321);
             foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
             foreach (var (rows, cols) in new[] { (256L, 384L), (384L, 1000L) })
             {
-                var x = (randn(rows, cols, generator: gen, device: device) * 3).to(dtype);
+                var x = (randn(rows, cols, generator: gen).to(device) * 3).to(dtype);
                 x[.., 5] *= 40;                                                               // an outlier channel
                 x[1] *= 0;                                                                    // an all-zero row: scale 1
                 x[2, 7] = tensor(float.NaN).to(dtype);                                        // a NaN tile: scale 1, NaN kept
@@ -85,21 +87,21 @@ public static class Fp8Kernels
                 if (Mismatch(candidate.QuantColumns(x), reference.QuantColumns(x)) is { } e2) return $"QuantColumns {what}: {e2}";
                 var (xq, xs) = reference.QuantRows(x);
                 if (Mismatch(candidate.RequantColumns(xq, xs), reference.RequantColumns(xq, xs)) is { } e2b) return $"RequantColumns {what}: {e2b}";
-                var w = (randn(3, rows - 8, cols, generator: gen, device: device) * 0.05).to(dtype);
+                var w = (randn(3, rows - 8, cols, generator: gen).to(device) * 0.05).to(dtype);
                 w[1, 3, 5] = tensor(float.NaN).to(dtype);
                 if (Mismatch(candidate.QuantBlocks(w), reference.QuantBlocks(w)) is { } e3) return $"QuantBlocks {what}: {e3}";
             }
 
             // m-grouped: 6 row blocks over 4 experts (expert 2 has none, two padding blocks), N = 256 != K = 384.
-            var (qa, sa) = reference.QuantRows(randn(768, 384, generator: gen, device: device));
-            var (qb, sb) = reference.QuantBlocks(randn(4, 256, 384, generator: gen, device: device) * 0.05);
+            var (qa, sa) = reference.QuantRows(randn(768, 384, generator: gen).to(device));
+            var (qb, sb) = reference.QuantBlocks(randn(4, 256, 384, generator: gen).to(device) * 0.05);
             var blockExpert = tensor(new[] { 1, 1, -1, 3, 0, -1 }, device: device);
             if (Differs(candidate.GemmMGrouped(qa, sa, qb, sb, blockExpert), reference.GemmMGrouped(qa, sa, qb, sb, blockExpert), MGroupedBound) is { } e4)
                 return $"GemmMGrouped: {e4}";
 
             // k-grouped: 768 token columns in segments [0, 256, 256, 640, 768] (expert 1 empty), NA = 256, NB = 384.
-            var (qx, sx) = reference.QuantRows(randn(256, 768, generator: gen, device: device));
-            var (qy, sy) = reference.QuantRows(randn(384, 768, generator: gen, device: device) * 0.1);
+            var (qx, sx) = reference.QuantRows(randn(256, 768, generator: gen).to(device));
+            var (qy, sy) = reference.QuantRows(randn(384, 768, generator: gen).to(device) * 0.1);
             var segments = tensor(new[] { 0, 256, 256, 640, 768 }, device: device);
             if (Differs(candidate.GemmKGrouped(qx, sx, qy, sy, segments), reference.GemmKGrouped(qx, sx, qy, sy, segments), KGroupedBound) is { } e5)
                 return $"GemmKGrouped: {e5}";

@@ -44,14 +44,16 @@ public static class FusedKernels
         try
         {
             using var scope = NewDisposeScope();
-            var gen = new TorchSharp.torch.Generator(1234, device);
+            // Drawn on the CPU, then moved: TorchSharp 0.107 builds a CPU generator even when given a CUDA device, and randn on
+            // CUDA then refuses it (the first GPU run disabled every native kernel this way).
+            var gen = new TorchSharp.torch.Generator(1234);
             foreach (var act in new[] { ScalarType.Float32, ScalarType.BFloat16 })
             foreach (var wt in new[] { ScalarType.Float32, ScalarType.BFloat16 })
             foreach (var dim in new[] { 512, 768, 1000 })
             {
-                var x = randn(37, dim, generator: gen, device: device).mul_(3).to(act);
-                var w = (rand(dim, generator: gen, device: device) + 0.5).to(wt);
-                var dy = randn(37, dim, generator: gen, device: device).to(act);
+                var x = randn(37, dim, generator: gen).to(device).mul_(3).to(act);
+                var w = (rand(dim, generator: gen).to(device) + 0.5).to(wt);
+                var dy = randn(37, dim, generator: gen).to(device).to(act);
                 var (y1, r1) = candidate.RmsNormForward(x, w, 1e-6);
                 var (y0, r0) = reference.RmsNormForward(x, w, 1e-6);
                 var (dx1, dw1) = candidate.RmsNormBackward(dy, x, w, r0);
@@ -62,8 +64,8 @@ public static class FusedKernels
                 if (Differs(dx1, dx0, act) is { } e3) return $"RMSNorm backward dx ({what}): {e3}";
                 if (Differs(dw1, dw0, ScalarType.Float32) is { } e4) return $"RMSNorm backward dw ({what}): {e4}";
                 if (wt != act) continue;
-                var a = randn(37, dim, generator: gen, device: device).mul_(2).to(act);
-                var b = randn(37, dim, generator: gen, device: device).to(act);
+                var a = randn(37, dim, generator: gen).to(device).mul_(2).to(act);
+                var b = randn(37, dim, generator: gen).to(device).to(act);
                 if (Differs(candidate.SwiGluForward(a, b), reference.SwiGluForward(a, b), act) is { } e5) return $"SwiGLU forward ({what}): {e5}";
                 var (da1, db1) = candidate.SwiGluBackward(dy, a, b);
                 var (da0, db0) = reference.SwiGluBackward(dy, a, b);
@@ -73,8 +75,8 @@ public static class FusedKernels
             foreach (var act in new[] { ScalarType.Float32, ScalarType.BFloat16 })
             foreach (var vocab in new[] { 1000, 9001 })
             {
-                var z = (randn(13, vocab, generator: gen, device: device) * 4).to(act);
-                var labels = randint(0, vocab, [13], generator: gen, device: device);
+                var z = (randn(13, vocab, generator: gen).to(device) * 4).to(act);
+                var labels = randint(0, vocab, [13], generator: gen).to(device);
                 labels[2] = tensor(PostTrain.Core.Model.Losses.Ignore);
                 labels[5] = tensor((long)vocab - 1);
                 var what = $"{act} logits, vocab {vocab}";

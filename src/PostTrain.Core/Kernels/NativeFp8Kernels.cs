@@ -21,7 +21,7 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int GemmFn(IntPtr a, IntPtr sa, IntPtr b, IntPtr sb, IntPtr table, IntPtr c);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     private delegate int LoadKernelFn(int slot, int device, [MarshalAs(UnmanagedType.LPUTF8Str)] string path,
-        [MarshalAs(UnmanagedType.LPUTF8Str)] string name, int warps, int shared, int parameters);
+        [MarshalAs(UnmanagedType.LPUTF8Str)] string name, int warps, int shared, int parameters, int tile0, int tile1);
 
     private LastErrorFn lastError = null!;
     private QuantFn quantRows = null!, quantCols = null!, quantBlocks = null!;
@@ -30,7 +30,7 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
     private LoadKernelFn loadKernel = null!;
     private IReadOnlyList<CubinInfo> cubins = [];
 
-    internal sealed record CubinInfo(int Slot, string Name, int Warps, int Shared, int Parameters, string Path);
+    internal sealed record CubinInfo(int Slot, string Name, int Warps, int Shared, int Parameters, string Path, int Tile0, int Tile1);
 
     /// <summary>The library's FP8 entry points and the cubin metadata, or why they are not available.</summary>
     public static (NativeFp8Kernels?, string?) Load()
@@ -74,7 +74,8 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
         var list = doc.RootElement.GetProperty("kernels").EnumerateArray().Select(k => new CubinInfo(
             k.GetProperty("slot").GetInt32(), k.GetProperty("name").GetString()!, k.GetProperty("num_warps").GetInt32(),
             k.GetProperty("shared").GetInt32(), k.GetProperty("params").GetInt32(),
-            Path.Combine(dir, k.GetProperty("cubin").GetString()!))).ToList();
+            Path.Combine(dir, k.GetProperty("cubin").GetString()!),
+            k.GetProperty("tile")[0].GetInt32(), k.GetProperty("tile")[1].GetInt32())).ToList();
         if (list.Select(k => k.Slot).OrderBy(s => s).SequenceEqual([0, 1]) is false)
             throw new InvalidOperationException("expected the two grouped GEMMs (slots 0 and 1)");
         return list;
@@ -84,7 +85,7 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
     public void LoadOn(int device)
     {
         foreach (var k in cubins)
-            Check(loadKernel(k.Slot, device, k.Path, k.Name, k.Warps, k.Shared, k.Parameters), $"load {Path.GetFileName(k.Path)}");
+            Check(loadKernel(k.Slot, device, k.Path, k.Name, k.Warps, k.Shared, k.Parameters, k.Tile0, k.Tile1), $"load {Path.GetFileName(k.Path)}");
     }
 
     private void Check(int rc, string what)

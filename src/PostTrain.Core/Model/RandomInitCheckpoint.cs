@@ -35,9 +35,22 @@ public static class RandomInitCheckpoint
             return ones(like.shape, dtype: like.dtype, device: device);
         if (name.EndsWith(".bias", StringComparison.Ordinal) || name.EndsWith("e_score_correction_bias", StringComparison.Ordinal))
             return zeros(like.shape, dtype: like.dtype, device: device);
-        using var gen = new Generator((ulong)(seed ^ (long)Fnv1a(name)), device);
+        ulong tensorSeed = (ulong)(seed ^ (long)Fnv1a(name));
         using var scope = NewDisposeScope();
-        return empty(like.shape, dtype: ScalarType.Float32, device: device).normal_(0, std, gen).to(like.dtype).MoveToOuterDisposeScope();
+        var values = empty(like.shape, dtype: ScalarType.Float32, device: device);
+        if (device.type == DeviceType.CUDA)
+        {
+            // TorchSharp 0.107's Generator(seed, device) is a CPU generator, which CUDA sampling refuses: seed the
+            // device's default generator instead (the same values for the same seed and name, on the device).
+            torch.cuda.manual_seed(unchecked((long)tensorSeed));
+            values.normal_(0, std);
+        }
+        else
+        {
+            using var gen = new Generator(tensorSeed, device);
+            values.normal_(0, std, gen);
+        }
+        return values.to(like.dtype).MoveToOuterDisposeScope();
     }
 
     private static ulong Fnv1a(string s)

@@ -22,28 +22,30 @@ public sealed class NativeFp8KernelsTests
     {
         var dir = Write("""
             {"triton": "3.6.0", "capability": [9, 0], "kernels": [
-              {"slot": 1, "name": "fp8_gemm_kgrouped", "num_warps": 8, "shared": 131072, "params": 11, "cubin": "fp8_gemm_kgrouped.cubin"},
-              {"slot": 0, "name": "fp8_gemm_mgrouped", "num_warps": 4, "shared": 98304, "params": 10, "cubin": "fp8_gemm_mgrouped.cubin"}]}
+              {"slot": 1, "name": "fp8_gemm_kgrouped", "num_warps": 8, "shared": 131072, "params": 11, "cubin": "fp8_gemm_kgrouped.cubin", "tile": [64, 128]},
+              {"slot": 0, "name": "fp8_gemm_mgrouped", "num_warps": 4, "shared": 98304, "params": 10, "cubin": "fp8_gemm_mgrouped.cubin", "tile": [128, 256]}]}
             """);
         var list = NativeFp8Kernels.ReadMetadata(Path.Combine(dir, NativeFp8Kernels.MetadataFileName), dir);
         var m = list.Single(k => k.Slot == 0);
-        Assert.Equal(("fp8_gemm_mgrouped", 4, 98304, 10), (m.Name, m.Warps, m.Shared, m.Parameters));
+        Assert.Equal(("fp8_gemm_mgrouped", 4, 98304, 10, 128, 256), (m.Name, m.Warps, m.Shared, m.Parameters, m.Tile0, m.Tile1));
         Assert.Equal(Path.Combine(dir, "fp8_gemm_mgrouped.cubin"), m.Path);
-        Assert.Equal(131072, list.Single(k => k.Slot == 1).Shared);
+        Assert.Equal((131072, 64, 128), (list.Single(k => k.Slot == 1).Shared, list.Single(k => k.Slot == 1).Tile0, list.Single(k => k.Slot == 1).Tile1));
         Directory.Delete(dir, true);
     }
 
     [Fact]
     public void IncompleteOrBrokenMetadataIsRefused()
     {
-        var oneSlot = Write("""{"kernels": [{"slot": 0, "name": "a", "num_warps": 8, "shared": 0, "params": 9, "cubin": "a.cubin"}]}""");
+        var oneSlot = Write("""{"kernels": [{"slot": 0, "name": "a", "num_warps": 8, "shared": 0, "params": 9, "cubin": "a.cubin", "tile": [64, 128]}]}""");
         var e = Assert.Throws<InvalidOperationException>(() => NativeFp8Kernels.ReadMetadata(Path.Combine(oneSlot, NativeFp8Kernels.MetadataFileName), oneSlot));
         Assert.Contains("slots 0 and 1", e.Message);
         var noName = Write("""{"kernels": [{"slot": 0, "num_warps": 8, "shared": 0, "params": 9, "cubin": "a.cubin"}]}""");
         Assert.Throws<KeyNotFoundException>(() => NativeFp8Kernels.ReadMetadata(Path.Combine(noName, NativeFp8Kernels.MetadataFileName), noName));
+        var noTile = Write("""{"kernels": [{"slot": 0, "name": "a", "num_warps": 8, "shared": 0, "params": 9, "cubin": "a.cubin"}]}""");
+        Assert.Throws<KeyNotFoundException>(() => NativeFp8Kernels.ReadMetadata(Path.Combine(noTile, NativeFp8Kernels.MetadataFileName), noTile));
         var truncated = Write("""{"kernels": [""");
         Assert.ThrowsAny<JsonException>(() => NativeFp8Kernels.ReadMetadata(Path.Combine(truncated, NativeFp8Kernels.MetadataFileName), truncated));
-        foreach (var d in new[] { oneSlot, noName, truncated }) Directory.Delete(d, true);
+        foreach (var d in new[] { oneSlot, noName, noTile, truncated }) Directory.Delete(d, true);
     }
 
     [Fact]
