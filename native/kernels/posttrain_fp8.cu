@@ -7,6 +7,8 @@
 //   ptk_fp8_quant_cols    x (M, N)    -> q (Np, M),  s (Np, M/128)       1x128 tiles along M of x^T (M % 128 == 0), for
 //                                                                        the weight gradient, the transpose fused in
 //   ptk_fp8_quant_blocks  w (B, N, K) -> q (B, Np, Kp), s (B, Np/128, Kp/128)   128x128 blocks
+//   ptk_fp8_quant_blocks2 the same, and in the same pass its transpose qt (B, Kp, Np), st (B, Kp/128, Np/128) (the
+//                         weights of Dgrad: a block's amax is its transpose's, so qt is exactly q transposed)
 //   ptk_fp8_requant_cols  FP8 xq (M, Kp) with tile scales -> quant_cols of its dequantised values (no FP32 copy)
 // Padding (columns past K, rows past N) is written as zeros with scale 1, so no padding copy is needed afterwards.
 // x and w are float32 or bfloat16; q is float8_e4m3fn; s is float32; all contiguous and allocated by the caller.
@@ -28,6 +30,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -190,9 +193,12 @@ __global__ void quant_cols_kernel(Source source, uint8_t* __restrict__ q, float*
 
 // One 256-thread block per 128x128 block; each thread holds 8 runs of 8 consecutive columns (rows rg, rg + 16, ...) in
 // registers, so the block is read once, with 16- or 32-byte loads where `vec`, and written with 8-byte stores.
-template <typename T>
+// With kBoth, the quantised block is also written transposed into qt/st, through shared memory so that the stores
+// stay 8-byte runs along qt's rows.
+template <typename T, bool kBoth>
 __global__ void quant_blocks_kernel(const T* __restrict__ w, uint8_t* __restrict__ q, float* __restrict__ s, int rows,
-                                    int cols, int row_blocks, int col_blocks, bool vec) {
+                                    int cols, int row_blocks, int col_blocks, bool vec, uint8_t* __restrict__ qt,
+                                    float* __restrict__ st) {
   __shared__ float warp_amax[8];
   const long batch = blockIdx.z;
   const int r0 = blockIdx.y * kTile, c0 = blockIdx.x * kTile;
@@ -223,11 +229,33 @@ __global__ void quant_blocks_kernel(const T* __restrict__ w, uint8_t* __restrict
   for (int i = 0; i < static_cast<int>(blockDim.x >> 5); ++i) amax = fmaxf(amax, warp_amax[i]);
   const float scale = scale_of(amax, any_nan);
   const long padded_cols = static_cast<long>(col_blocks) * kTile;
-  uint8_t* qb = q + batch * static_cast<long>(row_blocks) * kTile * padded_cols;
+  const long block_elems = static_cast<long>(row_blocks) * kTile * padded_cols;
+  uint8_t* qb = q + batch * block_elems;
+  uint64_t packed[8];
 #pragma unroll
-  for (int i = 0; i < 8; ++i)
-    *reinterpret_cast<uint64_t*>(qb + static_cast<long>(r0 + rg + 16 * i) * padded_cols + col) = pack_e4m3(v[i], scale);
+  for (int i = 0; i < 8; ++i) {
+    packed[i] = pack_e4m3(v[i], scale);
+    *reinterpret_cast<uint64_t*>(qb + static_cast<long>(r0 + rg + 16 * i) * padded_cols + col) = packed[i];
+  }
   if (threadIdx.x == 0) s[(batch * row_blocks + blockIdx.y) * col_blocks + blockIdx.x] = scale;
+  if constexpr (kBoth) {
+    __shared__ __align__(16) uint8_t tq[kTile][kTile + 8];  // [column][row] of the block
+    const int lc = (threadIdx.x & 15) * 8;
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+      for (int j = 0; j < 8; ++j) tq[lc + j][rg + 16 * i] = static_cast<uint8_t>(packed[i] >> (8 * j));
+    __syncthreads();
+    const long padded_rows = static_cast<long>(row_blocks) * kTile;
+    uint8_t* qtb = qt + batch * block_elems;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const int cr = rg + 16 * i;  // a row of the transposed block
+      *reinterpret_cast<uint64_t*>(qtb + static_cast<long>(c0 + cr) * padded_rows + r0 + lc) =
+          *reinterpret_cast<const uint64_t*>(&tq[cr][lc]);
+    }
+    if (threadIdx.x == 0) st[(batch * col_blocks + blockIdx.x) * row_blocks + blockIdx.y] = scale;
+  }
 }
 
 bool is_float_input(const at::Tensor& t) {
@@ -327,6 +355,56 @@ GemmArgs gemm_args(void* ah, void* sah, void* bh, void* sbh, void* th, const cha
   for (const auto* t : {&g.a, &g.sa, &g.b, &g.sb, &g.table, &g.c}) require_aligned(*t, "grouped GEMM operand");
   return g;
 }
+int quant_blocks_impl(void* wh, void* qh, void* sh, void* qth, void* sth) {
+  return guarded([&] {
+    const auto& w = tensor_arg(wh, "w");
+    const auto& q = tensor_arg(qh, "q");
+    const auto& s = tensor_arg(sh, "s");
+    const bool both = qth != nullptr;
+    require(is_float_input(w) && w.dim() >= 2, "fp8_quant_blocks: w must be (..., N, K) float32 or bfloat16, got " + shape_of(w));
+    require_fp8(q, "q");
+    require_f32(s, "s");
+    const long rows = w.size(-2), cols = w.size(-1);
+    const long batch = rows * cols == 0 ? 0 : w.numel() / (rows * cols);
+    const long prow = round_up(rows), pcol = round_up(cols);
+    require(rows < (1L << 30) && cols < (1L << 30) && batch < 65536, "fp8_quant_blocks: shape out of range " + shape_of(w));
+    require(q.numel() == batch * prow * pcol && q.dim() == w.dim() && q.size(-2) == prow && q.size(-1) == pcol
+                && s.numel() == batch * (prow / kTile) * (pcol / kTile) && s.dim() == w.dim(),
+            "fp8_quant_blocks: q " + shape_of(q) + " / s " + shape_of(s) + " do not fit w " + shape_of(w));
+    uint8_t* qt_ptr = nullptr;
+    float* st_ptr = nullptr;
+    if (both) {
+      const auto& qt = tensor_arg(qth, "qt");
+      const auto& st = tensor_arg(sth, "st");
+      require_fp8(qt, "qt");
+      require_f32(st, "st");
+      require(qt.numel() == q.numel() && qt.dim() == w.dim() && qt.size(-2) == pcol && qt.size(-1) == prow
+                  && st.numel() == s.numel() && st.dim() == w.dim() && st.size(-2) == pcol / kTile,
+              "fp8_quant_blocks2: qt " + shape_of(qt) + " / st " + shape_of(st) + " do not fit w " + shape_of(w));
+      require_aligned(qt, "qt");
+      qt_ptr = static_cast<uint8_t*>(qt.data_ptr());
+      st_ptr = st.data_ptr<float>();
+    }
+    require_aligned(q, "q");
+    if (batch == 0) return;
+    c10::cuda::CUDAGuard guard(w.device());
+    auto stream = c10::cuda::getCurrentCUDAStream();
+    const dim3 grid(static_cast<unsigned>(pcol / kTile), static_cast<unsigned>(prow / kTile), static_cast<unsigned>(batch));
+    dispatch(w.scalar_type(), [&](auto t) {
+      using T = decltype(t);
+      const auto args = std::make_tuple(static_cast<const T*>(w.data_ptr()), static_cast<uint8_t*>(q.data_ptr()),
+                                        s.data_ptr<float>(), static_cast<int>(rows), static_cast<int>(cols),
+                                        static_cast<int>(prow / kTile), static_cast<int>(pcol / kTile),
+                                        vector_ok<T>(w, cols, 8), qt_ptr, st_ptr);
+      std::apply([&](auto... a) {
+        if (both) quant_blocks_kernel<T, true><<<grid, 256, 0, stream>>>(a...);
+        else quant_blocks_kernel<T, false><<<grid, 256, 0, stream>>>(a...);
+      }, args);
+    });
+    check_launch("fp8_quant_blocks");
+  });
+}
+
 }  // namespace
 
 extern "C" {
@@ -422,35 +500,10 @@ int ptk_fp8_requant_cols(void* xqh, void* xsh, void* qh, void* sh) {
 }
 
 // w (..., N, K) -> q (..., Np, Kp), s (..., Np/128, Kp/128).
-int ptk_fp8_quant_blocks(void* wh, void* qh, void* sh) {
-  return guarded([&] {
-    const auto& w = tensor_arg(wh, "w");
-    const auto& q = tensor_arg(qh, "q");
-    const auto& s = tensor_arg(sh, "s");
-    require(is_float_input(w) && w.dim() >= 2, "fp8_quant_blocks: w must be (..., N, K) float32 or bfloat16, got " + shape_of(w));
-    require_fp8(q, "q");
-    require_f32(s, "s");
-    const long rows = w.size(-2), cols = w.size(-1);
-    const long batch = rows * cols == 0 ? 0 : w.numel() / (rows * cols);
-    const long prow = round_up(rows), pcol = round_up(cols);
-    require(rows < (1L << 30) && cols < (1L << 30) && batch < 65536, "fp8_quant_blocks: shape out of range " + shape_of(w));
-    require(q.numel() == batch * prow * pcol && q.dim() == w.dim() && q.size(-2) == prow && q.size(-1) == pcol
-                && s.numel() == batch * (prow / kTile) * (pcol / kTile) && s.dim() == w.dim(),
-            "fp8_quant_blocks: q " + shape_of(q) + " / s " + shape_of(s) + " do not fit w " + shape_of(w));
-    if (batch == 0) return;
-    c10::cuda::CUDAGuard guard(w.device());
-    auto stream = c10::cuda::getCurrentCUDAStream();
-    const dim3 grid(static_cast<unsigned>(pcol / kTile), static_cast<unsigned>(prow / kTile), static_cast<unsigned>(batch));
-    dispatch(w.scalar_type(), [&](auto t) {
-      using T = decltype(t);
-      quant_blocks_kernel<T><<<grid, 256, 0, stream>>>(static_cast<const T*>(w.data_ptr()),
-                                                       static_cast<uint8_t*>(q.data_ptr()), s.data_ptr<float>(),
-                                                       static_cast<int>(rows), static_cast<int>(cols),
-                                                       static_cast<int>(prow / kTile), static_cast<int>(pcol / kTile),
-                                                       vector_ok<T>(w, cols, 8));
-    });
-    check_launch("fp8_quant_blocks");
-  });
+int ptk_fp8_quant_blocks(void* wh, void* qh, void* sh) { return quant_blocks_impl(wh, qh, sh, nullptr, nullptr); }
+
+int ptk_fp8_quant_blocks2(void* wh, void* qh, void* sh, void* qth, void* sth) {
+  return quant_blocks_impl(wh, qh, sh, qth, sth);
 }
 
 // Loads a cubin for `slot` (0 = mgrouped, 1 = kgrouped) on `device`: entry `name`, launched with 32 * warps threads

@@ -90,6 +90,9 @@ public static class Fp8Kernels
                 var w = (randn(3, rows - 8, cols, generator: gen).to(device) * 0.05).to(dtype);
                 w[1, 3, 5] = tensor(float.NaN).to(dtype);
                 if (Mismatch(candidate.QuantBlocks(w), reference.QuantBlocks(w)) is { } e3) return $"QuantBlocks {what}: {e3}";
+                var (cq, cs, cqt, cst) = candidate.QuantBlocksBoth(w);
+                var (rq, rs, rqt, rst) = reference.QuantBlocksBoth(w);
+                if ((Mismatch((cq, cs), (rq, rs)) ?? Mismatch((cqt, cst), (rqt, rst))) is { } e3b) return $"QuantBlocksBoth {what}: {e3b}";
             }
 
             // m-grouped: 6 row blocks over 4 experts (expert 2 has none, two padding blocks), N = 256 != K = 384.

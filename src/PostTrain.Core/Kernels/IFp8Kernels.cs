@@ -20,6 +20,11 @@ public interface IFp8Kernels
     /// <summary>w (..., N, K) -> q (..., Np, Kp), scale (..., Np/128, Kp/128): 128x128 blocks.</summary>
     (Tensor Q, Tensor Scale) QuantBlocks(Tensor w);
 
+    /// <summary>QuantBlocks of w and, from the same read, of w with its last two dims swapped: (..., Kp, Np),
+    /// (..., Kp/128, Np/128), exactly the first result transposed (a block's amax is its transpose's). The forward
+    /// keeps both for Dgrad, which needs the weights transposed, instead of a transposing copy in backward.</summary>
+    (Tensor Q, Tensor Scale, Tensor QT, Tensor ScaleT) QuantBlocksBoth(Tensor w);
+
     /// <summary>QuantColumns of dequant(q, scale) without materialising it: q (M, Kp) float8 with 1x128 tile scales
     /// (M, Kp/128), M a multiple of 128 -> (Kp, M), (Kp, M/128).</summary>
     (Tensor Q, Tensor Scale) RequantColumns(Tensor q, Tensor scale);
@@ -51,6 +56,12 @@ public sealed class ReferenceFp8Kernels : IFp8Kernels
     }
 
     public (Tensor Q, Tensor Scale) QuantBlocks(Tensor w) => Fp8.QuantizeBlocks(w, Fp8.Block, Fp8.Block);
+
+    public (Tensor Q, Tensor Scale, Tensor QT, Tensor ScaleT) QuantBlocksBoth(Tensor w)
+    {
+        var (q, s) = QuantBlocks(w);
+        return (q, s, q.transpose(-2, -1).contiguous(), s.transpose(-2, -1).contiguous());
+    }
 
     public (Tensor Q, Tensor Scale) RequantColumns(Tensor q, Tensor scale)
     {

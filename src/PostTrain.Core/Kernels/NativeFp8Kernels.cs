@@ -18,6 +18,7 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate IntPtr LastErrorFn();
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int QuantFn(IntPtr x, IntPtr q, IntPtr s);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int RequantFn(IntPtr xq, IntPtr xs, IntPtr q, IntPtr s);
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int Quant2Fn(IntPtr x, IntPtr q, IntPtr s, IntPtr qt, IntPtr st);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int GemmFn(IntPtr a, IntPtr sa, IntPtr b, IntPtr sb, IntPtr table, IntPtr c);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     private delegate int LoadKernelFn(int slot, int device, [MarshalAs(UnmanagedType.LPUTF8Str)] string path,
@@ -25,6 +26,7 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
 
     private LastErrorFn lastError = null!;
     private QuantFn quantRows = null!, quantCols = null!, quantBlocks = null!;
+    private Quant2Fn quantBlocks2 = null!;
     private RequantFn requantCols = null!;
     private GemmFn mgrouped = null!, kgrouped = null!;
     private LoadKernelFn loadKernel = null!;
@@ -51,6 +53,7 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
                 quantRows = Fn<QuantFn>("ptk_fp8_quant_rows"),
                 quantCols = Fn<QuantFn>("ptk_fp8_quant_cols"),
                 quantBlocks = Fn<QuantFn>("ptk_fp8_quant_blocks"),
+                quantBlocks2 = Fn<Quant2Fn>("ptk_fp8_quant_blocks2"),
                 requantCols = Fn<RequantFn>("ptk_fp8_requant_cols"),
                 mgrouped = Fn<GemmFn>("ptk_fp8_gemm_mgrouped"),
                 kgrouped = Fn<GemmFn>("ptk_fp8_gemm_kgrouped"),
@@ -125,6 +128,21 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
         var s = empty([.. lead, np / Fp8.Block, kp / Fp8.Block], dtype: ScalarType.Float32, device: w.device);
         Check(quantBlocks(wc.Handle, q.Handle, s.Handle), "quant_blocks");
         return scope.MoveToOuter(q, s);
+    }
+
+    public (Tensor Q, Tensor Scale, Tensor QT, Tensor ScaleT) QuantBlocksBoth(Tensor w)
+    {
+        using var scope = NewDisposeScope();
+        var wc = w.contiguous();
+        var lead = w.shape[..^2];
+        long np = Fp8.RoundUp(w.shape[^2], Fp8.Block), kp = Fp8.RoundUp(w.shape[^1], Fp8.Block);
+        var q = empty([.. lead, np, kp], dtype: Fp8.Float8E4M3, device: w.device);
+        var s = empty([.. lead, np / Fp8.Block, kp / Fp8.Block], dtype: ScalarType.Float32, device: w.device);
+        var qt = empty([.. lead, kp, np], dtype: Fp8.Float8E4M3, device: w.device);
+        var st = empty([.. lead, kp / Fp8.Block, np / Fp8.Block], dtype: ScalarType.Float32, device: w.device);
+        Check(quantBlocks2(wc.Handle, q.Handle, s.Handle, qt.Handle, st.Handle), "quant_blocks2");
+        scope.MoveToOuter(q, s, qt, st);
+        return (q, s, qt, st);
     }
 
     public (Tensor Q, Tensor Scale) RequantColumns(Tensor xq, Tensor xs)

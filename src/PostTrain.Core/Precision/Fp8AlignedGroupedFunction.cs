@@ -2,7 +2,8 @@
 // the 128-aligned expert layout (Fp8ExpertLayout), and each of the three GEMMs is one grouped launch over all experts
 // (IFp8Kernels: the native Triton GEMMs on the GPU, the torch reference elsewhere).
 //   forward  y = x W_e^T          qx = Q_1x128(x) along K, qW = Q_128x128(W):     GemmMGrouped(qx, qW)
-//   Dgrad    dx = dy W_e          qdy = Q_1x128(dy) along N, qW^T (the same blocks, transposed): GemmMGrouped(qdy, qW^T)
+//   Dgrad    dx = dy W_e          qdy = Q_1x128(dy) along N, qW^T (the same blocks, transposed, written by the
+//                                 forward's quantiser in the same pass): GemmMGrouped(qdy, qW^T)
 //   Wgrad    dW_e = dy_e^T x_e    Q_1x128 along the tokens of dy^T and of dequant(qx)^T (RequantColumns: the
 //                                 forward's FP8 activations re-quantised transposed, no FP32 copy): GemmKGrouped
 // The quantisation is exactly Fp8GroupedFunction's (the per-expert loop it replaces on the GPU): the same tiles, since
@@ -36,13 +37,13 @@ internal sealed class Fp8AlignedGroupedFunction : MultiTensorFunction<Fp8Aligned
         var layout = vars[2] is Tensor counts ? Fp8ExpertLayout.Build(counts, t)              // saved below: not disposed here
             : Fp8ExpertLayout.Single(t, x.device);
         var (qx, sx) = kernels.QuantRows(layout.Scatter(x));                                   // (Rows, Kp)
-        var (qw, sw) = kernels.QuantBlocks(w);                                                 // (E, Np, Kp)
+        var (qw, sw, qwT, swT) = kernels.QuantBlocksBoth(w);                                   // (E, Np, Kp), (E, Kp, Np)
         var yp = kernels.GemmMGrouped(qx, sx, qw, sw, layout.BlockExpert);                     // (Rows, Np)
         var y = layout.Gather(yp, n).to(x.dtype);                                              // (T, N)
 
-        ctx.save_for_backward([qx, sx, qw, sw, layout.Destination, layout.BlockExpert, layout.Segments]);
+        ctx.save_for_backward([qx, sx, qwT, swT, layout.Destination, layout.BlockExpert, layout.Segments]);
         ctx.save_data("dims", new Dims(n, k, x.dtype, w.dtype, kernels, layout.Rows, layout.Identity));
-        scope.MoveToOuter(qx, sx, qw, sw, y);
+        scope.MoveToOuter(qx, sx, qwT, swT, y);
         scope.MoveToOuter(layout.Destination, layout.BlockExpert, layout.Segments);
         return [y];
     }
@@ -55,14 +56,12 @@ internal sealed class Fp8AlignedGroupedFunction : MultiTensorFunction<Fp8Aligned
         using (var scope = NewDisposeScope())
         {
             var saved = ctx.get_saved_variables();
-            Tensor qx = saved[0], sx = saved[1], qw = saved[2], sw = saved[3];
+            Tensor qx = saved[0], sx = saved[1], qwT = saved[2], swT = saved[3];
             Tensor destination = saved[4], blockExpert = saved[5], segments = saved[6];
             var dy = grad_outputs[0];                                                          // (T, N)
             var dyp = Fp8ExpertLayout.Scatter(dy, destination, d.Rows, d.Identity);                // (Rows, N)
 
             var (qdy, sdy) = d.Kernels.QuantRows(dyp);                                         // (Rows, Np)
-            var qwT = qw.transpose(1, 2).contiguous();                                         // (E, Kp, Np)
-            var swT = sw.transpose(1, 2).contiguous();                                         // (E, Kp/128, Np/128)
             var dxp = d.Kernels.GemmMGrouped(qdy, sdy, qwT, swT, blockExpert);                 // (Rows, Kp)
             dx = Fp8ExpertLayout.Gather(dxp, destination, d.K, d.Identity).to(d.XType);        // (T, K)
 

@@ -74,7 +74,8 @@ public sealed class Fp8ExpertLayout : IDisposable
         long rows = Fp8.RoundUp(tokens, Fp8.Block);
         return new Fp8ExpertLayout(arange(tokens, dtype: ScalarType.Int64, device: device),
             zeros(rows / Fp8.Block, dtype: ScalarType.Int32, device: device),
-            tensor(new[] { 0, (int)rows }, device: device), rows, rows == tokens);
+            arange(2, dtype: ScalarType.Int32, device: device).mul_(rows), rows, rows == tokens);   // [0, rows], made on the
+                                                                   // device: no host copy, which a CUDA graph capture refuses
     }
 
     /// <summary>x (T, D) sorted by expert -> (Rows, D) in the padded layout, zeros elsewhere.</summary>

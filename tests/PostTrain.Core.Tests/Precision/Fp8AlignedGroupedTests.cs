@@ -70,6 +70,24 @@ public sealed class Fp8AlignedGroupedTests
     }
 
     [Fact]
+    public void TransposedBlockQuantisationEqualsQuantisingTheTransposedWeights()
+    {
+        // What the native quant_blocks2 relies on: a 128x128 block's amax is its transpose's, so quantising W^T gives
+        // exactly the transposed q and scales (ragged N and K: padding blocks included). Checked against Fp8's own
+        // quantiser run on the transposed copy, not against QuantBlocksBoth's own transpose.
+        var w = randn(2, 200, 300, generator: new Generator(7)) * 0.05;
+        w[1, 150, 290] = tensor(3.5f);                                                        // one block with a large amax
+        var (q, s, qt, st) = ReferenceFp8Kernels.Instance.QuantBlocksBoth(w);
+        var (wantQ, wantS) = Fp8.QuantizeBlocks(w.transpose(1, 2).contiguous(), Fp8.Block, Fp8.Block);
+        Assert.Equal(new long[] { 2, 256, 384 }, q.shape);
+        Assert.Equal(new long[] { 2, 384, 256 }, qt.shape);
+        Assert.Equal(new long[] { 2, 3, 2 }, st.shape);
+        Assert.True(qt.to(ScalarType.Float32).eq(wantQ.to(ScalarType.Float32)).all().item<bool>());   // no NaN here: exact
+        Assert.True(st.eq(wantS).all().item<bool>());
+        Assert.Equal(3.5f / 448f, st[1, 2, 1].item<float>(), 6);
+    }
+
+    [Fact]
     public void DenseLayerAsOneExpertEqualsTheFp8LinearFunction()
     {
         // What LinearOps.Linear(Fp8) runs on CUDA with the native kernels, here on the reference kernels, against
@@ -180,6 +198,7 @@ public sealed class Fp8AlignedGroupedTests
                      (Broken.Fault.ColumnTranspose, "QuantColumns"),
                      (Broken.Fault.RequantScale, "RequantColumns"),
                      (Broken.Fault.BlockValue, "QuantBlocks"),
+                     (Broken.Fault.TransposedBlockScale, "QuantBlocksBoth"),
                      (Broken.Fault.SkipsPaddingZeros, "GemmMGrouped"),
                      (Broken.Fault.EmptySegment, "GemmKGrouped"),
                  })
@@ -193,7 +212,7 @@ public sealed class Fp8AlignedGroupedTests
     // The reference with one deliberate fault each.
     private sealed class Broken(Broken.Fault fault) : IFp8Kernels
     {
-        public enum Fault { RowScale, ColumnTranspose, RequantScale, BlockValue, SkipsPaddingZeros, EmptySegment }
+        public enum Fault { RowScale, ColumnTranspose, RequantScale, BlockValue, TransposedBlockScale, SkipsPaddingZeros, EmptySegment }
 
         private static readonly ReferenceFp8Kernels R = ReferenceFp8Kernels.Instance;
 
@@ -217,6 +236,13 @@ public sealed class Fp8AlignedGroupedTests
             var (q, s) = R.QuantBlocks(w);
             if (fault == Fault.BlockValue) q = (q.to(ScalarType.Float32) * 0.5).to(Fp8.Float8E4M3);
             return (q, s);
+        }
+
+        public (Tensor Q, Tensor Scale, Tensor QT, Tensor ScaleT) QuantBlocksBoth(Tensor w)
+        {
+            var (q, s) = QuantBlocks(w);
+            var (_, _, qt, st) = R.QuantBlocksBoth(w);
+            return fault == Fault.TransposedBlockScale ? (q, s, qt, st.transpose(-2, -1).contiguous().view(st.shape)) : (q, s, qt, st);
         }
 
         public Tensor GemmMGrouped(Tensor qa, Tensor sa, Tensor qb, Tensor sb, Tensor blockExpert)
