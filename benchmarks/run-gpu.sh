@@ -77,6 +77,9 @@ PY
           for dt in bfloat16 fp8; do
             peak "posttrain_${model}_${dt}_fast_${fp}" pt bench-train --model $model $bt --dtype $dt --device cuda --fast-path $fp
           done
+          # FP8 experts as three grouped linears instead of one function (the A/B of Fp8.ExpertsFp8), eager only
+          [ $fp = off ] && ( export POSTTRAIN_FP8_FUSED_EXPERTS=0
+            peak "posttrain_${model}_fp8_3linears_fast_${fp}" pt bench-train --model $model $bt --dtype fp8 --device cuda --fast-path $fp )
         done
       done
     fi

@@ -2,7 +2,9 @@
 // counts around the mean tokens per expert, one expert empty):
 //   grouped GEMMs alone, TFLOP/s: bf16 torch._grouped_mm vs the native FP8 grouped GEMMs (Triton cubins) on
 //   pre-quantised operands, and with their quantisation (native kernels), for Fprop, Dgrad and Wgrad;
-//   the experts' forward+backward, ms: bf16 _grouped_mm vs FP8 per-expert _scaled_mm loop vs FP8 native grouped.
+//   the experts' forward+backward, ms: bf16 _grouped_mm vs FP8 per-expert _scaled_mm loop vs FP8 native grouped;
+//   the whole SwiGLU FFN forward+backward, ms: bf16 (three _grouped_mm) vs FP8 as three grouped linears vs FP8 as one
+//   function in one padded layout (Fp8.ExpertsFp8).
 // FLOPs count the real rows only (not the 128-row padding of each expert's segment).
 using PostTrain.Core.Kernels;
 using PostTrain.Core.Precision;
@@ -72,6 +74,33 @@ internal static class GroupedTable
             double tl = Pass(() => Fp8.GroupedLinearFp8(x, w, c.Counts, null));
             string grouped = native is null ? "" : FormatPass(tb, Pass(() => Fp8.GroupedLinearFp8(x, w, c.Counts, native)));
             Console.WriteLine($"{c.Name,-40} {c.T,6} {c.Out,6} {c.In,6} {tb * 1e3,9:F3} {tl * 1e3,11:F3} {tb / tl,5:F2} {grouped}");
+        }
+        if (native is not null)
+        {
+            Console.WriteLine();
+            Console.WriteLine($"{"routed SwiGLU FFN forward+backward",-40} {"T",6} {"H",6} {"I",6} {"bf16 ms",9} {"fp8 3 linears",13} {"x",5} {"fp8 one fn ms",14} {"x",5}");
+            foreach (var c in cases.Where(c => c.Name.EndsWith("gate/up", StringComparison.Ordinal)))
+            {
+                using var scope = NewDisposeScope();
+                long e = c.Experts, h = c.In, inter = c.Out;
+                var x = c.X.to(ScalarType.BFloat16).requires_grad_(true);
+                var ws = new[] { (e, inter, h), (e, inter, h), (e, h, inter) }
+                    .Select(s => nn.Parameter((randn([s.Item1, s.Item2, s.Item3], generator: gen) * 0.05).to(device).to(ScalarType.BFloat16))).ToArray();
+                var dy = (randn([c.T, h], generator: gen) * 1e-3).to(device).to(ScalarType.BFloat16);
+                double Pass(Func<Tensor> forward) => time(() =>
+                {
+                    forward().backward([dy]);
+                    x.grad!.zero_();
+                    foreach (var w in ws) w.grad!.zero_();
+                    return x.grad;
+                });
+                Tensor Three(Func<Tensor, Tensor, Tensor> linear) =>
+                    linear(FusedOps.SiluMul(linear(x, ws[0]), linear(x, ws[1])), ws[2]);
+                double tb = Pass(() => Three((a, w) => Fp8.GroupedLinear(a, w, c.Counts, PostTrain.Core.Precision.Precision.Bf16)));
+                double t3 = Pass(() => Three((a, w) => Fp8.GroupedLinearFp8(a, w, c.Counts, native)));
+                double t1 = Pass(() => Fp8.ExpertsFp8(x, ws[0], ws[1], ws[2], c.Counts, native, FusedKernels.For(x)));
+                Console.WriteLine($"{c.Name.Replace(" gate/up", ""),-40} {c.T,6} {h,6} {inter,6} {tb * 1e3,9:F3} {t3 * 1e3,13:F3} {tb / t3,5:F2} {FormatPass(tb, t1)}");
+            }
         }
         foreach (var c in cases) c.Dispose();
     }

@@ -42,6 +42,10 @@ public sealed class Experts : nn.Module<Tensor, Tensor>
     /// <summary>xSorted (N*k, H) grouped by expert, counts (E) rows each (hostCounts: the same on the host, or null) -> (N*k, H).</summary>
     public Tensor Forward(Tensor xSorted, Tensor counts, long[]? hostCounts)
     {
+        // FP8 with the native kernels and no adapters: the whole FFN in one function and one padded layout.
+        if (Precision == PostTrain.Core.Precision.Precision.Fp8 && PostTrain.Core.Precision.Fp8.FusedExperts && GateLora is null && UpLora is null && DownLora is null
+            && Kernels.Fp8Kernels.For(xSorted) is { } fp8)
+            return PostTrain.Core.Precision.Fp8.ExpertsFp8(xSorted, gate_proj, up_proj, down_proj, counts, fp8, Kernels.FusedKernels.For(xSorted));
         using var scope = NewDisposeScope();
         var g = ExpertCompute.GroupedLinear(xSorted, gate_proj, counts, hostCounts, Precision);   // (N*k, I)
         var u = ExpertCompute.GroupedLinear(xSorted, up_proj, counts, hostCounts, Precision);

@@ -40,6 +40,24 @@ public static partial class Fp8
             : Fp8GroupedFunction.apply(x, w, HostCounts(counts, x.shape[0]))[0];
     }
 
+    /// <summary>Whether MoE experts in FP8 run as one function (ExpertsFp8) when the native kernels are on; false with
+    /// POSTTRAIN_FP8_FUSED_EXPERTS=0 (three grouped linears: for A/B measurement and as a fallback).</summary>
+    public static bool FusedExperts { get; set; } = Environment.GetEnvironmentVariable("POSTTRAIN_FP8_FUSED_EXPERTS") != "0";
+
+    /// <summary>The routed experts' SwiGLU FFN in FP8 on <paramref name="kernels"/>: down(silu(gate(x)) * up(x)) for x
+    /// (T, H) sorted by expert, gate/up (E, I, H), down (E, H, I), counts (E) on the device (Fp8ExpertsFunction: one
+    /// padded layout for the whole FFN). <paramref name="fused"/> computes the SwiGLU (the reference formulas when null).</summary>
+    public static Tensor ExpertsFp8(Tensor x, Tensor gate, Tensor up, Tensor down, Tensor counts, Kernels.IFp8Kernels kernels,
+        Kernels.IFusedKernels? fused = null)
+    {
+        CheckGrouped(x, gate, counts);
+        CheckGrouped(x, up, counts);
+        if (down.dim() != 3 || down.shape[0] != gate.shape[0] || down.shape[1] != x.shape[1] || down.shape[2] != gate.shape[1])
+            throw new ArgumentException($"Experts down weight must be ({gate.shape[0]}, {x.shape[1]}, {gate.shape[1]}); got [{string.Join(", ", down.shape)}].", nameof(down));
+        return Fp8ExpertsFunction.apply(x, gate, up, down, counts.to(x.device), kernels,
+            fused ?? Kernels.ReferenceFusedKernels.Instance)[0];
+    }
+
     private static void CheckGrouped(Tensor x, Tensor w, Tensor counts)
     {
         if (x.dim() != 2)
