@@ -22,27 +22,30 @@ internal sealed class Fp8AlignedGroupedFunction : MultiTensorFunction<Fp8Aligned
     /// <summary>Stands for the counts of a dense layer (one expert, all rows).</summary>
     internal static readonly object DenseRows = new();
 
-    private sealed record Dims(long N, long K, ScalarType XType, ScalarType WType, IFp8Kernels Kernels, long Rows, bool Identity);
+    private sealed record Dims(long N, long K, ScalarType XType, ScalarType WType, IFp8Kernels Kernels, long Rows, bool Identity, bool Dense);
 
-    // vars: x (T, K) sorted by expert, w (E, N, K), counts (E) integer on x's device or DenseRows (one expert holding
-    // every row: the layout is known on the host), kernels (IFp8Kernels).
+    // vars: x (T, K) sorted by expert, w (E, N, K), counts (E) integer on x's device or DenseRows with w (N, K) (a dense
+    // layer: one expert holding every row, the layout known on the host; w is the parameter itself, so its
+    // quantisation can come from Fp8WeightCache), kernels (IFp8Kernels).
     public override List<Tensor> forward(AutogradContext ctx, params object[] vars)
     {
         var x = (Tensor)vars[0];
         var w = (Tensor)vars[1];
         var kernels = (IFp8Kernels)vars[3];
-        long t = x.shape[0], k = x.shape[1], n = w.shape[1];
+        bool dense = vars[2] is not Tensor;
+        long t = x.shape[0], k = x.shape[1], n = w.shape[^2];
 
         using var scope = NewDisposeScope();
         var layout = vars[2] is Tensor counts ? Fp8ExpertLayout.Build(counts, t)              // saved below: not disposed here
             : Fp8ExpertLayout.Single(t, x.device);
         var (qx, sx) = kernels.QuantRows(layout.Scatter(x));                                   // (Rows, Kp)
-        var (qw, sw, qwT, swT) = kernels.QuantBlocksBoth(w);                                   // (E, Np, Kp), (E, Kp, Np)
+        var (qw, sw, qwT, swT) = Fp8WeightCache.QuantBlocksBoth(kernels, w);                   // (E, Np, Kp), (E, Kp, Np)
+        if (dense) (qw, sw, qwT, swT) = (qw.unsqueeze(0), sw.unsqueeze(0), qwT.unsqueeze(0), swT.unsqueeze(0));
         var yp = kernels.GemmMGrouped(qx, sx, qw, sw, layout.BlockExpert);                     // (Rows, Np)
         var y = layout.Gather(yp, n).to(x.dtype);                                              // (T, N)
 
         ctx.save_for_backward([qx, sx, qwT, swT, layout.Destination, layout.BlockExpert, layout.Segments]);
-        ctx.save_data("dims", new Dims(n, k, x.dtype, w.dtype, kernels, layout.Rows, layout.Identity));
+        ctx.save_data("dims", new Dims(n, k, x.dtype, w.dtype, kernels, layout.Rows, layout.Identity, dense));
         scope.MoveToOuter(qx, sx, qwT, swT, y);
         scope.MoveToOuter(layout.Destination, layout.BlockExpert, layout.Segments);
         return [y];
@@ -69,6 +72,7 @@ internal sealed class Fp8AlignedGroupedFunction : MultiTensorFunction<Fp8Aligned
             var (qxT, sxT) = d.Kernels.RequantColumns(qx, sx);                                 // (Kp, Rows) along tokens
             var dwp = d.Kernels.GemmKGrouped(qdyT, sdyT, qxT, sxT, segments);                  // (E, Np, Kp) fp32
             dw = dwp.narrow(1, 0, d.N).narrow(2, 0, d.K).to(d.WType);                          // (E, N, K)
+            if (d.Dense) dw = dw.squeeze(0);                                                   // (N, K): the dense weight
             scope.Detach(dx, dw);
         }
         return AutogradReturns.Return(grad_outputs, [dx, dw, null, null]);

@@ -36,9 +36,9 @@ internal sealed class Fp8ExpertsFunction : MultiTensorFunction<Fp8ExpertsFunctio
         using var scope = NewDisposeScope();
         var layout = Fp8ExpertLayout.Build(counts, t);                                        // saved below
         var (qx, sx) = k.QuantRows(layout.Scatter(x));                                         // (Rows, Hp)
-        var (qg, sg, qgT, sgT) = k.QuantBlocksBoth(gate);
-        var (qu, su, quT, suT) = k.QuantBlocksBoth(up);
-        var (qd, sd, qdT, sdT) = k.QuantBlocksBoth(down);
+        var (qg, sg, qgT, sgT) = Fp8WeightCache.QuantBlocksBoth(k, gate);
+        var (qu, su, quT, suT) = Fp8WeightCache.QuantBlocksBoth(k, up);
+        var (qd, sd, qdT, sdT) = Fp8WeightCache.QuantBlocksBoth(k, down);
         var g = k.GemmMGrouped(qx, sx, qg, sg, layout.BlockExpert).narrow(1, 0, inter).to(x.dtype).contiguous();   // (Rows, I)
         var u = k.GemmMGrouped(qx, sx, qu, su, layout.BlockExpert).narrow(1, 0, inter).to(x.dtype).contiguous();
         var (qh, sh) = k.QuantRows(fused.SwiGluForward(g, u));                                 // (Rows, Ip)

@@ -41,7 +41,7 @@ public static class LinearOps
     // recipe and tiles as Fp8LinearFunction; no K padding to 512, one fused pass per quantisation).
     private static Tensor DenseOnKernels(Tensor x2, Tensor weight, Tensor? bias, Kernels.IFp8Kernels kernels)
     {
-        var y = Fp8AlignedGroupedFunction.apply(x2, weight.unsqueeze(0), Fp8AlignedGroupedFunction.DenseRows, kernels)[0];  // (M, out)
+        var y = Fp8AlignedGroupedFunction.apply(x2, weight, Fp8AlignedGroupedFunction.DenseRows, kernels)[0];  // (M, out)
         return bias is null ? y : y + bias.to(y.dtype);
     }
 

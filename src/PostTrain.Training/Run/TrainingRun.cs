@@ -67,6 +67,8 @@ public sealed class TrainingRun : IDisposable
     public CheckpointInfo? ResumedFrom { get; }
 
     /// <summary>Steps skipped for a non-finite loss so far.</summary>
+    private Fp8WeightCache? _fp8Weights;
+
     public long SkippedSteps => _guard.TotalSkipped;
 
     private TrainingRun(RecipeContext ctx, TrainerConfig cfg, RunModel model, bool dataParallel, bool fusedAdamW)
@@ -137,11 +139,14 @@ public sealed class TrainingRun : IDisposable
     /// <summary>The run's log: rank 0's log, nothing on the other ranks.</summary>
     public TextWriter Output => Parallel.Log(_ctx.Log);
 
-    /// <summary>Sets the learning rate and zeroes the gradients before the step's forward/backward passes.</summary>
+    /// <summary>Sets the learning rate and zeroes the gradients before the step's forward/backward passes, and opens the
+    /// step's FP8 weight window (each FP8 weight is quantised once for all of the step's passes; Update closes it).</summary>
     public void BeginStep(double lr)
     {
         Optimizer.LearningRate = lr;
         Optimizer.ZeroGrad();
+        _fp8Weights?.Dispose();
+        _fp8Weights = Fp8WeightCache.Open();
     }
 
     /// <summary>After the step's backward passes: a finite <paramref name="loss"/> clips the gradient norm (clip_grad_norm)
@@ -149,6 +154,8 @@ public sealed class TrainingRun : IDisposable
     /// row). Gradients are zeroed either way.</summary>
     public UpdateResult Update(double loss)
     {
+        _fp8Weights?.Dispose();                                  // before the optimizer changes the weights
+        _fp8Weights = null;
         var result = new UpdateResult(false, double.NaN);
         if (_guard.Check(loss, State.Step) == LossVerdict.Continue)
         {
@@ -326,6 +333,7 @@ public sealed class TrainingRun : IDisposable
 
     public void Dispose()
     {
+        _fp8Weights?.Dispose();
         Metrics?.Dispose();
         _ema?.Dispose();
         Optimizer.Dispose();

@@ -96,7 +96,7 @@ public sealed class Fp8AlignedGroupedTests
         var x = rng.Randn(200, 136);
         var w = rng.Randn(72, 136) * 0.1;
         var dy = rng.Randn(200, 72);
-        var one = Run(x, w, dy, (xi, wi) => Fp8AlignedGroupedFunction.apply(xi, wi.unsqueeze(0), Fp8AlignedGroupedFunction.DenseRows, ReferenceFp8Kernels.Instance)[0]);
+        var one = Run(x, w, dy, (xi, wi) => Fp8AlignedGroupedFunction.apply(xi, wi, Fp8AlignedGroupedFunction.DenseRows, ReferenceFp8Kernels.Instance)[0]);
         var linear = Run(x, w, dy, (xi, wi) => LinearOps.Linear(xi, wi, null, P.Fp8));
         foreach (var (a, b, what) in new[] { (one.y, linear.y, "y"), (one.dx, linear.dx, "dx"), (one.dw, linear.dw, "dw") })
         {
@@ -234,6 +234,61 @@ public sealed class Fp8AlignedGroupedTests
             Assert.True(err <= tol, $"{names[i]}: relative error {err}");
         }
         foreach (var grad in fusedRun[2..]) Assert.Equal(0f, grad[1].to(ScalarType.Float32).abs().sum().item<float>());   // the empty expert
+    }
+
+    [Fact]
+    public void WeightCacheQuantisesEachParameterOncePerWindowWithTheUncachedNumbers()
+    {
+        var rng = new Rng(52);
+        long[] counts = [70, 0, 200, 33];
+        long t = counts.Sum(), h = 200, inter = 130;
+        var x0 = rng.Randn(t, h);
+        var dy = rng.Randn(t, h);
+        var ws = new[] { (inter, h), (inter, h), (h, inter) }
+            .Select(s => nn.Parameter(rng.Randn(counts.Length, s.Item1, s.Item2) * 0.1)).ToArray();
+        var c = tensor(counts);
+        Tensor[] Pass()
+        {
+            foreach (var w in ws) w.grad?.zero_();
+            var x = x0.clone().requires_grad_(true);
+            var y = Fp8.ExpertsFp8(x, ws[0], ws[1], ws[2], c, ReferenceFp8Kernels.Instance, ReferenceFusedKernels.Instance);
+            y.backward([dy]);
+            return [y.detach(), x.grad!, .. ws.Select(w => w.grad!.clone())];
+        }
+        static void Same(Tensor[] a, Tensor[] b)
+        {
+            for (int i = 0; i < a.Length; i++) Assert.True(a[i].eq(b[i]).all().item<bool>(), $"output {i} differs");
+        }
+
+        var uncached = Pass();
+        Assert.Null(Fp8WeightCache.Active);
+        using (var window = Fp8WeightCache.Open())
+        {
+            Same(Pass(), uncached);                      // two micro-batches of one step: quantised once each
+            Same(Pass(), uncached);
+            Assert.Equal((3L, 3L), (window.Misses, window.Hits));
+        }
+        Assert.Null(Fp8WeightCache.Active);
+
+        // The optimizer changes the weights between windows: the next window quantises them again.
+        using (no_grad()) ws[0].mul_(2);
+        var changed = Pass();
+        Assert.False(changed[0].eq(uncached[0]).all().item<bool>());
+        using (var window = Fp8WeightCache.Open())
+        {
+            Same(Pass(), changed);
+            Assert.Equal((3L, 0L), (window.Misses, window.Hits));
+
+            // A dense layer's 2-D parameter is cached too; a tensor computed from it (not a parameter) never is.
+            var dense = nn.Parameter(rng.Randn(72, h) * 0.1);
+            var xd = rng.Randn(256, h);
+            var y1 = Fp8AlignedGroupedFunction.apply(xd, dense, Fp8AlignedGroupedFunction.DenseRows, ReferenceFp8Kernels.Instance)[0];
+            var y2 = Fp8AlignedGroupedFunction.apply(xd, dense, Fp8AlignedGroupedFunction.DenseRows, ReferenceFp8Kernels.Instance)[0];
+            Assert.True(y1.eq(y2).all().item<bool>());
+            Assert.Equal((4L, 1L), (window.Misses, window.Hits));
+            Fp8AlignedGroupedFunction.apply(xd, dense * 1, Fp8AlignedGroupedFunction.DenseRows, ReferenceFp8Kernels.Instance)[0].Dispose();
+            Assert.Equal((4L, 1L), (window.Misses, window.Hits));
+        }
     }
 
     [Fact]
