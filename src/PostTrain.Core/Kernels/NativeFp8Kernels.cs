@@ -122,10 +122,7 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
     {
         using var scope = NewDisposeScope();
         var wc = w.contiguous();
-        var lead = w.shape[..^2];
-        long np = Fp8.RoundUp(w.shape[^2], Fp8.Block), kp = Fp8.RoundUp(w.shape[^1], Fp8.Block);
-        var q = empty([.. lead, np, kp], dtype: Fp8.Float8E4M3, device: w.device);
-        var s = empty([.. lead, np / Fp8.Block, kp / Fp8.Block], dtype: ScalarType.Float32, device: w.device);
+        var (q, s) = BlockOutputs(w, transposed: false);
         Check(quantBlocks(wc.Handle, q.Handle, s.Handle), "quant_blocks");
         return scope.MoveToOuter(q, s);
     }
@@ -134,15 +131,21 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
     {
         using var scope = NewDisposeScope();
         var wc = w.contiguous();
-        var lead = w.shape[..^2];
-        long np = Fp8.RoundUp(w.shape[^2], Fp8.Block), kp = Fp8.RoundUp(w.shape[^1], Fp8.Block);
-        var q = empty([.. lead, np, kp], dtype: Fp8.Float8E4M3, device: w.device);
-        var s = empty([.. lead, np / Fp8.Block, kp / Fp8.Block], dtype: ScalarType.Float32, device: w.device);
-        var qt = empty([.. lead, kp, np], dtype: Fp8.Float8E4M3, device: w.device);
-        var st = empty([.. lead, kp / Fp8.Block, np / Fp8.Block], dtype: ScalarType.Float32, device: w.device);
+        var (q, s) = BlockOutputs(w, transposed: false);
+        var (qt, st) = BlockOutputs(w, transposed: true);
         Check(quantBlocks2(wc.Handle, q.Handle, s.Handle, qt.Handle, st.Handle), "quant_blocks2");
         scope.MoveToOuter(q, s, qt, st);
         return (q, s, qt, st);
+    }
+
+    // q (..., Np, Kp) and its 128x128 block scales for w (..., N, K), or the transposed (..., Kp, Np).
+    private static (Tensor Q, Tensor Scale) BlockOutputs(Tensor w, bool transposed)
+    {
+        var lead = w.shape[..^2];
+        long np = Fp8.RoundUp(w.shape[^2], Fp8.Block), kp = Fp8.RoundUp(w.shape[^1], Fp8.Block);
+        var (rows, cols) = transposed ? (kp, np) : (np, kp);
+        return (empty([.. lead, rows, cols], dtype: Fp8.Float8E4M3, device: w.device),
+            empty([.. lead, rows / Fp8.Block, cols / Fp8.Block], dtype: ScalarType.Float32, device: w.device));
     }
 
     public (Tensor Q, Tensor Scale) RequantColumns(Tensor xq, Tensor xs)
