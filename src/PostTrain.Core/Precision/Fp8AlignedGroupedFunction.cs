@@ -64,14 +64,9 @@ internal sealed class Fp8AlignedGroupedFunction : MultiTensorFunction<Fp8Aligned
             var dy = grad_outputs[0];                                                          // (T, N)
             var dyp = Fp8ExpertLayout.Scatter(dy, destination, d.Rows, d.Identity);                // (Rows, N)
 
-            var (qdy, sdy) = d.Kernels.QuantRows(dyp);                                         // (Rows, Np)
-            var dxp = d.Kernels.GemmMGrouped(qdy, sdy, qwT, swT, blockExpert);                 // (Rows, Kp)
-            dx = Fp8ExpertLayout.Gather(dxp, destination, d.K, d.Identity).to(d.XType);        // (T, K)
-
-            var (qdyT, sdyT) = d.Kernels.QuantColumns(dyp);                                    // (Np, Rows) along tokens
-            var (qxT, sxT) = d.Kernels.RequantColumns(qx, sx);                                 // (Kp, Rows) along tokens
-            var dwp = d.Kernels.GemmKGrouped(qdyT, sdyT, qxT, sxT, segments);                  // (E, Np, Kp) fp32
-            dw = dwp.narrow(1, 0, d.N).narrow(2, 0, d.K).to(d.WType);                          // (E, N, K)
+            var dxp = Fp8GroupedSteps.Times(d.Kernels, dyp, qwT, swT, blockExpert, d.K, d.XType);  // (Rows, K)
+            dx = Fp8ExpertLayout.Gather(dxp, destination, d.K, d.Identity);                     // (T, K)
+            dw = Fp8GroupedSteps.WeightGrad(d.Kernels, dyp, d.Kernels.RequantColumns(qx, sx), segments, d.N, d.K, d.WType);   // (E, N, K)
             if (d.Dense) dw = dw.squeeze(0);                                                   // (N, K): the dense weight
             scope.Detach(dx, dw);
         }

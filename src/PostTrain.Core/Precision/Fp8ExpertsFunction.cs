@@ -39,8 +39,8 @@ internal sealed class Fp8ExpertsFunction : MultiTensorFunction<Fp8ExpertsFunctio
         var (qg, sg, qgT, sgT) = Fp8WeightCache.QuantBlocksBoth(k, gate);
         var (qu, su, quT, suT) = Fp8WeightCache.QuantBlocksBoth(k, up);
         var (qd, sd, qdT, sdT) = Fp8WeightCache.QuantBlocksBoth(k, down);
-        var g = k.GemmMGrouped(qx, sx, qg, sg, layout.BlockExpert).narrow(1, 0, inter).to(x.dtype).contiguous();   // (Rows, I)
-        var u = k.GemmMGrouped(qx, sx, qu, su, layout.BlockExpert).narrow(1, 0, inter).to(x.dtype).contiguous();
+        var g = Fp8GroupedSteps.Times(k, qx, sx, qg, sg, layout.BlockExpert, inter, x.dtype).contiguous();   // (Rows, I)
+        var u = Fp8GroupedSteps.Times(k, qx, sx, qu, su, layout.BlockExpert, inter, x.dtype).contiguous();
         var (qh, sh) = k.QuantRows(fused.SwiGluForward(g, u));                                 // (Rows, Ip)
         var y = layout.Gather(k.GemmMGrouped(qh, sh, qd, sd, layout.BlockExpert), h).to(x.dtype);   // (T, H)
 
@@ -65,31 +65,18 @@ internal sealed class Fp8ExpertsFunction : MultiTensorFunction<Fp8ExpertsFunctio
             Tensor destination = s[12], blockExpert = s[13], segments = s[14];
 
             var dyp = Fp8ExpertLayout.Scatter(grad_outputs[0], destination, d.Rows, d.Identity);     // (Rows, H)
-            var (qdy, sdy) = k.QuantRows(dyp);
-            var dh = k.GemmMGrouped(qdy, sdy, qdT, sdT, blockExpert).narrow(1, 0, d.I).to(d.XType);  // (Rows, I)
-            dDown = WeightGrad(k, dyp, qh, sh, segments, d.H, d.I, d.WType);
+            var dh = Fp8GroupedSteps.Times(k, dyp, qdT, sdT, blockExpert, d.I, d.XType);              // (Rows, I)
+            dDown = Fp8GroupedSteps.WeightGrad(k, dyp, k.RequantColumns(qh, sh), segments, d.H, d.I, d.WType);
             var (dg, du) = d.Fused.SwiGluBackward(dh.contiguous(), g, u);
 
-            var (qdg, sdg) = k.QuantRows(dg);
-            var (qdu, sdu) = k.QuantRows(du);
-            var dxp = k.GemmMGrouped(qdg, sdg, qgT, sgT, blockExpert).narrow(1, 0, d.H).to(d.XType)
-                      + k.GemmMGrouped(qdu, sdu, quT, suT, blockExpert).narrow(1, 0, d.H).to(d.XType);
+            var dxp = Fp8GroupedSteps.Times(k, dg, qgT, sgT, blockExpert, d.H, d.XType)
+                      + Fp8GroupedSteps.Times(k, du, quT, suT, blockExpert, d.H, d.XType);
             dx = Fp8ExpertLayout.Gather(dxp, destination, d.H, d.Identity);                         // (T, H)
-            var (qxT, sxT) = k.RequantColumns(qx, sx);                                               // shared by dWg, dWu
-            dGate = WeightGrad(k, dg, qxT, sxT, segments, d.I, d.H, d.WType, requantised: true);
-            dUp = WeightGrad(k, du, qxT, sxT, segments, d.I, d.H, d.WType, requantised: true);
+            var xT = k.RequantColumns(qx, sx);                                                       // shared by dWg, dWu
+            dGate = Fp8GroupedSteps.WeightGrad(k, dg, xT, segments, d.I, d.H, d.WType);
+            dUp = Fp8GroupedSteps.WeightGrad(k, du, xT, segments, d.I, d.H, d.WType);
             scope.Detach(dx, dGate, dUp, dDown);
         }
         return AutogradReturns.Return(grad_outputs, [dx, dGate, dUp, dDown, null, null, null]);
-    }
-
-    // dW_e = dy_e^T a_e over each expert's token segment: dy (Rows, N) quantised along the tokens here; a either its
-    // saved FP8 rows with tile scales (re-quantised transposed here) or already re-quantised (Kp, Rows).
-    private static Tensor WeightGrad(IFp8Kernels k, Tensor dy, Tensor qa, Tensor sa, Tensor segments, long n, long kk,
-        ScalarType wtype, bool requantised = false)
-    {
-        var (qdyT, sdyT) = k.QuantColumns(dy);
-        var (qaT, saT) = requantised ? (qa, sa) : k.RequantColumns(qa, sa);
-        return k.GemmKGrouped(qdyT, sdyT, qaT, saT, segments).narrow(1, 0, n).narrow(2, 0, kk).to(wtype);
     }
 }
