@@ -63,13 +63,7 @@ internal static class GroupedTable
             var x = c.X.to(ScalarType.BFloat16).requires_grad_(true);
             var w = nn.Parameter(c.W.to(ScalarType.BFloat16));
             var dy = c.Dy.to(ScalarType.BFloat16);
-            double Pass(Func<Tensor> forward) => time(() =>
-            {
-                forward().backward([dy]);
-                x.grad!.zero_();
-                w.grad!.zero_();
-                return x.grad;
-            });
+            double Pass(Func<Tensor> forward) => TimePass(time, forward, dy, x, w);
             double tb = Pass(() => Fp8.GroupedLinear(x, w, c.Counts, PostTrain.Core.Precision.Precision.Bf16));
             double tl = Pass(() => Fp8.GroupedLinearFp8(x, w, c.Counts, null));
             string grouped = native is null ? "" : FormatPass(tb, Pass(() => Fp8.GroupedLinearFp8(x, w, c.Counts, native)));
@@ -87,13 +81,7 @@ internal static class GroupedTable
                 var ws = new[] { (e, inter, h), (e, inter, h), (e, h, inter) }
                     .Select(s => nn.Parameter((randn([s.Item1, s.Item2, s.Item3], generator: gen) * 0.05).to(device).to(ScalarType.BFloat16))).ToArray();
                 var dy = (randn([c.T, h], generator: gen) * 1e-3).to(device).to(ScalarType.BFloat16);
-                double Pass(Func<Tensor> forward) => time(() =>
-                {
-                    forward().backward([dy]);
-                    x.grad!.zero_();
-                    foreach (var w in ws) w.grad!.zero_();
-                    return x.grad;
-                });
+                double Pass(Func<Tensor> forward) => TimePass(time, forward, dy, [x, .. ws]);
                 Tensor Three(Func<Tensor, Tensor, Tensor> linear) =>
                     linear(FusedOps.SiluMul(linear(x, ws[0]), linear(x, ws[1])), ws[2]);
                 double tb = Pass(() => Three((a, w) => Fp8.GroupedLinear(a, w, c.Counts, PostTrain.Core.Precision.Precision.Bf16)));
@@ -104,6 +92,15 @@ internal static class GroupedTable
         }
         foreach (var c in cases) c.Dispose();
     }
+
+    // Seconds of forward + backward from dy, the gradients of `leaves` zeroed after each pass.
+    private static double TimePass(Func<Func<Tensor>, double> time, Func<Tensor> forward, Tensor dy, params Tensor[] leaves) =>
+        time(() =>
+        {
+            forward().backward([dy]);
+            foreach (var leaf in leaves) leaf.grad!.zero_();
+            return leaves[0].grad!;
+        });
 
     private static string FormatPass(double bf16, double t) => $"{t * 1e3,14:F3} {bf16 / t,5:F2}";
 
