@@ -6,8 +6,12 @@
 #   2. hf:     scripts/gpu/check_safetensors_hf.py: transformers loads it (no missing/unexpected keys, values equal);
 #   3. logits: PostTrain (fp32, streamed load) vs transformers (fp32 and bf16) on 4 random sequences of 64 tokens;
 #   4. sft-*:  a few SFT steps per mode (recipes/sft-16b-*.yaml): tokens/s, peak GPU and host memory from metrics.jsonl;
-#              full fine-tuning with the host optimizer needs the host RAM it names (skipped, saying so, when short);
-#   5. grpo:   GRPO steps (recipes/grpo-16b-hostopt.yaml, char_variety reward): generation / reward / training seconds;
+#              sft-full-sr trains everything on the GPU (bf16 moments, stochastic rounding), sft-full-sr-ema adds the
+#              host EMA (its copy / wait seconds in the log); full fine-tuning with the host optimizer needs the host
+#              RAM it names (skipped, saying so, when short);
+#   5. grpo:   GRPO steps (recipes/grpo-16b-full-sr.yaml, char_variety reward): generation / reward / training seconds;
+#              grpo-hostopt the same with recipes/grpo-16b-hostopt.yaml when the host has the RAM;
+#   eval:      the eval recipe on the checkpoint (arithmetic, 64 problems, 2 samples, 64 new tokens);
 #   peft:      a 2-step expert+attention LoRA run saved and loaded by peft onto the transformers model (key check);
 #   6. gen:    the generation benchmark on the checkpoint: 64 sequences x 2,048 tokens, eager vs CUDA-graph decode
 #              tokens/s, latent KV cache size, allocator peak.
@@ -27,7 +31,13 @@ if want init; then
   if [ ! -f "$CKPT/model.safetensors.index.json" ]; then
     /usr/bin/time -v scripts/gpu/run.sh init-checkpoint --config benchmarks/moonlight-16b/config.json --output "$CKPT" \
       --dtype bfloat16 --device cuda --seed 0 > "$OUT/init.log" 2>&1
-    grep -E "wrote|Maximum resident" "$OUT/init.log"
+    grep -E "wrote|Maximum resident|Elapsed" "$OUT/init.log"
+    if [ ! -f "$CKPT/model.safetensors.index.json" ]; then   # drawing on the GPU failed: say why, draw on the CPU
+      tail -5 "$OUT/init.log"; echo "init on cuda failed; drawing on the CPU"
+      /usr/bin/time -v scripts/gpu/run.sh init-checkpoint --config benchmarks/moonlight-16b/config.json --output "$CKPT" \
+        --dtype bfloat16 --device cpu --seed 0 > "$OUT/init-cpu.log" 2>&1
+      grep -E "wrote|Maximum resident|Elapsed" "$OUT/init-cpu.log"
+    fi
   fi
 fi
 
@@ -72,10 +82,12 @@ sft() { # name recipe min_host_gb extra...
   if [ "$(host_gb)" -lt "$need" ]; then echo "$name: skipped: $(host_gb) GB host RAM available, the mode needs ~$need GB" | tee "$OUT/$name.log"; return; fi
   timeout ${SFT_TIMEOUT:-1500} scripts/gpu/run.sh run "recipes/$recipe" output_dir="$OUT/$name" $common data.max_seq_len=${SEQ:-2048} \
     data.batch_size=${BATCH:-2} gradient_accumulation_steps=1 "$@" > "$OUT/$name.log" 2>&1
-  echo "$name: exit $?"; grep -E "model:|error" "$OUT/$name.log" | head -3
+  echo "$name: exit $?"; grep -E "memory plan|loaded|ema:|rror" "$OUT/$name.log" | head -5
 }
 want sft-lora-attn     && sft sft-lora-attn     sft-16b-lora-attn.yaml        40
 want sft-lora-experts  && sft sft-lora-experts  sft-16b-lora-experts.yaml    40
+want sft-full-sr       && sft sft-full-sr       sft-16b-full-sr.yaml          20
+want sft-full-sr-ema   && sft sft-full-sr-ema   sft-16b-full-sr.yaml          110 'ema={decay: 0.999, every: 1}'
 want sft-bf16moments   && sft sft-bf16moments   sft-16b-full-bf16moments.yaml 170
 want sft-hostopt       && sft sft-hostopt       sft-16b-full-hostopt.yaml     235
 
@@ -103,12 +115,35 @@ PY
 fi
 
 if want grpo; then
-  if [ "$(host_gb)" -lt 170 ]; then echo "grpo: skipped: $(host_gb) GB host RAM available, needs ~170 GB" | tee "$OUT/grpo.log"
+  timeout ${GRPO_TIMEOUT:-1500} scripts/gpu/run.sh run recipes/grpo-16b-full-sr.yaml output_dir="$OUT/grpo" $common max_steps=${GRPO_STEPS:-3} \
+    > "$OUT/grpo.log" 2>&1
+  echo "grpo: exit $?"; grep -E "memory plan|error" "$OUT/grpo.log" | head -3
+fi
+
+if want grpo-hostopt; then
+  if [ "$(host_gb)" -lt 170 ]; then echo "grpo-hostopt: skipped: $(host_gb) GB host RAM available, needs ~170 GB" | tee "$OUT/grpo-hostopt.log"
   else
-    timeout ${GRPO_TIMEOUT:-1500} scripts/gpu/run.sh run recipes/grpo-16b-hostopt.yaml output_dir="$OUT/grpo" $common max_steps=${GRPO_STEPS:-3} \
-      > "$OUT/grpo.log" 2>&1
-    echo "grpo: exit $?"
+    timeout ${GRPO_TIMEOUT:-1500} scripts/gpu/run.sh run recipes/grpo-16b-hostopt.yaml output_dir="$OUT/grpo-hostopt" $common max_steps=${GRPO_STEPS:-3} \
+      > "$OUT/grpo-hostopt.log" 2>&1
+    echo "grpo-hostopt: exit $?"
   fi
+fi
+
+if want eval; then
+  cat > "$OUT/eval16b.yaml" <<YAML
+recipe: eval
+output_dir: $OUT/eval
+seed: 1
+models: [m16b=$CKPT]
+tasks: [arithmetic]
+samples: 2
+temperature: 0.8
+max_new_tokens: 64
+limit: 64
+device: cuda
+YAML
+  /usr/bin/time -v timeout ${EVAL_TIMEOUT:-900} scripts/gpu/run.sh run "$OUT/eval16b.yaml" > "$OUT/eval.log" 2>&1
+  echo "eval: exit $?"; grep -E "accuracy|Elapsed|Maximum resident|error" "$OUT/eval.log" | head -5
 fi
 
 if want gen; then
@@ -122,14 +157,14 @@ import json, os, statistics, sys
 out = sys.argv[1]
 print("| mode | steps | SFT tokens/s (median) | peak GPU GB | peak host GB | GRPO s/step: generation / reward / training |")
 print("|---|---|---|---|---|---|")
-for name in ["sft-bf16moments", "sft-hostopt", "sft-lora-attn", "sft-lora-experts", "grpo"]:
+for name in ["sft-full-sr", "sft-full-sr-ema", "sft-bf16moments", "sft-hostopt", "sft-lora-attn", "sft-lora-experts", "grpo", "grpo-hostopt"]:
     f = os.path.join(out, name, "metrics.jsonl")
     if not os.path.exists(f):
         print(f"| {name} | not run (see {name}.log) | | | | |"); continue
     rows = [json.loads(l) for l in open(f)]
     med = lambda k: statistics.median([r[k] for r in rows[1:] or rows if k in r]) if any(k in r for r in rows) else float("nan")
     peak = lambda k: max([r.get(k, float("nan")) for r in rows])
-    split = "" if name != "grpo" else f"{med('time/generation_s'):.1f} / {med('time/reward_s'):.1f} / {med('time/train_s'):.1f}"
-    tps = "" if name == "grpo" else f"{med('tokens_per_s'):.0f}"
+    split = "" if not name.startswith("grpo") else f"{med('time/generation_s'):.1f} / {med('time/reward_s'):.1f} / {med('time/train_s'):.1f}"
+    tps = "" if name.startswith("grpo") else f"{med('tokens_per_s'):.0f}"
     print(f"| {name} | {len(rows)} | {tps} | {peak('memory/gpu_peak_gb'):.1f} | {peak('memory/host_peak_gb'):.1f} | {split} |")
 PY

@@ -10,6 +10,12 @@
 // device and weight decay; moments in the parameters' dtype, so Bf16Moments needs bf16 parameters), with the
 // learning rate and the step counts in device tensors: no host value enters the kernels, so the step can be captured
 // in a CUDA graph (the training fast path). Equal to the plain update to fp32 rounding (a test compares them).
+// Stochastic rounding (stochasticRounding: true): bf16 parameters without fp32 masters, as torchao's bf16 AdamW does:
+// each step reads the parameter to fp32, applies decay and update there and writes it back rounded stochastically
+// (StochasticRounding.ToBf16: up with probability equal to the distance from the lower neighbour), so an update
+// below bf16's resolution moves the weight in expectation instead of being lost to round-to-nearest. It keeps a
+// full fine-tune of a 16B model on one GPU: 2 bytes of parameter, 2 of gradient and 4 of bf16 moments per weight.
+// Large parameters are updated in chunks of ChunkElements so the fp32 temporaries stay small.
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -30,6 +36,12 @@ public sealed class AdamW : IOptimizer
 
     public bool Bf16Moments { get; }
 
+    /// <summary>bf16 parameters updated in fp32 and written back with stochastic rounding (see the header).</summary>
+    public bool StochasticRounding { get; }
+
+    /// <summary>Elements per chunk of the stochastic-rounding update (bounds its fp32 temporaries).</summary>
+    internal long ChunkElements { get; init; } = 1L << 26;
+
     /// <summary>One fused kernel per parameter group (see the header).</summary>
     public bool Fused { get; }
 
@@ -40,7 +52,8 @@ public sealed class AdamW : IOptimizer
     /// <param name="parameters">Named FP32 parameters (e.g. module.named_parameters()); names key the state.</param>
     /// <param name="noDecay">Names excluded from weight decay (norms, biases), or null.</param>
     public AdamW(IEnumerable<(string Name, Parameter Param)> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
-        double eps = 1e-8, double weightDecay = 0.01, bool bf16Moments = false, IEnumerable<string>? noDecay = null, bool fused = false)
+        double eps = 1e-8, double weightDecay = 0.01, bool bf16Moments = false, IEnumerable<string>? noDecay = null, bool fused = false,
+        bool stochasticRounding = false)
     {
         this.parameters = parameters.ToArray();
         var duplicate = this.parameters.GroupBy(p => p.Name).FirstOrDefault(g => g.Count() > 1);
@@ -57,6 +70,15 @@ public sealed class AdamW : IOptimizer
         this.noDecay = noDecay is null ? [] : [.. noDecay];
         var momentType = bf16Moments ? ScalarType.BFloat16 : ScalarType.Float32;
         Fused = fused;
+        StochasticRounding = stochasticRounding;
+        if (stochasticRounding)
+        {
+            if (fused)
+                throw new ArgumentException("Stochastic rounding runs the plain per-parameter update (fused: false).", nameof(fused));
+            var notBf16 = this.parameters.FirstOrDefault(p => p.Param.dtype != ScalarType.BFloat16);
+            if (notBf16.Param is not null)
+                throw new ArgumentException($"Stochastic rounding is for bf16 parameters: '{notBf16.Name}' is {notBf16.Param.dtype}.", nameof(stochasticRounding));
+        }
         if (fused)
         {
             var mismatch = this.parameters.FirstOrDefault(p => bf16Moments && p.Param.dtype != ScalarType.BFloat16);
@@ -87,7 +109,48 @@ public sealed class AdamW : IOptimizer
             return;
         }
         for (int i = 0; i < parameters.Length; i++)
-            StepParam(i);
+        {
+            if (StochasticRounding) StepParamRounded(i);
+            else StepParam(i);
+        }
+    }
+
+    /// <summary>The stochastic-rounding update of bf16 parameter i (see the header), chunk by chunk over its elements.</summary>
+    private void StepParamRounded(int i)
+    {
+        using var noGrad = no_grad();
+        var p = parameters[i].Param;
+        var g = p.grad;
+        if (g is null)
+            return;
+        long t = ++steps[i];
+        double wd = noDecay.Contains(parameters[i].Name) ? 0 : weightDecay;
+        double bias1 = 1 - Math.Pow(beta1, t), bias2 = 1 - Math.Pow(beta2, t);
+        using var pFlat = p.detach().view(-1);
+        using var gFlat = g.contiguous().view(-1);
+        using var mFlat = expAvg[i].view(-1);
+        using var vFlat = expAvgSq[i].view(-1);
+        long n = pFlat.numel();
+        for (long start = 0; start < n; start += ChunkElements)
+        {
+            using var scope = NewDisposeScope();
+            long len = Math.Min(ChunkElements, n - start);
+            var w = pFlat.narrow(0, start, len).to(ScalarType.Float32);
+            var gc = gFlat.narrow(0, start, len).to(ScalarType.Float32);
+            var mc = mFlat.narrow(0, start, len);
+            var vc = vFlat.narrow(0, start, len);
+            var m = mc.to(ScalarType.Float32, copy: true);
+            var v = vc.to(ScalarType.Float32, copy: true);
+            if (wd != 0)
+                w.mul_(1 - LearningRate * wd);
+            m.mul_(beta1).add_(gc, alpha: 1 - beta1);
+            v.mul_(beta2).addcmul_(gc, gc, value: 1 - beta2);
+            mc.copy_(m);
+            vc.copy_(v);
+            var denom = (v.sqrt_() / Math.Sqrt(bias2)).add_(eps);
+            w.addcdiv_(m, denom, value: -LearningRate / bias1);
+            pFlat.narrow(0, start, len).copy_(PostTrain.Core.Precision.StochasticRounding.ToBf16(w));
+        }
     }
 
     /// <summary>The plain (unfused) update of parameter i alone; nothing when it has no gradient.</summary>

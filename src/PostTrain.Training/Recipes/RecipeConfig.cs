@@ -74,6 +74,11 @@ public sealed record OptimizerConfig
     /// <summary>Keep AdamW's moments in bf16 (DeepSeek-V3); master weights stay fp32.</summary>
     public bool Bf16Moments { get; init; }
 
+    /// <summary>bf16 parameters (model.param_dtype: bfloat16) trained by the on-device AdamW without fp32 masters: the
+    /// update runs in fp32 and is written back with stochastic rounding (unbiased), so updates below bf16's resolution
+    /// are not lost. With bf16_moments: 8 bytes per weight on the device (parameter, gradient, two moments).</summary>
+    public bool StochasticRounding { get; init; }
+
     /// <summary>none: the optimizer state lives beside the parameters. host: AdamW's fp32 master weights and moments live
     /// in (pinned) host memory and the update runs on the host (HostOffloadAdamW); the device keeps only the parameters
     /// (model.param_dtype) and their gradients.</summary>

@@ -1,8 +1,9 @@
 // The optimizer a trainer config asks for, over a module's named parameters: AdamW (decoupled weight decay, none on
 // norms, biases and the routing bias; optional bf16 moments as in DeepSeek-V3), optionally with its state and update
 // on the host (optimizer.offload: host), or plain SGD. Parameters kept in bf16 on the device (model.param_dtype) train
-// only with fp32 masters somewhere: the host-offloaded AdamW has them; the on-device AdamW would round every update
-// to bf16, so it refuses them. optimizer.fused: the on-device AdamW as one fused kernel per parameter group, same update
+// only with fp32 masters somewhere (the host-offloaded AdamW has them) or with stochastic rounding
+// (optimizer.stochastic_rounding: the on-device AdamW updates in fp32 and rounds back unbiased); the plain on-device
+// AdamW would round every update to nearest bf16, losing the small ones, so it refuses them. optimizer.fused: the on-device AdamW as one fused kernel per parameter group, same update
 // and state (auto: when the training fast path runs the step, which needs it; the plain step stays per parameter until
 // the fused kernel is measured through the recipes on a GPU).
 using PostTrain.Core.Precision;
@@ -21,9 +22,20 @@ public static class Optimizers
         if (o.Offload == OptimizerOffload.Host && o.Name != OptimizerKind.AdamW)
             throw new RecipeConfigException($"optimizer.offload: host is for adamw only, optimizer.name is {o.Name.ToString().ToLowerInvariant()}");
         var bf16 = named.FirstOrDefault(p => p.Param.dtype == TorchSharp.torch.ScalarType.BFloat16);
+        if (o.StochasticRounding)
+        {
+            if (o.Name != OptimizerKind.AdamW || o.Offload != OptimizerOffload.None || o.Fused == FusedOptimizer.True)
+                throw new RecipeConfigException("optimizer.stochastic_rounding: is for adamw on the device (optimizer.name: adamw, offload: none, fused: false or auto)");
+            var notBf16 = named.FirstOrDefault(p => p.Param.dtype != TorchSharp.torch.ScalarType.BFloat16);
+            if (notBf16.Param is not null)
+                throw new RecipeConfigException($"optimizer.stochastic_rounding: is for bfloat16 parameters (model.param_dtype: bfloat16); '{notBf16.Name}' is {notBf16.Param.dtype}");
+            return new AdamW(named, o.Lr, o.Betas[0], o.Betas[1], o.Eps, o.WeightDecay, o.Bf16Moments, named.Select(p => p.Name).Where(NoDecay),
+                stochasticRounding: true);
+        }
         if (bf16.Param is not null && o.Offload == OptimizerOffload.None)
             throw new RecipeConfigException($"optimizer.offload: parameter '{bf16.Name}' is bfloat16 (model.param_dtype) and would train without fp32 " +
-                "master weights; set optimizer.offload: host (fp32 masters on the host), or train LoRA adapters");
+                "master weights; set optimizer.offload: host (fp32 masters on the host), optimizer.stochastic_rounding: true (on the device, " +
+                "unbiased rounding of each update), or train LoRA adapters");
         if (o.Fused == FusedOptimizer.True && (o.Name != OptimizerKind.AdamW || o.Offload != OptimizerOffload.None))
             throw new RecipeConfigException("optimizer.fused: true is for adamw on the device (optimizer.name: adamw, optimizer.offload: none)");
         if (o.Fused == FusedOptimizer.True && o.Bf16Moments)

@@ -51,6 +51,7 @@ public sealed class SftFastPath : IDisposable
         if (cfg.Optimizer.Name != OptimizerKind.AdamW) return $"optimizer.name: {cfg.Optimizer.Name.ToString().ToLowerInvariant()} (the fast path steps AdamW)";
         if (cfg.Optimizer.Offload != OptimizerOffload.None) return "optimizer.offload: host (the fast path steps AdamW on the device)";
         if (cfg.Optimizer.Fused == FusedOptimizer.False) return "optimizer.fused: false (the fast path steps the fused AdamW)";
+        if (cfg.Optimizer.StochasticRounding) return "optimizer.stochastic_rounding: the fused AdamW rounds to nearest (the plain step rounds stochastically)";
         if (cfg.Optimizer.Bf16Moments) return "optimizer.bf16_moments: the fused AdamW keeps the moments in the parameters' dtype (fp32)";
         if (processes > 1) return $"distributed: {processes} processes (the fast path runs one process; Parallel.Size must be 1)";
         if (cfg.GradientAccumulationSteps != 1) return $"gradient_accumulation_steps: {cfg.GradientAccumulationSteps} (one step per batch; set 1)";

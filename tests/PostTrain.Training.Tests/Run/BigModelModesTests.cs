@@ -125,4 +125,39 @@ public sealed class BigModelModesTests
         var e = await Assert.ThrowsAsync<RecipeConfigException>(() => Run(Config(start, tmp["d"], 2, "optimizer: { lr: 0.01 }", "bfloat16")));
         Assert.Contains("optimizer.offload", e.Message);
     }
+
+    [Fact]
+    public async Task Bf16_parameters_train_on_the_device_with_stochastic_rounding()
+    {
+        using var tmp = new TempDir();
+        string start = SaveBase(tmp);
+        var sr = await Run(Config(start, tmp["a"], 8, "optimizer: { lr: 0.01, stochastic_rounding: true, bf16_moments: true }", "bfloat16"));
+        Assert.True(sr.TrainLosses.TakeLast(2).Average() < sr.TrainLosses.Take(2).Average() - 0.1, string.Join(" ", sr.TrainLosses));
+        var state = SafeTensors.ReadHeader(tmp["a/step-000008/optimizer.safetensors"]);
+        Assert.Contains("lm_head.weight.exp_avg", state.Keys);
+        Assert.DoesNotContain("lm_head.weight.master", state.Keys);                 // no fp32 masters anywhere
+
+        // it tracks the host optimizer's fp32-master run from the same start (same data and moments)
+        var host = await Run(Config(start, tmp["b"], 8, "optimizer: { lr: 0.01, offload: host, bf16_moments: true }", "bfloat16"));
+        for (int i = 0; i < 8; i++)
+            Assert.InRange(sr.TrainLosses[i], host.TrainLosses[i] - 0.05, host.TrainLosses[i] + 0.05);
+
+        var e = await Assert.ThrowsAsync<RecipeConfigException>(() => Run(Config(start, tmp["c"], 1, "optimizer: { lr: 0.01, stochastic_rounding: true }")));
+        Assert.Contains("optimizer.stochastic_rounding", e.Message);
+        Assert.Contains("bfloat16", e.Message);
+        e = await Assert.ThrowsAsync<RecipeConfigException>(() => Run(Config(start, tmp["d"], 1, "optimizer: { lr: 0.01, stochastic_rounding: true, offload: host }", "bfloat16")));
+        Assert.Contains("optimizer.stochastic_rounding", e.Message);
+    }
+
+    [Fact]
+    public void Memory_plan_of_the_16b_shape_with_stochastic_rounding_fits_one_h200()
+    {
+        var cfg = ModelConfig.Load(RepoPaths.Of("benchmarks/moonlight-16b/config.json"));
+        using var model = new DeepSeekForCausalLM(cfg, new Device("meta"));
+        model.to(ScalarType.BFloat16);
+        long n = model.parameters().Sum(p => p.numel());
+        var plan = MemoryPlan.Of(model, model, new OptimizerConfig { StochasticRounding = true, Bf16Moments = true }, null);
+        Assert.Equal((2 * n, 2 * n, 2 * 2 * n, 0L), (plan.ModelBytes, plan.GradientBytes, plan.OptimizerDeviceBytes, plan.HostBytes));
+        Assert.InRange(plan.DeviceBytes / Math.Pow(2, 30), 118.9, 119.0);   // GiB of the H200's ~140: the rest for activations
+    }
 }
