@@ -76,7 +76,7 @@ PY
   tail -2 "$OUT/logits.log"
 fi
 
-common="model.path=$CKPT max_steps=$STEPS checkpoint.enabled=false logging.progress=plain logging.plain_interval_seconds=30"
+common="model.path=$CKPT max_steps=$STEPS scheduler.warmup_steps=1 checkpoint.enabled=false logging.progress=plain logging.plain_interval_seconds=30"
 sft() { # name recipe min_host_gb extra...
   local name=$1 recipe=$2 need=$3; shift 3
   if [ "$(host_gb)" -lt "$need" ]; then echo "$name: skipped: $(host_gb) GB host RAM available, the mode needs ~$need GB" | tee "$OUT/$name.log"; return; fi

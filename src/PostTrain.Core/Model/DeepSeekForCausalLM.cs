@@ -99,6 +99,7 @@ public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
         var (emb, h, normed) = Trunk(inputIds, positionIds, mask, states);
         if (states is not null) states[^1] = normed;   // Hugging Face returns the last state after the final norm
         var logits = Head(normed);                                                 // (B, T, V)
+        Runtime.MemoryTrace.Mark("head", logits);
 
         var mtpLogits = new List<Tensor>();
         if (computeMtp && mtp.Count > 0)
@@ -144,9 +145,11 @@ public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
         // takes its gradient through the marker: the gradient sums keep the unmarked model's order, bit for bit
         var h = emb = Marked(0, emb);
         states?.Add(h);
+        Runtime.MemoryTrace.Mark("embedding", h);
         for (int i = 0; i < model.Layers.Count; i++)
         {
             h = model.Layers[i].Forward(h, cos, sin, Rotary, maskT);
+            Runtime.MemoryTrace.Mark($"layer {i}", h);
             if (i + 1 < model.Layers.Count) h = Marked(i + 1, h);
             states?.Add(h);
         }

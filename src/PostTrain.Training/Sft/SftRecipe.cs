@@ -155,7 +155,9 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
             if (parts.Balance is { } balance && rows.Count < batch.Rows.Count)   // a mean over this rank's rows: weighted to the batch's mean
                 parts = parts with { Balance = balance * ((double)rows.Count / batch.Rows.Count) };
             var total = Losses.Total(parts, globalTargets, mtpCounts, cfg.MtpLambda);
+            PostTrain.Core.Runtime.MemoryTrace.Mark("loss", total);
             total.backward();
+            PostTrain.Core.Runtime.MemoryTrace.Mark("backward", total);
             lossSum += parts.MainSum.item<float>();
             if (mtp) mtpSum += parts.Mtp[0].Sum.item<float>();
             using (no_grad())
@@ -165,6 +167,7 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         (lossSum, mtpSum, correct) = (sums[0], sums[1], sums[2]);
         double loss = lossSum / Math.Max(1, globalTargets);
         var update = _run.Update(loss);
+        if (PostTrain.Core.Runtime.MemoryTrace.On && _model.parameters().FirstOrDefault() is { } anyParam) PostTrain.Core.Runtime.MemoryTrace.Mark("optimizer step", anyParam);
         // a skipped step moves nothing, but clears its loads; LoRA keeps the base model (routing biases included) frozen;
         // loads are summed over the ranks
         var ratios = MoeBalancer.Step(_model, update.Applied && _lora is null ? cfg.MoeBiasGamma : 0, _run.Parallel.Group);
