@@ -70,7 +70,15 @@ public static class ModelSetup
             throw new RecipeConfigException($"model.tokenizer: vocabulary {tokenizer.VocabSize} exceeds the model's vocab_size {model.Config.VocabSize}");
         model.SetPrecision(PrecisionOf(m.Dtype));
         if (device.type != TorchSharp.DeviceType.CPU) model.to(device);
-        if (m.ParamDtype == DTypeName.Bfloat16) model.to(TorchSharp.torch.ScalarType.BFloat16);
+        if (m.ParamDtype == DTypeName.Bfloat16)
+        {
+            model.to(TorchSharp.torch.ScalarType.BFloat16);
+            // the fp32 tensors the conversion replaced are freed by their finalisers: run them now, so a 16B model's 64 GB
+            // of fp32 parameters are not still held on the GPU when the optimizer allocates its state
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            GC.Collect();
+        }
         else if (m.ParamDtype != DTypeName.Float32) throw new RecipeConfigException($"model.param_dtype: must be float32 or bfloat16, got {DTypeNames.Name(m.ParamDtype)}");
         return new LoadedModel(model, tokenizer, device, m.Path, HasTokenizer(tokDir) ? tokDir : null);
     }

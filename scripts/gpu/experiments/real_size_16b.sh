@@ -116,7 +116,7 @@ fi
 
 if want grpo; then
   timeout ${GRPO_TIMEOUT:-1500} scripts/gpu/run.sh run recipes/grpo-16b-full-sr.yaml output_dir="$OUT/grpo" $common max_steps=${GRPO_STEPS:-3} \
-    > "$OUT/grpo.log" 2>&1
+    ${GRPO_ARGS:-} > "$OUT/grpo.log" 2>&1
   echo "grpo: exit $?"; grep -E "memory plan|error" "$OUT/grpo.log" | head -3
 fi
 

@@ -43,6 +43,8 @@ internal static class DecodeFfn
         var combine = zeros(N, E, dtype: ScalarType.Float32, device: x.device).scatter_(1, idx, rw); // (N, E)
 
         var ex = moe.ExpertWeights;
+        if (ex.GateProj.numel() * 3 * ex.GateProj.ElementSize > StackedCopyMaxBytes)
+            return AllExpertsInPlace(moe, w, c, x, flat, combine).MoveToOuterDisposeScope();
         var gateUp = w.Derived($"{ex.GateProj.Handle}.gateup", () =>                  // (E*2I, H): per expert [gate; up]
             cat([w[ex.GateProj], w[ex.UpProj]], 1).reshape(E * 2 * I, H));
         var down = w.Derived($"{ex.DownProj.Handle}.down", () =>                     // (E*I, H): experts stacked along I
@@ -54,5 +56,25 @@ internal static class DecodeFfn
         var outp = y.view(B, T, H);
         if (moe.SharedExperts is { } shared) outp = outp + Dense(shared, w, x);
         return outp.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Routed experts larger than this (all three projections of a layer, in bytes) are read in place by
+    /// AllExperts instead of through a stacked copy: a 16B model's copies would take 29 GB beside the weights.</summary>
+    internal static long StackedCopyMaxBytes { get; set; } = 256L << 20;
+
+    // AllExperts without copying the expert weights: gate and up as (E*I, H) views, down through one batched GEMM over
+    // the experts' transposed (E, I, H) views, summed over experts.
+    private static Tensor AllExpertsInPlace(MoE moe, InferenceWeights w, ModelConfig c, Tensor x, Tensor flat, Tensor combine)
+    {
+        long B = x.shape[0], T = x.shape[1], H = x.shape[2], N = B * T;
+        int E = c.NRoutedExperts, I = c.MoeIntermediateSize;
+        var ex = moe.ExpertWeights;
+        var g = nn.functional.linear(flat, w[ex.GateProj].reshape(E * I, H)).view(N, E, I);   // views of (E, I, H)
+        var u = nn.functional.linear(flat, w[ex.UpProj].reshape(E * I, H)).view(N, E, I);
+        var hdn = FusedOps.SiluMul(g, u) * combine.to(x.dtype).unsqueeze(-1);                  // (N, E, I)
+        var y = bmm(hdn.transpose(0, 1), w[ex.DownProj].transpose(1, 2)).sum(0L);              // (E, N, I) x (E, I, H) -> (N, H)
+        var outp = y.view(B, T, H);
+        if (moe.SharedExperts is { } shared) outp = outp + Dense(shared, w, x);
+        return outp;
     }
 }

@@ -89,6 +89,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
             log.WriteLine($"reference model: {cfg.Model.Path} (frozen, beta {cfg.Grpo.Beta})");
         }
         _run = TrainingRun.Start(ctx, cfg, runModel, dataParallel: true);
+        _run.ReleaseGradients = _run.Parallel.Size == 1;   // the rollouts between updates get the gradients' memory
         log.WriteLine(MemoryPlan.Of(_model, _lora is null ? _model : _lora, cfg.Optimizer, cfg.Ema) +
             (_reference is null ? "" : $"; + the reference model {_reference.parameters().Sum(p => p.numel() * p.ElementSize) / 1e9:F2} GB"));
 

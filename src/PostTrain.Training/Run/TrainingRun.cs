@@ -112,6 +112,7 @@ public sealed class TrainingRun : IDisposable
             ResumedFrom = cfg.Checkpoint.Resume ? Checkpoints.FindLatest() : null;
             if (ResumedFrom is not null) Resume(ResumedFrom);
             if (Parallel.IsMain) Metrics = new MetricsLogger(cfg.OutputDir, cfg.Logging.Tensorboard, resumedFromStep: ResumedFrom?.Step);
+            ReportSetupMemory(model.Module);
         }
         catch
         {
@@ -119,6 +120,17 @@ public sealed class TrainingRun : IDisposable
             Optimizer.Dispose();
             throw;
         }
+    }
+
+    /// <summary>On CUDA: the memory the run holds before its first step and the peak while loading and converting the
+    /// model, then the allocator's peak is reset, so memory/gpu_peak_gb is the training steps' own peak.</summary>
+    private void ReportSetupMemory(nn.Module module)
+    {
+        var p = module.parameters().FirstOrDefault();
+        if (p is null || p.device_type != DeviceType.CUDA || PostTrain.Core.Runtime.CudaMemory.Read(p.device_index, out _) is not { } m) return;
+        Output.WriteLine($"gpu memory after setup: {m.AllocatedBytes / 1e9:F2} GB allocated, peak while loading {m.PeakAllocatedBytes / 1e9:F2} GB " +
+            "(memory/gpu_peak_gb counts from the first step)");
+        PostTrain.Core.Runtime.CudaMemory.ResetPeak(p.device_index);
     }
 
     /// <summary>Builds the optimizer and schedule, and resumes from the run directory's latest checkpoint when the
@@ -164,8 +176,26 @@ public sealed class TrainingRun : IDisposable
             result = new UpdateResult(true, norm);
             if (_ema is not null && (State.Step + 1) % Config.Ema!.Every == 0) _ema.Update();
         }
-        Optimizer.ZeroGrad();
+        if (ReleaseGradients) ReleaseGradientMemory();
+        else Optimizer.ZeroGrad();
         return result;
+    }
+
+    /// <summary>After each update, free the gradients (set to none) instead of zeroing them in place, so the memory they
+    /// hold between steps (32 GB for a 16B model in bf16) is free for the next rollouts; backward allocates them again.
+    /// For one process on the plain step only (data parallel's buckets and the fast path's captured step keep gradient
+    /// addresses).</summary>
+    public bool ReleaseGradients { get; set; }
+
+    private void ReleaseGradientMemory()
+    {
+        foreach (var p in Optimizer.Parameters)
+        {
+            var g = p.grad;
+            if (g is null) continue;
+            p.grad = null;
+            g.Dispose();
+        }
     }
 
     /// <summary>The fast path's bookkeeping for a step that already ran on the device (FastTrainStep with SkipNonFinite:
