@@ -8,8 +8,8 @@
 //   Accumulate(key, ...)  one body per key (a static shape, e.g. a GRPO length bucket): loss -> backward, the loss
 //                         added to a device sum; gradients accumulate in place in their fixed tensors;
 //   Apply(lr)             one body: [clip, guarded fused AdamW, zeroed gradients] over the accumulated loss.
-// A key's body is the one given at its first call (the loss function must read only the static buffers: later calls
-// replay it). The loss and gradient norm come back as device tensors, read after the launch.
+// A key's body is the one given at its first call (the loss function returns a 0-dim tensor and must read only the
+// static buffers: later calls replay it). The loss and gradient norm come back as device tensors, read after the launch.
 using PostTrain.Core.Precision;
 using TorchSharp;
 using TorchSharp.Modules;
