@@ -22,8 +22,9 @@ public sealed class FastLossStep : IDisposable
 {
     private const string ApplyKey = "\0apply";
 
-    private sealed class Body(Action run)
+    private sealed class Body(string kind, Action run)
     {
+        public string Kind { get; } = kind;
         public Action Run { get; } = run;
         public Generation.CudaGraph? Graph { get; set; }
         public int EagerRuns { get; set; }
@@ -85,7 +86,7 @@ public sealed class FastLossStep : IDisposable
         using var side = graphs ? Generation.CudaGraph.EnterSideStream(Device) : null;
         using (no_grad()) copyInputs();
         optimizer.UploadLearningRate();
-        Run(key, () =>
+        Run(nameof(Step), key, () =>
         {
             using var scope = NewDisposeScope();
             var l = loss();
@@ -103,7 +104,7 @@ public sealed class FastLossStep : IDisposable
         if (key == ApplyKey) throw new ArgumentException("reserved key", nameof(key));
         using var side = graphs ? Generation.CudaGraph.EnterSideStream(Device) : null;
         using (no_grad()) copyInputs();
-        Run(key, () =>
+        Run(nameof(Accumulate), key, () =>
         {
             using var scope = NewDisposeScope();
             var l = loss();
@@ -119,7 +120,7 @@ public sealed class FastLossStep : IDisposable
         optimizer.LearningRate = lr;
         using var side = graphs ? Generation.CudaGraph.EnterSideStream(Device) : null;
         optimizer.UploadLearningRate();
-        Run(ApplyKey, () =>
+        Run(nameof(Apply), ApplyKey, () =>
         {
             using var scope = NewDisposeScope();
             Update(lossSum);
@@ -135,9 +136,10 @@ public sealed class FastLossStep : IDisposable
     }
 
     // eager warm-up, capture, replay; a failed capture turns every later step eager
-    private void Run(string key, Action body)
+    private void Run(string kind, string key, Action body)
     {
-        if (!bodies.TryGetValue(key, out var b)) bodies[key] = b = new Body(body);
+        if (!bodies.TryGetValue(key, out var b)) bodies[key] = b = new Body(kind, body);
+        else if (b.Kind != kind) throw new ArgumentException($"FastLossStep: key '{key}' names a {b.Kind} body; {kind} needs its own key.", nameof(key));
         if (b.Graph is not null) b.Graph.Replay();
         else if (!graphs || b.EagerRuns < options.WarmupSteps)
         {

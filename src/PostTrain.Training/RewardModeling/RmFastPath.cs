@@ -25,7 +25,7 @@ public sealed class RmFastPath : IDisposable
 {
     // clip_grad_norm with this bound multiplies by exactly 1 (no clipping) but still yields the norm for the metrics
     private const double NoClip = 1e30;
-    private const string Key = "rm";
+    private const string StepKey = "rm-step", MicroKey = "rm-micro";   // bodies: the whole step; one accumulated micro-batch
 
     private readonly RmConfig cfg;
     private readonly RewardModel model;
@@ -103,8 +103,8 @@ public sealed class RmFastPath : IDisposable
                 last.copy_(tensor(hostLast));
                 margin.copy_(tensor(hostMargin));
             }
-            if (micro.Count == 1) result = step.Step(Key, Copy, Loss, lr);
-            else step.Accumulate(Key, Copy, Loss);
+            if (micro.Count == 1) result = step.Step(StepKey, Copy, Loss, lr);
+            else step.Accumulate(MicroKey, Copy, Loss);
             using (no_grad()) read.Add(scores.clone());               // read after the update: no host sync between launches
         }
         result ??= step.Apply(lr);

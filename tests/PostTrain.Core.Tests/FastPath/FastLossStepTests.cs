@@ -1,7 +1,8 @@
 // FastLossStep, the machinery the SFT, reward-model and GRPO fast steps share, on a small regression model (run eagerly
 // on the CPU as it is captured on CUDA): micro-batches of two static shapes through Accumulate (one body per shape) and
 // one Apply per step equal plain gradient accumulation with the unfused AdamW and grad-norm clipping over several steps
-// (losses, norms, weights); Step equals Accumulate + Apply; a non-finite accumulated loss skips the update on the device.
+// (losses, norms, weights); Step equals Accumulate + Apply; a non-finite accumulated loss skips the update on the device;
+// a key holds one kind of body.
 using PostTrain.Core.FastPath;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -92,5 +93,7 @@ public sealed class FastLossStepTests
         }
         foreach (var (p, q) in m1.parameters().Zip(m2.parameters()))
             Assert.True(p.eq(q).all().item<bool>());
+        var e = Assert.Throws<ArgumentException>(() => one.Accumulate("s", () => { }, () => m1.forward(x1).sum()));
+        Assert.Contains("key 's' names a Step body", e.Message);
     }
 }
