@@ -195,7 +195,7 @@ public sealed class GrpoFastPathTests
     }
 
     [Fact]
-    public async Task RecipeWithFastPathOnTrainsThroughIt()
+    public async Task RecipeWithFastPathOnTrainsThroughItAndRefusesRoutingReplay()
     {
         using var tmp = new TempDir();
         Directory.CreateDirectory(tmp["rewards"]);
@@ -217,6 +217,9 @@ public sealed class GrpoFastPathTests
             Assert.False(m.TryGetProperty("mismatch/routing_disagreement", out _), "the fast path does not measure routing disagreement");
             Assert.Equal(1.0, m.GetProperty("mismatch/is_weight_mean").GetDouble(), 5);   // fp32 on the CPU: rollout = trainer
         }
+        var replay = cfg with { OutputDir = tmp["replay"], Grpo = cfg.Grpo with { RoutingReplay = true } };
+        var e = await Assert.ThrowsAsync<RecipeConfigException>(() => new GrpoRecipe(replay).RunAsync(new RecipeContext("test.yaml", "", TextWriter.Null), CancellationToken.None));
+        Assert.StartsWith("fast_path: on, but this run does not qualify: grpo.routing_replay: true", e.Message);
     }
 
     [Theory]
