@@ -8,6 +8,8 @@
 // first eager steps). Warm-up: the first WarmupSteps steps run eagerly on a side stream (kernels load, gradients and
 // optimizer state exist), the next is captured and replayed. Without CUDA graphs (CPU, the library missing, a failed
 // capture) the same step runs eagerly, so the numbers are those of the captured step; Description says which.
+// The capture, warm-up, replay and fallback logic is FastLossStep's (shared with the reward-model and GRPO steps);
+// this class owns the SFT batch buffers and the loss.
 //   loss = sum_t CE_t / max(1, #targets) (+ the MoE balance loss when its alpha > 0), as Losses.Total without MTP.
 using PostTrain.Core.Generation;
 using PostTrain.Core.Model;
@@ -39,37 +41,31 @@ public sealed record FastStepResult(Tensor Loss, Tensor? GradNorm);
 
 public sealed class FastTrainStep : IDisposable
 {
+    private const string Key = "sft";
     private readonly DeepSeekForCausalLM model;
-    private readonly AdamW optimizer;
+    private readonly FastLossStep step;
     private readonly FastTrainStepOptions options;
     private readonly Device device;
-    private readonly Tensor ids, labels, positions, lossOut, normOut;
+    private readonly Tensor ids, labels, positions;
     private readonly Tensor? segments;
-    private CudaGraph? graph;
-    private bool graphs;
-    private int eagerSteps;
 
     public int Batch { get; }
     public int Seq { get; }
     /// <summary>"cuda-graph", "eager (why)" or "eager": how the steps run now.</summary>
-    public string Description { get; private set; }
+    public string Description => step.Description;
 
-    private FastTrainStep(DeepSeekForCausalLM model, AdamW optimizer, int batch, int seq, bool packed, FastTrainStepOptions options, bool graphs, string description)
+    private FastTrainStep(DeepSeekForCausalLM model, FastLossStep step, int batch, int seq, bool packed, FastTrainStepOptions options)
     {
         this.model = model;
-        this.optimizer = optimizer;
+        this.step = step;
         this.options = options;
         Batch = batch;
         Seq = seq;
         device = model.HeadWeight.device;
-        this.graphs = graphs;
-        Description = description;
         ids = zeros(batch, seq, dtype: ScalarType.Int64, device: device).DetachFromDisposeScope();
         labels = full(batch, seq, Losses.Ignore, dtype: ScalarType.Int64, device: device).DetachFromDisposeScope();
         positions = arange(seq, device: device).unsqueeze(0).expand(batch, seq).contiguous().DetachFromDisposeScope();
         segments = packed ? zeros(batch, seq, dtype: ScalarType.Int64, device: device).DetachFromDisposeScope() : null;
-        lossOut = zeros(1, dtype: ScalarType.Float32, device: device).squeeze().DetachFromDisposeScope();
-        normOut = zeros(1, dtype: ScalarType.Float32, device: device).squeeze().DetachFromDisposeScope();
         model.SetAttentionValuePadding(options.PadAttention);
     }
 
@@ -99,17 +95,8 @@ public sealed class FastTrainStep : IDisposable
         FastPathMode mode, FastTrainStepOptions? options = null, Action<string>? log = null)
     {
         options ??= new FastTrainStepOptions();
-        if (Unsupported(model, optimizer) is { } why)
-            throw new InvalidOperationException($"fast path: {why}.");
-        bool cudaDevice = model.HeadWeight.device_type == DeviceType.CUDA;
-        string? noGraph = !options.CudaGraph ? "CUDA graphs turned off"
-            : !cudaDevice ? "not on CUDA"
-            : !Generation.CudaGraph.IsAvailable(out var reason) ? reason : null;
-        if (noGraph is not null && mode == FastPathMode.On && options.CudaGraph)
-            throw new InvalidOperationException($"fast_path: on, but the step cannot be captured: {noGraph}.");
-        if (noGraph is not null && cudaDevice) log?.Invoke($"fast path: eager steps ({noGraph})");
-        return new FastTrainStep(model, optimizer, batch, seq, packed, options, noGraph is null,
-            noGraph is null ? "cuda-graph (after warm-up)" : $"eager ({noGraph})");
+        var core = FastLossStep.Create(model.parameters(), optimizer, model.HeadWeight.device, mode, options, log, Unsupported(model, optimizer));
+        return new FastTrainStep(model, core, batch, seq, packed, options);
     }
 
     /// <summary>One training step on ids/labels (B, T) int64 (labels aligned: -100 = not trained on), positions and
@@ -119,9 +106,7 @@ public sealed class FastTrainStep : IDisposable
         Check(inputIds, "input ids"); Check(targetLabels, "labels");
         if (segmentIds is not null && segments is null)
             throw new ArgumentException("FastTrainStep was built without packed segments; segment ids were given.", nameof(segmentIds));
-        optimizer.LearningRate = lr;
-        using var side = graphs ? Generation.CudaGraph.EnterSideStream(device) : null;
-        using (no_grad())
+        return step.Step(Key, () =>
         {
             ids.copy_(inputIds);
             labels.copy_(targetLabels);
@@ -132,31 +117,7 @@ public sealed class FastTrainStep : IDisposable
                 if (segmentIds is not null) segments.copy_(segmentIds);
                 else segments.zero_();
             }
-        }
-        optimizer.UploadLearningRate();
-        if (graph is not null) graph.Replay();
-        else if (!graphs || eagerSteps < options.WarmupSteps)
-        {
-            Body();
-            eagerSteps++;
-        }
-        else
-        {
-            try
-            {
-                graph = Generation.CudaGraph.Capture(Body);
-                Description = "cuda-graph";
-            }
-            catch (Exception e)
-            {
-                graphs = false;
-                Description = $"eager (capture failed: {e.Message.Split('\n')[0]})";
-            }
-            if (graph is not null) graph.Replay();
-            else Body();
-        }
-        using (no_grad())
-            return new FastStepResult(lossOut.clone().DetachFromDisposeScope(), options.MaxGradNorm is null ? null : normOut.clone().DetachFromDisposeScope());
+        }, Loss, lr);
     }
 
     private void Check(Tensor t, string what)
@@ -165,10 +126,9 @@ public sealed class FastTrainStep : IDisposable
             throw new ArgumentException($"FastTrainStep: {what} must be ({Batch}, {Seq}); got [{string.Join(", ", t.shape)}].");
     }
 
-    // The step's device work (eager, or once under capture).
-    private void Body()
+    // The step's loss over the static buffers (eager, or once under capture).
+    private Tensor Loss()
     {
-        using var scope = NewDisposeScope();
         var mask = segments is null ? null : new AttentionMask(null, segments);
         var normed = model.NormedHidden(ids, positions, mask);                               // (B, T, H)
         var sum = options.ChunkedLoss
@@ -179,26 +139,13 @@ public sealed class FastTrainStep : IDisposable
         var loss = sum / count;
         foreach (var moe in model.MoeLayers())
             if (moe.LastBalanceLoss is { } b) loss = loss + b;
-        loss.backward();
-        if (options.MaxGradNorm is double max)
-            normOut.copy_(OptimizerScripts.ClipGradNorm(model.parameters().Select(p => p.grad).Where(g => g is not null).ToArray()!, max));
-        Tensor? found = null;
-        if (options.SkipNonFinite)
-        {
-            var bad = loss.detach().isfinite().logical_not();
-            if (options.MaxGradNorm is not null) bad = bad.logical_or(normOut.isfinite().logical_not());
-            found = bad.to(ScalarType.Float32);
-        }
-        optimizer.FusedStepKernels(found);
-        optimizer.ZeroGrad();
-        using (no_grad()) lossOut.copy_(loss.detach());
+        return loss;
     }
 
     public void Dispose()
     {
-        graph?.Dispose();
-        graph = null;
-        foreach (var t in new[] { ids, labels, positions, lossOut, normOut, segments })
+        step.Dispose();
+        foreach (var t in new[] { ids, labels, positions, segments })
             t?.Dispose();
     }
 }

@@ -12,7 +12,8 @@
 // writes samples and checkpoints. With `lora:` only the adapters train and are saved (PEFT directories); rollouts and
 // evaluation run with the adapters folded into the weights (restored exactly afterwards), and the beta > 0 reference
 // is the same model with the adapters off: no second model. Simplification: generation and training share each
-// rank's device.
+// rank's device. fast_path: on (and the run qualifies: GrpoFastPath) runs the policy updates through static-shape
+// length buckets (one captured body per bucket on CUDA, eager on the CPU); rollouts are unchanged.
 using PostTrain.Core.Distributed;
 using PostTrain.Core.Model;
 using PostTrain.Data.Templates;
@@ -39,6 +40,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
     private PromptSet _prompts = null!;
     private RolloutCollector _rollouts = null!;
     private PolicyUpdate _update = null!;
+    private GrpoFastPath? _fast;
     private HeldOutEval? _eval;
     private int[] _order = [];
     private readonly List<IDisposable> _ownedRewards = [];
@@ -88,8 +90,12 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
             _reference.eval();
             log.WriteLine($"reference model: {cfg.Model.Path} (frozen, beta {cfg.Grpo.Beta})");
         }
-        _run = TrainingRun.Start(ctx, cfg, runModel, dataParallel: true);
-        _run.ReleaseGradients = _run.Parallel.Size == 1;   // the rollouts between updates get the gradients' memory
+        bool fast = GrpoFastPath.Decide(cfg, _model, _model.HeadWeight.device, Dist.World.Size, log);
+        _run = TrainingRun.Start(ctx, cfg, runModel, dataParallel: true, fusedAdamW: fast);
+        if (fast) _fast = GrpoFastPath.Over(cfg, _model, _run.Optimizer, _run.Output);
+        // the plain update in one process frees the gradients after each update, so the rollouts get their memory (the
+        // fast path's captured step keeps gradient addresses)
+        _run.ReleaseGradients = !fast && _run.Parallel.Size == 1;
         log.WriteLine(MemoryPlan.Of(_model, _lora is null ? _model : _lora, cfg.Optimizer, cfg.Ema) +
             (_reference is null ? "" : $"; + the reference model {_reference.parameters().Sum(p => p.numel() * p.ElementSize) / 1e9:F2} GB"));
 
@@ -102,7 +108,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
             (_prompts.SkippedTooLong > 0 ? $" ({_prompts.SkippedTooLong} longer than {cfg.Data.MaxPromptTokens} tokens skipped)" : ""));
         _rollouts = new RolloutCollector(_model, _tokenizer, rewards, cfg.Grpo);
         _update = _lora is null
-            ? new PolicyUpdate(_model, _reference, _run, cfg.Grpo, cfg.MoeBiasGamma)
+            ? new PolicyUpdate(_model, _reference, _run, cfg.Grpo, cfg.MoeBiasGamma, fast: _fast)
             : new PolicyUpdate(_model, cfg.Grpo.Beta > 0 ? _model : null, _run, cfg.Grpo, 0, _lora.Disabled);   // frozen base: no bias steps
         if (cfg.Eval is { } e)
         {
@@ -244,6 +250,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
 
     private void Cleanup()
     {
+        _fast?.Dispose();
         _run?.Dispose();
         _reference?.Dispose();
         _lora?.Dispose();

@@ -5,7 +5,9 @@
 // sampling), add beta * k3 KL to the frozen reference (computed once per batch),
 // aggregate with normalisers of the whole batch (so micro-batching does not change the loss), backward; then the run's
 // update (NaN guard, gradient clipping, optimizer: TrainingRun.Update) and the MoE routing-bias update. Metrics are
-// token means over every update.
+// token means over every update. With the fast path (GrpoFastPath, fast_path: on) the same passes run through static
+// shapes instead: the batch sorted by length into micro-batches padded to length buckets, each micro-batch one
+// accumulation body of its bucket and each update one more body (RunFast); the numbers are the plain path's.
 using System.Diagnostics;
 using PostTrain.Core.Model;
 using PostTrain.Training.Run;
@@ -23,11 +25,13 @@ public sealed record UpdateStats(double Loss, double GradNorm, double Kl, double
 
 /// <param name="referenceScope">Entered around the reference forward passes (LoRA: the adapters off, so the reference is the
 /// base model inside <paramref name="reference"/>, which is then the policy model itself).</param>
+/// <param name="fast">The fast path (fast_path: on and the run qualifies), or null for the plain update.</param>
 public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM? reference, TrainingRun run,
-    GrpoAlgorithmConfig cfg, double moeBiasGamma, Func<IDisposable>? referenceScope = null)
+    GrpoAlgorithmConfig cfg, double moeBiasGamma, Func<IDisposable>? referenceScope = null, GrpoFastPath? fast = null)
 {
     public UpdateStats Run(IReadOnlyList<TrainSample> samples, double lr)
     {
+        if (fast is not null) return RunFast(samples, lr);
         var sw = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
         var device = model.HeadWeight.device;
@@ -140,6 +144,82 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
             mm, isMean, maskedFrac, disagreement);
     }
 
+    /// <summary>The update through the fast path: the same passes, losses and metrics as the plain one (one process; no
+    /// routing replay, so no routing-disagreement measurement: NaN). Samples are sorted by prompt + completion length
+    /// (stable) and cut into micro-batches of micro_batch_size, each padded to its length bucket; the host reads the
+    /// device once per update (the loss and gradient norm for the NaN guard) and once for the metrics at the end.</summary>
+    private UpdateStats RunFast(IReadOnlyList<TrainSample> samples, double lr)
+    {
+        var sw = Stopwatch.StartNew();
+        using var scope = NewDisposeScope();
+        var f = fast!;
+        var device = f.Device;
+        int n = samples.Count;
+        var sorted = samples.Select((s, i) => (s, i)).OrderBy(x => x.s.PromptIds.Length + x.s.Completion.TokenIds.Length)
+            .ThenBy(x => x.i).Select(x => x.s).ToList();
+        var micro = Enumerable.Range(0, (n + cfg.MicroBatchSize - 1) / cfg.MicroBatchSize)
+            .Select(k => f.Prepare(sorted.Skip(k * cfg.MicroBatchSize).Take(cfg.MicroBatchSize).ToList())).ToList();
+        try
+        {
+            long tokens = samples.Where(s => !(cfg.MaskTruncatedCompletions && s.Completion.Truncated)).Sum(s => (long)s.Completion.TokenIds.Length);
+            double denominator = LossAggregator.Denominator(cfg.LossAggregation, new LossNormalizer(n, tokens, cfg.MaxCompletionLength));
+            if (reference is not null)
+                for (int k = 0; k < micro.Count; k++)
+                {
+                    var rows = sorted.Skip(k * cfg.MicroBatchSize).Take(cfg.MicroBatchSize).ToList();
+                    using var refLp = ReferenceLogProbs(rows, micro[k].Columns, device);
+                    var padded = zeros(cfg.MicroBatchSize, micro[k].Columns, device: device);
+                    padded.narrow(0, 0, rows.Count).copy_(refLp);
+                    micro[k].Reference = padded.DetachFromDisposeScope();
+                }
+            var sums = zeros(5, dtype: ScalarType.Float32, device: device);     // loss, kl, entropy, clip low, clip high
+            var wSums = zeros(3, dtype: ScalarType.Float32, device: device);    // sum w, w == 0, masked tokens (first pass)
+            var trainOld = new Tensor?[micro.Count];
+            var mismatch = new List<Tensor>(micro.Count);
+            double gradNormSum = 0, lossSum = 0;
+            long trainTokens = 0;
+            int skipped = 0;
+            double[] ratios = [];
+            model.train();
+            for (int pass = 0; pass < cfg.Mu; pass++)
+            {
+                for (int k = 0; k < micro.Count; k++)
+                {
+                    var mb = micro[k];
+                    f.Accumulate(mb, pass == 0 ? null : trainOld[k], firstPass: pass == 0, denominator);
+                    trainTokens += mb.RealTokens;
+                    var (lp, w, stats) = f.Outputs(mb);
+                    sums.add_(stats);
+                    if (pass == 0)
+                    {
+                        if (f.Corrected) trainOld[k] = lp;        // pi_old of the later passes
+                        mismatch.Add(MismatchStats.Partial(lp, mb.Rollout, mb.Mask));
+                        wSums.add_(stack([(w * mb.Mask).sum(), (w.eq(0) & mb.Mask.gt(0)).sum().to(ScalarType.Float32), mb.Mask.sum()]));
+                    }
+                }
+                var (value, norm) = f.Apply(lr);
+                lossSum += value;
+                var update = run.UpdateRecorded(value, norm);
+                if (update.Applied) gradNormSum += update.GradNorm;
+                else skipped++;
+                ratios = MoeBalancer.Step(model, update.Applied ? moeBiasGamma : 0, run.Parallel.Group);
+            }
+            var h = sums.cpu().data<float>().Select(x => (double)x).ToArray();
+            double tokenUpdates = Math.Max(1, tokens) * (double)cfg.Mu;
+            int applied = cfg.Mu - skipped;
+            var mm = MismatchStats.Combine(mismatch.Select(t => t.cpu().data<double>().ToArray()));
+            var ws = wSums.cpu().data<float>().Select(x => (double)x).ToArray();
+            double maskedTokens = Math.Max(1, ws[2]);
+            return new UpdateStats(lossSum / cfg.Mu, applied > 0 ? gradNormSum / applied : double.NaN,
+                h[1] / tokenUpdates, h[2] / tokenUpdates, h[3] / tokenUpdates, h[4] / tokenUpdates, trainTokens, sw.Elapsed.TotalSeconds,
+                ratios, skipped, mm, ws[0] / maskedTokens, ws[1] / maskedTokens, double.NaN);
+        }
+        finally
+        {
+            foreach (var mb in micro) mb.Dispose();
+        }
+    }
+
     /// <summary>The micro-batches' partial mismatch sums combined over this rank, then over the ranks (sums add, the max
     /// is the max).</summary>
     private static MismatchStats GlobalMismatch(Distributed.DataParallel dp, List<double[]> partials)
@@ -202,11 +282,15 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
         return tensor(v, [samples.Count, C], device: device);
     }
 
-    private Tensor ReferenceLogProbs(IReadOnlyList<TrainSample> samples, int start, int count, int C, Device device)
+    private Tensor ReferenceLogProbs(IReadOnlyList<TrainSample> samples, int start, int count, int C, Device device) =>
+        ReferenceLogProbs(samples.Skip(start).Take(count).ToList(), C, device);
+
+    /// <summary>log pi_ref of the rows' completion tokens, (rows, C), without gradients.</summary>
+    private Tensor ReferenceLogProbs(IReadOnlyList<TrainSample> rows, int C, Device device)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        using var batch = Batch(samples, start, count, C, device);
+        using var batch = Batch(rows, 0, rows.Count, C, device);
         using var off = referenceScope?.Invoke();
         var (lp, _) = batch.LogProbs(reference!, cfg.Temperature, withEntropy: false);
         foreach (var moe in reference!.MoeLayers()) moe.TakeLoads();   // the frozen reference does not balance

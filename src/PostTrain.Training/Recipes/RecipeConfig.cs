@@ -41,10 +41,10 @@ public abstract record TrainerConfig : RecipeConfig
     /// `every` optimizer steps and saved as its own model directory (&lt;output_dir&gt;/ema); null = none.</summary>
     public EmaConfig? Ema { get; init; }
 
-    /// <summary>The static-shape training step (FastTrainStep: chunked LM-head loss, fused AdamW, one CUDA graph per
-    /// step). auto: on when the model is on CUDA and the run qualifies (sft: full fine-tuning, AdamW on the device,
-    /// one process, no MTP loss, gradient_accumulation_steps 1), else the plain step with a log line saying why;
-    /// on: required (an error names what disqualifies the run); off: the plain step.</summary>
+    /// <summary>The static-shape training step (FastLossStep: loss on the device, fused AdamW, one CUDA graph per static
+    /// shape) in sft (FastTrainStep), rm (RmFastPath) and grpo's policy update (GrpoFastPath). auto: the plain step for
+    /// now, with a log line saying why (the fast path through the recipes is not yet measured on a GPU); on: required (an
+    /// error names the config key that disqualifies the run); off: the plain step.</summary>
     public PostTrain.Core.FastPath.FastPathMode FastPath { get; init; } = PostTrain.Core.FastPath.FastPathMode.Auto;
 
     /// <summary>Activation recompute in the training forward, trading backward compute for activation memory (the same

@@ -6,9 +6,12 @@
 // and the final reward model as a Hugging Face directory (<output_dir>/final, DeepseekV3ForSequenceClassification);
 // the run mechanics are TrainingRun's.
 // Simplification: each micro-batch is right-padded to its longest sequence (no packing).
+// fast_path: on (and the run qualifies: RmFastPath) trains every step through the static-shape fast step instead:
+// rows padded to data.max_seq_len, loss on the device, one CUDA graph per step on CUDA (eager on the CPU).
 // Data parallel: each rank scores its contiguous share of every micro-batch's pairs; the scores are gathered for the
 // metrics, the gradients summed by the run's optimizer (TrainingRun.Parallel).
 using System.Diagnostics;
+using PostTrain.Core.Distributed;
 using PostTrain.Core.Model;
 using PostTrain.Data.Templates;
 using PostTrain.Data.Tokenizers;
@@ -31,6 +34,7 @@ public sealed class RmRecipe(RmConfig cfg) : IRecipe
     private PreferencePairs _train = null!;
     private PreferencePairs? _eval;
     private int[] _order = [];
+    private RmFastPath? _fast;
 
     /// <summary>Held-out metrics in step order (for callers such as tests).</summary>
     public List<(long Step, PreferenceMetrics Metrics)> Evals { get; } = [];
@@ -58,9 +62,11 @@ public sealed class RmRecipe(RmConfig cfg) : IRecipe
         }
 
         int padId = _tokenizer.PadId;
+        bool fast = RmFastPath.Decide(cfg, _model, _device, Dist.World.Size, Dist.IsMain ? ctx.Log : TextWriter.Null);
         _run = TrainingRun.Start(ctx, cfg, new RunModel(_model,
             (dir, extraFiles) => RewardModelFiles.Save(_model, dir, padId, extraFiles: extraFiles),
-            dir => RewardModelFiles.LoadWeights(_model, dir), loaded.TokenizerDir), dataParallel: true);
+            dir => RewardModelFiles.LoadWeights(_model, dir), loaded.TokenizerDir), dataParallel: true, fusedAdamW: fast);
+        if (fast) _fast = RmFastPath.Over(cfg, _model, _run.Optimizer, _train.HasMargin, _run.Output);
         _order = _train.Order(cfg.Seed, _run.State.Epoch, cfg.Data.Shuffle);
     }
 
@@ -86,7 +92,7 @@ public sealed class RmRecipe(RmConfig cfg) : IRecipe
             var sw = Stopwatch.StartNew();
             double lr = _run.LearningRate;
             var micro = Enumerable.Range(0, cfg.GradientAccumulationSteps).Select(_ => NextBatch()).ToList();
-            var (m, gradNorm) = Step(micro, lr);
+            var (m, gradNorm) = _fast is null ? Step(micro, lr) : FastStep(micro, lr);
             double seconds = sw.Elapsed.TotalSeconds;
             long tokens = micro.Sum(b => b.Sum(p => (long)p.Chosen.Length + p.Rejected.Length));
             _run.Advance(lr, tokens);
@@ -147,6 +153,20 @@ public sealed class RmRecipe(RmConfig cfg) : IRecipe
         return (m, update.GradNorm);
     }
 
+    /// <summary>The fast path's step (RmFastPath): one device step over the padded micro-batches, the scores read after
+    /// it for the metrics and the loss the run's NaN guard sees, and the MoE bias update as after the plain step.</summary>
+    private (PreferenceMetrics Metrics, double GradNorm) FastStep(List<List<PreferencePair>> micro, double lr)
+    {
+        using var scope = NewDisposeScope();
+        _model.train();
+        var (chosen, rejected, norm) = _fast!.Step(micro, _tokenizer.PadId, lr);
+        var margins = micro.SelectMany(b => b.Select(x => x.Margin)).ToList();
+        var m = BradleyTerry.Metrics(chosen, rejected, _train.HasMargin ? margins : null, cfg.CenterRewardsCoefficient);
+        var update = _run.UpdateRecorded(m.Loss, norm);
+        MoeBalancer.Step(_model.Backbone, update.Applied ? cfg.MoeBiasGamma : 0, _run.Parallel.Group);
+        return (m, update.GradNorm);
+    }
+
     /// <summary>Every rank's scores of one micro-batch, in pair order (ranks hold contiguous shards).</summary>
     private (double[] Chosen, double[] Rejected) GatherScores(double[] chosen, double[] rejected)
     {
@@ -181,6 +201,7 @@ public sealed class RmRecipe(RmConfig cfg) : IRecipe
 
     private void Cleanup()
     {
+        _fast?.Dispose();
         _run?.Dispose();
         _model?.Dispose();
     }

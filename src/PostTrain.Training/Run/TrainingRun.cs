@@ -74,7 +74,7 @@ public sealed class TrainingRun : IDisposable
     private TrainingRun(RecipeContext ctx, TrainerConfig cfg, RunModel model, bool dataParallel, bool fusedAdamW)
     {
         if (cfg.FastPath == PostTrain.Core.FastPath.FastPathMode.On && !fusedAdamW)
-            throw new RecipeConfigException($"fast_path: on, but recipe {cfg.Recipe} has no fast path (sft has); set fast_path: auto or off");
+            throw new RecipeConfigException($"fast_path: on, but recipe {cfg.Recipe} has no fast path (sft, rm and grpo have); set fast_path: auto or off");
         if (cfg.GradientAccumulationSteps < 1)
             throw new RecipeConfigException($"gradient_accumulation_steps: must be >= 1, got {cfg.GradientAccumulationSteps}");
         if (cfg.MaxSteps < 0) throw new RecipeConfigException($"max_steps: must be >= 0, got {cfg.MaxSteps}");

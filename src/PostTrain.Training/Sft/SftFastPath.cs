@@ -17,6 +17,7 @@ using PostTrain.Core.FastPath;
 using PostTrain.Core.Model;
 using PostTrain.Core.Precision;
 using PostTrain.Training.Recipes;
+using PostTrain.Training.Run;
 using TorchSharp;
 using static TorchSharp.torch;
 using AdamW = PostTrain.Core.Precision.AdamW;
@@ -48,54 +49,23 @@ public sealed class SftFastPath : IDisposable
     public static string? Disqualified(SftConfig cfg, DeepSeekForCausalLM model, int processes)
     {
         if (cfg.Lora is not null) return "lora: LoRA adapters train through the plain step (full fine-tuning only)";
-        if (cfg.Optimizer.Name != OptimizerKind.AdamW) return $"optimizer.name: {cfg.Optimizer.Name.ToString().ToLowerInvariant()} (the fast path steps AdamW)";
-        if (cfg.Optimizer.Offload != OptimizerOffload.None) return "optimizer.offload: host (the fast path steps AdamW on the device)";
-        if (cfg.Optimizer.Fused == FusedOptimizer.False) return "optimizer.fused: false (the fast path steps the fused AdamW)";
-        if (cfg.Optimizer.StochasticRounding) return "optimizer.stochastic_rounding: the fused AdamW rounds to nearest (the plain step rounds stochastically)";
-        if (cfg.Optimizer.Bf16Moments) return "optimizer.bf16_moments: the fused AdamW keeps the moments in the parameters' dtype (fp32)";
-        if (processes > 1) return $"distributed: {processes} processes (the fast path runs one process; Parallel.Size must be 1)";
+        if (FastPathRules.Optimizer(cfg.Optimizer) is { } opt) return opt;
+        if (FastPathRules.Processes(processes) is { } dist) return dist;
         if (cfg.GradientAccumulationSteps != 1) return $"gradient_accumulation_steps: {cfg.GradientAccumulationSteps} (one step per batch; set 1)";
         if (cfg.MtpLambda > 0 && model.Mtp.Count > 0) return $"mtp_lambda: {cfg.MtpLambda} (the fast step has no MTP loss; set 0)";
-        if (PostTrain.Core.FastPath.FastTrainStep.Fp8Blocker(model) is { } fp8) return $"model precision fp8: {fp8}";
-        if (cfg.Recompute != PostTrain.Core.Recompute.RecomputeMode.None)
-            return $"recompute: {cfg.Recompute.ToString().ToLowerInvariant()} (the fast step equals the plain one with recompute when run eagerly, " +
-                "but has not yet been run captured in a CUDA graph: measure it with `posttrain bench-train --fast-path on --recompute ...` first; set recompute: none or fast_path: off)";
-        return null;
+        return FastPathRules.Fp8(model) ?? FastPathRules.Recompute(cfg.Recompute);
     }
 
     /// <summary>Whether the run trains through the fast path: off never, on always (a RecipeConfigException names what
     /// disqualifies it); auto: the plain step for now (the fast path through the recipe, CUDA graph included, has not
     /// yet been measured on a GPU: it stays opt-in until it is). Says which path through log.</summary>
-    public static bool Decide(SftConfig cfg, DeepSeekForCausalLM model, Device device, int processes, TextWriter log)
-    {
-        if (cfg.FastPath == FastPathMode.Off)
-        {
-            log.WriteLine("fast_path: off: the plain training step");
-            return false;
-        }
-        var why = Disqualified(cfg, model, processes);
-        if (cfg.FastPath == FastPathMode.On && why is not null)
-            throw new RecipeConfigException($"fast_path: on, but this run does not qualify: {why}");
-        if (why is null && cfg.FastPath == FastPathMode.On)
-        {
-            log.WriteLine($"fast_path: {cfg.FastPath.ToString().ToLowerInvariant()}: the fast training step " +
-                (device.type == DeviceType.CUDA ? "(CUDA graph after warm-up)" : "(run eagerly: not on CUDA)"));
-            return true;
-        }
-        log.WriteLine($"fast_path: auto: the plain training step ({why ?? (device.type == DeviceType.CUDA
-            ? "the fast path is opt-in until measured through the recipe on a GPU: set fast_path: on" : "not on CUDA")})");
-        return false;
-    }
+    public static bool Decide(SftConfig cfg, DeepSeekForCausalLM model, Device device, int processes, TextWriter log) =>
+        FastPathRules.Decide(cfg.FastPath, cfg.FastPath == FastPathMode.Off ? null : Disqualified(cfg, model, processes), device, log);
 
     /// <summary>The fast path over the run's optimizer (which TrainingRun built fused for it).</summary>
     /// <param name="log">Gets a line whenever the way the steps run changes (eager warm-up, captured, a failed capture).</param>
-    public static SftFastPath Over(SftConfig cfg, DeepSeekForCausalLM model, IOptimizer runOptimizer, TextWriter log)
-    {
-        var local = runOptimizer is DataParallelOptimizer dp ? dp.Local : runOptimizer;
-        if (local is not AdamW { Fused: true } adamw)
-            throw new InvalidOperationException($"fast path: the run's optimizer is {local.GetType().Name}, not a fused AdamW.");
-        return new SftFastPath(cfg, model, adamw, log);
-    }
+    public static SftFastPath Over(SftConfig cfg, DeepSeekForCausalLM model, IOptimizer runOptimizer, TextWriter log) =>
+        new(cfg, model, FastPathRules.FusedAdamW(runOptimizer), log);
 
     /// <summary>Whether a batch has the step's static shape (data.batch_size rows of data.max_seq_len tokens).</summary>
     public bool Fits(SftBatch batch) => batch.Rows.Count == cfg.Data.BatchSize && batch.Rows.All(r => r.Length == cfg.Data.MaxSeqLen);
@@ -119,14 +89,8 @@ public sealed class SftFastPath : IDisposable
     {
         bool cuda = model.HeadWeight.device_type == DeviceType.CUDA;
         var options = new FastTrainStepOptions { CudaGraph = cuda, MaxGradNorm = cfg.ClipGradNorm ?? NoClip, SkipNonFinite = true };
-        try
-        {
-            return FastTrainStep.Create(model, optimizer, cfg.Data.BatchSize, cfg.Data.MaxSeqLen, packed: true, cfg.FastPath, options);
-        }
-        catch (InvalidOperationException e)
-        {
-            throw new RecipeConfigException($"fast_path: {cfg.FastPath.ToString().ToLowerInvariant()}: {e.Message}");
-        }
+        return FastPathRules.Build(cfg.FastPath, () =>
+            FastTrainStep.Create(model, optimizer, cfg.Data.BatchSize, cfg.Data.MaxSeqLen, packed: true, cfg.FastPath, options));
     }
 
     public void Dispose() => step?.Dispose();

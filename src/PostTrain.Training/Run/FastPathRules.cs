@@ -1,0 +1,82 @@
+// The fast-path rules the training recipes share (sft, rm, grpo: SftFastPath, RmFastPath, GrpoFastPath): the
+// qualification checks every one of them makes, each naming the config key that disqualifies a run, and the decision
+// on `fast_path:` with its one log line. auto means the plain step for now (the fast path through the recipes,
+// CUDA graph included, has not yet been measured on a GPU: it stays opt-in until it is); on requires it (a
+// RecipeConfigException names what disqualifies the run); off never takes it.
+using PostTrain.Core.FastPath;
+using PostTrain.Core.Model;
+using PostTrain.Core.Recompute;
+using PostTrain.Training.Recipes;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PostTrain.Training.Run;
+
+public static class FastPathRules
+{
+    /// <summary>The fast step updates with the fused AdamW on the device: why this optimizer section cannot (null when it can).</summary>
+    public static string? Optimizer(OptimizerConfig o)
+    {
+        if (o.Name != OptimizerKind.AdamW) return $"optimizer.name: {o.Name.ToString().ToLowerInvariant()} (the fast path steps AdamW)";
+        if (o.Offload != OptimizerOffload.None) return "optimizer.offload: host (the fast path steps AdamW on the device)";
+        if (o.Fused == FusedOptimizer.False) return "optimizer.fused: false (the fast path steps the fused AdamW)";
+        if (o.StochasticRounding) return "optimizer.stochastic_rounding: the fused AdamW rounds to nearest (the plain step rounds stochastically)";
+        if (o.Bf16Moments) return "optimizer.bf16_moments: the fused AdamW keeps the moments in the parameters' dtype (fp32)";
+        return null;
+    }
+
+    /// <summary>The fast step runs in one process.</summary>
+    public static string? Processes(int processes) =>
+        processes > 1 ? $"distributed: {processes} processes (the fast path runs one process; Parallel.Size must be 1)" : null;
+
+    /// <summary>FP8 on CUDA without the native FP8 kernels reads expert counts on the host (FastTrainStep.Fp8Blocker).</summary>
+    public static string? Fp8(DeepSeekForCausalLM model) =>
+        FastTrainStep.Fp8Blocker(model) is { } fp8 ? $"model precision fp8: {fp8}" : null;
+
+    /// <summary>Activation recompute has not yet been run captured in a CUDA graph.</summary>
+    public static string? Recompute(RecomputeMode mode) => mode == RecomputeMode.None ? null
+        : $"recompute: {mode.ToString().ToLowerInvariant()} (the fast step equals the plain one with recompute when run eagerly, " +
+          "but has not yet been run captured in a CUDA graph: measure it with `posttrain bench-train --fast-path on --recompute ...` first; set recompute: none or fast_path: off)";
+
+    /// <summary>Whether the run trains through the fast path, given why it does not qualify (null: it does): off never,
+    /// on always (a RecipeConfigException names what disqualifies it), auto: the plain step for now. Says which once
+    /// through log; <paramref name="what"/> names the step ("training step", "policy update", ...).</summary>
+    public static bool Decide(FastPathMode mode, string? why, Device device, TextWriter log, string what = "training step")
+    {
+        if (mode == FastPathMode.Off)
+        {
+            log.WriteLine($"fast_path: off: the plain {what}");
+            return false;
+        }
+        if (mode == FastPathMode.On && why is not null)
+            throw new RecipeConfigException($"fast_path: on, but this run does not qualify: {why}");
+        if (why is null && mode == FastPathMode.On)
+        {
+            log.WriteLine($"fast_path: on: the fast {what} " +
+                (device.type == DeviceType.CUDA ? "(CUDA graph after warm-up)" : "(run eagerly: not on CUDA)"));
+            return true;
+        }
+        log.WriteLine($"fast_path: auto: the plain {what} ({why ?? (device.type == DeviceType.CUDA
+            ? "the fast path is opt-in until measured through the recipe on a GPU: set fast_path: on" : "not on CUDA")})");
+        return false;
+    }
+
+    /// <summary>The fused AdamW under the run's optimizer (which TrainingRun built fused for the fast path).</summary>
+    public static PostTrain.Core.Precision.AdamW FusedAdamW(PostTrain.Core.Precision.IOptimizer runOptimizer)
+    {
+        var local = runOptimizer is PostTrain.Core.Distributed.DataParallelOptimizer dp ? dp.Local : runOptimizer;
+        if (local is not PostTrain.Core.Precision.AdamW { Fused: true } adamw)
+            throw new InvalidOperationException($"fast path: the run's optimizer is {local.GetType().Name}, not a fused AdamW.");
+        return adamw;
+    }
+
+    /// <summary>FastLossStep's "on, but cannot be captured" and unsupported-model errors as config errors.</summary>
+    public static T Build<T>(FastPathMode mode, Func<T> build)
+    {
+        try { return build(); }
+        catch (InvalidOperationException e)
+        {
+            throw new RecipeConfigException($"fast_path: {mode.ToString().ToLowerInvariant()}: {e.Message}");
+        }
+    }
+}
