@@ -119,12 +119,8 @@ public sealed class AdamW : IOptimizer
     private void StepParamRounded(int i)
     {
         using var noGrad = no_grad();
-        var p = parameters[i].Param;
-        var g = p.grad;
-        if (g is null)
+        if (Begin(i) is not var (p, g, t, wd))
             return;
-        long t = ++steps[i];
-        double wd = noDecay.Contains(parameters[i].Name) ? 0 : weightDecay;
         double bias1 = 1 - Math.Pow(beta1, t), bias2 = 1 - Math.Pow(beta2, t);
         using var pFlat = p.detach().view(-1);
         using var gFlat = g.contiguous().view(-1);
@@ -153,17 +149,23 @@ public sealed class AdamW : IOptimizer
         }
     }
 
+    /// <summary>Parameter i, its gradient, its step count after this step and its weight decay; null (and no step counted)
+    /// when it has no gradient.</summary>
+    private (Parameter P, Tensor G, long T, double Wd)? Begin(int i)
+    {
+        var p = parameters[i].Param;
+        if (p.grad is not { } g)
+            return null;
+        return (p, g, ++steps[i], noDecay.Contains(parameters[i].Name) ? 0 : weightDecay);
+    }
+
     /// <summary>The plain (unfused) update of parameter i alone; nothing when it has no gradient.</summary>
     internal void StepParam(int i)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var p = parameters[i].Param;
-        var g = p.grad;
-        if (g is null)
+        if (Begin(i) is not var (p, g, t, wd))
             return;
-        long t = ++steps[i];
-        double wd = noDecay.Contains(parameters[i].Name) ? 0 : weightDecay;
         if (wd != 0)
             p.mul_(1 - LearningRate * wd);
 

@@ -85,4 +85,19 @@ public sealed class StochasticRoundingTests
         var b = nn.Parameter(ones(4, dtype: ScalarType.BFloat16));
         Assert.Throws<ArgumentException>(() => new AdamW([("w", b)], fused: true, stochasticRounding: true));
     }
+
+    [Fact]
+    public void A_parameter_without_a_gradient_is_skipped_and_its_step_not_counted()
+    {
+        var a = nn.Parameter(ones(4, dtype: ScalarType.BFloat16));
+        var b = nn.Parameter(ones(4, dtype: ScalarType.BFloat16));
+        using var opt = new AdamW([("a", a), ("b", b)], lr: 0.1, weightDecay: 0.5, stochasticRounding: true);
+        a.sum().backward();
+        opt.Step();
+        var state = opt.StateDict();
+        Assert.Equal(1L, state["a.step"].item<long>());
+        Assert.Equal(0L, state["b.step"].item<long>());
+        Assert.True((b == 1).all().item<bool>(), "no gradient, no decay");
+        Assert.True((a < 1).all().item<bool>());
+    }
 }
