@@ -1,5 +1,5 @@
 // A memory trace for finding where a large model's GPU memory goes: with POSTTRAIN_MEMORY_TRACE=1 the training
-// forward marks the embedding, every decoder layer, the final norm and the head, and the SFT and GRPO steps mark the
+// forward marks the embedding, every decoder layer and the head (any recipe), and the SFT step marks the
 // loss, backward and the optimizer update, each line giving the CUDA caching allocator's bytes allocated now and its
 // peak (CudaMemory; the host-side counters, no device sync). Off (the default) or without the CUDA-graph library it
 // does nothing.
