@@ -162,18 +162,23 @@ public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
     public Tensor Head(Tensor normed) => LinearCompute.Apply(normed, HeadWeight, null);
 
     /// <summary>Random init as Hugging Face does for training from scratch: normal(0, std) for linear, embedding,
-    /// router and expert weights; ones for norms; zeros for biases.</summary>
+    /// router and expert weights; ones for norms; zeros for biases. On the CPU a seeded init draws from its own generator
+    /// (the same stream as the seeded global one, and the global generator is left where that would leave it), so two
+    /// inits with one seed are equal even while other threads use the global generator (parallel tests did).</summary>
     public void InitWeights(double std = 0.02, long? seed = null)
     {
         using var _ = no_grad();
-        if (seed is long s) random.manual_seed(s);
+        bool cpu = parameters().All(p => p.device_type == DeviceType.CPU);
+        using var local = seed is long s0 && cpu ? new Generator(unchecked((ulong)s0)) : null;
+        if (seed is long s && local is null) random.manual_seed(s);
         foreach (var (name, p) in named_parameters())
         {
             if (name.EndsWith("norm.weight") || name.Contains("layernorm")) p.fill_(1.0);
             else if (name.EndsWith(".bias")) p.zero_();
-            else p.normal_(0, std);
+            else p.normal_(0, std, local);
         }
         foreach (var moe in MoeLayers()) moe.Gate.CorrectionBias?.zero_();
+        if (local is not null) random.set_rng_state(local.get_state());
     }
 
     public long ParameterCount() => parameters().Sum(p => p.numel());
