@@ -309,6 +309,7 @@ public sealed class TrainingRun : IDisposable
         if (!Config.Checkpoint.Enabled)
         {
             Output.WriteLine("checkpoint.enabled: false: no final model written");
+            if (Parallel.IsMain && _ema is not null) Output.WriteLine(EmaTimings() + " (not saved: checkpoint.enabled: false)");
             return final;
         }
         using var experts = _model.Consolidate?.Invoke();     // collective: expert parallel models gather their experts
@@ -324,8 +325,16 @@ public sealed class TrainingRun : IDisposable
         var values = _ema!.Values();
         var state = _model.Module.state_dict().ToDictionary(kv => kv.Key, kv => values.TryGetValue(kv.Key, out var e) ? e : kv.Value, StringComparer.Ordinal);
         _model.SaveState!(Path.Combine(Config.OutputDir, EmaDirName), state, ModelSetup.TokenizerFiles(_model.TokenizerDir));
-        Output.WriteLine($"ema: {_ema.Updates} updates (decay {_ema.Decay}); training thread: {_ema.CopySeconds:F2} s copying, {_ema.WaitSeconds:F2} s waiting; " +
-            $"background averaging {_ema.UpdateSeconds:F2} s; saved {Path.Combine(Config.OutputDir, EmaDirName)}");
+        Output.WriteLine(EmaTimings() + $"; saved {Path.Combine(Config.OutputDir, EmaDirName)}");
+    }
+
+    /// <summary>The EMA's updates and where its time went (training thread: copying, waiting; background averaging); the
+    /// background task is waited for first, so its seconds are complete.</summary>
+    private string EmaTimings()
+    {
+        _ema!.Values();
+        return $"ema: {_ema.Updates} updates (decay {_ema.Decay}); training thread: {_ema.CopySeconds:F2} s copying, {_ema.WaitSeconds:F2} s waiting; " +
+            $"background averaging {_ema.UpdateSeconds:F2} s";
     }
 
     private void Resume(CheckpointInfo ck)

@@ -160,4 +160,17 @@ public sealed class BigModelModesTests
         Assert.Equal((2 * n, 2 * n, 2 * 2 * n, 0L), (plan.ModelBytes, plan.GradientBytes, plan.OptimizerDeviceBytes, plan.HostBytes));
         Assert.InRange(plan.DeviceBytes / Math.Pow(2, 30), 118.9, 119.0);   // GiB of the H200's ~140: the rest for activations
     }
+
+    [Fact]
+    public async Task A_timing_run_without_checkpoints_still_reports_the_ema_timings()
+    {
+        using var tmp = new TempDir();
+        string start = SaveBase(tmp);
+        var cfg = Config(start, tmp["a"], 2, "ema: { decay: 0.5, every: 1 }\noptimizer: { lr: 0.01 }");
+        cfg = cfg with { Checkpoint = cfg.Checkpoint with { Enabled = false } };
+        var log = new StringWriter();
+        Assert.Equal(0, await new SftRecipe(cfg).RunAsync(new RecipeContext("big.yaml", "", log), CancellationToken.None));
+        Assert.Matches(@"ema: 2 updates \(decay 0\.5\); training thread: [0-9.]+ s copying, [0-9.]+ s waiting; background averaging [0-9.]+ s \(not saved", log.ToString());
+        Assert.False(Directory.Exists(tmp["a/ema"]));
+    }
 }
