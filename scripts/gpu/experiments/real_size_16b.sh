@@ -7,7 +7,7 @@
 #   3. logits: PostTrain (fp32, streamed load) vs transformers (fp32 and bf16) on 4 random sequences of 64 tokens;
 #   4. sft-*:  a few SFT steps per mode (recipes/sft-16b-*.yaml): tokens/s, peak GPU and host memory from metrics.jsonl;
 #              sft-full-sr trains everything on the GPU (bf16 moments, stochastic rounding), sft-full-sr-ema adds the
-#              host EMA (its copy / wait seconds in the log); full fine-tuning with the host optimizer needs the host
+#              host EMA (its copy / wait seconds in the log), sft-full-sr-ema-skip with ema.skip_when_busy; full fine-tuning with the host optimizer needs the host
 #              RAM it names (skipped, saying so, when short);
 #   5. grpo:   GRPO steps (recipes/grpo-16b-full-sr.yaml, char_variety reward): generation / reward / training seconds;
 #              grpo-hostopt the same with recipes/grpo-16b-hostopt.yaml when the host has the RAM;
@@ -88,6 +88,7 @@ want sft-lora-attn     && sft sft-lora-attn     sft-16b-lora-attn.yaml        40
 want sft-lora-experts  && sft sft-lora-experts  sft-16b-lora-experts.yaml    40
 want sft-full-sr       && sft sft-full-sr       sft-16b-full-sr.yaml          20
 want sft-full-sr-ema   && sft sft-full-sr-ema   sft-16b-full-sr.yaml          110 'ema={decay: 0.999, every: 1}'
+want sft-full-sr-ema-skip && sft sft-full-sr-ema-skip sft-16b-full-sr.yaml      110 'ema={decay: 0.999, every: 1, skip_when_busy: true}'
 want sft-bf16moments   && sft sft-bf16moments   sft-16b-full-bf16moments.yaml 170
 want sft-hostopt       && sft sft-hostopt       sft-16b-full-hostopt.yaml     235
 
@@ -157,7 +158,7 @@ import json, os, statistics, sys
 out = sys.argv[1]
 print("| mode | steps | SFT tokens/s (median) | peak GPU GB | peak host GB | GRPO s/step: generation / reward / training |")
 print("|---|---|---|---|---|---|")
-for name in ["sft-full-sr", "sft-full-sr-ema", "sft-bf16moments", "sft-hostopt", "sft-lora-attn", "sft-lora-experts", "grpo", "grpo-hostopt"]:
+for name in ["sft-full-sr", "sft-full-sr-ema", "sft-full-sr-ema-skip", "sft-bf16moments", "sft-hostopt", "sft-lora-attn", "sft-lora-experts", "grpo", "grpo-hostopt"]:
     f = os.path.join(out, name, "metrics.jsonl")
     if not os.path.exists(f):
         print(f"| {name} | not run (see {name}.log) | | | | |"); continue

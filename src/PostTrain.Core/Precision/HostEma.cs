@@ -5,6 +5,10 @@
 // buffers (pinned for CUDA, non-blocking, one synchronisation: the only work on the training thread), then folds the
 // snapshot into the EMA on a background task with in-place CPU ops. Values waits for that task. GPU memory: none.
 // Timings (copy on the training thread, waiting for the previous task, the task itself) are kept for reports.
+// SkipWhenBusy: an update that finds the previous fold still running is skipped instead of waited for (no copy, no
+// wait), and the next update folds with decay^(k+1) for the k skipped ones: ema = d^(k+1) ema + (1 - d^(k+1)) w, exact
+// when the weights did not change over the skipped steps, an approximation otherwise. For models whose fold takes
+// longer than a step (16 B fp32 values at 16B); off by default (every update folds exactly).
 using System.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -24,6 +28,15 @@ public sealed class HostEma : IDisposable
     public double WaitSeconds { get; private set; }
     public double UpdateSeconds { get; private set; }
 
+    /// <summary>Skip an update while the previous fold runs (see the header).</summary>
+    public bool SkipWhenBusy { get; init; }
+    /// <summary>Updates skipped because a fold was running (SkipWhenBusy).</summary>
+    public long Skipped { get; private set; }
+    private int behind;                     // skipped since the last fold
+
+    /// <summary>Tests: the background fold waits for this gate (a fold held busy on purpose).</summary>
+    internal ManualResetEventSlim? FoldGate { get; set; }
+
     public HostEma(IEnumerable<(string Name, Tensor Weight)> weights, double decay)
     {
         if (decay is < 0 or >= 1) throw new ArgumentOutOfRangeException(nameof(decay), decay, "ema.decay must be in [0, 1)");
@@ -41,6 +54,12 @@ public sealed class HostEma : IDisposable
     /// <summary>Copies the current weights to the host and starts folding them into the average in the background.</summary>
     public void Update()
     {
+        if (SkipWhenBusy && pending is { IsCompleted: false })
+        {
+            Skipped++;
+            behind++;
+            return;
+        }
         var clock = Stopwatch.StartNew();
         pending?.Wait();
         WaitSeconds += clock.Elapsed.TotalSeconds;
@@ -55,16 +74,25 @@ public sealed class HostEma : IDisposable
         if (cuda) torch.cuda.synchronize();
         CopySeconds += clock.Elapsed.TotalSeconds;
         Updates++;
-        pending = Task.Run(Fold);
+        int steps = behind + 1;
+        behind = 0;
+        var gate = FoldGate;
+        pending = Task.Run(() =>
+        {
+            gate?.Wait();
+            Fold(steps);
+        });
     }
 
-    private void Fold()
+    /// <summary>ema = d^steps ema + (1 - d^steps) snapshot (steps = 1 + the updates skipped before this one).</summary>
+    private void Fold(int steps)
     {
         var clock = Stopwatch.StartNew();
         using var scope = NewDisposeScope();
         using var _ = no_grad();
+        double d = Math.Pow(Decay, steps);
         for (int i = 0; i < ema.Length; i++)
-            ema[i].mul_(Decay).add_(snapshot[i], alpha: 1 - Decay);
+            ema[i].mul_(d).add_(snapshot[i], alpha: 1 - d);
         UpdateSeconds += clock.Elapsed.TotalSeconds;
     }
 

@@ -59,6 +59,9 @@ public sealed record EmaConfig
 {
     public double Decay { get; init; } = 0.999;
     public long Every { get; init; } = 1;
+    /// <summary>Skip an update while the previous background fold still runs (no copy, no wait) and fold the next one with
+    /// decay^(k+1): for models whose fold takes longer than a step; false folds every update exactly.</summary>
+    public bool SkipWhenBusy { get; init; }
 }
 
 public enum OptimizerKind { [RecipeKey("adamw")] AdamW, Sgd }

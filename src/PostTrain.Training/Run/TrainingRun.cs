@@ -107,7 +107,7 @@ public sealed class TrainingRun : IDisposable
                 if (model.SaveState is null) throw new RecipeConfigException($"ema: recipe {cfg.Recipe} with this model (LoRA adapters) has no full weights to average");
                 if (ema.Every < 1) throw new RecipeConfigException($"ema.every: must be >= 1, got {ema.Every}");
                 if (ema.Decay is < 0 or >= 1) throw new RecipeConfigException($"ema.decay: must be in [0, 1), got {ema.Decay}");
-                _ema = new HostEma(model.Module.named_parameters().Select(p => (p.name, (Tensor)p.parameter)), ema.Decay);
+                _ema = new HostEma(model.Module.named_parameters().Select(p => (p.name, (Tensor)p.parameter)), ema.Decay) { SkipWhenBusy = ema.SkipWhenBusy };
             }
             ResumedFrom = cfg.Checkpoint.Resume ? Checkpoints.FindLatest() : null;
             if (ResumedFrom is not null) Resume(ResumedFrom);
@@ -333,8 +333,8 @@ public sealed class TrainingRun : IDisposable
     private string EmaTimings()
     {
         _ema!.Values();
-        return $"ema: {_ema.Updates} updates (decay {_ema.Decay}); training thread: {_ema.CopySeconds:F2} s copying, {_ema.WaitSeconds:F2} s waiting; " +
-            $"background averaging {_ema.UpdateSeconds:F2} s";
+        return $"ema: {_ema.Updates} updates (decay {_ema.Decay}" + (_ema.SkipWhenBusy ? $", {_ema.Skipped} skipped while busy" : "") +
+            $"); training thread: {_ema.CopySeconds:F2} s copying, {_ema.WaitSeconds:F2} s waiting; background averaging {_ema.UpdateSeconds:F2} s";
     }
 
     private void Resume(CheckpointInfo ck)

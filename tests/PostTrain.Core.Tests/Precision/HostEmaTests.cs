@@ -44,4 +44,37 @@ public sealed class HostEmaTests
         Assert.Equal([1.5f, 1.75f], b.Values()["w"].data<float>().ToArray());
         Assert.Throws<InvalidDataException>(() => b.Load(new Dictionary<string, Tensor> { ["v"] = saved["w"] }, "test"));
     }
+
+    [Fact]
+    public async Task Updates_while_a_fold_runs_are_skipped_and_the_next_fold_takes_their_decay()
+    {
+        const double d = 0.5;
+        var w = tensor(new[] { 8f });
+        using var gate = new ManualResetEventSlim(false);
+        using var ema = new HostEma([("w", w)], d) { SkipWhenBusy = true, FoldGate = gate };
+        using (no_grad()) w.fill_(4f);
+        ema.Update();                                          // folds 4 into 8 once the gate opens: 6
+        using (no_grad()) w.fill_(100f);
+        ema.Update();                                          // the fold is held: skipped, no copy
+        ema.Update();                                          // skipped
+        Assert.Equal(2, ema.Skipped);
+        gate.Set();
+        Assert.Equal(6f, ema.Values()["w"].item<float>(), 5);
+        using (no_grad()) w.fill_(2f);
+        ema.Update();                                          // 3 steps since the last fold: d^3 = 1/8: 6/8 + 2 * 7/8
+        Assert.Equal(6.0 / 8 + 2 * 7.0 / 8, ema.Values()["w"].item<float>(), 5);
+        Assert.Equal(2, ema.Updates);
+
+        // without SkipWhenBusy an update waits for the held fold instead
+        using var gate2 = new ManualResetEventSlim(false);
+        using var exact = new HostEma([("w", w)], d) { FoldGate = gate2 };
+        exact.Update();
+        var second = Task.Run(exact.Update);
+        await Task.Delay(200);
+        Assert.False(second.IsCompleted, "the second update waits for the held fold");
+        gate2.Set();
+        await second;
+        Assert.Equal(0, exact.Skipped);
+        Assert.Equal(2, exact.Updates);
+    }
 }
