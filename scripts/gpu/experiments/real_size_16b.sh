@@ -7,7 +7,8 @@
 #   3. logits: PostTrain (fp32, streamed load) vs transformers (fp32 and bf16) on 4 random sequences of 64 tokens;
 #   4. sft-*:  a few SFT steps per mode (recipes/sft-16b-*.yaml): tokens/s, peak GPU and host memory from metrics.jsonl;
 #              sft-full-sr trains everything on the GPU (bf16 moments, stochastic rounding), sft-full-sr-ema adds the
-#              host EMA (its copy / wait seconds in the log), sft-full-sr-ema-skip with ema.skip_when_busy; full fine-tuning with the host optimizer needs the host
+#              host EMA (its copy / wait seconds in the log), sft-full-sr-ema-skip with ema.skip_when_busy;
+#              full fine-tuning with the host optimizer needs the host
 #              RAM it names (skipped, saying so, when short);
 #   5. grpo:   GRPO steps (recipes/grpo-16b-full-sr.yaml, char_variety reward): generation / reward / training seconds;
 #              grpo-hostopt the same with recipes/grpo-16b-hostopt.yaml when the host has the RAM;
