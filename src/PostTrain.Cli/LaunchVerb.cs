@@ -70,7 +70,7 @@ public sealed partial class LaunchVerb : ICliVerb
             if (e.Data is null) return;
             io.Error.WriteLine(e.Data);
             foreach (Match m in RankPattern().Matches(e.Data))
-                lock (failedRanks) failedRanks.Add(int.Parse(m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value));
+                lock (failedRanks) failedRanks.Add(int.Parse(m.Groups.Values.Skip(1).First(g => g.Success).Value));
         };
         p.BeginErrorReadLine();
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; Forward(p, 15); });
@@ -108,8 +108,10 @@ public sealed partial class LaunchVerb : ICliVerb
     }
 
     // mpirun: "process rank 1 with PID 123 on node x exited on signal 6" / "MPI_ABORT was invoked on rank 0" /
-    // "Process name: [[28216,1],0]" (the first rank that exited non-zero)
-    [GeneratedRegex(@"(?:process rank|invoked on rank) (\d+)|Process name: \[\[\d+,\d+\],(\d+)\]")]
+    // "Process name: [[28216,1],0]" (the first rank that exited non-zero); and a rank's own line before it aborts
+    // (MpiProcessGroup.Abort: "rank 0: exited with code 2; ending all 2 ranks"), which names the rank even when mpirun's
+    // help message is lost (two ranks aborting at once can garble it: "ORTE_ERROR_LOG: Data unpack would read past end")
+    [GeneratedRegex(@"(?:process rank|invoked on rank) (\d+)|Process name: \[\[\d+,\d+\],(\d+)\]|rank (\d+): exited with code")]
     private static partial Regex RankPattern();
 
     [DllImport("libc", SetLastError = true)] private static extern int kill(int pid, int sig);
