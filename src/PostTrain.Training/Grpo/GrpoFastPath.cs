@@ -55,8 +55,6 @@ public sealed class FastMicroBatch : IDisposable
 
 public sealed class GrpoFastPath : IDisposable
 {
-    // clip_grad_norm with this bound multiplies by exactly 1 (no clipping) but still yields the norm for the metrics
-    private const double NoClip = 1e30;
     private const int MinBucket = 8;
 
     /// <summary>One bucket's static buffers and outputs.</summary>
@@ -123,7 +121,7 @@ public sealed class GrpoFastPath : IDisposable
         DeepSeekForCausalLM model, AdamW optimizer, TextWriter log)
     {
         var device = model.HeadWeight.device;
-        var options = new FastTrainStepOptions { CudaGraph = device.type == DeviceType.CUDA, MaxGradNorm = clipGradNorm ?? NoClip, SkipNonFinite = true };
+        var options = FastPathRules.StepOptions(device.type == DeviceType.CUDA, clipGradNorm);
         var step = FastPathRules.Build(mode, () => FastLossStep.Create(model.parameters().Where(p => p.requires_grad), optimizer, device, mode, options,
             log.WriteLine, optimizer.Fused ? FastTrainStep.Fp8Blocker(model) : null));
         return new GrpoFastPath(cfg, maxPromptTokens, model, step, log);

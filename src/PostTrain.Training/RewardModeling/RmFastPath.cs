@@ -23,8 +23,6 @@ namespace PostTrain.Training.RewardModeling;
 
 public sealed class RmFastPath : IDisposable
 {
-    // clip_grad_norm with this bound multiplies by exactly 1 (no clipping) but still yields the norm for the metrics
-    private const double NoClip = 1e30;
     private const string StepKey = "rm-step", MicroKey = "rm-micro";   // bodies: the whole step; one accumulated micro-batch
 
     private readonly RmConfig cfg;
@@ -84,7 +82,7 @@ public sealed class RmFastPath : IDisposable
     public (double[] Chosen, double[] Rejected, double GradNorm) Step(IReadOnlyList<IReadOnlyList<PreferencePair>> micro, int padId, double lr)
     {
         step ??= FastPathRules.Build(cfg.FastPath, () => FastLossStep.Create(model.parameters(), optimizer, model.ScoreWeight.device, cfg.FastPath,
-            new FastTrainStepOptions { CudaGraph = model.ScoreWeight.device_type == DeviceType.CUDA, MaxGradNorm = cfg.ClipGradNorm ?? NoClip, SkipNonFinite = true },
+            FastPathRules.StepOptions(model.ScoreWeight.device_type == DeviceType.CUDA, cfg.ClipGradNorm),
             unsupported: optimizer.Fused ? FastTrainStep.Fp8Blocker(model.Backbone) : null));
         var chosen = new List<double>();
         var rejected = new List<double>();

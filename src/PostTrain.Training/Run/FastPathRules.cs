@@ -14,6 +14,15 @@ namespace PostTrain.Training.Run;
 
 public static class FastPathRules
 {
+    // clip_grad_norm with this bound multiplies by exactly 1 (no clipping) but still yields the norm for the metrics;
+    // finite in fp32 (double.MaxValue would overflow)
+    private const double NoClip = 1e30;
+
+    /// <summary>The step options every recipe's fast path uses: a CUDA graph on CUDA, the run's clip_grad_norm (or none,
+    /// still measuring the norm), and the non-finite guard on the device.</summary>
+    public static FastTrainStepOptions StepOptions(bool cuda, double? clipGradNorm) =>
+        new() { CudaGraph = cuda, MaxGradNorm = clipGradNorm ?? NoClip, SkipNonFinite = true };
+
     /// <summary>The fast step updates with the fused AdamW on the device: why this optimizer section cannot (null when it can).</summary>
     public static string? Optimizer(OptimizerConfig o)
     {

@@ -26,9 +26,6 @@ namespace PostTrain.Training.Sft;
 
 public sealed class SftFastPath : IDisposable
 {
-    // clip_grad_norm with this bound multiplies by exactly 1 (no clipping) but still yields the norm for the metrics;
-    // finite in fp32 (double.MaxValue would overflow)
-    private const double NoClip = 1e30;
 
     private readonly SftConfig cfg;
     private readonly DeepSeekForCausalLM model;
@@ -88,7 +85,7 @@ public sealed class SftFastPath : IDisposable
     private FastTrainStep Build()
     {
         bool cuda = model.HeadWeight.device_type == DeviceType.CUDA;
-        var options = new FastTrainStepOptions { CudaGraph = cuda, MaxGradNorm = cfg.ClipGradNorm ?? NoClip, SkipNonFinite = true };
+        var options = FastPathRules.StepOptions(cuda, cfg.ClipGradNorm);
         return FastPathRules.Build(cfg.FastPath, () =>
             FastTrainStep.Create(model, optimizer, cfg.Data.BatchSize, cfg.Data.MaxSeqLen, packed: true, cfg.FastPath, options));
     }
