@@ -1,5 +1,5 @@
 // CUDA graphs for PostTrain's decode loop and captured training step: a C ABI over libtorch's at::cuda::CUDAGraph,
-// c10's current-stream switch and the CUDA caching allocator's statistics (peak allocated bytes, the measure
+// c10's current-stream switch, CUDA events and the CUDA caching allocator's statistics (peak allocated bytes, the measure
 // torch.cuda.max_memory_allocated() reports), for P/Invoke from C# (TorchSharp wraps none of these). Built against the libtorch the process loads
 // (scripts/build-cudagraph.sh; the pip torch's headers and libraries). Every call returns 0 on success or -1 with the
 // libtorch error text in ptcg_last_error(); no C++ exception crosses the ABI.
@@ -67,6 +67,40 @@ int ptcg_leave_side_stream(void* handle) {
     c10::cuda::setCurrentCUDAStream(s->previous);
     delete s;
   });
+}
+
+// Work on a side stream that the current stream does not wait for (e.g. copying the weights to the host while the
+// next step's forward runs): ptcg_async_begin makes a pooled side stream current for this thread, ordered after the
+// work already queued on the current stream; ptcg_async_end records an event on the side stream, restores the
+// previous stream without ordering it after the side stream and returns the event. Later work that must follow the
+// side stream's waits for the event: ptcg_event_block (the current stream, on the device) or ptcg_event_synchronize
+// (the calling host thread, any thread). ptcg_event_delete frees it.
+int ptcg_async_begin(int device, void** handle) { return ptcg_enter_side_stream(device, handle); }
+
+int ptcg_async_end(void* handle, void** event) {
+  return guarded([&] {
+    auto* s = static_cast<SideStream*>(handle);
+    auto* done = new at::cuda::CUDAEvent();
+    done->record(s->side);
+    c10::cuda::setCurrentCUDAStream(s->previous);
+    delete s;
+    *event = done;
+  });
+}
+
+int ptcg_event_block(void* event) {
+  return guarded([&] {
+    auto* e = static_cast<at::cuda::CUDAEvent*>(event);
+    e->block(c10::cuda::getCurrentCUDAStream(e->device_index()));
+  });
+}
+
+int ptcg_event_synchronize(void* event) {
+  return guarded([&] { static_cast<at::cuda::CUDAEvent*>(event)->synchronize(); });
+}
+
+int ptcg_event_delete(void* event) {
+  return guarded([&] { delete static_cast<at::cuda::CUDAEvent*>(event); });
 }
 
 int ptcg_graph_new(void** graph) {

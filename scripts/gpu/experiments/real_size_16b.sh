@@ -149,8 +149,9 @@ YAML
 fi
 
 if want gen; then
-  POSTTRAIN_TOOL=PostTrain.Benchmarks.Generation timeout 1500 scripts/gpu/run.sh --model "$CKPT" --prompts 64 --prompt-len 32 --new 2016 \
-    > "$OUT/gen.log" 2>&1
+  # GEN_ARGS="--graph-only --no-profile": only the CUDA-graph decode is timed (an eager run of 2,016 steps adds minutes)
+  POSTTRAIN_TOOL=PostTrain.Benchmarks.Generation timeout ${GEN_TIMEOUT:-1500} scripts/gpu/run.sh --model "$CKPT" --prompts 64 --prompt-len 32 \
+    --new ${GEN_NEW:-2016} ${GEN_ARGS:-} > "$OUT/gen.log" 2>&1
   echo "gen: exit $?"; grep -E "^\| |latent KV|loaded" "$OUT/gen.log"
 fi
 

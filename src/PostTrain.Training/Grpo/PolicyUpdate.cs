@@ -197,6 +197,7 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
                         wSums.add_(stack([(w * mb.Mask).sum(), (w.eq(0) & mb.Mask.gt(0)).sum().to(ScalarType.Float32), mb.Mask.sum()]));
                     }
                 }
+                run.BeforeWeightsChange();
                 var (value, norm) = f.Apply(lr);
                 lossSum += value;
                 var update = run.UpdateRecorded(value, norm);

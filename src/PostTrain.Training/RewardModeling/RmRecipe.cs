@@ -159,6 +159,7 @@ public sealed class RmRecipe(RmConfig cfg) : IRecipe
     {
         using var scope = NewDisposeScope();
         _model.train();
+        _run.BeforeWeightsChange();
         var (chosen, rejected, norm) = _fast!.Step(micro, _tokenizer.PadId, lr);
         var margins = micro.SelectMany(b => b.Select(x => x.Margin)).ToList();
         var m = BradleyTerry.Metrics(chosen, rejected, _train.HasMargin ? margins : null, cfg.CenterRewardsCoefficient);

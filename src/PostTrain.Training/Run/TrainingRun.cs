@@ -172,6 +172,7 @@ public sealed class TrainingRun : IDisposable
         if (_guard.Check(loss, State.Step) == LossVerdict.Continue)
         {
             // gradients summed over the ranks first (nothing to sum in one process), then clipped by the global norm
+            _ema?.BeforeWeightsChange();
             double norm = Optimizer.Step(ps => Config.ClipGradNorm is double max ? nn.utils.clip_grad_norm_(ps, max) : GradNorm(ps), Config.ClipGradNorm);
             result = new UpdateResult(true, norm);
             if (_ema is not null && (State.Step + 1) % Config.Ema!.Every == 0) _ema.Update();
@@ -197,6 +198,10 @@ public sealed class TrainingRun : IDisposable
             g.Dispose();
         }
     }
+
+    /// <summary>The fast paths call this before a device step that updates the weights (the plain path's Update does it
+    /// itself): the EMA's side-stream copy of the previous weights must have read them first.</summary>
+    public void BeforeWeightsChange() => _ema?.BeforeWeightsChange();
 
     /// <summary>The fast path's bookkeeping for a step that already ran on the device (FastTrainStep with SkipNonFinite:
     /// a non-finite loss or gradient norm left the weights and the optimizer state unchanged there): the same NaN guard
@@ -334,7 +339,8 @@ public sealed class TrainingRun : IDisposable
     {
         _ema!.Values();
         return $"ema: {_ema.Updates} updates (decay {_ema.Decay}" + (_ema.SkipWhenBusy ? $", {_ema.Skipped} skipped while busy" : "") +
-            $"); training thread: {_ema.CopySeconds:F2} s copying, {_ema.WaitSeconds:F2} s waiting; background averaging {_ema.UpdateSeconds:F2} s";
+            $"; copy on the {_ema.CopyMode}); training thread: {_ema.CopySeconds:F2} s copying or queuing the copy, {_ema.WaitSeconds:F2} s waiting; " +
+            $"background: {_ema.TransferSeconds:F2} s waiting for the copy, {_ema.UpdateSeconds:F2} s averaging";
     }
 
     private void Resume(CheckpointInfo ck)

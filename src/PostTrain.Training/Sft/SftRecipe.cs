@@ -182,6 +182,7 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         using var scope = NewDisposeScope();
         _model.train();
         var (ids, labels, pos, seg) = ToTensors(batch);
+        _run.BeforeWeightsChange();
         var (loss, norm) = _fast!.Step(ids, labels, pos, seg, lr);
         var update = _run.UpdateRecorded(loss, norm);
         var ratios = MoeBalancer.Step(_model, update.Applied ? cfg.MoeBiasGamma : 0, _run.Parallel.Group);

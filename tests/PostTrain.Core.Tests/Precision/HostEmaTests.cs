@@ -30,6 +30,26 @@ public sealed class HostEmaTests
     }
 
     [Fact]
+    public void Bf16WeightsFoldInChunksAcrossTheWholeTensor()
+    {
+        // more elements than one fold chunk (2^21), bf16 weights as at 16B: every element, the last chunk's too,
+        // follows ema = d * w0 + (1 - d) * w1, worked out from the same bf16 values in doubles
+        const double decay = 0.75;
+        const long n = (1L << 21) + 1000;
+        var w = arange(n, dtype: ScalarType.Float32).remainder(97).sub(48).to(ScalarType.BFloat16);
+        var w0 = w.to(ScalarType.Float64);
+        using var ema = new HostEma([("w", w)], decay);
+        Assert.Equal("training thread", ema.CopyMode);
+        using (no_grad()) w.mul_(-2).add_(3);
+        var w1 = w.to(ScalarType.Float64);
+        ema.Update();
+        var got = ema.Values()["w"].to(ScalarType.Float64);
+        var expected = w0 * decay + w1 * (1 - decay);
+        Assert.True(got.allclose(expected, rtol: 1e-6, atol: 1e-5), $"max |diff| {(got - expected).abs().max().item<double>()}");
+        Assert.Equal(expected[n - 1].item<double>(), got[n - 1].item<double>(), 5);
+    }
+
+    [Fact]
     public void SavedValuesRestore()
     {
         var w = tensor(new[] { 3f, 4f });
