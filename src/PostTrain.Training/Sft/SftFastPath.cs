@@ -54,8 +54,8 @@ public sealed class SftFastPath : IDisposable
     }
 
     /// <summary>Whether the run trains through the fast path: off never, on always (a RecipeConfigException names what
-    /// disqualifies it); auto: the plain step for now (the fast path through the recipe, CUDA graph included, has not
-    /// yet been measured on a GPU: it stays opt-in until it is). Says which path through log.</summary>
+    /// disqualifies it); auto on CUDA when the run qualifies and CUDA graphs are available (FastPathRules.Decide).
+    /// Says which path through log.</summary>
     public static bool Decide(SftConfig cfg, DeepSeekForCausalLM model, Device device, int processes, TextWriter log) =>
         FastPathRules.Decide(cfg.FastPath, cfg.FastPath == FastPathMode.Off ? null : Disqualified(cfg, model, processes), device, log);
 
@@ -64,8 +64,9 @@ public sealed class SftFastPath : IDisposable
     public static SftFastPath Over(SftConfig cfg, DeepSeekForCausalLM model, IOptimizer runOptimizer, TextWriter log) =>
         new(cfg, model, FastPathRules.FusedAdamW(runOptimizer), log);
 
-    /// <summary>Whether a batch has the step's static shape (data.batch_size rows of data.max_seq_len tokens).</summary>
-    public bool Fits(SftBatch batch) => batch.Rows.Count == cfg.Data.BatchSize && batch.Rows.All(r => r.Length == cfg.Data.MaxSeqLen);
+    /// <summary>The batch has the fast step's shape: data.batch_size rows, each padded to data.max_seq_len (the row's
+    /// arrays, not its real tokens: a packed row usually ends in padding).</summary>
+    public bool Fits(SftBatch batch) => batch.Rows.Count == cfg.Data.BatchSize && batch.Rows.All(r => r.InputIds.Length == cfg.Data.MaxSeqLen);
 
     /// <summary>One optimizer step on (B, T) ids, aligned labels, position and segment ids; returns the loss and the
     /// gradient norm before clipping, read from the device after the step.</summary>

@@ -181,7 +181,7 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
     {
         using var scope = NewDisposeScope();
         _model.train();
-        var (ids, labels, pos, seg) = ToTensors(batch);
+        var (ids, labels, pos, seg) = ToTensors(batch, full: true);
         _run.BeforeWeightsChange();
         var (loss, norm) = _fast!.Step(ids, labels, pos, seg, lr);
         var update = _run.UpdateRecorded(loss, norm);
@@ -198,9 +198,11 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
                 "ranks a row, which distributed.expert_parallel > 1 needs (raise data.batch_size or lower the number of processes)");
     }
 
-    private (Tensor Ids, Tensor Labels, Tensor Pos, Tensor Seg) ToTensors(SftBatch b)
+    /// <summary>The batch as (rows, length) tensors: cut to its longest row's real tokens (the padding every row has at the
+    /// end dropped), or, with <paramref name="full"/>, the rows' whole padded length (the fast step's static shape).</summary>
+    private (Tensor Ids, Tensor Labels, Tensor Pos, Tensor Seg) ToTensors(SftBatch b, bool full = false)
     {
-        int n = b.Rows.Count, len = b.Rows[0].Length;
+        int n = b.Rows.Count, len = full ? b.Rows.Max(r => r.InputIds.Length) : b.Rows.Max(r => r.Length);
         var ids = new long[n * len]; var labels = new long[n * len]; var pos = new long[n * len]; var seg = new long[n * len];
         for (int i = 0; i < n; i++)
         {

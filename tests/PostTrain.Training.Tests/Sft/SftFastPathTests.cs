@@ -1,6 +1,6 @@
 // sft through the training fast path (fast_path: on, run eagerly on the CPU exactly as it is captured on CUDA) against
 // the plain step (fast_path: auto on the CPU): per-step losses and the final weights over 5 steps of the micro MoE
-// model on packed arithmetic data; a run that switches paths at a checkpoint (3 fast steps, resumed for 2 plain ones)
+// model on packed arithmetic data (rows of 320 tokens, most of them ending in padding, as packed rows do); a run that switches paths at a checkpoint (3 fast steps, resumed for 2 plain ones)
 // against the uninterrupted plain run; optimizer.fused: true against false on the plain step; and fast_path: on refused for runs that do not qualify, naming the key.
 using PostTrain.Core.Checkpoints;
 using PostTrain.Training.Recipes;
@@ -24,7 +24,7 @@ public sealed class SftFastPathTests
             model: {"{"} path: micro-moe, dtype: float32, device: cpu {"}"}
             data:
               path: {RepoPaths.Of("datasets/arithmetic/train.parquet")}
-              max_seq_len: 128
+              max_seq_len: 320
               batch_size: 4
               packed: true
             optimizer: {"{"} lr: 0.003, weight_decay: 0.01 {"}"}

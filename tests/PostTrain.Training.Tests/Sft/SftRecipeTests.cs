@@ -116,6 +116,47 @@ public sealed class SftRecipeTests
         Assert.True(packed.Rows.Sum(r => r.SequenceIds.Max() + 1) > packed.Rows.Count);   // several examples per row
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task TheFirstStepsLossIsTheMeanOverEveryRowsTargets(bool packed)
+    {
+        // Rows of a batch have different real lengths (unpacked examples of different sizes; packed rows ending in
+        // different amounts of padding), and the step must see every row whole, whatever the first row's length: the
+        // logged loss of step 1 (before any update) equals the token mean of the cross-entropy of each row computed on
+        // its own, from the same starting weights.
+        string dir = Temp(), start = Path.Combine(Temp(), "base");
+        using (var m = new DeepSeekForCausalLM(BuiltinModels.Micro()))
+        {
+            m.InitWeights(0.1, 5);
+            PostTrain.Core.Model.PretrainedModel.Save(m, start);
+        }
+        var cfg = Config(dir, 3, packed) with { MtpLambda = 0 };
+        cfg = cfg with { Model = cfg.Model with { Path = start } };
+        cfg = cfg with { Data = cfg.Data with { Shuffle = false, MaxSeqLen = 640 } };
+        var recipe = await Run(cfg);
+
+        var batch = new SftBatches(cfg.Data, ByteTokenizer.Instance, new DataStats()).Epoch(cfg.Data.Path, cfg.Seed, 0, false).First();
+        Assert.True(batch.Rows.Select(r => r.Length).Distinct().Count() > 1, "the rows' real lengths should differ");
+        var (model, _) = PostTrain.Core.Model.PretrainedModel.Load(start);
+        model.eval();
+        using var _ = no_grad();
+        double sum = 0;
+        long targets = 0;
+        foreach (var row in batch.Rows)
+        {
+            var ids = tensor(row.InputIds.Select(i => (long)i).ToArray()).view(1, -1);
+            var pos = tensor(row.PositionIds.Select(i => (long)i).ToArray()).view(1, -1);
+            var seg = tensor(row.SequenceIds.Select(i => (long)i).ToArray()).view(1, -1);
+            var logp = model.Forward(ids, pos, new PostTrain.Core.Model.AttentionMask(SegmentIds: seg)).Logits.log_softmax(-1)[0].to(ScalarType.Float64);
+            for (int t = 0; t < row.Labels.Length; t++)
+                if (row.Labels[t] != -100) { sum -= logp[t, row.Labels[t]].item<double>(); targets++; }
+        }
+        Assert.Equal(sum / targets, recipe.TrainLosses[0], 4);
+        Directory.Delete(dir, true);
+        Directory.Delete(Path.GetDirectoryName(start)!, true);
+    }
+
     [Fact]
     public async Task AMissingColumnNamesTheFileAndRow()
     {
