@@ -107,7 +107,7 @@ public sealed class GrpoFastPath : IDisposable
         return FastPathRules.Fp8(model) ?? FastPathRules.Recompute(cfg.Recompute);
     }
 
-    /// <summary>Whether the run's policy updates take the fast path (FastPathRules.Decide: auto = the plain update for now).</summary>
+    /// <summary>Whether the run's policy updates take the fast path (FastPathRules.Decide: auto = the fast path on CUDA with CUDA graphs).</summary>
     public static bool Decide(GrpoConfig cfg, DeepSeekForCausalLM model, Device device, int processes, TextWriter log) =>
         FastPathRules.Decide(cfg.FastPath, cfg.FastPath == FastPathMode.Off ? null : Disqualified(cfg, model, processes), device, log, "policy update");
 

@@ -65,7 +65,7 @@ public sealed class RmFastPath : IDisposable
         return FastPathRules.Fp8(model.Backbone) ?? FastPathRules.Recompute(cfg.Recompute);
     }
 
-    /// <summary>Whether the run trains through the fast path (FastPathRules.Decide: auto = the plain step for now).</summary>
+    /// <summary>Whether the run trains through the fast path (FastPathRules.Decide: auto = the fast path on CUDA with CUDA graphs).</summary>
     public static bool Decide(RmConfig cfg, RewardModel model, Device device, int processes, TextWriter log) =>
         FastPathRules.Decide(cfg.FastPath, cfg.FastPath == FastPathMode.Off ? null : Disqualified(cfg, model, processes), device, log);
 

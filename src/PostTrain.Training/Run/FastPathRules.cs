@@ -1,8 +1,8 @@
 // The fast-path rules the training recipes share (sft, rm, grpo: SftFastPath, RmFastPath, GrpoFastPath): the
 // qualification checks every one of them makes, each naming the config key that disqualifies a run, and the decision
-// on `fast_path:` with its one log line. auto means the plain step for now (the fast path through the recipes,
-// CUDA graph included, has not yet been measured on a GPU: it stays opt-in until it is); on requires it (a
-// RecipeConfigException names what disqualifies the run); off never takes it.
+// on `fast_path:` with its one log line. auto takes the fast path on CUDA for a run that qualifies when the CUDA-graph
+// library is there (measured through the recipes on the H200), else the plain step with the reason in the log; on
+// requires it (a RecipeConfigException names what disqualifies the run); off never takes it.
 using PostTrain.Core.FastPath;
 using PostTrain.Core.Model;
 using PostTrain.Core.Recompute;
@@ -48,7 +48,7 @@ public static class FastPathRules
           "but has not yet been run captured in a CUDA graph: measure it with `posttrain bench-train --fast-path on --recompute ...` first; set recompute: none or fast_path: off)";
 
     /// <summary>Whether the run trains through the fast path, given why it does not qualify (null: it does): off never,
-    /// on always (a RecipeConfigException names what disqualifies it), auto: the plain step for now. Says which once
+    /// on always (a RecipeConfigException names what disqualifies it), auto on CUDA with CUDA graphs. Says which once
     /// through log; <paramref name="what"/> names the step ("training step", "policy update", ...).</summary>
     public static bool Decide(FastPathMode mode, string? why, Device device, TextWriter log, string what = "training step")
     {
@@ -65,8 +65,17 @@ public static class FastPathRules
                 (device.type == DeviceType.CUDA ? "(CUDA graph after warm-up)" : "(run eagerly: not on CUDA)"));
             return true;
         }
-        log.WriteLine($"fast_path: auto: the plain {what} ({why ?? (device.type == DeviceType.CUDA
-            ? "the fast path is opt-in until measured through the recipe on a GPU: set fast_path: on" : "not on CUDA")})");
+        // auto: the fast path on CUDA when the run qualifies and the step can be captured (without the CUDA-graph
+        // library the fast step would run eagerly, slower than the plain one); otherwise the plain step, saying why
+        string? graphs = null;
+        if (why is null && device.type == DeviceType.CUDA && !PostTrain.Core.Generation.CudaGraph.IsAvailable(out var noGraph))
+            graphs = $"CUDA graphs unavailable: {noGraph}";
+        if (why is null && device.type == DeviceType.CUDA && graphs is null)
+        {
+            log.WriteLine($"fast_path: auto: the fast {what} (CUDA graph after warm-up; fast_path: off for the plain step)");
+            return true;
+        }
+        log.WriteLine($"fast_path: auto: the plain {what} ({why ?? graphs ?? "not on CUDA"})");
         return false;
     }
 
