@@ -11,8 +11,13 @@
 #             resumes (finished stages are skipped, GRPO resumes from its last checkpoint); packs the reports and
 #             metrics into $OUT/pipeline-results.tar.xz
 # Logs: $OUT/<phase>.log. Usage: OUT=/tmp/out scripts/gpu/experiments/code_pipeline.sh [base] [bench] [pipeline]
-# Plan B if the 3.75 M tiny base cannot copy the constants: MODEL=bench-moe LR=6e-4 BASE_STEPS=1000 BASE_TIMEOUT=560 (a 274 M base from
-# random init; pretrain_tiny_base.sh passes MODEL and LR through), then the same pipeline phase.
+# Without CODE_DATA (or the staged .gz) the base phase generates the text on the GPU machine with the bundled
+# PostTrain.DatasetGen: CODE_COUNT (default 300,000) distinct training-split tasks, so with BASE_STEPS=3000 the base
+# sees each row once and can only lower its loss by reading the constants off the description (attempt 3 over-fitted
+# 60,000 rows). BASE_CONFIG=benchmarks/code-base/small-moe.json pre-trains a ~10 M-parameter variant (21 MB in bf16:
+# still shippable) instead of tiny-moe. Plan B if neither can copy the constants: MODEL=bench-moe LR=6e-4
+# BASE_STEPS=1000 BASE_TIMEOUT=560 (a 274 M base from random init; pretrain_tiny_base.sh passes MODEL and LR
+# through), then the same pipeline phase.
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
 OUT=${OUT:-/tmp/code-out}
@@ -23,7 +28,18 @@ want() { [ -z "$ARGS" ] || [[ " $ARGS " == *" $1 "* ]]; }
 
 if want base; then
   data=${CODE_DATA:-.gpu-stage/code-pretrain.jsonl.gz}
+  if [ ! -f "$data" ]; then
+    # no text carried: the bundle's generator (PostTrain.DatasetGen) writes it here, CODE_COUNT distinct training-split
+    # tasks (300,000 ~ 99 M tokens: one epoch of 3,000 steps of 32 x 1,024, so the base cannot memorise its rows)
+    data=/tmp/code-pretrain-${CODE_COUNT:-300000}.jsonl
+    [ -f "$data" ] || POSTTRAIN_TOOL=PostTrain.DatasetGen scripts/gpu/run.sh code-pretrain "$data" ${CODE_COUNT:-300000} | tail -1
+  fi
   case "$data" in *.gz) zcat "$data" > /tmp/code-pretrain.jsonl; data=/tmp/code-pretrain.jsonl ;; esac
+  if [ -n "${BASE_CONFIG:-}" ]; then
+    # another architecture from its config.json (e.g. benchmarks/code-base/small-moe.json), random init written here
+    scripts/gpu/run.sh init-checkpoint --config "$BASE_CONFIG" --output /tmp/code-init --dtype float32 --device cuda --seed 0 | tail -1
+    export MODEL=/tmp/code-init
+  fi
   TASK=code CODE_DATA=$data STEPS=${BASE_STEPS:-2000} timeout ${BASE_TIMEOUT:-330} scripts/gpu/pretrain_tiny_base.sh /tmp/code-base \
     > "$OUT/base.log" 2>&1
   echo "base: exit $?"; grep -h "eval loss\|tokens/s" "$OUT/base.log" | tail -6
