@@ -3,6 +3,7 @@
 // launch per step. TorchSharp does not wrap at::cuda::CUDAGraph, so this is a small P/Invoke layer. The library is
 // looked up in POSTTRAIN_CUDAGRAPH_LIB, then next to PostTrain's binaries; without it decoding stays eager.
 using System.Runtime.InteropServices;
+using PostTrain.Core.Runtime;
 using static TorchSharp.torch;
 
 namespace PostTrain.Core.Generation;
@@ -11,6 +12,9 @@ public sealed class CudaGraph : IDisposable
 {
     public const string LibraryEnvVar = "POSTTRAIN_CUDAGRAPH_LIB";
     public const string LibraryFileName = "libposttrain_cudagraph.so";
+
+    /// <summary>The loaded library (shared with CudaMemory and CudaAsync, which use its other exports).</summary>
+    internal static readonly NativeLibraryFile Library = new(LibraryEnvVar, LibraryFileName, "scripts/gpu/build-cudagraph.sh");
 
     private IntPtr handle;
 
@@ -126,14 +130,9 @@ public sealed class CudaGraph : IDisposable
 
         private static Native Load()
         {
-            var env = Environment.GetEnvironmentVariable(LibraryEnvVar);
-            var path = !string.IsNullOrEmpty(env) ? env : Path.Combine(AppContext.BaseDirectory, LibraryFileName);
-            if (!File.Exists(path))
-                return new Native { Error = $"{path} not found (build it with scripts/gpu/build-cudagraph.sh; set {LibraryEnvVar})" };
-            if (!NativeLibrary.TryLoad(path, out var lib))
-                return new Native { Error = $"{path} did not load (built against another libtorch?)" };
-            T Fn<T>(string name) where T : Delegate =>
-                Marshal.GetDelegateForFunctionPointer<T>(NativeLibrary.GetExport(lib, name));
+            var (lib, path, error) = Library.Value;
+            if (error is not null) return new Native { Error = error };
+            T Fn<T>(string name) where T : Delegate => NativeLibraryFile.Function<T>(lib, name);
             try
             {
                 return new Native

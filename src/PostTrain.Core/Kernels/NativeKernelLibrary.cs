@@ -1,7 +1,7 @@
 // libposttrain_kernels.so (native/kernels, built on the GPU machine by scripts/gpu/build-kernels.sh), loaded once per
 // process for every kernel group that uses it (FusedKernels, Fp8Kernels): POSTTRAIN_KERNELS_LIB, else next to
 // PostTrain's binaries. A missing or unloadable library is an Error the groups report as their reason to stay off.
-using System.Runtime.InteropServices;
+using PostTrain.Core.Runtime;
 
 namespace PostTrain.Core.Kernels;
 
@@ -10,23 +10,11 @@ internal static class NativeKernelLibrary
     public const string LibraryEnvVar = "POSTTRAIN_KERNELS_LIB";
     public const string LibraryFileName = "libposttrain_kernels.so";
 
-    private static readonly Lazy<(IntPtr Handle, string Path, string? Error)> Loaded = new(Load);
+    private static readonly NativeLibraryFile File = new(LibraryEnvVar, LibraryFileName, "scripts/gpu/build-kernels.sh");
 
     /// <summary>The library's handle and path, or the reason it is not there (Handle is zero then).</summary>
-    public static (IntPtr Handle, string Path, string? Error) Value => Loaded.Value;
+    public static (IntPtr Handle, string Path, string? Error) Value => File.Value;
 
     /// <summary>A delegate for the export <paramref name="name"/> (EntryPointNotFoundException when it is missing).</summary>
-    public static T Function<T>(IntPtr library, string name) where T : Delegate =>
-        Marshal.GetDelegateForFunctionPointer<T>(NativeLibrary.GetExport(library, name));
-
-    private static (IntPtr, string, string?) Load()
-    {
-        var env = Environment.GetEnvironmentVariable(LibraryEnvVar);
-        var path = !string.IsNullOrEmpty(env) ? env : Path.Combine(AppContext.BaseDirectory, LibraryFileName);
-        if (!File.Exists(path))
-            return (IntPtr.Zero, path, $"{path} not found (build it with scripts/gpu/build-kernels.sh; set {LibraryEnvVar})");
-        if (!NativeLibrary.TryLoad(path, out var lib))
-            return (IntPtr.Zero, path, $"{path} did not load (built against another libtorch?)");
-        return (lib, path, null);
-    }
+    public static T Function<T>(IntPtr library, string name) where T : Delegate => NativeLibraryFile.Function<T>(library, name);
 }

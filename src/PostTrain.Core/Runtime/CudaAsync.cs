@@ -107,17 +107,18 @@ public static class CudaAsync
 
     private static Api Load()
     {
-        var env = Environment.GetEnvironmentVariable(CudaGraph.LibraryEnvVar);
-        var path = !string.IsNullOrEmpty(env) ? env : Path.Combine(AppContext.BaseDirectory, CudaGraph.LibraryFileName);
+        var (lib, path, error) = CudaGraph.Library.Value;
         Api Fail(string why) => new(null, null, null, null, null, null, why);
-        if (!File.Exists(path)) return Fail($"{path} not found (scripts/gpu/build-cudagraph.sh builds it)");
-        if (!NativeLibrary.TryLoad(path, out var lib)) return Fail($"{path} did not load");
-        IntPtr Get(string name) => NativeLibrary.TryGetExport(lib, name, out var f) ? f : IntPtr.Zero;
-        var fns = new[] { "ptcg_async_begin", "ptcg_async_end", "ptcg_event_block", "ptcg_event_synchronize", "ptcg_event_delete", "ptcg_last_error" }
-            .Select(Get).ToArray();
-        if (fns.Any(f => f == IntPtr.Zero)) return Fail($"{path} has no side-stream events (an older build: rebuild it)");
-        T D<T>(int i) where T : Delegate => Marshal.GetDelegateForFunctionPointer<T>(fns[i]);
-        return new Api(D<BeginFn>(0), D<EndFn>(1), D<EventFn>(2), D<EventFn>(3), D<EventFn>(4), D<LastErrorFn>(5), null);
+        if (error is not null) return Fail(error);
+        var begin = NativeLibraryFile.TryFunction<BeginFn>(lib, "ptcg_async_begin");
+        var end = NativeLibraryFile.TryFunction<EndFn>(lib, "ptcg_async_end");
+        var block = NativeLibraryFile.TryFunction<EventFn>(lib, "ptcg_event_block");
+        var sync = NativeLibraryFile.TryFunction<EventFn>(lib, "ptcg_event_synchronize");
+        var delete = NativeLibraryFile.TryFunction<EventFn>(lib, "ptcg_event_delete");
+        var lastError = NativeLibraryFile.TryFunction<LastErrorFn>(lib, "ptcg_last_error");
+        if (begin is null || end is null || block is null || sync is null || delete is null || lastError is null)
+            return Fail($"{path} has no side-stream events (an older build: rebuild it)");
+        return new Api(begin, end, block, sync, delete, lastError, null);
     }
 }
 

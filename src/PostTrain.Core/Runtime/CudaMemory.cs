@@ -33,12 +33,11 @@ public static class CudaMemory
 
     private static Api Load()
     {
-        var env = Environment.GetEnvironmentVariable(CudaGraph.LibraryEnvVar);
-        var path = !string.IsNullOrEmpty(env) ? env : Path.Combine(AppContext.BaseDirectory, CudaGraph.LibraryFileName);
-        if (!File.Exists(path)) return new Api(null, null, $"{path} not found (scripts/gpu/build-cudagraph.sh builds it)");
-        if (!NativeLibrary.TryLoad(path, out var lib)) return new Api(null, null, $"{path} did not load");
-        if (!NativeLibrary.TryGetExport(lib, "ptcg_memory_stats", out var s) || !NativeLibrary.TryGetExport(lib, "ptcg_memory_reset_peak", out var r))
-            return new Api(null, null, $"{path} has no memory statistics (an older build: rebuild it)");
-        return new Api(Marshal.GetDelegateForFunctionPointer<StatsFn>(s), Marshal.GetDelegateForFunctionPointer<ResetFn>(r), null);
+        var (lib, path, error) = CudaGraph.Library.Value;
+        if (error is not null) return new Api(null, null, error);
+        var stats = NativeLibraryFile.TryFunction<StatsFn>(lib, "ptcg_memory_stats");
+        var reset = NativeLibraryFile.TryFunction<ResetFn>(lib, "ptcg_memory_reset_peak");
+        if (stats is null || reset is null) return new Api(null, null, $"{path} has no memory statistics (an older build: rebuild it)");
+        return new Api(stats, reset, null);
     }
 }
