@@ -28,6 +28,7 @@ public sealed class ExpertParallelMoE : nn.Module<Tensor, Tensor>, IMoeLayer
     private readonly ModelConfig c;
     private readonly ProcessGroup ep;
     private Tensor? loads;
+    public Tensor? TokenMask { get; set; }
 
     public int LocalExperts { get; }
     public int FirstExpert => ep.Rank * LocalExperts;
@@ -94,8 +95,9 @@ public sealed class ExpertParallelMoE : nn.Module<Tensor, Tensor>, IMoeLayer
         if (RecomputeTape.Current is not { Replaying: true })   // a recompute replay's tokens were counted by its first pass
             using (no_grad())
             {
-                if (loads is null) { loads = counts.clone(); loads.DetachFromDisposeScope(); }
-                else loads.add_(counts);
+                var real = MoE.LoadCounts(counts, flatIdx, TokenMask, k, c.NRoutedExperts);
+                if (loads is null) { loads = real.clone(); loads.DetachFromDisposeScope(); }
+                else loads.add_(real);
             }
         var hostCounts = counts.data<long>().ToArray();
         var send = Enumerable.Range(0, P).Select(r => hostCounts.Skip(r * El).Take(El).Sum()).ToArray();

@@ -10,6 +10,16 @@ public sealed record AttentionMask(Tensor? KeyPadding = null, Tensor? SegmentIds
     public static readonly AttentionMask Causal = new();
     public bool IsPlainCausal => KeyPadding is null && SegmentIds is null;
 
+    /// <summary>(B, T) bool: the real tokens (not padding: key padding 1 and segment id >= 0), or null for a plain causal
+    /// mask (every token is real).</summary>
+    public Tensor? RealTokens()
+    {
+        if (IsPlainCausal) return null;
+        var real = KeyPadding?.to(ScalarType.Bool);
+        if (SegmentIds is not null) real = real is null ? SegmentIds.ge(0) : real & SegmentIds.ge(0);
+        return real;
+    }
+
     /// <summary>Boolean mask (B, 1, Tq, Tk), true = may attend, for queries at the last Tq of Tk key positions.</summary>
     public Tensor Build(long batch, long tq, long tk, Device device)
     {

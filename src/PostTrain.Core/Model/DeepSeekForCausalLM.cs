@@ -96,6 +96,7 @@ public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
         var device = inputIds.device;
         positionIds ??= arange(T, device: device).unsqueeze(0).expand(B, T);
         var states = returnHiddenStates ? new List<Tensor>() : null;
+        using var counting = CountRealTokens(mask);
         var (emb, h, normed) = Trunk(inputIds, positionIds, mask, states);
         if (states is not null) states[^1] = normed;   // Hugging Face returns the last state after the final norm
         var logits = Head(normed);                                                 // (B, T, V)
@@ -115,6 +116,7 @@ public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
                 Tensor? mk = null;
                 if (mask is not null && !mask.IsPlainCausal)
                     mk = new AttentionMask(mask.KeyPadding?.narrow(1, 0, tk), mask.SegmentIds?.narrow(1, 0, tk)).Build(B, tk, tk, device);
+                counting.Ahead(mtp[k - 1].Moe, k, tk);
                 var (hNext, normedK) = mtp[k - 1].Forward(prev, embAhead, ck, sk, Rotary, mk);
                 mtpLogits.Add(Head(normedK).MoveToOuterDisposeScope());
                 hk = hNext;
@@ -131,7 +133,33 @@ public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         long B = inputIds.shape[0], T = inputIds.shape[1];
         positionIds ??= arange(T, device: inputIds.device).unsqueeze(0).expand(B, T);
+        using var counting = CountRealTokens(mask);
         return Trunk(inputIds, positionIds, mask, null).Normed.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>For one forward: every MoE layer's TokenMask = the mask's real tokens, so padding is not counted as
+    /// load by the aux-loss-free balancer (cleared when disposed). Ahead gives MTP depth k's layer its positions t whose
+    /// token t and token t + k are both real.</summary>
+    private TokenCounting CountRealTokens(AttentionMask? mask)
+    {
+        var real = mask?.RealTokens();
+        var layers = MoeLayers().ToList();
+        if (real is not null)
+            foreach (var m in model.Layers.Select(l => l.Moe).Where(m => m is not null)) m!.TokenMask = real.reshape(-1);
+        return new TokenCounting(layers, real);
+    }
+
+    private sealed class TokenCounting(List<IMoeLayer> layers, Tensor? real) : IDisposable
+    {
+        public void Ahead(IMoeLayer? moe, int k, long tokens)
+        {
+            if (moe is not null && real is not null) moe.TokenMask = (real.narrow(1, 0, tokens) & real.narrow(1, k, tokens)).reshape(-1);
+        }
+
+        public void Dispose()
+        {
+            foreach (var m in layers) m.TokenMask = null;
+        }
     }
 
     // Embeddings, decoder layers and final norm; states (when given) collects the embeddings and every layer's output.

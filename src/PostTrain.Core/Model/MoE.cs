@@ -84,6 +84,18 @@ public sealed class MoE : nn.Module<Tensor, Tensor>, IMoeLayer
     public Experts ExpertWeights => experts;
     internal Mlp? SharedExperts => shared_experts;
 
+    public Tensor? TokenMask { get; set; }
+
+    /// <summary>The per-expert counts the balancer sees: <paramref name="counts"/> (every routed row) when no token mask
+    /// is set, else the rows of the tokens the mask keeps (a scatter-add on the device, no host sync). flatIdx (N*k) is
+    /// token-major: token n's k choices are rows n*k .. n*k+k-1.</summary>
+    internal static Tensor LoadCounts(Tensor counts, Tensor flatIdx, Tensor? tokenMask, int k, int experts)
+    {
+        if (tokenMask is null) return counts;
+        var keep = tokenMask.to(ScalarType.Int64).to(flatIdx.device).unsqueeze(1).expand(-1, k).reshape(-1);    // (N*k)
+        return zeros(experts, dtype: ScalarType.Int64, device: flatIdx.device).scatter_add_(0, flatIdx, keep).to(counts.device);
+    }
+
     /// <summary>Returns and resets the per-expert token counts accumulated since the last call.</summary>
     public long[] TakeLoads()
     {
@@ -110,8 +122,9 @@ public sealed class MoE : nn.Module<Tensor, Tensor>, IMoeLayer
         if (RecomputeTape.Current is not { Replaying: true })   // a recompute replay's tokens were counted by its first pass
             using (no_grad())
             {
-                if (loads is null) { loads = counts.clone(); loads.DetachFromDisposeScope(); }
-                else loads.add_(counts);
+                var real = LoadCounts(counts, flatIdx, TokenMask, k, c.NRoutedExperts);
+                if (loads is null) { loads = real.clone(); loads.DetachFromDisposeScope(); }
+                else loads.add_(real);
             }
 
         var xs = flat.index_select(0, tokenOf);                                     // (N*k, H)

@@ -16,7 +16,8 @@
 // log-probs could overflow exp and turn 0 * inf into NaN; the plain path's masked terms are 0 as well). Side outputs
 // for the metrics: the detached log-probs, the correction weights and (loss, kl, entropy, clip low, clip high) sums.
 // Qualifies: full fine-tuning (no lora), AdamW on the device (FastPathRules.Optimizer), one process, no routing replay,
-// moe_bias_gamma 0 on MoE models (the bucket's padding is routed and would count as load), no activation recompute,
+// no activation recompute (any moe_bias_gamma: the bucket's padding is routed but the routing-bias loads count real
+// tokens only),
 // FP8 only with the native FP8 kernels on CUDA. Not measured on the fast path: mismatch/routing_disagreement.
 using PostTrain.Core.FastPath;
 using PostTrain.Core.Model;
@@ -102,8 +103,6 @@ public sealed class GrpoFastPath : IDisposable
         if (FastPathRules.Processes(processes) is { } dist) return dist;
         if (cfg.Grpo.RoutingReplay)
             return "grpo.routing_replay: true (the replayed experts are built on the host per micro-batch and set on the routers; not captured yet: set false or fast_path: off)";
-        if (cfg.MoeBiasGamma != 0 && model.MoeLayers().Any())
-            return $"moe_bias_gamma: {cfg.MoeBiasGamma} (the fast update pads micro-batches to a length bucket and the routing-bias update would count the padding as load; set 0 or fast_path: off)";
         return FastPathRules.Fp8(model) ?? FastPathRules.Recompute(cfg.Recompute);
     }
 

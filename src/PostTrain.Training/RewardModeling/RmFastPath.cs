@@ -9,8 +9,9 @@
 // buffer, read once after the step for the metrics and the loss the run's NaN guard sees (BradleyTerry.Metrics, as the
 // plain step computes them); a non-finite loss or norm skips the update on the device.
 // Qualifies: AdamW on the device (FastPathRules.Optimizer), one process, no activation recompute, FP8 only with the
-// native FP8 kernels on CUDA, and for MoE backbones moe_balance_alpha 0 and moe_bias_gamma 0 (the padding up to
-// data.max_seq_len is routed like any token: the balance loss and the routing-bias update would count it).
+// native FP8 kernels on CUDA, and for MoE backbones moe_balance_alpha 0 (the padding up to data.max_seq_len is routed
+// like any token and the sequence-wise balance loss would count it; the routing-bias loads count real tokens only, so
+// moe_bias_gamma is free).
 using PostTrain.Core.FastPath;
 using PostTrain.Core.Model;
 using PostTrain.Core.Precision;
@@ -60,8 +61,6 @@ public sealed class RmFastPath : IDisposable
         bool moe = model.Backbone.MoeLayers().Any();
         if (moe && cfg.MoeBalanceAlpha > 0)
             return $"moe_balance_alpha: {cfg.MoeBalanceAlpha} (the fast step pads every row to data.max_seq_len and the sequence-wise balance loss would count the padding; set 0 or fast_path: off)";
-        if (moe && cfg.MoeBiasGamma != 0)
-            return $"moe_bias_gamma: {cfg.MoeBiasGamma} (the fast step pads every row to data.max_seq_len and the routing-bias update would count the padding as load; set 0 or fast_path: off)";
         return FastPathRules.Fp8(model.Backbone) ?? FastPathRules.Recompute(cfg.Recompute);
     }
 

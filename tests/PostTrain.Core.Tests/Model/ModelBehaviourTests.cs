@@ -121,6 +121,44 @@ public sealed class ModelBehaviourTests
         Assert.Equal(frozen.data<float>().ToArray(), moe.Gate.CorrectionBias!.data<float>().ToArray());
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void LoadsCountRealTokensOnlyUnderAPaddingOrSegmentMask(bool packed)
+    {
+        // a padded batch (key padding, or packed segments with -1 on the padding) routes its padding like any token,
+        // but the balancer's loads are those of the real tokens alone: equal to the loads of the same rows run one by
+        // one without their padding (right padding never reaches a real token through causal attention), and 2 x 7
+        // padding tokens fewer than every routed row of the padded forward
+        var m = Micro(11);
+        var ids = randint(1, 263, [2, 12]);
+        var real = tensor(new long[] { 12, 5 });
+        var valid = arange(12).unsqueeze(0).lt(real.unsqueeze(1));                                 // (2, 12)
+        var mask = packed ? new AttentionMask(SegmentIds: where(valid, zeros(2, 12, dtype: ScalarType.Int64), full(2, 12, -1L)))
+                          : new AttentionMask(KeyPadding: valid);
+        void Clear() { foreach (var l in m.MoeLayers()) l.TakeLoads(); }
+        Clear();
+        long[][] Loads() => m.MoeLayers().Select(l => l.TakeLoads()).ToArray();
+        using (no_grad()) m.Forward(ids, mask: mask, computeMtp: true);
+        var masked = Loads();
+        using (no_grad())
+        {
+            m.Forward(ids.narrow(0, 0, 1), computeMtp: true);
+            var a = Loads();
+            m.Forward(ids.narrow(0, 1, 1).narrow(1, 0, 5), computeMtp: true);
+            var b = Loads();
+            var alone = a.Zip(b, (x, y) => x.Zip(y, (p, q) => p + q).ToArray()).ToArray();
+            int k = m.Config.NumExpertsPerTok;
+            for (int layer = 0; layer < masked.Length; layer++)
+            {
+                Assert.Equal(alone[layer], masked[layer]);
+                Assert.True(masked[layer].Sum() > 0, $"MoE layer {layer} saw no tokens");
+            }
+            // the decoder's MoE layers: 12 + 5 real tokens x k choices (without the mask: 24 x k)
+            Assert.Equal(17L * k, masked[0].Sum());
+        }
+    }
+
     [Fact]
     public void MtpLogitsHaveShiftedLengthsAndTrainableGradients()
     {

@@ -74,7 +74,7 @@ public sealed class GrpoFastPathTests
             rng.NextDouble() * 2 - 0.6)).ToList();
     }
 
-    private static (List<UpdateStats> Stats, Dictionary<string, Tensor> Weights, string Log, IReadOnlyCollection<int> Buckets) Train(GrpoConfig cfg)
+    private static (List<UpdateStats> Stats, Dictionary<string, Tensor> Weights, string Log, IReadOnlyCollection<int> Buckets, Dictionary<string, Tensor> Biases) Train(GrpoConfig cfg)
     {
         var log = new StringWriter();
         var model = ModelSetup.Load(cfg.Model, cfg.Seed, TextWriter.Null).Model;
@@ -92,8 +92,11 @@ public sealed class GrpoFastPathTests
         var update = new PolicyUpdate(model, reference, run, cfg.Grpo, cfg.MoeBiasGamma, fast: fastPath);
         var stats = sets.Select(s => update.Run(s, cfg.Optimizer.Lr)).ToList();
         var weights = model.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
+        var biases = new Dictionary<string, Tensor>();
+        foreach (var (moe, i) in model.MoeLayers().Select((m, i) => (m, i)))   // the routing biases the balancer moves
+            if (moe.Gate.CorrectionBias is { } bias) biases[$"correction_bias/{i}"] = bias.detach().clone();
         reference?.Dispose();
-        return (stats, weights, log.ToString(), fastPath?.Buckets.ToList() ?? []);
+        return (stats, weights, log.ToString(), fastPath?.Buckets.ToList() ?? [], biases);
     }
 
     [Theory]
@@ -222,10 +225,25 @@ public sealed class GrpoFastPathTests
         Assert.StartsWith("fast_path: on, but this run does not qualify: grpo.routing_replay: true", e.Message);
     }
 
+    [Fact]
+    public void RoutingBiasUpdatesCountRealTokensOnlyOnBothPaths()
+    {
+        // moe_bias_gamma > 0: the fast update pads micro-batches to their length bucket (and a short last one with empty
+        // rows), the plain one to the micro-batch's longest row; both count only the real tokens as load, so the routing
+        // biases move alike (sign steps of gamma: a padded token counted would flip some of them)
+        using var tmp = new TempDir();
+        var plain = Train(Config(tmp, "plain", "off", "mu: 1") with { MoeBiasGamma = 0.05 });
+        var fast = Train(Config(tmp, "fast", "on", "mu: 1") with { MoeBiasGamma = 0.05 });
+        Assert.Contains("fast_path: on: the fast policy update", fast.Log);
+        Assert.Contains(plain.Biases.Values, b => b.abs().max().item<float>() > 0);   // the decoder's MoE layers moved (the MTP layer's did not run)
+        foreach (var (k, b) in plain.Biases)
+            Assert.True(b.equal(fast.Biases[k]).all().item<bool>(), $"{k}: plain {b.str()} fast {fast.Biases[k].str()}");
+        FastPathCompare.AssertLossesClose(plain.Stats.Select(s => s.Loss).ToList(), fast.Stats.Select(s => s.Loss).ToList());
+    }
+
     [Theory]
     [InlineData("lora", "lora:")]
     [InlineData("replay", "grpo.routing_replay: true")]
-    [InlineData("gamma", "moe_bias_gamma: 0.001")]
     [InlineData("sgd", "optimizer.name: sgd")]
     [InlineData("offload", "optimizer.offload: host")]
     [InlineData("recompute", "recompute: layer")]
@@ -237,7 +255,6 @@ public sealed class GrpoFastPathTests
         {
             "lora" => on with { Lora = new LoraConfig { Rank = 4 } },
             "replay" => on with { Grpo = on.Grpo with { RoutingReplay = true } },
-            "gamma" => on with { MoeBiasGamma = 0.001 },
             "sgd" => on with { Optimizer = on.Optimizer with { Name = OptimizerKind.Sgd } },
             "offload" => on with { Optimizer = on.Optimizer with { Offload = OptimizerOffload.Host } },
             _ => on with { Recompute = PostTrain.Core.Recompute.RecomputeMode.Layer },
