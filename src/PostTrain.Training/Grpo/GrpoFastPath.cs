@@ -16,9 +16,8 @@
 // log-probs could overflow exp and turn 0 * inf into NaN; the plain path's masked terms are 0 as well). Side outputs
 // for the metrics: the detached log-probs, the correction weights and (loss, kl, entropy, clip low, clip high) sums.
 // Qualifies: full fine-tuning (no lora), AdamW on the device (FastPathRules.Optimizer), one process, no routing replay,
-// no activation recompute (any moe_bias_gamma: the bucket's padding is routed but the routing-bias loads count real
-// tokens only),
-// FP8 only with the native FP8 kernels on CUDA. Not measured on the fast path: mismatch/routing_disagreement.
+// no activation recompute, FP8 only with the native FP8 kernels on CUDA; any moe_bias_gamma (the bucket's padding is
+// routed, but the routing-bias loads count real tokens only). Not measured on the fast path: mismatch/routing_disagreement.
 using PostTrain.Core.FastPath;
 using PostTrain.Core.Model;
 using PostTrain.Core.Precision;
