@@ -156,11 +156,20 @@ public sealed class FastLossStep : IDisposable
             catch (Exception e)
             {
                 graphs = false;
-                Description = $"eager (capture failed: {e.Message.Split('\n')[0]})";
+                Description = $"eager (capture of the {b.Kind} body '{key.TrimStart('\0')}' failed: {Summary(e.Message)})";
             }
             if (b.Graph is not null) b.Graph.Replay();
             else b.Run();
         }
+    }
+
+    // An error's first line and, for TorchScript's "The following operation failed ..." preamble, its last line too
+    // (where the RuntimeError says what failed).
+    private static string Summary(string message)
+    {
+        var lines = message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (lines.Length == 0) return "";
+        return lines.Length == 1 ? lines[0] : $"{lines[0]} ... {lines[^1]}";
     }
 
     // the step's optimizer half on the device: clip into normOut, skip on a non-finite loss or norm, step, zero grads
