@@ -143,14 +143,15 @@ public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
     private TokenCounting CountRealTokens(AttentionMask? mask)
     {
         var real = mask?.RealTokens();
-        var layers = MoeLayers().ToList();
-        if (real is not null)
-            foreach (var m in model.Layers.Select(l => l.Moe).Where(m => m is not null)) m!.TokenMask = real.reshape(-1);
-        return new TokenCounting(layers, real);
+        if (real is null) return TokenCounting.None;                         // every token counts: nothing to set or clear
+        foreach (var m in model.Layers.Select(l => l.Moe).Where(m => m is not null)) m!.TokenMask = real.reshape(-1);
+        return new TokenCounting(MoeLayers().ToList(), real);
     }
 
     private sealed class TokenCounting(List<IMoeLayer> layers, Tensor? real) : IDisposable
     {
+        public static readonly TokenCounting None = new([], null);
+
         public void Ahead(IMoeLayer? moe, int k, long tokens)
         {
             if (moe is not null && real is not null) moe.TokenMask = (real.narrow(1, 0, tokens) & real.narrow(1, k, tokens)).reshape(-1);
