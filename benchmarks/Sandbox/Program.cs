@@ -4,7 +4,8 @@
 // copies of each program, as 8 samples of one prompt that agree). Every arm runs `rounds` times, the arms alternating,
 // so a machine shared with other work loads them alike. Before the rounds every pool worker is started and warmed with
 // 8 programs per core per language (steady state, as GRPO's warm pool). Prints a table of programs/s and test cases/s
-// per round.
+// per round, with the worker processes each pool arm started and how many of those a program had to wait for (a worker
+// nearing its last program starts its successor ahead, so retirements should not make programs wait).
 // Usage: dotnet run -c Release --project benchmarks/Sandbox [-- programs=200 [rounds=2]]
 using System.Diagnostics;
 using System.Globalization;
@@ -40,11 +41,13 @@ Func<int, string> Distinct(Func<int, string> make, int seed) => i => make(seed *
 Func<int, string> Grpo(Func<int, string> make, int seed) => i => make(seed * 100_000 + i / Copies);
 
 Console.WriteLine($"sandbox benchmark: {programs} programs x {spec.Cases.Count} cases, {workers} workers, {Environment.ProcessorCount} cores, {rounds} rounds");
-var rows = new List<(string Name, int Round, int Programs, double Seconds, int Failed)>();
+var rows = new List<(string Name, int Round, int Programs, double Seconds, int Failed, string Starts)>();
+SandboxPool? timedPool = null;
 var scriptOptions = ScriptOptions.Default.WithImports("System", "System.Linq").WithReferences(typeof(Enumerable).Assembly);
 
 using (var pool = new SandboxPool(limits))
 {
+    timedPool = pool;
     // Steady state, as in a GRPO run (the code reward's `warm: true` starts the workers with the recipe): every worker
     // started and past its first programs' JIT before any arm is timed; the in-process baselines warmed alike.
     pool.Warm("javascript");
@@ -55,6 +58,7 @@ using (var pool = new SandboxPool(limits))
     Add("warm-up (not reported)", 0, warmup, i => Task.Run(() => InProcessJs(Distinct(Js, 91)(i), spec, limits)));
     Add("warm-up (not reported)", 0, workers, i => InProcessCs(Distinct(Cs, 91)(i)));
     rows.Clear();
+    Thread.Sleep(2000);   // let the warm-up's spare starts finish
     for (var round = 1; round <= rounds; round++)
     {
         var seed = round;
@@ -71,13 +75,15 @@ using (var pool = new SandboxPool(limits))
 }
 
 Console.WriteLine();
-Console.WriteLine($"| {"mode",-52} | {"round",5} | {"programs",8} | {"seconds",8} | {"programs/s",10} | {"cases/s",8} | {"failed",6} |");
-Console.WriteLine($"|{new string('-', 54)}|{new string('-', 7)}|{new string('-', 10)}|{new string('-', 10)}|{new string('-', 12)}|{new string('-', 10)}|{new string('-', 8)}|");
-foreach (var (name, round, n, seconds, failed) in rows.OrderBy(r => r.Name).ThenBy(r => r.Round))
-    Console.WriteLine($"| {name,-52} | {round,5} | {n,8} | {seconds,8:0.00} | {n / seconds,10:0.0} | {n * spec.Cases.Count / seconds,8:0.0} | {failed,6} |");
+Console.WriteLine($"| {"mode",-52} | {"round",5} | {"programs",8} | {"seconds",8} | {"programs/s",10} | {"cases/s",8} | {"failed",6} | {"worker starts (waited for)",26} |");
+Console.WriteLine($"|{new string('-', 54)}|{new string('-', 7)}|{new string('-', 10)}|{new string('-', 10)}|{new string('-', 12)}|{new string('-', 10)}|{new string('-', 8)}|{new string('-', 28)}|");
+foreach (var (name, round, n, seconds, failed, starts) in rows.OrderBy(r => r.Name).ThenBy(r => r.Round))
+    Console.WriteLine($"| {name,-52} | {round,5} | {n,8} | {seconds,8:0.00} | {n / seconds,10:0.0} | {n * spec.Cases.Count / seconds,8:0.0} | {failed,6} | {starts,26} |");
 
 void Add(string name, int round, int n, Func<int, Task<bool>> run)
 {
+    var started = timedPool?.WorkersStarted ?? 0;
+    var waited = timedPool?.WorkersStartedOnDemand ?? 0;
     var watch = Stopwatch.StartNew();
     var failed = 0;
     using var gate = new SemaphoreSlim(workers * 2);
@@ -89,7 +95,9 @@ void Add(string name, int round, int n, Func<int, Task<bool>> run)
     }).ToArray();
     Task.WaitAll(tasks);
     Console.WriteLine($"  round {round}: {name}: {watch.Elapsed.TotalSeconds:0.00} s");
-    rows.Add((name, round, n, watch.Elapsed.TotalSeconds, failed));
+    var starts = name.Contains("pool") && timedPool is { } p
+        ? $"{p.WorkersStarted - started} ({p.WorkersStartedOnDemand - waited})" : "-";
+    rows.Add((name, round, n, watch.Elapsed.TotalSeconds, failed, starts));
 }
 
 // Every program must run all its cases to completion (expected "null" makes them wrong answers, not failures).

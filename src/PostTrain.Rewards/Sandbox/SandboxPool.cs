@@ -3,7 +3,9 @@
 // from the pool (or started), the program is sent with a fresh nonce, and verdicts come back per case. A worker
 // that stops mid-program (a case that would not end, a crash) is replaced and the remaining cases go to a fresh
 // one, at most MaxRestarts times. Workers are replaced after JavaScriptRunsPerWorker / CSharpRunsPerWorker
-// programs, after any limit hit, and whenever they ask to be; a replacement is started in the background.
+// programs, after any limit hit, and whenever they ask to be. A worker that nears its last program starts its
+// successor in the background (SpareLead programs ahead), so the retirement finds the successor warm and no program
+// waits for a process start; a worker retired early (a limit hit, a crash) is replaced in the background.
 // Dispose waits for those background retirements and starts (a hang guard bounds the wait) and then ends every idle
 // worker, so each worker's scratch folder is gone afterwards; pools still open when the process exits (the
 // never-disposed Shared pool among them) are disposed from AppDomain.ProcessExit, so no run leaves empty
@@ -36,6 +38,8 @@ public sealed class SandboxPool : IDisposable
     private readonly string? _scratchRoot;
     private readonly ConcurrentDictionary<string, System.Runtime.CompilerServices.StrongBox<int>> _starting = new();   // per language
     private IReadOnlyList<string> _isolation = [];
+    private long _started;
+    private long _startedOnDemand;
     private volatile bool _disposed;
 
     /// <param name="limits">Per-program limits (default: SandboxLimits.Default).</param>
@@ -64,6 +68,19 @@ public sealed class SandboxPool : IDisposable
 
     /// <summary>C# compilations served from the cache of identical programs (for tests and benchmarks).</summary>
     public long CompileCacheHits => _compiled.Hits;
+
+    /// <summary>Worker processes started so far (all languages; for tests and benchmarks).</summary>
+    public long WorkersStarted => Interlocked.Read(ref _started);
+
+    /// <summary>Of those, the ones a program had to wait for: no idle worker was there when it asked.</summary>
+    public long WorkersStartedOnDemand => Interlocked.Read(ref _startedOnDemand);
+
+    /// <summary>Waits until no worker start or retirement runs in the background (tests).</summary>
+    internal async Task SettleAsync(TimeSpan timeout)
+    {
+        using var deadline = new CancellationTokenSource(timeout);
+        while (!_background.IsEmpty) await Task.WhenAll(_background.Keys).WaitAsync(deadline.Token).ConfigureAwait(false);
+    }
 
     /// <summary>Starts workers for <paramref name="language"/> in the background until <paramref name="count"/>
     /// (default: MaxWorkers) are idle or starting, so the first programs do not wait for process starts.</summary>
@@ -232,8 +249,14 @@ public sealed class SandboxPool : IDisposable
         }
         var worker = await WorkerProcess.StartAsync(language, Limits, _scratchRoot, ct).ConfigureAwait(false);
         Volatile.Write(ref _isolation, worker.Isolation);
+        Interlocked.Increment(ref _started);
+        Interlocked.Increment(ref _startedOnDemand);
         return worker;
     }
+
+    /// <summary>How many programs before a worker's last one its successor is started: a quarter of its runs (at least
+    /// one), so a start (0.3-1 s) overlaps the worker's last programs.</summary>
+    internal static int SpareLead(int runsPerWorker) => System.Math.Max(1, runsPerWorker / 4);
 
     private void Return(WorkerProcess worker, bool recycle)
     {
@@ -243,14 +266,20 @@ public sealed class SandboxPool : IDisposable
             Retire(worker);
             return;
         }
+        if (!worker.SuccessorStarted && worker.Runs >= perWorker - SpareLead(perWorker))
+        {
+            worker.SuccessorStarted = true;
+            Track(StartSpareAsync(worker.Language));
+        }
         _idle.GetOrAdd(worker.Language, _ => []).Add(worker);
     }
 
-    /// <summary>Disposes a worker off the caller's path and starts a replacement in the background.</summary>
+    /// <summary>Disposes a worker off the caller's path and, unless it already started its successor, starts a
+    /// replacement in the background.</summary>
     private void Retire(WorkerProcess worker)
     {
         Track(Task.Run(worker.Dispose));
-        if (!_disposed) Track(ReplenishAsync(worker.Language));
+        if (!_disposed && !worker.SuccessorStarted) Track(ReplenishAsync(worker.Language));
     }
 
     private void Track(Task task)
@@ -268,10 +297,21 @@ public sealed class SandboxPool : IDisposable
             Interlocked.Decrement(ref starting.Value);
             return;
         }
+        try { await StartIdleAsync(language, bag).ConfigureAwait(false); }
+        finally { Interlocked.Decrement(ref starting.Value); }
+    }
+
+    /// <summary>Starts the successor of a worker near its last program. Not capped by MaxWorkers: each worker starts at
+    /// most one, and it stands in for that worker, which then retires without a replacement of its own.</summary>
+    private Task StartSpareAsync(string language) => StartIdleAsync(language, _idle.GetOrAdd(language, _ => []));
+
+    private async Task StartIdleAsync(string language, ConcurrentBag<WorkerProcess> bag)
+    {
         try
         {
             var worker = await WorkerProcess.StartAsync(language, Limits, _scratchRoot, CancellationToken.None).ConfigureAwait(false);
             Volatile.Write(ref _isolation, worker.Isolation);
+            Interlocked.Increment(ref _started);
             bag.Add(worker);
             if (_disposed)
                 while (bag.TryTake(out var late)) late.Dispose();
@@ -279,10 +319,6 @@ public sealed class SandboxPool : IDisposable
         catch (Exception)
         {
             // A failing start shows up again, with its message, on the next RentAsync.
-        }
-        finally
-        {
-            Interlocked.Decrement(ref starting.Value);
         }
     }
 }

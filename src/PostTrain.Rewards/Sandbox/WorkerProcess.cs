@@ -33,6 +33,9 @@ internal sealed class WorkerProcess : IDisposable
 
     public int Runs { get; private set; }
 
+    /// <summary>Set by the pool once it has started this worker's successor (the worker is near its last program).</summary>
+    public bool SuccessorStarted { get; set; }
+
     public IReadOnlyList<string> Isolation { get; private set; } = [];
 
     public bool HasExited => _process.HasExited;

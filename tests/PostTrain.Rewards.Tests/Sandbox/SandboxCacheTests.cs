@@ -1,6 +1,7 @@
 // Caching identical programs: a C# program sent again is not compiled again (the pool counts cache hits), yet every run
 // starts from fresh state (static fields, JavaScript globals), a forbidden program stays forbidden when served from the
-// cache, and Warm starts workers that then serve programs. Own pools, so the hit counts are this test's alone.
+// cache, and Warm starts workers that then serve programs; a worker near its last program starts its successor ahead.
+// Own pools, so the hit and start counts are this test's alone.
 using PostTrain.Rewards.Sandbox;
 
 namespace PostTrain.Rewards.Tests.Sandbox;
@@ -48,5 +49,33 @@ public sealed class SandboxCacheTests
             Assert.All(r.Tests, t => Assert.Equal(Verdict.Accepted, t.Verdict));   // a fresh engine per case
         }
         Assert.Throws<ArgumentException>(() => pool.Warm("cobol"));
+    }
+
+    [Theory]
+    [InlineData("javascript", "function next() { return 1; }")]
+    [InlineData("csharp", "static int Next() => 1;")]
+    public async Task A_worker_near_its_last_program_starts_its_successor_so_no_program_waits_for_a_start(string language, string code)
+    {
+        // 4 programs per worker: the successor starts after the 3rd (SpareLead(4) = 1), while the worker still serves.
+        var limits = TestSandbox.Limits with { MaxWorkers = 1, JavaScriptRunsPerWorker = 4, CSharpRunsPerWorker = 4 };
+        Assert.Equal(1, SandboxPool.SpareLead(4));
+        Assert.Equal(250, SandboxPool.SpareLead(1_000));
+        using var pool = new SandboxPool(limits);
+        var spec = TestSandbox.Function("next", ("[]", "1"));
+        async Task RunOne()
+        {
+            var r = await pool.RunAsync(new CodeRequest(language, code, spec), CancellationToken.None);
+            Assert.Equal(Verdict.Accepted, r.Tests[0].Verdict);
+            await pool.SettleAsync(TimeSpan.FromMinutes(3));   // background starts and retirements done
+        }
+        for (var i = 0; i < 2; i++) await RunOne();
+        Assert.Equal(1, pool.WorkersStarted);                  // the first program's worker, started on demand
+        await RunOne();
+        Assert.Equal(2, pool.WorkersStarted);                  // its successor, started before the 4th program
+        for (var i = 0; i < 9; i++) await RunOne();
+        // 12 programs over workers of 4: each retirement found its successor already idle; the first start is the only
+        // one a program waited for, and no retirement started a second replacement beside the successor.
+        Assert.Equal(1, pool.WorkersStartedOnDemand);
+        Assert.InRange(pool.WorkersStarted, 4, 5);   // 4 when each worker ran 4 programs, 5 when picks left some at 3
     }
 }
