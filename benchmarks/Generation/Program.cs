@@ -11,6 +11,8 @@
 //          --spec (the model gets an MTP module if it has none) --prompt-source random|arith (arith: BOS + arithmetic
 //          word problems of PostTrain.Data's generator, byte tokenizer: the text tiny-moe-arith-base was pre-trained
 //          on; --prompt-len is then ignored) --cpu --seed N --threads N (CPU intra-op threads)
+//          --decode-kernels: also time the CUDA-graph step with the fused decode kernels (native/kernels/posttrain_decode.cu)
+//          off and on in this process, greedy, and compare their tokens
 using System.Diagnostics;
 using PostTrain.Core.Generation;
 using PostTrain.Core.Model;
@@ -139,6 +141,30 @@ if (graphs)
         var specGraph = new TokenGenerator(model, options with { CudaGraphs = CudaGraphMode.On, SpeculativeMtp = true }).Generate(prompts, g);
         Console.WriteLine($"greedy {g.MaxNewTokens} tokens, mtp-cuda-graph vs the same step uncaptured: {Compare(specGraph, specStat)}");
     }
+}
+if (graphs && opts.Has("--decode-kernels"))
+{
+    // The fused decode kernels (rotary, masked softmax, router selection, routing-weighted SiLU) against the plain ops,
+    // same process, same prompts, greedy: ms per step of the captured step each way, and where greedy rows part (the
+    // kernels round like the plain ops except for the softmax's exp and sums, so near-tied picks can flip).
+    var g = p with { Temperature = 0 };
+    var byMode = new List<(string Name, GenerationStats Stats, IReadOnlyList<GenerationResult> Results)>();
+    foreach (var on in new[] { false, true })
+    {
+        PostTrain.Core.Kernels.DecodeKernels.Enabled = on;
+        var o = options with { CudaGraphs = CudaGraphMode.On };
+        new TokenGenerator(model, o).Generate(prompts, g with { MaxNewTokens = Math.Min(16, newTokens) });
+        var gen = new TokenGenerator(model, o);
+        var results = gen.Generate(prompts, g);
+        byMode.Add(($"cuda-graph, decode kernels {(on ? "on" : "off")}", gen.LastStats, results));
+    }
+    PostTrain.Core.Kernels.DecodeKernels.Enabled = true;
+    Console.WriteLine($"decode kernels: {string.Join("; ", PostTrain.Core.Kernels.DecodeKernels.Status.Select(kv => $"cuda:{kv.Key} {kv.Value}"))}");
+    Console.WriteLine($"| greedy decode | generated tokens/s | ms per decode step | vs off |");
+    Console.WriteLine($"|---|---|---|---|");
+    foreach (var (name, st, _) in byMode)
+        Console.WriteLine($"| {name} | {st.TokensPerSecond:F0} | {1000 * st.DecodeSeconds / Math.Max(1, st.DecodeSteps):F2} | {st.TokensPerSecond / byMode[0].Stats.TokensPerSecond:F2}x |");
+    Console.WriteLine($"greedy {newTokens} tokens, decode kernels on vs off: {Compare(byMode[1].Results, byMode[0].Results)}");
 }
 if (cuda)
 {

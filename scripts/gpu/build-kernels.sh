@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds libposttrain_kernels.so with nvcc from native/kernels/*.cu (fused RMSNorm and SwiGLU; FP8 quantisation and
+# Builds libposttrain_kernels.so with nvcc from native/kernels/*.cu (fused RMSNorm and SwiGLU; the decode-step kernels; FP8 quantisation and
 # the launcher of the grouped FP8 GEMMs), against the PyTorch (libtorch) that PostTrain runs on and for the GPU of
 # this machine; then compiles the grouped FP8 GEMMs (native/kernels/fp8_gemm.py, Triton) ahead of time into
 # fp8-kernels/ beside the library. PostTrain finds the library through POSTTRAIN_KERNELS_LIB or next to its own

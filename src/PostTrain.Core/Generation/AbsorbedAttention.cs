@@ -45,9 +45,10 @@ internal static class AbsorbedAttention
         long S = keys.shape[1];
 
         var qc = cat([qLat, qRot], -1).reshape(B, h * T, r + rope);                   // (B, h*T, r + dr)
-        var scores = bmm(qc, keys.transpose(1, 2)).view(B, h, T, S).to(ScalarType.Float32); // (B, h, T, S)
-        scores = scores.mul_(a.SoftmaxScale).add_(bias);
-        var probs = scores.softmax(-1).to(x.dtype).view(B, h * T, S);
+        var scores = bmm(qc, keys.transpose(1, 2)).view(B, h, T, S);                 // (B, h, T, S)
+        var probs = (DecodeKernels.For(scores) is { } fused && DecodeKernels.SoftmaxFits(scores, bias)
+            ? fused.MaskedSoftmax(scores, bias, a.SoftmaxScale)
+            : ReferenceDecodeKernels.Instance.MaskedSoftmax(scores, bias, a.SoftmaxScale)).view(B, h * T, S);
         var oLat = bmm(probs, keys.narrow(-1, 0, r)).view(B, h, T, r);                // (B, h, T, r)
         var o = matmul(oLat, wVt);                                                    // (B, h, T, v)
         o = o.transpose(1, 2).reshape(B, T, h * vDim);

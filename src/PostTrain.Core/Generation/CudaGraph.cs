@@ -18,7 +18,13 @@ public sealed class CudaGraph : IDisposable
 
     private IntPtr handle;
 
+    [ThreadStatic] private static bool capturingOnThisThread;
+
     private CudaGraph(IntPtr handle) => this.handle = handle;
+
+    /// <summary>True while <see cref="Capture"/> runs its body on this thread (kernel groups do not run their first-use
+    /// self-check then: it synchronises with the host, which a capture forbids).</summary>
+    internal static bool CapturingOnThisThread => capturingOnThisThread;
 
     /// <summary>Whether the native library loaded (reason says why not).</summary>
     public static bool IsAvailable(out string reason)
@@ -41,7 +47,9 @@ public sealed class CudaGraph : IDisposable
         {
             Native.Check(api.CaptureBegin(g), "begin capture");
             capturing = true;
-            body();
+            capturingOnThisThread = true;
+            try { body(); }
+            finally { capturingOnThisThread = false; }
             capturing = false;
             Native.Check(api.CaptureEnd(g), "end capture");
         }

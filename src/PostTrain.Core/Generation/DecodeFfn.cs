@@ -40,18 +40,18 @@ internal static class DecodeFfn
         int E = c.NRoutedExperts, I = c.MoeIntermediateSize;
         var flat = x.reshape(N, H);                                                   // (N, H)
         var (idx, rw, _) = moe.Gate.Route(flat);                                      // (N, k), (N, k) fp32
-        var combine = zeros(N, E, dtype: ScalarType.Float32, device: x.device).scatter_(1, idx, rw); // (N, E)
 
         var ex = moe.ExpertWeights;
         if (ex.GateProj.numel() * 3 * ex.GateProj.ElementSize > StackedCopyMaxBytes)
-            return AllExpertsInPlace(moe, w, c, x, flat, combine).MoveToOuterDisposeScope();
+            return AllExpertsInPlace(moe, w, c, x, flat, ReferenceDecodeKernels.Combine(idx, rw, E)).MoveToOuterDisposeScope();
         var gateUp = w.Derived($"{ex.GateProj.Handle}.gateup", () =>                  // (E*2I, H): per expert [gate; up]
             cat([w[ex.GateProj], w[ex.UpProj]], 1).reshape(E * 2 * I, H));
         var down = w.Derived($"{ex.DownProj.Handle}.down", () =>                     // (E*I, H): experts stacked along I
             w[ex.DownProj].transpose(1, 2).reshape(E * I, H));
         var gu = nn.functional.linear(flat, gateUp).view(N, E, 2, I);                 // (N, E, 2, I)
-        var hdn = FusedOps.SiluMul(gu.select(2, 0), gu.select(2, 1));                // (N, E, I)
-        hdn = hdn * combine.to(x.dtype).unsqueeze(-1);
+        var hdn = DecodeKernels.For(gu) is { } fused                                  // (N, E, I) = silu(g) u w_e
+            ? fused.CombineSilu(gu, idx, rw)
+            : ReferenceDecodeKernels.Instance.CombineSilu(gu, idx, rw);
         var y = matmul(hdn.reshape(N, E * I), down);                                  // (N, H): sums over experts
         var outp = y.view(B, T, H);
         if (moe.SharedExperts is { } shared) outp = outp + Dense(shared, w, x);

@@ -1,5 +1,5 @@
 // A kernel group's decision per CUDA device, made once at the first use on that device (load, self-check) and then
-// looked up; the decision is printed once ("<label> (cuda:N): on (...)" or "off: why") and kept for Status.
+// looked up (never decided inside a CUDA-graph capture); the decision is printed once ("<label> (cuda:N): on (...)" or "off: why") and kept for Status.
 using System.Collections.Concurrent;
 using static TorchSharp.torch;
 
@@ -15,6 +15,9 @@ internal sealed class PerDeviceChoice<T>(string label, Func<Device, int, (T? Ker
         if (x.device_type != TorchSharp.DeviceType.CUDA) return null;
         int index = x.device_index < 0 ? 0 : x.device_index;
         if (perDevice.TryGetValue(index, out var known)) return known.Kernels;
+        // Undecided inside a CUDA-graph capture: the self-check cannot run there, so the plain ops are captured and the
+        // next eager use decides.
+        if (Generation.CudaGraph.CapturingOnThisThread) return null;
         lock (perDevice)
         {
             if (perDevice.TryGetValue(index, out known)) return known.Kernels;

@@ -84,14 +84,25 @@ public sealed class Rotary
         return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
     }
 
-    /// <summary>Rotates x (B, heads, T, d) in x's dtype.</summary>
+    /// <summary>Rotates x (B, heads, T, d) in x's dtype. Without autograd on CUDA one fused kernel does it
+    /// (Kernels.DecodeKernels, equal to these ops in both dtypes).</summary>
     public Tensor Apply(Tensor x, Tensor cos, Tensor sin)
     {
+        if (!x.requires_grad && x.dim() == 4 && PostTrain.Core.Kernels.DecodeKernels.For(x) is { } fused
+            && PostTrain.Core.Kernels.DecodeKernels.RopeFits(x, cos, sin))
+            return fused.Rope(x, cos, sin, Interleave);
+        return ApplyPlain(x, cos, sin, Interleave);
+    }
+
+    /// <summary>The rotation in plain ops: cos/sin rounded to x's dtype, [x1 c - x2 s, x2 c + x1 s].</summary>
+    public static Tensor ApplyPlain(Tensor x, Tensor cos, Tensor sin, bool interleave)
+    {
         using var scope = NewDisposeScope();
+        long Dim = x.shape[^1];
         var c = cos.to(x.dtype);
         var s = sin.to(x.dtype);
         Tensor x1, x2;
-        if (Interleave)
+        if (interleave)
         {
             long half = Dim / 2;
             var pairs = x.unflatten(x.dim() - 1, [half, 2]);                         // (B, h, T, d/2, 2)

@@ -64,37 +64,70 @@ public sealed class Router : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var logits = nn.functional.linear(x.to(ScalarType.Float32), weight.to(ScalarType.Float32)); // (N, E)
+        // Decode and other no-grad forwards on CUDA: one fused kernel from the logits (Kernels.DecodeKernels), for V3
+        // routing without a selection filter, replay or recompute tape.
+        if (!is_grad_enabled() && c.ScoringFunc == "sigmoid" && (c.UseCorrectionBias || c.NGroup == 1)
+            && SelectionFilter is null && ReplayExperts is null
+            && RecomputeTape.Current is null && PostTrain.Core.Kernels.DecodeKernels.RouterFits(c.NRoutedExperts, c.NGroup)
+            && PostTrain.Core.Kernels.DecodeKernels.For(logits) is { } fused)
+        {
+            var (fi, fw, fs) = fused.RouterSelect(logits, e_score_correction_bias?.to(logits.device), c.NGroup, c.TopkGroup,
+                c.NumExpertsPerTok, c.NormTopkProb, c.RoutedScalingFactor);
+            if (KeepLastChoice)
+            {
+                LastChoice?.Dispose();
+                LastChoice = fi.clone().DetachFromDisposeScope();
+            }
+            return (fi.MoveToOuterDisposeScope(), fw.MoveToOuterDisposeScope(), fs.MoveToOuterDisposeScope());
+        }
         var scores = c.ScoringFunc == "sigmoid" ? logits.sigmoid() : logits.softmax(-1);
         var idx = RecomputeTape.Current is { } tape ? tape.Keep(() => Select(scores)) : Select(scores);   // (N, k)
-        var w = scores.gather(1, idx);                                               // (N, k)
-        if (c.NormTopkProb) w = w / (w.sum(-1, keepdim: true) + 1e-20);
-        w = w * c.RoutedScalingFactor;
+        var w = GateWeights(scores, idx, c.NormTopkProb, c.RoutedScalingFactor);     // (N, k)
         return (idx.MoveToOuterDisposeScope(), w.MoveToOuterDisposeScope(), scores.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>The gate weights of the chosen experts: scores there, divided by their sum (+1e-20) when normalising,
+    /// times the scaling factor.</summary>
+    public static Tensor GateWeights(Tensor scores, Tensor idx, bool normalize, double scaling)
+    {
+        var w = scores.gather(1, idx);                                               // (N, k)
+        if (normalize) w = w / (w.sum(-1, keepdim: true) + 1e-20);
+        return w * scaling;
+    }
+
+    /// <summary>The top-k experts of each row of <paramref name="scores"/> (N, E): the correction bias added for the
+    /// selection, the best <paramref name="topkGroup"/> of <paramref name="groups"/> groups kept (V3, with a bias: a group
+    /// scores the sum of its top-2; otherwise its max), then <paramref name="filter"/>, then top-k. (N, k) int64.</summary>
+    public static Tensor ChooseExperts(Tensor scores, Tensor? bias, int groups, int topkGroup, int k, Func<Tensor, Tensor>? filter = null)
+    {
+        using var scope = NewDisposeScope();
+        Tensor choice;
+        using (no_grad())
+        {
+            choice = bias is not null ? scores + bias.to(scores.device) : scores.clone();
+            if (groups > 1)
+            {
+                long n = choice.shape[0], experts = choice.shape[1], perGroup = experts / groups;
+                var grouped = choice.view(n, groups, perGroup);                        // (N, G, E/G)
+                var groupScores = bias is not null
+                    ? grouped.topk(2, dim: -1).values.sum(-1)                          // (N, G)
+                    : grouped.max(-1).values;
+                var groupIdx = groupScores.topk(topkGroup, dim: -1, sorted: false).indexes; // (N, topk_group)
+                var groupMask = zeros_like(groupScores).scatter_(1, groupIdx, ones_like(groupIdx, dtype: groupScores.dtype));
+                var scoreMask = groupMask.unsqueeze(-1).expand(n, groups, perGroup).reshape(n, experts);
+                choice = choice.masked_fill(scoreMask.logical_not(), double.NegativeInfinity);
+            }
+            if (filter is not null) choice = filter(choice);
+        }
+        return choice.topk(k, dim: -1, sorted: false).indexes.MoveToOuterDisposeScope();   // (N, k)
     }
 
     // The experts of each token, (N, k) int64: biased scores, group limit, selection filter, top-k; then replayed
     // experts where ReplayExperts says so. Keeps LastChoice when asked.
     private Tensor Select(Tensor scores)
     {
-        Tensor choice;
-        using (no_grad())
-        {
-            choice = c.UseCorrectionBias ? scores + e_score_correction_bias!.to(scores.device) : scores.clone();
-            if (c.NGroup > 1)
-            {
-                long n = choice.shape[0], perGroup = c.NRoutedExperts / c.NGroup;
-                var grouped = choice.view(n, c.NGroup, perGroup);                     // (N, G, E/G)
-                var groupScores = c.UseCorrectionBias
-                    ? grouped.topk(2, dim: -1).values.sum(-1)                          // (N, G)
-                    : grouped.max(-1).values;
-                var groupIdx = groupScores.topk(c.TopkGroup, dim: -1, sorted: false).indexes; // (N, topk_group)
-                var groupMask = zeros_like(groupScores).scatter_(1, groupIdx, ones_like(groupIdx, dtype: groupScores.dtype));
-                var scoreMask = groupMask.unsqueeze(-1).expand(n, c.NGroup, perGroup).reshape(n, c.NRoutedExperts);
-                choice = choice.masked_fill(scoreMask.logical_not(), double.NegativeInfinity);
-            }
-            if (SelectionFilter is not null) choice = SelectionFilter(choice);
-        }
-        var idx = choice.topk(c.NumExpertsPerTok, dim: -1, sorted: false).indexes;  // (N, k)
+        var idx = ChooseExperts(scores, c.UseCorrectionBias ? e_score_correction_bias : null, c.NGroup, c.TopkGroup,
+            c.NumExpertsPerTok, SelectionFilter);                                     // (N, k)
         if (KeepLastChoice || ReplayExperts is not null)
         {
             LastChoice?.Dispose();

@@ -1,0 +1,259 @@
+// Fused kernels for the decode step (native/kernels/posttrain_decode.cu): rotary embedding, the attention's scaled
+// masked softmax, V3 router selection from the logits, and the all-experts FFN's SiLU-times-routing-weight. Each replaces
+// 5-16 small kernels of the plain ops (ReferenceDecodeKernels, which the model runs everywhere else) in every layer of a
+// decode step. Used without autograd only (decode, no-grad forwards), on CUDA, when libposttrain_kernels.so has them and
+// their self-check on the device passed: once per device at the first use (an eager step: decoding runs a step eagerly
+// before it captures one), every kernel against the plain ops on random inputs at the bench models' shapes and the
+// 16B model's router shape, both dtypes, strided and interleaved rotary input, masked columns. A failure prints why once
+// and keeps the plain ops. POSTTRAIN_DECODE_KERNELS=0 turns them off.
+using System.Runtime.InteropServices;
+using PostTrain.Core.Model;
+using static TorchSharp.torch;
+
+namespace PostTrain.Core.Kernels;
+
+/// <summary>The decode kernels' contract (CUDA tensors; the reference also runs on the CPU).</summary>
+public interface IDecodeKernels
+{
+    /// <summary>x (B, h, T, d), unit stride in d; cos, sin (B, 1, T, d/2) float32 -> (B, h, T, d) in x's dtype.</summary>
+    Tensor Rope(Tensor x, Tensor cos, Tensor sin, bool interleave);
+
+    /// <summary>scores (B, h, T, S), bias (B, 1, T, S) float32 -> softmax(float(scores) * scale + bias) in the scores' dtype.</summary>
+    Tensor MaskedSoftmax(Tensor scores, Tensor bias, double scale);
+
+    /// <summary>V3 routing from fp32 logits (N, E): experts (N, k) int64 (any order), gate weights (N, k) fp32 in the
+    /// same order, sigmoid scores (N, E).</summary>
+    (Tensor Indices, Tensor Weights, Tensor Scores) RouterSelect(Tensor logits, Tensor? bias, int groups, int topkGroup, int k, bool normalize, double scaling);
+
+    /// <summary>gu (N, E, 2, I) of each expert's [gate; up] rows, experts (N, k), weights (N, k) fp32 ->
+    /// silu(gate) * up * weight_e (N, E, I), zero for experts not chosen.</summary>
+    Tensor CombineSilu(Tensor gu, Tensor indices, Tensor weights);
+}
+
+/// <summary>The plain ops the model runs without the kernels (and the self-check's reference).</summary>
+public sealed class ReferenceDecodeKernels : IDecodeKernels
+{
+    public static readonly ReferenceDecodeKernels Instance = new();
+
+    public Tensor Rope(Tensor x, Tensor cos, Tensor sin, bool interleave) => Rotary.ApplyPlain(x, cos, sin, interleave);
+
+    public Tensor MaskedSoftmax(Tensor scores, Tensor bias, double scale)
+    {
+        using var scope = NewDisposeScope();
+        // mul, not mul_: for float32 scores to() is the input itself, which must stay as it is.
+        return scores.to(ScalarType.Float32).mul(scale).add_(bias).softmax(-1).to(scores.dtype).MoveToOuterDisposeScope();
+    }
+
+    public (Tensor Indices, Tensor Weights, Tensor Scores) RouterSelect(Tensor logits, Tensor? bias, int groups, int topkGroup, int k, bool normalize, double scaling)
+    {
+        using var scope = NewDisposeScope();
+        var scores = logits.sigmoid();
+        var idx = Router.ChooseExperts(scores, bias, groups, topkGroup, k);
+        var w = Router.GateWeights(scores, idx, normalize, scaling);
+        return (idx.MoveToOuterDisposeScope(), w.MoveToOuterDisposeScope(), scores.MoveToOuterDisposeScope());
+    }
+
+    public Tensor CombineSilu(Tensor gu, Tensor indices, Tensor weights)
+    {
+        using var scope = NewDisposeScope();
+        var combine = Combine(indices, weights, gu.shape[1]);                         // (N, E) fp32
+        var hdn = FusedOps.SiluMul(gu.select(2, 0), gu.select(2, 1));                // (N, E, I)
+        return (hdn * combine.to(gu.dtype).unsqueeze(-1)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The routing weights as a dense (N, E) fp32 matrix, zero where an expert is not chosen.</summary>
+    public static Tensor Combine(Tensor indices, Tensor weights, long experts) =>
+        zeros(indices.shape[0], experts, dtype: ScalarType.Float32, device: indices.device).scatter_(1, indices, weights);
+}
+
+public static class DecodeKernels
+{
+    public const string SwitchEnvVar = "POSTTRAIN_DECODE_KERNELS";
+
+    private static readonly PerDeviceChoice<IDecodeKernels> PerDevice = new("decode kernels", (device, _) => Choose(device));
+    private static readonly Lazy<(NativeDecodeKernels? Kernels, string? Error)> Library = new(NativeDecodeKernels.Load);
+
+    /// <summary>The kernels to use for <paramref name="x"/> when no gradient is needed, or null for the plain ops.</summary>
+    public static IDecodeKernels? For(Tensor x) => Enabled ? PerDevice.For(x) : null;
+
+    /// <summary>Process-wide switch (default on), for same-process comparisons; POSTTRAIN_DECODE_KERNELS=0 turns them off
+    /// for good.</summary>
+    public static bool Enabled { get; set; } = true;
+
+    /// <summary>What For decided per device so far.</summary>
+    public static IReadOnlyDictionary<int, string> Status => PerDevice.Status;
+
+    /// <summary>Whether the rotary kernel takes these operands (cos/sin laid out per row and step, as Rotary.Angles makes them).</summary>
+    public static bool RopeFits(Tensor x, Tensor cos, Tensor sin) =>
+        x.dim() == 4 && x.stride(3) == 1 && x.shape[3] % 2 == 0 && (x.dtype == ScalarType.Float32 || x.dtype == ScalarType.BFloat16)
+        && cos.dtype == ScalarType.Float32 && sin.dtype == ScalarType.Float32 && cos.is_contiguous() && sin.is_contiguous()
+        && cos.shape.SequenceEqual(new[] { x.shape[0], 1, x.shape[2], x.shape[3] / 2 }) && sin.shape.SequenceEqual(cos.shape);
+
+    /// <summary>Whether the softmax kernel takes these operands (bias float32 (B, 1, T, S), contiguous).</summary>
+    public static bool SoftmaxFits(Tensor scores, Tensor bias) =>
+        scores.dim() == 4 && scores.is_contiguous() && (scores.dtype == ScalarType.Float32 || scores.dtype == ScalarType.BFloat16)
+        && bias.dtype == ScalarType.Float32 && bias.is_contiguous() && scores.shape[3] <= 12_000
+        && bias.shape.SequenceEqual(new[] { scores.shape[0], 1, scores.shape[2], scores.shape[3] });
+
+    /// <summary>Whether the router kernel takes this routing (at most 512 experts, 32 groups of equal size).</summary>
+    public static bool RouterFits(int experts, int groups) => experts is >= 1 and <= 512 && groups is >= 1 and <= 32 && experts % groups == 0;
+
+    private static (IDecodeKernels? Kernels, string Status) Choose(Device device)
+    {
+        if (Environment.GetEnvironmentVariable(SwitchEnvVar) == "0") return (null, $"off ({SwitchEnvVar}=0)");
+        var (native, error) = Library.Value;
+        if (native is null) return (null, "off: " + error);
+        var failure = SelfCheck(native, ReferenceDecodeKernels.Instance, device);
+        return failure is null ? (native, "on (self-check against the plain ops passed)") : (null, "off: self-check failed: " + failure);
+    }
+
+    /// <summary>Compares <paramref name="candidate"/> with <paramref name="reference"/> on random inputs on
+    /// <paramref name="device"/>; null when they agree (float32: 1e-5 of the values' scale; bfloat16: 1e-2; the router's
+    /// expert sets exactly), else which kernel and case differed.</summary>
+    public static string? SelfCheck(IDecodeKernels candidate, IDecodeKernels reference, Device device)
+    {
+        try
+        {
+            using var scope = NewDisposeScope();
+            var gen = new TorchSharp.torch.Generator(4321);   // CPU draws, then moved (TorchSharp's CUDA generator is a CPU one)
+            Tensor Randn(params long[] shape) => randn(shape, generator: gen).to(device);
+            foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+            {
+                double tol = dtype == ScalarType.BFloat16 ? 1e-2 : 1e-5;
+                foreach (var (b, h, t, d) in new[] { (5L, 12L, 1L, 32L), (3L, 4L, 2L, 64L) })
+                foreach (var interleave in new[] { false, true })
+                {
+                    var whole = (Randn(b, t, h, 64 + d) * 2).to(dtype).transpose(1, 2);      // (B, h, T, 64 + d): strided
+                    var x = whole.narrow(-1, 64, d);
+                    var pos = randint(0, 4000, [b, t], generator: gen).to(device).to(ScalarType.Float32);
+                    var inv = pow(10000.0, -arange(0, d, 2, dtype: ScalarType.Float32, device: device) / d);
+                    var freqs = pos.unsqueeze(-1) * inv;
+                    var cos = (freqs.cos() * 1.1).unsqueeze(1).contiguous();
+                    var sin = (freqs.sin() * 1.1).unsqueeze(1).contiguous();
+                    var what = $"rope ({dtype}, {b}x{h}x{t}x{d}, strided, interleave {interleave})";
+                    if (Differs(candidate.Rope(x, cos, sin, interleave), reference.Rope(x, cos, sin, interleave), tol) is { } e1) return $"{what}: {e1}";
+                }
+                foreach (var (b, h, t, s) in new[] { (4L, 12L, 1L, 288L), (2L, 3L, 2L, 1000L) })
+                {
+                    var scores = (Randn(b, h, t, s) * 4).to(dtype);
+                    var bias = where(rand(b, 1, t, s, generator: gen).to(device) < 0.3, float.NegativeInfinity, 0f);
+                    bias[TensorIndex.Colon, TensorIndex.Colon, TensorIndex.Colon, 0] = tensor(0f);   // every row keeps a column
+                    var what = $"masked softmax ({dtype}, {b}x{h}x{t}x{s})";
+                    if (Differs(candidate.MaskedSoftmax(scores, bias, 0.125), reference.MaskedSoftmax(scores, bias, 0.125), tol) is { } e2) return $"{what}: {e2}";
+                }
+                {
+                    var gu = (Randn(37, 32, 2, 384) * 2).to(dtype);
+                    var (idx, w, _) = reference.RouterSelect(Randn(37, 32), null, 4, 2, 4, true, 2.5);
+                    var what = $"combine silu ({dtype}, 37 tokens, 32 experts top-4, 384)";
+                    if (Differs(candidate.CombineSilu(gu, idx, w), reference.CombineSilu(gu, idx, w), tol) is { } e3) return $"{what}: {e3}";
+                }
+            }
+            // Router shapes: bench-moe (32 experts, 4 groups keep 2, top-4), the 16B model (64, no groups, top-6),
+            // DeepSeek-V3 (256, 8 groups keep 4, top-8), with and without the correction bias and normalisation.
+            foreach (var (e, g, tg, k, withBias, norm) in new[] { (32, 4, 2, 4, true, true), (64, 1, 1, 6, true, true), (256, 8, 4, 8, true, true), (64, 1, 1, 6, false, false) })
+            {
+                var logits = Randn(45, e) * 2;
+                var bias = withBias ? Randn(e) * 0.1 : null;
+                var (i1, w1, s1) = candidate.RouterSelect(logits, bias, g, tg, k, norm, 2.5);
+                var (i0, w0, s0) = reference.RouterSelect(logits, bias, g, tg, k, norm, 2.5);
+                var what = $"router select ({e} experts, {g} groups keep {tg}, top-{k}, bias {withBias}, normalise {norm})";
+                if (Differs(s1, s0, 1e-6) is { } e4) return $"{what} scores: {e4}";
+                var (o1, p1) = i1.sort(-1);
+                var (o0, p0) = i0.sort(-1);
+                if (!o1.equal(o0).all().item<bool>()) return $"{what}: chose other experts";
+                if (Differs(w1.gather(1, p1), w0.gather(1, p0), 1e-5) is { } e5) return $"{what} weights: {e5}";
+            }
+            return null;
+        }
+        catch (Exception e) when (e is InvalidOperationException or ExternalException or ArgumentException)
+        {
+            return e.Message.Split('\n')[0];
+        }
+    }
+
+    private static string? Differs(Tensor got, Tensor want, double tol)
+    {
+        using var scope = NewDisposeScope();
+        if (!got.shape.SequenceEqual(want.shape)) return $"shape [{string.Join(", ", got.shape)}] vs [{string.Join(", ", want.shape)}]";
+        if (got.dtype != want.dtype) return $"dtype {got.dtype} vs {want.dtype}";
+        var g = got.to(ScalarType.Float32);
+        var w = want.to(ScalarType.Float32);
+        double scale = w.abs().max().item<float>() + 1e-12;
+        double worst = (g - w).abs().max().item<float>() / scale;
+        return worst <= tol && g.isfinite().all().item<bool>() ? null : $"largest difference {worst:G3} of the values' scale (allowed {tol:G3})";
+    }
+}
+
+/// <summary>The native decode kernels through P/Invoke.</summary>
+internal sealed class NativeDecodeKernels : IDecodeKernels
+{
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate IntPtr LastErrorFn();
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int RopeFn(IntPtr x, IntPtr cos, IntPtr sin, IntPtr o, int interleave);
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int SoftmaxFn(IntPtr scores, IntPtr bias, double scale, IntPtr probs);
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int RouterFn(IntPtr logits, IntPtr bias, int groups, int topkGroup, int k, int normalize, double scaling, IntPtr scores, IntPtr indices, IntPtr weights);
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int CombineFn(IntPtr gu, IntPtr indices, IntPtr weights, IntPtr h);
+
+    private LastErrorFn lastError = null!;
+    private RopeFn rope = null!;
+    private SoftmaxFn softmax = null!;
+    private RouterFn router = null!;
+    private CombineFn combine = null!;
+
+    public static (NativeDecodeKernels?, string?) Load()
+    {
+        var (lib, path, error) = NativeKernelLibrary.Value;
+        if (error is not null) return (null, error);
+        T Fn<T>(string name) where T : Delegate => NativeKernelLibrary.Function<T>(lib, name);
+        try
+        {
+            return (new NativeDecodeKernels
+            {
+                lastError = Fn<LastErrorFn>("ptk_last_error"),
+                rope = Fn<RopeFn>("ptk_rope"),
+                softmax = Fn<SoftmaxFn>("ptk_masked_softmax"),
+                router = Fn<RouterFn>("ptk_router_select"),
+                combine = Fn<CombineFn>("ptk_combine_silu"),
+            }, null);
+        }
+        catch (EntryPointNotFoundException e)
+        {
+            return (null, $"{path}: {e.Message} (a library built before the decode kernels: rebuild it with scripts/gpu/build-kernels.sh)");
+        }
+    }
+
+    private void Check(int rc, string what)
+    {
+        if (rc != 0) throw new InvalidOperationException($"decode kernel {what}: {Marshal.PtrToStringUTF8(lastError()) ?? ""}");
+    }
+
+    public Tensor Rope(Tensor x, Tensor cos, Tensor sin, bool interleave)
+    {
+        var o = empty(x.shape, dtype: x.dtype, device: x.device);
+        Check(rope(x.Handle, cos.Handle, sin.Handle, o.Handle, interleave ? 1 : 0), "rope");
+        return o;
+    }
+
+    public Tensor MaskedSoftmax(Tensor scores, Tensor bias, double scale)
+    {
+        var p = empty_like(scores);
+        Check(softmax(scores.Handle, bias.Handle, scale, p.Handle), "masked_softmax");
+        return p;
+    }
+
+    public (Tensor Indices, Tensor Weights, Tensor Scores) RouterSelect(Tensor logits, Tensor? bias, int groups, int topkGroup, int k, bool normalize, double scaling)
+    {
+        long n = logits.shape[0];
+        var scores = empty_like(logits);
+        var idx = empty(n, k, dtype: ScalarType.Int64, device: logits.device);
+        var w = empty(n, k, dtype: ScalarType.Float32, device: logits.device);
+        Check(router(logits.Handle, bias?.Handle ?? IntPtr.Zero, groups, topkGroup, k, normalize ? 1 : 0, scaling, scores.Handle, idx.Handle, w.Handle), "router_select");
+        return (idx, w, scores);
+    }
+
+    public Tensor CombineSilu(Tensor gu, Tensor indices, Tensor weights)
+    {
+        var h = empty(gu.shape[0], gu.shape[1], gu.shape[3], dtype: gu.dtype, device: gu.device);
+        Check(combine(gu.Handle, indices.Handle, weights.Handle, h.Handle), "combine_silu");
+        return h;
+    }
+}

@@ -1,0 +1,184 @@
+// The decode kernels' contract on the CPU: the GPU self-check passes the plain ops against themselves and names each
+// kernel a bug is put into; and the arithmetic the CUDA kernels do (mirrored here in C#: bfloat16 rounding after each
+// op for rotary, one warp's group-limited top-k for the router) gives what the plain ops give, so the kernels can equal
+// them: rotary bit for bit in bfloat16 and float32, the router's expert sets exactly.
+using PostTrain.Core.Kernels;
+using PostTrain.Core.Model;
+using static TorchSharp.torch;
+
+namespace PostTrain.Core.Tests.Kernels;
+
+public sealed class DecodeKernelsTests
+{
+    [Fact]
+    public void Self_check_passes_the_plain_ops_and_names_each_broken_kernel()
+    {
+        Assert.Null(DecodeKernels.SelfCheck(ReferenceDecodeKernels.Instance, ReferenceDecodeKernels.Instance, CPU));
+        Assert.StartsWith("rope (Float32, 5x12x1x32, strided, interleave False)",
+            DecodeKernels.SelfCheck(new Broken(ropeSign: true), ReferenceDecodeKernels.Instance, CPU));
+        Assert.StartsWith("rope (Float32, 5x12x1x32, strided, interleave True)",
+            DecodeKernels.SelfCheck(new Broken(ropeIgnoresInterleave: true), ReferenceDecodeKernels.Instance, CPU));
+        Assert.StartsWith("masked softmax (Float32, 4x12x1x288)",
+            DecodeKernels.SelfCheck(new Broken(softmaxIgnoresBias: true), ReferenceDecodeKernels.Instance, CPU));
+        Assert.StartsWith("combine silu (Float32",
+            DecodeKernels.SelfCheck(new Broken(combineIgnoresWeights: true), ReferenceDecodeKernels.Instance, CPU));
+        Assert.StartsWith("router select (32 experts, 4 groups keep 2, top-4, bias True, normalise True): chose other experts",
+            DecodeKernels.SelfCheck(new Broken(routerIgnoresBias: true), ReferenceDecodeKernels.Instance, CPU));
+        Assert.StartsWith("router select (32 experts, 4 groups keep 2, top-4, bias True, normalise True) weights",
+            DecodeKernels.SelfCheck(new Broken(routerSkipsNormalising: true), ReferenceDecodeKernels.Instance, CPU));
+        // The expert order within a row is free (the model's top-k leaves it unspecified): a reversed order passes.
+        Assert.Null(DecodeKernels.SelfCheck(new Broken(routerReversesOrder: true), ReferenceDecodeKernels.Instance, CPU));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Rotary_with_each_op_rounded_to_bfloat16_as_the_kernel_does_equals_the_plain_ops_bit_for_bit(bool interleave)
+    {
+        var gen = new Generator(11);
+        const int B = 3, H = 4, T = 2, D = 32;
+        var x = (randn(B, T, H, 48 + D, generator: gen) * 3).to(ScalarType.BFloat16).transpose(1, 2).narrow(-1, 48, D);
+        var pos = randint(0, 3000, [B, T], generator: gen).to(ScalarType.Float32);
+        var freqs = pos.unsqueeze(-1) * pow(10000.0, -arange(0, D, 2, dtype: ScalarType.Float32) / D);
+        var cos = (freqs.cos() * 1.2).unsqueeze(1).contiguous();
+        var sin = (freqs.sin() * 1.2).unsqueeze(1).contiguous();
+        foreach (var dtype in new[] { ScalarType.BFloat16, ScalarType.Float32 })
+        {
+            var xd = x.to(dtype);
+            Assert.True(DecodeKernels.RopeFits(xd, cos, sin));
+            var plain = Rotary.ApplyPlain(xd, cos, sin, interleave).to(ScalarType.Float32).data<float>().ToArray();
+            var xs = xd.to(ScalarType.Float32).contiguous().data<float>().ToArray();
+            var cs = cos.data<float>().ToArray();
+            var ss = sin.data<float>().ToArray();
+            bool bf = dtype == ScalarType.BFloat16;
+            float R(float v) => bf ? Bf16(v) : v;
+            int half = D / 2;
+            for (int b = 0; b < B; b++)
+            for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++)
+            for (int j = 0; j < half; j++)
+            {
+                int row = ((b * H + h) * T + t) * D;
+                float x1 = xs[row + (interleave ? 2 * j : j)], x2 = xs[row + (interleave ? 2 * j + 1 : j + half)];
+                int a = (b * T + t) * half + j;
+                float c = R(cs[a]), s = R(ss[a]);
+                Assert.Equal(plain[row + j], R(R(x1 * c) - R(x2 * s)));
+                Assert.Equal(plain[row + j + half], R(R(x2 * c) + R(x1 * s)));
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(32, 4, 2, 4, true)]
+    [InlineData(64, 1, 1, 6, true)]
+    [InlineData(256, 8, 4, 8, true)]
+    [InlineData(16, 1, 1, 2, false)]
+    public void One_warps_group_limited_top_k_as_the_kernel_runs_it_chooses_the_routers_experts(int experts, int groups, int topkGroup, int k, bool withBias)
+    {
+        var gen = new Generator((ulong)(experts + k));
+        const int N = 40;
+        var logits = randn(N, (long)experts, generator: gen) * 2;
+        var bias = withBias ? randn((long)experts, generator: gen) * 0.1 : null;
+        var (idx, w, scores) = ReferenceDecodeKernels.Instance.RouterSelect(logits, bias, groups, topkGroup, k, true, 2.5);
+        var ls = logits.data<float>().ToArray();
+        var bs = bias?.data<float>().ToArray();
+        var sc = scores.data<float>().ToArray();
+        for (int n = 0; n < N; n++)
+        {
+            var score = new float[experts];
+            var choice = new float[experts];
+            for (int e = 0; e < experts; e++)
+            {
+                score[e] = 1f / (1f + MathF.Exp(-ls[n * experts + e]));
+                choice[e] = bs is null ? score[e] : score[e] + bs[e];
+                Assert.Equal(sc[n * experts + e], score[e], 1e-6f);   // torch's vectorised sigmoid: within an ulp
+            }
+            if (groups > 1)
+            {
+                int per = experts / groups;
+                var gs = new float[groups];
+                for (int g = 0; g < groups; g++)
+                {
+                    float a = float.NegativeInfinity, c2 = float.NegativeInfinity;
+                    for (int e = g * per; e < (g + 1) * per; e++)
+                        if (choice[e] > a) { c2 = a; a = choice[e]; } else if (choice[e] > c2) c2 = choice[e];
+                    gs[g] = a + c2;
+                }
+                var keep = new bool[groups];
+                for (int r = 0; r < topkGroup; r++)
+                {
+                    int at = -1;
+                    for (int g = 0; g < groups; g++) if (!keep[g] && (at < 0 || gs[g] > gs[at])) at = g;
+                    keep[at] = true;
+                }
+                for (int e = 0; e < experts; e++) if (!keep[e / per]) choice[e] = float.NegativeInfinity;
+            }
+            var chosen = new List<int>();
+            float total = 0;
+            for (int j = 0; j < k; j++)
+            {
+                int at = -1;
+                for (int e = 0; e < experts; e++) if (!chosen.Contains(e) && (at < 0 || choice[e] > choice[at])) at = e;
+                chosen.Add(at);
+                total += score[at];
+            }
+            var want = chosen.OrderBy(e => e).ToArray();
+            var got = idx[n].data<long>().Select(v => (int)v).ToArray();
+            Assert.Equal(want, got.OrderBy(e => e).ToArray());
+            var wRow = w[n].data<float>().ToArray();
+            for (int j = 0; j < k; j++)
+                Assert.Equal(score[got[j]] / (total + 1e-20f) * 2.5f, wRow[j], 1e-5f);
+        }
+    }
+
+    [Fact]
+    public void Combine_silu_is_the_expert_output_scaled_by_the_tokens_weight_for_that_expert()
+    {
+        var gen = new Generator(5);
+        var gu = randn(6, 8, 2, 10, generator: gen);
+        var (idx, w, _) = ReferenceDecodeKernels.Instance.RouterSelect(randn(6, 8, generator: gen), null, 1, 1, 2, true, 1.0);
+        var h = ReferenceDecodeKernels.Instance.CombineSilu(gu, idx, w);
+        for (int n = 0; n < 6; n++)
+        for (int e = 0; e < 8; e++)
+        {
+            var ids = idx[n].data<long>().ToArray();
+            int j = Array.IndexOf(ids, (long)e);
+            float weight = j < 0 ? 0f : w[n, j].item<float>();
+            var g = gu[n, e, 0];
+            var want = nn.functional.silu(g) * gu[n, e, 1] * weight;
+            Assert.True(h[n, e].allclose(want, rtol: 1e-5, atol: 1e-6), $"token {n}, expert {e}");
+        }
+    }
+
+    // Round to bfloat16 (nearest, ties to even) and back, as __float2bfloat16_rn does.
+    private static float Bf16(float v)
+    {
+        uint bits = BitConverter.SingleToUInt32Bits(v);
+        if (float.IsNaN(v)) return v;
+        bits += 0x7FFFu + ((bits >> 16) & 1u);
+        return BitConverter.UInt32BitsToSingle(bits & 0xFFFF0000u);
+    }
+
+    /// <summary>The plain ops with one bug put in: a stand-in for a wrong kernel.</summary>
+    private sealed class Broken(bool ropeSign = false, bool ropeIgnoresInterleave = false, bool softmaxIgnoresBias = false,
+        bool combineIgnoresWeights = false, bool routerIgnoresBias = false, bool routerSkipsNormalising = false,
+        bool routerReversesOrder = false) : IDecodeKernels
+    {
+        private readonly ReferenceDecodeKernels inner = ReferenceDecodeKernels.Instance;
+
+        public Tensor Rope(Tensor x, Tensor cos, Tensor sin, bool interleave) =>
+            inner.Rope(x, cos, ropeSign ? -sin : sin, interleave && !ropeIgnoresInterleave);
+
+        public Tensor MaskedSoftmax(Tensor scores, Tensor bias, double scale) =>
+            inner.MaskedSoftmax(scores, softmaxIgnoresBias ? zeros_like(bias) : bias, scale);
+
+        public (Tensor Indices, Tensor Weights, Tensor Scores) RouterSelect(Tensor logits, Tensor? bias, int groups, int topkGroup, int k, bool normalize, double scaling)
+        {
+            var (i, w, s) = inner.RouterSelect(logits, routerIgnoresBias ? null : bias, groups, topkGroup, k, normalize && !routerSkipsNormalising, scaling);
+            return routerReversesOrder ? (i.flip(1), w.flip(1), s) : (i, w, s);
+        }
+
+        public Tensor CombineSilu(Tensor gu, Tensor indices, Tensor weights) =>
+            inner.CombineSilu(gu, indices, combineIgnoresWeights ? ones_like(weights) : weights);
+    }
+}
