@@ -14,6 +14,11 @@
 //   combine silu    h[n, e, :] = bf(bf(silu(g) u) * bf(w_ne)) for the all-experts decode FFN, gu (N, E, 2, I) holding
 //                   each expert's [gate; up] rows, w_ne the token's routing weight for expert e (0 when not chosen);
 //                   the same two roundings as the fused SwiGLU kernel followed by the eager multiply. 5 kernels -> 1.
+//   latent append   the MLA key side of a decode step into the latent cache: for each row b and new step t, the latent
+//                   part of ckv (r values) RMS-normalised and scaled by the norm weight (fp32 math, one rounding, as
+//                   the fused RMSNorm kernel), the rope part (dr values) rotated as by `rope` above, both written to
+//                   cache[b, column t] where column t = columns[t] (the static step's device columns) or cursor + t.
+//                   Replaces a contiguous copy, the norm, the rotary ops, a cat and the cache write. 5 kernels -> 1.
 // Same C ABI conventions as posttrain_kernels.cu (outputs allocated by the caller, 0 or -1 with ptk_last_error()).
 // PostTrain checks them against its plain ops on the device before first use (PostTrain.Core.Kernels.DecodeKernels)
 // and keeps the plain ops when the library lacks them or they disagree.
@@ -78,6 +83,8 @@ __device__ float block_reduce(float v, float* shared, bool is_max) {
   __syncthreads();
   return total;
 }
+
+__device__ float block_sum(float v, float* shared) { return block_reduce(v, shared, false); }
 
 // One block per (b, head, t) row of S scores; the row's values stay in registers/shared between the passes.
 template <typename T>
@@ -200,6 +207,36 @@ __global__ void combine_silu_kernel(const T* __restrict__ gu, const long* __rest
     const float b = to_f(gu[(ne * 2 + 1) * inter + c]);
     const float s = 1.f / (1.f + __expf(-a));
     h[i] = from_f<T>(__fmul_rn(rnd<T>(a * s * b), rnd<T>(w)));
+  }
+}
+
+// One block per (b, t). Latent: sum of squares over r, then y = (x * rstd) * w. Rope: threads < dr/2 rotate one pair.
+template <typename T, typename W>
+__global__ void latent_append_kernel(const T* __restrict__ ckv, const W* __restrict__ w, const float* __restrict__ cosv,
+                                     const float* __restrict__ sinv, T* __restrict__ cache, const long* __restrict__ columns,
+                                     long cursor, int steps, long capacity, int r, int dr, float eps, bool interleave) {
+  __shared__ float shared[32];
+  const long bt = blockIdx.x;  // b * steps + t
+  const int t = static_cast<int>(bt % steps);
+  const long b = bt / steps;
+  const int width = r + dr;
+  const T* in = ckv + bt * width;
+  const long column = columns != nullptr ? columns[t] : cursor + t;
+  T* out = cache + (b * capacity + column) * width;
+  float ss = 0.f;
+  for (int i = threadIdx.x; i < r; i += blockDim.x) {
+    const float v = to_f(in[i]);
+    ss += v * v;
+  }
+  const float rstd = rsqrtf(block_sum(ss, shared) / r + eps);
+  for (int i = threadIdx.x; i < r; i += blockDim.x) out[i] = from_f<T>(to_f(in[i]) * rstd * to_f(w[i]));
+  const int half = dr / 2;
+  for (int j = threadIdx.x; j < half; j += blockDim.x) {
+    const float x1 = to_f(interleave ? in[r + 2 * j] : in[r + j]);
+    const float x2 = to_f(interleave ? in[r + 2 * j + 1] : in[r + j + half]);
+    const float c = rnd<T>(cosv[bt * half + j]), s = rnd<T>(sinv[bt * half + j]);
+    out[r + j] = from_f<T>(__fsub_rn(rnd<T>(__fmul_rn(x1, c)), rnd<T>(__fmul_rn(x2, s))));
+    out[r + j + half] = from_f<T>(__fadd_rn(rnd<T>(__fmul_rn(x2, c)), rnd<T>(__fmul_rn(x1, s))));
   }
 }
 
@@ -333,6 +370,43 @@ int ptk_combine_silu(void* gh, void* ih, void* wh, void* hh) {
           static_cast<int>(E), static_cast<int>(I), static_cast<int>(k), total);
     });
     check_launch("combine_silu");
+  });
+}
+
+// ckv (B, T, r + dr) contiguous, w (r) float32/bfloat16, cos/sin (B, 1, T, dr/2) float32, cache (B, Cap, r + dr) in ckv's
+// dtype, columns (T) int64 or null (then cursor + t) -> cache rows written in place.
+int ptk_latent_append(void* kh, void* wh, double eps, void* ch, void* sh, int interleave, void* cacheh, void* colh, long cursor) {
+  return guarded([&] {
+    const auto& ckv = T_(kh, "ckv");
+    const auto& w = T_(wh, "w");
+    const auto& c = T_(ch, "cos");
+    const auto& s = T_(sh, "sin");
+    const auto& cache = T_(cacheh, "cache");
+    const at::Tensor* columns = colh != nullptr ? &T_(colh, "columns") : nullptr;
+    require(ckv.dim() == 3 && cache.dim() == 3, "latent_append: ckv (B, T, r + dr) and cache (B, Cap, r + dr)");
+    const long B = ckv.size(0), T = ckv.size(1), width = ckv.size(2), r = w.numel(), dr = width - r, cap = cache.size(1);
+    require(is_activation(ckv) && cache.scalar_type() == ckv.scalar_type() && is_activation(w) && c.scalar_type() == c10::ScalarType::Float
+                && s.scalar_type() == c10::ScalarType::Float && (columns == nullptr || columns->scalar_type() == c10::ScalarType::Long),
+            "latent_append: dtypes");
+    require(dr > 0 && dr % 2 == 0 && cache.size(0) == B && cache.size(2) == width && c.numel() == B * T * (dr / 2) && s.numel() == c.numel()
+                && (columns == nullptr ? cursor >= 0 && cursor + T <= cap : columns->numel() == T), "latent_append: shapes");
+    if (B * T == 0) return;
+    c10::cuda::CUDAGuard guard(ckv.device());
+    auto stream = c10::cuda::getCurrentCUDAStream();
+    const int threads = r >= 1024 ? 512 : r >= 256 ? 256 : 128;
+    auto launch = [&](auto t, auto wt) {
+      using TT = decltype(t);
+      using WT = decltype(wt);
+      latent_append_kernel<TT, WT><<<static_cast<int>(B * T), threads, 0, stream>>>(
+          static_cast<const TT*>(ckv.data_ptr()), static_cast<const WT*>(w.data_ptr()), c.data_ptr<float>(), s.data_ptr<float>(),
+          static_cast<TT*>(cache.data_ptr()), columns != nullptr ? columns->data_ptr<long>() : nullptr, cursor, static_cast<int>(T), cap,
+          static_cast<int>(r), static_cast<int>(dr), static_cast<float>(eps), interleave != 0);
+    };
+    dispatch(ckv.scalar_type(), [&](auto t) {
+      if (w.scalar_type() == c10::ScalarType::Float) launch(t, float{});
+      else launch(t, __nv_bfloat16{});
+    });
+    check_launch("latent_append");
   });
 }
 

@@ -39,9 +39,11 @@ internal static class AbsorbedAttention
         var qLat = matmul(q.narrow(-1, 0, nope), wK);                                 // (B, h, T, r)
 
         var ckv = Lin(w, a.KvAProj, x);                                               // (B, T, r + dr)
-        var latent = Norm(w, a.KvALayerNorm, ckv.narrow(-1, 0, r));                   // (B, T, r)
-        var kRot = rotary.Apply(ckv.narrow(-1, r, rope).unsqueeze(1), cos, sin).squeeze(1); // (B, T, dr)
-        var keys = cache.Append(layer, cat([latent, kRot], -1));                      // (B, S, r + dr)
+        // [norm(latent) | rope(k_rope)] written at this step's cache columns: one kernel on CUDA (DecodeKernels).
+        var normW = w[a.KvALayerNorm.Weight];
+        var keys = cache.AppendWith(layer, T, (layerCache, cols, cursor) =>
+            (DecodeKernels.For(ckv) is { } fused && DecodeKernels.LatentFits(ckv, normW, cos, sin, layerCache) ? fused : ReferenceDecodeKernels.Instance)
+                .LatentAppend(ckv, normW, a.KvALayerNorm.Eps, cos, sin, rotary.Interleave, layerCache, cols, cursor)); // (B, S, r + dr)
         long S = keys.shape[1];
 
         var qc = cat([qLat, qRot], -1).reshape(B, h * T, r + rope);                   // (B, h*T, r + dr)
@@ -78,12 +80,15 @@ internal static class AbsorbedAttention
         nn.functional.linear(x, w[l.Weight], w.Optional(l.Bias));
 
     /// <summary>RMSNorm in fp32, scaled by the weight in the compute dtype (as Hugging Face does in bf16).</summary>
-    internal static Tensor Norm(InferenceWeights w, RMSNorm n, Tensor x)
+    internal static Tensor Norm(InferenceWeights w, RMSNorm n, Tensor x) => Norm(x, w[n.Weight], n.Eps);
+
+    /// <summary>RMSNorm of x with <paramref name="weight"/> (the compute-dtype copy): the fused kernel on CUDA, else fp32 math.</summary>
+    internal static Tensor Norm(Tensor x, Tensor weight, double eps)
     {
-        if (FusedKernels.For(x) is { } kernels) return FusedOps.RmsNorm(x, w[n.Weight], n.Eps, kernels);   // CUDA: one kernel
+        if (FusedKernels.For(x) is { } kernels) return FusedOps.RmsNorm(x, weight, eps, kernels);   // CUDA: one kernel
         using var scope = NewDisposeScope();
         var f = x.to(ScalarType.Float32);
-        f = f * rsqrt(f.pow(2).mean([-1L], keepdim: true) + n.Eps);
-        return (w[n.Weight] * f.to(x.dtype)).MoveToOuterDisposeScope();
+        f = f * rsqrt(f.pow(2).mean([-1L], keepdim: true) + eps);
+        return (weight * f.to(x.dtype)).MoveToOuterDisposeScope();
     }
 }

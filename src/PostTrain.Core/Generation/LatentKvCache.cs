@@ -122,14 +122,26 @@ public sealed class LatentKvCache : IDisposable
     public Tensor Append(int layer, Tensor entry)
     {
         long t = entry.shape[1];
+        return AppendWith(layer, t, (cache, cols, cursor) =>
+        {
+            if (cols is not null) cache.index_copy_(1, cols, entry);
+            else cache.narrow(1, cursor, t).copy_(entry);
+        });
+    }
+
+    /// <summary>Append with the writing left to <paramref name="write"/>: it gets the layer's whole cache tensor
+    /// (B, Capacity, r + dr) and either the device columns (T) to write (the static step) or, when those are null, the
+    /// cursor (write columns cursor..cursor+T-1). Returns the layer's keys as Append does.</summary>
+    public Tensor AppendWith(int layer, long t, Action<Tensor, Tensor?, long> write)
+    {
         EnsureRoom(t);
         if (DeviceColumns is { } cols)
         {
             RequireColumns(t);
-            layers[layer].index_copy_(1, cols, entry);
+            write(layers[layer], cols, 0);
             return layers[layer];
         }
-        layers[layer].narrow(1, Cursor, t).copy_(entry);
+        write(layers[layer], null, Cursor);
         return layers[layer].narrow(1, 0, Cursor + t);
     }
 

@@ -1,5 +1,6 @@
 // Fused kernels for the decode step (native/kernels/posttrain_decode.cu): rotary embedding, the attention's scaled
-// masked softmax, V3 router selection from the logits, and the all-experts FFN's SiLU-times-routing-weight. Each replaces
+// masked softmax, V3 router selection from the logits, the all-experts FFN's SiLU-times-routing-weight, and MLA's key
+// side (latent norm, key rotary, cache write). Each replaces
 // 5-16 small kernels of the plain ops (ReferenceDecodeKernels, which the model runs everywhere else) in every layer of a
 // decode step. Used without autograd only (decode, no-grad forwards), on CUDA, when libposttrain_kernels.so has them and
 // their self-check on the device passed: once per device at the first use (an eager step: decoding runs a step eagerly
@@ -28,6 +29,10 @@ public interface IDecodeKernels
     /// <summary>gu (N, E, 2, I) of each expert's [gate; up] rows, experts (N, k), weights (N, k) fp32 ->
     /// silu(gate) * up * weight_e (N, E, I), zero for experts not chosen.</summary>
     Tensor CombineSilu(Tensor gu, Tensor indices, Tensor weights);
+
+    /// <summary>MLA's key side into the latent cache: ckv (B, T, r + dr); [RMSNorm(latent) * w | rope(k_rope)] written to
+    /// cache (B, Cap, r + dr) at columns[t], or at cursor + t when <paramref name="columns"/> is null.</summary>
+    void LatentAppend(Tensor ckv, Tensor w, double eps, Tensor cos, Tensor sin, bool interleave, Tensor cache, Tensor? columns, long cursor);
 }
 
 /// <summary>The plain ops the model runs without the kernels (and the self-check's reference).</summary>
@@ -59,6 +64,17 @@ public sealed class ReferenceDecodeKernels : IDecodeKernels
         var combine = Combine(indices, weights, gu.shape[1]);                         // (N, E) fp32
         var hdn = FusedOps.SiluMul(gu.select(2, 0), gu.select(2, 1));                // (N, E, I)
         return (hdn * combine.to(gu.dtype).unsqueeze(-1)).MoveToOuterDisposeScope();
+    }
+
+    public void LatentAppend(Tensor ckv, Tensor w, double eps, Tensor cos, Tensor sin, bool interleave, Tensor cache, Tensor? columns, long cursor)
+    {
+        using var scope = NewDisposeScope();
+        long r = w.shape[0], t = ckv.shape[1];
+        var latent = Generation.AbsorbedAttention.Norm(ckv.narrow(-1, 0, r), w, eps);                          // (B, T, r)
+        var kRot = Rotary.ApplyPlain(ckv.narrow(-1, r, ckv.shape[2] - r).unsqueeze(1), cos, sin, interleave).squeeze(1); // (B, T, dr)
+        var entry = cat([latent, kRot], -1);
+        if (columns is not null) cache.index_copy_(1, columns, entry);
+        else cache.narrow(1, cursor, t).copy_(entry);
     }
 
     /// <summary>The routing weights as a dense (N, E) fp32 matrix, zero where an expert is not chosen.</summary>
@@ -94,6 +110,18 @@ public static class DecodeKernels
         scores.dim() == 4 && scores.is_contiguous() && (scores.dtype == ScalarType.Float32 || scores.dtype == ScalarType.BFloat16)
         && bias.dtype == ScalarType.Float32 && bias.is_contiguous() && scores.shape[3] <= 12_000
         && bias.shape.SequenceEqual(new[] { scores.shape[0], 1, scores.shape[2], scores.shape[3] });
+
+    /// <summary>Whether the latent-append kernel takes these operands.</summary>
+    public static bool LatentFits(Tensor ckv, Tensor w, Tensor cos, Tensor sin, Tensor cache)
+    {
+        if (ckv.dim() != 3 || cache.dim() != 3 || !ckv.is_contiguous() || !cache.is_contiguous() || cache.dtype != ckv.dtype
+            || (ckv.dtype != ScalarType.Float32 && ckv.dtype != ScalarType.BFloat16) || w.dim() != 1 || !w.is_contiguous()
+            || (w.dtype != ScalarType.Float32 && w.dtype != ScalarType.BFloat16)) return false;
+        long dr = ckv.shape[2] - w.shape[0];
+        return dr > 0 && dr % 2 == 0 && cache.shape[0] == ckv.shape[0] && cache.shape[2] == ckv.shape[2]
+            && cos.dtype == ScalarType.Float32 && sin.dtype == ScalarType.Float32 && cos.is_contiguous() && sin.is_contiguous()
+            && cos.shape.SequenceEqual(new[] { ckv.shape[0], 1, ckv.shape[1], dr / 2 }) && sin.shape.SequenceEqual(cos.shape);
+    }
 
     /// <summary>Whether the router kernel takes this routing (at most 512 experts, 32 groups of equal size).</summary>
     public static bool RouterFits(int experts, int groups) => experts is >= 1 and <= 512 && groups is >= 1 and <= 32 && experts % groups == 0;
@@ -147,6 +175,25 @@ public static class DecodeKernels
                     var what = $"combine silu ({dtype}, 37 tokens, 32 experts top-4, 384)";
                     if (Differs(candidate.CombineSilu(gu, idx, w), reference.CombineSilu(gu, idx, w), tol) is { } e3) return $"{what}: {e3}";
                 }
+                foreach (var (r, t, useColumns) in new[] { (256L, 1L, true), (64L, 2L, false) })
+                foreach (var interleave in new[] { false, true })
+                {
+                    const long b = 6, cap = 9, dr = 32;
+                    var ckv = (Randn(b, t, r + dr) * 3).to(dtype);
+                    var w = (rand(r, generator: gen).to(device) + 0.5).to(dtype);
+                    var pos = randint(0, 4000, [b, t], generator: gen).to(device).to(ScalarType.Float32);
+                    var freqs = pos.unsqueeze(-1) * pow(10000.0, -arange(0, dr, 2, dtype: ScalarType.Float32, device: device) / dr);
+                    var cos = freqs.cos().unsqueeze(1).contiguous();
+                    var sin = freqs.sin().unsqueeze(1).contiguous();
+                    var before = Randn(b, cap, r + dr).to(dtype);
+                    var columns = useColumns ? tensor(new long[] { 7 }, device: device) : null;
+                    var got = before.clone();
+                    var want = before.clone();
+                    candidate.LatentAppend(ckv, w, 1e-6, cos, sin, interleave, got, columns, 3);
+                    reference.LatentAppend(ckv, w, 1e-6, cos, sin, interleave, want, columns, 3);
+                    var what = $"latent append ({dtype}, r {r}, {t} step(s), {(useColumns ? "device columns" : "cursor")}, interleave {interleave})";
+                    if (Differs(got, want, tol) is { } e6) return $"{what}: {e6}";
+                }
             }
             // Router shapes: bench-moe (32 experts, 4 groups keep 2, top-4), the 16B model (64, no groups, top-6),
             // DeepSeek-V3 (256, 8 groups keep 4, top-8), with and without the correction bias and normalisation.
@@ -192,12 +239,14 @@ internal sealed class NativeDecodeKernels : IDecodeKernels
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int SoftmaxFn(IntPtr scores, IntPtr bias, double scale, IntPtr probs);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int RouterFn(IntPtr logits, IntPtr bias, int groups, int topkGroup, int k, int normalize, double scaling, IntPtr scores, IntPtr indices, IntPtr weights);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int CombineFn(IntPtr gu, IntPtr indices, IntPtr weights, IntPtr h);
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int LatentFn(IntPtr ckv, IntPtr w, double eps, IntPtr cos, IntPtr sin, int interleave, IntPtr cache, IntPtr columns, long cursor);
 
     private LastErrorFn lastError = null!;
     private RopeFn rope = null!;
     private SoftmaxFn softmax = null!;
     private RouterFn router = null!;
     private CombineFn combine = null!;
+    private LatentFn latent = null!;
 
     public static (NativeDecodeKernels?, string?) Load()
     {
@@ -213,6 +262,7 @@ internal sealed class NativeDecodeKernels : IDecodeKernels
                 softmax = Fn<SoftmaxFn>("ptk_masked_softmax"),
                 router = Fn<RouterFn>("ptk_router_select"),
                 combine = Fn<CombineFn>("ptk_combine_silu"),
+                latent = Fn<LatentFn>("ptk_latent_append"),
             }, null);
         }
         catch (EntryPointNotFoundException e)
@@ -256,4 +306,7 @@ internal sealed class NativeDecodeKernels : IDecodeKernels
         Check(combine(gu.Handle, indices.Handle, weights.Handle, h.Handle), "combine_silu");
         return h;
     }
+
+    public void LatentAppend(Tensor ckv, Tensor w, double eps, Tensor cos, Tensor sin, bool interleave, Tensor cache, Tensor? columns, long cursor) =>
+        Check(latent(ckv.Handle, w.Handle, eps, cos.Handle, sin.Handle, interleave ? 1 : 0, cache.Handle, columns?.Handle ?? IntPtr.Zero, cursor), "latent_append");
 }

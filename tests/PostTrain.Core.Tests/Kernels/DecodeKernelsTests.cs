@@ -26,6 +26,10 @@ public sealed class DecodeKernelsTests
             DecodeKernels.SelfCheck(new Broken(routerIgnoresBias: true), ReferenceDecodeKernels.Instance, CPU));
         Assert.StartsWith("router select (32 experts, 4 groups keep 2, top-4, bias True, normalise True) weights",
             DecodeKernels.SelfCheck(new Broken(routerSkipsNormalising: true), ReferenceDecodeKernels.Instance, CPU));
+        Assert.StartsWith("latent append (Float32, r 256, 1 step(s), device columns, interleave False)",
+            DecodeKernels.SelfCheck(new Broken(latentIgnoresNormWeight: true), ReferenceDecodeKernels.Instance, CPU));
+        Assert.StartsWith("latent append (Float32, r 64, 2 step(s), cursor, interleave False)",
+            DecodeKernels.SelfCheck(new Broken(latentWritesNextColumn: true), ReferenceDecodeKernels.Instance, CPU));
         // The expert order within a row is free (the model's top-k leaves it unspecified): a reversed order passes.
         Assert.Null(DecodeKernels.SelfCheck(new Broken(routerReversesOrder: true), ReferenceDecodeKernels.Instance, CPU));
     }
@@ -132,6 +136,40 @@ public sealed class DecodeKernelsTests
     }
 
     [Fact]
+    public void Latent_append_writes_the_normed_latent_and_rotated_key_at_the_cursor_or_the_device_columns_only()
+    {
+        var gen = new Generator(8);
+        const long B = 2, T = 2, R = 8, Dr = 4, Cap = 6;
+        var ckv = randn(B, T, R + Dr, generator: gen);
+        var w = rand(R, generator: gen) + 0.5;
+        var pos = tensor(new float[] { 3, 4, 7, 8 }).view(B, T);
+        var freqs = pos.unsqueeze(-1) * tensor(new float[] { 1f, 0.01f });
+        var cos = freqs.cos().unsqueeze(1).contiguous();
+        var sin = freqs.sin().unsqueeze(1).contiguous();
+        foreach (var columns in new[] { null, tensor(new long[] { 5, 1 }) })
+        {
+            var cache = full(B, Cap, R + Dr, 9f);
+            ReferenceDecodeKernels.Instance.LatentAppend(ckv, w, 1e-6, cos, sin, false, cache, columns, 2);
+            long[] cols = columns is null ? [2, 3] : [5, 1];
+            for (long b = 0; b < B; b++)
+            for (long c = 0; c < Cap; c++)
+            {
+                int t = Array.IndexOf(cols, c);
+                if (t < 0) { Assert.Equal(9f * (R + Dr), cache[b, c].sum().item<float>()); continue; }
+                var x = ckv[b, t];
+                var lat = x.narrow(0, 0, R);
+                var normed = lat * rsqrt(lat.pow(2).mean() + 1e-6) * w;
+                var k1 = x.narrow(0, R, Dr / 2);
+                var k2 = x.narrow(0, R + Dr / 2, Dr / 2);
+                var cs = cos[b, 0, t];
+                var sn = sin[b, 0, t];
+                var want = cat([normed, k1 * cs - k2 * sn, k2 * cs + k1 * sn], 0);
+                Assert.True(cache[b, c].allclose(want, rtol: 1e-5, atol: 1e-6), $"row {b}, column {c}");
+            }
+        }
+    }
+
+    [Fact]
     public void Combine_silu_is_the_expert_output_scaled_by_the_tokens_weight_for_that_expert()
     {
         var gen = new Generator(5);
@@ -162,7 +200,7 @@ public sealed class DecodeKernelsTests
     /// <summary>The plain ops with one bug put in: a stand-in for a wrong kernel.</summary>
     private sealed class Broken(bool ropeSign = false, bool ropeIgnoresInterleave = false, bool softmaxIgnoresBias = false,
         bool combineIgnoresWeights = false, bool routerIgnoresBias = false, bool routerSkipsNormalising = false,
-        bool routerReversesOrder = false) : IDecodeKernels
+        bool routerReversesOrder = false, bool latentIgnoresNormWeight = false, bool latentWritesNextColumn = false) : IDecodeKernels
     {
         private readonly ReferenceDecodeKernels inner = ReferenceDecodeKernels.Instance;
 
@@ -180,5 +218,9 @@ public sealed class DecodeKernelsTests
 
         public Tensor CombineSilu(Tensor gu, Tensor indices, Tensor weights) =>
             inner.CombineSilu(gu, indices, combineIgnoresWeights ? ones_like(weights) : weights);
+
+        public void LatentAppend(Tensor ckv, Tensor w, double eps, Tensor cos, Tensor sin, bool interleave, Tensor cache, Tensor? columns, long cursor) =>
+            inner.LatentAppend(ckv, latentIgnoresNormWeight ? ones_like(w) : w, eps, cos, sin, interleave, cache,
+                columns, latentWritesNextColumn ? cursor + 1 : cursor);
     }
 }
