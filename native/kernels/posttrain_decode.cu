@@ -28,9 +28,13 @@
 #include "ptk_common.cuh"
 
 namespace {
+using ptk::block_sum;
 using ptk::check_launch;
+using ptk::dispatch;
 using ptk::from_f;
+using ptk::grid_for;
 using ptk::guarded;
+using ptk::is_activation;
 using ptk::require;
 using ptk::to_f;
 
@@ -61,21 +65,15 @@ __global__ void rope_kernel(const T* __restrict__ x, long sb, long sh, long st, 
   }
 }
 
-// Sum and max over a block (shared holds 32 floats); every thread gets the result.
-__device__ float block_reduce(float v, float* shared, bool is_max) {
-  for (int o = 16; o > 0; o >>= 1) {
-    const float other = __shfl_xor_sync(0xffffffffu, v, o);
-    v = is_max ? fmaxf(v, other) : v + other;
-  }
+// Max over the block (shared holds 32 floats); every thread gets the result.
+__device__ float block_max(float v, float* shared) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
   if (lane == 0) shared[warp] = v;
   __syncthreads();
-  v = threadIdx.x < warps ? shared[threadIdx.x] : (is_max ? -INFINITY : 0.f);
+  v = threadIdx.x < warps ? shared[threadIdx.x] : -INFINITY;
   if (warp == 0)
-    for (int o = 16; o > 0; o >>= 1) {
-      const float other = __shfl_xor_sync(0xffffffffu, v, o);
-      v = is_max ? fmaxf(v, other) : v + other;
-    }
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   __syncthreads();
   if (threadIdx.x == 0) shared[0] = v;
   __syncthreads();
@@ -83,8 +81,6 @@ __device__ float block_reduce(float v, float* shared, bool is_max) {
   __syncthreads();
   return total;
 }
-
-__device__ float block_sum(float v, float* shared) { return block_reduce(v, shared, false); }
 
 // One block per (b, head, t) row of S scores; the row's values stay in registers/shared between the passes.
 template <typename T>
@@ -103,14 +99,14 @@ __global__ void masked_softmax_kernel(const T* __restrict__ scores, const float*
     row[i] = v;
     m = fmaxf(m, v);
   }
-  m = block_reduce(m, shared, true);
+  m = block_max(m, shared);
   float sum = 0.f;
   for (int i = threadIdx.x; i < cols; i += blockDim.x) {
     const float e = expf(row[i] - m);
     row[i] = e;
     sum += e;
   }
-  sum = block_reduce(sum, shared, false);
+  sum = block_sum(sum, shared);
   T* pr = probs + r * cols;
   for (int i = threadIdx.x; i < cols; i += blockDim.x) pr[i] = from_f<T>(row[i] / sum);
 }
@@ -242,18 +238,6 @@ __global__ void latent_append_kernel(const T* __restrict__ ckv, const W* __restr
 
 const at::Tensor& T_(void* handle, const char* name) { return ptk::tensor_arg(handle, name); }
 
-bool is_activation(const at::Tensor& t) { return t.scalar_type() == c10::ScalarType::Float || t.scalar_type() == c10::ScalarType::BFloat16; }
-
-int grid_for(long n, int threads) {
-  const long blocks = (n + threads - 1) / threads;
-  return static_cast<int>(blocks < 4096 ? (blocks < 1 ? 1 : blocks) : 4096);
-}
-
-template <typename Body>
-void dispatch(c10::ScalarType t, Body&& body) {
-  if (t == c10::ScalarType::Float) body(float{});
-  else body(__nv_bfloat16{});
-}
 }  // namespace
 
 extern "C" {

@@ -258,16 +258,9 @@ __global__ void quant_blocks_kernel(const T* __restrict__ w, uint8_t* __restrict
   }
 }
 
-bool is_float_input(const at::Tensor& t) {
-  return t.scalar_type() == c10::ScalarType::Float || t.scalar_type() == c10::ScalarType::BFloat16;
-}
+bool is_float_input(const at::Tensor& t) { return ptk::is_activation(t); }
 
-template <typename Body>
-void dispatch(c10::ScalarType type, Body&& body) {
-  if (type == c10::ScalarType::Float) body(float{});
-  else if (type == c10::ScalarType::BFloat16) body(__nv_bfloat16{});
-  else throw std::runtime_error("unsupported input dtype (float32 / bfloat16 only)");
-}
+using ptk::dispatch;
 
 long round_up(long n) { return (n + kTile - 1) / kTile * kTile; }
 

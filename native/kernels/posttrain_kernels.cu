@@ -19,28 +19,14 @@
 #include "ptk_common.cuh"
 
 namespace {
+using ptk::block_sum;
 using ptk::check_launch;
 using ptk::from_f;
+using ptk::grid_for;
 using ptk::guarded;
+using ptk::is_activation;
 using ptk::require;
 using ptk::to_f;
-
-// Sum over the block; `shared` holds at least 32 floats. Every thread gets the result.
-__device__ float block_sum(float v, float* shared) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  v = threadIdx.x < warps ? shared[threadIdx.x] : 0.f;
-  if (warp == 0)
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  __syncthreads();  // every warp has read shared[] before thread 0 overwrites it
-  if (threadIdx.x == 0) shared[0] = v;
-  __syncthreads();
-  const float total = shared[0];
-  __syncthreads();  // shared[] free for the next call
-  return total;
-}
 
 // One block per row (grid-stride over rows).
 template <typename T, typename W>
@@ -160,14 +146,7 @@ __global__ void softmax_xent_kernel(const T* z, const int64_t* __restrict__ labe
 
 const at::Tensor& T_(void* handle, const char* name) { return ptk::tensor_arg(handle, name); }
 
-bool is_activation(const at::Tensor& t) { return t.scalar_type() == c10::ScalarType::Float || t.scalar_type() == c10::ScalarType::BFloat16; }
-
 int threads_for(long dim) { return dim >= 1024 ? 512 : dim >= 256 ? 256 : 128; }
-
-int grid_for(long n, int threads) {
-  const long blocks = (n + threads - 1) / threads;
-  return static_cast<int>(blocks < 4096 ? (blocks < 1 ? 1 : blocks) : 4096);
-}
 
 // Calls body.template operator()<T, W>() for the (activation, weight) dtype pair.
 template <typename Body>

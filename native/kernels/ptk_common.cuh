@@ -51,6 +51,42 @@ inline const at::Tensor& tensor_arg(void* handle, const char* name) {
   return t;
 }
 
+// float32 or bfloat16: the activation dtypes the kernels take.
+inline bool is_activation(const at::Tensor& t) {
+  return t.scalar_type() == c10::ScalarType::Float || t.scalar_type() == c10::ScalarType::BFloat16;
+}
+
+// Blocks for a grid-stride loop over n elements (at most 4096).
+inline int grid_for(long n, int threads) {
+  const long blocks = (n + threads - 1) / threads;
+  return static_cast<int>(blocks < 4096 ? (blocks < 1 ? 1 : blocks) : 4096);
+}
+
+// Calls body(T{}) for an activation dtype (float or __nv_bfloat16).
+template <typename Body>
+void dispatch(c10::ScalarType type, Body&& body) {
+  if (type == c10::ScalarType::Float) body(float{});
+  else if (type == c10::ScalarType::BFloat16) body(__nv_bfloat16{});
+  else throw std::runtime_error("unsupported dtype (float32 / bfloat16 only)");
+}
+
+// Sum over the block; `shared` holds at least 32 floats. Every thread gets the result.
+__device__ inline float block_sum(float v, float* shared) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  v = threadIdx.x < warps ? shared[threadIdx.x] : 0.f;
+  if (warp == 0)
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  __syncthreads();  // every warp has read shared[] before thread 0 overwrites it
+  if (threadIdx.x == 0) shared[0] = v;
+  __syncthreads();
+  const float total = shared[0];
+  __syncthreads();  // shared[] free for the next call
+  return total;
+}
+
 __device__ __forceinline__ float to_f(float v) { return v; }
 __device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
 template <typename T>

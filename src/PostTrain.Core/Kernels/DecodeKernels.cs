@@ -218,17 +218,8 @@ public static class DecodeKernels
         }
     }
 
-    private static string? Differs(Tensor got, Tensor want, double tol)
-    {
-        using var scope = NewDisposeScope();
-        if (!got.shape.SequenceEqual(want.shape)) return $"shape [{string.Join(", ", got.shape)}] vs [{string.Join(", ", want.shape)}]";
-        if (got.dtype != want.dtype) return $"dtype {got.dtype} vs {want.dtype}";
-        var g = got.to(ScalarType.Float32);
-        var w = want.to(ScalarType.Float32);
-        double scale = w.abs().max().item<float>() + 1e-12;
-        double worst = (g - w).abs().max().item<float>() / scale;
-        return worst <= tol && g.isfinite().all().item<bool>() ? null : $"largest difference {worst:G3} of the values' scale (allowed {tol:G3})";
-    }
+    private static string? Differs(Tensor got, Tensor want, double tol) =>
+        got.dtype != want.dtype ? $"dtype {got.dtype} vs {want.dtype}" : FusedKernels.Differs(got, want, tol);
 }
 
 /// <summary>The native decode kernels through P/Invoke.</summary>

@@ -97,14 +97,18 @@ public static class FusedKernels
         }
     }
 
-    private static string? Differs(Tensor got, Tensor want, ScalarType dtype)
+    private static string? Differs(Tensor got, Tensor want, ScalarType dtype) =>
+        Differs(got, want, dtype == ScalarType.BFloat16 ? 2e-2 : 1e-4);
+
+    /// <summary>Null when <paramref name="got"/> has <paramref name="want"/>'s shape, is finite and differs from it by at
+    /// most <paramref name="tol"/> of want's largest magnitude; else what differed. Shared by the kernel self-checks.</summary>
+    internal static string? Differs(Tensor got, Tensor want, double tol)
     {
         using var scope = NewDisposeScope();
         if (!got.shape.SequenceEqual(want.shape)) return $"shape [{string.Join(", ", got.shape)}] vs [{string.Join(", ", want.shape)}]";
         var g = got.to(ScalarType.Float32);
         var w = want.to(ScalarType.Float32);
         double scale = w.abs().max().item<float>() + 1e-12;
-        double tol = dtype == ScalarType.BFloat16 ? 2e-2 : 1e-4;
         double worst = (g - w).abs().max().item<float>() / scale;
         return worst <= tol && g.isfinite().all().item<bool>() ? null : $"largest difference {worst:G3} of the values' scale (allowed {tol:G3})";
     }
