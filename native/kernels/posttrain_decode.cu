@@ -19,6 +19,11 @@
 //                   the fused RMSNorm kernel), the rope part (dr values) rotated as by `rope` above, both written to
 //                   cache[b, column t] where column t = columns[t] (the static step's device columns) or cursor + t.
 //                   Replaces a contiguous copy, the norm, the rotary ops, a cat and the cache write. 5 kernels -> 1.
+//   sample race     temperature sampling without filters, as Generation.Sampler does it: per row the log-softmax
+//                   stats of logits / T, the uniforms of CounterRng (seed, row key, step, token: the same integer hash,
+//                   so the same bits), then argmax over tokens of softmax_i / (-log u_i) (ties: the lower token) and
+//                   the chosen token's log-prob. The step comes from the device (a captured step) or the host. Replaces
+//                   ~30 kernels over (B, V) int64/fp32 arrays.
 // Same C ABI conventions as posttrain_kernels.cu (outputs allocated by the caller, 0 or -1 with ptk_last_error()).
 // PostTrain checks them against its plain ops on the device before first use (PostTrain.Core.Kernels.DecodeKernels)
 // and keeps the plain ops when the library lacks them or they disagree.
@@ -236,6 +241,66 @@ __global__ void latent_append_kernel(const T* __restrict__ ckv, const W* __restr
   }
 }
 
+__device__ __forceinline__ unsigned mix32(unsigned h) {
+  h ^= h >> 16;
+  h *= 0x85EBCA6Bu;
+  h ^= h >> 13;
+  h *= 0xC2B2AE35u;
+  h ^= h >> 16;
+  return h;
+}
+
+// One block per row. Three passes over the row: max, sum of exp, then the exponential race.
+__global__ void sample_race_kernel(const float* __restrict__ logits, const long* __restrict__ row_keys, const long* __restrict__ step,
+                                   long host_step, unsigned lo, unsigned hi, unsigned s1, float temperature, bool scale,
+                                   long* __restrict__ tokens, float* __restrict__ log_probs, int vocab) {
+  __shared__ float shared[32];
+  __shared__ float best_v[32];
+  __shared__ int best_i[32];
+  const long row = blockIdx.x;
+  const float* z = logits + row * vocab;
+  const unsigned st = mix32(static_cast<unsigned>(step != nullptr ? step[0] : host_step) * 0x27D4EB2Fu + hi);
+  const unsigned k = mix32(static_cast<unsigned>(row_keys[row]) * 0x9E3779B1u + (lo ^ st));
+  float m = -INFINITY;
+  for (int i = threadIdx.x; i < vocab; i += blockDim.x) m = fmaxf(m, scale ? __fdiv_rn(z[i], temperature) : z[i]);
+  m = block_max(m, shared);
+  float sum = 0.f;
+  for (int i = threadIdx.x; i < vocab; i += blockDim.x) sum += expf((scale ? __fdiv_rn(z[i], temperature) : z[i]) - m);
+  sum = block_sum(sum, shared);
+  float bv = -INFINITY;
+  int bi = 0x7fffffff;
+  for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+    const float x = scale ? __fdiv_rn(z[i], temperature) : z[i];
+    const unsigned h = mix32(mix32(k * 0x85EBCA77u + static_cast<unsigned>(i)) + s1);
+    const float u = (static_cast<float>(h >> 8) + 0.5f) * (1.f / 16777216.f);
+    const float r = __fdiv_rn(__fdiv_rn(expf(x - m), sum), -logf(u));
+    if (r > bv || (r == bv && i < bi)) { bv = r; bi = i; }
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+    if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
+  }
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+  if (lane == 0) { best_v[warp] = bv; best_i[warp] = bi; }
+  __syncthreads();
+  if (warp == 0) {
+    bv = lane < warps ? best_v[lane] : -INFINITY;
+    bi = lane < warps ? best_i[lane] : 0x7fffffff;
+    for (int o = 16; o > 0; o >>= 1) {
+      const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
+      const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+      if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
+    }
+    if (lane == 0) {
+      const int t = bi < vocab ? bi : 0;
+      tokens[row] = t;
+      const float x = scale ? __fdiv_rn(z[t], temperature) : z[t];
+      log_probs[row] = (x - m) - logf(sum);
+    }
+  }
+}
+
 const at::Tensor& T_(void* handle, const char* name) { return ptk::tensor_arg(handle, name); }
 
 }  // namespace
@@ -391,6 +456,32 @@ int ptk_latent_append(void* kh, void* wh, double eps, void* ch, void* sh, int in
       else launch(t, __nv_bfloat16{});
     });
     check_launch("latent_append");
+  });
+}
+
+// logits (B, V) float32, row_keys (B) int64, step (1) int64 or null (then host_step); lo, hi, s1: CounterRng's seed words
+// -> tokens (B) int64, log_probs (B) float32 (log softmax(logits / T) at the token).
+int ptk_sample_race(void* zh, void* kh, void* steph, long host_step, unsigned lo, unsigned hi, unsigned s1, double temperature,
+                    void* th, void* lph) {
+  return guarded([&] {
+    const auto& z = T_(zh, "logits");
+    const auto& keys = T_(kh, "row_keys");
+    const auto& tokens = T_(th, "tokens");
+    const auto& lp = T_(lph, "log_probs");
+    const at::Tensor* step = steph != nullptr ? &T_(steph, "step") : nullptr;
+    require(z.dim() == 2 && z.scalar_type() == c10::ScalarType::Float && keys.scalar_type() == c10::ScalarType::Long
+                && tokens.scalar_type() == c10::ScalarType::Long && lp.scalar_type() == c10::ScalarType::Float
+                && (step == nullptr || (step->scalar_type() == c10::ScalarType::Long && step->numel() == 1)), "sample_race: dtypes");
+    const long B = z.size(0), V = z.size(1);
+    require(keys.numel() == B && tokens.numel() == B && lp.numel() == B && V > 0 && V < 0x7fffffffL, "sample_race: shapes");
+    require(temperature > 0, "sample_race: temperature must be positive");
+    if (B == 0) return;
+    c10::cuda::CUDAGuard guard(z.device());
+    auto stream = c10::cuda::getCurrentCUDAStream();
+    sample_race_kernel<<<static_cast<int>(B), 512, 0, stream>>>(
+        z.data_ptr<float>(), keys.data_ptr<long>(), step != nullptr ? step->data_ptr<long>() : nullptr, host_step, lo, hi, s1,
+        static_cast<float>(temperature), temperature != 1.0, tokens.data_ptr<long>(), lp.data_ptr<float>(), static_cast<int>(V));
+    check_launch("sample_race");
   });
 }
 

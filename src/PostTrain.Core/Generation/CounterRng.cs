@@ -58,6 +58,13 @@ public static class CounterRng
         return (lo ^ st, Mix(unchecked(hi + 0x165667B1u)));
     }
 
+    /// <summary>The seed's words as the fused sampling kernel takes them: lo and hi (mixed with the step into s0) and s1.</summary>
+    internal static (uint Lo, uint Hi, uint S1) SeedWords(long seed)
+    {
+        var (lo, hi) = SeedParts(seed);
+        return (lo, hi, Mix(unchecked(hi + 0x165667B1u)));
+    }
+
     private static (uint Lo, uint Hi) SeedParts(long seed) =>
         (Mix(unchecked((uint)seed ^ 0x9E3779B9u)), Mix(unchecked((uint)((ulong)seed >> 32) + 0x7F4A7C15u)));
 

@@ -1,6 +1,6 @@
 // Fused kernels for the decode step (native/kernels/posttrain_decode.cu): rotary embedding, the attention's scaled
-// masked softmax, V3 router selection from the logits, the all-experts FFN's SiLU-times-routing-weight, and MLA's key
-// side (latent norm, key rotary, cache write). Each replaces
+// masked softmax, V3 router selection from the logits, the all-experts FFN's SiLU-times-routing-weight, MLA's key side
+// (latent norm, key rotary, cache write), and unfiltered temperature sampling (CounterRng noise, exponential race). Each replaces
 // 5-16 small kernels of the plain ops (ReferenceDecodeKernels, which the model runs everywhere else) in every layer of a
 // decode step. Used without autograd only (decode, no-grad forwards), on CUDA, when libposttrain_kernels.so has them and
 // their self-check on the device passed: once per device at the first use (an eager step: decoding runs a step eagerly
@@ -33,6 +33,11 @@ public interface IDecodeKernels
     /// <summary>MLA's key side into the latent cache: ckv (B, T, r + dr); [RMSNorm(latent) * w | rope(k_rope)] written to
     /// cache (B, Cap, r + dr) at columns[t], or at cursor + t when <paramref name="columns"/> is null.</summary>
     void LatentAppend(Tensor ckv, Tensor w, double eps, Tensor cos, Tensor sin, bool interleave, Tensor cache, Tensor? columns, long cursor);
+
+    /// <summary>Unfiltered temperature sampling as Generation.Sampler does it (CounterRng noise, exponential race): logits
+    /// (B, V) fp32, row keys (B) int64, the step from <paramref name="deviceStep"/> (1) int64 or else
+    /// <paramref name="step"/> -> tokens (B) int64, their log-probs under logits / T (B) fp32.</summary>
+    (Tensor Tokens, Tensor LogProbs) SampleRace(Tensor logits, double temperature, long seed, Tensor rowKeys, Tensor? deviceStep, long step);
 }
 
 /// <summary>The plain ops the model runs without the kernels (and the self-check's reference).</summary>
@@ -76,6 +81,9 @@ public sealed class ReferenceDecodeKernels : IDecodeKernels
         if (columns is not null) cache.index_copy_(1, columns, entry);
         else cache.narrow(1, cursor, t).copy_(entry);
     }
+
+    public (Tensor Tokens, Tensor LogProbs) SampleRace(Tensor logits, double temperature, long seed, Tensor rowKeys, Tensor? deviceStep, long step) =>
+        Generation.Sampler.RacePlain(logits, temperature, seed, rowKeys, deviceStep, step);
 
     /// <summary>The routing weights as a dense (N, E) fp32 matrix, zero where an expert is not chosen.</summary>
     public static Tensor Combine(Tensor indices, Tensor weights, long experts) =>
@@ -122,6 +130,12 @@ public static class DecodeKernels
             && cos.dtype == ScalarType.Float32 && sin.dtype == ScalarType.Float32 && cos.is_contiguous() && sin.is_contiguous()
             && cos.shape.SequenceEqual(new[] { ckv.shape[0], 1, ckv.shape[1], dr / 2 }) && sin.shape.SequenceEqual(cos.shape);
     }
+
+    /// <summary>Whether the sampling kernel takes these operands.</summary>
+    public static bool SampleFits(Tensor logits, Tensor rowKeys, Tensor? deviceStep) =>
+        logits.dim() == 2 && logits.dtype == ScalarType.Float32 && logits.is_contiguous() && logits.shape[1] < int.MaxValue
+        && rowKeys.dtype == ScalarType.Int64 && rowKeys.is_contiguous() && rowKeys.numel() == logits.shape[0]
+        && (deviceStep is null || (deviceStep.dtype == ScalarType.Int64 && deviceStep.numel() == 1));
 
     /// <summary>Whether the router kernel takes this routing (at most 512 experts, 32 groups of equal size).</summary>
     public static bool RouterFits(int experts, int groups) => experts is >= 1 and <= 512 && groups is >= 1 and <= 32 && experts % groups == 0;
@@ -210,6 +224,19 @@ public static class DecodeKernels
                 if (!o1.equal(o0).all().item<bool>()) return $"{what}: chose other experts";
                 if (Differs(w1.gather(1, p1), w0.gather(1, p0), 1e-5) is { } e5) return $"{what} weights: {e5}";
             }
+            // Sampling: vocabularies of 1,000 and 32,000 (bench-moe), T = 1 and 0.7, the step from the host and from the device.
+            // Tokens must be the same (the uniforms are the same bits; only a tie within float rounding could part them).
+            foreach (var (vocab, temperature, onDevice) in new[] { (1000L, 1.0, false), (32000L, 0.7, true) })
+            {
+                var logits = Randn(24, vocab) * 3;
+                var keys = arange(24, dtype: ScalarType.Int64, device: device) * 7 + 3;
+                var step = onDevice ? tensor(new long[] { 41 }, device: device) : null;
+                var (t1, l1) = candidate.SampleRace(logits, temperature, 12345, keys, step, 41);
+                var (t0, l0) = reference.SampleRace(logits, temperature, 12345, keys, step, 41);
+                var what = $"sample race (vocab {vocab}, temperature {temperature}, step on the {(onDevice ? "device" : "host")})";
+                if (!t1.equal(t0).all().item<bool>()) return $"{what}: other tokens";
+                if (Differs(l1, l0, 1e-5) is { } e7) return $"{what} log-probs: {e7}";
+            }
             return null;
         }
         catch (Exception e) when (e is InvalidOperationException or ExternalException or ArgumentException)
@@ -230,6 +257,7 @@ internal sealed class NativeDecodeKernels : IDecodeKernels
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int SoftmaxFn(IntPtr scores, IntPtr bias, double scale, IntPtr probs);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int RouterFn(IntPtr logits, IntPtr bias, int groups, int topkGroup, int k, int normalize, double scaling, IntPtr scores, IntPtr indices, IntPtr weights);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int CombineFn(IntPtr gu, IntPtr indices, IntPtr weights, IntPtr h);
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int SampleFn(IntPtr logits, IntPtr rowKeys, IntPtr step, long hostStep, uint lo, uint hi, uint s1, double temperature, IntPtr tokens, IntPtr logProbs);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int LatentFn(IntPtr ckv, IntPtr w, double eps, IntPtr cos, IntPtr sin, int interleave, IntPtr cache, IntPtr columns, long cursor);
 
     private LastErrorFn lastError = null!;
@@ -238,6 +266,7 @@ internal sealed class NativeDecodeKernels : IDecodeKernels
     private RouterFn router = null!;
     private CombineFn combine = null!;
     private LatentFn latent = null!;
+    private SampleFn sample = null!;
 
     public static (NativeDecodeKernels?, string?) Load()
     {
@@ -254,6 +283,7 @@ internal sealed class NativeDecodeKernels : IDecodeKernels
                 router = Fn<RouterFn>("ptk_router_select"),
                 combine = Fn<CombineFn>("ptk_combine_silu"),
                 latent = Fn<LatentFn>("ptk_latent_append"),
+                sample = Fn<SampleFn>("ptk_sample_race"),
             }, null);
         }
         catch (EntryPointNotFoundException e)
@@ -296,6 +326,15 @@ internal sealed class NativeDecodeKernels : IDecodeKernels
         var h = empty(gu.shape[0], gu.shape[1], gu.shape[3], dtype: gu.dtype, device: gu.device);
         Check(combine(gu.Handle, indices.Handle, weights.Handle, h.Handle), "combine_silu");
         return h;
+    }
+
+    public (Tensor Tokens, Tensor LogProbs) SampleRace(Tensor logits, double temperature, long seed, Tensor rowKeys, Tensor? deviceStep, long step)
+    {
+        var (lo, hi, s1) = Generation.CounterRng.SeedWords(seed);
+        var tokens = empty(logits.shape[0], dtype: ScalarType.Int64, device: logits.device);
+        var lp = empty(logits.shape[0], dtype: ScalarType.Float32, device: logits.device);
+        Check(sample(logits.Handle, rowKeys.Handle, deviceStep?.Handle ?? IntPtr.Zero, step, lo, hi, s1, temperature, tokens.Handle, lp.Handle), "sample_race");
+        return (tokens, lp);
     }
 
     public void LatentAppend(Tensor ckv, Tensor w, double eps, Tensor cos, Tensor sin, bool interleave, Tensor cache, Tensor? columns, long cursor) =>

@@ -30,6 +30,8 @@ public sealed class DecodeKernelsTests
             DecodeKernels.SelfCheck(new Broken(latentIgnoresNormWeight: true), ReferenceDecodeKernels.Instance, CPU));
         Assert.StartsWith("latent append (Float32, r 64, 2 step(s), cursor, interleave False)",
             DecodeKernels.SelfCheck(new Broken(latentWritesNextColumn: true), ReferenceDecodeKernels.Instance, CPU));
+        Assert.StartsWith("sample race (vocab 1000, temperature 1, step on the host): other tokens",
+            DecodeKernels.SelfCheck(new Broken(sampleOtherSeed: true), ReferenceDecodeKernels.Instance, CPU));
         // The expert order within a row is free (the model's top-k leaves it unspecified): a reversed order passes.
         Assert.Null(DecodeKernels.SelfCheck(new Broken(routerReversesOrder: true), ReferenceDecodeKernels.Instance, CPU));
     }
@@ -170,6 +172,36 @@ public sealed class DecodeKernelsTests
     }
 
     [Fact]
+    public void The_sampling_kernels_uniforms_from_the_seed_words_are_CounterRngs_bits()
+    {
+        // The kernel derives every uniform from (lo, hi, s1) = CounterRng.SeedWords(seed), the row key, the step and the
+        // token with 32-bit wrapping arithmetic; mirrored here, it must give CounterRng's numbers exactly.
+        static uint Mix(uint h) => PostTrain.Core.Generation.CounterRng.Mix(h);
+        foreach (var seed in new[] { 0L, 12345L, -7L, 1L << 40 })
+        {
+            var (lo, hi, s1) = PostTrain.Core.Generation.CounterRng.SeedWords(seed);
+            foreach (var (rowKey, step, token) in new[] { (0L, 0L, 0L), (3L, 41L, 31999L), (1_000_000L, 255L, 17L), (int.MaxValue - 1L, 9L, 123L) })
+            {
+                uint st = Mix(unchecked((uint)step * 0x27D4EB2Fu + hi));
+                uint k = Mix(unchecked((uint)rowKey * 0x9E3779B1u + (lo ^ st)));
+                uint h = Mix(unchecked(Mix(unchecked(k * 0x85EBCA77u + (uint)token)) + s1));
+                float u = ((h >> 8) + 0.5f) * (1f / 16777216f);
+                Assert.Equal(PostTrain.Core.Generation.CounterRng.UniformHost(seed, rowKey, step, token), u);
+            }
+        }
+        // And the plain sampler agrees with the device-step overload the captured step uses.
+        var logits = randn(6, 50, generator: new Generator(3)) * 2;
+        var keys = arange(6, dtype: ScalarType.Int64) * 5;
+        var (a, la) = ReferenceDecodeKernels.Instance.SampleRace(logits, 0.8, 99, keys, null, 12);
+        var (b, lb) = ReferenceDecodeKernels.Instance.SampleRace(logits, 0.8, 99, keys, tensor(new long[] { 12 }), 0);
+        Assert.True(a.equal(b).all().item<bool>());
+        Assert.True(la.allclose(lb));
+        var want = PostTrain.Core.Generation.Sampler.Sample(logits, new PostTrain.Core.Generation.SamplingParams(Temperature: 0.8, Seed: 99), keys, 12);
+        Assert.True(a.equal(want.Tokens).all().item<bool>());
+        Assert.True(la.allclose(want.LogProbs));
+    }
+
+    [Fact]
     public void Combine_silu_is_the_expert_output_scaled_by_the_tokens_weight_for_that_expert()
     {
         var gen = new Generator(5);
@@ -200,7 +232,8 @@ public sealed class DecodeKernelsTests
     /// <summary>The plain ops with one bug put in: a stand-in for a wrong kernel.</summary>
     private sealed class Broken(bool ropeSign = false, bool ropeIgnoresInterleave = false, bool softmaxIgnoresBias = false,
         bool combineIgnoresWeights = false, bool routerIgnoresBias = false, bool routerSkipsNormalising = false,
-        bool routerReversesOrder = false, bool latentIgnoresNormWeight = false, bool latentWritesNextColumn = false) : IDecodeKernels
+        bool routerReversesOrder = false, bool latentIgnoresNormWeight = false, bool latentWritesNextColumn = false,
+        bool sampleOtherSeed = false) : IDecodeKernels
     {
         private readonly ReferenceDecodeKernels inner = ReferenceDecodeKernels.Instance;
 
@@ -218,6 +251,9 @@ public sealed class DecodeKernelsTests
 
         public Tensor CombineSilu(Tensor gu, Tensor indices, Tensor weights) =>
             inner.CombineSilu(gu, indices, combineIgnoresWeights ? ones_like(weights) : weights);
+
+        public (Tensor Tokens, Tensor LogProbs) SampleRace(Tensor logits, double temperature, long seed, Tensor rowKeys, Tensor? deviceStep, long step) =>
+            inner.SampleRace(logits, temperature, sampleOtherSeed ? seed + 1 : seed, rowKeys, deviceStep, step);
 
         public void LatentAppend(Tensor ckv, Tensor w, double eps, Tensor cos, Tensor sin, bool interleave, Tensor cache, Tensor? columns, long cursor) =>
             inner.LatentAppend(ckv, latentIgnoresNormWeight ? ones_like(w) : w, eps, cos, sin, interleave, cache,
