@@ -12,7 +12,7 @@
 //          word problems of PostTrain.Data's generator, byte tokenizer: the text tiny-moe-arith-base was pre-trained
 //          on; --prompt-len is then ignored) --cpu --seed N --threads N (CPU intra-op threads)
 //          --decode-kernels: also time the CUDA-graph step with the fused decode kernels (native/kernels/posttrain_decode.cu)
-//          off and on in this process, greedy, and compare their tokens
+//          off and on in this process (sampled, or greedy with --greedy), and compare their tokens
 using System.Diagnostics;
 using PostTrain.Core.Generation;
 using PostTrain.Core.Model;
@@ -146,8 +146,10 @@ if (graphs && opts.Has("--decode-kernels"))
 {
     // The fused decode kernels (rotary, masked softmax, router selection, routing-weighted SiLU) against the plain ops,
     // same process, same prompts, greedy: ms per step of the captured step each way, and where greedy rows part (the
-    // kernels round like the plain ops except for the softmax's exp and sums, so near-tied picks can flip).
-    var g = p with { Temperature = 0 };
+    // kernels round like the plain ops except for the softmax's exp and sums, so near-tied picks can flip). Sampled
+    // (the default on CUDA, temperature 1) this also runs the sampling kernel; --greedy compares greedy decoding.
+    var g = p;
+    string how = g.IsGreedy ? "greedy" : $"sampled (temperature {g.Temperature})";
     var byMode = new List<(string Name, GenerationStats Stats, IReadOnlyList<GenerationResult> Results)>();
     foreach (var on in new[] { false, true })
     {
@@ -160,11 +162,11 @@ if (graphs && opts.Has("--decode-kernels"))
     }
     PostTrain.Core.Kernels.DecodeKernels.Enabled = true;
     Console.WriteLine($"decode kernels: {string.Join("; ", PostTrain.Core.Kernels.DecodeKernels.Status.Select(kv => $"cuda:{kv.Key} {kv.Value}"))}");
-    Console.WriteLine($"| greedy decode | generated tokens/s | ms per decode step | vs off |");
+    Console.WriteLine($"| {how} decode | generated tokens/s | ms per decode step | vs off |");
     Console.WriteLine($"|---|---|---|---|");
     foreach (var (name, st, _) in byMode)
         Console.WriteLine($"| {name} | {st.TokensPerSecond:F0} | {1000 * st.DecodeSeconds / Math.Max(1, st.DecodeSteps):F2} | {st.TokensPerSecond / byMode[0].Stats.TokensPerSecond:F2}x |");
-    Console.WriteLine($"greedy {newTokens} tokens, decode kernels on vs off: {Compare(byMode[1].Results, byMode[0].Results)}");
+    Console.WriteLine($"{how}, {newTokens} tokens, decode kernels on vs off: {Compare(byMode[1].Results, byMode[0].Results)}");
 }
 if (cuda)
 {

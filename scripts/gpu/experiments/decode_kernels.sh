@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Experiment (issue: faster rollouts): the fused decode kernels (native/kernels/posttrain_decode.cu: rotary, masked
-# softmax, router selection, routing-weighted SiLU) against the plain ops in the CUDA-graph decode step, same process,
-# greedy; bench-moe (64 prompts x 32 random tokens, 256 new) and the tiny arithmetic model with its own prompts; then
+# softmax, router selection, routing-weighted SiLU, MLA key side, sampling) against the plain ops in the CUDA-graph
+# decode step, same process; bench-moe sampled (temperature 1, as transformers below) and greedy (64 prompts x 32 random
+# tokens, 256 new) and the tiny arithmetic model with its own prompts; then
 # transformers generate on bench-moe (grouped_mm experts) in the same call as the baseline. The first PostTrain run
 # prints the kernels' self-check ("decode kernels (cuda:0): on ..." or "off: why"). Usage: OUT=/tmp/out decode_kernels.sh
 set -uo pipefail
@@ -9,13 +10,15 @@ cd "$(dirname "$0")/../../.."
 OUT=${OUT:-/tmp/decode}
 mkdir -p "$OUT"
 log="$OUT/decode-kernels.log"
-echo "== bench-moe" | tee -a "$log"
-POSTTRAIN_TOOL=PostTrain.Benchmarks.Generation timeout ${RUN_TIMEOUT:-240} scripts/gpu/run.sh --decode-kernels --greedy --no-profile \
-  2>&1 | tee "$OUT/bench-moe.txt" | grep -E "kernels|^\| |greedy|error|Exception" | tee -a "$log"
+for mode in "" --greedy; do
+  echo "== bench-moe ${mode:-sampled, temperature 1}" | tee -a "$log"
+  POSTTRAIN_TOOL=PostTrain.Benchmarks.Generation timeout ${RUN_TIMEOUT:-240} scripts/gpu/run.sh --decode-kernels $mode --no-profile \
+    2>&1 | tee "$OUT/bench-moe${mode}.txt" | grep -E "kernels|^\| |greedy|sampled|error|Exception" | tee -a "$log"
+done
 if [ -d "${TINY:-models/tiny-moe-arith-base}" ]; then
   echo "== tiny-moe-arith-base" | tee -a "$log"
   POSTTRAIN_TOOL=PostTrain.Benchmarks.Generation timeout ${RUN_TIMEOUT:-240} scripts/gpu/run.sh --decode-kernels --greedy --no-profile \
-    --model "${TINY:-models/tiny-moe-arith-base}" --prompt-source arith 2>&1 | tee "$OUT/tiny.txt" | grep -E "kernels|^\| |greedy|error|Exception" | tee -a "$log"
+    --model "${TINY:-models/tiny-moe-arith-base}" --prompt-source arith 2>&1 | tee "$OUT/tiny.txt" | grep -E "kernels|^\| |greedy|sampled|error|Exception" | tee -a "$log"
 fi
 echo "== transformers generate, bench-moe, grouped_mm experts (baseline, same call)" | tee -a "$log"
 timeout ${RUN_TIMEOUT:-240} python3 benchmarks/hf/hf_bench.py generate --experts grouped_mm 2>&1 | tail -5 | tee -a "$log"
