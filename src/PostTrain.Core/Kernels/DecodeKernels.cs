@@ -5,8 +5,9 @@
 // decode step. Used without autograd only (decode, no-grad forwards), on CUDA, when libposttrain_kernels.so has them and
 // their self-check on the device passed: once per device at the first use (an eager step: decoding runs a step eagerly
 // before it captures one), every kernel against the plain ops on random inputs at the bench models' shapes and the
-// 16B model's router shape, both dtypes, strided and interleaved rotary input, masked columns. A failure prints why once
-// and keeps the plain ops. POSTTRAIN_DECODE_KERNELS=0 turns them off.
+// 16B model's router shape, both dtypes, strided and interleaved rotary input, masked columns. Each kernel is checked
+// on its own: one that fails keeps the plain ops for that kernel only (PartialDecodeKernels), and the decision is printed
+// once with the reason. POSTTRAIN_DECODE_KERNELS=0 turns them all off.
 using System.Runtime.InteropServices;
 using PostTrain.Core.Model;
 using static TorchSharp.torch;
@@ -145,72 +146,106 @@ public static class DecodeKernels
         if (Environment.GetEnvironmentVariable(SwitchEnvVar) == "0") return (null, $"off ({SwitchEnvVar}=0)");
         var (native, error) = Library.Value;
         if (native is null) return (null, "off: " + error);
-        var failure = SelfCheck(native, ReferenceDecodeKernels.Instance, device);
-        return failure is null ? (native, "on (self-check against the plain ops passed)") : (null, "off: self-check failed: " + failure);
+        var failures = SelfCheckEach(native, ReferenceDecodeKernels.Instance, device);
+        if (failures.Count == 0) return (native, "on (self-check against the plain ops passed)");
+        var why = string.Join("; ", failures.Select(f => f.Value));
+        if (failures.Count == Kernels.Length) return (null, "off: self-check failed: " + why);
+        return (new PartialDecodeKernels(native, ReferenceDecodeKernels.Instance, failures.Keys.ToHashSet()),
+            $"on except {string.Join(", ", failures.Keys)} (plain ops there; self-check failed: {why})");
     }
+
+    /// <summary>The kernels, by the names the self-check reports them under.</summary>
+    internal static readonly string[] Kernels = ["rope", "masked softmax", "combine silu", "latent append", "router select", "sample race"];
 
     /// <summary>Compares <paramref name="candidate"/> with <paramref name="reference"/> on random inputs on
     /// <paramref name="device"/>; null when they agree (float32: 1e-5 of the values' scale; bfloat16: 1e-2; the router's
-    /// expert sets exactly), else which kernel and case differed.</summary>
-    public static string? SelfCheck(IDecodeKernels candidate, IDecodeKernels reference, Device device)
+    /// expert sets and the sampled tokens exactly), else the first kernel and case that differed.</summary>
+    public static string? SelfCheck(IDecodeKernels candidate, IDecodeKernels reference, Device device) =>
+        SelfCheckEach(candidate, reference, device).Values.FirstOrDefault();
+
+    /// <summary>Each kernel's check on its own (a failure in one does not stop the others): the failing kernels, each with
+    /// its first failing case.</summary>
+    public static IReadOnlyDictionary<string, string> SelfCheckEach(IDecodeKernels candidate, IDecodeKernels reference, Device device)
     {
-        try
+        var failures = new Dictionary<string, string>();
+        var gen = new TorchSharp.torch.Generator(4321);   // CPU draws, then moved (TorchSharp's CUDA generator is a CPU one)
+        Tensor Randn(params long[] shape) => randn(shape, generator: gen).to(device);
+        var dtypes = new[] { ScalarType.Float32, ScalarType.BFloat16 };
+        static double Tol(ScalarType dtype) => dtype == ScalarType.BFloat16 ? 1e-2 : 1e-5;
+
+        string? Rope()
         {
-            using var scope = NewDisposeScope();
-            var gen = new TorchSharp.torch.Generator(4321);   // CPU draws, then moved (TorchSharp's CUDA generator is a CPU one)
-            Tensor Randn(params long[] shape) => randn(shape, generator: gen).to(device);
-            foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+            foreach (var dtype in dtypes)
+            foreach (var (b, h, t, d) in new[] { (5L, 12L, 1L, 32L), (3L, 4L, 2L, 64L) })
+            foreach (var interleave in new[] { false, true })
             {
-                double tol = dtype == ScalarType.BFloat16 ? 1e-2 : 1e-5;
-                foreach (var (b, h, t, d) in new[] { (5L, 12L, 1L, 32L), (3L, 4L, 2L, 64L) })
-                foreach (var interleave in new[] { false, true })
-                {
-                    var whole = (Randn(b, t, h, 64 + d) * 2).to(dtype).transpose(1, 2);      // (B, h, T, 64 + d): strided
-                    var x = whole.narrow(-1, 64, d);
-                    var pos = randint(0, 4000, [b, t], generator: gen).to(device).to(ScalarType.Float32);
-                    var inv = pow(10000.0, -arange(0, d, 2, dtype: ScalarType.Float32, device: device) / d);
-                    var freqs = pos.unsqueeze(-1) * inv;
-                    var cos = (freqs.cos() * 1.1).unsqueeze(1).contiguous();
-                    var sin = (freqs.sin() * 1.1).unsqueeze(1).contiguous();
-                    var what = $"rope ({dtype}, {b}x{h}x{t}x{d}, strided, interleave {interleave})";
-                    if (Differs(candidate.Rope(x, cos, sin, interleave), reference.Rope(x, cos, sin, interleave), tol) is { } e1) return $"{what}: {e1}";
-                }
-                foreach (var (b, h, t, s) in new[] { (4L, 12L, 1L, 288L), (2L, 3L, 2L, 1000L) })
-                {
-                    var scores = (Randn(b, h, t, s) * 4).to(dtype);
-                    var bias = where(rand(b, 1, t, s, generator: gen).to(device) < 0.3, float.NegativeInfinity, 0f);
-                    bias[TensorIndex.Colon, TensorIndex.Colon, TensorIndex.Colon, 0] = tensor(0f);   // every row keeps a column
-                    var what = $"masked softmax ({dtype}, {b}x{h}x{t}x{s})";
-                    if (Differs(candidate.MaskedSoftmax(scores, bias, 0.125), reference.MaskedSoftmax(scores, bias, 0.125), tol) is { } e2) return $"{what}: {e2}";
-                }
-                {
-                    var gu = (Randn(37, 32, 2, 384) * 2).to(dtype);
-                    var (idx, w, _) = reference.RouterSelect(Randn(37, 32), null, 4, 2, 4, true, 2.5);
-                    var what = $"combine silu ({dtype}, 37 tokens, 32 experts top-4, 384)";
-                    if (Differs(candidate.CombineSilu(gu, idx, w), reference.CombineSilu(gu, idx, w), tol) is { } e3) return $"{what}: {e3}";
-                }
-                foreach (var (r, t, useColumns) in new[] { (256L, 1L, true), (64L, 2L, false) })
-                foreach (var interleave in new[] { false, true })
-                {
-                    const long b = 6, cap = 9, dr = 32;
-                    var ckv = (Randn(b, t, r + dr) * 3).to(dtype);
-                    var w = (rand(r, generator: gen).to(device) + 0.5).to(dtype);
-                    var pos = randint(0, 4000, [b, t], generator: gen).to(device).to(ScalarType.Float32);
-                    var freqs = pos.unsqueeze(-1) * pow(10000.0, -arange(0, dr, 2, dtype: ScalarType.Float32, device: device) / dr);
-                    var cos = freqs.cos().unsqueeze(1).contiguous();
-                    var sin = freqs.sin().unsqueeze(1).contiguous();
-                    var before = Randn(b, cap, r + dr).to(dtype);
-                    var columns = useColumns ? tensor(new long[] { 7 }, device: device) : null;
-                    var got = before.clone();
-                    var want = before.clone();
-                    candidate.LatentAppend(ckv, w, 1e-6, cos, sin, interleave, got, columns, 3);
-                    reference.LatentAppend(ckv, w, 1e-6, cos, sin, interleave, want, columns, 3);
-                    var what = $"latent append ({dtype}, r {r}, {t} step(s), {(useColumns ? "device columns" : "cursor")}, interleave {interleave})";
-                    if (Differs(got, want, tol) is { } e6) return $"{what}: {e6}";
-                }
+                var whole = (Randn(b, t, h, 64 + d) * 2).to(dtype).transpose(1, 2);      // (B, h, T, 64 + d): strided
+                var x = whole.narrow(-1, 64, d);
+                var pos = randint(0, 4000, [b, t], generator: gen).to(device).to(ScalarType.Float32);
+                var freqs = pos.unsqueeze(-1) * pow(10000.0, -arange(0, d, 2, dtype: ScalarType.Float32, device: device) / d);
+                var cos = (freqs.cos() * 1.1).unsqueeze(1).contiguous();
+                var sin = (freqs.sin() * 1.1).unsqueeze(1).contiguous();
+                var what = $"rope ({dtype}, {b}x{h}x{t}x{d}, strided, interleave {interleave})";
+                if (Differs(candidate.Rope(x, cos, sin, interleave), reference.Rope(x, cos, sin, interleave), Tol(dtype)) is { } e) return $"{what}: {e}";
             }
-            // Router shapes: bench-moe (32 experts, 4 groups keep 2, top-4), the 16B model (64, no groups, top-6),
-            // DeepSeek-V3 (256, 8 groups keep 4, top-8), with and without the correction bias and normalisation.
+            return null;
+        }
+
+        string? Softmax()
+        {
+            foreach (var dtype in dtypes)
+            foreach (var (b, h, t, s) in new[] { (4L, 12L, 1L, 288L), (2L, 3L, 2L, 1000L) })
+            {
+                var scores = (Randn(b, h, t, s) * 4).to(dtype);
+                var bias = where(rand(b, 1, t, s, generator: gen).to(device) < 0.3, float.NegativeInfinity, 0f);
+                bias[TensorIndex.Colon, TensorIndex.Colon, TensorIndex.Colon, 0] = tensor(0f);   // every row keeps a column
+                var what = $"masked softmax ({dtype}, {b}x{h}x{t}x{s})";
+                if (Differs(candidate.MaskedSoftmax(scores, bias, 0.125), reference.MaskedSoftmax(scores, bias, 0.125), Tol(dtype)) is { } e) return $"{what}: {e}";
+            }
+            return null;
+        }
+
+        string? Combine()
+        {
+            foreach (var dtype in dtypes)
+            {
+                var gu = (Randn(37, 32, 2, 384) * 2).to(dtype);
+                var (idx, w, _) = reference.RouterSelect(Randn(37, 32), null, 4, 2, 4, true, 2.5);
+                var what = $"combine silu ({dtype}, 37 tokens, 32 experts top-4, 384)";
+                if (Differs(candidate.CombineSilu(gu, idx, w), reference.CombineSilu(gu, idx, w), Tol(dtype)) is { } e) return $"{what}: {e}";
+            }
+            return null;
+        }
+
+        string? Latent()
+        {
+            foreach (var dtype in dtypes)
+            foreach (var (r, t, useColumns) in new[] { (256L, 1L, true), (64L, 2L, false) })
+            foreach (var interleave in new[] { false, true })
+            {
+                const long b = 6, cap = 9, dr = 32;
+                var ckv = (Randn(b, t, r + dr) * 3).to(dtype);
+                var w = (rand(r, generator: gen).to(device) + 0.5).to(dtype);
+                var pos = randint(0, 4000, [b, t], generator: gen).to(device).to(ScalarType.Float32);
+                var freqs = pos.unsqueeze(-1) * pow(10000.0, -arange(0, dr, 2, dtype: ScalarType.Float32, device: device) / dr);
+                var cos = freqs.cos().unsqueeze(1).contiguous();
+                var sin = freqs.sin().unsqueeze(1).contiguous();
+                var before = Randn(b, cap, r + dr).to(dtype);
+                var columns = useColumns ? tensor(new long[] { 7 }, device: device) : null;
+                var got = before.clone();
+                var want = before.clone();
+                candidate.LatentAppend(ckv, w, 1e-6, cos, sin, interleave, got, columns, 3);
+                reference.LatentAppend(ckv, w, 1e-6, cos, sin, interleave, want, columns, 3);
+                var what = $"latent append ({dtype}, r {r}, {t} step(s), {(useColumns ? "device columns" : "cursor")}, interleave {interleave})";
+                if (Differs(got, want, Tol(dtype)) is { } e) return $"{what}: {e}";
+            }
+            return null;
+        }
+
+        // Router shapes: bench-moe (32 experts, 4 groups keep 2, top-4), the 16B model (64, no groups, top-6),
+        // DeepSeek-V3 (256, 8 groups keep 4, top-8), with and without the correction bias and normalisation.
+        string? Router()
+        {
             foreach (var (e, g, tg, k, withBias, norm) in new[] { (32, 4, 2, 4, true, true), (64, 1, 1, 6, true, true), (256, 8, 4, 8, true, true), (64, 1, 1, 6, false, false) })
             {
                 var logits = Randn(45, e) * 2;
@@ -218,14 +253,19 @@ public static class DecodeKernels
                 var (i1, w1, s1) = candidate.RouterSelect(logits, bias, g, tg, k, norm, 2.5);
                 var (i0, w0, s0) = reference.RouterSelect(logits, bias, g, tg, k, norm, 2.5);
                 var what = $"router select ({e} experts, {g} groups keep {tg}, top-{k}, bias {withBias}, normalise {norm})";
-                if (Differs(s1, s0, 1e-6) is { } e4) return $"{what} scores: {e4}";
+                if (Differs(s1, s0, 1e-6) is { } e1) return $"{what} scores: {e1}";
                 var (o1, p1) = i1.sort(-1);
                 var (o0, p0) = i0.sort(-1);
                 if (!o1.equal(o0).all().item<bool>()) return $"{what}: chose other experts";
-                if (Differs(w1.gather(1, p1), w0.gather(1, p0), 1e-5) is { } e5) return $"{what} weights: {e5}";
+                if (Differs(w1.gather(1, p1), w0.gather(1, p0), 1e-5) is { } e2) return $"{what} weights: {e2}";
             }
-            // Sampling: vocabularies of 1,000 and 32,000 (bench-moe), T = 1 and 0.7, the step from the host and from the device.
-            // Tokens must be the same (the uniforms are the same bits; only a tie within float rounding could part them).
+            return null;
+        }
+
+        // Sampling: vocabularies of 1,000 and 32,000 (bench-moe), T = 1 and 0.7, the step from the host and from the device.
+        // Tokens must be the same (the uniforms are the same bits; only a tie within float rounding could part them).
+        string? Sample()
+        {
             foreach (var (vocab, temperature, onDevice) in new[] { (1000L, 1.0, false), (32000L, 0.7, true) })
             {
                 var logits = Randn(24, vocab) * 3;
@@ -235,14 +275,24 @@ public static class DecodeKernels
                 var (t0, l0) = reference.SampleRace(logits, temperature, 12345, keys, step, 41);
                 var what = $"sample race (vocab {vocab}, temperature {temperature}, step on the {(onDevice ? "device" : "host")})";
                 if (!t1.equal(t0).all().item<bool>()) return $"{what}: other tokens";
-                if (Differs(l1, l0, 1e-5) is { } e7) return $"{what} log-probs: {e7}";
+                if (Differs(l1, l0, 1e-5) is { } e) return $"{what} log-probs: {e}";
             }
             return null;
         }
-        catch (Exception e) when (e is InvalidOperationException or ExternalException or ArgumentException)
+
+        var checks = new Func<string?>[] { Rope, Softmax, Combine, Latent, Router, Sample };
+        for (int i = 0; i < checks.Length; i++)
         {
-            return e.Message.Split('\n')[0];
+            using var scope = NewDisposeScope();
+            string? failure;
+            try { failure = checks[i](); }
+            catch (Exception e) when (e is InvalidOperationException or ExternalException or ArgumentException)
+            {
+                failure = $"{Kernels[i]}: {e.Message.Split('\n')[0]}";
+            }
+            if (failure is not null) failures[Kernels[i]] = failure;
         }
+        return failures;
     }
 
     private static string? Differs(Tensor got, Tensor want, double tol) =>
@@ -339,4 +389,25 @@ internal sealed class NativeDecodeKernels : IDecodeKernels
 
     public void LatentAppend(Tensor ckv, Tensor w, double eps, Tensor cos, Tensor sin, bool interleave, Tensor cache, Tensor? columns, long cursor) =>
         Check(latent(ckv.Handle, w.Handle, eps, cos.Handle, sin.Handle, interleave ? 1 : 0, cache.Handle, columns?.Handle ?? IntPtr.Zero, cursor), "latent_append");
+}
+
+/// <summary>The native kernels that passed their self-check, the plain ops for the ones that did not.</summary>
+internal sealed class PartialDecodeKernels(IDecodeKernels native, IDecodeKernels plain, IReadOnlySet<string> off) : IDecodeKernels
+{
+    private IDecodeKernels Pick(string kernel) => off.Contains(kernel) ? plain : native;
+
+    public Tensor Rope(Tensor x, Tensor cos, Tensor sin, bool interleave) => Pick("rope").Rope(x, cos, sin, interleave);
+
+    public Tensor MaskedSoftmax(Tensor scores, Tensor bias, double scale) => Pick("masked softmax").MaskedSoftmax(scores, bias, scale);
+
+    public (Tensor Indices, Tensor Weights, Tensor Scores) RouterSelect(Tensor logits, Tensor? bias, int groups, int topkGroup, int k, bool normalize, double scaling) =>
+        Pick("router select").RouterSelect(logits, bias, groups, topkGroup, k, normalize, scaling);
+
+    public Tensor CombineSilu(Tensor gu, Tensor indices, Tensor weights) => Pick("combine silu").CombineSilu(gu, indices, weights);
+
+    public void LatentAppend(Tensor ckv, Tensor w, double eps, Tensor cos, Tensor sin, bool interleave, Tensor cache, Tensor? columns, long cursor) =>
+        Pick("latent append").LatentAppend(ckv, w, eps, cos, sin, interleave, cache, columns, cursor);
+
+    public (Tensor Tokens, Tensor LogProbs) SampleRace(Tensor logits, double temperature, long seed, Tensor rowKeys, Tensor? deviceStep, long step) =>
+        Pick("sample race").SampleRace(logits, temperature, seed, rowKeys, deviceStep, step);
 }

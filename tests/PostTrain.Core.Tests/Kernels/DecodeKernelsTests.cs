@@ -32,6 +32,9 @@ public sealed class DecodeKernelsTests
             DecodeKernels.SelfCheck(new Broken(latentWritesNextColumn: true), ReferenceDecodeKernels.Instance, CPU));
         Assert.StartsWith("sample race (vocab 1000, temperature 1, step on the host): other tokens",
             DecodeKernels.SelfCheck(new Broken(sampleOtherSeed: true), ReferenceDecodeKernels.Instance, CPU));
+        // Each kernel is checked on its own: two broken kernels are both named, and only they.
+        var each = DecodeKernels.SelfCheckEach(new Broken(ropeSign: true, routerIgnoresBias: true), ReferenceDecodeKernels.Instance, CPU);
+        Assert.Equal(["rope", "router select"], each.Keys.OrderBy(k => k, StringComparer.Ordinal));
         // The expert order within a row is free (the model's top-k leaves it unspecified): a reversed order passes.
         Assert.Null(DecodeKernels.SelfCheck(new Broken(routerReversesOrder: true), ReferenceDecodeKernels.Instance, CPU));
     }
