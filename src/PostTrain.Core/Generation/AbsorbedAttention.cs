@@ -42,7 +42,7 @@ internal static class AbsorbedAttention
         // [norm(latent) | rope(k_rope)] written at this step's cache columns: one kernel on CUDA (DecodeKernels).
         var normW = w[a.KvALayerNorm.Weight];
         var keys = cache.AppendWith(layer, T, (layerCache, cols, cursor) =>
-            (DecodeKernels.For(ckv) is { } fused && DecodeKernels.LatentFits(ckv, normW, cos, sin, layerCache) ? fused : ReferenceDecodeKernels.Instance)
+            (DecodeKernels.For(ckv) is { } fused && DecodeKernels.LatentFits(ckv, normW, cos, sin, layerCache, cols) ? fused : ReferenceDecodeKernels.Instance)
                 .LatentAppend(ckv, normW, a.KvALayerNorm.Eps, cos, sin, rotary.Interleave, layerCache, cols, cursor)); // (B, S, r + dr)
         long S = keys.shape[1];
 

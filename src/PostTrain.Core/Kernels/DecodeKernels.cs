@@ -121,8 +121,9 @@ public static class DecodeKernels
         && bias.shape.SequenceEqual(new[] { scores.shape[0], 1, scores.shape[2], scores.shape[3] });
 
     /// <summary>Whether the latent-append kernel takes these operands.</summary>
-    public static bool LatentFits(Tensor ckv, Tensor w, Tensor cos, Tensor sin, Tensor cache)
+    public static bool LatentFits(Tensor ckv, Tensor w, Tensor cos, Tensor sin, Tensor cache, Tensor? columns)
     {
+        if (columns is not null && (columns.dtype != ScalarType.Int64 || !columns.is_contiguous() || columns.numel() != ckv.shape[1])) return false;
         if (ckv.dim() != 3 || cache.dim() != 3 || !ckv.is_contiguous() || !cache.is_contiguous() || cache.dtype != ckv.dtype
             || (ckv.dtype != ScalarType.Float32 && ckv.dtype != ScalarType.BFloat16) || w.dim() != 1 || !w.is_contiguous()
             || (w.dtype != ScalarType.Float32 && w.dtype != ScalarType.BFloat16)) return false;
@@ -131,6 +132,12 @@ public static class DecodeKernels
             && cos.dtype == ScalarType.Float32 && sin.dtype == ScalarType.Float32 && cos.is_contiguous() && sin.is_contiguous()
             && cos.shape.SequenceEqual(new[] { ckv.shape[0], 1, ckv.shape[1], dr / 2 }) && sin.shape.SequenceEqual(cos.shape);
     }
+
+    /// <summary>Whether the combine kernel takes these operands (all contiguous; experts int64, weights float32).</summary>
+    public static bool CombineFits(Tensor gu, Tensor indices, Tensor weights) =>
+        gu.dim() == 4 && gu.shape[2] == 2 && gu.is_contiguous() && (gu.dtype == ScalarType.Float32 || gu.dtype == ScalarType.BFloat16)
+        && indices.dim() == 2 && indices.dtype == ScalarType.Int64 && indices.is_contiguous() && indices.shape[0] == gu.shape[0]
+        && weights.dtype == ScalarType.Float32 && weights.is_contiguous() && weights.numel() == indices.numel();
 
     /// <summary>Whether the sampling kernel takes these operands.</summary>
     public static bool SampleFits(Tensor logits, Tensor rowKeys, Tensor? deviceStep) =>

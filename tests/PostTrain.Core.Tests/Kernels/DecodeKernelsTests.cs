@@ -205,6 +205,45 @@ public sealed class DecodeKernelsTests
     }
 
     [Fact]
+    public void The_fit_checks_take_the_decode_steps_operands_and_refuse_what_the_kernels_would_reject()
+    {
+        // What the kernels' C ABI refuses (and would throw mid-decode) must make the callers keep the plain ops instead.
+        var gu = zeros(4, 8, 2, 16);
+        var idx = zeros(4, 2, dtype: ScalarType.Int64);
+        var w = zeros(4, 2);
+        Assert.True(DecodeKernels.CombineFits(gu, idx, w));
+        Assert.False(DecodeKernels.CombineFits(gu, zeros(2, 4, dtype: ScalarType.Int64).t(), w));          // strided experts
+        Assert.False(DecodeKernels.CombineFits(gu, idx, w.to(ScalarType.BFloat16)));
+        Assert.False(DecodeKernels.CombineFits(zeros(4, 8, 16, 2).transpose(2, 3), idx, w));               // strided gu
+
+        var scores = zeros(3, 4, 2, 10);
+        Assert.True(DecodeKernels.SoftmaxFits(scores, zeros(3, 1, 2, 10)));
+        Assert.False(DecodeKernels.SoftmaxFits(scores, zeros(3, 1, 1, 10)));                               // broadcast bias
+        Assert.False(DecodeKernels.SoftmaxFits(scores, zeros(3, 1, 2, 10, dtype: ScalarType.BFloat16)));
+
+        var ckv = zeros(3, 1, 40);
+        var cos = zeros(3, 1, 1, 4);
+        var cache = zeros(3, 9, 40);
+        Assert.True(DecodeKernels.LatentFits(ckv, zeros(32), cos, cos, cache, tensor(new long[] { 5 })));
+        Assert.True(DecodeKernels.LatentFits(ckv, zeros(32), cos, cos, cache, null));
+        Assert.False(DecodeKernels.LatentFits(ckv, zeros(32), cos, cos, cache, tensor(new[] { 5 })));       // int32 columns
+        Assert.False(DecodeKernels.LatentFits(ckv, zeros(30), cos, cos, cache, null));                      // rope part 10: cos has 4 pairs
+        Assert.False(DecodeKernels.LatentFits(ckv, zeros(32), cos, cos, zeros(3, 9, 40, dtype: ScalarType.BFloat16), null));
+
+        var x = zeros(3, 2, 4, 16).transpose(1, 2);                                                        // (B, h, T, d) view
+        Assert.True(DecodeKernels.RopeFits(x, zeros(3, 1, 2, 8), zeros(3, 1, 2, 8)));
+        Assert.False(DecodeKernels.RopeFits(x, zeros(1, 1, 2, 8), zeros(1, 1, 2, 8)));                     // positions shared over rows
+        Assert.False(DecodeKernels.RopeFits(zeros(3, 4, 16, 2).transpose(2, 3), zeros(3, 1, 2, 8), zeros(3, 1, 2, 8)));
+
+        var logits = zeros(5, 100);
+        Assert.True(DecodeKernels.SampleFits(logits, zeros(5, dtype: ScalarType.Int64), tensor(new long[] { 3 })));
+        Assert.False(DecodeKernels.SampleFits(logits, zeros(5, dtype: ScalarType.Int32), null));
+        Assert.False(DecodeKernels.SampleFits(logits.to(ScalarType.BFloat16), zeros(5, dtype: ScalarType.Int64), null));
+        Assert.True(DecodeKernels.RouterFits(64, 1) && DecodeKernels.RouterFits(256, 8));
+        Assert.False(DecodeKernels.RouterFits(1024, 8) || DecodeKernels.RouterFits(30, 4));
+    }
+
+    [Fact]
     public void Combine_silu_is_the_expert_output_scaled_by_the_tokens_weight_for_that_expert()
     {
         var gen = new Generator(5);
