@@ -10,6 +10,7 @@
 // worker, so each worker's scratch folder is gone afterwards; pools still open when the process exits (the
 // never-disposed Shared pool among them) are disposed from AppDomain.ProcessExit, so no run leaves empty
 // posttrain-sandbox-* folders in TMPDIR.
+// Idle workers are taken most-used first (IdleWorkers), so a successor waits warm until its predecessor has retired.
 // Per-program cost: identical C# programs compile once (CompileCache: the policy check and emit are a pure function of
 // the code, so the emitted bytes are reused; each run still loads them into a fresh context in a worker), all of a
 // program's cases travel in one request, and Warm starts a language's workers ahead of the first program.
@@ -33,7 +34,7 @@ public sealed class SandboxPool : IDisposable
     private readonly SemaphoreSlim _slots;
     private readonly SemaphoreSlim _compileSlots = new(System.Math.Max(1, Environment.ProcessorCount));
     private readonly CompileCache _compiled = new();
-    private readonly ConcurrentDictionary<string, ConcurrentBag<WorkerProcess>> _idle = new();
+    private readonly ConcurrentDictionary<string, IdleWorkers> _idle = new();
     private readonly ConcurrentDictionary<Task, byte> _background = new();
     private readonly string? _scratchRoot;
     private readonly ConcurrentDictionary<string, System.Runtime.CompilerServices.StrongBox<int>> _starting = new();   // per language
@@ -241,7 +242,7 @@ public sealed class SandboxPool : IDisposable
 
     private async Task<WorkerProcess> RentAsync(string language, CancellationToken ct)
     {
-        var bag = _idle.GetOrAdd(language, _ => []);
+        var bag = _idle.GetOrAdd(language, _ => new IdleWorkers());
         while (bag.TryTake(out var idle))
         {
             if (!idle.HasExited) return idle;
@@ -271,7 +272,7 @@ public sealed class SandboxPool : IDisposable
             worker.SuccessorStarted = true;
             Track(StartSpareAsync(worker.Language));
         }
-        _idle.GetOrAdd(worker.Language, _ => []).Add(worker);
+        _idle.GetOrAdd(worker.Language, _ => new IdleWorkers()).Add(worker);
     }
 
     /// <summary>Disposes a worker off the caller's path and, unless it already started its successor, starts a
@@ -290,7 +291,7 @@ public sealed class SandboxPool : IDisposable
 
     private async Task ReplenishAsync(string language)
     {
-        var bag = _idle.GetOrAdd(language, _ => []);
+        var bag = _idle.GetOrAdd(language, _ => new IdleWorkers());
         var starting = _starting.GetOrAdd(language, _ => new(0));
         if (bag.Count + Interlocked.Increment(ref starting.Value) > Limits.MaxWorkers)
         {
@@ -303,9 +304,9 @@ public sealed class SandboxPool : IDisposable
 
     /// <summary>Starts the successor of a worker near its last program. Not capped by MaxWorkers: each worker starts at
     /// most one, and it stands in for that worker, which then retires without a replacement of its own.</summary>
-    private Task StartSpareAsync(string language) => StartIdleAsync(language, _idle.GetOrAdd(language, _ => []));
+    private Task StartSpareAsync(string language) => StartIdleAsync(language, _idle.GetOrAdd(language, _ => new IdleWorkers()));
 
-    private async Task StartIdleAsync(string language, ConcurrentBag<WorkerProcess> bag)
+    private async Task StartIdleAsync(string language, IdleWorkers bag)
     {
         try
         {
@@ -319,6 +320,39 @@ public sealed class SandboxPool : IDisposable
         catch (Exception)
         {
             // A failing start shows up again, with its message, on the next RentAsync.
+        }
+    }
+}
+
+/// <summary>A language's idle workers. A program takes the one that has run the most programs, so a worker near its last
+/// program finishes its runs while its already started successor waits, rather than the two taking turns.</summary>
+internal sealed class IdleWorkers
+{
+    private readonly List<WorkerProcess> _workers = [];
+
+    public int Count
+    {
+        get { lock (_workers) return _workers.Count; }
+    }
+
+    public void Add(WorkerProcess worker)
+    {
+        lock (_workers) _workers.Add(worker);
+    }
+
+    /// <summary>Removes and returns the worker with the most runs (false when there is none).</summary>
+    public bool TryTake(out WorkerProcess worker)
+    {
+        lock (_workers)
+        {
+            worker = null!;
+            if (_workers.Count == 0) return false;
+            int best = 0;
+            for (int i = 1; i < _workers.Count; i++)
+                if (_workers[i].Runs > _workers[best].Runs) best = i;
+            worker = _workers[best];
+            _workers.RemoveAt(best);
+            return true;
         }
     }
 }
