@@ -42,15 +42,14 @@ internal static class AbsorbedAttention
         // [norm(latent) | rope(k_rope)] written at this step's cache columns: one kernel on CUDA (DecodeKernels).
         var normW = w[a.KvALayerNorm.Weight];
         var keys = cache.AppendWith(layer, T, (layerCache, cols, cursor) =>
-            (DecodeKernels.For(ckv) is { } fused && DecodeKernels.LatentFits(ckv, normW, cos, sin, layerCache, cols) ? fused : ReferenceDecodeKernels.Instance)
+            DecodeKernels.Pick(ckv, () => DecodeKernels.LatentFits(ckv, normW, cos, sin, layerCache, cols))
                 .LatentAppend(ckv, normW, a.KvALayerNorm.Eps, cos, sin, rotary.Interleave, layerCache, cols, cursor)); // (B, S, r + dr)
         long S = keys.shape[1];
 
         var qc = cat([qLat, qRot], -1).reshape(B, h * T, r + rope);                   // (B, h*T, r + dr)
         var scores = bmm(qc, keys.transpose(1, 2)).view(B, h, T, S);                 // (B, h, T, S)
-        var probs = (DecodeKernels.For(scores) is { } fused && DecodeKernels.SoftmaxFits(scores, bias)
-            ? fused.MaskedSoftmax(scores, bias, a.SoftmaxScale)
-            : ReferenceDecodeKernels.Instance.MaskedSoftmax(scores, bias, a.SoftmaxScale)).view(B, h * T, S);
+        var probs = DecodeKernels.Pick(scores, () => DecodeKernels.SoftmaxFits(scores, bias))
+            .MaskedSoftmax(scores, bias, a.SoftmaxScale).view(B, h * T, S);
         var oLat = bmm(probs, keys.narrow(-1, 0, r)).view(B, h, T, r);                // (B, h, T, r)
         var o = matmul(oLat, wVt);                                                    // (B, h, T, v)
         o = o.transpose(1, 2).reshape(B, T, h * vDim);

@@ -49,9 +49,7 @@ internal static class DecodeFfn
         var down = w.Derived($"{ex.DownProj.Handle}.down", () =>                     // (E*I, H): experts stacked along I
             w[ex.DownProj].transpose(1, 2).reshape(E * I, H));
         var gu = nn.functional.linear(flat, gateUp).view(N, E, 2, I);                 // (N, E, 2, I)
-        var hdn = DecodeKernels.For(gu) is { } fused && DecodeKernels.CombineFits(gu, idx, rw)   // (N, E, I) = silu(g) u w_e
-            ? fused.CombineSilu(gu, idx, rw)
-            : ReferenceDecodeKernels.Instance.CombineSilu(gu, idx, rw);
+        var hdn = DecodeKernels.Pick(gu, () => DecodeKernels.CombineFits(gu, idx, rw)).CombineSilu(gu, idx, rw); // (N, E, I) = silu(g) u w_e
         var y = matmul(hdn.reshape(N, E * I), down);                                  // (N, H): sums over experts
         var outp = y.view(B, T, H);
         if (moe.SharedExperts is { } shared) outp = outp + Dense(shared, w, x);

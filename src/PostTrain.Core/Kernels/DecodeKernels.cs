@@ -101,6 +101,11 @@ public static class DecodeKernels
     /// <summary>The kernels to use for <paramref name="x"/> when no gradient is needed, or null for the plain ops.</summary>
     public static IDecodeKernels? For(Tensor x) => Enabled ? PerDevice.For(x) : null;
 
+    /// <summary>The kernels for <paramref name="x"/> when they are on there and <paramref name="fits"/> accepts the
+    /// operands, else the plain ops: the one place the call sites choose.</summary>
+    public static IDecodeKernels Pick(Tensor x, Func<bool> fits) =>
+        For(x) is { } kernels && fits() ? kernels : ReferenceDecodeKernels.Instance;
+
     /// <summary>Process-wide switch (default on), for same-process comparisons; POSTTRAIN_DECODE_KERNELS=0 turns them off
     /// for good.</summary>
     public static bool Enabled { get; set; } = true;

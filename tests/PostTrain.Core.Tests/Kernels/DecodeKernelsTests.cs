@@ -10,33 +10,35 @@ namespace PostTrain.Core.Tests.Kernels;
 
 public sealed class DecodeKernelsTests
 {
+    private static string? Check(IDecodeKernels candidate) => DecodeKernels.SelfCheck(candidate, ReferenceDecodeKernels.Instance, CPU);
+
     [Fact]
     public void Self_check_passes_the_plain_ops_and_names_each_broken_kernel()
     {
         Assert.Null(DecodeKernels.SelfCheck(ReferenceDecodeKernels.Instance, ReferenceDecodeKernels.Instance, CPU));
         Assert.StartsWith("rope (Float32, 5x12x1x32, strided, interleave False)",
-            DecodeKernels.SelfCheck(new Broken(ropeSign: true), ReferenceDecodeKernels.Instance, CPU));
+            Check(new Broken(ropeSign: true)));
         Assert.StartsWith("rope (Float32, 5x12x1x32, strided, interleave True)",
-            DecodeKernels.SelfCheck(new Broken(ropeIgnoresInterleave: true), ReferenceDecodeKernels.Instance, CPU));
+            Check(new Broken(ropeIgnoresInterleave: true)));
         Assert.StartsWith("masked softmax (Float32, 4x12x1x288)",
-            DecodeKernels.SelfCheck(new Broken(softmaxIgnoresBias: true), ReferenceDecodeKernels.Instance, CPU));
+            Check(new Broken(softmaxIgnoresBias: true)));
         Assert.StartsWith("combine silu (Float32",
-            DecodeKernels.SelfCheck(new Broken(combineIgnoresWeights: true), ReferenceDecodeKernels.Instance, CPU));
+            Check(new Broken(combineIgnoresWeights: true)));
         Assert.StartsWith("router select (32 experts, 4 groups keep 2, top-4, bias True, normalise True): chose other experts",
-            DecodeKernels.SelfCheck(new Broken(routerIgnoresBias: true), ReferenceDecodeKernels.Instance, CPU));
+            Check(new Broken(routerIgnoresBias: true)));
         Assert.StartsWith("router select (32 experts, 4 groups keep 2, top-4, bias True, normalise True) weights",
-            DecodeKernels.SelfCheck(new Broken(routerSkipsNormalising: true), ReferenceDecodeKernels.Instance, CPU));
+            Check(new Broken(routerSkipsNormalising: true)));
         Assert.StartsWith("latent append (Float32, r 256, 1 step(s), device columns, interleave False)",
-            DecodeKernels.SelfCheck(new Broken(latentIgnoresNormWeight: true), ReferenceDecodeKernels.Instance, CPU));
+            Check(new Broken(latentIgnoresNormWeight: true)));
         Assert.StartsWith("latent append (Float32, r 64, 2 step(s), cursor, interleave False)",
-            DecodeKernels.SelfCheck(new Broken(latentWritesNextColumn: true), ReferenceDecodeKernels.Instance, CPU));
+            Check(new Broken(latentWritesNextColumn: true)));
         Assert.StartsWith("sample race (vocab 1000, temperature 1, step on the host): other tokens",
-            DecodeKernels.SelfCheck(new Broken(sampleOtherSeed: true), ReferenceDecodeKernels.Instance, CPU));
+            Check(new Broken(sampleOtherSeed: true)));
         // Each kernel is checked on its own: two broken kernels are both named, and only they.
         var each = DecodeKernels.SelfCheckEach(new Broken(ropeSign: true, routerIgnoresBias: true), ReferenceDecodeKernels.Instance, CPU);
         Assert.Equal(["rope", "router select"], each.Keys.OrderBy(k => k, StringComparer.Ordinal));
         // The expert order within a row is free (the model's top-k leaves it unspecified): a reversed order passes.
-        Assert.Null(DecodeKernels.SelfCheck(new Broken(routerReversesOrder: true), ReferenceDecodeKernels.Instance, CPU));
+        Assert.Null(Check(new Broken(routerReversesOrder: true)));
     }
 
     [Theory]
