@@ -48,6 +48,7 @@ PY
       pt bench-train --model $model $bt --device cuda --fast-path off 2>&1 | tee -a "$log"
       pt bench-train --model $model $bt --device cuda --fast-path on $check 2>&1 | tee -a "$log"
       pt bench-train --model $model $bt --device cuda --fast-path on --params bf16 2>&1 | tee -a "$log"
+      POSTTRAIN_TRAIN_KERNELS=0 pt bench-train --model $model $bt --device cuda --fast-path on --params bf16 2>&1 | tee -a "$log"
       [ $model = bench-moe ] && pt bench-train --model $model $bt --device cuda --fast-path on --no-graph 2>&1 | tee -a "$log"
       python3 benchmarks/hf/hf_bench.py train --config benchmarks/hf/$model.json --experts grouped_mm $bt 2>&1 | grep '^{\|rror' | tee -a "$log"
       python3 benchmarks/hf/hf_bench.py train --config benchmarks/hf/$model.json --experts grouped_mm --compile $bt 2>&1 | grep '^{\|rror' | tee -a "$log"

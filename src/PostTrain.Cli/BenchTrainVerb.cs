@@ -191,6 +191,16 @@ public sealed class BenchTrainVerb : ICliVerb
             ["loss"] = losses[^1], ["losses"] = losses.Select(l => Math.Round(l, 6)).ToArray(),
             ["parameters_m"] = Math.Round(m.ParameterCount() / 1e6, 1),
         };
+        if (dev.type == DeviceType.CUDA)
+        {
+            // Which native kernel groups this run used (their self-check lines name any kernel kept on the plain ops).
+            string On(IReadOnlyDictionary<int, string> status) => status.TryGetValue(devIndex, out var st) ? (st.StartsWith("on") ? "on" : "off") : "unused";
+            result["kernels"] = new Dictionary<string, string>
+            {
+                ["fused"] = On(PostTrain.Core.Kernels.FusedKernels.Status), ["train"] = On(PostTrain.Core.Kernels.TrainKernels.Status),
+                ["decode"] = On(PostTrain.Core.Kernels.DecodeKernels.Status),
+            };
+        }
         if (step is null)
         {
             result["forward_ms"] = Math.Round(fwd / measured, 1);

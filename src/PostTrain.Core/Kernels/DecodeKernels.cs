@@ -113,6 +113,10 @@ public static class DecodeKernels
     /// <summary>What For decided per device so far.</summary>
     public static IReadOnlyDictionary<int, string> Status => PerDevice.Status;
 
+    /// <summary>Uses <paramref name="kernels"/> for CPU tensors in this async flow until disposed (tests: the call sites'
+    /// wiring on the reference).</summary>
+    internal static IDisposable UseOnCpu(IDecodeKernels kernels) => PerDevice.UseOnCpu(kernels);
+
     /// <summary>Whether the rotary kernel takes these operands (cos/sin laid out per row and step, as Rotary.Angles makes them).</summary>
     public static bool RopeFits(Tensor x, Tensor cos, Tensor sin) =>
         x.dim() == 4 && x.stride(3) == 1 && x.shape[3] % 2 == 0 && (x.dtype == ScalarType.Float32 || x.dtype == ScalarType.BFloat16)

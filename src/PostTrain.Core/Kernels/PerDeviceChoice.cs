@@ -12,6 +12,7 @@ internal sealed class PerDeviceChoice<T>(string label, Func<Device, int, (T? Ker
     /// <summary>The kernels for <paramref name="x"/>'s device, or null off CUDA or when the group is off there.</summary>
     public T? For(Tensor x)
     {
+        if (x.device_type == TorchSharp.DeviceType.CPU && cpuOverride.Value is { } forced) return forced;
         if (x.device_type != TorchSharp.DeviceType.CUDA) return null;
         int index = x.device_index < 0 ? 0 : x.device_index;
         if (perDevice.TryGetValue(index, out var known)) return known.Kernels;
@@ -26,6 +27,22 @@ internal sealed class PerDeviceChoice<T>(string label, Func<Device, int, (T? Ker
             Console.Error.WriteLine($"{label} (cuda:{index}): {chosen.Status}");
             return chosen.Kernels;
         }
+    }
+
+    // Kernels for CPU tensors in one async flow (tests: a group's wiring through the model on its reference formulas).
+    private readonly AsyncLocal<T?> cpuOverride = new();
+
+    /// <summary>Makes For return <paramref name="kernels"/> for CPU tensors in this async flow until disposed.</summary>
+    public IDisposable UseOnCpu(T kernels)
+    {
+        var previous = cpuOverride.Value;
+        cpuOverride.Value = kernels;
+        return new Restore(() => cpuOverride.Value = previous);
+    }
+
+    private sealed class Restore(Action undo) : IDisposable
+    {
+        public void Dispose() => undo();
     }
 
     public IReadOnlyDictionary<int, string> Status => perDevice.ToDictionary(p => p.Key, p => p.Value.Status);

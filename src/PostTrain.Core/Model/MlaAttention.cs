@@ -6,7 +6,9 @@
 // (exact: the padded columns of softmax(qk) v are zero), so SDPA can pick the flash kernel, which wants equal head
 // dims. With SelectiveRecompute (DeepSeek-V3's memory trick), everything after the down-projections (latent norms,
 // up-projections, rotary, attention core) is one recompute region: backward keeps only the compressed latents and runs
-// that part again. The cached decode path (latent cache, absorbed projections) lives in Generation.
+// that part again. On CUDA the step from the up-projections to SDPA's operands (rotary, cats, prescale, v padding) is one
+// fused kernel each way (Kernels.TrainKernels). The cached decode path (latent cache, absorbed projections) lives in Generation.
+using PostTrain.Core.Kernels;
 using PostTrain.Core.Recompute;
 using static TorchSharp.torch;
 
@@ -81,24 +83,19 @@ public sealed class MlaAttention : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         long B = qIn.shape[0], T = qIn.shape[1];
-        var q = q_proj is not null ? q_proj.forward(qIn) : q_b_proj!.forward(q_a_layernorm!.forward(qIn));
-        q = q.view(B, T, heads, nope + rope).transpose(1, 2);                       // (B, h, T, nope+rope)
-        var qNope = q.narrow(-1, 0, nope);
-        var qRot = rotary.Apply(q.narrow(-1, nope, rope), cos, sin);                // (B, h, T, rope)
-
+        var q = q_proj is not null ? q_proj.forward(qIn) : q_b_proj!.forward(q_a_layernorm!.forward(qIn));   // (B, T, h * qk)
         var latent = kv_a_layernorm.forward(ckv.narrow(-1, 0, kvRank));            // (B, T, r)
-        var kRot = rotary.Apply(ckv.narrow(-1, kvRank, rope).view(B, 1, T, rope), cos, sin); // (B, 1, T, rope)
-
-        var kv = kv_b_proj.forward(latent).view(B, T, heads, nope + vDim).transpose(1, 2); // (B, h, T, nope+v)
-        var kNope = kv.narrow(-1, 0, nope);
-        var v = kv.narrow(-1, nope, vDim);                                          // (B, h, T, v)
-        var k = cat([kNope, kRot.expand(B, heads, T, rope)], -1);                   // (B, h, T, qk)
-        var qFull = cat([qNope, qRot], -1);                                         // (B, h, T, qk)
-        if (qPrescale != 1.0) qFull = qFull * qPrescale;
+        var kv = kv_b_proj.forward(latent);                                         // (B, T, h * (nope + v))
+        var kRope = ckv.narrow(-1, kvRank, rope);                                   // (B, T, rope)
 
         long qk = nope + rope;
         bool pad = PadValueToQkDim && vDim < qk;
-        var vIn = pad ? nn.functional.pad(v, [0, qk - vDim]) : v;                         // (B, h, T, v or qk)
+        var d = new MlaHeads(heads, nope, rope, vDim, pad ? (int)qk : vDim);
+        // q = [q_nope, rope(q_rope)] * prescale, k = [k_nope, rope(k_rope) for every head], v padded for SDPA: (B, h, T, .).
+        // On CUDA one fused kernel each way (Kernels.TrainKernels), else the plain ops.
+        var (qFull, k, vIn) = TrainKernels.For(q) is { } fused && TrainKernels.MlaFits(q, kv, kRope, cos, sin, d)
+            ? TrainOps.MlaQkv(q, kv, kRope, cos, sin, d, qPrescale, rotary.Interleave, fused)
+            : ReferenceTrainKernels.PlainQkv(q, kv, kRope, cos, sin, d, qPrescale, x => rotary.Apply(x, cos, sin));
         var attn = mask is null
             ? nn.functional.scaled_dot_product_attention(qFull, k, vIn, is_casual: true)
             : nn.functional.scaled_dot_product_attention(qFull, k, vIn, attn_mask: mask);   // (B, h, T, v or qk)

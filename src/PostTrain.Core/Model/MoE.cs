@@ -127,11 +127,21 @@ public sealed class MoE : nn.Module<Tensor, Tensor>, IMoeLayer
                 else loads.add_(real);
             }
 
-        var xs = flat.index_select(0, tokenOf);                                     // (N*k, H)
+        // On CUDA the dispatch's backward and the weighted combine are per-token gathers in fused kernels
+        // (Kernels.TrainKernels: fp32 sums, no atomics, no fp32 (N*k, H) product); else HF's ops.
+        var fused = TrainKernels.For(flat) is { } tk && TrainKernels.MoeFits(flat, w, k) ? tk : null;
+        var pos = fused is null ? null : TrainOps.InverseOrder(order, B * T, k);   // (N, k) row of each choice
+        var xs = pos is null ? flat.index_select(0, tokenOf) : TrainOps.Dispatch(flat, tokenOf, pos, fused!);   // (N*k, H)
         var ys = experts.Forward(xs, counts, hostCounts);                           // (N*k, H)
-        var wSorted = w.reshape(-1).index_select(0, order).unsqueeze(-1);           // (N*k, 1) fp32
-        ys = ys * wSorted;                                                          // promotes to fp32 like HF
-        var routed = zeros(B * T, H, dtype: ys.dtype, device: x.device).index_add(0, tokenOf, ys, 1).to(x.dtype);
+        Tensor routed;
+        if (pos is not null && ys.dtype == x.dtype)
+            routed = TrainOps.Combine(ys, w, pos, fused!);                          // (N, H)
+        else
+        {
+            var wSorted = w.reshape(-1).index_select(0, order).unsqueeze(-1);       // (N*k, 1) fp32
+            ys = ys * wSorted;                                                      // promotes to fp32 like HF
+            routed = zeros(B * T, H, dtype: ys.dtype, device: x.device).index_add(0, tokenOf, ys, 1).to(x.dtype);
+        }
         var y = routed.view(B, T, H);
         if (shared_experts is not null) y = y + shared_experts.forward(x);
 

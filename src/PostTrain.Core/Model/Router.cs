@@ -81,7 +81,7 @@ public sealed class Router : nn.Module<Tensor, Tensor>
             return (fi.MoveToOuterDisposeScope(), fw.MoveToOuterDisposeScope(), fs.MoveToOuterDisposeScope());
         }
         var scores = c.ScoringFunc == "sigmoid" ? logits.sigmoid() : logits.softmax(-1);
-        var idx = RecomputeTape.Current is { } tape ? tape.Keep(() => Select(scores)) : Select(scores);   // (N, k)
+        var idx = RecomputeTape.Current is { } tape ? tape.Keep(() => Select(scores, logits)) : Select(scores, logits);   // (N, k)
         var w = GateWeights(scores, idx, c.NormTopkProb, c.RoutedScalingFactor);     // (N, k)
         return (idx.MoveToOuterDisposeScope(), w.MoveToOuterDisposeScope(), scores.MoveToOuterDisposeScope());
     }
@@ -123,11 +123,25 @@ public sealed class Router : nn.Module<Tensor, Tensor>
     }
 
     // The experts of each token, (N, k) int64: biased scores, group limit, selection filter, top-k; then replayed
-    // experts where ReplayExperts says so. Keeps LastChoice when asked.
-    private Tensor Select(Tensor scores)
+    // experts where ReplayExperts says so. Keeps LastChoice when asked. The choice itself takes no gradient, so on CUDA
+    // V3 routing without a selection filter chooses in the decode step's fused kernel (~16 kernels -> 1, the same
+    // experts: Kernels.DecodeKernels' self-check compares the sets exactly) also when training.
+    private Tensor Select(Tensor scores, Tensor logits)
     {
-        var idx = ChooseExperts(scores, c.UseCorrectionBias ? e_score_correction_bias : null, c.NGroup, c.TopkGroup,
-            c.NumExpertsPerTok, SelectionFilter);                                     // (N, k)
+        var bias = c.UseCorrectionBias ? e_score_correction_bias : null;
+        Tensor idx;
+        if (c.ScoringFunc == "sigmoid" && (c.UseCorrectionBias || c.NGroup == 1) && SelectionFilter is null
+            && PostTrain.Core.Kernels.DecodeKernels.RouterFits(c.NRoutedExperts, c.NGroup)
+            && PostTrain.Core.Kernels.DecodeKernels.For(logits) is { } fused)
+        {
+            using var noGrad = no_grad();
+            var (fi, fw, fs) = fused.RouterSelect(logits.detach(), bias?.to(logits.device), c.NGroup, c.TopkGroup, c.NumExpertsPerTok,
+                c.NormTopkProb, c.RoutedScalingFactor);
+            fw.Dispose();
+            fs.Dispose();
+            idx = fi;
+        }
+        else idx = ChooseExperts(scores, bias, c.NGroup, c.TopkGroup, c.NumExpertsPerTok, SelectionFilter);   // (N, k)
         if (KeepLastChoice || ReplayExperts is not null)
         {
             LastChoice?.Dispose();
