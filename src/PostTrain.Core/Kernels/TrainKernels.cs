@@ -465,8 +465,9 @@ internal sealed class MlaQkvFunction : MultiTensorFunction<MlaQkvFunction>
         Tensor dq, dkv, dkr;
         using (var scope = NewDisposeScope())
         {
-            // Q, K and V all feed SDPA, so each has a gradient.
-            (dq, dkv, dkr) = kernels.MlaQkvBackward(grads[0], grads[1], grads[2], saved[0], saved[1],
+            // Q, K and V all feed SDPA, so each has a gradient; the kernel reads any layout with a unit last stride.
+            static Tensor Unit(Tensor g) => g.stride(-1) == 1 ? g : g.contiguous();
+            (dq, dkv, dkr) = kernels.MlaQkvBackward(Unit(grads[0]), Unit(grads[1]), Unit(grads[2]), saved[0], saved[1],
                 (MlaHeads)ctx.get_data("heads"), (double)ctx.get_data("prescale"), (bool)ctx.get_data("interleave"));
             scope.Detach(dq, dkv, dkr);
         }
