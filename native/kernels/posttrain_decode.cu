@@ -43,9 +43,8 @@ using ptk::is_activation;
 using ptk::require;
 using ptk::to_f;
 
-// Rounds a float to T's precision and back (identity for float): the eager op's result dtype.
-template <typename T>
-__device__ __forceinline__ float rnd(float v) { return to_f(from_f<T>(v)); }
+using ptk::rnd;
+using ptk::rope_pair;
 
 template <typename T>
 __global__ void rope_kernel(const T* __restrict__ x, long sb, long sh, long st, const float* __restrict__ cosv,
@@ -63,10 +62,10 @@ __global__ void rope_kernel(const T* __restrict__ x, long sb, long sh, long st, 
     const float x1 = to_f(interleave ? xr[2 * j] : xr[j]);
     const float x2 = to_f(interleave ? xr[2 * j + 1] : xr[j + half]);
     const long angle = (b * steps + t) * half + j;  // cos/sin (B, 1, T, d/2)
-    const float c = rnd<T>(cosv[angle]), s = rnd<T>(sinv[angle]);
+    const float2 y = rope_pair<T>(x1, x2, cosv[angle], sinv[angle]);
     T* o = out + ((b * heads + hd) * steps + t) * dim;
-    o[j] = from_f<T>(__fsub_rn(rnd<T>(__fmul_rn(x1, c)), rnd<T>(__fmul_rn(x2, s))));
-    o[j + half] = from_f<T>(__fadd_rn(rnd<T>(__fmul_rn(x2, c)), rnd<T>(__fmul_rn(x1, s))));
+    o[j] = from_f<T>(y.x);
+    o[j + half] = from_f<T>(y.y);
   }
 }
 
@@ -235,9 +234,9 @@ __global__ void latent_append_kernel(const T* __restrict__ ckv, const W* __restr
   for (int j = threadIdx.x; j < half; j += blockDim.x) {
     const float x1 = to_f(interleave ? in[r + 2 * j] : in[r + j]);
     const float x2 = to_f(interleave ? in[r + 2 * j + 1] : in[r + j + half]);
-    const float c = rnd<T>(cosv[bt * half + j]), s = rnd<T>(sinv[bt * half + j]);
-    out[r + j] = from_f<T>(__fsub_rn(rnd<T>(__fmul_rn(x1, c)), rnd<T>(__fmul_rn(x2, s))));
-    out[r + j + half] = from_f<T>(__fadd_rn(rnd<T>(__fmul_rn(x2, c)), rnd<T>(__fmul_rn(x1, s))));
+    const float2 y = rope_pair<T>(x1, x2, cosv[bt * half + j], sinv[bt * half + j]);
+    out[r + j] = from_f<T>(y.x);
+    out[r + j + half] = from_f<T>(y.y);
   }
 }
 

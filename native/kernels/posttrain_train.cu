@@ -33,10 +33,9 @@ using ptk::from_f;
 using ptk::guarded;
 using ptk::is_activation;
 using ptk::require;
+using ptk::rnd;
+using ptk::rope_pair;
 using ptk::to_f;
-
-template <typename T>
-__device__ __forceinline__ float rnd(float v) { return to_f(from_f<T>(v)); }
 
 // Element i of rope(x) for a rope part x of `dim` values (halves, or interleaved pairs laid out evens-then-odds),
 // rounded after every op in T as the eager ops round; c, s: the angle tables of the row.
@@ -44,11 +43,8 @@ template <typename T>
 __device__ __forceinline__ float rope_at(const T* x, int i, int dim, bool interleave, const float* c, const float* s) {
   const int half = dim / 2;
   const int j = i < half ? i : i - half;
-  const float x1 = to_f(interleave ? x[2 * j] : x[j]);
-  const float x2 = to_f(interleave ? x[2 * j + 1] : x[j + half]);
-  const float cb = rnd<T>(c[j]), sb = rnd<T>(s[j]);
-  return i < half ? rnd<T>(__fsub_rn(rnd<T>(__fmul_rn(x1, cb)), rnd<T>(__fmul_rn(x2, sb))))
-                  : rnd<T>(__fadd_rn(rnd<T>(__fmul_rn(x2, cb)), rnd<T>(__fmul_rn(x1, sb))));
+  const float2 y = rope_pair<T>(to_f(interleave ? x[2 * j] : x[j]), to_f(interleave ? x[2 * j + 1] : x[j + half]), c[j], s[j]);
+  return i < half ? y.x : y.y;
 }
 
 // Element i (in the input layout) of rope^T(g) for a gradient g of the rotated layout, in fp32: with g1, g2 the halves,

@@ -96,4 +96,17 @@ __device__ __forceinline__ float from_f<float>(float v) { return v; }
 template <>
 __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
+// Rounds a float to T's precision and back (identity for float): the eager op's result dtype.
+template <typename T>
+__device__ __forceinline__ float rnd(float v) { return to_f(from_f<T>(v)); }
+
+// One rotary pair (x1, x2) at angle (cos, sin) as the eager ops compute it: cos and sin rounded to T, every product and
+// sum rounded to T. Returns (x1 c - x2 s, x2 c + x1 s), each already rounded.
+template <typename T>
+__device__ __forceinline__ float2 rope_pair(float x1, float x2, float cos, float sin) {
+  const float c = rnd<T>(cos), s = rnd<T>(sin);
+  return make_float2(rnd<T>(__fsub_rn(rnd<T>(__fmul_rn(x1, c)), rnd<T>(__fmul_rn(x2, s)))),
+                     rnd<T>(__fadd_rn(rnd<T>(__fmul_rn(x2, c)), rnd<T>(__fmul_rn(x1, s)))));
+}
+
 }  // namespace ptk

@@ -162,12 +162,8 @@ public static class DecodeKernels
         if (Environment.GetEnvironmentVariable(SwitchEnvVar) == "0") return (null, $"off ({SwitchEnvVar}=0)");
         var (native, error) = Library.Value;
         if (native is null) return (null, "off: " + error);
-        var failures = SelfCheckEach(native, ReferenceDecodeKernels.Instance, device);
-        if (failures.Count == 0) return (native, "on (self-check against the plain ops passed)");
-        var why = string.Join("; ", failures.Select(f => f.Value));
-        if (failures.Count == Kernels.Length) return (null, "off: self-check failed: " + why);
-        return (new PartialDecodeKernels(native, ReferenceDecodeKernels.Instance, failures.Keys.ToHashSet()),
-            $"on except {string.Join(", ", failures.Keys)} (plain ops there; self-check failed: {why})");
+        return PerKernelChecks.Decide<IDecodeKernels>(native, SelfCheckEach(native, ReferenceDecodeKernels.Instance, device), Kernels.Length,
+            off => new PartialDecodeKernels(native, ReferenceDecodeKernels.Instance, off));
     }
 
     /// <summary>The kernels, by the names the self-check reports them under.</summary>
@@ -183,7 +179,6 @@ public static class DecodeKernels
     /// its first failing case.</summary>
     public static IReadOnlyDictionary<string, string> SelfCheckEach(IDecodeKernels candidate, IDecodeKernels reference, Device device)
     {
-        var failures = new Dictionary<string, string>();
         var gen = new TorchSharp.torch.Generator(4321);   // CPU draws, then moved (TorchSharp's CUDA generator is a CPU one)
         Tensor Randn(params long[] shape) => randn(shape, generator: gen).to(device);
         var dtypes = new[] { ScalarType.Float32, ScalarType.BFloat16 };
@@ -296,29 +291,15 @@ public static class DecodeKernels
             return null;
         }
 
-        var checks = new Func<string?>[] { Rope, Softmax, Combine, Latent, Router, Sample };
-        for (int i = 0; i < checks.Length; i++)
-        {
-            using var scope = NewDisposeScope();
-            string? failure;
-            try { failure = checks[i](); }
-            catch (Exception e) when (e is InvalidOperationException or ExternalException or ArgumentException)
-            {
-                failure = $"{Kernels[i]}: {e.Message.Split('\n')[0]}";
-            }
-            if (failure is not null) failures[Kernels[i]] = failure;
-        }
-        return failures;
+        return PerKernelChecks.RunEach(Kernels, [Rope, Softmax, Combine, Latent, Router, Sample]);
     }
 
-    private static string? Differs(Tensor got, Tensor want, double tol) =>
-        got.dtype != want.dtype ? $"dtype {got.dtype} vs {want.dtype}" : FusedKernels.Differs(got, want, tol);
+    private static string? Differs(Tensor got, Tensor want, double tol) => PerKernelChecks.Differs(got, want, tol);
 }
 
 /// <summary>The native decode kernels through P/Invoke.</summary>
 internal sealed class NativeDecodeKernels : IDecodeKernels
 {
-    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate IntPtr LastErrorFn();
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int RopeFn(IntPtr x, IntPtr cos, IntPtr sin, IntPtr o, int interleave);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int SoftmaxFn(IntPtr scores, IntPtr bias, double scale, IntPtr probs);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int RouterFn(IntPtr logits, IntPtr bias, int groups, int topkGroup, int k, int normalize, double scaling, IntPtr scores, IntPtr indices, IntPtr weights);
@@ -326,7 +307,6 @@ internal sealed class NativeDecodeKernels : IDecodeKernels
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int SampleFn(IntPtr logits, IntPtr rowKeys, IntPtr step, long hostStep, uint lo, uint hi, uint s1, double temperature, IntPtr tokens, IntPtr logProbs);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int LatentFn(IntPtr ckv, IntPtr w, double eps, IntPtr cos, IntPtr sin, int interleave, IntPtr cache, IntPtr columns, long cursor);
 
-    private LastErrorFn lastError = null!;
     private RopeFn rope = null!;
     private SoftmaxFn softmax = null!;
     private RouterFn router = null!;
@@ -343,7 +323,6 @@ internal sealed class NativeDecodeKernels : IDecodeKernels
         {
             return (new NativeDecodeKernels
             {
-                lastError = Fn<LastErrorFn>("ptk_last_error"),
                 rope = Fn<RopeFn>("ptk_rope"),
                 softmax = Fn<SoftmaxFn>("ptk_masked_softmax"),
                 router = Fn<RouterFn>("ptk_router_select"),
@@ -358,10 +337,7 @@ internal sealed class NativeDecodeKernels : IDecodeKernels
         }
     }
 
-    private void Check(int rc, string what)
-    {
-        if (rc != 0) throw new InvalidOperationException($"decode kernel {what}: {Marshal.PtrToStringUTF8(lastError()) ?? ""}");
-    }
+    private static void Check(int rc, string what) => NativeKernelLibrary.Check(rc, $"decode kernel {what}");
 
     public Tensor Rope(Tensor x, Tensor cos, Tensor sin, bool interleave)
     {

@@ -117,7 +117,6 @@ public static class FusedKernels
 /// <summary>The native kernels through P/Invoke (TorchSharp tensor handles are at::Tensor pointers).</summary>
 internal sealed class NativeFusedKernels : IFusedKernels
 {
-    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate IntPtr LastErrorFn();
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int NormForwardFn(IntPtr x, IntPtr w, double eps, IntPtr y, IntPtr rstd);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int NormBlocksFn(long rows);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int NormBackwardFn(IntPtr dy, IntPtr x, IntPtr w, IntPtr rstd, IntPtr dx, IntPtr partial);
@@ -125,7 +124,6 @@ internal sealed class NativeFusedKernels : IFusedKernels
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int GluBackwardFn(IntPtr dh, IntPtr a, IntPtr b, IntPtr da, IntPtr db);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int XentFn(IntPtr z, IntPtr labels, long ignore, IntPtr dz, IntPtr loss);
 
-    private LastErrorFn lastError = null!;
     private NormForwardFn normForward = null!;
     private NormBlocksFn normBlocks = null!;
     private NormBackwardFn normBackward = null!;
@@ -142,7 +140,6 @@ internal sealed class NativeFusedKernels : IFusedKernels
         {
             return (new NativeFusedKernels
             {
-                lastError = Fn<LastErrorFn>("ptk_last_error"),
                 normForward = Fn<NormForwardFn>("ptk_rmsnorm_forward"),
                 normBlocks = Fn<NormBlocksFn>("ptk_rmsnorm_backward_blocks"),
                 normBackward = Fn<NormBackwardFn>("ptk_rmsnorm_backward"),
@@ -157,10 +154,7 @@ internal sealed class NativeFusedKernels : IFusedKernels
         }
     }
 
-    private void Check(int rc, string what)
-    {
-        if (rc != 0) throw new InvalidOperationException($"fused kernel {what}: {Marshal.PtrToStringUTF8(lastError()) ?? ""}");
-    }
+    private static void Check(int rc, string what) => NativeKernelLibrary.Check(rc, $"fused kernel {what}");
 
     public (Tensor Y, Tensor Rstd) RmsNormForward(Tensor x, Tensor w, double eps)
     {

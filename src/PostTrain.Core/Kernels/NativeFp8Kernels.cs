@@ -15,7 +15,6 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
     public const string CubinDirEnvVar = "POSTTRAIN_FP8_KERNELS_DIR";
     public const string MetadataFileName = "fp8_kernels.json";
 
-    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate IntPtr LastErrorFn();
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int QuantFn(IntPtr x, IntPtr q, IntPtr s);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int RequantFn(IntPtr xq, IntPtr xs, IntPtr q, IntPtr s);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int Quant2Fn(IntPtr x, IntPtr q, IntPtr s, IntPtr qt, IntPtr st);
@@ -24,7 +23,6 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
     private delegate int LoadKernelFn(int slot, int device, [MarshalAs(UnmanagedType.LPUTF8Str)] string path,
         [MarshalAs(UnmanagedType.LPUTF8Str)] string name, int warps, int shared, int parameters, int tile0, int tile1);
 
-    private LastErrorFn lastError = null!;
     private QuantFn quantRows = null!, quantCols = null!, quantBlocks = null!;
     private Quant2Fn quantBlocks2 = null!;
     private RequantFn requantCols = null!;
@@ -49,7 +47,6 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
         {
             return (new NativeFp8Kernels
             {
-                lastError = Fn<LastErrorFn>("ptk_last_error"),
                 quantRows = Fn<QuantFn>("ptk_fp8_quant_rows"),
                 quantCols = Fn<QuantFn>("ptk_fp8_quant_cols"),
                 quantBlocks = Fn<QuantFn>("ptk_fp8_quant_blocks"),
@@ -91,10 +88,7 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
             Check(loadKernel(k.Slot, device, k.Path, k.Name, k.Warps, k.Shared, k.Parameters, k.Tile0, k.Tile1), $"load {Path.GetFileName(k.Path)}");
     }
 
-    private void Check(int rc, string what)
-    {
-        if (rc != 0) throw new InvalidOperationException($"fp8 kernel {what}: {Marshal.PtrToStringUTF8(lastError()) ?? ""}");
-    }
+    private static void Check(int rc, string what) => NativeKernelLibrary.Check(rc, $"fp8 kernel {what}");
 
     public (Tensor Q, Tensor Scale) QuantRows(Tensor x)
     {

@@ -184,12 +184,8 @@ public static class TrainKernels
         if (Environment.GetEnvironmentVariable(SwitchEnvVar) == "0") return (null, $"off ({SwitchEnvVar}=0)");
         var (native, error) = Library.Value;
         if (native is null) return (null, "off: " + error);
-        var failures = SelfCheckEach(native, ReferenceTrainKernels.Instance, device);
-        if (failures.Count == 0) return (native, "on (self-check against the plain ops passed)");
-        var why = string.Join("; ", failures.Select(f => f.Value));
-        if (failures.Count == Kernels.Length) return (null, "off: self-check failed: " + why);
-        return (new PartialTrainKernels(native, ReferenceTrainKernels.Instance, failures.Keys.ToHashSet()),
-            $"on except {string.Join(", ", failures.Keys)} (plain ops there; self-check failed: {why})");
+        return PerKernelChecks.Decide<ITrainKernels>(native, SelfCheckEach(native, ReferenceTrainKernels.Instance, device), Kernels.Length,
+            off => new PartialTrainKernels(native, ReferenceTrainKernels.Instance, off));
     }
 
     /// <summary>The kernels, by the names the self-check reports them under.</summary>
@@ -200,7 +196,6 @@ public static class TrainKernels
     /// and halves rotary, a query prescale, cos/sin per row and broadcast, a strided k_rope and strided gradients.</summary>
     public static IReadOnlyDictionary<string, string> SelfCheckEach(ITrainKernels candidate, ITrainKernels reference, Device device)
     {
-        var failures = new Dictionary<string, string>();
         var gen = new TorchSharp.torch.Generator(8765);   // CPU draws, then moved (TorchSharp's CUDA generator is a CPU one)
         Tensor Randn(params long[] shape) => randn(shape, generator: gen).to(device);
         var dtypes = new[] { ScalarType.Float32, ScalarType.BFloat16 };
@@ -279,36 +274,21 @@ public static class TrainKernels
             return null;
         }
 
-        var checks = new Func<string?>[] { Mla, Combine, Gather };
-        for (int i = 0; i < checks.Length; i++)
-        {
-            using var scope = NewDisposeScope();
-            string? failure;
-            try { failure = checks[i](); }
-            catch (Exception e) when (e is InvalidOperationException or ExternalException or ArgumentException)
-            {
-                failure = $"{Kernels[i]}: {e.Message.Split('\n')[0]}";
-            }
-            if (failure is not null) failures[Kernels[i]] = failure;
-        }
-        return failures;
+        return PerKernelChecks.RunEach(Kernels, [Mla, Combine, Gather]);
     }
 
-    private static string? Differs(Tensor got, Tensor want, double tol) =>
-        got.dtype != want.dtype ? $"dtype {got.dtype} vs {want.dtype}" : FusedKernels.Differs(got, want, tol);
+    private static string? Differs(Tensor got, Tensor want, double tol) => PerKernelChecks.Differs(got, want, tol);
 }
 
 /// <summary>The native training kernels through P/Invoke.</summary>
 internal sealed class NativeTrainKernels : ITrainKernels
 {
-    [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate IntPtr LastErrorFn();
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int MlaForwardFn(IntPtr q, IntPtr kv, IntPtr kr, IntPtr cos, IntPtr sin, int heads, int nope, int rope, int vdim, double prescale, int interleave, IntPtr Q, IntPtr K, IntPtr V);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int MlaBackwardFn(IntPtr dQ, IntPtr dK, IntPtr dV, IntPtr cos, IntPtr sin, int nope, int vdim, double prescale, int interleave, IntPtr dq, IntPtr dkv, IntPtr dkr);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int CombineFn(IntPtr ys, IntPtr w, IntPtr pos, IntPtr y);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int CombineBackwardFn(IntPtr dy, IntPtr ys, IntPtr w, IntPtr pos, IntPtr dys, IntPtr dw);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int GatherFn(IntPtr dxs, IntPtr pos, IntPtr dx);
 
-    private LastErrorFn lastError = null!;
     private MlaForwardFn mlaForward = null!;
     private MlaBackwardFn mlaBackward = null!;
     private CombineFn combine = null!;
@@ -324,7 +304,6 @@ internal sealed class NativeTrainKernels : ITrainKernels
         {
             return (new NativeTrainKernels
             {
-                lastError = Fn<LastErrorFn>("ptk_last_error"),
                 mlaForward = Fn<MlaForwardFn>("ptk_mla_qkv_forward"),
                 mlaBackward = Fn<MlaBackwardFn>("ptk_mla_qkv_backward"),
                 combine = Fn<CombineFn>("ptk_moe_combine"),
@@ -338,10 +317,7 @@ internal sealed class NativeTrainKernels : ITrainKernels
         }
     }
 
-    private void Check(int rc, string what)
-    {
-        if (rc != 0) throw new InvalidOperationException($"train kernel {what}: {Marshal.PtrToStringUTF8(lastError()) ?? ""}");
-    }
+    private static void Check(int rc, string what) => NativeKernelLibrary.Check(rc, $"train kernel {what}");
 
     public (Tensor Q, Tensor K, Tensor V) MlaQkv(Tensor q, Tensor kv, Tensor kRope, Tensor cos, Tensor sin, MlaHeads d, double prescale, bool interleave)
     {
