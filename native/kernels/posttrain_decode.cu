@@ -310,9 +310,7 @@ extern "C" {
 // out (B, h, T, d) contiguous in x's dtype.
 int ptk_rope(void* xh, void* ch, void* sh, void* oh, int interleave) {
   return guarded([&] {
-    require(xh != nullptr, "x: null tensor");
-    const auto& x = *static_cast<at::Tensor*>(xh);
-    require(x.defined() && x.is_cuda() && x.dim() == 4 && x.stride(3) == 1, "rope: x must be a CUDA (B, h, T, d) tensor with unit stride in d");
+    const auto& x = ptk::strided_arg(xh, "rope: x (B, h, T, d)", 4);
     const auto& c = T_(ch, "cos");
     const auto& s = T_(sh, "sin");
     const auto& out = T_(oh, "out");

@@ -35,6 +35,7 @@ using ptk::is_activation;
 using ptk::require;
 using ptk::rnd;
 using ptk::rope_pair;
+using ptk::strided_arg;
 using ptk::to_f;
 
 // Element i of rope(x) for a rope part x of `dim` values (halves, or interleaved pairs laid out evens-then-odds),
@@ -191,15 +192,6 @@ __global__ void moe_gather_sum_kernel(const T* __restrict__ dxs, const long* __r
 }
 
 const at::Tensor& T_(void* h, const char* name) { return ptk::tensor_arg(h, name); }
-
-// A CUDA tensor of `dims` dimensions with unit stride in the last one (any other strides).
-const at::Tensor& strided_arg(void* handle, const char* name, int64_t dims) {
-  require(handle != nullptr, std::string(name) + ": null tensor");
-  const auto& t = *static_cast<at::Tensor*>(handle);
-  require(t.defined() && t.is_cuda() && t.dim() == dims && t.stride(dims - 1) == 1,
-          std::string(name) + ": must be a CUDA tensor of " + std::to_string(dims) + " dims with unit stride in the last");
-  return t;
-}
 
 Strided4 strides_of(const at::Tensor& t) { return {t.stride(0), t.stride(1), t.stride(2)}; }
 

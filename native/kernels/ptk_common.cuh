@@ -51,6 +51,16 @@ inline const at::Tensor& tensor_arg(void* handle, const char* name) {
   return t;
 }
 
+// A TorchSharp tensor handle that must be a defined CUDA tensor of `dims` dimensions with unit stride in the last one
+// (any other strides: views such as a narrow of the last dim or a transpose of the others).
+inline const at::Tensor& strided_arg(void* handle, const char* name, int64_t dims) {
+  require(handle != nullptr, std::string(name) + ": null tensor");
+  const auto& t = *static_cast<at::Tensor*>(handle);
+  require(t.defined() && t.is_cuda() && t.dim() == dims && t.stride(dims - 1) == 1,
+          std::string(name) + ": must be a CUDA tensor of " + std::to_string(dims) + " dims with unit stride in the last");
+  return t;
+}
+
 // float32 or bfloat16: the activation dtypes the kernels take.
 inline bool is_activation(const at::Tensor& t) {
   return t.scalar_type() == c10::ScalarType::Float || t.scalar_type() == c10::ScalarType::BFloat16;

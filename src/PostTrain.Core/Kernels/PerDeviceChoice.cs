@@ -37,12 +37,7 @@ internal sealed class PerDeviceChoice<T>(string label, Func<Device, int, (T? Ker
     {
         var previous = cpuOverride.Value;
         cpuOverride.Value = kernels;
-        return new Restore(() => cpuOverride.Value = previous);
-    }
-
-    private sealed class Restore(Action undo) : IDisposable
-    {
-        public void Dispose() => undo();
+        return new PostTrain.Core.Runtime.OnDispose(() => cpuOverride.Value = previous);
     }
 
     public IReadOnlyDictionary<int, string> Status => perDevice.ToDictionary(p => p.Key, p => p.Value.Status);

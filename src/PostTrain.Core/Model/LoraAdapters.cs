@@ -166,7 +166,7 @@ public sealed class LoraAdapters : nn.Module
     public IDisposable Disabled()
     {
         Remove();
-        return new Restore(Reattach);
+        return new PostTrain.Core.Runtime.OnDispose(Reattach);
     }
 
     /// <summary>Until disposed, the adapters are folded into the base weights (W + (alpha / r) B A, computed in fp32 and
@@ -190,7 +190,7 @@ public sealed class LoraAdapters : nn.Module
             w.copy_(w.to(ScalarType.Float32) + a.Delta());
         }
         Remove();
-        return new Restore(() =>
+        return new PostTrain.Core.Runtime.OnDispose(() =>
         {
             using var noGrad = no_grad();
             var weights = targets.Select(t => (Tensor)t.Layer.Weight).Concat(expertTargets.Select(t => (Tensor)StackOf(t.Layer, t.Proj)));
@@ -201,16 +201,6 @@ public sealed class LoraAdapters : nn.Module
             }
             Reattach();
         });
-    }
-
-    private sealed class Restore(Action undo) : IDisposable
-    {
-        private Action? _undo = undo;
-        public void Dispose()
-        {
-            _undo?.Invoke();
-            _undo = null;
-        }
     }
 
     /// <summary>Removes the adapters from the model's layers (the base model computes alone again).</summary>

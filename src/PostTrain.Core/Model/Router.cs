@@ -66,10 +66,7 @@ public sealed class Router : nn.Module<Tensor, Tensor>
         var logits = nn.functional.linear(x.to(ScalarType.Float32), weight.to(ScalarType.Float32)); // (N, E)
         // Decode and other no-grad forwards on CUDA: one fused kernel from the logits (Kernels.DecodeKernels), for V3
         // routing without a selection filter, replay or recompute tape.
-        if (!is_grad_enabled() && c.ScoringFunc == "sigmoid" && (c.UseCorrectionBias || c.NGroup == 1)
-            && SelectionFilter is null && ReplayExperts is null
-            && RecomputeTape.Current is null && PostTrain.Core.Kernels.DecodeKernels.RouterFits(c.NRoutedExperts, c.NGroup)
-            && PostTrain.Core.Kernels.DecodeKernels.For(logits) is { } fused)
+        if (!is_grad_enabled() && ReplayExperts is null && RecomputeTape.Current is null && SelectKernel(logits) is { } fused)
         {
             var (fi, fw, fs) = fused.RouterSelect(logits, e_score_correction_bias?.to(logits.device), c.NGroup, c.TopkGroup,
                 c.NumExpertsPerTok, c.NormTopkProb, c.RoutedScalingFactor);
@@ -122,6 +119,14 @@ public sealed class Router : nn.Module<Tensor, Tensor>
         return choice.topk(k, dim: -1, sorted: false).indexes.MoveToOuterDisposeScope();   // (N, k)
     }
 
+    // The decode step's router kernel when it computes this router's choice (V3 sigmoid routing, a correction bias or
+    // one group, no selection filter) on logits' device, else null.
+    private PostTrain.Core.Kernels.IDecodeKernels? SelectKernel(Tensor logits) =>
+        c.ScoringFunc == "sigmoid" && (c.UseCorrectionBias || c.NGroup == 1) && SelectionFilter is null
+        && PostTrain.Core.Kernels.DecodeKernels.RouterFits(c.NRoutedExperts, c.NGroup)
+            ? PostTrain.Core.Kernels.DecodeKernels.For(logits)
+            : null;
+
     // The experts of each token, (N, k) int64: biased scores, group limit, selection filter, top-k; then replayed
     // experts where ReplayExperts says so. Keeps LastChoice when asked. The choice itself takes no gradient, so on CUDA
     // V3 routing without a selection filter chooses in the decode step's fused kernel (~16 kernels -> 1, the same
@@ -130,9 +135,7 @@ public sealed class Router : nn.Module<Tensor, Tensor>
     {
         var bias = c.UseCorrectionBias ? e_score_correction_bias : null;
         Tensor idx;
-        if (c.ScoringFunc == "sigmoid" && (c.UseCorrectionBias || c.NGroup == 1) && SelectionFilter is null
-            && PostTrain.Core.Kernels.DecodeKernels.RouterFits(c.NRoutedExperts, c.NGroup)
-            && PostTrain.Core.Kernels.DecodeKernels.For(logits) is { } fused)
+        if (SelectKernel(logits) is { } fused)
         {
             using var noGrad = no_grad();
             var (fi, fw, fs) = fused.RouterSelect(logits.detach(), bias?.to(logits.device), c.NGroup, c.TopkGroup, c.NumExpertsPerTok,

@@ -78,17 +78,12 @@ internal sealed class RecomputeTape : IDisposable
     {
         var previous = current;
         current = this;
-        return new Exit(() => current = previous);
+        return new PostTrain.Core.Runtime.OnDispose(() => current = previous);
     }
 
     public void Dispose()
     {
         foreach (var t in kept) t.Dispose();
         foreach (var t in side) t.Dispose();
-    }
-
-    private sealed class Exit(Action exit) : IDisposable
-    {
-        public void Dispose() => exit();
     }
 }

@@ -27,7 +27,7 @@ public static class CausalLmRun
             Consolidate = () =>
             {
                 consolidated = ExpertParallelCheckpoint.Consolidate(model);
-                return new Release(() =>
+                return new PostTrain.Core.Runtime.OnDispose(() =>
                 {
                     foreach (var (name, t) in consolidated) if (ExpertParallelCheckpoint.IsExpert(name)) t.Dispose();
                     consolidated = null;
@@ -47,8 +47,4 @@ public static class CausalLmRun
     private static ScalarType StoredDtype(DeepSeekForCausalLM model) =>
         model.parameters().Any(p => p.dtype == ScalarType.BFloat16) ? ScalarType.BFloat16 : ScalarType.Float32;
 
-    private sealed class Release(Action release) : IDisposable
-    {
-        public void Dispose() => release();
-    }
 }
