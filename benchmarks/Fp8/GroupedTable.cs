@@ -2,6 +2,7 @@
 // counts around the mean tokens per expert, one expert empty):
 //   grouped GEMMs alone, TFLOP/s: bf16 torch._grouped_mm vs the native FP8 grouped GEMMs (Triton cubins) on
 //   pre-quantised operands, and with their quantisation (native kernels), for Fprop, Dgrad and Wgrad;
+//   each quantiser in GB/s against a bf16 copy of its input in the same run;
 //   the experts' forward+backward, ms: bf16 _grouped_mm vs FP8 per-expert _scaled_mm loop vs FP8 native grouped;
 //   the whole SwiGLU FFN forward+backward, ms: bf16 (three _grouped_mm) vs FP8 as three grouped linears vs FP8 as one
 //   function in one padded layout (Fp8.ExpertsFp8).
@@ -55,6 +56,8 @@ internal static class GroupedTable
             }
         }
 
+        if (native is not null) QuantTable(native, cases, time);
+
         Console.WriteLine();
         Console.WriteLine($"{"routed experts forward+backward",-40} {"T",6} {"N",6} {"K",6} {"bf16 ms",9} {"fp8 loop ms",11} {"x",5} {"fp8 grouped ms",14} {"x",5}");
         foreach (var c in cases)
@@ -91,6 +94,52 @@ internal static class GroupedTable
             }
         }
         foreach (var c in cases) c.Dispose();
+    }
+
+    /// <summary>Only the quantiser table (fp8bench quant).</summary>
+    public static void RunQuant(Device device, Generator gen, double scaleRows, Func<Func<Tensor>, double> time)
+    {
+        var (native, why) = device.type == DeviceType.CUDA ? Fp8Kernels.Native(device) : (ReferenceFp8Kernels.Instance, null);
+        if (native is null)
+        {
+            Console.WriteLine($"Grouped FP8 kernels: unavailable ({why}).");
+            return;
+        }
+        var cases = RoutedCases(device, gen, scaleRows);
+        QuantTable(native, cases, time);
+        foreach (var c in cases) c.Dispose();
+    }
+
+    // Each quantiser on the routed cases' operands (the padded expert layout, bf16 in), in GB/s of bytes read and
+    // written, against a bf16 copy of the same input in the same run (what a memory-bound pass can reach here).
+    private static void QuantTable(IFp8Kernels k, List<Case> cases, Func<Func<Tensor>, double> time)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"{"quantiser (bf16 in, fp8 + fp32 scales out)",-62} {"rows",7} {"cols",6} {"ms",8} {"GB/s",7} {"copy GB/s",9} {"x copy",6}");
+        foreach (var c in cases)
+        {
+            using var scope = NewDisposeScope();
+            var xp = c.Layout.Scatter(c.X.to(ScalarType.BFloat16));
+            var w16 = c.W.to(ScalarType.BFloat16);
+            var (qx, sx) = k.QuantRows(xp);
+            long r = xp.shape[0], n = xp.shape[1], np = qx.shape[1];
+            var rows = new (string What, long Rows, long Cols, double Bytes, Tensor Input, Func<Tensor> Run)[]
+            {
+                ("rows 1x128 (Fprop/Dgrad operand)", r, n, 2.0 * r * n + r * np + 4.0 * r * np / 128, xp, () => k.QuantRows(xp).Q),
+                ("columns 1x128, transposed (Wgrad)", r, n, 2.0 * r * n + r * np + 4.0 * r * np / 128, xp, () => k.QuantColumns(xp).Q),
+                ("requant fp8 -> transposed (Wgrad)", r, np, 1.0 * r * np + 4.0 * r * np / 128 + r * np + 4.0 * r * np / 128, qx, () => k.RequantColumns(qx, sx).Q),
+                ("weight blocks 128x128 + transpose", w16.shape[0] * w16.shape[1], w16.shape[2], 2.0 * w16.numel() + 2.0 * w16.numel(), w16, () => k.QuantBlocksBoth(w16).Q),
+            };
+            foreach (var (what, rr, cc, bytes, input, run) in rows)
+            {
+                double tq = time(run);
+                var dst = empty_like(input);
+                double tc = time(() => dst.copy_(input));
+                double copyBytes = 2.0 * input.numel() * input.element_size();
+                double gq = bytes / tq / 1e9, gc = copyBytes / tc / 1e9;
+                Console.WriteLine($"{c.Name + " " + what,-62} {rr,7} {cc,6} {tq * 1e3,8:F3} {gq,7:F0} {gc,9:F0} {gq / gc,6:F2}");
+            }
+        }
     }
 
     // Seconds of forward + backward from dy, the gradients of `leaves` zeroed after each pass.

@@ -18,9 +18,14 @@ int iters = (int)Option("--iters", onCuda ? 20 : 1);
 
 if (mode == "check")
     return Fp8SelfCheck.Run(device) ? 0 : 1;
+if (mode == "quant")
+{
+    PostTrain.Benchmarks.Fp8Tables.GroupedTable.RunQuant(device, new Generator(7), (double)tokens / Fp8BenchShapes.Tokens, Time);
+    return 0;
+}
 if (mode != "bench")
 {
-    Console.Error.WriteLine($"fp8bench: unknown mode '{mode}' (bench | check).");
+    Console.Error.WriteLine($"fp8bench: unknown mode '{mode}' (bench | check | quant).");
     return 2;
 }
 

@@ -115,79 +115,111 @@ bool vector_ok(const at::Tensor& t, long cols, int n) {
   return cols % n == 0 && reinterpret_cast<uintptr_t>(t.data_ptr()) % (n * sizeof(T)) == 0;
 }
 
-// One warp per 1x128 tile, 4 consecutive columns per lane (one 8- or 16-byte load); 8 tiles per 256-thread block.
+// Half a warp per 1x128 tile, 8 consecutive columns per lane (one 16-byte load for bfloat16, two for float32, one
+// 8-byte store); two tiles per warp, 16 per 256-thread block. Lanes past the last tile join the shuffles on zeros and
+// store nothing (the reductions need the whole warp).
 template <typename T>
-__global__ void quant_rows_kernel(const T* __restrict__ x, uint8_t* __restrict__ q, float* __restrict__ s, long rows,
-                                  int cols, int tiles_per_row, bool vec) {
-  const long tile = (static_cast<long>(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
-  const int lane = threadIdx.x & 31;
-  if (tile >= rows * tiles_per_row) return;
-  const long row = tile / tiles_per_row;
-  const int col0 = static_cast<int>(tile % tiles_per_row) * kTile + lane * 4;
-  float v[4];
-  load_run<4>(x + row * cols, col0, cols, vec, v);
+__global__ void __launch_bounds__(256) quant_rows_kernel(const T* __restrict__ x, uint8_t* __restrict__ q,
+                                                         float* __restrict__ s, long rows, int cols, int tiles_per_row,
+                                                         bool vec) {
+  const long tile = (static_cast<long>(blockIdx.x) * blockDim.x + threadIdx.x) / 16;
+  const int sub = threadIdx.x & 15;
+  const bool live = tile < rows * tiles_per_row;
+  const long row = live ? tile / tiles_per_row : 0;
+  const int col0 = live ? static_cast<int>(tile % tiles_per_row) * kTile + sub * 8 : 0;
+  float v[8];
+  if (live) {
+    load_run<8>(x + row * cols, col0, cols, vec, v);
+  } else {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = 0.f;
+  }
   float amax = 0.f;
   bool nan = false;
 #pragma unroll
-  for (int j = 0; j < 4; ++j) {
+  for (int j = 0; j < 8; ++j) {
     amax = fmaxf(amax, fabsf(v[j]));
     nan |= isnan(v[j]);
   }
-  const float scale = scale_of(warp_max(amax), __any_sync(0xffffffffu, nan));
+  for (int o = 8; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));  // within the half
+  const unsigned nans = __ballot_sync(0xffffffffu, nan);
+  const bool tile_nan = ((nans >> (threadIdx.x & 16)) & 0xffffu) != 0;
+  if (!live) return;
+  const float scale = scale_of(amax, tile_nan);
   const long padded = static_cast<long>(tiles_per_row) * kTile;
-  *reinterpret_cast<uint32_t*>(q + row * padded + col0) = static_cast<uint32_t>(pack_e4m3(v, scale));
-  if (lane == 0) s[tile] = scale;
+  *reinterpret_cast<uint64_t*>(q + row * padded + col0) = pack_e4m3(v, scale);
+  if (sub == 0) s[tile] = scale;
 }
 
-// x (M, N) -> q (Np, M) with 1x128 tiles along M. A block takes 128 rows x 32 columns of x through shared memory:
-// coalesced reads along N, then each warp quantises 4 of the 32 columns (4 rows per lane) and writes them as rows of q.
-// The source of quant_cols: a float32 / bfloat16 tensor, or an FP8 tensor with 1x128 tile scales along its rows
-// (dequantised on the fly: the weight gradient re-quantises the forward's FP8 activations transposed, as DeepSeek-V3
-// does, without an FP32 copy).
+// The source of quant_cols, read 8 consecutive columns of one row at a time (col a multiple of 8): a float32 /
+// bfloat16 tensor (vector loads where `vec`: cols a multiple of 8 and the base aligned; zeros past the last column),
+// or an FP8 tensor with 1x128 tile scales along its rows, dequantised on the fly (the weight gradient re-quantises the
+// forward's FP8 activations transposed, as DeepSeek-V3 does, without an FP32 copy; cols is a multiple of 128 there, so
+// the 8 values are one 8-byte load inside one scale tile).
 template <typename T>
 struct PlainSource {
   const T* x;
-  __device__ __forceinline__ float operator()(long row, int col, int cols) const { return to_f(x[row * cols + col]); }
+  bool vec;
+  __device__ __forceinline__ void load8(long row, int col, int cols, float (&v)[8]) const {
+    load_run<8>(x + row * cols, col, cols, vec, v);
+  }
 };
 
 struct Fp8TileSource {
   const uint8_t* q;
   const float* s;
-  __device__ __forceinline__ float operator()(long row, int col, int cols) const {
-    const __half_raw h = __nv_cvt_fp8_to_halfraw(static_cast<__nv_fp8_storage_t>(q[row * cols + col]), __NV_E4M3);
-    return __half2float(__half(h)) * s[row * (cols / kTile) + col / kTile];
+  __device__ __forceinline__ void load8(long row, int col, int cols, float (&v)[8]) const {
+    const uint2 u = *reinterpret_cast<const uint2*>(q + row * cols + col);
+    const float scale = s[row * (cols / kTile) + col / kTile];
+    const uint8_t* b = reinterpret_cast<const uint8_t*>(&u);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const __half_raw h = __nv_cvt_fp8_to_halfraw(static_cast<__nv_fp8_storage_t>(b[j]), __NV_E4M3);
+      v[j] = __half2float(__half(h)) * scale;
+    }
   }
 };
 
+// x (M, N) -> q (Np, M) with 1x128 tiles along M. A 256-thread block takes 128 rows x 64 columns of x: each thread
+// reads 8 consecutive columns of 4 rows (8 threads cover a 64-column row segment, so a warp reads four contiguous
+// runs) into shared memory, transposed; then each warp quantises 8 of the 64 columns, a lane holding rows lane,
+// lane + 32, lane + 64, lane + 96 (conflict-free shared reads), and writes them as 128 consecutive bytes of a row of q.
+constexpr int kColsPerBlock = 64;
+
 template <typename Source>
-__global__ void quant_cols_kernel(Source source, uint8_t* __restrict__ q, float* __restrict__ s, int rows, int cols) {
-  __shared__ float tile[kTile][33];
-  const int tx = threadIdx.x, ty = threadIdx.y;  // (32, 8)
+__global__ void __launch_bounds__(256) quant_cols_kernel(Source source, uint8_t* __restrict__ q,
+                                                         float* __restrict__ s, int rows, int cols) {
+  __shared__ float tile[kColsPerBlock][kTile + 1];  // [column][row]
+  const int t = threadIdx.x;
   const long m0 = static_cast<long>(blockIdx.y) * kTile;
-  const int n0 = blockIdx.x * 32;
-  for (int r = ty; r < kTile; r += 8) {
-    const int n = n0 + tx;
-    tile[r][tx] = n < cols ? source(m0 + r, n, cols) : 0.f;
+  const int n0 = blockIdx.x * kColsPerBlock;
+  const int c8 = (t & 7) * 8;
+#pragma unroll
+  for (int r = t >> 3; r < kTile; r += 32) {
+    float v[8];
+    source.load8(m0 + r, n0 + c8, cols, v);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) tile[c8 + j][r] = v[j];
   }
   __syncthreads();
+  const int warp = t >> 5, lane = t & 31;
   const int m_tiles = rows / kTile;
-  for (int c = ty; c < 32; c += 8) {
+  for (int c = warp; c < kColsPerBlock; c += 8) {
     float v[4];
     float amax = 0.f;
     bool nan = false;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      v[j] = tile[tx * 4 + j][c];
+      v[j] = tile[c][lane + 32 * j];
       amax = fmaxf(amax, fabsf(v[j]));
       nan |= isnan(v[j]);
     }
     const float scale = scale_of(warp_max(amax), __any_sync(0xffffffffu, nan));
-    uint32_t packed = 0;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) packed |= static_cast<uint32_t>(to_e4m3(v[j], scale)) << (8 * j);
     const long n = n0 + c;
-    *reinterpret_cast<uint32_t*>(q + n * rows + m0 + tx * 4) = packed;
-    if (tx == 0) s[n * m_tiles + blockIdx.y] = scale;
+    uint8_t* out = q + n * rows + m0;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) out[lane + 32 * j] = to_e4m3(v[j], scale);
+    if (lane == 0) s[n * m_tiles + blockIdx.y] = scale;
   }
 }
 
@@ -420,14 +452,14 @@ int ptk_fp8_quant_rows(void* xh, void* qh, void* sh) {
     c10::cuda::CUDAGuard guard(x.device());
     auto stream = c10::cuda::getCurrentCUDAStream();
     const int tiles_per_row = static_cast<int>(padded / kTile);
-    const long warps = rows * tiles_per_row;
-    const long blocks = (warps + 7) / 8;
+    const long halves = rows * tiles_per_row;  // half-warps, one per tile
+    const long blocks = (halves + 15) / 16;
     require(blocks < (1L << 31), "fp8_quant_rows: too many tiles");
     dispatch(x.scalar_type(), [&](auto t) {
       using T = decltype(t);
       quant_rows_kernel<T><<<static_cast<unsigned>(blocks), 256, 0, stream>>>(
           static_cast<const T*>(x.data_ptr()), static_cast<uint8_t*>(q.data_ptr()), s.data_ptr<float>(), rows,
-          static_cast<int>(cols), tiles_per_row, vector_ok<T>(x, cols, 4));
+          static_cast<int>(cols), tiles_per_row, vector_ok<T>(x, cols, 8));
     });
     check_launch("fp8_quant_rows");
   });
@@ -450,12 +482,12 @@ int ptk_fp8_quant_cols(void* xh, void* qh, void* sh) {
     if (rows == 0 || cols == 0) return;
     c10::cuda::CUDAGuard guard(x.device());
     auto stream = c10::cuda::getCurrentCUDAStream();
-    const dim3 grid(static_cast<unsigned>(padded / 32), static_cast<unsigned>(rows / kTile));
+    const dim3 grid(static_cast<unsigned>(padded / kColsPerBlock), static_cast<unsigned>(rows / kTile));
     dispatch(x.scalar_type(), [&](auto t) {
       using T = decltype(t);
-      quant_cols_kernel<<<grid, dim3(32, 8), 0, stream>>>(PlainSource<T>{static_cast<const T*>(x.data_ptr())},
-                                                           static_cast<uint8_t*>(q.data_ptr()), s.data_ptr<float>(),
-                                                           static_cast<int>(rows), static_cast<int>(cols));
+      quant_cols_kernel<<<grid, 256, 0, stream>>>(
+          PlainSource<T>{static_cast<const T*>(x.data_ptr()), vector_ok<T>(x, cols, 8)},
+          static_cast<uint8_t*>(q.data_ptr()), s.data_ptr<float>(), static_cast<int>(rows), static_cast<int>(cols));
     });
     check_launch("fp8_quant_cols");
   });
@@ -481,11 +513,12 @@ int ptk_fp8_requant_cols(void* xqh, void* xsh, void* qh, void* sh) {
     require(q.dim() == 2 && q.size(0) == cols && q.size(1) == rows && s.dim() == 2 && s.size(0) == cols
                 && s.size(1) == rows / kTile,
             "fp8_requant_cols: q " + shape_of(q) + " / s " + shape_of(s) + " do not fit xq " + shape_of(xq));
+    require(reinterpret_cast<uintptr_t>(xq.data_ptr()) % 8 == 0, "fp8_requant_cols: xq data not 8-byte aligned");
     if (rows == 0 || cols == 0) return;
     c10::cuda::CUDAGuard guard(xq.device());
     auto stream = c10::cuda::getCurrentCUDAStream();
-    const dim3 grid(static_cast<unsigned>(cols / 32), static_cast<unsigned>(rows / kTile));
-    quant_cols_kernel<<<grid, dim3(32, 8), 0, stream>>>(
+    const dim3 grid(static_cast<unsigned>(cols / kColsPerBlock), static_cast<unsigned>(rows / kTile));
+    quant_cols_kernel<<<grid, 256, 0, stream>>>(
         Fp8TileSource{static_cast<const uint8_t*>(xq.data_ptr()), xs.data_ptr<float>()},
         static_cast<uint8_t*>(q.data_ptr()), s.data_ptr<float>(), static_cast<int>(rows), static_cast<int>(cols));
     check_launch("fp8_requant_cols");

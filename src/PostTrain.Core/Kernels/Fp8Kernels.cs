@@ -3,7 +3,7 @@
 // self-check on that device passed; otherwise null, and the experts keep the per-expert _scaled_mm loop
 // (Fp8GroupedFunction). Self-check (once per device, at first use, which is an eager step): every kernel against
 // ReferenceFp8Kernels on the same device and inputs: quantisers bit for bit (float32 and bfloat16 inputs, widths that
-// are and are not multiples of 128, an all-zero tile, a NaN), both grouped GEMMs on identical FP8 operands (N != K, an expert with no rows,
+// are and are not multiples of 128 or of 8, an all-zero tile, a NaN), both grouped GEMMs on identical FP8 operands (N != K, an expert with no rows,
 // padding blocks) within the FP8 tensor cores' accumulation error. A failure prints why once and keeps the loop.
 // POSTTRAIN_FP8_KERNELS=0 turns the kernels off.
 using System.Runtime.InteropServices;
@@ -76,7 +76,7 @@ public static class Fp8Kernels
             // CUDA then refuses it (the first GPU run disabled every native kernel this way).
             var gen = new TorchSharp.torch.Generator(4321);
             foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
-            foreach (var (rows, cols) in new[] { (256L, 384L), (384L, 1000L) })
+            foreach (var (rows, cols) in new[] { (256L, 384L), (384L, 1000L), (128L, 203L) })   // 203: no vector loads
             {
                 var x = (randn(rows, cols, generator: gen).to(device) * 3).to(dtype);
                 x[.., 5] *= 40;                                                               // an outlier channel
