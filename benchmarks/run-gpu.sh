@@ -67,7 +67,9 @@ PY
     ;;
   fp8)
     # Self-check (native FP8 kernels included), GEMM and expert tables, then training tokens/s bf16 vs FP8 on both
-    # models, eager and fast path (FP8 takes the fast path only with the native kernels). FP8_PARTS=check,bench,train.
+    # models, eager and fast path (FP8 takes the fast path only with the native kernels). FP8_PARTS=check,bench,train;
+    # add "deep" for bench-moe-large's layers stacked FP8_DEEP_LAYERS deep (default 12, bf16 parameters, fast path):
+    # there the LM head is no longer half the GEMM FLOPs (benchmarks/fp8-kernels/fp8_bound.py), so FP8 can pay.
     parts=${FP8_PARTS:-check,bench,train}
     [[ $parts == *check* ]] && POSTTRAIN_TOOL=fp8bench pt check 2>&1 | tail -80
     [[ $parts == *bench* ]] && POSTTRAIN_TOOL=fp8bench pt bench 2>&1 | tail -80
@@ -82,6 +84,12 @@ PY
           [ $fp = off ] && ( export POSTTRAIN_FP8_FUSED_EXPERTS=0
             peak "posttrain_${model}_fp8_3linears_fast_${fp}" pt bench-train --model $model $bt --dtype fp8 --device cuda --fast-path $fp )
         done
+      done
+    fi
+    if [[ $parts == *deep* ]]; then
+      for dt in bfloat16 fp8; do
+        peak "posttrain_bench-moe-large-${FP8_DEEP_LAYERS:-12}_${dt}_fast_on" pt bench-train --model bench-moe-large \
+          --layers ${FP8_DEEP_LAYERS:-12} --batch 4 --seq 2048 --params bf16 --dtype $dt --device cuda --fast-path on
       done
     fi
     ;;

@@ -32,7 +32,8 @@ def main(path):
     print(f"bf16 matmul 8192^3 in this call: {rate} TFLOP/s" if rate else "no matmul rate measured")
     for model in ["bench-moe", "bench-moe-large"]:
         cfg = json.load(open(os.path.join(HERE, model + ".json")))["config"]
-        mine = [r for r in rows if r.get("model") == model and r.get("bench") in ("posttrain_train", "hf_train")]
+        mine = [r for r in rows if r.get("model") == model and r.get("bench") in ("posttrain_train", "hf_train")
+                and r.get("layers", cfg["num_hidden_layers"]) == cfg["num_hidden_layers"]]   # not --layers variants
         if not mine: continue
         T = mine[0]["seq"]
         fpt = flops_per_token(cfg, T)

@@ -40,6 +40,8 @@ public sealed class BenchTrainVerb : ICliVerb
         var batch = new Option<int>("--batch") { DefaultValueFactory = _ => 0, Description = "rows (0: the model's benchmark batch)" };
         var seq = new Option<int>("--seq") { DefaultValueFactory = _ => 0, Description = "tokens per row (0: the model's benchmark length)" };
         var model = new Option<string>("--model") { DefaultValueFactory = _ => "bench-moe", Description = "built-in model name" };
+        var layers = new Option<int>("--layers")
+            { DefaultValueFactory = _ => 0, Description = "decoder layers (0: the model's); the same layer shapes stacked deeper, e.g. bench-moe-large --layers 12, where the LM head is no longer half the FLOPs" };
         var device = new Option<string>("--device") { DefaultValueFactory = _ => "auto" };
         var fastPath = new Option<string>("--fast-path") { DefaultValueFactory = _ => "off", Description = "off or on" };
         var paramsType = new Option<string>("--params") { DefaultValueFactory = _ => "fp32", Description = "fp32 (master weights) or bf16" };
@@ -53,13 +55,20 @@ public sealed class BenchTrainVerb : ICliVerb
         var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 1e-4, Description = "AdamW learning rate (the benchmark's: 1e-4)" };
         var backend = new Option<string>("--backend") { DefaultValueFactory = _ => "auto", Description = "auto | mpi | nccl (several ranks)" };
         var command = new Command("bench-train", "Measure training throughput of a built-in model")
-            { precision, steps, warmup, batch, seq, model, device, fastPath, paramsType, graphOpt, selfCheck, recompute, zero, expertParallel, maxDevices, backend, lr };
+            { precision, steps, warmup, batch, seq, model, layers, device, fastPath, paramsType, graphOpt, selfCheck, recompute, zero, expertParallel, maxDevices, backend, lr };
         command.SetAction(parse =>
         {
             var dev = DeviceSelector.Resolve(parse.GetValue(device));
             var p = ModelSetup.PrecisionOf(DTypeNames.Parse(parse.GetValue(precision)!, "--dtype"));
             string modelName = parse.GetValue(model)!;
             if (!BuiltinModels.ByName.TryGetValue(modelName, out var make)) throw new UsageException($"--model: unknown built-in '{modelName}'");
+            if (parse.GetValue(layers) is int depth && depth != 0)
+            {
+                var shallow = make;
+                int dense = shallow().FirstKDenseReplace;
+                if (depth <= dense) throw new UsageException($"--layers: {depth} (more than the model's {dense} dense layers, so at least one MoE layer)");
+                make = () => shallow() with { NumHiddenLayers = depth };
+            }
             bool fast = parse.GetValue(fastPath) switch
             {
                 "on" => true, "off" => false, var s => throw new UsageException($"--fast-path: '{s}' (on, off)"),
@@ -184,12 +193,12 @@ public sealed class BenchTrainVerb : ICliVerb
         var mem = dev.type == DeviceType.CUDA ? CudaMemory.Read(devIndex, out _) : null;
         var result = new Dictionary<string, object>
         {
-            ["bench"] = "posttrain_train", ["model"] = modelName,
+            ["bench"] = "posttrain_train", ["model"] = modelName, ["layers"] = cfg.NumHiddenLayers,
             ["params"] = bf16Params ? "bf16" : "fp32", ["fast_path"] = step?.Description ?? "off", ["device"] = dev.ToString(),
             ["recompute"] = mode.ToString().ToLowerInvariant(), ["world_size"] = 1, ["batch"] = B, ["seq"] = T,
             ["tokens_per_s"] = Math.Round(B * T / (total / measured / 1000)), ["step_ms"] = Math.Round(total / measured, 1),
             ["loss"] = losses[^1], ["losses"] = losses.Select(l => Math.Round(l, 6)).ToArray(),
-            ["parameters_m"] = Math.Round(m.ParameterCount() / 1e6, 1),
+            ["parameters_m"] = Math.Round(m.ParameterCount() / 1e6, 1), ["parameters"] = m.ParameterCount(),
         };
         if (dev.type == DeviceType.CUDA)
         {
