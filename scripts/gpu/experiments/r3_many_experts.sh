@@ -3,8 +3,9 @@
 # routed experts top-6 in 8 groups, top-4 groups, 10.7 M parameters) pre-trained on arithmetic text from random init
 # (scripts/gpu/pretrain_tiny_base.sh, as models/tiny-moe-arith-base was), SFT'd like the quickstart, then GRPO
 # (recipes/grpo-arith.yaml in bf16 with CUDA-graph rollouts) in three arms from that same start, side by side on the
-# GPU: plain, R3 (grpo.routing_replay) and R3 + TIS (grpo.rollout_correction=tis). All arms take the plain policy
-# update (fast_path=off: routing replay is not captured, so the arms differ only in the corrections). Prints, per arm
+# GPU: plain, R3 (grpo.routing_replay) and R3 + TIS (grpo.rollout_correction=tis). All arms take the same policy
+# update (FAST_PATH, default auto: the captured fast path on CUDA, which replays routing from static buffers since
+# 2026-12-05; off for the plain update), so the arms differ only in the corrections. Prints, per arm
 # and 30-step window, reward, entropy, mean / max |delta log p|, k3 KL, routing disagreement and the IS weight, and the
 # held-out greedy / sampled accuracy curve (every 30 steps). Usage:
 #   OUT=/tmp/out BASE_STEPS=1500 GRPO_STEPS=150 scripts/gpu/experiments/r3_many_experts.sh
@@ -23,7 +24,7 @@ echo "sft: exit $?"; grep -h "eval loss" "$OUT/sft.log" | tail -2
 for arm in plain r3 r3tis; do
   case $arm in plain) f="grpo.routing_replay=false";; r3) f="grpo.routing_replay=true";; r3tis) f="grpo.routing_replay=true grpo.rollout_correction=tis";; esac
   ( timeout ${GRPO_TIMEOUT:-420} scripts/gpu/run.sh run recipes/grpo-arith.yaml output_dir=/tmp/r3many-$arm model.path=/tmp/sft64/final \
-      model.device=cuda model.dtype=bfloat16 fast_path=off max_steps=${GRPO_STEPS:-150} checkpoint.every_n_steps=0 \
+      model.device=cuda model.dtype=bfloat16 fast_path=${FAST_PATH:-auto} max_steps=${GRPO_STEPS:-150} checkpoint.every_n_steps=0 \
       logging.progress=plain logging.plain_interval_seconds=60 $f > "$OUT/$arm.log" 2>&1
     echo "$arm: exit $?"; cp /tmp/r3many-$arm/metrics.jsonl "$OUT/r3many-$arm.jsonl" 2>/dev/null ) &
 done

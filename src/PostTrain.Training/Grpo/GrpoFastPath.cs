@@ -15,9 +15,14 @@
 // device scalar: LossAggregator.Denominator). Masked columns are set to 0 before the ratio and KL (their junk
 // log-probs could overflow exp and turn 0 * inf into NaN; the plain path's masked terms are 0 as well). Side outputs
 // for the metrics: the detached log-probs, the correction weights and (loss, kl, entropy, clip low, clip high) sums.
-// Qualifies: full fine-tuning (no lora), AdamW on the device (FastPathRules.Optimizer), one process, no routing replay,
-// no activation recompute, FP8 only with the native FP8 kernels on CUDA; any moe_bias_gamma (the bucket's padding is
-// routed, but the routing-bias loads count real tokens only). Not measured on the fast path: mismatch/routing_disagreement.
+// MoE routing: each bucket has a static (rows x length, k) buffer per MoE layer holding the experts recorded while
+// sampling (RecordedRouting.Tensors; -1 = none: padding, empty rows, the last completion token), filled by every pass.
+// With grpo.routing_replay the routers use it (Router.ReplayExperts reads the buffer, so a captured body replays
+// whatever the current micro-batch recorded); either way each router's own choice is copied into a second static
+// buffer, from which mismatch/routing_disagreement is counted after the body ran (the plain path's measure).
+// Qualifies: full fine-tuning (no lora), AdamW on the device (FastPathRules.Optimizer), one process, no activation
+// recompute, FP8 only with the native FP8 kernels on CUDA; any moe_bias_gamma (the bucket's padding is routed, but the
+// routing-bias loads count real tokens only).
 using PostTrain.Core.FastPath;
 using PostTrain.Core.Model;
 using PostTrain.Core.Precision;
@@ -43,6 +48,8 @@ public sealed class FastMicroBatch : IDisposable
     public required Tensor Mask { get; init; }         // (M, C) fp32
     public required Tensor Advantages { get; init; }   // (M) fp32
     public required Tensor Rollout { get; init; }      // (M, C) fp32: the sampler's log-probs, 0 past each completion
+    /// <summary>The recorded experts, (M * L, k) int64 per MoE layer (-1 = none), or null when no row recorded any.</summary>
+    public Tensor[]? Routing { get; init; }
     /// <summary>(M, C) fp32 reference log-probs (beta > 0), else null.</summary>
     public Tensor? Reference { get; set; }
     public required long RealTokens { get; init; }
@@ -50,6 +57,7 @@ public sealed class FastMicroBatch : IDisposable
     public void Dispose()
     {
         foreach (var t in new[] { Ids, KeyPadding, Predictor, Targets, Mask, Advantages, Rollout, Reference }) t?.Dispose();
+        foreach (var t in Routing ?? []) t.Dispose();
     }
 }
 
@@ -62,10 +70,14 @@ public sealed class GrpoFastPath : IDisposable
     {
         public required Tensor Ids, KeyPadding, Predictor, Targets, Mask, Advantages, Rollout, Old, Reference, FirstPass, Denominator;
         public required Tensor LogProbs, Weights, Stats;
+        /// <summary>Per MoE layer, (M * L, k) int64: the recorded experts (replayed with routing replay), and the
+        /// router's own choice in the last run of the body.</summary>
+        public required Tensor[] Recorded, Choice;
         public void Dispose()
         {
             foreach (var t in new[] { Ids, KeyPadding, Predictor, Targets, Mask, Advantages, Rollout, Old, Reference, FirstPass, Denominator, LogProbs, Weights, Stats })
                 t.Dispose();
+            foreach (var t in Recorded.Concat(Choice)) t.Dispose();
         }
     }
 
@@ -75,6 +87,7 @@ public sealed class GrpoFastPath : IDisposable
     private readonly TextWriter log;
     private readonly int cap;
     private readonly Dictionary<int, Buffers> buckets = [];
+    private readonly Router[] routers;                 // the decoder's MoE routers, in order (as the routing traces)
     private string? said;
 
     public Device Device => step.Device;
@@ -92,6 +105,7 @@ public sealed class GrpoFastPath : IDisposable
         this.step = step;
         this.log = log;
         cap = maxPromptTokens + cfg.MaxCompletionLength;
+        routers = model.Model.Layers.Select(l => l.Moe).Where(m => m is not null).Select(m => m!.Gate).ToArray();
     }
 
     /// <summary>Why this run's policy update cannot take the fast path, naming the config key (null when it qualifies).</summary>
@@ -100,8 +114,6 @@ public sealed class GrpoFastPath : IDisposable
         if (cfg.Lora is not null) return "lora: LoRA adapters train through the plain policy update (full fine-tuning only)";
         if (FastPathRules.Optimizer(cfg.Optimizer) is { } opt) return opt;
         if (FastPathRules.Processes(processes) is { } dist) return dist;
-        if (cfg.Grpo.RoutingReplay)
-            return "grpo.routing_replay: true (the replayed experts are built on the host per micro-batch and set on the routers; not captured yet: set false or fast_path: off)";
         return FastPathRules.Fp8(model) ?? FastPathRules.Recompute(cfg.Recompute);
     }
 
@@ -180,6 +192,10 @@ public sealed class GrpoFastPath : IDisposable
             Mask = tensor(mask, [M, C], device: d).DetachFromDisposeScope(),
             Advantages = tensor(adv, device: d).DetachFromDisposeScope(),
             Rollout = tensor(rollout, [M, C], device: d).DetachFromDisposeScope(),
+            Routing = routers.Length > 0 && rows.Any(r => r.Completion.Routing is not null)
+                ? RecordedRouting.Tensors(rows.Select(r => r.Completion.Routing).ToList(), M, L, routers.Length, routers[0].TopK, d)
+                    .Select(t => t.DetachFromDisposeScope()).ToArray()
+                : null,
         };
     }
 
@@ -211,6 +227,18 @@ public sealed class GrpoFastPath : IDisposable
             return (b.LogProbs.clone(), b.Weights.clone(), b.Stats.clone());
     }
 
+    /// <summary>The last Accumulate's routing counts of <paramref name="mb"/>'s bucket: (tokens x MoE layers whose own
+    /// expert set differs from the recorded one, those with a record) as float64 (2) on the device; zeros without MoE.</summary>
+    public Tensor RoutingCounts(FastMicroBatch mb)
+    {
+        var b = buckets[mb.Length];
+        using var scope = NewDisposeScope();
+        var sum = zeros(2, dtype: ScalarType.Float64, device: Device);
+        using (no_grad())
+            for (int l = 0; l < routers.Length; l++) sum.add_(RecordedRouting.Disagreement(b.Choice[l], b.Recorded[l]));
+        return sum.MoveToOuterDisposeScope();
+    }
+
     /// <summary>The update after a pass's micro-batches: clip, guarded fused AdamW, zeroed gradients; the pass's loss
     /// and the gradient norm before clipping, read from the device once.</summary>
     public (double Loss, double GradNorm) Apply(double lr)
@@ -236,6 +264,8 @@ public sealed class GrpoFastPath : IDisposable
             Old = Z(ScalarType.Float32, M, C), Reference = Z(ScalarType.Float32, M, C),
             FirstPass = Z(ScalarType.Float32), Denominator = Z(ScalarType.Float32),
             LogProbs = Z(ScalarType.Float32, M, C), Weights = Z(ScalarType.Float32, M, C), Stats = Z(ScalarType.Float32, 5),
+            Recorded = routers.Select(r => Z(ScalarType.Int64, M * L, r.TopK)).ToArray(),
+            Choice = routers.Select(r => Z(ScalarType.Int64, M * L, r.TopK)).ToArray(),
         };
         buckets[L] = b;
         return b;
@@ -254,13 +284,18 @@ public sealed class GrpoFastPath : IDisposable
         if (old is not null) b.Old.copy_(old);
         b.FirstPass.fill_(firstPass ? 1 : 0);
         b.Denominator.fill_(denominator);
+        for (int l = 0; l < b.Recorded.Length; l++)
+        {
+            if (mb.Routing is { } recorded) b.Recorded[l].copy_(recorded[l]);
+            else b.Recorded[l].fill_(-1);
+        }
     }
 
     // The bucket's loss over its static buffers (eager, or once under capture); side outputs into its buffers.
     private Tensor Loss(Buffers b)
     {
         long M = b.Ids.shape[0], C = b.Mask.shape[1];
-        var normed = model.NormedHidden(b.Ids, mask: new AttentionMask(b.KeyPadding));              // (M, L, H)
+        var normed = RoutedForward(b);                                                               // (M, L, H)
         long H = normed.shape[2];
         var picked = normed.gather(1, b.Predictor.unsqueeze(2).expand(M, C, H));                    // (M, C, H)
         var (lpFlat, entFlat) = ChunkedTokenLogProbs.Compute(picked.reshape(-1, H), model.HeadWeight, b.Targets.reshape(-1),
@@ -299,6 +334,29 @@ public sealed class GrpoFastPath : IDisposable
                 (s.LowClipped.to(ScalarType.Float32) * b.Mask).sum(), (s.HighClipped.to(ScalarType.Float32) * b.Mask).sum()]));
         }
         return loss;
+    }
+
+    // The decoder's forward over the bucket's buffers; each router replays the recorded experts (routing replay) and
+    // its own choice is copied into b.Choice.
+    private Tensor RoutedForward(Buffers b)
+    {
+        for (int l = 0; l < routers.Length; l++)
+        {
+            routers[l].KeepLastChoice = true;
+            routers[l].ReplayExperts = cfg.RoutingReplay ? b.Recorded[l] : null;
+        }
+        try
+        {
+            var normed = model.NormedHidden(b.Ids, mask: new AttentionMask(b.KeyPadding));
+            using (no_grad())
+                for (int l = 0; l < routers.Length; l++)
+                    b.Choice[l].copy_(routers[l].LastChoice ?? throw new InvalidOperationException($"MoE layer {l}: the router kept no choice"));
+            return normed;
+        }
+        finally
+        {
+            foreach (var r in routers) { r.ReplayExperts = null; r.ClearLastChoice(); }
+        }
     }
 
     public void Dispose()

@@ -144,8 +144,8 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
             mm, isMean, maskedFrac, disagreement);
     }
 
-    /// <summary>The update through the fast path: the same passes, losses and metrics as the plain one (one process; no
-    /// routing replay, so no routing-disagreement measurement: NaN). Samples are sorted by prompt + completion length
+    /// <summary>The update through the fast path: the same passes, losses and metrics as the plain one (one process;
+    /// routing replay and the routing-disagreement count from the bucket's static routing buffers). Samples are sorted by prompt + completion length
     /// (stable) and cut into micro-batches of micro_batch_size, each padded to its length bucket; the host reads the
     /// device once per update (the loss and gradient norm for the NaN guard) and once for the metrics at the end.</summary>
     private UpdateStats RunFast(IReadOnlyList<TrainSample> samples, double lr)
@@ -176,6 +176,7 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
             var wSums = zeros(3, dtype: ScalarType.Float32, device: device);    // sum w, w == 0, masked tokens (first pass)
             var trainOld = new Tensor?[micro.Count];
             var mismatch = new List<Tensor>(micro.Count);
+            var routeCounts = zeros(2, dtype: ScalarType.Float64, device: device);   // (token, layer) pairs differing, recorded
             double gradNormSum = 0, lossSum = 0;
             long trainTokens = 0;
             int skipped = 0;
@@ -194,6 +195,7 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
                     {
                         if (f.Corrected) trainOld[k] = lp;        // pi_old of the later passes
                         mismatch.Add(MismatchStats.Partial(lp, mb.Rollout, mb.Mask));
+                        if (mb.Routing is not null) routeCounts.add_(f.RoutingCounts(mb));
                         wSums.add_(stack([(w * mb.Mask).sum(), (w.eq(0) & mb.Mask.gt(0)).sum().to(ScalarType.Float32), mb.Mask.sum()]));
                     }
                 }
@@ -211,9 +213,10 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
             var mm = MismatchStats.Combine(mismatch.Select(t => t.cpu().data<double>().ToArray()));
             var ws = wSums.cpu().data<float>().Select(x => (double)x).ToArray();
             double maskedTokens = Math.Max(1, ws[2]);
+            var rc = routeCounts.cpu().data<double>().ToArray();
             return new UpdateStats(lossSum / cfg.Mu, applied > 0 ? gradNormSum / applied : double.NaN,
                 h[1] / tokenUpdates, h[2] / tokenUpdates, h[3] / tokenUpdates, h[4] / tokenUpdates, trainTokens, sw.Elapsed.TotalSeconds,
-                ratios, skipped, mm, ws[0] / maskedTokens, ws[1] / maskedTokens, double.NaN);
+                ratios, skipped, mm, ws[0] / maskedTokens, ws[1] / maskedTokens, rc[1] > 0 ? rc[0] / rc[1] : double.NaN);
         }
         finally
         {
@@ -259,14 +262,7 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
     {
         using var scope = NewDisposeScope();
         var sum = zeros(2, dtype: ScalarType.Float64, device: recorded[0].device);
-        for (int l = 0; l < routers.Length; l++)
-        {
-            var own = routers[l].LastChoice!.sort(-1).Values;                       // (N, k)
-            var rec = recorded[l].sort(-1).Values;
-            var has = recorded[l].select(1, 0).ge(0);                               // (N)
-            var differs = own.ne(rec).sum(-1).gt(0).logical_and(has);
-            sum.add_(stack([differs.sum(), has.sum()]).to(ScalarType.Float64));
-        }
+        for (int l = 0; l < routers.Length; l++) sum.add_(RecordedRouting.Disagreement(routers[l].LastChoice!, recorded[l]));
         return sum.MoveToOuterDisposeScope();
     }
 

@@ -56,27 +56,9 @@ public sealed class SequenceBatch : IDisposable
     }
 
     /// <summary>The rows' recorded routing as replay tensors, one (n * L, k) int64 per MoE layer in the batch's flattened
-    /// token order; -1 where nothing was recorded (the last completion token, padding, rows without a trace).</summary>
-    public Tensor[] RoutingTensors(IReadOnlyList<RoutingTrace?> traces, int moeLayers, int k, Device device)
-    {
-        var result = new Tensor[moeLayers];
-        for (int l = 0; l < moeLayers; l++)
-        {
-            var v = new long[Rows * Columns * k];
-            Array.Fill(v, -1L);
-            for (int i = 0; i < Rows; i++)
-            {
-                if (traces[i] is not { } t) continue;
-                if (t.MoeLayers != moeLayers || t.TopK != k)
-                    throw new ArgumentException($"row {i}: routing trace of {t.MoeLayers} layers x {t.TopK} experts, the model has {moeLayers} x {k}");
-                int n = Math.Min(t.Positions, Columns);
-                for (int pos = 0; pos < n; pos++)
-                    for (int j = 0; j < k; j++) v[((long)i * Columns + pos) * k + j] = t.Expert(l, pos, j);
-            }
-            result[l] = tensor(v, [Rows * Columns, k], device: device);
-        }
-        return result;
-    }
+    /// token order (RecordedRouting.Tensors).</summary>
+    public Tensor[] RoutingTensors(IReadOnlyList<RoutingTrace?> traces, int moeLayers, int k, Device device) =>
+        RecordedRouting.Tensors(traces, (int)Rows, Columns, moeLayers, k, device);
 
     /// <summary>One forward of <paramref name="model"/>: log softmax(logits / temperature) at each completion token
     /// (n, C) fp32, and when asked the entropy of that distribution (n, C). Padding columns hold junk: mask them.

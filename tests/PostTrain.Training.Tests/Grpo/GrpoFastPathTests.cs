@@ -5,11 +5,14 @@
 // without, rollout correction none / tis / mis, the three aggregations, token and sequence ratios; per-update loss and
 // metrics to 1e-5 relative, final weights to fp32 rounding. Also: one micro-batch padded to its bucket (longer rows,
 // more completion columns, an empty row) gives the loss and every gradient of the unpadded plain computation; the
-// recipe with fast_path: on trains through it and says so; fast_path: on refuses runs that do not qualify, naming the key.
+// recipe with fast_path: on trains through it and says so, with and without routing replay; with recorded experts (drawn
+// at random) replay and the routing-disagreement metric match the plain path's; fast_path: on refuses runs that do not
+// qualify, naming the key.
 // AdamW's eps is 1e-6 here: with 1e-8, a weight entry whose gradient is a near-cancelling sum of size ~eps moves by
 // lr * g / (|g| + eps), which turns the fp32 rounding of g (the fast path sums micro-batches in another order) into a
 // visible difference in that one entry; the larger eps keeps the weight comparison about the update, not that ratio.
 using PostTrain.Core.FastPath;
+using PostTrain.Core.Generation;
 using PostTrain.Core.Model;
 using PostTrain.Runtime;
 using PostTrain.Training.Grpo;
@@ -53,7 +56,7 @@ public sealed class GrpoFastPathTests
 
     /// <summary>n samples with prompts of 2..MaxPrompt tokens and completions of 1..longest tokens (the first one
     /// longest; MaxCompletion ones truncated), sampler log-probs = the model's own plus noise, advantages in [-0.6, 1.4].</summary>
-    private static List<TrainSample> Samples(DeepSeekForCausalLM model, int n, int seed, int longest = MaxCompletion)
+    private static List<TrainSample> Samples(DeepSeekForCausalLM model, int n, int seed, int longest = MaxCompletion, bool traces = false)
     {
         var rng = new Random(seed);
         int V = (int)model.Config.VocabSize;
@@ -69,12 +72,29 @@ public sealed class GrpoFastPathTests
                 .Select(x => x + (float)(rng.NextDouble() * 0.6 - 0.3)).ToArray()).ToArray();
         }
         foreach (var moe in model.MoeLayers()) moe.TakeLoads();
+        var traceRng = new Random(seed + 7919);   // its own stream: the rest of the data is the same with traces or without
         return Enumerable.Range(0, n).Select(i => new TrainSample(prompts[i],
-            new Completion(completions[i], lps[i], "", completions[i].Length == MaxCompletion, "length", 0, []),
+            new Completion(completions[i], lps[i], "", completions[i].Length == MaxCompletion, "length", 0, [],
+                traces ? RandomTrace(model, prompts[i].Length + completions[i].Length - 1, traceRng) : null),
             rng.NextDouble() * 2 - 0.6)).ToList();
     }
 
-    private static (List<UpdateStats> Stats, Dictionary<string, Tensor> Weights, string Log, IReadOnlyCollection<int> Buckets, Dictionary<string, Tensor> Biases) Train(GrpoConfig cfg)
+    /// <summary>A routing trace of random distinct experts per token and MoE layer (not the model's own choice, so a
+    /// replay changes the forward and the disagreement is large).</summary>
+    private static RoutingTrace RandomTrace(DeepSeekForCausalLM model, int positions, Random rng)
+    {
+        var c = model.Config;
+        int layers = model.Model.Layers.Count(l => l.Moe is not null), k = c.NumExpertsPerTok;
+        var experts = new short[layers * positions * k];
+        for (int t = 0; t < layers * positions; t++)
+        {
+            var pick = Enumerable.Range(0, c.NRoutedExperts).OrderBy(_ => rng.Next()).Take(k).ToArray();
+            for (int j = 0; j < k; j++) experts[t * k + j] = (short)pick[j];
+        }
+        return new RoutingTrace(layers, k, positions, experts);
+    }
+
+    private static (List<UpdateStats> Stats, Dictionary<string, Tensor> Weights, string Log, IReadOnlyCollection<int> Buckets, Dictionary<string, Tensor> Biases) Train(GrpoConfig cfg, bool traces = false)
     {
         var log = new StringWriter();
         var model = ModelSetup.Load(cfg.Model, cfg.Seed, TextWriter.Null).Model;
@@ -85,7 +105,7 @@ public sealed class GrpoFastPathTests
             foreach (var p in reference.parameters()) p.requires_grad = false;
             reference.eval();
         }
-        var sets = Enumerable.Range(0, 3).Select(i => Samples(model, 8, 100 + i)).ToList();
+        var sets = Enumerable.Range(0, 3).Select(i => Samples(model, 8, 100 + i, traces: traces)).ToList();
         bool fast = GrpoFastPath.Decide(cfg, model, CPU, 1, log);
         using var run = TrainingRun.Start(new RecipeContext("test.yaml", "", log), cfg, CausalLmRun.Of(model, null), dataParallel: true, fusedAdamW: fast);
         using var fastPath = fast ? GrpoFastPath.Over(cfg, model, run.Optimizer, log) : null;
@@ -197,8 +217,39 @@ public sealed class GrpoFastPathTests
         Assert.True(gMax > 1e-4, "the gradients are trivially 0");
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void RoutingReplayAndDisagreementOnTheFastPathEqualThePlainOnes(bool replay)
+    {
+        // Recorded experts drawn at random (not the model's choice): with replay they change the forward, and the
+        // router's own choice disagrees with them on most tokens. The fast path reads them from its buckets' static
+        // buffers (rows padded to the bucket, empty rows: no record); the plain path from per-micro-batch tensors.
+        using var tmp = new TempDir();
+        string[] grpo = ["beta: 0.0", "mu: 2", "rollout_correction: tis", $"routing_replay: {(replay ? "true" : "false")}"];
+        var plain = Train(Config(tmp, "plain", "off", grpo), traces: true);
+        var fast = Train(Config(tmp, "fast", "on", grpo), traces: true);
+        Assert.Contains("fast_path: on: the fast policy update", fast.Log);
+        Assert.True(fast.Buckets.Count >= 2, $"buckets: {string.Join(", ", fast.Buckets)}");
+        FastPathCompare.AssertLossesClose(plain.Stats.Select(s => s.Loss).ToList(), fast.Stats.Select(s => s.Loss).ToList());
+        FastPathCompare.AssertLossesClose(plain.Stats.Select(s => s.GradNorm).ToList(), fast.Stats.Select(s => s.GradNorm).ToList(), what: "grad norm");
+        FastPathCompare.AssertWeightsClose(FastPathCompare.WeightDiff(plain.Weights, fast.Weights), "final weights differ");
+        for (int i = 0; i < plain.Stats.Count; i++)
+        {
+            double p = plain.Stats[i].RoutingDisagreement, f = fast.Stats[i].RoutingDisagreement;
+            Assert.True(p > 0.3 && p < 1, $"update {i}: disagreement with random records {p}");
+            Assert.Equal(p, f, 9);
+        }
+        // the same run without records: replay (or not) changes nothing, and nothing is measured
+        var untraced = Train(Config(tmp, "untraced", "on", grpo));
+        Assert.All(untraced.Stats, s => Assert.True(double.IsNaN(s.RoutingDisagreement)));
+        var changed = Math.Abs(untraced.Stats[0].Loss - fast.Stats[0].Loss);
+        if (replay) Assert.True(changed > 1e-4, $"replaying random experts left the first loss unchanged ({changed:E2})");
+        else Assert.True(changed <= 1e-6 * Math.Abs(fast.Stats[0].Loss), $"records without replay changed the loss by {changed:E2}");
+    }
+
     [Fact]
-    public async Task RecipeWithFastPathOnTrainsThroughItAndRefusesRoutingReplay()
+    public async Task RecipeWithFastPathOnTrainsThroughItWithAndWithoutRoutingReplay()
     {
         using var tmp = new TempDir();
         Directory.CreateDirectory(tmp["rewards"]);
@@ -217,12 +268,15 @@ public sealed class GrpoFastPathTests
             var m = System.Text.Json.JsonDocument.Parse(line).RootElement;
             Assert.True(double.IsFinite(m.GetProperty("loss").GetDouble()), line);
             Assert.True(double.IsFinite(m.GetProperty("grad_norm").GetDouble()), line);
-            Assert.False(m.TryGetProperty("mismatch/routing_disagreement", out _), "the fast path does not measure routing disagreement");
+            Assert.Equal(0.0, m.GetProperty("mismatch/routing_disagreement").GetDouble());   // fp32 on the CPU: the rollout's experts
             Assert.Equal(1.0, m.GetProperty("mismatch/is_weight_mean").GetDouble(), 5);   // fp32 on the CPU: rollout = trainer
         }
         var replay = cfg with { OutputDir = tmp["replay"], Grpo = cfg.Grpo with { RoutingReplay = true } };
-        var e = await Assert.ThrowsAsync<RecipeConfigException>(() => new GrpoRecipe(replay).RunAsync(new RecipeContext("test.yaml", "", TextWriter.Null), CancellationToken.None));
-        Assert.StartsWith("fast_path: on, but this run does not qualify: grpo.routing_replay: true", e.Message);
+        var replayLog = new StringWriter();
+        Assert.Equal(0, await new GrpoRecipe(replay).RunAsync(new RecipeContext("test.yaml", "", replayLog), CancellationToken.None));
+        Assert.Contains("fast_path: on: the fast policy update", replayLog.ToString());
+        foreach (var line in File.ReadAllLines(Path.Combine(tmp["replay"], "metrics.jsonl")))
+            Assert.Equal(0.0, System.Text.Json.JsonDocument.Parse(line).RootElement.GetProperty("mismatch/routing_disagreement").GetDouble());
     }
 
     [Fact]
@@ -243,7 +297,6 @@ public sealed class GrpoFastPathTests
 
     [Theory]
     [InlineData("lora", "lora:")]
-    [InlineData("replay", "grpo.routing_replay: true")]
     [InlineData("sgd", "optimizer.name: sgd")]
     [InlineData("offload", "optimizer.offload: host")]
     [InlineData("recompute", "recompute: layer")]
@@ -254,7 +307,6 @@ public sealed class GrpoFastPathTests
         var cfg = change switch
         {
             "lora" => on with { Lora = new LoraConfig { Rank = 4 } },
-            "replay" => on with { Grpo = on.Grpo with { RoutingReplay = true } },
             "sgd" => on with { Optimizer = on.Optimizer with { Name = OptimizerKind.Sgd } },
             "offload" => on with { Optimizer = on.Optimizer with { Offload = OptimizerOffload.Host } },
             _ => on with { Recompute = PostTrain.Core.Recompute.RecomputeMode.Layer },
