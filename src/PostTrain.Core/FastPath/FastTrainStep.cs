@@ -9,8 +9,13 @@
 // optimizer state exist), the next is captured and replayed. Without CUDA graphs (CPU, the library missing, a failed
 // capture) the same step runs eagerly, so the numbers are those of the captured step; Description says which.
 // The capture, warm-up, replay and fallback logic is FastLossStep's (shared with the reward-model and GRPO steps);
-// this class owns the SFT batch buffers and the loss.
-//   loss = sum_t CE_t / max(1, #targets) (+ the MoE balance loss when its alpha > 0), as Losses.Total without MTP.
+// this class owns the SFT batch buffers and the loss, Losses.Total's:
+//   loss = CE_sum / n + sum_k (mtp_lambda / D) CE_k_sum / n_k (+ the MoE balance loss when its alpha > 0)
+// over the chunked LM head (no (B, T, V) logits), for the main tokens and each MTP depth k = 1..D (targets
+// Losses.MtpLabels: token t + k + 1 where it lies in the same segment). One micro-batch per step (Step): n and n_k
+// are counted on the device. Gradient accumulation (Accumulate per micro-batch, then Apply): n and n_k are the whole
+// step's counts, given by the caller (a device buffer filled before each body), as the plain step divides by them.
+// Side output per body: (CE_sum, CE_1_sum) in a device buffer, for the metrics.
 using PostTrain.Core.Generation;
 using PostTrain.Core.Model;
 using PostTrain.Core.Precision;
@@ -34,6 +39,8 @@ public sealed record FastTrainStepOptions
     public bool SkipNonFinite { get; init; }
     /// <summary>Eager steps before the capture.</summary>
     public int WarmupSteps { get; init; } = 2;
+    /// <summary>Weight of the MTP losses (Losses.Total's mtp_lambda); 0 = no MTP forward.</summary>
+    public double MtpLambda { get; init; }
 }
 
 /// <summary>Loss (fp32 scalar) and the gradient norm before clipping (null without clipping), on the device.</summary>
@@ -41,13 +48,16 @@ public sealed record FastStepResult(Tensor Loss, Tensor? GradNorm);
 
 public sealed class FastTrainStep : IDisposable
 {
-    private const string Key = "sft";
+    private const string Key = "sft", AccumulateKey = "sft-micro";
     private readonly DeepSeekForCausalLM model;
     private readonly FastLossStep step;
     private readonly FastTrainStepOptions options;
     private readonly Device device;
     private readonly Tensor ids, labels, positions;
     private readonly Tensor? segments;
+    private readonly int depth;                  // MTP depths in the loss (0 without)
+    private readonly Tensor counts;              // (1 + depth) fp32: the step's target counts (accumulation)
+    private readonly Tensor parts;               // (2) fp32: the last body's CE sum and MTP depth 1's CE sum
 
     public int Batch { get; }
     public int Seq { get; }
@@ -66,8 +76,14 @@ public sealed class FastTrainStep : IDisposable
         labels = full(batch, seq, Losses.Ignore, dtype: ScalarType.Int64, device: device).DetachFromDisposeScope();
         positions = arange(seq, device: device).unsqueeze(0).expand(batch, seq).contiguous().DetachFromDisposeScope();
         segments = packed ? zeros(batch, seq, dtype: ScalarType.Int64, device: device).DetachFromDisposeScope() : null;
+        depth = options.MtpLambda > 0 ? model.Mtp.Count : 0;
+        counts = ones(1 + depth, device: device).DetachFromDisposeScope();
+        parts = zeros(2, device: device).DetachFromDisposeScope();
         model.SetAttentionValuePadding(options.PadAttention);
     }
+
+    /// <summary>MTP depths the loss includes (0 without MTP).</summary>
+    public int MtpDepth => depth;
 
     /// <summary>Why the fast path cannot run for this model and optimizer (null when it can).</summary>
     public static string? Unsupported(DeepSeekForCausalLM model, AdamW optimizer)
@@ -106,18 +122,47 @@ public sealed class FastTrainStep : IDisposable
         Check(inputIds, "input ids"); Check(targetLabels, "labels");
         if (segmentIds is not null && segments is null)
             throw new ArgumentException("FastTrainStep was built without packed segments; segment ids were given.", nameof(segmentIds));
-        return step.Step(Key, () =>
+        return step.Step(Key, () => CopyInputs(inputIds, targetLabels, positionIds, segmentIds), () => Loss(stepCounts: false), lr);
+    }
+
+    /// <summary>One micro-batch of a step with gradient accumulation: its gradients add to the pending ones;
+    /// <paramref name="stepCounts"/> = the whole step's target counts (main, then MTP depth 1..MtpDepth), which the
+    /// loss divides by. <see cref="Apply"/> ends the step.</summary>
+    public void Accumulate(Tensor inputIds, Tensor targetLabels, Tensor? positionIds, Tensor? segmentIds, IReadOnlyList<long> stepCounts)
+    {
+        Check(inputIds, "input ids"); Check(targetLabels, "labels");
+        if (stepCounts.Count != 1 + depth)
+            throw new ArgumentException($"FastTrainStep: {1 + depth} target counts (main and {depth} MTP depths); got {stepCounts.Count}.", nameof(stepCounts));
+        step.Accumulate(AccumulateKey, () =>
         {
-            ids.copy_(inputIds);
-            labels.copy_(targetLabels);
-            if (positionIds is not null) positions.copy_(positionIds);
-            else positions.copy_(arange(Seq, device: device).unsqueeze(0).expand(Batch, Seq));
-            if (segments is not null)
-            {
-                if (segmentIds is not null) segments.copy_(segmentIds);
-                else segments.zero_();
-            }
-        }, Loss, lr);
+            CopyInputs(inputIds, targetLabels, positionIds, segmentIds);
+            counts.copy_(tensor(stepCounts.Select(c => (float)Math.Max(1, c)).ToArray()));
+        }, () => Loss(stepCounts: true));
+    }
+
+    /// <summary>Ends a step of <see cref="Accumulate"/> calls: clip, guarded fused AdamW, zeroed gradients; the loss is
+    /// the micro-batches' summed loss.</summary>
+    public FastStepResult Apply(double lr) => step.Apply(lr);
+
+    /// <summary>The last body's (CE sum over the main targets, CE sum over MTP depth 1's targets; 0 without MTP), copied.</summary>
+    public Tensor Parts()
+    {
+        using (no_grad()) return parts.clone();
+    }
+
+    private void CopyInputs(Tensor inputIds, Tensor targetLabels, Tensor? positionIds, Tensor? segmentIds)
+    {
+        if (segmentIds is not null && segments is null)
+            throw new ArgumentException("FastTrainStep was built without packed segments; segment ids were given.", nameof(segmentIds));
+        ids.copy_(inputIds);
+        labels.copy_(targetLabels);
+        if (positionIds is not null) positions.copy_(positionIds);
+        else positions.copy_(arange(Seq, device: device).unsqueeze(0).expand(Batch, Seq));
+        if (segments is not null)
+        {
+            if (segmentIds is not null) segments.copy_(segmentIds);
+            else segments.zero_();
+        }
     }
 
     private void Check(Tensor t, string what)
@@ -126,26 +171,43 @@ public sealed class FastTrainStep : IDisposable
             throw new ArgumentException($"FastTrainStep: {what} must be ({Batch}, {Seq}); got [{string.Join(", ", t.shape)}].");
     }
 
-    // The step's loss over the static buffers (eager, or once under capture).
-    private Tensor Loss()
+    // The step's loss over the static buffers (eager, or once under capture). stepCounts: divide by the counts buffer
+    // (accumulation) instead of this batch's own counts.
+    private Tensor Loss(bool stepCounts)
     {
         var mask = segments is null ? null : new AttentionMask(null, segments);
-        var normed = model.NormedHidden(ids, positions, mask);                               // (B, T, H)
-        var sum = options.ChunkedLoss
-            ? ChunkedHeadLoss.Sum(normed, model.HeadWeight, labels)
-            : nn.functional.cross_entropy(model.Head(normed).reshape(-1, model.Config.VocabSize).to(ScalarType.Float32),
-                labels.reshape(-1), ignore_index: Losses.Ignore, reduction: nn.Reduction.Sum);
-        var count = labels.ne(Losses.Ignore).sum().clamp_min(1).to(ScalarType.Float32);
-        var loss = sum / count;
+        var (normed, ahead) = depth > 0
+            ? model.NormedHiddenWithMtp(ids, positions, mask, depth)                          // (B, T, H), (B, T - k, H)
+            : (model.NormedHidden(ids, positions, mask), []);
+        Tensor Count(Tensor targets, int k) => stepCounts
+            ? counts[k]
+            : targets.ne(Losses.Ignore).sum().clamp_min(1).to(ScalarType.Float32);
+        var sum = HeadLossSum(normed, labels);
+        var loss = sum / Count(labels, 0);
+        Tensor mtpFirst = zeros_like(sum);
+        for (int k = 1; k <= ahead.Count; k++)
+        {
+            var target = Losses.MtpLabels(labels, k, segments);
+            var sumK = HeadLossSum(ahead[k - 1], target);
+            loss = loss + sumK * (options.MtpLambda / ahead.Count) / Count(target, k);
+            if (k == 1) mtpFirst = sumK;
+        }
         foreach (var moe in model.MoeLayers())
             if (moe.LastBalanceLoss is { } b) loss = loss + b;
+        using (no_grad()) parts.copy_(stack([sum.detach(), mtpFirst.detach()]));
         return loss;
     }
+
+    // Sum of token cross-entropies of the LM head over normed (B, T', H) against targets (B, T') (-100 = none).
+    private Tensor HeadLossSum(Tensor normed, Tensor targets) => options.ChunkedLoss
+        ? ChunkedHeadLoss.Sum(normed, model.HeadWeight, targets)
+        : nn.functional.cross_entropy(model.Head(normed).reshape(-1, model.Config.VocabSize).to(ScalarType.Float32),
+            targets.reshape(-1), ignore_index: Losses.Ignore, reduction: nn.Reduction.Sum);
 
     public void Dispose()
     {
         step.Dispose();
-        foreach (var t in new[] { ids, labels, positions, segments })
+        foreach (var t in new[] { ids, labels, positions, segments, counts, parts })
             t?.Dispose();
     }
 }

@@ -102,26 +102,9 @@ public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
         var logits = Head(normed);                                                 // (B, T, V)
         Runtime.MemoryTrace.Mark("head", logits);
 
-        var mtpLogits = new List<Tensor>();
-        if (computeMtp && mtp.Count > 0)
-        {
-            var hk = h;
-            for (int k = 1; k <= mtp.Count && k < T; k++)
-            {
-                long tk = T - k;
-                var embAhead = emb.narrow(1, k, tk);                                // embeddings of tokens t+k
-                var prev = hk.narrow(1, 0, tk);
-                var pos = positionIds.narrow(1, 0, tk);
-                var (ck, sk) = Rotary.Angles(pos);
-                Tensor? mk = null;
-                if (mask is not null && !mask.IsPlainCausal)
-                    mk = new AttentionMask(mask.KeyPadding?.narrow(1, 0, tk), mask.SegmentIds?.narrow(1, 0, tk)).Build(B, tk, tk, device);
-                counting.Ahead(mtp[k - 1].Moe, k, tk);
-                var (hNext, normedK) = mtp[k - 1].Forward(prev, embAhead, ck, sk, Rotary, mk);
-                mtpLogits.Add(Head(normedK).MoveToOuterDisposeScope());
-                hk = hNext;
-            }
-        }
+        var mtpLogits = computeMtp
+            ? MtpNormed(emb, h, positionIds, mask, counting, mtp.Count).Select(n => Head(n).MoveToOuterDisposeScope()).ToList()
+            : [];
         var outStates = states?.Select(s => s.MoveToOuterDisposeScope()).ToList();
         return new ModelOutput(logits.MoveToOuterDisposeScope(), h.MoveToOuterDisposeScope(), mtpLogits, outStates);
     }
@@ -135,6 +118,45 @@ public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
         positionIds ??= arange(T, device: inputIds.device).unsqueeze(0).expand(B, T);
         using var counting = CountRealTokens(mask);
         return Trunk(inputIds, positionIds, mask, null).Normed.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The final normed hidden states (B, T, H) and each MTP depth k = 1..<paramref name="depth"/>'s normed output
+    /// (B, T - k, H): what Forward feeds the LM head (with computeMtp), without the head. The fast path's chunked head
+    /// loss reads them, so no (B, T, V) logits are made.</summary>
+    public (Tensor Normed, IReadOnlyList<Tensor> MtpNormed) NormedHiddenWithMtp(Tensor inputIds, Tensor? positionIds, AttentionMask? mask, int depth)
+    {
+        using var scope = NewDisposeScope();
+        long B = inputIds.shape[0], T = inputIds.shape[1];
+        positionIds ??= arange(T, device: inputIds.device).unsqueeze(0).expand(B, T);
+        using var counting = CountRealTokens(mask);
+        var (emb, h, normed) = Trunk(inputIds, positionIds, mask, null);
+        var ahead = MtpNormed(emb, h, positionIds, mask, counting, Math.Min(depth, mtp.Count)).Select(n => n.MoveToOuterDisposeScope()).ToList();
+        return (normed.MoveToOuterDisposeScope(), ahead);
+    }
+
+    // MTP depths 1..depth over the trunk's embeddings and last hidden states: each module's normed output (B, T - k, H),
+    // predicting token t + k + 1 at position t (DeepSeek-V3's sequential MTP: depth k reads depth k - 1's hidden states).
+    private List<Tensor> MtpNormed(Tensor emb, Tensor h, Tensor positionIds, AttentionMask? mask, TokenCounting counting, int depth)
+    {
+        long B = emb.shape[0], T = emb.shape[1];
+        var result = new List<Tensor>();
+        var hk = h;
+        for (int k = 1; k <= depth && k < T; k++)
+        {
+            long tk = T - k;
+            var embAhead = emb.narrow(1, k, tk);                                // embeddings of tokens t+k
+            var prev = hk.narrow(1, 0, tk);
+            var pos = positionIds.narrow(1, 0, tk);
+            var (ck, sk) = Rotary.Angles(pos);
+            Tensor? mk = null;
+            if (mask is not null && !mask.IsPlainCausal)
+                mk = new AttentionMask(mask.KeyPadding?.narrow(1, 0, tk), mask.SegmentIds?.narrow(1, 0, tk)).Build(B, tk, tk, emb.device);
+            counting.Ahead(mtp[k - 1].Moe, k, tk);
+            var (hNext, normedK) = mtp[k - 1].Forward(prev, embAhead, ck, sk, Rotary, mk);
+            result.Add(normedK);
+            hk = hNext;
+        }
+        return result;
     }
 
     /// <summary>For one forward: every MoE layer's TokenMask = the mask's real tokens, so padding is not counted as

@@ -5,13 +5,16 @@
 // buffers, the schedule's learning rate is written into a device scalar, forward + chunked LM-head loss + backward +
 // clip + fused AdamW run (captured as a CUDA graph on CUDA, eagerly on the CPU), and the loss and gradient norm are
 // read once afterwards for the NaN guard and the metrics. A non-finite loss or norm skips the update on the device
-// (SkipNonFinite); TrainingRun.UpdateRecorded counts it as the plain path's guard does. A batch of another shape (an
-// epoch's short last batch) takes the plain step with the same optimizer.
+// (SkipNonFinite); TrainingRun.UpdateRecorded counts it as the plain path's guard does. A step with a micro-batch of
+// another shape (an epoch's short last batch) takes the plain step with the same optimizer.
+// The loss is the plain step's (Losses.Total): main CE plus mtp_lambda times the MTP depths' mean CE (chunked head, no
+// full logits) plus the balance loss. gradient_accumulation_steps > 1: each micro-batch is one accumulation body that
+// divides by the whole step's target counts (a device buffer), and the update is one more body.
 // Qualifies: full fine-tuning (no lora), AdamW on the device (optimizer.offload: none, no bf16_moments with fp32
-// parameters), one process, no MTP loss (mtp_lambda 0 or a model without MTP layers), gradient_accumulation_steps 1,
-// FP8 only with the native FP8 kernels on CUDA, no activation recompute (not yet run under a CUDA graph; bench-train measures it). Packed and unpacked
-// rows both qualify: SftBatches pads every row to data.max_seq_len.
-// Loss reported per step = mean CE over the batch's target tokens (+ the balance loss when moe_balance_alpha > 0).
+// parameters), one process, FP8 only with the native FP8 kernels on CUDA, no activation recompute (not yet run under a
+// CUDA graph; bench-train measures it). Packed and unpacked rows both qualify: SftBatches pads every row to
+// data.max_seq_len.
+// Reported per step, as the plain step: the mean CE over the step's target tokens, and mtp_loss (depth 1's mean CE).
 using PostTrain.Core.Distributed;
 using PostTrain.Core.FastPath;
 using PostTrain.Core.Model;
@@ -48,8 +51,6 @@ public sealed class SftFastPath : IDisposable
         if (cfg.Lora is not null) return "lora: LoRA adapters train through the plain step (full fine-tuning only)";
         if (FastPathRules.Optimizer(cfg.Optimizer) is { } opt) return opt;
         if (FastPathRules.Processes(processes) is { } dist) return dist;
-        if (cfg.GradientAccumulationSteps != 1) return $"gradient_accumulation_steps: {cfg.GradientAccumulationSteps} (one step per batch; set 1)";
-        if (cfg.MtpLambda > 0 && model.Mtp.Count > 0) return $"mtp_lambda: {cfg.MtpLambda} (the fast step has no MTP loss; set 0)";
         return FastPathRules.Fp8(model) ?? FastPathRules.Recompute(cfg.Recompute);
     }
 
@@ -68,16 +69,44 @@ public sealed class SftFastPath : IDisposable
     /// arrays, not its real tokens: a packed row usually ends in padding).</summary>
     public bool Fits(SftBatch batch) => batch.Rows.Count == cfg.Data.BatchSize && batch.Rows.All(r => r.InputIds.Length == cfg.Data.MaxSeqLen);
 
-    /// <summary>One optimizer step on (B, T) ids, aligned labels, position and segment ids; returns the loss and the
-    /// gradient norm before clipping, read from the device after the step.</summary>
-    public (double Loss, double GradNorm) Step(Tensor ids, Tensor labels, Tensor positions, Tensor segments, double lr)
+    /// <summary>The MTP depths the loss includes (0 without MTP loss).</summary>
+    public int MtpDepth => cfg.MtpLambda > 0 ? model.Mtp.Count : 0;
+
+    /// <summary>One optimizer step over the micro-batches' (B, T) ids, aligned labels, position and segment ids: one
+    /// body for a single micro-batch, else one accumulation body each (dividing by <paramref name="stepCounts"/>: the
+    /// step's target counts, main then each MTP depth) and the update. Returns the loss the update was guarded on, the
+    /// gradient norm before clipping, and the CE sums over the main and MTP depth 1's targets, read from the device
+    /// once after the step.</summary>
+    public (double Loss, double GradNorm, double MainSum, double MtpSum) Step(
+        IReadOnlyList<(Tensor Ids, Tensor Labels, Tensor Positions, Tensor Segments)> micro, IReadOnlyList<long> stepCounts, double lr)
     {
         step ??= Build();
-        var r = step.Step(ids, labels, positions, segments, lr);
+        using var scope = NewDisposeScope();
+        FastStepResult r;
+        Tensor parts;
+        if (micro.Count == 1)
+        {
+            var (ids, labels, positions, segments) = micro[0];
+            r = step.Step(ids, labels, positions, segments, lr);
+            parts = step.Parts();
+        }
+        else
+        {
+            parts = zeros(2, device: model.HeadWeight.device);
+            foreach (var (ids, labels, positions, segments) in micro)
+            {
+                step.Accumulate(ids, labels, positions, segments, stepCounts);
+                parts.add_(step.Parts());
+            }
+            r = step.Apply(lr);
+        }
         if (step.Description != said) log.WriteLine($"fast path: {said = step.Description}");
         using (r.Loss)
         using (r.GradNorm)
-            return (r.Loss.item<float>(), r.GradNorm!.item<float>());
+        {
+            var p = parts.cpu().data<float>().ToArray();
+            return (r.Loss.item<float>(), r.GradNorm!.item<float>(), p[0], p[1]);
+        }
     }
 
     /// <summary>"cuda-graph", "eager (why)": how the fast steps run (null before the first).</summary>
@@ -88,7 +117,8 @@ public sealed class SftFastPath : IDisposable
         bool cuda = model.HeadWeight.device_type == DeviceType.CUDA;
         var options = FastPathRules.StepOptions(cuda, cfg.ClipGradNorm);
         return FastPathRules.Build(cfg.FastPath, () =>
-            FastTrainStep.Create(model, optimizer, cfg.Data.BatchSize, cfg.Data.MaxSeqLen, packed: true, cfg.FastPath, options));
+            FastTrainStep.Create(model, optimizer, cfg.Data.BatchSize, cfg.Data.MaxSeqLen, packed: true, cfg.FastPath,
+                options with { MtpLambda = MtpDepth > 0 ? cfg.MtpLambda : 0 }));
     }
 
     public void Dispose() => step?.Dispose();

@@ -134,7 +134,7 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
     /// <summary>One optimizer step over the micro-batches. The loss is the mean over the global batch's target tokens.</summary>
     private StepResult Step(List<SftBatch> micro, double lr)
     {
-        if (_fast is not null && _fast.Fits(micro[0])) return FastStep(micro[0], lr);
+        if (_fast is not null && micro.All(_fast.Fits)) return FastStep(micro, lr);
         using var scope = NewDisposeScope();
         _model.train();
         _lora?.train();
@@ -175,18 +175,24 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
             mtp ? mtpSum / Math.Max(1, mtpCounts![0]) : null, ratios);
     }
 
-    /// <summary>The fast path's step (SftFastPath): one device step, the loss and gradient norm read after it, the
-    /// run's guard and EMA bookkeeping, and the MoE bias update as after the plain step.</summary>
-    private StepResult FastStep(SftBatch batch, double lr)
+    /// <summary>The fast path's step (SftFastPath): the micro-batches through the device step (one body, or one
+    /// accumulation body each and the update), the losses and gradient norm read after it, the run's guard and EMA
+    /// bookkeeping, and the MoE bias update as after the plain step. Reports the plain step's loss and mtp_loss.</summary>
+    private StepResult FastStep(List<SftBatch> micro, double lr)
     {
         using var scope = NewDisposeScope();
         _model.train();
-        var (ids, labels, pos, seg) = ToTensors(batch, full: true);
+        int depth = _fast!.MtpDepth;
+        long globalTargets = micro.Sum(b => b.TargetTokens);
+        var counts = new List<long> { globalTargets };
+        counts.AddRange(Enumerable.Range(1, depth).Select(k => micro.Sum(b => b.MtpTargetTokens(k))));
+        var tensors = micro.Select(b => ToTensors(b, full: true)).ToList();
         _run.BeforeWeightsChange();
-        var (loss, norm) = _fast!.Step(ids, labels, pos, seg, lr);
-        var update = _run.UpdateRecorded(loss, norm);
+        var (total, norm, mainSum, mtpSum) = _fast.Step(tensors, counts, lr);
+        var update = _run.UpdateRecorded(total, norm);
         var ratios = MoeBalancer.Step(_model, update.Applied ? cfg.MoeBiasGamma : 0, _run.Parallel.Group);
-        return new StepResult(loss, null, update.GradNorm, null, ratios);
+        return new StepResult(mainSum / Math.Max(1, globalTargets), null, update.GradNorm,
+            depth > 0 ? mtpSum / Math.Max(1, counts[1]) : null, ratios);
     }
 
     /// <summary>Expert parallel: a batch with fewer rows than ranks would leave a rank out of the expert exchange

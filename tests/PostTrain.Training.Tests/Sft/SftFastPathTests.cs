@@ -1,7 +1,8 @@
 // sft through the training fast path (fast_path: on, run eagerly on the CPU exactly as it is captured on CUDA) against
 // the plain step (fast_path: auto on the CPU): per-step losses and the final weights over 5 steps of the micro MoE
 // model on packed arithmetic data (rows of 320 tokens, most of them ending in padding, as packed rows do); a run that switches paths at a checkpoint (3 fast steps, resumed for 2 plain ones)
-// against the uninterrupted plain run; optimizer.fused: true against false on the plain step; and fast_path: on refused for runs that do not qualify, naming the key.
+// against the uninterrupted plain run; the MTP loss and gradient accumulation on the fast path against the plain step;
+// optimizer.fused: true against false on the plain step; and fast_path: on refused for runs that do not qualify, naming the key.
 using PostTrain.Core.Checkpoints;
 using PostTrain.Training.Recipes;
 using PostTrain.Training.Sft;
@@ -104,12 +105,62 @@ public sealed class SftFastPathTests
         foreach (var d in new[] { plainDir, fastDir, mixedDir }) Directory.Delete(d, true);
     }
 
+    /// <summary>Per step, the metrics line's value of <paramref name="key"/>.</summary>
+    static List<double> Metric(string dir, string key) => File.ReadAllLines(Path.Combine(dir, "metrics.jsonl"))
+        .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)
+        .Where(m => m.TryGetProperty(key, out _)).Select(m => m.GetProperty(key).GetDouble()).ToList();
+
+    [Theory]
+    [InlineData(0.3, 1)]
+    [InlineData(0.0, 2)]
+    [InlineData(0.3, 3)]
+    public async Task MtpLossAndGradientAccumulationOnTheFastPathEqualThePlainStep(double mtpLambda, int accumulation)
+    {
+        // The MTP depths' chunked head loss and the accumulation bodies (each dividing by the whole step's target counts)
+        // against the plain step's Losses.Total over full logits, micro-batch by micro-batch.
+        string plainDir = Temp(), fastDir = Temp();
+        SftConfig With(SftConfig c) => c with { MtpLambda = mtpLambda, GradientAccumulationSteps = accumulation };
+        var (plain, _) = await Run(With(Config(plainDir, 4, "off")));
+        var (fast, fastLog) = await Run(With(Config(fastDir, 4, "on")));
+        Assert.Contains("fast_path: on: the fast training step", fastLog);
+        Assert.False(HasAccuracy(fastDir));                     // every step took the fast path
+        AssertClose(plain.TrainLosses, fast.TrainLosses);
+        Assert.True(plain.TrainLosses[^1] < plain.TrainLosses[0], string.Join(", ", plain.TrainLosses));
+        var plainMtp = Metric(plainDir, "mtp_loss");
+        var fastMtp = Metric(fastDir, "mtp_loss");
+        if (mtpLambda > 0)
+        {
+            Assert.Equal(4, plainMtp.Count);
+            AssertClose(plainMtp, fastMtp);
+        }
+        else Assert.Empty(fastMtp);
+        var w = WeightDiff(plainDir, fastDir);
+        Assert.True(w.RelL2 <= 1e-5 && w.MaxAbs <= 1e-4, $"final weights differ: relative L2 {w.RelL2:E2}, max {w.MaxAbs:E2} in {w.Name}");
+        // the MTP loss trains the MTP module: with mtp_lambda 0 only weight decay moves it (lr 0.003 x wd 0.01 x 4 steps
+        // x |w| < 1e-4), with 0.3 Adam steps of ~lr do
+        var start = Temp();
+        await Run(With(Config(start, 0, "off")));
+        var mtpMoved = WeightDiffOf(fastDir, start, $"model.layers.{PostTrain.Core.Model.BuiltinModels.Micro().NumHiddenLayers}.eh_proj");   // the MTP module's own projection (HF names)
+        Console.WriteLine($"mtp_lambda {mtpLambda}: the MTP module moved by up to {mtpMoved:E2}");
+        if (mtpLambda > 0) Assert.True(mtpMoved > 1e-3, $"the MTP module did not train ({mtpMoved:E2})");
+        else Assert.True(mtpMoved < 1e-4, $"the MTP module moved by {mtpMoved:E2} without an MTP loss");
+        foreach (var d in new[] { plainDir, fastDir, start }) if (Directory.Exists(d)) Directory.Delete(d, true);
+    }
+
+    /// <summary>Largest |a - b| over the weights whose name starts with <paramref name="prefix"/>.</summary>
+    static double WeightDiffOf(string dirA, string dirB, string prefix)
+    {
+        var a = SafeTensors.Load(Path.Combine(dirA, "final", "model.safetensors"));
+        var b = SafeTensors.Load(Path.Combine(dirB, "final", "model.safetensors"));
+        var names = a.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(names);
+        return names.Max(n => (a[n] - b[n]).abs().max().item<float>());
+    }
+
     [Theory]
     [InlineData("lora", "lora:")]
-    [InlineData("accumulation", "gradient_accumulation_steps: 2")]
     [InlineData("sgd", "optimizer.name: sgd")]
     [InlineData("bf16_moments", "optimizer.bf16_moments")]
-    [InlineData("mtp", "mtp_lambda: 0.3")]
     [InlineData("unfused", "optimizer.fused: false")]
     public async Task FastPathOnRefusesARunThatDoesNotQualifyNamingTheKey(string change, string key)
     {
@@ -118,11 +169,9 @@ public sealed class SftFastPathTests
         var cfg = change switch
         {
             "lora" => on with { Lora = new LoraConfig { Rank = 4 } },
-            "accumulation" => on with { GradientAccumulationSteps = 2 },
             "sgd" => on with { Optimizer = on.Optimizer with { Name = OptimizerKind.Sgd } },
             "bf16_moments" => on with { Optimizer = on.Optimizer with { Bf16Moments = true } },
-            "unfused" => on with { Optimizer = on.Optimizer with { Fused = FusedOptimizer.False } },
-            _ => on with { MtpLambda = 0.3 },
+            _ => on with { Optimizer = on.Optimizer with { Fused = FusedOptimizer.False } },
         };
         var e = await Assert.ThrowsAsync<RecipeConfigException>(() => Run(cfg));
         Assert.StartsWith("fast_path: on, but this run does not qualify: " + key, e.Message);
