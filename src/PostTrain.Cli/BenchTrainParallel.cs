@@ -14,7 +14,12 @@
 // comm_share = (all_to_all_ms + grad_sync_ms) / step_ms. Phase times are means over ranks; the step time is the slowest
 // rank's mean (it sets the job's rate): tokens_per_s = N x batch x seq / step, per GPU = that / N. Peak memory: the
 // largest rank's (CUDA caching allocator peak, or host peak resident memory on the CPU). Rank 0 prints the JSON row
-// (stdout) and a one-row table (stderr); the other ranks print nothing. Fast path: one process only (refused here).
+// (stdout) and a one-row table (stderr); the other ranks print nothing.
+// --fast-path on (ZeRO 0, no expert parallelism): each rank runs the fast step (FastTrainStep: chunked head loss,
+// fused AdamW; its forward+backward body captured as a CUDA graph on CUDA) on its rows, dividing by the global token
+// count; between that body and the update body the gradients are summed over the ranks (DataParallelOptimizer.
+// SumGradients, not captured). forward_ms is then forward + backward (one body), backward_ms 0, optimizer_ms the
+// gradient sum and the update.
 using System.Diagnostics;
 using PostTrain.Core.Distributed;
 using PostTrain.Core.Model;
@@ -31,8 +36,13 @@ internal static class BenchTrainParallel
     public sealed record Layout(ZeroStage Zero, int ExpertParallel, int? MaxDevicesPerToken, DistBackend Backend);
 
     public static Dictionary<string, object> Measure(Func<ModelConfig> make, string modelName, Precision p, bool bf16Params, Device dev,
-        int B, int T, RecomputeMode mode, Layout layout, double lr, int warmup, int steps)
+        int B, int T, RecomputeMode mode, Layout layout, double lr, int warmup, int steps, PostTrain.Core.FastPath.FastTrainStepOptions? fast = null,
+        TextWriter? log = null)
     {
+        if (fast is not null && (layout.Zero != ZeroStage.None || layout.ExpertParallel > 1))
+            throw new UsageException("--fast-path on: data parallel with --zero 0 and --expert-parallel 1 only (the fast step sums the whole gradients between its bodies)");
+        if (fast is not null && mode != RecomputeMode.None)
+            throw new UsageException("--fast-path on: --recompute none only with several ranks");
         var cfg = make();
         void Sync() { if (dev.type == DeviceType.CUDA) cuda.synchronize(dev); }
         ProcessGroup engine;
@@ -52,7 +62,9 @@ internal static class BenchTrainParallel
         using var m = BuildModel(make, p, bf16Params, dev, ep);
         m.Recompute = mode;
         using var opt = new DataParallelOptimizer(group, m.named_parameters().Select(x => (x.name, x.parameter)).ToList(), layout.Zero,
-            ps => new AdamW(ps, lr, 0.9, 0.999, 1e-8, 0.0, fused: false), experts: ep);
+            ps => new AdamW(ps, lr, 0.9, 0.999, 1e-8, 0.0, fused: fast is not null), experts: ep);
+        using var fastStep = fast is null ? null : PostTrain.Core.FastPath.FastTrainStep.Create(m, (AdamW)opt.Local, B, T, packed: false,
+            PostTrain.Core.FastPath.FastPathMode.Auto, fast, group.Rank == 0 ? (log ?? TextWriter.Null).WriteLine : null, opt.SumGradients);
         int devIndex = dev.index < 0 ? 0 : dev.index;
         if (dev.type == DeviceType.CUDA) { Sync(); CudaMemory.ResetPeak(devIndex); }
         bool hostPeak = dev.type == DeviceType.CPU && HostPeakMemory.Reset();
@@ -71,21 +83,32 @@ internal static class BenchTrainParallel
             Sync();
             group.Reset();
             var t0 = Stopwatch.GetTimestamp();
-            var output = m.Forward(ids);
-            var (sum, _) = Losses.CrossEntropySum(output.Logits, labels);
-            var loss = sum / globalTokens;
-            Sync(); var t1 = Stopwatch.GetTimestamp();
-            loss.backward();
-            Sync(); var t2 = Stopwatch.GetTimestamp();
-            opt.Step(); opt.ZeroGrad();
+            Tensor loss;
+            long t1, t2;
+            if (fastStep is not null)
+            {
+                fastStep.Accumulate(ids, labels, null, null, [(long)globalTokens]);
+                Sync(); t1 = t2 = Stopwatch.GetTimestamp();
+                loss = fastStep.Apply(lr).Loss;
+            }
+            else
+            {
+                var output = m.Forward(ids);
+                var (sum, _) = Losses.CrossEntropySum(output.Logits, labels);
+                loss = sum / globalTokens;
+                Sync(); t1 = Stopwatch.GetTimestamp();
+                loss.backward();
+                Sync(); t2 = Stopwatch.GetTimestamp();
+                opt.Step(); opt.ZeroGrad();
+            }
             MoeBalancer.Step(m, 0.0);   // gamma 0: the counts are taken, the biases stay (as the single-process verb)
             Sync(); var t3 = Stopwatch.GetTimestamp();
             double a2a = group.AllToAllSeconds * 1e3, gsync = group.SyncSeconds * 1e3;
             losses.Add(engine.AllReduce([(double)loss.to(ScalarType.Float32).item<float>()])[0]);   // untimed: the global loss
             if (s >= warmup)
             {
-                double[] step = [Ms(t0, t1), Ms(t1, t2), Ms(t2, t3), Ms(t0, t3), a2a, gsync];
-                for (int i = 0; i < sums.Length; i++) sums[i] += step[i];
+                double[] phases = [Ms(t0, t1), Ms(t1, t2), Ms(t2, t3), Ms(t0, t3), a2a, gsync];
+                for (int i = 0; i < sums.Length; i++) sums[i] += phases[i];
             }
         }
         var mean = engine.AllReduce(sums.Select(x => x / steps).ToArray()).Select(x => x / W).ToArray();
@@ -94,7 +117,7 @@ internal static class BenchTrainParallel
         double tokens = Math.Round((double)W * B * T / (slowest / 1000));
         var result = new Dictionary<string, object>
         {
-            ["bench"] = "posttrain_train", ["model"] = modelName, ["params"] = bf16Params ? "bf16" : "fp32", ["fast_path"] = "off",
+            ["bench"] = "posttrain_train", ["model"] = modelName, ["params"] = bf16Params ? "bf16" : "fp32", ["fast_path"] = fastStep?.Description ?? "off",
             ["device"] = dev.type == DeviceType.CUDA ? "cuda" : dev.ToString(), ["recompute"] = mode.ToString().ToLowerInvariant(),
             ["world_size"] = W, ["zero"] = (int)layout.Zero, ["expert_parallel"] = layout.ExpertParallel,
             ["max_devices_per_token"] = ep?.MaxDevicesPerToken ?? layout.ExpertParallel,

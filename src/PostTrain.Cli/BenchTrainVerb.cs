@@ -92,13 +92,13 @@ public sealed class BenchTrainVerb : ICliVerb
             if (layout is not null || Dist.World.Size > 1)
             {
                 // several ranks (or a distributed layout asked for): the data-parallel step, one row from rank 0
-                if (fast) throw new UsageException("--fast-path on: the fast path runs one process; data-parallel bench-train measures the plain step (--fast-path off)");
                 if (modes.Length > 1) throw new UsageException("--recompute: one mode with several ranks");
                 if (parse.GetValue(selfCheck) > 0) throw new UsageException("--self-check: one process only");
                 layout ??= new BenchTrainParallel.Layout(ZeroStage.None, 1, null, DistBackend.Auto);
                 if (modes[0] == RecomputeMode.Layer && layout.ExpertParallel > 1)
                     throw new UsageException("--recompute layer: not with expert parallelism (a replayed layer would repeat its all-to-alls); use none or selective");
-                var row = BenchTrainParallel.Measure(make, modelName, p, bf16Params, dev, B, T, modes[0], layout, parse.GetValue(lr), parse.GetValue(warmup), parse.GetValue(steps));
+                var row = BenchTrainParallel.Measure(make, modelName, p, bf16Params, dev, B, T, modes[0], layout, parse.GetValue(lr), parse.GetValue(warmup), parse.GetValue(steps),
+                    fast ? options : null, io.Error);
                 row["precision"] = parse.GetValue(precision)!;
                 if (Dist.World.IsMain)
                 {

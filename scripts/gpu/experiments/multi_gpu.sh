@@ -2,7 +2,8 @@
 # Issue 21 on a machine with several GPUs, in one device call (< 600 s at 8 GPUs with the default step counts):
 #   scaling: PyTorch DDP (benchmarks/hf/hf_ddp_bench.py under torchrun, transformers DeepseekV3, grouped_mm experts,
 #            eager at every size; torch.compile + fused AdamW at 1 and N GPUs) and PostTrain data parallel
-#            (posttrain launch --nproc-per-node n bench-train) on bench-moe-large at n = 1, 2, 4, 8 (up to the GPUs present),
+#            (posttrain launch --nproc-per-node n bench-train, the plain step and, unless FAST=0, the fast path: each
+#            rank's CUDA-graph step with the gradients all-reduced between its bodies) on bench-moe-large at n = 1, 2, 4, 8 (up to the GPUs present),
 #            same batch per GPU (4 x 2048); the scaling-efficiency table (per-GPU rate at n / at 1).
 #   ep:      expert parallel over all N GPUs from the same init, without and with device-limited routing (M = N/2):
 #            the all-to-all share of the step, and the largest loss difference against the data-parallel run at N.
@@ -51,6 +52,10 @@ if want scaling; then
     for n in $sizes; do
       echo "== $n GPU(s): PostTrain data parallel"
       bounded $run launch --nproc-per-node $n --timeout 120 bench-train $bench 2>&1 | tee /dev/stderr | rows
+      if [ "${FAST:-1}" = 1 ]; then   # each rank's captured fast step, gradients summed between its bodies
+        echo "== $n GPU(s): PostTrain data parallel, fast path"
+        POSTTRAIN_NO_CUDAGRAPH= bounded $run launch --nproc-per-node $n --timeout 120 bench-train $bench --fast-path on 2>&1 | tee /dev/stderr | rows
+      fi
       echo "== $n GPU(s): DDP eager"
       bounded torchrun --standalone --nproc-per-node $n $ddp > "$out/ddp-$n.log" 2>&1
       if grep -q "find_unused_parameters" "$out/ddp-$n.log"; then

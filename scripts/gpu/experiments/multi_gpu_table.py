@@ -27,8 +27,11 @@ def fmt(x, spec=",.0f"):
 def main(path):
     rs = rows(path)
     pt = [r for r in rs if r.get("bench") == "posttrain_train" and r.get("expert_parallel", 1) == 1 and r.get("zero", 0) == 0]
+    fast = [r for r in pt if r.get("fast_path", "off") != "off"]
+    pt = [r for r in pt if r.get("fast_path", "off") == "off"]
     ddp = [r for r in rs if r.get("bench") == "hf_ddp_train"]
     contenders = {"PostTrain": {r.get("world_size", 1): r for r in pt}}
+    if fast: contenders["PostTrain fast path"] = {r.get("world_size", 1): r for r in fast}
     for compiled in (False, True):
         name = "DDP compiled" if compiled else "DDP eager"
         got = {r["world_size"]: r for r in ddp if bool(r.get("compile")) == compiled}
@@ -45,8 +48,8 @@ def main(path):
             per = r.get("tokens_per_s_per_gpu", r["tokens_per_s"] / n)
             base = by.get(1)
             eff = per / base.get("tokens_per_s_per_gpu", base["tokens_per_s"]) if base else None
-            mine = contenders["PostTrain"].get(n)
-            vs = None if name == "PostTrain" or mine is None else mine.get("tokens_per_s_per_gpu", mine["tokens_per_s"] / n) / per
+            mine = contenders.get("PostTrain fast path", {}).get(n) or contenders["PostTrain"].get(n)   # PostTrain's best
+            vs = None if name.startswith("PostTrain") or mine is None else mine.get("tokens_per_s_per_gpu", mine["tokens_per_s"] / n) / per
             share = r.get("comm_share")
             print(f"| {n} | {name} | {fmt(r['tokens_per_s'])} | {fmt(per)} | {fmt(eff, '.1%')} | {fmt(vs, '.2f') + 'x' if vs else '-'} | "
                   f"{r.get('step_ms', '-')} | {fmt(share, '.1%')} | {r.get('peak_gib', '-')} | {fmt(r.get('loss'), '.4f')} |")

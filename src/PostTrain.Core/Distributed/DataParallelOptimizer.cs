@@ -136,6 +136,17 @@ public sealed partial class DataParallelOptimizer : IOptimizer
         return norm;
     }
 
+    /// <summary>Sums every parameter's gradient over the ranks in place (Step's bucketed all-reduce, without the clip and
+    /// the update): for a step whose clipping and update run elsewhere, the data-parallel fast path's update body.
+    /// ZeRO stage 0 without expert parallelism or overlap only (collective).</summary>
+    public void SumGradients()
+    {
+        if (Stage != ZeroStage.None || expertPart is not null || overlap is not null)
+            throw new NotSupportedException("DataParallelOptimizer.SumGradients: ZeRO stage 0 without expert parallelism or overlap only");
+        using var scope = NewDisposeScope();
+        GradientBuckets.AllReduce(group, GradientBuckets.AgreeOnGradients(group, Parameters), bucketElements);
+    }
+
     /// <summary>Overlaps the gradient all-reduce with backward: blocks[i] are the parameters whose gradients are
     /// complete when the gradient w.r.t. the i-th block's input arrives (a decoder layer's; blocks in forward order).
     /// Returns the marker the model applies to block i's input, (i, x) => x (GradientReadyFunction); null where the

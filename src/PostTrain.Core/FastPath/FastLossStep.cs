@@ -114,11 +114,15 @@ public sealed class FastLossStep : IDisposable
     }
 
     /// <summary>After <see cref="Accumulate"/> calls: clip, guarded fused AdamW with <paramref name="lr"/>, zeroed
-    /// gradients; the loss is the accumulated sum (reset for the next step). The returned tensors are copies.</summary>
-    public FastStepResult Apply(double lr)
+    /// gradients; the loss is the accumulated sum (reset for the next step). The returned tensors are copies.
+    /// sumGradients (data parallel): run eagerly between the last backward and the update body, on the steps' stream,
+    /// e.g. the all-reduce that sums the gradients over the ranks (it is never captured).</summary>
+    public FastStepResult Apply(double lr, Action? sumGradients = null)
     {
         optimizer.LearningRate = lr;
         using var side = graphs ? Generation.CudaGraph.EnterSideStream(Device) : null;
+        if (sumGradients is not null)
+            using (no_grad()) sumGradients();
         optimizer.UploadLearningRate();
         Run(nameof(Apply), ApplyKey, () =>
         {

@@ -58,14 +58,17 @@ public sealed class FastTrainStep : IDisposable
     private readonly int depth;                  // MTP depths in the loss (0 without)
     private readonly Tensor counts;              // (1 + depth) fp32: the step's target counts (accumulation)
     private readonly Tensor parts;               // (2) fp32: the last body's CE sum and MTP depth 1's CE sum
+    private readonly Action? sumGradients;       // data parallel: the gradient all-reduce before the update
 
     public int Batch { get; }
     public int Seq { get; }
     /// <summary>"cuda-graph", "eager (why)" or "eager": how the steps run now.</summary>
     public string Description => step.Description;
 
-    private FastTrainStep(DeepSeekForCausalLM model, FastLossStep step, int batch, int seq, bool packed, FastTrainStepOptions options)
+    private FastTrainStep(DeepSeekForCausalLM model, FastLossStep step, int batch, int seq, bool packed, FastTrainStepOptions options,
+        Action? sumGradients)
     {
+        this.sumGradients = sumGradients;
         this.model = model;
         this.step = step;
         this.options = options;
@@ -106,13 +109,16 @@ public sealed class FastTrainStep : IDisposable
     }
 
     /// <summary>Builds the step for (batch, seq) rows (packed: rows carry segment ids). mode Off never comes here;
-    /// On throws when a requirement fails; Auto falls back to eager steps and says why through log.</summary>
+    /// On throws when a requirement fails; Auto falls back to eager steps and says why through log.
+    /// sumGradients: data parallel (each rank one step of its own rows): sums the gradients over the ranks between the
+    /// backward bodies and the update (DataParallelOptimizer.SumGradients); the steps then go through Accumulate with
+    /// the global target counts and Apply.</summary>
     public static FastTrainStep Create(DeepSeekForCausalLM model, AdamW optimizer, int batch, int seq, bool packed,
-        FastPathMode mode, FastTrainStepOptions? options = null, Action<string>? log = null)
+        FastPathMode mode, FastTrainStepOptions? options = null, Action<string>? log = null, Action? sumGradients = null)
     {
         options ??= new FastTrainStepOptions();
         var core = FastLossStep.Create(model.parameters(), optimizer, model.HeadWeight.device, mode, options, log, Unsupported(model, optimizer));
-        return new FastTrainStep(model, core, batch, seq, packed, options);
+        return new FastTrainStep(model, core, batch, seq, packed, options, sumGradients);
     }
 
     /// <summary>One training step on ids/labels (B, T) int64 (labels aligned: -100 = not trained on), positions and
@@ -122,6 +128,8 @@ public sealed class FastTrainStep : IDisposable
         Check(inputIds, "input ids"); Check(targetLabels, "labels");
         if (segmentIds is not null && segments is null)
             throw new ArgumentException("FastTrainStep was built without packed segments; segment ids were given.", nameof(segmentIds));
+        if (sumGradients is not null)
+            throw new InvalidOperationException("FastTrainStep: a data-parallel step divides by the global target counts: use Accumulate and Apply");
         return step.Step(Key, () => CopyInputs(inputIds, targetLabels, positionIds, segmentIds), () => Loss(stepCounts: false), lr);
     }
 
@@ -142,7 +150,7 @@ public sealed class FastTrainStep : IDisposable
 
     /// <summary>Ends a step of <see cref="Accumulate"/> calls: clip, guarded fused AdamW, zeroed gradients; the loss is
     /// the micro-batches' summed loss.</summary>
-    public FastStepResult Apply(double lr) => step.Apply(lr);
+    public FastStepResult Apply(double lr) => step.Apply(lr, sumGradients);
 
     /// <summary>The last body's (CE sum over the main targets, CE sum over MTP depth 1's targets; 0 without MTP), copied.</summary>
     public Tensor Parts()

@@ -3,7 +3,7 @@
 // code, not BenchTrainParallel) on the same global batches: one process with --batch 4 sees the rows that two ranks
 // with --batch 2 split, so data parallelism must give its losses (sum of per-rank sums over the global token count);
 // ZeRO 2 and expert parallelism over both ranks (same init: the EP model is copied from the full one) must give them
-// too. The JSON row: world size 2, per-GPU rate = total / 2, communication share in (0, 1); rank 0 alone prints.
+// too, and so must the fast path (each rank's fast step, the gradients summed between its backward and update bodies). The JSON row: world size 2, per-GPU rate = total / 2, communication share in (0, 1); rank 0 alone prints.
 // Also: the launcher exports NVLink-multicast-off variables to every rank (a stand-in mpirun records what it gets),
 // and bench-train's distributed options refuse bad layouts as usage errors (exit 2).
 using System.Text.Json;
@@ -74,6 +74,21 @@ public sealed class BenchTrainParallelTests
         Assert.True(a2a is > 0 and < 1, $"all_to_all_share {a2a}");
         Assert.True(ep.GetProperty("comm_share").GetDouble() is > 0 and < 1);
         AssertSameLosses(reference, Losses(ep), "expert parallel over 2 ranks");
+    }
+
+    [Fact]
+    public void TwoRanksOnTheFastPathTrainLikeOneProcessOnTheGlobalBatch()
+    {
+        // each rank's fast step (chunked head loss over the global token count, fused AdamW, run eagerly on the CPU as it
+        // is captured on CUDA) with the gradients summed over the ranks between its backward and update bodies
+        var (rc, output) = MpiRun.RunSingle(MpiRun.Cli, [.. Common, "--batch", "4"]);
+        Assert.True(rc == 0, output);
+        var reference = Losses(Row(output));
+        var fast = Launch("--fast-path", "on");
+        Assert.StartsWith("eager", fast.GetProperty("fast_path").GetString());
+        Assert.Equal(2, fast.GetProperty("world_size").GetInt32());
+        Assert.True(fast.GetProperty("grad_sync_ms").GetDouble() > 0, "no gradient sum was timed");
+        AssertSameLosses(reference, Losses(fast), "fast path, data parallel over 2 ranks");
     }
 
     [Fact]
