@@ -41,6 +41,9 @@ public sealed record FastTrainStepOptions
     public int WarmupSteps { get; init; } = 2;
     /// <summary>Weight of the MTP losses (Losses.Total's mtp_lambda); 0 = no MTP forward.</summary>
     public double MtpLambda { get; init; }
+    /// <summary>Factor on the MoE balance losses: a data-parallel rank's share of the global batch (its rows over all
+    /// rows), so the summed gradients hold the batch's mean balance loss, as the plain data-parallel step weights it.</summary>
+    public double BalanceScale { get; init; } = 1.0;
 }
 
 /// <summary>Loss (fp32 scalar) and the gradient norm before clipping (null without clipping), on the device.</summary>
@@ -201,7 +204,7 @@ public sealed class FastTrainStep : IDisposable
             if (k == 1) mtpFirst = sumK;
         }
         foreach (var moe in model.MoeLayers())
-            if (moe.LastBalanceLoss is { } b) loss = loss + b;
+            if (moe.LastBalanceLoss is { } b) loss = loss + (options.BalanceScale == 1.0 ? b : b * options.BalanceScale);
         using (no_grad()) parts.copy_(stack([sum.detach(), mtpFirst.detach()]));
         return loss;
     }

@@ -34,6 +34,18 @@ public static class FastPathRules
         return null;
     }
 
+    /// <summary>Data parallel through the fast step (each rank's step on its share of the batch, the gradients summed
+    /// between the backward and update bodies): ZeRO 0, no expert parallelism, and a batch that splits evenly, so every
+    /// rank's share has the step's static shape. Null when it qualifies (or one process).</summary>
+    public static string? DataParallel(int processes, DistributedConfig d, int batchSize, string batchKey)
+    {
+        if (processes <= 1) return null;
+        if (d.ZeroStage != 0) return $"distributed.zero_stage: {d.ZeroStage} (the data-parallel fast step sums whole gradients: ZeRO 0 only)";
+        if (d.ExpertParallel > 1) return $"distributed.expert_parallel: {d.ExpertParallel} (the data-parallel fast step replicates every expert)";
+        if (batchSize % processes != 0) return $"{batchKey}: {batchSize} rows do not split evenly over {processes} processes (each rank's share is the fast step's static shape)";
+        return null;
+    }
+
     /// <summary>The fast step runs in one process.</summary>
     public static string? Processes(int processes) =>
         processes > 1 ? $"distributed: {processes} processes (the fast path runs one process; Parallel.Size must be 1)" : null;

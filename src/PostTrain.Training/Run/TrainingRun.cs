@@ -92,7 +92,7 @@ public sealed class TrainingRun : IDisposable
         if (Parallel.IsMain) Parallel.Group.Barrier();
         Optimizer = new DataParallelOptimizer(Parallel.Group, model.Module.named_parameters().Select(p => (p.name, p.parameter)).ToList(),
             cfg.Distributed.Stage, named => Optimizers.Create(cfg.Optimizer, named, fusedAdamW), cfg.Distributed.BucketElements, model.ExpertParallel);
-        if (cfg.Distributed.Overlap && FindCausalLM(model.Module) is { } lm
+        if (cfg.Distributed.Overlap && !fusedAdamW && FindCausalLM(model.Module) is { } lm   // the fast path sums between its bodies
             && Optimizer.EnableOverlap(lm.LayerParameters(), cfg.GradientAccumulationSteps) is { } marker)
         {
             lm.LayerInputMarker = marker;

@@ -186,9 +186,11 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         long globalTargets = micro.Sum(b => b.TargetTokens);
         var counts = new List<long> { globalTargets };
         counts.AddRange(Enumerable.Range(1, depth).Select(k => micro.Sum(b => b.MtpTargetTokens(k))));
-        var tensors = micro.Select(b => ToTensors(b, full: true)).ToList();
+        var tensors = micro.Select(b => ToTensors(new SftBatch(_run.Parallel.Shard(b.Rows)), full: true)).ToList();   // this rank's rows
         _run.BeforeWeightsChange();
         var (total, norm, mainSum, mtpSum) = _fast.Step(tensors, counts, lr);
+        var sums = _run.Parallel.Sum(mainSum, mtpSum);   // over the ranks
+        (mainSum, mtpSum) = (sums[0], sums[1]);
         var update = _run.UpdateRecorded(total, norm);
         var ratios = MoeBalancer.Step(_model, update.Applied ? cfg.MoeBiasGamma : 0, _run.Parallel.Group);
         return new StepResult(mainSum / Math.Max(1, globalTargets), null, update.GradNorm,

@@ -4,6 +4,8 @@
 // of each tensor) equal the one-process run to 1e-6 relative (fp32). A run stopped after 3 steps on 4 ranks (ZeRO 1) and resumed on 2 ranks (ZeRO 2) continues the
 // one-process curve (the distributed checkpoint layout: DistributedCheckpointTests). On 2 ranks, distributed.overlap
 // true (the default: layer buckets all-reduced during backward) and false give the same losses and weights bit for bit.
+// The fast path on 2 ranks (MTP and balance losses, 2 micro-batches per step) gives the one-process plain step's
+// losses and weights to 1e-5 relative.
 using System.Text.Json;
 using PostTrain.Core.Checkpoints;
 using static TorchSharp.torch;
@@ -63,6 +65,26 @@ public sealed class DataParallelSftTests(SftBaseline baseline) : IClassFixture<S
         Assert.DoesNotContain("all-reduced during backward", output);
         Assert.Equal(Losses(off), Losses(on));
         AssertSameWeights(Path.Combine(off, "final"), Path.Combine(on, "final"), rel: 0);
+    }
+
+    [Fact]
+    public void TheFastPathOnTwoRanksEqualsThePlainStepInOneProcess()
+    {
+        // each rank's fast step on its 2 of the 4 rows (MTP loss on, as the quickstart trains; balance loss weighted by
+        // the rank's share; 2 micro-batches per step), the gradients summed between its bodies
+        string[] extra = ["moe_balance_alpha=0.01", "gradient_accumulation_steps=2"];
+        string one = Path.Combine(baseline.Root, "fast-ref"), two = Path.Combine(baseline.Root, "fast-dp2");
+        var (rc, output) = Cli(1, one, 4, [.. extra, "fast_path=off"]);
+        Assert.True(rc == 0, output);
+        (rc, output) = Cli(2, two, 4, [.. extra, "fast_path=on"]);
+        Assert.True(rc == 0, output);
+        Assert.Contains("fast_path: on: the fast training step", output);
+        Assert.DoesNotContain("all-reduced during backward", output);   // the fast path sums between its bodies
+        var (expected, actual) = (Losses(one), Losses(two));
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(actual[i] - expected[i]) <= 1e-5 * Math.Abs(expected[i]), $"step {i + 1}: loss {actual[i]:R} vs one process {expected[i]:R}");
+        AssertSameWeights(Path.Combine(one, "final"), Path.Combine(two, "final"), rel: 1e-5);
     }
 
     [Fact]

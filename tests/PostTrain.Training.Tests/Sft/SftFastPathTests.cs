@@ -179,6 +179,19 @@ public sealed class SftFastPathTests
     }
 
     [Fact]
+    public void DataParallelQualifiesWithZeroZeroAndAnEvenSplitOnly()
+    {
+        var cfg = Config(Temp(), 1, "on");   // batch_size 4
+        using var model = new PostTrain.Core.Model.DeepSeekForCausalLM(PostTrain.Core.Model.BuiltinModels.Micro());
+        Assert.Null(SftFastPath.Disqualified(cfg, model, 2));
+        Assert.Null(SftFastPath.Disqualified(cfg, model, 4));
+        Assert.StartsWith("data.batch_size: 4 rows do not split evenly over 3 processes", SftFastPath.Disqualified(cfg, model, 3));
+        Assert.StartsWith("distributed.zero_stage: 1", SftFastPath.Disqualified(cfg with { Distributed = cfg.Distributed with { ZeroStage = 1 } }, model, 2));
+        Assert.StartsWith("distributed.expert_parallel: 2", SftFastPath.Disqualified(cfg with { Distributed = cfg.Distributed with { ExpertParallel = 2 } }, model, 2));
+        Assert.Null(SftFastPath.Disqualified(cfg with { Distributed = cfg.Distributed with { ZeroStage = 1 } }, model, 1));   // one process: no data parallel
+    }
+
+    [Fact]
     public async Task FusedAdamWOnThePlainStepEqualsTheUnfusedOne()
     {
         string plainDir = Temp(), fusedDir = Temp();
