@@ -13,26 +13,25 @@ measured or estimated t_fp8 (--fp8-ms; without it, t_fp8 = the eligible FLOPs at
 their time when the rate given is at or below what those GEMMs reach).
 
   python3 benchmarks/fp8-kernels/fp8_bound.py ../shared/bench/bench-moe-large.json --tokens 8192 --step-ms 103.8 \
-      --fp8-ms 33.6 [--ceiling 1.69] [--layers 27]
+      --fp8-ms 33.6 [--ceiling 1.69] [--layers 27]   (33.6: 19.2 ms measured for the routed FFN + ~14 estimated)
 """
 import argparse
 import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hf"))
+from train_table import matmul_params  # noqa: E402  (the same parameter count as the training table's MFU)
 
 
 def flops_per_token(c, layers=None):
-    """(FP8-eligible, BF16 head + router, attention core) training FLOPs per token (3 x forward, 2 per MAC)."""
-    H, heads = c["hidden_size"], c["num_attention_heads"]
-    qk = c["qk_nope_head_dim"] + c["qk_rope_head_dim"]
-    v, r, rope = c["v_head_dim"], c["kv_lora_rank"], c["qk_rope_head_dim"]
-    q = H * c["q_lora_rank"] + c["q_lora_rank"] * heads * qk if c.get("q_lora_rank") else H * heads * qk
-    attn = q + H * (r + rope) + r * heads * (c["qk_nope_head_dim"] + v) + heads * v * H
-    dense = 3 * H * c["intermediate_size"]
-    experts = 3 * H * c["moe_intermediate_size"] * (c["num_experts_per_tok"] + c["n_shared_experts"])
-    router = H * c["n_routed_experts"]
+    """(FP8-eligible, BF16 head + router) training FLOPs per token (3 x forward, 2 per MAC), the layer count, the dense
+    layers."""
+    p = matmul_params(c)
     L = layers or c["num_hidden_layers"]
     k = c["first_k_dense_replace"]
-    eligible = L * attn + k * dense + (L - k) * experts
-    bf16 = (L - k) * router + H * c["vocab_size"]
+    eligible = L * p["attention"] + k * p["dense"] + (L - k) * p["experts"]
+    bf16 = (L - k) * p["router"] + p["head"]
     return 6 * eligible, 6 * bf16, L, k
 
 
@@ -54,7 +53,7 @@ def main():
           f"{bf16 / 1e9:.3f} in the BF16 head and router: eligible share {eligible / total:.1%} of the GEMM FLOPs")
     if a.step_ms:
         t8 = a.fp8_ms if a.fp8_ms else eligible * a.tokens / (a.bf16_tflops * 1e12) * 1e3
-        how = "measured" if a.fp8_ms else f"estimated at {a.bf16_tflops:.0f} TFLOP/s"
+        how = "as given" if a.fp8_ms else f"estimated at {a.bf16_tflops:.0f} TFLOP/s"
         at_ceiling = a.step_ms / (a.step_ms - t8 + t8 / a.ceiling)
         free = a.step_ms / (a.step_ms - t8)
         print(f"BF16 step {a.step_ms:.1f} ms, of it {t8:.1f} ms in FP8-eligible GEMMs ({how}): FP8 speedup at most "

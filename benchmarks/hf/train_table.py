@@ -13,16 +13,23 @@ import json, os, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-def flops_per_token(c, T):
+def matmul_params(c):
+    """The matmul parameters a token passes, by kind: per layer attention projections, a dense MLP, a MoE layer's
+    shared + top-k routed experts, its router; and the LM head."""
     H, heads = c["hidden_size"], c["num_attention_heads"]
     qk = c["qk_nope_head_dim"] + c["qk_rope_head_dim"]
     v, r, rope = c["v_head_dim"], c["kv_lora_rank"], c["qk_rope_head_dim"]
     q = H * c["q_lora_rank"] + c["q_lora_rank"] * heads * qk if c.get("q_lora_rank") else H * heads * qk
-    attn_params = q + H * (r + rope) + r * heads * (c["qk_nope_head_dim"] + v) + heads * v * H
-    dense = 3 * H * c["intermediate_size"]
-    moe = 3 * H * c["moe_intermediate_size"] * (c["num_experts_per_tok"] + c["n_shared_experts"]) + H * c["n_routed_experts"]
+    return dict(attention=q + H * (r + rope) + r * heads * (c["qk_nope_head_dim"] + v) + heads * v * H,
+                dense=3 * H * c["intermediate_size"],
+                experts=3 * H * c["moe_intermediate_size"] * (c["num_experts_per_tok"] + c["n_shared_experts"]),
+                router=H * c["n_routed_experts"], head=H * c["vocab_size"])
+
+def flops_per_token(c, T):
+    p = matmul_params(c)
     L, k = c["num_hidden_layers"], c["first_k_dense_replace"]
-    params = L * attn_params + k * dense + (L - k) * moe + H * c["vocab_size"]
+    params = L * p["attention"] + k * p["dense"] + (L - k) * (p["experts"] + p["router"]) + p["head"]
+    heads, qk, v = c["num_attention_heads"], c["qk_nope_head_dim"] + c["qk_rope_head_dim"], c["v_head_dim"]
     attn_core = L * 2 * heads * (qk + v) * T / 2
     return 3 * (2 * params + attn_core)
 
