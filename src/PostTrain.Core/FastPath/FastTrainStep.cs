@@ -120,7 +120,8 @@ public sealed class FastTrainStep : IDisposable
         FastPathMode mode, FastTrainStepOptions? options = null, Action<string>? log = null, Action? sumGradients = null)
     {
         options ??= new FastTrainStepOptions();
-        var core = FastLossStep.Create(model.parameters(), optimizer, model.HeadWeight.device, mode, options, log, Unsupported(model, optimizer));
+        // the trained parameters are the optimizer's: all of the model's, or LoRA adapters' (the frozen model has no gradients)
+        var core = FastLossStep.Create(optimizer.Parameters, optimizer, model.HeadWeight.device, mode, options, log, Unsupported(model, optimizer));
         return new FastTrainStep(model, core, batch, seq, packed, options, sumGradients);
     }
 

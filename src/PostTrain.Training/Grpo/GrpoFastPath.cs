@@ -20,8 +20,8 @@
 // With grpo.routing_replay the routers use it (Router.ReplayExperts reads the buffer, so a captured body replays
 // whatever the current micro-batch recorded); either way each router's own choice is copied into a second static
 // buffer, from which mismatch/routing_disagreement is counted after the body ran (the plain path's measure).
-// Qualifies: full fine-tuning (no lora), AdamW on the device (FastPathRules.Optimizer), one process, no activation
-// recompute, FP8 only with the native FP8 kernels on CUDA; any moe_bias_gamma (the bucket's padding is routed, but the
+// Qualifies: full fine-tuning or LoRA (the adapters train; the KL reference is the base model, computed outside the
+// bodies with the adapters off), AdamW on the device (FastPathRules.Optimizer), one process, no activation recompute, FP8 only with the native FP8 kernels on CUDA; any moe_bias_gamma (the bucket's padding is routed, but the
 // routing-bias loads count real tokens only).
 using PostTrain.Core.FastPath;
 using PostTrain.Core.Model;
@@ -111,7 +111,6 @@ public sealed class GrpoFastPath : IDisposable
     /// <summary>Why this run's policy update cannot take the fast path, naming the config key (null when it qualifies).</summary>
     public static string? Disqualified(GrpoConfig cfg, DeepSeekForCausalLM model, int processes)
     {
-        if (cfg.Lora is not null) return "lora: LoRA adapters train through the plain policy update (full fine-tuning only)";
         if (FastPathRules.Optimizer(cfg.Optimizer) is { } opt) return opt;
         if (FastPathRules.Processes(processes) is { } dist) return dist;
         return FastPathRules.Fp8(model) ?? FastPathRules.Recompute(cfg.Recompute);
@@ -132,7 +131,8 @@ public sealed class GrpoFastPath : IDisposable
     {
         var device = model.HeadWeight.device;
         var options = FastPathRules.StepOptions(device.type == DeviceType.CUDA, clipGradNorm);
-        var step = FastPathRules.Build(mode, () => FastLossStep.Create(model.parameters().Where(p => p.requires_grad), optimizer, device, mode, options,
+        // the trained parameters are the optimizer's: the model's, or the LoRA adapters' (the base model is frozen)
+        var step = FastPathRules.Build(mode, () => FastLossStep.Create(optimizer.Parameters, optimizer, device, mode, options,
             log.WriteLine, optimizer.Fused ? FastTrainStep.Fp8Blocker(model) : null));
         return new GrpoFastPath(cfg, maxPromptTokens, model, step, log);
     }

@@ -109,7 +109,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         _rollouts = new RolloutCollector(_model, _tokenizer, rewards, cfg.Grpo);
         _update = _lora is null
             ? new PolicyUpdate(_model, _reference, _run, cfg.Grpo, cfg.MoeBiasGamma, fast: _fast)
-            : new PolicyUpdate(_model, cfg.Grpo.Beta > 0 ? _model : null, _run, cfg.Grpo, 0, _lora.Disabled);   // frozen base: no bias steps
+            : new PolicyUpdate(_model, cfg.Grpo.Beta > 0 ? _model : null, _run, cfg.Grpo, 0, _lora.Disabled, _fast);   // frozen base: no bias steps
         if (cfg.Eval is { } e)
         {
             var evalPrompts = new PromptSet(e.Path, cfg.Data.PromptColumn, template, cfg.Data.MaxPromptTokens, e.Rows);

@@ -56,7 +56,6 @@ public sealed class SftFastPath : IDisposable
     /// <summary>Why this run cannot take the fast path, naming the config key (null when it qualifies).</summary>
     public static string? Disqualified(SftConfig cfg, DeepSeekForCausalLM model, int processes)
     {
-        if (cfg.Lora is not null) return "lora: LoRA adapters train through the plain step (full fine-tuning only)";
         if (FastPathRules.Optimizer(cfg.Optimizer) is { } opt) return opt;
         if (FastPathRules.DataParallel(processes, cfg.Distributed, cfg.Data.BatchSize, "data.batch_size") is { } dist) return dist;
         return FastPathRules.Fp8(model) ?? FastPathRules.Recompute(cfg.Recompute);

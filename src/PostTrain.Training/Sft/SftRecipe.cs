@@ -182,6 +182,7 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
     {
         using var scope = NewDisposeScope();
         _model.train();
+        _lora?.train();
         int depth = _fast!.MtpDepth;
         long globalTargets = micro.Sum(b => b.TargetTokens);
         var counts = new List<long> { globalTargets };
@@ -192,7 +193,7 @@ public sealed class SftRecipe(SftConfig cfg) : IRecipe
         var sums = _run.Parallel.Sum(mainSum, mtpSum);   // over the ranks
         (mainSum, mtpSum) = (sums[0], sums[1]);
         var update = _run.UpdateRecorded(total, norm);
-        var ratios = MoeBalancer.Step(_model, update.Applied ? cfg.MoeBiasGamma : 0, _run.Parallel.Group);
+        var ratios = MoeBalancer.Step(_model, update.Applied && _lora is null ? cfg.MoeBiasGamma : 0, _run.Parallel.Group);
         return new StepResult(mainSum / Math.Max(1, globalTargets), null, update.GradNorm,
             depth > 0 ? mtpSum / Math.Max(1, counts[1]) : null, ratios);
     }
