@@ -13,7 +13,7 @@
 // Data parallel: each rank runs the step on its share of every micro-batch (data.batch_size / ranks rows) as
 // accumulation bodies dividing by the global counts; the gradients are summed over the ranks (the run's
 // DataParallelOptimizer.SumGradients, eager) before the update body; each rank's balance loss is weighted by its share.
-// Qualifies: full fine-tuning (no lora), AdamW on the device (optimizer.offload: none, no bf16_moments with fp32
+// Qualifies: full fine-tuning or LoRA (the step trains the optimizer's parameters, the adapters), AdamW on the device (optimizer.offload: none, no bf16_moments with fp32
 // parameters), one process or data parallel with ZeRO 0, no expert parallelism and data.batch_size a multiple of the
 // ranks, FP8 only with the native FP8 kernels on CUDA, no activation recompute (not yet run under a CUDA graph;
 // bench-train measures it). Packed and unpacked rows both qualify: SftBatches pads every row to data.max_seq_len.
@@ -36,12 +36,12 @@ public sealed class SftFastPath : IDisposable
     private readonly SftConfig cfg;
     private readonly DeepSeekForCausalLM model;
     private readonly AdamW optimizer;
-    private readonly PostTrain.Core.Distributed.DataParallelOptimizer? dataParallel;   // several ranks: sums the gradients
+    private readonly DataParallelOptimizer? dataParallel;   // several ranks: sums the gradients
     private readonly TextWriter log;
     private FastTrainStep? step;
     private string? said;
 
-    private SftFastPath(SftConfig cfg, DeepSeekForCausalLM model, AdamW optimizer, PostTrain.Core.Distributed.DataParallelOptimizer? dataParallel, TextWriter log)
+    private SftFastPath(SftConfig cfg, DeepSeekForCausalLM model, AdamW optimizer, DataParallelOptimizer? dataParallel, TextWriter log)
     {
         this.cfg = cfg;
         this.model = model;
@@ -70,7 +70,7 @@ public sealed class SftFastPath : IDisposable
     /// <summary>The fast path over the run's optimizer (which TrainingRun built fused for it).</summary>
     /// <param name="log">Gets a line whenever the way the steps run changes (eager warm-up, captured, a failed capture).</param>
     public static SftFastPath Over(SftConfig cfg, DeepSeekForCausalLM model, IOptimizer runOptimizer, TextWriter log) =>
-        new(cfg, model, FastPathRules.FusedAdamW(runOptimizer), runOptimizer as PostTrain.Core.Distributed.DataParallelOptimizer, log);
+        new(cfg, model, FastPathRules.FusedAdamW(runOptimizer), runOptimizer as DataParallelOptimizer, log);
 
     /// <summary>The batch has the fast step's shape: data.batch_size rows, each padded to data.max_seq_len (the row's
     /// arrays, not its real tokens: a packed row usually ends in padding).</summary>
