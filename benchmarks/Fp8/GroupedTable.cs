@@ -16,10 +16,14 @@ namespace PostTrain.Benchmarks.Fp8Tables;
 
 internal static class GroupedTable
 {
+    // The native kernels on CUDA; on the CPU the reference kernels stand in (a smoke run of the same calls; its numbers
+    // mean nothing).
+    private static (IFp8Kernels? Kernels, string? Why) KernelsFor(Device device) =>
+        device.type == DeviceType.CUDA ? Fp8Kernels.Native(device) : (ReferenceFp8Kernels.Instance, null);
+
     public static void Run(Device device, Generator gen, double scaleRows, Func<Func<Tensor>, double> time)
     {
-        // On the CPU the reference kernels stand in (a smoke run of the same calls; its numbers mean nothing).
-        var (native, why) = device.type == DeviceType.CUDA ? Fp8Kernels.Native(device) : (ReferenceFp8Kernels.Instance, null);
+        var (native, why) = KernelsFor(device);
         Console.WriteLine();
         Console.WriteLine(native is null
             ? $"Grouped FP8 kernels: unavailable ({why}); the native columns are left out."
@@ -99,7 +103,7 @@ internal static class GroupedTable
     /// <summary>Only the quantiser table (fp8bench quant).</summary>
     public static void RunQuant(Device device, Generator gen, double scaleRows, Func<Func<Tensor>, double> time)
     {
-        var (native, why) = device.type == DeviceType.CUDA ? Fp8Kernels.Native(device) : (ReferenceFp8Kernels.Instance, null);
+        var (native, why) = KernelsFor(device);
         if (native is null)
         {
             Console.WriteLine($"Grouped FP8 kernels: unavailable ({why}).");

@@ -340,23 +340,12 @@ public sealed class GrpoFastPath : IDisposable
     // its own choice is copied into b.Choice.
     private Tensor RoutedForward(Buffers b)
     {
-        for (int l = 0; l < routers.Length; l++)
-        {
-            routers[l].KeepLastChoice = true;
-            routers[l].ReplayExperts = cfg.RoutingReplay ? b.Recorded[l] : null;
-        }
-        try
-        {
-            var normed = model.NormedHidden(b.Ids, mask: new AttentionMask(b.KeyPadding));
-            using (no_grad())
-                for (int l = 0; l < routers.Length; l++)
-                    b.Choice[l].copy_(routers[l].LastChoice ?? throw new InvalidOperationException($"MoE layer {l}: the router kept no choice"));
-            return normed;
-        }
-        finally
-        {
-            foreach (var r in routers) { r.ReplayExperts = null; r.ClearLastChoice(); }
-        }
+        using var routing = RecordedRouting.Route(routers, cfg.RoutingReplay ? b.Recorded : null, keepChoice: true);
+        var normed = model.NormedHidden(b.Ids, mask: new AttentionMask(b.KeyPadding));
+        using (no_grad())
+            for (int l = 0; l < routers.Length; l++)
+                b.Choice[l].copy_(routers[l].LastChoice ?? throw new InvalidOperationException($"MoE layer {l}: the router kept no choice"));
+        return normed;
     }
 
     public void Dispose()

@@ -76,22 +76,12 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
                 // every pass replays them when routing replay is on
                 if (pass == 0) recordedPerSlice[k] = Routing(samples, start, count, batch, routers, device)?.Select(t => t.MoveToOuterDisposeScope()).ToArray();
                 var recorded = pass == 0 || cfg.RoutingReplay ? recordedPerSlice[k] : null;
-                if (recorded is not null)
-                    for (int l = 0; l < routers.Length; l++)
-                    {
-                        routers[l].KeepLastChoice = pass == 0;
-                        routers[l].ReplayExperts = cfg.RoutingReplay ? recorded[l] : null;
-                    }
                 Tensor lp;
                 Tensor? entropy;
-                try { (lp, entropy) = batch.LogProbs(model, cfg.Temperature, withEntropy: true); }   // (m, C)
-                finally
+                using (recorded is null ? null : RecordedRouting.Route(routers, cfg.RoutingReplay ? recorded : null, keepChoice: pass == 0))
                 {
-                    if (recorded is not null)
-                    {
-                        if (pass == 0 && routers.All(x => x.LastChoice is not null)) routeCounts.add_(Disagreement(routers, recorded));
-                        foreach (var router in routers) { router.ReplayExperts = null; router.ClearLastChoice(); }
-                    }
+                    (lp, entropy) = batch.LogProbs(model, cfg.Temperature, withEntropy: true);   // (m, C)
+                    if (recorded is not null && pass == 0 && routers.All(x => x.LastChoice is not null)) routeCounts.add_(Disagreement(routers, recorded));
                 }
                 var m = mask.narrow(0, start, count);
                 var r = rollout.narrow(0, start, count);

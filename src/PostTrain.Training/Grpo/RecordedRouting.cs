@@ -2,6 +2,7 @@
 // training forward's own choice differs from them. Shared by the plain policy update (SequenceBatch) and the fast one
 // (GrpoFastPath, whose rows are padded to a length bucket and whose micro-batches may end in empty rows).
 using PostTrain.Core.Generation;
+using PostTrain.Core.Model;
 using static TorchSharp.torch;
 
 namespace PostTrain.Training.Grpo;
@@ -31,6 +32,22 @@ public static class RecordedRouting
             result[l] = tensor(v, [(long)rows * columns, k], device: device);
         }
         return result;
+    }
+
+    /// <summary>For one training forward: each router keeps its own choice (keepChoice) and, with
+    /// <paramref name="replay"/>, uses the recorded experts (routing replay); disposing restores the routers and drops
+    /// their kept choices.</summary>
+    public static IDisposable Route(IReadOnlyList<Router> routers, IReadOnlyList<Tensor>? replay, bool keepChoice)
+    {
+        for (int l = 0; l < routers.Count; l++)
+        {
+            routers[l].KeepLastChoice = keepChoice;
+            routers[l].ReplayExperts = replay?[l];
+        }
+        return new PostTrain.Core.Runtime.OnDispose(() =>
+        {
+            foreach (var r in routers) { r.ReplayExperts = null; r.ClearLastChoice(); }
+        });
     }
 
     /// <summary>(tokens whose own expert set differs from the recorded one, tokens with a record) as a float64 (2) tensor

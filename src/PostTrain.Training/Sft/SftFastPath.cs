@@ -112,8 +112,9 @@ public sealed class SftFastPath : IDisposable
         using (r.Loss)
         using (r.GradNorm)
         {
-            var p = parts.cpu().data<float>().ToArray();
-            return (r.Loss.item<float>(), r.GradNorm!.item<float>(), p[0], p[1]);
+            // one device read: loss, gradient norm, the two CE sums
+            var h = cat([r.Loss.reshape(1), r.GradNorm!.reshape(1), parts]).cpu().data<float>().ToArray();
+            return (h[0], h[1], h[2], h[3]);
         }
     }
 
