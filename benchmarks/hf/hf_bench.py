@@ -1,7 +1,7 @@
 """Hugging Face transformers baselines for PostTrain's GPU benchmarks (shared/bench/bench-moe.json, bench-moe-large.json).
 
   python3 benchmarks/hf/hf_bench.py train    [--config bench-moe.json] [--experts default|grouped_mm] [--compile]
-                                             [--batch 8] [--seq 1024] [--steps 10] [--warmup 3]
+                                             [--batch 8] [--seq 1024] [--steps 10] [--warmup 3] [--profile trace.json]
   python3 benchmarks/hf/hf_bench.py generate [--experts default|grouped_mm]
 
 train: AdamW lr 1e-4, random token ids, next-token CE, model built in bf16 (parameters, gradients and AdamW state in
@@ -67,6 +67,14 @@ def train(a):
             for i in range(3): split[i] += ev[i].elapsed_time(ev[i + 1])
         elif step == a.warmup - 1:
             warm_s = time.perf_counter() - t_start
+    if a.profile:   # 3 more steps traced by torch.profiler into a Chrome trace (benchmarks/hf/kernel_summary.py sums it)
+        from torch.profiler import profile, ProfilerActivity
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            for _ in range(3):
+                ids = torch.randint(0, V, (B, T), device="cuda")
+                run(input_ids=ids, labels=ids).loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+            torch.cuda.synchronize()
+        prof.export_chrome_trace(a.profile)
     n = len(times)
     tps = B * T / (sum(times) / n)
     name = os.path.splitext(os.path.basename(CONFIG))[0]
@@ -99,6 +107,7 @@ if __name__ == "__main__":
     p.add_argument("--compile", action="store_true", help="torch.compile(model) + AdamW(fused=True)")
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seq", type=int, default=1024)
+    p.add_argument("--profile", default="", help="train: trace 3 extra steps with torch.profiler into this Chrome JSON")
     a = p.parse_args()
     CONFIG = a.config
     train(a) if a.what == "train" else generate(a)

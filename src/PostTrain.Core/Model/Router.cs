@@ -68,7 +68,7 @@ public sealed class Router : nn.Module<Tensor, Tensor>
         // routing without a selection filter, replay or recompute tape.
         if (!is_grad_enabled() && ReplayExperts is null && RecomputeTape.Current is null && SelectKernel(logits) is { } fused)
         {
-            var (fi, fw, fs) = fused.RouterSelect(logits, e_score_correction_bias?.to(logits.device), c.NGroup, c.TopkGroup,
+            var (fi, fw, fs) = fused.RouterSelect(logits, e_score_correction_bias?.to(ScalarType.Float32, logits.device), c.NGroup, c.TopkGroup,
                 c.NumExpertsPerTok, c.NormTopkProb, c.RoutedScalingFactor);
             if (KeepLastChoice)
             {
@@ -138,7 +138,7 @@ public sealed class Router : nn.Module<Tensor, Tensor>
         if (SelectKernel(logits) is { } fused)
         {
             using var noGrad = no_grad();
-            var (fi, fw, fs) = fused.RouterSelect(logits.detach(), bias?.to(logits.device), c.NGroup, c.TopkGroup, c.NumExpertsPerTok,
+            var (fi, fw, fs) = fused.RouterSelect(logits.detach(), bias?.to(ScalarType.Float32, logits.device), c.NGroup, c.TopkGroup, c.NumExpertsPerTok,
                 c.NormTopkProb, c.RoutedScalingFactor);
             fw.Dispose();
             fs.Dispose();
