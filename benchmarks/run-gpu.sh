@@ -45,12 +45,13 @@ print(json.dumps({"bench": "matmul_bf16", "tflops": round(2 * 8192**3 / (ts[5] /
 PY
     for model in ${TRAIN_MODELS:-bench-moe bench-moe-large}; do
       if [ $model = bench-moe ]; then bt="--batch 8 --seq 1024"; check="--self-check ${SELF_CHECK_STEPS:-20}"; else bt="--batch 4 --seq 2048"; check=""; fi
-      pt bench-train --model $model $bt --device cuda --fast-path off 2>&1 | tee -a "$log"
+      # TRAIN_QUICK=1: the fast path's two rows and the compiled baseline only (no eager, kernels-off or no-graph arms)
+      [ "${TRAIN_QUICK:-0}" = 1 ] || pt bench-train --model $model $bt --device cuda --fast-path off 2>&1 | tee -a "$log"
       pt bench-train --model $model $bt --device cuda --fast-path on $check 2>&1 | tee -a "$log"
       pt bench-train --model $model $bt --device cuda --fast-path on --params bf16 2>&1 | tee -a "$log"
-      POSTTRAIN_TRAIN_KERNELS=0 pt bench-train --model $model $bt --device cuda --fast-path on --params bf16 2>&1 | tee -a "$log"
-      [ $model = bench-moe ] && pt bench-train --model $model $bt --device cuda --fast-path on --no-graph 2>&1 | tee -a "$log"
-      python3 benchmarks/hf/hf_bench.py train --config benchmarks/hf/$model.json --experts grouped_mm $bt 2>&1 | grep '^{\|rror' | tee -a "$log"
+      [ "${TRAIN_QUICK:-0}" = 1 ] || POSTTRAIN_TRAIN_KERNELS=0 pt bench-train --model $model $bt --device cuda --fast-path on --params bf16 2>&1 | tee -a "$log"
+      [ $model = bench-moe ] && [ "${TRAIN_QUICK:-0}" != 1 ] && pt bench-train --model $model $bt --device cuda --fast-path on --no-graph 2>&1 | tee -a "$log"
+      [ "${TRAIN_QUICK:-0}" = 1 ] || python3 benchmarks/hf/hf_bench.py train --config benchmarks/hf/$model.json --experts grouped_mm $bt 2>&1 | grep '^{\|rror' | tee -a "$log"
       python3 benchmarks/hf/hf_bench.py train --config benchmarks/hf/$model.json --experts grouped_mm --compile $bt 2>&1 | grep '^{\|rror' | tee -a "$log"
     done
     python3 benchmarks/hf/train_table.py "$log" | tee "$out/train-table.md"

@@ -48,6 +48,7 @@ def train(a):
     B, T, V = a.batch, a.seq, model.config.vocab_size
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
+    built = torch.cuda.memory_allocated()   # the model (AdamW's state comes at its first step)
     times, split = [], [0.0, 0.0, 0.0]
     t_start = time.perf_counter()
     for step in range(a.warmup + a.steps):
@@ -81,7 +82,7 @@ def train(a):
     print(json.dumps({"bench": "hf_train", "model": name, "experts": a.experts, "compile": a.compile, "batch": B, "seq": T,
                       "tokens_per_s": round(tps), "step_ms": round(1000 * sum(times) / n, 1),
                       "forward_ms": round(split[0] / n, 1), "backward_ms": round(split[1] / n, 1), "optimizer_ms": round(split[2] / n, 1),
-                      "warmup_s": round(warm_s, 1), "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2), "loss": float(out.loss)}), flush=True)
+                      "warmup_s": round(warm_s, 1), "peak_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2), "before_steps_gib": round(built / 2**30, 2), "loss": float(out.loss)}), flush=True)
 
 def generate(a):
     torch.manual_seed(0)

@@ -5,7 +5,7 @@
 //   SwiGLU backward   da = dh * b * s * (1 + a * (1 - s)),  db = dh * silu(a)
 //   Softmax cross-entropy per row of logits z (the LM head's chunk): loss = logsumexp(z) - z[label] (fp32) and
 //                     dz = softmax(z) - onehot(label) in z's dtype, both zero on rows whose label is ignore_index;
-//                     one read for max and sum (online), one read and one write for dz (may overwrite z).
+//                     one read for max and sum (online, 16-byte loads), one read and one write for dz (may overwrite z).
 // A C ABI for P/Invoke from C#: tensors arrive as TorchSharp handles (at::Tensor*), outputs are allocated by the
 // caller (so CUDA-graph capture sees only kernel launches on the current stream), every call returns 0 or -1 with the
 // reason in ptk_last_error(); no C++ exception crosses the ABI. x and dy: float32 or bfloat16, contiguous, rows x D;
@@ -100,6 +100,10 @@ __global__ void swiglu_backward_kernel(const T* __restrict__ dh, const T* __rest
 
 // One block per row (grid-stride over rows). Pass 1: online max m and sum s of exp(z - m) per thread, merged across
 // the block; lse = m + log s. Pass 2: dz = exp(z - lse) - [i == label]. Math in fp32 with accurate expf / logf.
+// VEC elements per load (16 bytes: 8 bf16 or 4 fp32; 1 when the row is not 16-byte aligned): a thread takes the
+// max of its VEC values first and rescales its sum only when that max grows, so pass 1 costs one expf per element
+// (two per element merged one by one, with 2-byte loads, made this kernel 3.5x its bandwidth bound on the H200:
+// 7.2 ms per step at a 163,840 vocabulary against 4.2 for torch.compile's, 2026-12-05).
 __device__ __forceinline__ void merge_max_sum(float& m, float& s, float m2, float s2) {
   if (m2 == -INFINITY) return;
   if (m == -INFINITY) { m = m2; s = s2; return; }
@@ -108,12 +112,38 @@ __device__ __forceinline__ void merge_max_sum(float& m, float& s, float m2, floa
   m = hi;
 }
 
-template <typename T>
+template <typename T, int VEC>
+__device__ __forceinline__ void load_vec(const T* p, float (&v)[VEC]) {
+  if constexpr (VEC == 1) {
+    v[0] = to_f(p[0]);
+  } else {
+    static_assert(VEC * sizeof(T) == 16, "16-byte vectors");
+    alignas(16) T buf[VEC];
+    *reinterpret_cast<uint4*>(buf) = *reinterpret_cast<const uint4*>(p);
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) v[k] = to_f(buf[k]);
+  }
+}
+
+template <typename T, int VEC>
+__device__ __forceinline__ void store_vec(T* p, const float (&v)[VEC]) {
+  if constexpr (VEC == 1) {
+    p[0] = from_f<T>(v[0]);
+  } else {
+    alignas(16) T buf[VEC];
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) buf[k] = from_f<T>(v[k]);
+    *reinterpret_cast<uint4*>(p) = *reinterpret_cast<const uint4*>(buf);
+  }
+}
+
+template <typename T, int VEC>
 __global__ void softmax_xent_kernel(const T* z, const int64_t* __restrict__ labels, T* dz,  // dz may alias z
                                     float* __restrict__ loss, long rows, long vocab, int64_t ignore_index) {
   __shared__ float ms[32], ss[32];
   __shared__ float label_logit;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
+  const long stride = static_cast<long>(blockDim.x) * VEC;  // vocab % VEC == 0 (the host picks VEC)
   for (long row = blockIdx.x; row < rows; row += gridDim.x) {
     const T* zr = z + row * vocab;
     T* dr = dz + row * vocab;
@@ -122,10 +152,23 @@ __global__ void softmax_xent_kernel(const T* z, const int64_t* __restrict__ labe
     const bool in_range = label >= 0 && label < vocab;
     float m = -INFINITY, s = 0.f;
     bool nan = false;
-    for (long i = threadIdx.x; i < vocab; i += blockDim.x) {
-      const float v = to_f(zr[i]);
-      nan |= isnan(v);
-      merge_max_sum(m, s, v, 1.f);
+    for (long i = threadIdx.x * static_cast<long>(VEC); i < vocab; i += stride) {
+      float v[VEC];
+      load_vec<T, VEC>(zr + i, v);
+      float hi = v[0];
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) {
+        nan |= isnan(v[k]);
+        hi = fmaxf(hi, v[k]);
+      }
+      if (hi > m) {  // the running max grows: rescale the sum once (never on NaN, which is flagged)
+        s = m == -INFINITY ? 0.f : s * expf(m - hi);
+        m = hi;
+      }
+      if (m != -INFINITY) {
+#pragma unroll
+        for (int k = 0; k < VEC; ++k) s += expf(v[k] - m);
+      }
     }
     for (int o = 16; o > 0; o >>= 1) merge_max_sum(m, s, __shfl_xor_sync(0xffffffffu, m, o), __shfl_xor_sync(0xffffffffu, s, o));
     if (lane == 0) { ms[warp] = m; ss[warp] = s; }
@@ -136,9 +179,12 @@ __global__ void softmax_xent_kernel(const T* z, const int64_t* __restrict__ labe
     for (int w = 0; w < warps; ++w) merge_max_sum(m, s, ms[w], ss[w]);
     const float lse = any_nan ? NAN : m + logf(s);  // a NaN logit makes the row NaN, as log_softmax does
     if (threadIdx.x == 0) loss[row] = ignored ? 0.f : in_range ? lse - label_logit : NAN;  // a bad label shows as NaN
-    for (long i = threadIdx.x; i < vocab; i += blockDim.x) {
-      const float p = ignored ? 0.f : expf(to_f(zr[i]) - lse) - (i == label ? 1.f : 0.f);
-      dr[i] = from_f<T>(p);
+    for (long i = threadIdx.x * static_cast<long>(VEC); i < vocab; i += stride) {
+      float v[VEC];
+      load_vec<T, VEC>(zr + i, v);
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) v[k] = ignored ? 0.f : expf(v[k] - lse) - (i + k == label ? 1.f : 0.f);
+      store_vec<T, VEC>(dr + i, v);
     }
     __syncthreads();  // ms / ss / label_logit free for the next row
   }
@@ -190,7 +236,10 @@ int ptk_rmsnorm_forward(void* xh, void* wh, double eps, void* yh, void* rh) {
 }
 
 // The number of row blocks ptk_rmsnorm_backward uses for `rows` rows: the first dimension of its dw partial buffer.
-int ptk_rmsnorm_backward_blocks(long rows) { return static_cast<int>(rows < 264 ? (rows < 1 ? 1 : rows) : 264); }
+// 1,024 fill an H200's 132 SMs (2 x 132 left each SM one or two blocks, each walking ~31 rows of 8,192 with four block
+// barriers per row: 47 us for an 8,192 x 768 backward that moves 38 MB, 2026-12-05); the caller's column sum over
+// the partial rows stays small beside the pass (3 MB at width 768).
+int ptk_rmsnorm_backward_blocks(long rows) { return static_cast<int>(rows < 1024 ? (rows < 1 ? 1 : rows) : 1024); }
 
 // dy, x (rows, D), w (D), rstd (rows) -> dx (rows, D) in x's dtype, partial (blocks, D) float32.
 int ptk_rmsnorm_backward(void* dyh, void* xh, void* wh, void* rh, void* dxh, void* ph) {
@@ -290,9 +339,17 @@ int ptk_softmax_xent(void* zh, void* lh, long ignore_index, void* dzh, void* los
     const int blocks = static_cast<int>(rows < 65535 ? rows : 65535);
     dispatch2(z.scalar_type(), z.scalar_type(), [&](auto t, auto) {
       using T = decltype(t);
-      softmax_xent_kernel<T><<<blocks, threads, 0, stream>>>(static_cast<const T*>(z.data_ptr()), labels.data_ptr<int64_t>(),
-                                                             static_cast<T*>(dz.data_ptr()), loss.data_ptr<float>(), rows,
-                                                             vocab, static_cast<int64_t>(ignore_index));
+      constexpr int V = 16 / sizeof(T);
+      const bool aligned = vocab % V == 0 && reinterpret_cast<uintptr_t>(z.data_ptr()) % 16 == 0
+                           && reinterpret_cast<uintptr_t>(dz.data_ptr()) % 16 == 0;
+      auto zp = static_cast<const T*>(z.data_ptr());
+      auto dp = static_cast<T*>(dz.data_ptr());
+      if (aligned)
+        softmax_xent_kernel<T, V><<<blocks, threads, 0, stream>>>(zp, labels.data_ptr<int64_t>(), dp, loss.data_ptr<float>(), rows,
+                                                                  vocab, static_cast<int64_t>(ignore_index));
+      else
+        softmax_xent_kernel<T, 1><<<blocks, threads, 0, stream>>>(zp, labels.data_ptr<int64_t>(), dp, loss.data_ptr<float>(), rows,
+                                                                  vocab, static_cast<int64_t>(ignore_index));
     });
     check_launch("softmax_xent");
   });

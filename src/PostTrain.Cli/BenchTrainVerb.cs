@@ -160,7 +160,8 @@ public sealed class BenchTrainVerb : ICliVerb
         using var opt = Optimizer(m, fast, bf16Params, lr);
         using var step = fast ? FastTrainStep.Create(m, opt, B, T, packed: false, FastPathMode.Auto, options, io.Error.WriteLine) : null;
         int devIndex = dev.index < 0 ? 0 : dev.index;
-        if (dev.type == DeviceType.CUDA) { Sync(); CudaMemory.ResetPeak(devIndex); }
+        long? builtBytes = null;   // parameters, optimizer state and the step's buffers, before any step
+        if (dev.type == DeviceType.CUDA) { Sync(); CudaMemory.ResetPeak(devIndex); builtBytes = CudaMemory.Read(devIndex, out _)?.AllocatedBytes; }
         bool hostPeak = dev.type == DeviceType.CPU && HostPeakMemory.Reset();
 
         double fwd = 0, bwd = 0, optMs = 0, total = 0; int measured = 0;
@@ -237,6 +238,7 @@ public sealed class BenchTrainVerb : ICliVerb
             result["optimizer_ms"] = Math.Round(optMs / measured, 1);
         }
         if (mem is not null) result["peak_gib"] = Math.Round(mem.PeakAllocatedBytes / (double)(1L << 30), 2);
+        if (builtBytes is long built) result["before_steps_gib"] = Math.Round(built / (double)(1L << 30), 2);
         if (hostPeak && HostPeakMemory.PeakBytes() is long rss) result["host_peak_gib"] = Math.Round(rss / (double)(1L << 30), 3);
         return result;
     }

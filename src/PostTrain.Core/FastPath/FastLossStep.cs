@@ -4,7 +4,9 @@
 // CUDA, without the native library, or after a failed capture the same bodies run eagerly (identical numbers).
 // Per call the host only copies inputs into the buffers (copyInputs), writes the learning rate into a device scalar and
 // launches; nothing in a body reads the device from the host.
-//   Step(key, ...)        one body: loss -> backward -> [clip, guarded fused AdamW, zeroed gradients] (SFT, RM);
+//   Step(key, ...)        one body: loss -> backward -> [clip, guarded fused AdamW] (SFT, RM); the gradients are
+//                         released (None) before each eager or captured run, so backward writes them (no zeroing, no
+//                         add into a zeroed copy) and, in the graph, they share memory with the forward's activations;
 //   Accumulate(key, ...)  one body per key (a static shape, e.g. a GRPO length bucket): loss -> backward, the loss
 //                         added to a device sum; gradients accumulate in place in their fixed tensors;
 //   Apply(lr)             one body: [clip, guarded fused AdamW, zeroed gradients] over the accumulated loss.
@@ -36,6 +38,7 @@ public sealed class FastLossStep : IDisposable
     private readonly Tensor lossOut, normOut, lossSum;
     private readonly Dictionary<string, Body> bodies = new(StringComparer.Ordinal);
     private bool graphs;
+    private string? style;   // "Step" or "Accumulate": one instance runs one of the two (their gradients differ)
 
     public Device Device { get; }
     public FastTrainStepOptions Options => options;
@@ -91,7 +94,7 @@ public sealed class FastLossStep : IDisposable
             using var scope = NewDisposeScope();
             var l = loss();
             l.backward();
-            Update(l.detach());
+            Update(l.detach(), zeroGradients: false);
         });
         return Result();
     }
@@ -127,7 +130,7 @@ public sealed class FastLossStep : IDisposable
         Run(nameof(Apply), ApplyKey, () =>
         {
             using var scope = NewDisposeScope();
-            Update(lossSum);
+            Update(lossSum, zeroGradients: true);
             using (no_grad()) lossSum.zero_();
         });
         return Result();
@@ -142,8 +145,14 @@ public sealed class FastLossStep : IDisposable
     // eager warm-up, capture, replay; a failed capture turns every later step eager
     private void Run(string kind, string key, Action body)
     {
-        if (!bodies.TryGetValue(key, out var b)) bodies[key] = b = new Body(kind, body);
-        else if (b.Kind != kind) throw new ArgumentException($"FastLossStep: key '{key}' names a {b.Kind} body; {kind} needs its own key.", nameof(key));
+        string kindStyle = kind == nameof(Step) ? nameof(Step) : nameof(Accumulate);
+        style ??= kindStyle;
+        if (style != kindStyle)
+            throw new InvalidOperationException($"FastLossStep: {kind} after {style}: one fast step runs whole steps or accumulates, not both (make another).");
+        if (!bodies.TryGetValue(key, out var b)) bodies[key] = b = new Body(kind, body);   // Apply's key is reserved
+        // A whole step's gradients are released before every run that is not a replay: its backward then writes them
+        // fresh (what a replay does too), and a captured step allocates them in its pool after the activations it frees.
+        if (kind == nameof(Step) && b.Graph is null) ReleaseGradients();
         if (b.Graph is not null) b.Graph.Replay();
         else if (!graphs || b.EagerRuns < options.WarmupSteps)
         {
@@ -176,8 +185,19 @@ public sealed class FastLossStep : IDisposable
         return lines.Length == 1 ? lines[0] : $"{lines[0]} ... {lines[^1]}";
     }
 
-    // the step's optimizer half on the device: clip into normOut, skip on a non-finite loss or norm, step, zero grads
-    private void Update(Tensor loss)
+    private void ReleaseGradients()
+    {
+        foreach (var p in parameters)
+            if (p.grad is { } g)
+            {
+                p.grad = null;
+                g.Dispose();
+            }
+    }
+
+    // the step's optimizer half on the device: clip into normOut, skip on a non-finite loss or norm, step, and zero the
+    // gradients when they accumulate (Apply; a whole step releases them before its next run instead)
+    private void Update(Tensor loss, bool zeroGradients)
     {
         if (options.MaxGradNorm is double max)
             normOut.copy_(OptimizerScripts.ClipGradNorm(parameters.Select(p => p.grad).Where(g => g is not null).ToArray()!, max));
@@ -189,7 +209,7 @@ public sealed class FastLossStep : IDisposable
             found = bad.to(ScalarType.Float32);
         }
         optimizer.FusedStepKernels(found);
-        optimizer.ZeroGrad();
+        if (zeroGradients) optimizer.ZeroGrad();
         using (no_grad()) lossOut.copy_(loss);
     }
 

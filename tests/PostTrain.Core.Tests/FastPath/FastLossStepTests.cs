@@ -93,7 +93,10 @@ public sealed class FastLossStepTests
         }
         foreach (var (p, q) in m1.parameters().Zip(m2.parameters()))
             Assert.True(p.eq(q).all().item<bool>());
-        var e = Assert.Throws<ArgumentException>(() => one.Accumulate("s", () => { }, () => m1.forward(x1).sum()));
-        Assert.Contains("key 's' names a Step body", e.Message);
+        // Step no longer zeroes the gradients (it releases them before the next run), so the two styles cannot mix
+        var e = Assert.Throws<InvalidOperationException>(() => one.Accumulate("s", () => { }, () => m1.forward(x1).sum()));
+        Assert.Contains("Accumulate after Step", e.Message);
+        var e2 = Assert.Throws<InvalidOperationException>(() => two.Step("t", () => { }, () => m2.forward(x2).sum(), 1e-2));
+        Assert.Contains("Step after Accumulate", e2.Message);
     }
 }
