@@ -64,6 +64,7 @@ internal sealed class ChunkedTokenLogProbsFunction : MultiTensorFunction<Chunked
         var entropy = withEntropy ? empty(n, dtype: ScalarType.Float32, device: h.device) : null;
         for (long start = 0; start < n; start += chunk)
         {
+            using var chunkScope = NewDisposeScope();   // one chunk's (c, V) logits alive at a time, not all of them
             long c = Math.Min(chunk, n - start);
             var z = Logits(hd.narrow(0, start, c), wc, temperature);                           // (c, V) fp32
             var l = z.logsumexp(1);                                                            // (c)
@@ -96,6 +97,7 @@ internal sealed class ChunkedTokenLogProbsFunction : MultiTensorFunction<Chunked
             var dwAcc = zeros(w.shape[0], w.shape[1], dtype: h.dtype, device: h.device);       // (V, H) activation dtype
             for (long start = 0; start < n; start += s.Chunk)
             {
+                using var chunkScope = NewDisposeScope();   // one chunk's softmax alive at a time
                 long c = Math.Min(s.Chunk, n - start);
                 var hc = h.narrow(0, start, c);
                 var p = Logits(hc, wc, s.Temperature).sub_(lse.narrow(0, start, c).unsqueeze(1)).exp_();   // softmax (c, V)
