@@ -168,6 +168,24 @@ if (graphs && opts.Has("--decode-kernels"))
         Console.WriteLine($"| {name} | {st.TokensPerSecond:F0} | {1000 * st.DecodeSeconds / Math.Max(1, st.DecodeSteps):F2} | {st.TokensPerSecond / byMode[0].Stats.TokensPerSecond:F2}x |");
     Console.WriteLine($"{how}, {newTokens} tokens, decode kernels on vs off: {Compare(byMode[1].Results, byMode[0].Results)}");
 }
+if (graphs && opts.Has("--kernel-trace"))
+{
+    // The kernels of one captured-graph generation (prefill, capture and every decode step) traced by libtorch's
+    // Kineto profiler (native/profiler; POSTTRAIN_PROFILER_LIB) into a Chrome trace for benchmarks/hf/kernel_summary.py
+    // (divide by the decode steps printed here: the decode steps dominate the sums).
+    string path = opts.Get("--kernel-trace", "decode-trace.json");
+    var o = options with { CudaGraphs = CudaGraphMode.On };
+    var gen = new TokenGenerator(model, o);
+    var error = PostTrain.Core.Runtime.KernelProfiler.Start();
+    if (error is null)
+    {
+        gen.Generate(prompts, p);
+        torch.cuda.synchronize();
+        error = PostTrain.Core.Runtime.KernelProfiler.Stop(path);
+    }
+    Console.WriteLine(error is null ? $"kernel trace: {gen.LastStats.DecodeSteps} decode steps ({gen.LastStats.DecodeMode}) traced into {path}"
+        : $"kernel trace: not traced ({error})");
+}
 if (cuda)
 {
     // memory: the latent cache's size from the shapes (c_kv + k_rope per token and layer, compute dtype) beside the

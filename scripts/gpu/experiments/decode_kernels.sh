@@ -2,7 +2,7 @@
 # Experiment (issue: faster rollouts): the fused decode kernels (native/kernels/posttrain_decode.cu: rotary, masked
 # softmax, router selection, routing-weighted SiLU, MLA key side, sampling) against the plain ops in the CUDA-graph
 # decode step, same process; bench-moe sampled (temperature 1, as transformers below) and greedy (64 prompts x 32 random
-# tokens, 256 new) and the tiny arithmetic model with its own prompts; then
+# tokens, 256 new) and the tiny arithmetic model with its own prompts (TRACE=1 adds a kernel trace of the step); then
 # transformers generate on bench-moe (grouped_mm experts) in the same call as the baseline. The first PostTrain run
 # prints the kernels' self-check ("decode kernels (cuda:0): on ..." or "off: why"). Usage: OUT=/tmp/out decode_kernels.sh
 set -uo pipefail
@@ -22,3 +22,14 @@ if [ -d "${TINY:-models/tiny-moe-arith-base}" ]; then
 fi
 echo "== transformers generate, bench-moe, grouped_mm experts (baseline, same call)" | tee -a "$log"
 timeout ${RUN_TIMEOUT:-240} python3 benchmarks/hf/hf_bench.py generate --experts grouped_mm 2>&1 | tail -5 | tee -a "$log"
+# TRACE=1: the captured decode step's kernels (bench-moe, greedy) traced by libtorch's Kineto profiler and summed per
+# decode step by name (benchmarks/hf/kernel_summary.py): where the step's time goes, for the issue's 1.0 ms target.
+if [ "${TRACE:-0}" = 1 ]; then
+  lib=/tmp/posttrain-profiler/libposttrain_profiler.so
+  [ -f "$lib" ] || scripts/gpu/build-profiler.sh "$lib" 2>&1 | tail -2
+  out=$(POSTTRAIN_PROFILER_LIB=$lib POSTTRAIN_TOOL=PostTrain.Benchmarks.Generation timeout ${RUN_TIMEOUT:-240} scripts/gpu/run.sh --greedy \
+    --no-profile --kernel-trace /tmp/decode-trace.json 2>&1 | tee "$OUT/trace-run.txt" | grep "kernel trace")
+  echo "$out" | tee -a "$log"
+  steps=$(echo "$out" | sed -n 's/^kernel trace: \([0-9]*\) decode steps.*/\1/p')
+  [ -n "$steps" ] && python3 benchmarks/hf/kernel_summary.py /tmp/decode-trace.json "$steps" "$OUT/decode-kernels.tsv" --top 40 | tee -a "$log"
+fi

@@ -63,7 +63,7 @@ public sealed class Router : nn.Module<Tensor, Tensor>
     public (Tensor Indices, Tensor Weights, Tensor Scores) Route(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var logits = nn.functional.linear(x.to(ScalarType.Float32), weight.to(ScalarType.Float32)); // (N, E)
+        var logits = RouterLogits.Apply(x, weight);                                  // (N, E) fp32, saves x as it is
         // Decode and other no-grad forwards on CUDA: one fused kernel from the logits (Kernels.DecodeKernels), for V3
         // routing without a selection filter, replay or recompute tape.
         if (!is_grad_enabled() && ReplayExperts is null && RecomputeTape.Current is null && SelectKernel(logits) is { } fused)

@@ -57,4 +57,31 @@ public sealed class RouterTests
         Assert.Equal(1 / z, pairs[0].Second, 5);
         Assert.Equal(Math.Exp(3) / z, pairs[1].Second, 5);
     }
+
+    [Theory]
+    [InlineData(ScalarType.Float32, ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16, ScalarType.BFloat16)]
+    [InlineData(ScalarType.BFloat16, ScalarType.Float32)]
+    public void RouterLogitsEqualTheFp32LinearOfTheCastsInValueAndGradient(ScalarType xType, ScalarType wType)
+    {
+        // RouterLogits saves x in its own dtype instead of linear's fp32 copy; the casts are exact, so the logits and
+        // both gradients must equal linear(x.float(), w.float())'s bit for bit.
+        var gen = new Generator(3);
+        var x0 = randn(7, 12, generator: gen).to(xType);
+        var w0 = randn(5, 12, generator: gen).to(wType);
+        var upstream = randn(7, 5, generator: gen);
+        var (x1, w1) = (x0.clone().requires_grad_(), w0.clone().requires_grad_());
+        var (x2, w2) = (x0.clone().requires_grad_(), w0.clone().requires_grad_());
+        var mine = RouterLogits.Apply(x1, w1);
+        var plain = nn.functional.linear(x2.to(ScalarType.Float32), w2.to(ScalarType.Float32));
+        Assert.Equal(ScalarType.Float32, mine.dtype);
+        Assert.True(mine.equal(plain).all().item<bool>());
+        (mine * upstream).sum().backward();
+        (plain * upstream).sum().backward();
+        Assert.Equal(xType, x1.grad!.dtype);
+        Assert.Equal(wType, w1.grad!.dtype);
+        Assert.True(x1.grad.equal(x2.grad!).all().item<bool>());
+        Assert.True(w1.grad.equal(w2.grad!).all().item<bool>());
+        Assert.True(x1.grad.to(ScalarType.Float32).abs().sum().item<float>() > 0 && w1.grad.to(ScalarType.Float32).abs().sum().item<float>() > 0);
+    }
 }
