@@ -50,6 +50,8 @@ PY
       pt bench-train --model $model $bt --device cuda --fast-path on $check 2>&1 | tee -a "$log"
       pt bench-train --model $model $bt --device cuda --fast-path on --params bf16 2>&1 | tee -a "$log"
       [ "${TRAIN_QUICK:-0}" = 1 ] || POSTTRAIN_TRAIN_KERNELS=0 pt bench-train --model $model $bt --device cuda --fast-path on --params bf16 2>&1 | tee -a "$log"
+      # the experts' gathered input and SwiGLU output saved, as before RecomputedExperts (memory and speed A/B)
+      [ "${TRAIN_QUICK:-0}" = 1 ] || POSTTRAIN_RECOMPUTED_EXPERTS=0 pt bench-train --model $model $bt --device cuda --fast-path on --params bf16 2>&1 | tee -a "$log"
       [ $model = bench-moe ] && [ "${TRAIN_QUICK:-0}" != 1 ] && pt bench-train --model $model $bt --device cuda --fast-path on --no-graph 2>&1 | tee -a "$log"
       [ "${TRAIN_QUICK:-0}" = 1 ] || python3 benchmarks/hf/hf_bench.py train --config benchmarks/hf/$model.json --experts grouped_mm $bt 2>&1 | grep '^{\|rror' | tee -a "$log"
       python3 benchmarks/hf/hf_bench.py train --config benchmarks/hf/$model.json --experts grouped_mm --compile $bt 2>&1 | grep '^{\|rror' | tee -a "$log"

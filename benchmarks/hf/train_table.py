@@ -57,6 +57,7 @@ def main(path):
                 name += f", {r.get('params', 'fp32')} params"
                 if r.get("recompute", "none") != "none": name += f", recompute {r['recompute']}"
                 if r.get("kernels", {}).get("train") == "off": name += ", train kernels off"
+                if r.get("kernels", {}).get("recomputed_experts") == "off": name += ", experts' xs and h saved (no recompute)"
             split = f"{r['step_ms']}" + (f" ({r['forward_ms']} / {r['backward_ms']} / {r['optimizer_ms']})" if "forward_ms" in r else (" (one graph)" if "graph" in r.get("fast_path", "") and "off" not in r.get("fast_path", "") else " (not split)"))
             mfu = f"{100 * fpt * r['tokens_per_s'] / (rate * 1e12):.1f}%" if rate else "-"
             ratio = f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}x" if base else "-"

@@ -229,6 +229,7 @@ public sealed class BenchTrainVerb : ICliVerb
             {
                 ["fused"] = On(PostTrain.Core.Kernels.FusedKernels.Status), ["train"] = On(PostTrain.Core.Kernels.TrainKernels.Status),
                 ["decode"] = On(PostTrain.Core.Kernels.DecodeKernels.Status),
+                ["recomputed_experts"] = On(PostTrain.Core.Model.RecomputedExperts.Status),
             };
         }
         if (step is null)

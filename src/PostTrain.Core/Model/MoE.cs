@@ -33,6 +33,9 @@ public sealed class Experts : nn.Module<Tensor, Tensor>
     public GroupedLoraAdapter? UpLora { get; set; }
     public GroupedLoraAdapter? DownLora { get; set; }
 
+    /// <summary>Whether RecomputedExperts computes these experts: bf16 or fp32 GEMMs without adapters.</summary>
+    internal bool Recomputable => Precision != PostTrain.Core.Precision.Precision.Fp8 && GateLora is null && UpLora is null && DownLora is null;
+
     public Parameter GateProj => gate_proj;
     public Parameter UpProj => up_proj;
     public Parameter DownProj => down_proj;
@@ -131,8 +134,16 @@ public sealed class MoE : nn.Module<Tensor, Tensor>, IMoeLayer
         // (Kernels.TrainKernels: fp32 sums, no atomics, no fp32 (N*k, H) product); else HF's ops.
         var fused = TrainKernels.For(flat) is { } tk && TrainKernels.MoeFits(flat, w, k) ? tk : null;
         var pos = fused is null ? null : TrainOps.InverseOrder(order, B * T, k);   // (N, k) row of each choice
-        var xs = pos is null ? flat.index_select(0, tokenOf) : TrainOps.Dispatch(flat, tokenOf, pos, fused!);   // (N*k, H)
-        var ys = experts.Forward(xs, counts, hostCounts);                           // (N*k, H)
+        Tensor ys;                                                                  // (N*k, H)
+        if (pos is not null && experts.Recomputable && is_grad_enabled() && RecomputedExperts.For(flat) is { } gemms)
+            // one function that gathers xs and recomputes it and the SwiGLU output in backward instead of saving them
+            ys = RecomputedExperts.Apply(flat, tokenOf, pos, experts.GateProj, experts.UpProj, experts.DownProj, counts, gemms,
+                FusedKernels.For(flat) ?? ReferenceFusedKernels.Instance, fused!);
+        else
+        {
+            var xs = pos is null ? flat.index_select(0, tokenOf) : TrainOps.Dispatch(flat, tokenOf, pos, fused!);   // (N*k, H)
+            ys = experts.Forward(xs, counts, hostCounts);
+        }
         Tensor routed;
         if (pos is not null && ys.dtype == x.dtype)
             routed = TrainOps.Combine(ys, w, pos, fused!);                          // (N, H)
