@@ -18,13 +18,7 @@ public sealed class TrainKernelsTests
         return ((cos ? freqs.cos() : freqs.sin()) * 1.1).unsqueeze(1).contiguous();
     }
 
-    private static void Close(Tensor got, Tensor want, double tol, string what)
-    {
-        Assert.Equal(want.shape, got.shape);
-        double scale = want.to(ScalarType.Float64).abs().max().item<double>() + 1e-12;
-        double worst = (got.to(ScalarType.Float64) - want.to(ScalarType.Float64)).abs().max().item<double>() / scale;
-        Assert.True(worst <= tol, $"{what}: largest difference {worst:G3} of the values' scale (allowed {tol:G3})");
-    }
+    private static void Close(Tensor got, Tensor want, double tol, string what) => TensorAssert.Close(got, want, tol, what);
 
     [Theory]
     [InlineData(false, 1.0, true, true)]

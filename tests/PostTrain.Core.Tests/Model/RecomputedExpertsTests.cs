@@ -9,13 +9,7 @@ namespace PostTrain.Core.Tests.Model;
 
 public sealed class RecomputedExpertsTests
 {
-    private static void Close(Tensor got, Tensor want, double tol, string what)
-    {
-        Assert.Equal(want.shape, got.shape);
-        double scale = want.to(ScalarType.Float64).abs().max().item<double>() + 1e-12;
-        double worst = (got.to(ScalarType.Float64) - want.to(ScalarType.Float64)).abs().max().item<double>() / scale;
-        Assert.True(worst <= tol, $"{what}: largest difference {worst:G3} of the values' scale (allowed {tol:G3})");
-    }
+    private static void Close(Tensor got, Tensor want, double tol, string what) => TensorAssert.Close(got, want, tol, what);
 
     [Theory]
     [InlineData(ScalarType.Float32, 1e-5)]
