@@ -70,10 +70,13 @@ internal sealed class LoopGroupedGemms : IGroupedGemms
     }
 }
 
-/// <summary>torch._grouped_mm with the counts' running sums as group ends (no host sync: capturable).</summary>
-internal sealed class TorchGroupedGemms : IGroupedGemms
+/// <summary>torch._grouped_mm with the counts' running sums as group ends (no host sync: capturable), for the
+/// activation dtypes its self-check passed in.</summary>
+internal sealed class TorchGroupedGemms(IReadOnlySet<ScalarType> dtypes) : IGroupedGemms
 {
-    public static readonly TorchGroupedGemms Instance = new();
+    public static readonly TorchGroupedGemms Unchecked = new(new HashSet<ScalarType> { ScalarType.Float32, ScalarType.BFloat16 });
+
+    public IReadOnlySet<ScalarType> Dtypes => dtypes;
 
     private static Tensor Ends(Tensor counts) => counts.cumsum(0, ScalarType.Int32);
 
@@ -91,8 +94,9 @@ public static class RecomputedExperts
 
     private static readonly PerDeviceChoice<IGroupedGemms> PerDevice = new("recomputed experts", Choose);
 
-    /// <summary>The grouped GEMMs for x's device when the function may run there, else null.</summary>
-    internal static IGroupedGemms? For(Tensor x) => Enabled ? PerDevice.For(x) : null;
+    /// <summary>The grouped GEMMs for x's device and dtype when the function may run there, else null.</summary>
+    internal static IGroupedGemms? For(Tensor x) =>
+        !Enabled ? null : PerDevice.For(x) is { } g && (g is not TorchGroupedGemms t || t.Dtypes.Contains(x.dtype)) ? g : null;
 
     /// <summary>Per device: "on (...)" or "off: why", for the status line and the tests.</summary>
     public static IReadOnlyDictionary<int, string> Status => PerDevice.Status;
@@ -106,29 +110,34 @@ public static class RecomputedExperts
         IGroupedGemms gemms, IFusedKernels swiglu, ITrainKernels train) =>
         RecomputedExpertsFunction.apply(x, tokenOf, pos, gate, up, down, counts, gemms, swiglu, train);
 
+    // Per activation dtype: torch._grouped_mm's kernels differ by dtype, so one that fails keeps the plain composition
+    // for that dtype only.
     private static (IGroupedGemms?, string) Choose(Device device, int index)
     {
-        try
+        var ok = new HashSet<ScalarType>();
+        var failed = new List<string>();
+        foreach (var dt in new[] { ScalarType.BFloat16, ScalarType.Float32 })
         {
-            var why = SelfCheck(TorchGroupedGemms.Instance, device);
-            return why is null ? (TorchGroupedGemms.Instance, "on (torch._grouped_mm forward, dgrad and wgrad match the per-expert loop)")
-                : (null, $"off: {why}; the experts keep the plain composition");
+            string? why;
+            try { why = SelfCheck(TorchGroupedGemms.Unchecked, device, dt); }
+            catch (Exception e) { why = e.Message.Split('\n')[0]; }
+            if (why is null) ok.Add(dt);
+            else failed.Add($"{dt}: {why}");
         }
-        catch (Exception e)
-        {
-            return (null, $"off: {e.Message.Split('\n')[0]}; the experts keep the plain composition");
-        }
+        if (ok.Count == 0) return (null, $"off: {string.Join("; ", failed)}; the experts keep the plain composition");
+        return (new TorchGroupedGemms(ok), $"on for {string.Join(", ", ok)} (torch._grouped_mm forward, dgrad and wgrad match the per-expert loop)"
+            + (failed.Count > 0 ? $"; off for {string.Join("; ", failed)}" : ""));
     }
 
     /// <summary>Null when <paramref name="candidate"/>'s three GEMMs equal the loop's on <paramref name="device"/> (fp32
     /// and bf16, uneven counts with an empty expert, the layouts the function passes), else what differed.</summary>
-    internal static string? SelfCheck(IGroupedGemms candidate, Device device)
+    internal static string? SelfCheck(IGroupedGemms candidate, Device device, params ScalarType[] dtypes)
     {
         using var scope = NewDisposeScope();
         var gen = new Generator(11);
         var counts = tensor(new long[] { 5, 0, 19, 8 }).to(device);
         long rows = 32, k = 64, n = 48;
-        foreach (var dt in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+        foreach (var dt in dtypes.Length > 0 ? dtypes : [ScalarType.Float32, ScalarType.BFloat16])
         {
             var a = randn(rows, k, generator: gen).to(device).to(dt);
             var w = randn(4, n, k, generator: gen).to(device).to(dt);
