@@ -130,8 +130,6 @@ public sealed class FastTrainStep : IDisposable
     public FastStepResult Step(Tensor inputIds, Tensor targetLabels, Tensor? positionIds, Tensor? segmentIds, double lr)
     {
         Check(inputIds, "input ids"); Check(targetLabels, "labels");
-        if (segmentIds is not null && segments is null)
-            throw new ArgumentException("FastTrainStep was built without packed segments; segment ids were given.", nameof(segmentIds));
         if (sumGradients is not null)
             throw new InvalidOperationException("FastTrainStep: a data-parallel step divides by the global target counts: use Accumulate and Apply");
         return step.Step(Key, () => CopyInputs(inputIds, targetLabels, positionIds, segmentIds), () => Loss(stepCounts: false), lr);

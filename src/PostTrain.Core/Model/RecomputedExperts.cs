@@ -19,32 +19,38 @@ using static TorchSharp.torch.autograd;
 
 namespace PostTrain.Core.Model;
 
-/// <summary>The three grouped GEMMs of an expert FFN over rows sorted by expert (counts (E) rows each).</summary>
+/// <summary>The three grouped GEMMs of an expert FFN over rows sorted by expert (counts (E) rows each). The groups
+/// are described once per layer (<see cref="Groups"/>) and passed to every GEMM of its forward and backward.</summary>
 internal interface IGroupedGemms
 {
+    /// <summary>The groups as the GEMMs read them, from counts (E) integer on the rows' device.</summary>
+    Tensor Groups(Tensor counts);
+
     /// <summary>a (R, K), w (E, N, K) -> (R, N): each expert's rows times its W^T.</summary>
-    Tensor Forward(Tensor a, Tensor w, Tensor counts);
+    Tensor Forward(Tensor a, Tensor w, Tensor groups);
 
     /// <summary>dy (R, N), w (E, N, K) -> (R, K): each expert's rows times its W.</summary>
-    Tensor Dgrad(Tensor dy, Tensor w, Tensor counts);
+    Tensor Dgrad(Tensor dy, Tensor w, Tensor groups);
 
     /// <summary>dy (R, N), a (R, K) -> (E, N, K): per expert, dy_e^T a_e (zeros for an expert without rows).</summary>
-    Tensor Wgrad(Tensor dy, Tensor a, Tensor counts);
+    Tensor Wgrad(Tensor dy, Tensor a, Tensor groups);
 }
 
-/// <summary>The per-expert loop (reads the counts to the host): the reference, and the CPU path.</summary>
+/// <summary>The per-expert loop (groups: the counts on the host, read once): the reference, and the CPU path.</summary>
 internal sealed class LoopGroupedGemms : IGroupedGemms
 {
     public static readonly LoopGroupedGemms Instance = new();
 
-    public Tensor Forward(Tensor a, Tensor w, Tensor counts) => Rows(a, counts, w.shape[1], (ae, e) => ae.mm(w[e].t()));
+    public Tensor Groups(Tensor counts) => counts.to(ScalarType.Int64).cpu();
 
-    public Tensor Dgrad(Tensor dy, Tensor w, Tensor counts) => Rows(dy, counts, w.shape[2], (de, e) => de.mm(w[e]));
+    public Tensor Forward(Tensor a, Tensor w, Tensor groups) => Rows(a, groups, w.shape[1], (ae, e) => ae.mm(w[e].t()));
 
-    public Tensor Wgrad(Tensor dy, Tensor a, Tensor counts)
+    public Tensor Dgrad(Tensor dy, Tensor w, Tensor groups) => Rows(dy, groups, w.shape[2], (de, e) => de.mm(w[e]));
+
+    public Tensor Wgrad(Tensor dy, Tensor a, Tensor groups)
     {
         using var scope = NewDisposeScope();
-        var c = counts.to(ScalarType.Int64).cpu().data<long>().ToArray();
+        var c = groups.data<long>().ToArray();
         var dw = zeros(c.Length, dy.shape[1], a.shape[1], dtype: dy.dtype, device: dy.device);
         long offset = 0;
         for (int e = 0; e < c.Length; e++)
@@ -55,10 +61,10 @@ internal sealed class LoopGroupedGemms : IGroupedGemms
         return dw.MoveToOuterDisposeScope();
     }
 
-    private static Tensor Rows(Tensor x, Tensor counts, long width, Func<Tensor, int, Tensor> f)
+    private static Tensor Rows(Tensor x, Tensor groups, long width, Func<Tensor, int, Tensor> f)
     {
         using var scope = NewDisposeScope();
-        var c = counts.to(ScalarType.Int64).cpu().data<long>().ToArray();
+        var c = groups.data<long>().ToArray();
         var y = empty(x.shape[0], width, dtype: x.dtype, device: x.device);
         long offset = 0;
         for (int e = 0; e < c.Length; e++)
@@ -78,13 +84,14 @@ internal sealed class TorchGroupedGemms(IReadOnlySet<ScalarType> dtypes) : IGrou
 
     public IReadOnlySet<ScalarType> Dtypes => dtypes;
 
-    private static Tensor Ends(Tensor counts) => counts.cumsum(0, ScalarType.Int32);
+    /// <summary>The groups' row ends (int32 running sums), as _grouped_mm's offs.</summary>
+    public Tensor Groups(Tensor counts) => counts.cumsum(0, ScalarType.Int32);
 
-    public Tensor Forward(Tensor a, Tensor w, Tensor counts) => PrecisionScripts.GroupedMm(a, w.transpose(-2, -1), Ends(counts));
+    public Tensor Forward(Tensor a, Tensor w, Tensor groups) => PrecisionScripts.GroupedMm(a, w.transpose(-2, -1), groups);
 
-    public Tensor Dgrad(Tensor dy, Tensor w, Tensor counts) => PrecisionScripts.GroupedMm(dy, w, Ends(counts));
+    public Tensor Dgrad(Tensor dy, Tensor w, Tensor groups) => PrecisionScripts.GroupedMm(dy, w, groups);
 
-    public Tensor Wgrad(Tensor dy, Tensor a, Tensor counts) => PrecisionScripts.GroupedMm(dy.t(), a, Ends(counts));
+    public Tensor Wgrad(Tensor dy, Tensor a, Tensor groups) => PrecisionScripts.GroupedMm(dy.t(), a, groups);
 }
 
 public static class RecomputedExperts
@@ -143,11 +150,12 @@ public static class RecomputedExperts
             var w = randn(4, n, k, generator: gen).to(device).to(dt);
             var dy = randn(rows, n, generator: gen).to(device).to(dt);                    // (rows, n) contiguous, as backward passes it
             var tol = dt == ScalarType.BFloat16 ? 2e-2 : 1e-4;
-            if (FusedKernels.Differs(candidate.Forward(a, w, counts), LoopGroupedGemms.Instance.Forward(a, w, counts), tol) is { } e1)
+            var (mine, loop) = (candidate.Groups(counts), LoopGroupedGemms.Instance.Groups(counts));
+            if (FusedKernels.Differs(candidate.Forward(a, w, mine), LoopGroupedGemms.Instance.Forward(a, w, loop), tol) is { } e1)
                 return $"forward ({dt}): {e1}";
-            if (FusedKernels.Differs(candidate.Dgrad(dy, w, counts), LoopGroupedGemms.Instance.Dgrad(dy, w, counts), tol) is { } e2)
+            if (FusedKernels.Differs(candidate.Dgrad(dy, w, mine), LoopGroupedGemms.Instance.Dgrad(dy, w, loop), tol) is { } e2)
                 return $"dgrad ({dt}): {e2}";
-            if (FusedKernels.Differs(candidate.Wgrad(dy, a, counts), LoopGroupedGemms.Instance.Wgrad(dy, a, counts), tol) is { } e3)
+            if (FusedKernels.Differs(candidate.Wgrad(dy, a, mine), LoopGroupedGemms.Instance.Wgrad(dy, a, loop), tol) is { } e3)
                 return $"wgrad ({dt}): {e3}";
         }
         return null;
@@ -171,17 +179,18 @@ internal sealed class RecomputedExpertsFunction : SingleTensorFunction<Recompute
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var (wg, wu, wd) = (Cast(gate, x), Cast(up, x), Cast(down, x));
+        var groups = kit.Gemms.Groups(counts);                                                 // once for all nine GEMMs
         var xs = x.index_select(0, tokenOf);                                                   // (R, H)
-        var g = kit.Gemms.Forward(xs, wg, counts);                                             // (R, I)
-        var u = kit.Gemms.Forward(xs, wu, counts);
-        var ys = kit.Gemms.Forward(kit.Swiglu.SwiGluForward(g, u), wd, counts);                // (R, H)
+        var g = kit.Gemms.Forward(xs, wg, groups);                                             // (R, I)
+        var u = kit.Gemms.Forward(xs, wu, groups);
+        var ys = kit.Gemms.Forward(kit.Swiglu.SwiGluForward(g, u), wd, groups);                // (R, H)
         // The weights as given (no copy) or, for fp32 masters under bf16 activations, their bf16 casts, which the
         // plain grouped linears keep for their dgrad too: casting again in backward would cost a pass over every
         // expert weight per layer.
         var same = (gate.dtype == x.dtype, up.dtype == x.dtype, down.dtype == x.dtype);
-        ctx.save_for_backward([x, tokenOf, pos, g, u, same.Item1 ? gate : wg, same.Item2 ? up : wu, same.Item3 ? down : wd, counts]);
+        ctx.save_for_backward([x, tokenOf, pos, g, u, same.Item1 ? gate : wg, same.Item2 ? up : wu, same.Item3 ? down : wd, groups]);
         ctx.save_data("kit", kit);
-        scope.MoveToOuter(g, u);
+        scope.MoveToOuter(g, u, groups);
         foreach (var (cast, keep) in new[] { (wg, !same.Item1), (wu, !same.Item2), (wd, !same.Item3) })
             if (keep) cast.MoveToOuterDisposeScope();
         return ys.MoveToOuterDisposeScope();
@@ -196,17 +205,17 @@ internal sealed class RecomputedExpertsFunction : SingleTensorFunction<Recompute
         using (no_grad())
         {
             var s = ctx.get_saved_variables();
-            Tensor x = s[0], tokenOf = s[1], pos = s[2], g = s[3], u = s[4], counts = s[8];
+            Tensor x = s[0], tokenOf = s[1], pos = s[2], g = s[3], u = s[4], groups = s[8];
             var (wg, wu, wd) = (Cast(s[5], x), Cast(s[6], x), Cast(s[7], x));
             var dys = grad_output.to(x.dtype).contiguous();                                     // (R, H)
             var xs = x.index_select(0, tokenOf);                                               // recomputed, not saved
             var h = kit.Swiglu.SwiGluForward(g, u);                                            // recomputed, not saved
-            dDown = kit.Gemms.Wgrad(dys, h, counts).to(kit.DownType);                          // (E, H, I)
-            var dh = kit.Gemms.Dgrad(dys, wd, counts);                                          // (R, I)
+            dDown = kit.Gemms.Wgrad(dys, h, groups).to(kit.DownType);                          // (E, H, I)
+            var dh = kit.Gemms.Dgrad(dys, wd, groups);                                          // (R, I)
             var (dg, du) = kit.Swiglu.SwiGluBackward(dh, g, u);
-            dGate = kit.Gemms.Wgrad(dg, xs, counts).to(kit.GateType);                          // (E, I, H)
-            dUp = kit.Gemms.Wgrad(du, xs, counts).to(kit.UpType);
-            var dxs = kit.Gemms.Dgrad(dg, wg, counts).add_(kit.Gemms.Dgrad(du, wu, counts));  // (R, H)
+            dGate = kit.Gemms.Wgrad(dg, xs, groups).to(kit.GateType);                          // (E, I, H)
+            dUp = kit.Gemms.Wgrad(du, xs, groups).to(kit.UpType);
+            var dxs = kit.Gemms.Dgrad(dg, wg, groups).add_(kit.Gemms.Dgrad(du, wu, groups));  // (R, H)
             dx = kit.Train.MoeGatherSum(dxs, pos);                                             // (N, H)
             scope.Detach(dx, dGate, dUp, dDown);
         }

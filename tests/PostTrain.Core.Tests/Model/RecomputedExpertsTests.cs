@@ -35,9 +35,10 @@ public sealed class RecomputedExpertsTests
         Tensor[] Leaves() => [x0.clone().requires_grad_(), gate0.clone().requires_grad_(), up0.clone().requires_grad_(), down0.clone().requires_grad_()];
         var a = Leaves();
         var xs = a[0].index_select(0, tokenOf);
-        var plainG = LoopGroupedGemms.Instance.Forward(xs, a[1].to(act), counts);
-        var plainU = LoopGroupedGemms.Instance.Forward(xs, a[2].to(act), counts);
-        var plain = LoopGroupedGemms.Instance.Forward(nn.functional.silu(plainG) * plainU, a[3].to(act), counts);
+        var groups = LoopGroupedGemms.Instance.Groups(counts);
+        var plainG = LoopGroupedGemms.Instance.Forward(xs, a[1].to(act), groups);
+        var plainU = LoopGroupedGemms.Instance.Forward(xs, a[2].to(act), groups);
+        var plain = LoopGroupedGemms.Instance.Forward(nn.functional.silu(plainG) * plainU, a[3].to(act), groups);
         (plain.to(ScalarType.Float32) * upstream).sum().backward();
 
         var b = Leaves();
@@ -104,20 +105,22 @@ public sealed class RecomputedExpertsTests
     private sealed class CountingGemms : IGroupedGemms
     {
         public int Forwards, Dgrads, Wgrads;
-        public Tensor Forward(Tensor a, Tensor w, Tensor counts) { Forwards++; return LoopGroupedGemms.Instance.Forward(a, w, counts); }
-        public Tensor Dgrad(Tensor dy, Tensor w, Tensor counts) { Dgrads++; return LoopGroupedGemms.Instance.Dgrad(dy, w, counts); }
-        public Tensor Wgrad(Tensor dy, Tensor a, Tensor counts) { Wgrads++; return LoopGroupedGemms.Instance.Wgrad(dy, a, counts); }
+        public Tensor Groups(Tensor counts) => LoopGroupedGemms.Instance.Groups(counts);
+        public Tensor Forward(Tensor a, Tensor w, Tensor groups) { Forwards++; return LoopGroupedGemms.Instance.Forward(a, w, groups); }
+        public Tensor Dgrad(Tensor dy, Tensor w, Tensor groups) { Dgrads++; return LoopGroupedGemms.Instance.Dgrad(dy, w, groups); }
+        public Tensor Wgrad(Tensor dy, Tensor a, Tensor groups) { Wgrads++; return LoopGroupedGemms.Instance.Wgrad(dy, a, groups); }
     }
 
     // forward: every expert uses expert 0's weights; otherwise the weight gradient of the empty expert is left unwritten
     private sealed class BrokenGemms(bool forward) : IGroupedGemms
     {
-        public Tensor Forward(Tensor a, Tensor w, Tensor counts) =>
-            LoopGroupedGemms.Instance.Forward(a, forward ? w[0].unsqueeze(0).expand_as(w) : w, counts);
-        public Tensor Dgrad(Tensor dy, Tensor w, Tensor counts) => LoopGroupedGemms.Instance.Dgrad(dy, w, counts);
-        public Tensor Wgrad(Tensor dy, Tensor a, Tensor counts)
+        public Tensor Groups(Tensor counts) => LoopGroupedGemms.Instance.Groups(counts);
+        public Tensor Forward(Tensor a, Tensor w, Tensor groups) =>
+            LoopGroupedGemms.Instance.Forward(a, forward ? w[0].unsqueeze(0).expand_as(w) : w, groups);
+        public Tensor Dgrad(Tensor dy, Tensor w, Tensor groups) => LoopGroupedGemms.Instance.Dgrad(dy, w, groups);
+        public Tensor Wgrad(Tensor dy, Tensor a, Tensor groups)
         {
-            var dw = LoopGroupedGemms.Instance.Wgrad(dy, a, counts);
+            var dw = LoopGroupedGemms.Instance.Wgrad(dy, a, groups);
             if (!forward) dw[1].fill_(7.0);
             return dw;
         }
