@@ -27,6 +27,15 @@ if [ -z "${POSTTRAIN_KERNELS_LIB:-}" ] && [ "${POSTTRAIN_KERNELS_BUILD:-1}" != 0
   fi
   [ -f "$fk" ] && export POSTTRAIN_KERNELS_LIB="$fk"
 fi
+# Kernel profiler (bench-train --profile, Generation --kernel-trace): built on request only (POSTTRAIN_PROFILER=1), as it
+# compiles against libtorch's profiler headers; a failure only means nothing is traced.
+pf=/tmp/posttrain-profiler/libposttrain_profiler.so
+if [ "${POSTTRAIN_PROFILER:-0}" = 1 ] && [ -z "${POSTTRAIN_PROFILER_LIB:-}" ]; then
+  if [ ! -f "$pf" ] || [ "$here/native/profiler/posttrain_profiler.cpp" -nt "$pf" ]; then
+    "$here/scripts/gpu/build-profiler.sh" "$pf" >&2 || echo "run.sh: kernel profiler not built; nothing is traced" >&2
+  fi
+  [ -f "$pf" ] && export POSTTRAIN_PROFILER_LIB="$pf"
+fi
 export DOTNET_gcServer=0 DOTNET_TieredPGO=1
 tool="${POSTTRAIN_TOOL:-posttrain}"   # or fp8bench, PostTrain.Benchmarks.Generation
 exec "$dest/$tool" "$@"

@@ -25,9 +25,7 @@ timeout ${RUN_TIMEOUT:-240} python3 benchmarks/hf/hf_bench.py generate --experts
 # TRACE=1: the captured decode step's kernels (bench-moe, greedy) traced by libtorch's Kineto profiler and summed per
 # decode step by name (benchmarks/hf/kernel_summary.py): where the step's time goes, for the 1.0 ms target.
 if [ "${TRACE:-0}" = 1 ]; then
-  lib=/tmp/posttrain-profiler/libposttrain_profiler.so
-  [ -f "$lib" ] || scripts/gpu/build-profiler.sh "$lib" 2>&1 | tail -2
-  out=$(POSTTRAIN_PROFILER_LIB=$lib POSTTRAIN_TOOL=PostTrain.Benchmarks.Generation timeout ${RUN_TIMEOUT:-240} scripts/gpu/run.sh --greedy \
+  out=$(POSTTRAIN_PROFILER=1 POSTTRAIN_TOOL=PostTrain.Benchmarks.Generation timeout ${RUN_TIMEOUT:-240} scripts/gpu/run.sh --greedy \
     --no-profile --kernel-trace /tmp/decode-trace.json 2>&1 | tee "$OUT/trace-run.txt" | grep "kernel trace")
   echo "$out" | tee -a "$log"
   steps=$(echo "$out" | sed -n 's/^kernel trace: \([0-9]*\) decode steps.*/\1/p')
