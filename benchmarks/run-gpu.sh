@@ -32,17 +32,7 @@ case "$part" in
     # fast path (fp32 masters; bf16 parameters like the baseline), transformers eager (grouped_mm), transformers +
     # torch.compile + fused AdamW; peak = the caching allocator's peak for all; MFU against the matmul rate measured here.
     # TRAIN_MODELS="bench-moe" limits the models; the fast path self-checks (graph vs eager) on bench-moe first.
-    python3 - <<'PY' | tee -a "$log"
-import json, torch
-a, b = (torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16) for _ in range(2))
-for _ in range(3): a @ b
-s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-ts = []
-for _ in range(10):
-    s.record(); a @ b; e.record(); torch.cuda.synchronize(); ts.append(s.elapsed_time(e))
-ts.sort()
-print(json.dumps({"bench": "matmul_bf16", "tflops": round(2 * 8192**3 / (ts[5] / 1e3) / 1e12, 1)}))
-PY
+    python3 benchmarks/hf/matmul_rate.py | tee -a "$log"
     for model in ${TRAIN_MODELS:-bench-moe bench-moe-large}; do
       if [ $model = bench-moe ]; then bt="--batch 8 --seq 1024"; check="--self-check ${SELF_CHECK_STEPS:-20}"; else bt="--batch 4 --seq 2048"; check=""; fi
       # TRAIN_QUICK=1: the fast path's two rows and the compiled baseline only (no eager, kernels-off or no-graph arms)

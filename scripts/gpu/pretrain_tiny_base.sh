@@ -27,9 +27,10 @@ case "${TASK:-arith}" in
   *) echo "TASK must be arith, countdown or code" >&2; exit 2 ;;
 esac
 # MODEL / LR: another built-in architecture and peak learning rate (e.g. MODEL=bench-moe LR=6e-4 for a 274 M base when
-# the tiny one cannot learn a task); the minimum learning rate is a tenth of the peak.
+# the tiny one cannot learn a task); the minimum learning rate is a tenth of the peak. BASE_ARGS: more key=value
+# overrides (e.g. mtp_lambda=0, which lets fast_path: auto take the CUDA-graph step).
 lr=${LR:-3e-3}
 scripts/gpu/run.sh run recipes/sft-quickstart.yaml output_dir=$out model.path=${MODEL:-tiny-moe} model.device=cuda seed=4321 \
   max_steps=$steps data.path=$data data.chat_template=plain data.train_on=all data.batch_size=32 data.max_seq_len=${seq:-512} \
   data.eval_path=$eval data.eval_every_n_steps=$((steps / 4)) optimizer.lr=$lr scheduler.warmup_steps=50 scheduler.min_lr=$(python3 -c "print($lr / 10)") \
-  checkpoint.every_n_steps=0 logging.progress=plain logging.plain_interval_seconds=30
+  checkpoint.every_n_steps=0 logging.progress=plain logging.plain_interval_seconds=30 ${BASE_ARGS:-}

@@ -4,13 +4,15 @@
 #   base      pre-trains models/tiny-moe-code-base: scripts/gpu/pretrain_tiny_base.sh TASK=code on the pre-training
 #             text made beforehand on a machine with dotnet (CODE_DATA, default .gpu-stage/code-pretrain.jsonl.gz:
 #             `dotnet run --project datasets/tools/PostTrain.DatasetGen -c Release -- code-pretrain F 60000`), then
-#             saves it in bf16 as it ships (router correction bias fp32) into /tmp/code-base-bf16 and $OUT/code-base.tar
+#             saves it in bf16 as it ships (router correction bias fp32) into /tmp/code-base$TAG-bf16 and $OUT/code-base$TAG.tar
 #   bench     the sandbox throughput benchmark on this machine's cores (benchmarks/Sandbox, PROGRAMS x 3 cases)
 #   pipeline  recipes/pipeline-code.yaml (SFT -> GRPO -> eval of base/SFT/GRPO) from the code base (BASE, default
-#             /tmp/code-base-bf16: outside the repository, which each device call re-syncs) into $RUN; re-running it
+#             /tmp/code-base$TAG-bf16: outside the repository, which each device call re-syncs) into $RUN; re-running it
 #             resumes (finished stages are skipped, GRPO resumes from its last checkpoint); packs the reports and
 #             metrics into $OUT/pipeline-results.tar.xz
-# Logs: $OUT/<phase>.log. Usage: OUT=/tmp/out scripts/gpu/experiments/code_pipeline.sh [base] [bench] [pipeline]
+# Logs: $OUT/<phase>$TAG.log. Usage: OUT=/tmp/out scripts/gpu/experiments/code_pipeline.sh [base] [bench] [pipeline]
+# TAG (default empty) suffixes every /tmp path and log, so two variants (e.g. TAG=-small BASE_CONFIG=...) run side by
+# side on one GPU (the tiny models are host-bound); start them after `code_pipeline.sh data`, which makes the shared text.
 # Without CODE_DATA (or the staged .gz) the base phase generates the text on the GPU machine with the bundled
 # PostTrain.DatasetGen: CODE_COUNT (default 300,000) distinct training-split tasks, so with BASE_STEPS=3000 the base
 # sees each row once and can only lower its loss by reading the constants off the description (attempt 3 over-fitted
@@ -21,31 +23,42 @@
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
 OUT=${OUT:-/tmp/code-out}
-RUN=${RUN:-/tmp/pipeline-code}
+TAG=${TAG:-}
+RUN=${RUN:-/tmp/pipeline-code$TAG}
 mkdir -p "$OUT"
 ARGS="$*"
 want() { [ -z "$ARGS" ] || [[ " $ARGS " == *" $1 "* ]]; }
 
-if want base; then
-  data=${CODE_DATA:-.gpu-stage/code-pretrain.jsonl.gz}
+pretrain_text() {  # the pre-training text's path, made once (atomically) when no text was carried
+  local data=${CODE_DATA:-.gpu-stage/code-pretrain.jsonl.gz}
   if [ ! -f "$data" ]; then
     # no text carried: the bundle's generator (PostTrain.DatasetGen) writes it here, CODE_COUNT distinct training-split
     # tasks (300,000 ~ 99 M tokens: one epoch of 3,000 steps of 32 x 1,024, so the base cannot memorise its rows)
     data=/tmp/code-pretrain-${CODE_COUNT:-300000}.jsonl
-    [ -f "$data" ] || POSTTRAIN_TOOL=PostTrain.DatasetGen scripts/gpu/run.sh code-pretrain "$data" ${CODE_COUNT:-300000} | tail -1
+    if [ ! -f "$data" ]; then
+      POSTTRAIN_TOOL=PostTrain.DatasetGen scripts/gpu/run.sh code-pretrain "$data.tmp$$" ${CODE_COUNT:-300000} | tail -1 >&2
+      mv "$data.tmp$$" "$data"
+    fi
   fi
-  case "$data" in *.gz) zcat "$data" > /tmp/code-pretrain.jsonl; data=/tmp/code-pretrain.jsonl ;; esac
+  echo "$data"
+}
+
+if want data; then pretrain_text; fi
+
+if want base; then
+  data=$(pretrain_text)
+  case "$data" in *.gz) zcat "$data" > /tmp/code-pretrain$TAG.jsonl; data=/tmp/code-pretrain$TAG.jsonl ;; esac
   if [ -n "${BASE_CONFIG:-}" ]; then
     # another architecture from its config.json (e.g. benchmarks/code-base/small-moe.json), random init written here
-    scripts/gpu/run.sh init-checkpoint --config "$BASE_CONFIG" --output /tmp/code-init --dtype float32 --device cuda --seed 0 | tail -1
-    export MODEL=/tmp/code-init
+    scripts/gpu/run.sh init-checkpoint --config "$BASE_CONFIG" --output /tmp/code-init$TAG --dtype float32 --device cuda --seed 0 | tail -1
+    export MODEL=/tmp/code-init$TAG
   fi
-  TASK=code CODE_DATA=$data STEPS=${BASE_STEPS:-2000} timeout ${BASE_TIMEOUT:-330} scripts/gpu/pretrain_tiny_base.sh /tmp/code-base \
-    > "$OUT/base.log" 2>&1
-  echo "base: exit $?"; grep -h "eval loss\|tokens/s" "$OUT/base.log" | tail -6
-  python3 scripts/gpu/save_bf16.py /tmp/code-base/final /tmp/code-base-bf16
-  tar -C /tmp -cf "$OUT/code-base.tar" code-base-bf16
-  cp /tmp/code-base/metrics.jsonl "$OUT/base-metrics.jsonl" 2>/dev/null
+  TASK=code CODE_DATA=$data STEPS=${BASE_STEPS:-2000} timeout ${BASE_TIMEOUT:-330} scripts/gpu/pretrain_tiny_base.sh /tmp/code-base$TAG \
+    > "$OUT/base$TAG.log" 2>&1
+  echo "base$TAG: exit $?"; grep -h "eval loss\|tokens/s" "$OUT/base$TAG.log" | tail -6
+  python3 scripts/gpu/save_bf16.py /tmp/code-base$TAG/final /tmp/code-base$TAG-bf16
+  tar -C /tmp -cf "$OUT/code-base$TAG.tar" code-base$TAG-bf16
+  cp /tmp/code-base$TAG/metrics.jsonl "$OUT/base$TAG-metrics.jsonl" 2>/dev/null
 fi
 
 if want bench; then
@@ -56,12 +69,12 @@ fi
 
 if want pipeline; then
   # the shipped recipe with its base model (models/tiny-moe-arith-base until a code base ships) replaced by $BASE
-  BASE=${BASE:-/tmp/code-base-bf16}
-  sed "s#models/tiny-moe-arith-base#$BASE#g" recipes/pipeline-code.yaml > /tmp/pipeline-code.yaml
-  timeout ${PIPELINE_TIMEOUT:-3000} scripts/gpu/run.sh run /tmp/pipeline-code.yaml output_dir=$RUN >> "$OUT/pipeline.log" 2>&1
-  echo "pipeline: exit $?"
-  grep -h "held-out\|McNemar\|pass@\|rror" "$OUT/pipeline.log" | tail -30
+  BASE=${BASE:-/tmp/code-base$TAG-bf16}
+  sed "s#models/tiny-moe-arith-base#$BASE#g" recipes/pipeline-code.yaml > /tmp/pipeline-code$TAG.yaml
+  timeout ${PIPELINE_TIMEOUT:-3000} scripts/gpu/run.sh run /tmp/pipeline-code$TAG.yaml output_dir=$RUN >> "$OUT/pipeline$TAG.log" 2>&1
+  echo "pipeline$TAG: exit $?"
+  grep -h "held-out\|McNemar\|pass@\|rror" "$OUT/pipeline$TAG.log" | tail -30
   (cd "$RUN" && find . -name "*.md" -o -name "*.json" -o -name "*.jsonl" -o -name "*.html" -o -name "*.yaml" \
-     | grep -v "/checkpoint" | grep -v "model.safetensors" | tar -cJf "$OUT/pipeline-results.tar.xz" -T -)
+     | grep -v "/checkpoint" | grep -v "model.safetensors" | tar -cJf "$OUT/pipeline$TAG-results.tar.xz" -T -)
   ls -la "$OUT"
 fi
