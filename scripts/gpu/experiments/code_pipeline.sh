@@ -9,7 +9,10 @@
 #   pipeline  recipes/pipeline-code.yaml (SFT -> GRPO -> eval of base/SFT/GRPO) from the code base (BASE, default
 #             /tmp/code-base$TAG-bf16: outside the repository, which each device call re-syncs) into $RUN; re-running it
 #             resumes (finished stages are skipped, GRPO resumes from its last checkpoint); packs the reports and
-#             metrics into $OUT/pipeline-results.tar.xz
+#             metrics into $OUT/pipeline$TAG-results.tar.xz
+#   diag      greedy evaluation of the base, SFT and GRPO models of $RUN (those that exist) on 200 training rows and on
+#             the held-out rows per held-out kind (code-diag/*.yaml), with every completion ($OUT/diag$TAG.tar.xz: report
+#             and samples.csv): which step fails to write code, or to carry a family to new constants
 # Logs: $OUT/<phase>$TAG.log. Usage: OUT=/tmp/out scripts/gpu/experiments/code_pipeline.sh [base] [bench] [pipeline]
 # TAG (default empty) suffixes every /tmp path and log, so two variants (e.g. TAG=-small BASE_CONFIG=...) run side by
 # side on one GPU (the tiny models are host-bound); start them after `code_pipeline.sh data`, which makes the shared text.
@@ -53,10 +56,14 @@ if want base; then
     scripts/gpu/run.sh init-checkpoint --config "$BASE_CONFIG" --output /tmp/code-init$TAG --dtype float32 --device cuda --seed 0 | tail -1
     export MODEL=/tmp/code-init$TAG
   fi
-  TASK=code CODE_DATA=$data STEPS=${BASE_STEPS:-2000} timeout ${BASE_TIMEOUT:-330} scripts/gpu/pretrain_tiny_base.sh /tmp/code-base$TAG \
-    > "$OUT/base$TAG.log" 2>&1
+  # a checkpoint every 500 steps, so a run cut by BASE_TIMEOUT still leaves its latest weights (attempt 4 lost both)
+  TASK=code CODE_DATA=$data STEPS=${BASE_STEPS:-2000} BASE_ARGS="checkpoint.every_n_steps=500 ${BASE_ARGS:-}" \
+    timeout ${BASE_TIMEOUT:-330} scripts/gpu/pretrain_tiny_base.sh /tmp/code-base$TAG > "$OUT/base$TAG.log" 2>&1
   echo "base$TAG: exit $?"; grep -h "eval loss\|tokens/s" "$OUT/base$TAG.log" | tail -6
-  python3 scripts/gpu/save_bf16.py /tmp/code-base$TAG/final /tmp/code-base$TAG-bf16
+  src=/tmp/code-base$TAG/final
+  [ -f $src/model.safetensors ] || src=$(ls -d /tmp/code-base$TAG/step-* 2>/dev/null | sort | tail -1)
+  echo "base$TAG: weights from $src"
+  python3 scripts/gpu/save_bf16.py $src /tmp/code-base$TAG-bf16
   tar -C /tmp -cf "$OUT/code-base$TAG.tar" code-base$TAG-bf16
   cp /tmp/code-base$TAG/metrics.jsonl "$OUT/base$TAG-metrics.jsonl" 2>/dev/null
 fi
@@ -77,4 +84,16 @@ if want pipeline; then
   (cd "$RUN" && find . -name "*.md" -o -name "*.json" -o -name "*.jsonl" -o -name "*.html" -o -name "*.yaml" \
      | grep -v "/checkpoint" | grep -v "model.safetensors" | tar -cJf "$OUT/pipeline$TAG-results.tar.xz" -T -)
   ls -la "$OUT"
+fi
+
+if want diag; then
+  BASE=${BASE:-/tmp/code-base$TAG-bf16}
+  models="'base=$BASE'"
+  for stage in sft grpo; do [ -f "$RUN/$stage/final/model.safetensors" ] && models="$models, '$stage=$RUN/$stage/final'"; done
+  d=scripts/gpu/experiments/code-diag
+  timeout ${DIAG_TIMEOUT:-300} scripts/gpu/run.sh run recipes/eval-quickstart.yaml output_dir=$RUN-diag "models=[$models]" \
+    "tasks=[$d/code-train-rows.yaml, $d/code-heldout-kind.yaml]" samples=1 temperature=1.0 max_new_tokens=384 limit=200 \
+    metrics=null > "$OUT/diag$TAG.log" 2>&1
+  echo "diag$TAG: exit $?"; grep -h "accuracy\|rror" "$OUT/diag$TAG.log" | tail -20
+  (cd $RUN-diag && find . -name "*.md" -o -name "*.csv" | tar -cJf "$OUT/diag$TAG.tar.xz" -T -)
 fi
