@@ -6,7 +6,9 @@
 // 8 programs per core per language (steady state, as GRPO's warm pool). Prints a table of programs/s and test cases/s
 // per round, with the worker processes each pool arm started and how many of those a program had to wait for (a worker
 // nearing its last program starts its successor ahead, so retirements should not make programs wait).
-// Usage: dotnet run -c Release --project benchmarks/Sandbox [-- programs=200 [rounds=2]]
+// `latency` as a third argument measures instead JavaScript programs run one at a time through one warm worker, beside
+// the same programs run in-process one at a time (the pool's per-program cost, host and worker, without parallelism).
+// Usage: dotnet run -c Release --project benchmarks/Sandbox [-- programs=200 [rounds=2 [latency]]]
 using System.Diagnostics;
 using System.Globalization;
 using Jint;
@@ -18,6 +20,7 @@ using PostTrain.Rewards.Sandbox;
 
 var programs = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 200;
 var rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 2;
+var latency = args.Length > 2 && args[2] == "latency";
 var workers = System.Math.Max(1, Environment.ProcessorCount);
 var limits = new SandboxLimits { MaxWorkers = workers };
 var spec = new TestSpec("solve", [new TestCase("[10]", "null", null, null), new TestCase("[20]", "null", null, null), new TestCase("[30]", "null", null, null)]);
@@ -45,6 +48,7 @@ var rows = new List<(string Name, int Round, int Programs, double Seconds, int F
 SandboxPool? timedPool = null;
 var scriptOptions = ScriptOptions.Default.WithImports("System", "System.Linq").WithReferences(typeof(Enumerable).Assembly);
 
+if (!latency)
 using (var pool = new SandboxPool(limits))
 {
     timedPool = pool;
@@ -74,19 +78,36 @@ using (var pool = new SandboxPool(limits))
     }
 }
 
+if (latency)
+{
+    // one worker, one program at a time: the pool's per-program cost (host + worker) against the in-process run
+    using var one = new SandboxPool(limits with { MaxWorkers = 1 });
+    timedPool = one;
+    one.Warm("javascript");
+    Add("warm-up (not reported)", 0, 200, i => Ok(one.RunAsync(new CodeRequest("javascript", Distinct(Js, 95)(i), spec), CancellationToken.None)), 1);
+    rows.RemoveAt(rows.Count - 1);
+    for (var round = 1; round <= rounds; round++)
+    {
+        var seed = 70 + round;
+        Add("javascript in-process Jint, one at a time", round, programs, i => Task.FromResult(InProcessJs(Distinct(Js, seed)(i), spec, limits)), 1);
+        Add("javascript one worker, one program at a time", round, programs,
+            i => Ok(one.RunAsync(new CodeRequest("javascript", Distinct(Js, seed)(i), spec), CancellationToken.None)), 1);
+    }
+}
+
 Console.WriteLine();
 Console.WriteLine($"| {"mode",-52} | {"round",5} | {"programs",8} | {"seconds",8} | {"programs/s",10} | {"cases/s",8} | {"failed",6} | {"worker starts (waited for)",26} |");
 Console.WriteLine($"|{new string('-', 54)}|{new string('-', 7)}|{new string('-', 10)}|{new string('-', 10)}|{new string('-', 12)}|{new string('-', 10)}|{new string('-', 8)}|{new string('-', 28)}|");
 foreach (var (name, round, n, seconds, failed, starts) in rows.OrderBy(r => r.Name).ThenBy(r => r.Round))
     Console.WriteLine($"| {name,-52} | {round,5} | {n,8} | {seconds,8:0.00} | {n / seconds,10:0.0} | {n * spec.Cases.Count / seconds,8:0.0} | {failed,6} | {starts,26} |");
 
-void Add(string name, int round, int n, Func<int, Task<bool>> run)
+void Add(string name, int round, int n, Func<int, Task<bool>> run, int concurrency = 0)
 {
     var started = timedPool?.WorkersStarted ?? 0;
     var waited = timedPool?.WorkersStartedOnDemand ?? 0;
     var watch = Stopwatch.StartNew();
     var failed = 0;
-    using var gate = new SemaphoreSlim(workers * 2);
+    using var gate = new SemaphoreSlim(concurrency > 0 ? concurrency : workers * 2);
     var tasks = Enumerable.Range(1, n).Select(async i =>
     {
         await gate.WaitAsync();

@@ -1,4 +1,5 @@
-// Serves one program: loads it, runs each test case on a guarded thread with the CPU backstop moved, and
+// Serves one program: loads it, runs each test case on a guarded thread with the CPU backstop moved (JavaScript: the
+// worker's one reused thread; C#: a fresh thread per case, see GuardedThread), and
 // streams a frame per case plus an end frame. Returns false when the worker must exit now (a case did not
 // stop in time, so its thread is still running).
 using PostTrain.Rewards.Sandbox;
@@ -7,6 +8,12 @@ namespace PostTrain.Sandbox.Worker;
 
 internal static class WorkerSession
 {
+    private static GuardedThread.Reused? _reused;
+
+    /// <summary>The worker's one reused case thread (JavaScript), made on first use with the request's stack size.</summary>
+    private static GuardedThread.Reused ReusedThread(int stackBytes) =>
+        _reused is { } r && r.StackBytes == stackBytes ? r : _reused = new GuardedThread.Reused(stackBytes);
+
     public static bool Serve(WorkerRequest request, Stream output)
     {
         var limits = request.Limits;
@@ -36,7 +43,9 @@ internal static class WorkerSession
         {
             var testCase = request.Cases[i];
             WorkerIsolation.SetCpuBudget(deadline.TotalSeconds + 1);
-            var outcome = GuardedThread.Run(() => runner.Run(testCase), limits.StackBytes, deadline);
+            var outcome = request.Language == "javascript"
+                ? ReusedThread(limits.StackBytes).Run(() => runner.Run(testCase), deadline)
+                : GuardedThread.Run(() => runner.Run(testCase), limits.StackBytes, deadline);
             if (outcome is null)
             {
                 WorkerProtocol.Write(output, new WorkerFrame("case", request.Nonce, i, RunStatus.TimeLimit, null,

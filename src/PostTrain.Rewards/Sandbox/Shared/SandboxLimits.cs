@@ -40,8 +40,10 @@ public sealed record SandboxLimits
     /// case already runs in a fresh Jint engine with no CLR access, so this bounds memory creep, not what a program can
     /// see. A fresh worker costs about 1 s of CPU (runtime start, Jint's first engine, its code compiled again), so at
     /// 200 that cost was larger than the programs' own: one worker serving small programs back to back ran 169
-    /// programs/s at 200 and 402/s at 1,000 (2-core machine, same run).</summary>
-    public int JavaScriptRunsPerWorker { get; init; } = 1_000;
+    /// programs/s at 200 and 402/s at 1,000 (2-core machine, same run). Since a JavaScript worker runs every case on one
+    /// reused thread (GuardedThread.Reused), the replacement is most of what is left: 695-916 programs/s at 1,000 and
+    /// 1,542-1,888/s at 5,000 (`benchmarks/Sandbox -- 4000 2 latency`, 2-core machine, alternating runs).</summary>
+    public int JavaScriptRunsPerWorker { get; init; } = 5_000;
 
     /// <summary>C# programs one worker runs before it is replaced. Script assemblies are loaded into a collectible
     /// context and the worker is replaced whenever a run leaves threads or pending work behind, hits a limit or
