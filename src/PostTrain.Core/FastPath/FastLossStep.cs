@@ -61,10 +61,12 @@ public sealed class FastLossStep : IDisposable
     }
 
     /// <summary>The step over <paramref name="parameters"/> (the trained ones: clipped and stepped) on
-    /// <paramref name="device"/>. unsupported: the caller's reason the model cannot take the step (thrown). mode On
-    /// throws when CUDA graphs are wanted but unavailable; Auto runs eagerly and says why through log.</summary>
+    /// <paramref name="device"/>. unsupported: the caller's reason the model cannot take the step (thrown).
+    /// uncapturable: the caller's reason the model's step cannot be captured on CUDA (see
+    /// <see cref="FastTrainStep.GraphBlocker(DeepSeekForCausalLM)"/>), said before any capture is tried. mode On throws
+    /// when CUDA graphs are wanted but unavailable; Auto runs eagerly and says why through log.</summary>
     public static FastLossStep Create(IEnumerable<Parameter> parameters, AdamW optimizer, Device device, FastPathMode mode,
-        FastTrainStepOptions? options = null, Action<string>? log = null, string? unsupported = null)
+        FastTrainStepOptions? options = null, Action<string>? log = null, string? unsupported = null, string? uncapturable = null)
     {
         options ??= new FastTrainStepOptions();
         unsupported ??= optimizer.Fused ? null : "the optimizer is not fused AdamW (bf16 moments need bf16 parameters)";
@@ -72,6 +74,7 @@ public sealed class FastLossStep : IDisposable
         bool cudaDevice = device.type == DeviceType.CUDA;
         string? noGraph = !options.CudaGraph ? "CUDA graphs turned off"
             : !cudaDevice ? "not on CUDA"
+            : uncapturable is not null ? uncapturable
             : !Generation.CudaGraph.IsAvailable(out var reason) ? reason : null;
         if (noGraph is not null && mode == FastPathMode.On && options.CudaGraph)
             throw new InvalidOperationException($"fast_path: on, but the step cannot be captured: {noGraph}.");

@@ -111,6 +111,18 @@ public sealed class FastTrainStep : IDisposable
             (Kernels.Fp8Kernels.Status.TryGetValue(index, out var status) ? status : "off") + ")";
     }
 
+    /// <summary>Why <paramref name="model"/>'s training step cannot be captured in a CUDA graph on its device (null when
+    /// it can): with fp32 activations the routed experts' torch._grouped_mm takes PyTorch's fp32 fallback, which reads
+    /// the group offsets to the host (only bf16 has the device-offset kernel), and a capture stops at that copy. The
+    /// step then runs eagerly (the same numbers); bf16 compute captures.</summary>
+    public static string? GraphBlocker(DeepSeekForCausalLM model) => GraphBlocker(model, model.HeadWeight.device_type);
+
+    internal static string? GraphBlocker(DeepSeekForCausalLM model, DeviceType device) =>
+        device == DeviceType.CUDA && model.ComputeDtype == ScalarType.Float32 && model.MoeLayers().Any()
+            ? "fp32 activations: torch._grouped_mm's fp32 experts read their group offsets on the host, which a CUDA graph " +
+              "cannot capture; model.dtype: bfloat16 runs the captured step"
+            : null;
+
     /// <summary>Builds the step for (batch, seq) rows (packed: rows carry segment ids). mode Off never comes here;
     /// On throws when a requirement fails; Auto falls back to eager steps and says why through log.
     /// sumGradients: data parallel (each rank one step of its own rows): sums the gradients over the ranks between the
@@ -121,7 +133,8 @@ public sealed class FastTrainStep : IDisposable
     {
         options ??= new FastTrainStepOptions();
         // the trained parameters are the optimizer's: all of the model's, or LoRA adapters' (the frozen model has no gradients)
-        var core = FastLossStep.Create(optimizer.Parameters, optimizer, model.HeadWeight.device, mode, options, log, Unsupported(model, optimizer));
+        var core = FastLossStep.Create(optimizer.Parameters, optimizer, model.HeadWeight.device, mode, options, log, Unsupported(model, optimizer),
+            GraphBlocker(model));
         return new FastTrainStep(model, core, batch, seq, packed, options, sumGradients);
     }
 

@@ -133,7 +133,7 @@ public sealed class GrpoFastPath : IDisposable
         var options = FastPathRules.StepOptions(device.type == DeviceType.CUDA, clipGradNorm);
         // the trained parameters are the optimizer's: the model's, or the LoRA adapters' (the base model is frozen)
         var step = FastPathRules.Build(mode, () => FastLossStep.Create(optimizer.Parameters, optimizer, device, mode, options,
-            log.WriteLine, optimizer.Fused ? FastTrainStep.Fp8Blocker(model) : null));
+            log.WriteLine, optimizer.Fused ? FastTrainStep.Fp8Blocker(model) : null, FastTrainStep.GraphBlocker(model)));
         return new GrpoFastPath(cfg, maxPromptTokens, model, step, log);
     }
 

@@ -82,7 +82,8 @@ public sealed class RmFastPath : IDisposable
     {
         step ??= FastPathRules.Build(cfg.FastPath, () => FastLossStep.Create(model.parameters(), optimizer, model.ScoreWeight.device, cfg.FastPath,
             FastPathRules.StepOptions(model.ScoreWeight.device_type == DeviceType.CUDA, cfg.ClipGradNorm),
-            unsupported: optimizer.Fused ? FastTrainStep.Fp8Blocker(model.Backbone) : null));
+            unsupported: optimizer.Fused ? FastTrainStep.Fp8Blocker(model.Backbone) : null,
+            uncapturable: FastTrainStep.GraphBlocker(model.Backbone)));
         var chosen = new List<double>();
         var rejected = new List<double>();
         FastStepResult? result = null;

@@ -104,6 +104,24 @@ public sealed class FastTrainStepTests
     }
 
     [Fact]
+    public void Fp32ExpertsOnCudaAreSaidUncapturableBeforeAnyCaptureIsTried()
+    {
+        // torch._grouped_mm's fp32 path reads its group offsets on the host (only bf16 has the device-offset kernel), so
+        // a capture of an fp32 MoE step stops at that copy (seen on the H200: "Cannot copy between CPU and CUDA tensors
+        // during CUDA graph capture"); the fast step then runs eagerly from the start, with the reason in the log.
+        var moe = Model();
+        Assert.Null(FastTrainStep.GraphBlocker(moe));                                   // on the CPU nothing is captured
+        var why = FastTrainStep.GraphBlocker(moe, DeviceType.CUDA);
+        Assert.NotNull(why);
+        Assert.Contains("fp32", why);
+        Assert.Contains("model.dtype: bfloat16", why);
+        moe.SetPrecision(PostTrain.Core.Precision.Precision.Bf16);                      // bf16 compute: capturable
+        Assert.Null(FastTrainStep.GraphBlocker(moe, DeviceType.CUDA));
+        var dense = new DeepSeekForCausalLM(BuiltinModels.Micro(50) with { NumNextnPredictLayers = 0, NRoutedExperts = 0 });
+        Assert.Null(FastTrainStep.GraphBlocker(dense, DeviceType.CUDA));                // no experts: no grouped GEMM
+    }
+
+    [Fact]
     public void NonFiniteLossSkipsTheUpdateOnTheDevice()
     {
         var m = Model();
