@@ -56,8 +56,9 @@ if want base; then
     scripts/gpu/run.sh init-checkpoint --config "$BASE_CONFIG" --output /tmp/code-init$TAG --dtype float32 --device cuda --seed 0 | tail -1
     export MODEL=/tmp/code-init$TAG
   fi
-  # a checkpoint every 500 steps, so a run cut by BASE_TIMEOUT still leaves its latest weights (attempt 4 lost both)
-  TASK=code CODE_DATA=$data STEPS=${BASE_STEPS:-2000} BASE_ARGS="checkpoint.every_n_steps=500 ${BASE_ARGS:-}" \
+  # a checkpoint every 500 steps, so a run cut by BASE_TIMEOUT still leaves its latest weights (attempt 4 lost both);
+  # bf16 compute (fp32 masters), so the fast path captures the step (fp32 MoE experts cannot be captured)
+  TASK=code CODE_DATA=$data STEPS=${BASE_STEPS:-2000} BASE_ARGS="checkpoint.every_n_steps=500 model.dtype=bfloat16 ${BASE_ARGS:-}" \
     timeout ${BASE_TIMEOUT:-330} scripts/gpu/pretrain_tiny_base.sh /tmp/code-base$TAG > "$OUT/base$TAG.log" 2>&1
   echo "base$TAG: exit $?"; grep -h "eval loss\|tokens/s" "$OUT/base$TAG.log" | tail -6
   src=/tmp/code-base$TAG/final
