@@ -1,6 +1,6 @@
 // The code-synthesis generator (datasets/code): seeded and deterministic, the three splits' functions disjoint (test:
 // held-out families and held-out constants of the others; rl: other constants, never in train; the pre-training text
-// only train functions), every language x category present in both splits with
+// only train functions, its wide-constant variant too), every language x category present in both splits with
 // levels 1-3, hidden tests that agree with an evaluation written here by hand, and the shipped Parquet files equal to
 // what the generator produces now. (That every reference solution passes its tests in the sandbox is checked in
 // tests/PostTrain.Eval.Tests/CodeDatasetTests.)
@@ -64,6 +64,37 @@ public sealed class CodeTaskGeneratorTests
             Assert.DoesNotContain(rows, r => heldOutFunctions.Contains(r.Function) || CodeTemplates.TestOnly.Contains(r.Family));
         }
         finally { File.Delete(path); }
+    }
+
+    [Fact]
+    public void Wide_pretraining_text_spreads_constants_yet_holds_only_training_functions()
+    {
+        // The wide variant draws the widened families' constants from ranges where a function appears about once, so
+        // memorising functions cannot lower the loss; the split rule still keeps every rl and held-out function out.
+        var (train, rl, test) = DatasetFiles.Code();
+        var rows = CodeTaskGenerator.Generate(4000, seed: 9, CodeSplit.Train, train.Select(t => t.Prompt).ToHashSet(), wide: true);
+        Assert.Equal(4000, rows.Select(r => r.Prompt).Distinct().Count());
+        var heldOutFunctions = rl.Concat(test).Select(t => t.Function).ToHashSet();
+        Assert.DoesNotContain(rows, r => heldOutFunctions.Contains(r.Function) || CodeTemplates.TestOnly.Contains(r.Family));
+        Assert.All(rows, r => Assert.Equal(CodeSplit.Train,
+            CodeTaskGenerator.SplitOf(CodeTemplates.All.Single(t => t.Name == r.Family), Constants(r.Function))));
+        // addConst: its narrow range is 1..999; wide rows go far past it and almost never repeat a function
+        var addConst = rows.Where(r => r.Family == "addConst").ToList();
+        Assert.True(addConst.Count > 50, $"{addConst.Count} addConst rows");
+        Assert.Contains(addConst, r => Constants(r.Function)[0] > 999);
+        Assert.True(addConst.Select(r => r.Function).Distinct().Count() >= addConst.Count * 9 / 10);
+        Assert.Contains($"n + {Constants(addConst[0].Function)[0]};", addConst[0].Completion);
+        // families without wide constants keep their own (strings: firstChars takes 1..6 characters)
+        Assert.All(rows.Where(r => r.Family == "firstChars"), r => Assert.InRange(Constants(r.Function)[0], 1, 6));
+        // the narrow generator (the shipped splits) is unchanged by the option's existence
+        Assert.Equal(CodeTaskGenerator.Generate(50, seed: 9, CodeSplit.Train).Select(r => r.Prompt),
+            CodeTaskGenerator.Generate(50, seed: 9, CodeSplit.Train, wide: false).Select(r => r.Prompt));
+    }
+
+    private static int[] Constants(string function)
+    {
+        var inside = function[(function.IndexOf('(') + 1)..^1];
+        return inside.Length == 0 ? [] : inside.Split(',').Select(int.Parse).ToArray();
     }
 
     [Fact]

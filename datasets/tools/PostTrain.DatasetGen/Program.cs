@@ -3,8 +3,9 @@
 //        dotnet run --project datasets/tools/PostTrain.DatasetGen -- countdown <dir> <min numbers> <max numbers> <max number>
 //        (a Countdown train/test pair of another shape, same seeds, for experiments)
 //        dotnet run --project datasets/tools/PostTrain.DatasetGen -- code [datasets-dir]   (only datasets/code/*.parquet)
-//        dotnet run --project datasets/tools/PostTrain.DatasetGen -- code-pretrain <out.jsonl> [count]
-//        (JSONL {prompt, completion} of training-split functions only, for pre-training a code base model)
+//        dotnet run --project datasets/tools/PostTrain.DatasetGen -- code-pretrain <out.jsonl> [count [wide]]
+//        (JSONL {prompt, completion} of training-split functions only, for pre-training a code base model; wide: the
+//        families' wide constants, so each function appears about once)
 using PostTrain.Data.Generators;
 
 if (args.Length == 5 && args[0] == "countdown")
@@ -19,9 +20,14 @@ if (args.Length is 1 or 2 && args[0] == "code")
         Console.WriteLine($"{path}: {new FileInfo(path).Length / 1024.0:F1} KiB");
     return;
 }
-if (args.Length is 2 or 3 && args[0] == "code-pretrain")
+if (args.Length > 0 && args[0] == "code-pretrain")
 {
-    var count = DatasetFiles.WriteCodePretrain(args[1], args.Length == 3 ? int.Parse(args[2]) : 60000);
+    if (args.Length is < 2 or > 4 || (args.Length == 4 && args[3] != "wide") || (args.Length >= 3 && !int.TryParse(args[2], out _)))
+    {
+        Console.Error.WriteLine("usage: code-pretrain <out.jsonl> [count [wide]]");
+        Environment.Exit(2);
+    }
+    var count = DatasetFiles.WriteCodePretrain(args[1], args.Length >= 3 ? int.Parse(args[2]) : 60000, wide: args.Length == 4);
     Console.WriteLine($"{args[1]}: {count} rows");
     return;
 }

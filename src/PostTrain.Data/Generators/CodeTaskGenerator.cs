@@ -28,8 +28,9 @@ public static class CodeTaskGenerator
     public static readonly IReadOnlyList<string> Languages = ["javascript", "csharp"];
 
     /// <summary><paramref name="count"/> distinct tasks of <paramref name="split"/>'s functions, languages alternating,
-    /// families uniform among those the split has.</summary>
-    public static List<CodeTask> Generate(int count, ulong seed, CodeSplit split, IReadOnlySet<string>? excludePrompts = null)
+    /// families uniform among those the split has. wide: constants from the families' <see cref="CodeTemplate.WideConstants"/>
+    /// where they have them (pre-training text only; the split rule still decides which functions may appear).</summary>
+    public static List<CodeTask> Generate(int count, ulong seed, CodeSplit split, IReadOnlySet<string>? excludePrompts = null, bool wide = false)
     {
         var rng = new SplitMix64(seed);
         var seen = new HashSet<string>(excludePrompts ?? new HashSet<string>());
@@ -44,7 +45,7 @@ public static class CodeTaskGenerator
         {
             if (attempt > count * 200) throw new InvalidOperationException($"code tasks: only {tasks.Count} distinct of {count} found");
             var template = rng.Pick(families);
-            var constants = template.Constants(rng);
+            var constants = wide && template.WideConstants is { } w ? w(rng) : template.Constants(rng);
             if (SplitOf(template, constants) != split) continue;
             var task = One(rng, template, constants, Languages[tasks.Count % Languages.Count], HeldOutKind(template, constants) ?? "");
             if (task is not null && seen.Add(task.Prompt)) tasks.Add(task);

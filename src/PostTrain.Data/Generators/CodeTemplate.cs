@@ -23,6 +23,12 @@ public sealed record CodeTemplate(
     Func<int[], object[], object> Evaluate,
     Func<SplitMix64, object[]> Args)
 {
+    /// <summary>Constants drawn from a far wider range than <see cref="Constants"/> (null: the family has none worth
+    /// widening: no constants, strings, or a power that would overflow). Only the pre-training text uses them (its
+    /// "wide" variant): with so many functions each one appears about once, so a model can only lower its loss by
+    /// reading the constant off the description, the skill the held-out constants need.</summary>
+    public Func<SplitMix64, int[]>? WideConstants { get; init; }
+
     /// <summary>C# spelling of a type.</summary>
     public static string CSharpType(CodeType t) => t switch
     {

@@ -63,11 +63,12 @@ public static class DatasetFiles
 
     /// <summary>Pre-training rows for a code base model: <paramref name="count"/> tasks of the training split's functions
     /// (another seed; no rl or held-out function, no prompt of the shipped training split), as JSONL {prompt, completion},
-    /// written atomically. Returns the row count.</summary>
-    public static int WriteCodePretrain(string path, int count)
+    /// written atomically. wide: the families' wide constants (CodeTemplate.WideConstants), so that each function
+    /// appears about once. Returns the row count.</summary>
+    public static int WriteCodePretrain(string path, int count, bool wide = false)
     {
         var (train, _, _) = Code();
-        var tasks = CodeTaskGenerator.Generate(count, seed: 9, CodeSplit.Train, train.Select(t => t.Prompt).ToHashSet());
+        var tasks = CodeTaskGenerator.Generate(count, seed: 9, CodeSplit.Train, train.Select(t => t.Prompt).ToHashSet(), wide);
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         var temp = path + $".tmp-{Guid.NewGuid():N}";
         try
