@@ -69,7 +69,7 @@ public sealed class CodeTaskGeneratorTests
     [Fact]
     public void Wide_pretraining_text_spreads_constants_yet_holds_only_training_functions()
     {
-        // The wide variant draws the widened families' constants from ranges where a function appears about once, so
+        // The wide variant draws the widened families' constants from ranges where a function appears once or a few times, so
         // memorising functions cannot lower the loss; the split rule still keeps every rl and held-out function out.
         var (train, rl, test) = DatasetFiles.Code();
         var rows = CodeTaskGenerator.Generate(4000, seed: 9, CodeSplit.Train, train.Select(t => t.Prompt).ToHashSet(), wide: true);

@@ -5,7 +5,7 @@
 //        dotnet run --project datasets/tools/PostTrain.DatasetGen -- code [datasets-dir]   (only datasets/code/*.parquet)
 //        dotnet run --project datasets/tools/PostTrain.DatasetGen -- code-pretrain <out.jsonl> [count [wide]]
 //        (JSONL {prompt, completion} of training-split functions only, for pre-training a code base model; wide: the
-//        families' wide constants, so each function appears about once)
+//        families' wide constants, so each of their functions appears once to a few times)
 using PostTrain.Data.Generators;
 
 if (args.Length == 5 && args[0] == "countdown")

@@ -25,8 +25,9 @@ public sealed record CodeTemplate(
 {
     /// <summary>Constants drawn from a far wider range than <see cref="Constants"/> (null: the family has none worth
     /// widening: no constants, strings, or a power that would overflow). Only the pre-training text uses them (its
-    /// "wide" variant): with so many functions each one appears about once, so a model can only lower its loss by
-    /// reading the constant off the description, the skill the held-out constants need.</summary>
+    /// "wide" variant): with so many functions each one appears about once (ranges up to 99,999) or a few times (up to
+    /// 999) in 300,000 rows, so a model can only lower its loss by reading the constant off the description, the skill
+    /// the held-out constants need.</summary>
     public Func<SplitMix64, int[]>? WideConstants { get; init; }
 
     /// <summary>C# spelling of a type.</summary>

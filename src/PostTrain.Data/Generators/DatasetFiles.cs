@@ -64,7 +64,7 @@ public static class DatasetFiles
     /// <summary>Pre-training rows for a code base model: <paramref name="count"/> tasks of the training split's functions
     /// (another seed; no rl or held-out function, no prompt of the shipped training split), as JSONL {prompt, completion},
     /// written atomically. wide: the families' wide constants (CodeTemplate.WideConstants), so that each function
-    /// appears about once. Returns the row count.</summary>
+    /// appears about once or a few times. Returns the row count.</summary>
     public static int WriteCodePretrain(string path, int count, bool wide = false)
     {
         var (train, _, _) = Code();
