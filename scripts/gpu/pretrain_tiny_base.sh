@@ -28,7 +28,7 @@ case "${TASK:-arith}" in
 esac
 # MODEL / LR: another built-in architecture and peak learning rate (e.g. MODEL=bench-moe LR=6e-4 for a 274 M base when
 # the tiny one cannot learn a task); the minimum learning rate is a tenth of the peak. BASE_ARGS: more key=value
-# overrides (e.g. mtp_lambda=0, which lets fast_path: auto take the CUDA-graph step).
+# overrides (e.g. model.dtype=bfloat16: an fp32 MoE step is not captured, see FastTrainStep.GraphBlocker).
 lr=${LR:-3e-3}
 scripts/gpu/run.sh run recipes/sft-quickstart.yaml output_dir=$out model.path=${MODEL:-tiny-moe} model.device=cuda seed=4321 \
   max_steps=$steps data.path=$data data.chat_template=plain data.train_on=all data.batch_size=32 data.max_seq_len=${seq:-512} \
