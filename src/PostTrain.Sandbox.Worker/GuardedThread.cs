@@ -5,8 +5,9 @@
 // culture, and a fresh thread per case leaves no such trace for the next program). GuardedThread.Reused keeps one
 // thread for all the work of a worker (JavaScript: Jint gives programs no handle on .NET thread state, and each case
 // still gets a fresh engine). That saves a thread start per test case, which with the new thread's culture set-up
-// (ICU) was most of a warm JavaScript worker's time: one worker serving programs one at a time ran 356-387 programs/s
-// with a thread per case and 695-916/s with the reused thread (2-core machine, `benchmarks/Sandbox -- 4000 2 latency`).
+// (ICU) was most of a warm JavaScript worker's time: one worker serving 2,000 programs one at a time ran 356-387
+// programs/s with a thread per case and 541-808/s with the reused thread (2-core machine, `benchmarks/Sandbox -- 2000 2
+// latency`, 1,000 programs per worker in both).
 namespace PostTrain.Sandbox.Worker;
 
 internal static class GuardedThread
