@@ -19,9 +19,9 @@ internal sealed class RouterLogits : SingleTensorFunction<RouterLogits>
 
     /// <summary>x (N, H) in any float dtype, w (E, H) -> (N, E) fp32; saves x and w as they are.</summary>
     public static Tensor Apply(Tensor x, Tensor w) =>
-        x.requires_grad || w.requires_grad
-            ? apply(x, w)
-            : nn.functional.linear(x.to(ScalarType.Float32), w.to(ScalarType.Float32));
+        x.requires_grad || w.requires_grad ? apply(x, w) : Fp32Linear(x, w);
+
+    private static Tensor Fp32Linear(Tensor x, Tensor w) => nn.functional.linear(x.to(ScalarType.Float32), w.to(ScalarType.Float32));
 
     public override Tensor forward(AutogradContext ctx, params object[] vars)
     {
@@ -30,7 +30,7 @@ internal sealed class RouterLogits : SingleTensorFunction<RouterLogits>
         using var scope = NewDisposeScope();
         Tensor y;
         using (no_grad())
-            y = nn.functional.linear(x.to(ScalarType.Float32), w.to(ScalarType.Float32));
+            y = Fp32Linear(x, w);
         ctx.save_for_backward([x, w]);
         return y.MoveToOuterDisposeScope();
     }
