@@ -31,20 +31,28 @@ case "$part" in
     # One same-run table for bench-moe and bench-moe-large (benchmarks/hf/train_table.py): PostTrain eager, PostTrain
     # fast path (fp32 masters; bf16 parameters like the baseline), transformers eager (grouped_mm), transformers +
     # torch.compile + fused AdamW; peak = the caching allocator's peak for all; MFU against the matmul rate measured here.
-    # TRAIN_MODELS="bench-moe" limits the models; the fast path self-checks (graph vs eager) on bench-moe first.
+    # TRAIN_MODELS="bench-moe" limits the models. TRAIN_ARMS picks the rows (default: all but selective):
+    #   eager (plain step), fast (fp32 masters), fast-bf16, kernels-off (fast-bf16 without the training kernels), re-off
+    #   (fast-bf16 with the experts' gathered input and SwiGLU output saved, as before RecomputedExperts), selective
+    #   (fast-bf16 with selective recompute; bench-moe), no-graph (fast without the CUDA graph; bench-moe), hf, hf-compile.
+    # TRAIN_QUICK=1 = TRAIN_ARMS="fast fast-bf16 hf-compile". The first fast row on bench-moe carries the 20-step
+    # graph-vs-eager self-check.
+    arms=${TRAIN_ARMS:-eager fast fast-bf16 kernels-off re-off no-graph hf hf-compile}
+    [ "${TRAIN_QUICK:-0}" = 1 ] && arms="fast fast-bf16 hf-compile"
+    arm() { [[ " $arms " == *" $1 "* ]]; }
     python3 benchmarks/hf/matmul_rate.py | tee -a "$log"
     for model in ${TRAIN_MODELS:-bench-moe bench-moe-large}; do
       if [ $model = bench-moe ]; then bt="--batch 8 --seq 1024"; check="--self-check ${SELF_CHECK_STEPS:-20}"; else bt="--batch 4 --seq 2048"; check=""; fi
-      # TRAIN_QUICK=1: the fast path's two rows and the compiled baseline only (no eager, kernels-off or no-graph arms)
-      [ "${TRAIN_QUICK:-0}" = 1 ] || pt bench-train --model $model $bt --device cuda --fast-path off 2>&1 | tee -a "$log"
-      pt bench-train --model $model $bt --device cuda --fast-path on $check 2>&1 | tee -a "$log"
-      pt bench-train --model $model $bt --device cuda --fast-path on --params bf16 2>&1 | tee -a "$log"
-      [ "${TRAIN_QUICK:-0}" = 1 ] || POSTTRAIN_TRAIN_KERNELS=0 pt bench-train --model $model $bt --device cuda --fast-path on --params bf16 2>&1 | tee -a "$log"
-      # the experts' gathered input and SwiGLU output saved, as before RecomputedExperts (memory and speed A/B)
-      [ "${TRAIN_QUICK:-0}" = 1 ] || POSTTRAIN_RECOMPUTED_EXPERTS=0 pt bench-train --model $model $bt --device cuda --fast-path on --params bf16 2>&1 | tee -a "$log"
-      [ $model = bench-moe ] && [ "${TRAIN_QUICK:-0}" != 1 ] && pt bench-train --model $model $bt --device cuda --fast-path on --no-graph 2>&1 | tee -a "$log"
-      [ "${TRAIN_QUICK:-0}" = 1 ] || python3 benchmarks/hf/hf_bench.py train --config benchmarks/hf/$model.json --experts grouped_mm $bt 2>&1 | grep '^{\|rror' | tee -a "$log"
-      python3 benchmarks/hf/hf_bench.py train --config benchmarks/hf/$model.json --experts grouped_mm --compile $bt 2>&1 | grep '^{\|rror' | tee -a "$log"
+      ptb() { pt bench-train --model $model $bt --device cuda "$@" 2>&1 | tee -a "$log"; }
+      arm eager && ptb --fast-path off
+      if arm fast; then ptb --fast-path on $check; check=""; fi
+      if arm fast-bf16; then ptb --fast-path on --params bf16 $check; check=""; fi
+      arm kernels-off && POSTTRAIN_TRAIN_KERNELS=0 ptb --fast-path on --params bf16
+      arm re-off && POSTTRAIN_RECOMPUTED_EXPERTS=0 ptb --fast-path on --params bf16
+      [ $model = bench-moe ] && arm selective && ptb --fast-path on --params bf16 --recompute selective
+      [ $model = bench-moe ] && arm no-graph && ptb --fast-path on --no-graph
+      arm hf && python3 benchmarks/hf/hf_bench.py train --config benchmarks/hf/$model.json --experts grouped_mm $bt 2>&1 | grep '^{\|rror' | tee -a "$log"
+      arm hf-compile && python3 benchmarks/hf/hf_bench.py train --config benchmarks/hf/$model.json --experts grouped_mm --compile $bt 2>&1 | grep '^{\|rror' | tee -a "$log"
     done
     python3 benchmarks/hf/train_table.py "$log" | tee "$out/train-table.md"
     ;;
