@@ -22,10 +22,11 @@ public sealed class EvalVerb : ICliVerb
         var batch = new Option<int>("--batch-size") { Description = "sequences per generation call", DefaultValueFactory = _ => 64 };
         var seed = new Option<long>("--seed") { Description = "sampling seed", DefaultValueFactory = _ => 1234 };
         var device = new Option<string>("--device") { Description = "auto, cpu, cuda or cuda:N", DefaultValueFactory = _ => "auto" };
+        var templates = new Option<string[]>("--chat-template") { Description = "label=template (plain, deepseek_v3, model, model:NAME or a .jinja file) for that model's prompts, or a template for every model; repeatable (default auto: the model folder's own template, else DeepSeek-V3's)" };
         var rewards = new Option<string?>("--rewards-dir") { Description = "reward plugin folder for task checkers given by plugin name" };
         var command = new Command("eval", "Evaluate models on tasks (accuracy, pass@k, maj@k) and write reports")
         {
-            models, tasks, samples, temperature, maxNew, limit, output, metrics, batch, seed, device, rewards,
+            models, tasks, samples, temperature, maxNew, limit, output, metrics, batch, seed, device, templates, rewards,
         };
         command.SetAction((parse, ct) =>
         {
@@ -35,6 +36,7 @@ public sealed class EvalVerb : ICliVerb
                 {
                     Samples = parse.GetValue(samples), Temperature = parse.GetValue(temperature), MaxNewTokens = parse.GetValue(maxNew),
                     Limit = parse.GetValue(limit), BatchSize = parse.GetValue(batch), Seed = parse.GetValue(seed), Device = parse.GetValue(device)!,
+                    ChatTemplates = TemplateOptions(parse.GetValue(templates) ?? []),
                 };
                 var runner = new EvalRunner(settings, io.Out) { RewardsDir = parse.GetValue(rewards) };
                 var result = runner.Run(parse.GetValue(models)!.Select(EvalModel.Parse).ToList(),
@@ -53,5 +55,20 @@ public sealed class EvalVerb : ICliVerb
             }
         });
         return command;
+    }
+
+    /// <summary>--chat-template values: "label=template", or a bare template for every model ("*").</summary>
+    internal static Dictionary<string, string>? TemplateOptions(IReadOnlyList<string> values)
+    {
+        if (values.Count == 0) return null;
+        var map = new Dictionary<string, string>();
+        foreach (var v in values)
+        {
+            int eq = v.IndexOf('=');
+            var (label, template) = eq > 0 ? (v[..eq], v[(eq + 1)..]) : (EvalSettings.AllModels, v);
+            if (template.Length == 0) throw new UsageException($"--chat-template {v}: no template after '='");
+            if (!map.TryAdd(label, template)) throw new UsageException($"--chat-template: two templates for '{label}'");
+        }
+        return map;
     }
 }

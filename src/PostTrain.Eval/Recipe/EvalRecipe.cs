@@ -18,6 +18,9 @@ public sealed record EvalRecipeConfig : RecipeConfig
     public int MaxNewTokens { get; init; } = 256;
     public int? Limit { get; init; }
     public int BatchSize { get; init; } = 64;
+    /// <summary>Chat template per model label (EvalSettings.ChatTemplates), e.g. {base: plain} for a base model
+    /// pre-trained on raw text; "*" = every model not named; unset = auto.</summary>
+    public Dictionary<string, string>? ChatTemplates { get; init; }
     public string Device { get; init; } = "auto";
     /// <summary>A run directory or metrics.jsonl whose training curves go into the report.</summary>
     public string? Metrics { get; init; }
@@ -38,6 +41,7 @@ public sealed class EvalRecipe(EvalRecipeConfig cfg) : IRecipe
             {
                 Samples = cfg.Samples, Temperature = cfg.Temperature, MaxNewTokens = cfg.MaxNewTokens, Limit = cfg.Limit,
                 BatchSize = cfg.BatchSize, Seed = cfg.Seed, Device = cfg.Device,
+                ChatTemplates = cfg.ChatTemplates is { Count: > 0 } t ? t : null,
             };
             var runner = new EvalRunner(settings, ctx.Log) { RewardsDir = cfg.RewardsDir };
             var result = runner.Run(cfg.Models.Select(EvalModel.Parse).ToList(), cfg.Tasks.Select(BuiltinTasks.Resolve).ToList(),

@@ -12,7 +12,10 @@ public static class MarkdownReport
         sb.Append("# Evaluation report\n\n");
         sb.Append($"Models: {string.Join(", ", r.Models)}. Tasks: {string.Join(", ", r.Tasks.Select(t => t.Name))}. ");
         sb.Append($"Greedy accuracy; {(settings.Samples > 1 ? $"{settings.Samples} samples per problem at temperature {settings.Temperature} (top-p {settings.TopP}) for pass@k and maj@k; " : "")}");
-        sb.Append($"max {settings.MaxNewTokens} new tokens; bootstrap: {settings.BootstrapResamples} resamples, seed {settings.BootstrapSeed}.\n\n");
+        sb.Append($"max {settings.MaxNewTokens} new tokens; bootstrap: {settings.BootstrapResamples} resamples, seed {settings.BootstrapSeed}");
+        if (settings.ChatTemplates is { Count: > 0 } templates)
+            sb.Append("; chat templates: " + string.Join(", ", templates.OrderBy(t => t.Key, StringComparer.Ordinal).Select(t => $"{t.Key} {t.Value}")) + " (other models: auto)");
+        sb.Append(".\n\n");
         Write(sb, ReportTables.Summary(r));
         if (r.Comparisons.Count > 0) Write(sb, ReportTables.Comparisons(r));
         foreach (var t in r.Tasks)

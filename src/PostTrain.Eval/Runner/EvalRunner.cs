@@ -42,6 +42,9 @@ public sealed class EvalRunner(EvalSettings settings, TextWriter? output = null)
         if (tasks.Count == 0) throw new EvalConfigException("no task to evaluate");
         Unique(models.Select(m => m.Label), "model label", "give models distinct labels (label=dir)");
         Unique(tasks.Select(t => t.Name), "task name", "give tasks distinct names");
+        settings.CheckTemplateLabels(models.Select(m => m.Label).ToList());
+        foreach (var m in models.Where(m => m.Directory is not null))   // a bad template fails before any model runs
+            TemplateOf(m, EvalModel.LoadTokenizer(m.Directory!));
         Directory.CreateDirectory(outputDir);
         if (!_dp.IsMain) _dp.Group.Barrier();   // rank 0 writes the settings file first; the others check theirs against it
         settings.SaveOrCheck(outputDir);
@@ -79,7 +82,7 @@ public sealed class EvalRunner(EvalSettings settings, TextWriter? output = null)
         try
         {
             net.eval();
-            var template = ChatTemplates.Resolve("auto", tokenizer, model.Directory);
+            var template = TemplateOf(model, tokenizer);
             var sw = Stopwatch.StartNew();
             var generators = new Dictionary<string, TokenGenerator>();
             for (int round = 0; round < pending.Count; round += _dp.Size)
@@ -98,6 +101,12 @@ public sealed class EvalRunner(EvalSettings settings, TextWriter? output = null)
         {
             if (owned) net.Dispose();
         }
+    }
+
+    private IChatTemplate TemplateOf(EvalModel model, ITokenizer tokenizer)
+    {
+        try { return ChatTemplates.Resolve(settings.TemplateFor(model.Label), tokenizer, model.Directory, $"chat_templates.{model.Label}"); }
+        catch (ChatTemplateException e) { throw new EvalConfigException(e.Message); }
     }
 
     /// <summary>One unit's samples (those not in the log yet), generated and scored.</summary>

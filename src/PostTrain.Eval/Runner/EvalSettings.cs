@@ -20,6 +20,12 @@ public sealed record EvalSettings
     /// <summary>Seed of the bootstrap resampling.</summary>
     [JsonPropertyName("bootstrap_seed")] public ulong BootstrapSeed { get; init; } = 7;
     [JsonPropertyName("bootstrap_resamples")] public int BootstrapResamples { get; init; } = 2000;
+    /// <summary>The chat template per model label: <c>plain</c> (BOS + prompt, the way a base model pre-trained on raw
+    /// text reads it), <c>deepseek_v3</c>, <c>model</c> / <c>model:NAME</c> or a .jinja path; the label <c>*</c> covers
+    /// every model not named. Unset = <c>auto</c> (the model folder's own template, else DeepSeek-V3's).</summary>
+    [JsonPropertyName("chat_templates")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyDictionary<string, string>? ChatTemplates { get; init; }
 
     /// <summary>First N problems of each task (null = all). Raising it on resume adds problems.</summary>
     [JsonIgnore] public int? Limit { get; init; }
@@ -39,6 +45,21 @@ public sealed record EvalSettings
         if (Limit is < 1) throw new EvalConfigException($"limit must be >= 1 (got {Limit})");
     }
 
+    /// <summary>The chat template <paramref name="label"/>'s prompts are rendered with.</summary>
+    public string TemplateFor(string label) =>
+        ChatTemplates?.GetValueOrDefault(label) ?? ChatTemplates?.GetValueOrDefault(AllModels) ?? "auto";
+
+    /// <summary>The chat_templates label for every model not named.</summary>
+    public const string AllModels = "*";
+
+    /// <summary>Checks that every chat_templates label names one of <paramref name="labels"/> (or is "*").</summary>
+    public void CheckTemplateLabels(IReadOnlyCollection<string> labels)
+    {
+        foreach (var key in ChatTemplates?.Keys ?? [])
+            if (key != AllModels && !labels.Contains(key))
+                throw new EvalConfigException($"chat_templates.{key}: no model is labelled '{key}' (models: {string.Join(", ", labels)}; '{AllModels}' = every model not named)");
+    }
+
     /// <summary>Writes eval.json, or checks the saved one matches (for a resumed eval).</summary>
     public void SaveOrCheck(string outputDir)
     {
@@ -47,11 +68,13 @@ public sealed record EvalSettings
         if (File.Exists(path))
         {
             using var doc = JsonDocument.Parse(File.ReadAllText(path));
-            foreach (var p in mine.EnumerateObject())
+            foreach (var name in mine.EnumerateObject().Select(p => p.Name).Union(doc.RootElement.EnumerateObject().Select(p => p.Name)))
             {
-                string saved = doc.RootElement.TryGetProperty(p.Name, out var v) ? v.GetRawText() : "(absent)";
-                if (saved != p.Value.GetRawText())
-                    throw new EvalConfigException($"{path}: this output folder holds an eval with {p.Name} = {saved}, not {p.Value.GetRawText()}; use another --output folder or the same settings");
+                // compact text on both sides (the saved file is indented: an object value spans lines there)
+                string saved = doc.RootElement.TryGetProperty(name, out var v) ? JsonSerializer.Serialize(v) : "(absent)";
+                string now = mine.TryGetProperty(name, out var m) ? JsonSerializer.Serialize(m) : "(absent)";
+                if (saved != now)
+                    throw new EvalConfigException($"{path}: this output folder holds an eval with {name} = {saved}, not {now}; use another --output folder or the same settings");
             }
             return;
         }
