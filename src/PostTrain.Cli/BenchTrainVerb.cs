@@ -63,7 +63,7 @@ public sealed class BenchTrainVerb : ICliVerb
         command.SetAction(parse =>
         {
             var dev = DeviceSelector.Resolve(parse.GetValue(device));
-            var p = ModelSetup.PrecisionOf(DTypeNames.Parse(parse.GetValue(precision)!, "--dtype"));
+            var p = ModelSetup.PrecisionOn(DTypeNames.Parse(parse.GetValue(precision)!, "--dtype"), dev).Precision;
             string modelName = parse.GetValue(model)!;
             if (!BuiltinModels.ByName.TryGetValue(modelName, out var make)) throw new UsageException($"--model: unknown built-in '{modelName}'");
             if (parse.GetValue(layers) is int depth && depth != 0)
@@ -118,7 +118,7 @@ public sealed class BenchTrainVerb : ICliVerb
                 var trace = parse.GetValue(profile) is { } path ? (modes.Length > 1 ? $"{path}.{mode.ToString().ToLowerInvariant()}" : path) : null;
                 var result = Measure(make, modelName, p, bf16Params, dev, B, T, fast, mode, options, parse.GetValue(lr), parse.GetValue(warmup),
                     parse.GetValue(steps), io, trace);
-                result["precision"] = parse.GetValue(precision)!;
+                result["precision"] = DTypeNames.Name(DTypeNames.Resolve(DTypeNames.Parse(parse.GetValue(precision)!, "--dtype"), dev.type));
                 results.Add(result);
             }
             // The self-check after the measured runs: its three models and graphs, run first, left allocations behind

@@ -32,7 +32,7 @@ public sealed class InitCheckpointVerb : ICliVerb
             {
                 DTypeName.Float32 => ScalarType.Float32,
                 DTypeName.Bfloat16 => ScalarType.BFloat16,
-                _ => throw new UsageException("--dtype: fp8 checkpoints are not written; use bfloat16 or float32"),
+                var other => throw new UsageException($"--dtype: {DTypeNames.Name(other)} checkpoints are not written; use bfloat16 or float32"),
             };
             long maxShard;
             try { maxShard = ByteSize.Parse(parse.GetValue(shard)!); }

@@ -13,7 +13,7 @@ public sealed class ServeVerb : ICliVerb
         var host = new Option<string>("--host") { Description = "address to listen on (loopback by default: no authentication)", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "port (0 = any free one)", DefaultValueFactory = _ => 8000 };
         var device = new Option<string>("--device") { Description = "auto | cpu | cuda | cuda:N", DefaultValueFactory = _ => "auto" };
-        var dtype = new Option<string>("--dtype") { Description = "float32 | bfloat16 | fp8", DefaultValueFactory = _ => "float32" };
+        var dtype = new Option<string>("--dtype") { Description = "float32 | bfloat16 | fp8 | auto (bfloat16 on CUDA, float32 elsewhere)", DefaultValueFactory = _ => "float32" };
         var name = new Option<string?>("--served-model-name") { Description = "model id clients use (default: the directory's or built-in name)" };
         var maxBatch = new Option<int>("--max-batch-size") { Description = "most sequences per engine call", DefaultValueFactory = _ => 64 };
         var window = new Option<double>("--batch-window-ms") { Description = "how long to gather requests into one batch", DefaultValueFactory = _ => 10 };

@@ -1,5 +1,6 @@
 // The model section of every recipe and verb that runs a model, and PostTrain's one dtype vocabulary:
-// float32 | bfloat16 | fp8 (YAML keys, --dtype values and metric labels alike).
+// float32 | bfloat16 | fp8 | auto (YAML keys, --dtype values and metric labels alike; auto = bfloat16 on CUDA, float32
+// elsewhere, resolved once the device is known).
 namespace PostTrain.Runtime;
 
 /// <summary>The model a trainer starts from (Hugging Face-style checkpoint directory).</summary>
@@ -22,21 +23,29 @@ public sealed record ModelConfigSection
     public string Device { get; init; } = "auto";
 }
 
-/// <summary>Compute precision: float32, bfloat16, or fp8 (DeepSeek-V3's FP8 recipe on the linear layers; bf16 elsewhere).
+/// <summary>Compute precision: float32, bfloat16, or fp8 (DeepSeek-V3's FP8 recipe on the linear layers; bf16 elsewhere);
+/// auto: bfloat16 on CUDA (the precision a GPU trains in, and the one whose MoE step the fast path captures), float32
+/// elsewhere (the CPU, where bfloat16 arithmetic is slow and the shipped recipes' numbers were measured).
 /// Master weights are always fp32.</summary>
-public enum DTypeName { Float32, Bfloat16, Fp8 }
+public enum DTypeName { Float32, Bfloat16, Fp8, Auto }
 
 public static class DTypeNames
 {
-    public const string List = "float32, bfloat16, fp8";
+    public const string List = "float32, bfloat16, fp8, auto";
 
     /// <summary>The YAML/CLI spelling of a dtype.</summary>
     public static string Name(DTypeName d) => d switch
     {
         DTypeName.Float32 => "float32",
         DTypeName.Bfloat16 => "bfloat16",
+        DTypeName.Auto => "auto",
         _ => "fp8",
     };
+
+    /// <summary>The dtype <paramref name="d"/> means on <paramref name="device"/>: auto is bfloat16 on CUDA, float32
+    /// elsewhere; the others are themselves.</summary>
+    public static DTypeName Resolve(DTypeName d, TorchSharp.DeviceType device) =>
+        d != DTypeName.Auto ? d : device == TorchSharp.DeviceType.CUDA ? DTypeName.Bfloat16 : DTypeName.Float32;
 
     /// <summary>A dtype from its one spelling (float32 | bfloat16 | fp8); <paramref name="where"/> names the option.</summary>
     public static DTypeName Parse(string value, string where) =>

@@ -27,8 +27,17 @@ public static class ModelSetup
         DTypeName.Float32 => PrecisionMode.Fp32,
         DTypeName.Bfloat16 => PrecisionMode.Bf16,
         DTypeName.Fp8 => PrecisionMode.Fp8,
+        DTypeName.Auto => throw new InvalidOperationException("model.dtype: auto is resolved on the device first (DTypeNames.Resolve)"),
         _ => throw new RecipeConfigException($"model.dtype: '{d}' is not a dtype ({DTypeNames.List})"),
     };
+
+    /// <summary>The precision <paramref name="d"/> means on <paramref name="device"/> (auto resolved there), and a line
+    /// saying what auto chose (null when the dtype was given).</summary>
+    public static (PrecisionMode Precision, string? Note) PrecisionOn(DTypeName d, Device device)
+    {
+        var resolved = DTypeNames.Resolve(d, device.type);
+        return (PrecisionOf(resolved), d == DTypeName.Auto ? $"model.dtype: auto -> {DTypeNames.Name(resolved)} (on {device.type.ToString().ToLowerInvariant()})" : null);
+    }
 
     public static LoadedModel Load(ModelConfigSection m, long seed, TextWriter log, ExpertParallelism? expertParallel = null)
     {
@@ -68,7 +77,9 @@ public static class ModelSetup
         var tokenizer = LoadTokenizer(tokDir);
         if (tokenizer.VocabSize > model.Config.VocabSize)
             throw new RecipeConfigException($"model.tokenizer: vocabulary {tokenizer.VocabSize} exceeds the model's vocab_size {model.Config.VocabSize}");
-        model.SetPrecision(PrecisionOf(m.Dtype));
+        var (precision, note) = PrecisionOn(m.Dtype, device);
+        if (note is not null) log.WriteLine(note);
+        model.SetPrecision(precision);
         if (device.type != TorchSharp.DeviceType.CPU) model.to(device);
         if (m.ParamDtype == DTypeName.Bfloat16)
         {

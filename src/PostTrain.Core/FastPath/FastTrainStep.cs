@@ -120,7 +120,7 @@ public sealed class FastTrainStep : IDisposable
     internal static string? GraphBlocker(DeepSeekForCausalLM model, DeviceType device) =>
         device == DeviceType.CUDA && model.ComputeDtype == ScalarType.Float32 && model.MoeLayers().Any()
             ? "fp32 activations: torch._grouped_mm's fp32 experts read their group offsets on the host, which a CUDA graph " +
-              "cannot capture; model.dtype: bfloat16 runs the captured step"
+              "cannot capture; model.dtype: bfloat16 (or auto, the shipped recipes' setting) runs the captured step"
             : null;
 
     /// <summary>Builds the step for (batch, seq) rows (packed: rows carry segment ids). mode Off never comes here;

@@ -44,7 +44,9 @@ public static class RewardModelSetup
         var tokenizer = ModelSetup.LoadTokenizer(tokDir);
         if (tokenizer.VocabSize > model.Config.VocabSize)
             throw new RecipeConfigException($"model.tokenizer: vocabulary {tokenizer.VocabSize} exceeds the model's vocab_size {model.Config.VocabSize}");
-        model.SetPrecision(ModelSetup.PrecisionOf(m.Dtype));
+        var (precision, note) = ModelSetup.PrecisionOn(m.Dtype, device);
+        if (note is not null) log.WriteLine(note);
+        model.SetPrecision(precision);
         if (device.type != TorchSharp.DeviceType.CPU) model.to(device);
         return new LoadedRewardModel(model, tokenizer, device, tokDir);
     }
