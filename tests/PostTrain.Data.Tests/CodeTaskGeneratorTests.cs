@@ -91,6 +91,70 @@ public sealed class CodeTaskGeneratorTests
             CodeTaskGenerator.Generate(50, seed: 9, CodeSplit.Train, wide: false).Select(r => r.Prompt));
     }
 
+    [Fact]
+    public void Copy_drills_repeat_their_prompt_verbatim()
+    {
+        var drills = CopyDrills.Generate(900, seed: 12);
+        Assert.Equal(drills, CopyDrills.Generate(900, seed: 12));                     // deterministic
+        Assert.NotEqual(drills, CopyDrills.Generate(900, seed: 13));
+        int text = 0, numbers = 0, functions = 0;
+        foreach (var (prompt, completion) in drills)
+        {
+            if (prompt.StartsWith("Copy this text exactly: ", StringComparison.Ordinal))
+            {
+                text++;
+                Assert.Equal($"Copy this text exactly: {completion}\n", prompt);
+                Assert.InRange(completion.Length, 6, 40);
+            }
+            else if (prompt.StartsWith("Repeat the numbers: ", StringComparison.Ordinal))
+            {
+                numbers++;
+                Assert.Equal($"Repeat the numbers: {completion}\n", prompt);
+                Assert.All(completion.Split(", "), n => Assert.InRange(int.Parse(n), -99_999, 99_999));
+            }
+            else
+            {
+                functions++;
+                // "... function `name()` that returns C." -> a fenced function named name returning C
+                var m = System.Text.RegularExpressions.Regex.Match(prompt, @"^Write a (JavaScript|C#) function `(?:static int )?(\w+)\(\)` that returns (-?\d+)\.\n$");
+                Assert.True(m.Success, prompt);
+                Assert.Contains($" {m.Groups[2].Value}()", completion);
+                Assert.Contains($"    return {m.Groups[3].Value};", completion);
+                Assert.StartsWith(m.Groups[1].Value == "C#" ? "```csharp\n" : "```js\n", completion);
+            }
+        }
+        // kinds 4 : 3 : 3
+        Assert.InRange(text, 300, 420);
+        Assert.InRange(numbers, 210, 330);
+        Assert.InRange(functions, 210, 330);
+    }
+
+    [Fact]
+    public void Drills_go_between_the_same_pretraining_tasks()
+    {
+        var plain = Path.Combine(Path.GetTempPath(), $"code-pretrain-{Guid.NewGuid():N}.jsonl");
+        var drilled = Path.Combine(Path.GetTempPath(), $"code-pretrain-{Guid.NewGuid():N}.jsonl");
+        try
+        {
+            Assert.Equal(300, DatasetFiles.WriteCodePretrain(plain, 300, wide: true));
+            Assert.Equal(400, DatasetFiles.WriteCodePretrain(drilled, 300, wide: true, drills: 0.25));   // 300 / (1 - 0.25)
+            var tasks = File.ReadAllLines(plain);
+            var rows = File.ReadAllLines(drilled);
+            var drillPrompts = CopyDrills.Generate(100, seed: 12).Select(d => d.Prompt).ToHashSet();
+            bool IsDrill(string line) => drillPrompts.Contains(JsonDocument.Parse(line).RootElement.GetProperty("prompt").GetString()!);
+            Assert.Equal(tasks, rows.Where(l => !IsDrill(l)));                              // the same tasks, in order
+            Assert.Equal(100, rows.Count(IsDrill));
+            // spread evenly: every window of 40 rows holds 10 drills, give or take one
+            for (int at = 0; at + 40 <= rows.Length; at += 40) Assert.InRange(rows.Skip(at).Take(40).Count(IsDrill), 9, 11);
+            Assert.Throws<ArgumentOutOfRangeException>(() => DatasetFiles.WriteCodePretrain(drilled, 10, drills: 0.95));
+        }
+        finally
+        {
+            File.Delete(plain);
+            File.Delete(drilled);
+        }
+    }
+
     private static int[] Constants(string function)
     {
         var inside = function[(function.IndexOf('(') + 1)..^1];

@@ -3,9 +3,10 @@
 //        dotnet run --project datasets/tools/PostTrain.DatasetGen -- countdown <dir> <min numbers> <max numbers> <max number>
 //        (a Countdown train/test pair of another shape, same seeds, for experiments)
 //        dotnet run --project datasets/tools/PostTrain.DatasetGen -- code [datasets-dir]   (only datasets/code/*.parquet)
-//        dotnet run --project datasets/tools/PostTrain.DatasetGen -- code-pretrain <out.jsonl> [count [wide]]
+//        dotnet run --project datasets/tools/PostTrain.DatasetGen -- code-pretrain <out.jsonl> [count] [wide] [drills=SHARE]
 //        (JSONL {prompt, completion} of training-split functions only, for pre-training a code base model; wide: the
-//        families' wide constants, so each of their functions appears once to a few times)
+//        families' wide constants, so each of their functions appears once to a few times; drills=0.3: that share of
+//        the rows are copy drills (CopyDrills) between the tasks)
 using PostTrain.Data.Generators;
 
 if (args.Length == 5 && args[0] == "countdown")
@@ -22,13 +23,27 @@ if (args.Length is 1 or 2 && args[0] == "code")
 }
 if (args.Length > 0 && args[0] == "code-pretrain")
 {
-    if (args.Length is < 2 or > 4 || (args.Length == 4 && args[3] != "wide") || (args.Length >= 3 && !int.TryParse(args[2], out _)))
+    // <out.jsonl> [count] [wide] [drills=SHARE]
+    int count = 60000;
+    bool wide = false;
+    double drills = 0;
+    bool ok = args.Length >= 2;
+    for (int i = 2; ok && i < args.Length; i++)
     {
-        Console.Error.WriteLine("usage: code-pretrain <out.jsonl> [count [wide]]");
+        if (i == 2 && int.TryParse(args[i], out var n) && n > 0) count = n;
+        else if (args[i] == "wide" && !wide) wide = true;
+        else if (args[i].StartsWith("drills=", StringComparison.Ordinal)
+                 && double.TryParse(args[i]["drills=".Length..], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var d)
+                 && d is >= 0 and <= 0.9) drills = d;
+        else ok = false;
+    }
+    if (!ok)
+    {
+        Console.Error.WriteLine("usage: code-pretrain <out.jsonl> [count] [wide] [drills=SHARE in 0..0.9]");
         Environment.Exit(2);
     }
-    var count = DatasetFiles.WriteCodePretrain(args[1], args.Length >= 3 ? int.Parse(args[2]) : 60000, wide: args.Length == 4);
-    Console.WriteLine($"{args[1]}: {count} rows");
+    var rows = DatasetFiles.WriteCodePretrain(args[1], count, wide, drills);
+    Console.WriteLine($"{args[1]}: {rows} rows");
     return;
 }
 var dir = args.Length > 0 ? args[0] : "datasets";

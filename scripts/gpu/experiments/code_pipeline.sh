@@ -20,7 +20,8 @@
 # PostTrain.DatasetGen: CODE_COUNT (default 300,000) distinct training-split tasks, so with BASE_STEPS=3000 the base
 # sees each row once (attempt 3 over-fitted 60,000 rows). Attempt 4 showed distinct rows are not enough: each function
 # still repeats ~20 times, and memorising it stays cheaper than reading the constant off the description. CODE_WIDE=1
-# writes the wide-constant text instead, where each function of the widened families appears once to 20 times.
+# writes the wide-constant text instead, where each function of the widened families appears once to 20 times;
+# CODE_DRILLS=SHARE mixes copy drills into it (see pretrain_text). Variants side by side: TAG=-d30 CODE_DRILLS=0.3 LR=1e-3.
 # BASE_CONFIG=benchmarks/code-base/small-moe.json pre-trains a ~10 M-parameter variant (21 MB in bf16:
 # still shippable) instead of tiny-moe. Plan B if neither can copy the constants: MODEL=bench-moe LR=6e-4
 # BASE_STEPS=1000 BASE_TIMEOUT=560 (a 274 M base from random init; pretrain_tiny_base.sh passes MODEL and LR
@@ -41,9 +42,13 @@ pretrain_text() {  # the pre-training text's path, made once (atomically) when n
     # tasks (300,000 ~ 99 M tokens: one epoch of 3,000 steps of 32 x 1,024, so the base cannot memorise its rows)
     # CODE_WIDE=1: the families' wide constants (each function once to 20 times: reading the constant lowers the loss)
     local wide=""; [ "${CODE_WIDE:-0}" = 1 ] && wide=wide
-    data=/tmp/code-pretrain-${CODE_COUNT:-300000}${wide:+-wide}.jsonl
+    # CODE_DRILLS=0.3: that share of the rows are copy drills (CopyDrills: repeat a string, numbers, or a function
+    # returning a given constant), which teach the copying that reading a constant needs (CPU, 2026-12-05: tiny-moe
+    # learns to copy in ~100 steps of drills, but shows none after 400 steps of code text with 5% drills)
+    local drills=""; [ -n "${CODE_DRILLS:-}" ] && drills=drills=$CODE_DRILLS
+    data=/tmp/code-pretrain-${CODE_COUNT:-300000}${wide:+-wide}${drills:+-$drills}.jsonl
     if [ ! -f "$data" ]; then
-      POSTTRAIN_TOOL=PostTrain.DatasetGen scripts/gpu/run.sh code-pretrain "$data.tmp$$" ${CODE_COUNT:-300000} $wide | tail -1 >&2
+      POSTTRAIN_TOOL=PostTrain.DatasetGen scripts/gpu/run.sh code-pretrain "$data.tmp$$" ${CODE_COUNT:-300000} $wide $drills | tail -1 >&2
       mv "$data.tmp$$" "$data"
     fi
   fi

@@ -64,23 +64,38 @@ public static class DatasetFiles
     /// <summary>Pre-training rows for a code base model: <paramref name="count"/> tasks of the training split's functions
     /// (another seed; no rl or held-out function, no prompt of the shipped training split), as JSONL {prompt, completion},
     /// written atomically. wide: the families' wide constants (CodeTemplate.WideConstants), so that each function
-    /// appears about once or a few times. Returns the row count.</summary>
-    public static int WriteCodePretrain(string path, int count, bool wide = false)
+    /// appears about once or a few times. drills: that share of extra rows (0 to 0.9 of all rows) are copy drills
+    /// (CopyDrills), spread evenly between the tasks, which stay the same tasks in the same order. Returns the row count.</summary>
+    public static int WriteCodePretrain(string path, int count, bool wide = false, double drills = 0)
     {
+        if (!(drills >= 0 && drills <= 0.9)) throw new ArgumentOutOfRangeException(nameof(drills), drills, "the drill share is in [0, 0.9]");
         var (train, _, _) = Code();
         var tasks = CodeTaskGenerator.Generate(count, seed: 9, CodeSplit.Train, train.Select(t => t.Prompt).ToHashSet(), wide);
+        var rows = tasks.Select(t => (t.Prompt, t.Completion)).ToList();
+        if (drills > 0)
+        {
+            // after task i come the drills that bring the total to round((i + 1) * share / (1 - share))
+            var extra = CopyDrills.Generate((int)Math.Round(count * drills / (1 - drills)), seed: 12);
+            rows = [];
+            int used = 0;
+            for (int i = 0; i < tasks.Count; i++)
+            {
+                rows.Add((tasks[i].Prompt, tasks[i].Completion));
+                for (int due = (int)Math.Round((i + 1) * drills / (1 - drills)); used < due && used < extra.Count; used++) rows.Add(extra[used]);
+            }
+        }
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         var temp = path + $".tmp-{Guid.NewGuid():N}";
         try
         {
-            File.WriteAllLines(temp, tasks.Select(t => System.Text.Json.JsonSerializer.Serialize(new { prompt = t.Prompt, completion = t.Completion })));
+            File.WriteAllLines(temp, rows.Select(t => System.Text.Json.JsonSerializer.Serialize(new { prompt = t.Prompt, completion = t.Completion })));
             File.Move(temp, path, overwrite: true);
         }
         finally
         {
             if (File.Exists(temp)) File.Delete(temp);
         }
-        return tasks.Count;
+        return rows.Count;
     }
 
     /// <summary>Writes every dataset under <paramref name="datasetsDir"/> (e.g. "datasets").</summary>
