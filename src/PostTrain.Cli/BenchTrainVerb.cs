@@ -63,7 +63,8 @@ public sealed class BenchTrainVerb : ICliVerb
         command.SetAction(parse =>
         {
             var dev = DeviceSelector.Resolve(parse.GetValue(device));
-            var p = ModelSetup.PrecisionOn(DTypeNames.Parse(parse.GetValue(precision)!, "--dtype"), dev).Precision;
+            var dtype = DTypeNames.Resolve(DTypeNames.Parse(parse.GetValue(precision)!, "--dtype"), dev.type);   // auto: per device
+            var p = ModelSetup.PrecisionOf(dtype);
             string modelName = parse.GetValue(model)!;
             if (!BuiltinModels.ByName.TryGetValue(modelName, out var make)) throw new UsageException($"--model: unknown built-in '{modelName}'");
             if (parse.GetValue(layers) is int depth && depth != 0)
@@ -103,7 +104,7 @@ public sealed class BenchTrainVerb : ICliVerb
                     throw new UsageException("--recompute layer: not with expert parallelism (a replayed layer would repeat its all-to-alls); use none or selective");
                 var row = BenchTrainParallel.Measure(make, modelName, p, bf16Params, dev, B, T, modes[0], layout, parse.GetValue(lr), parse.GetValue(warmup), parse.GetValue(steps),
                     fast ? options : null, io.Error);
-                row["precision"] = parse.GetValue(precision)!;
+                row["precision"] = DTypeNames.Name(dtype);
                 if (Dist.World.IsMain)
                 {
                     io.Out.WriteLine(JsonSerializer.Serialize(row));
@@ -118,7 +119,7 @@ public sealed class BenchTrainVerb : ICliVerb
                 var trace = parse.GetValue(profile) is { } path ? (modes.Length > 1 ? $"{path}.{mode.ToString().ToLowerInvariant()}" : path) : null;
                 var result = Measure(make, modelName, p, bf16Params, dev, B, T, fast, mode, options, parse.GetValue(lr), parse.GetValue(warmup),
                     parse.GetValue(steps), io, trace);
-                result["precision"] = DTypeNames.Name(DTypeNames.Resolve(DTypeNames.Parse(parse.GetValue(precision)!, "--dtype"), dev.type));
+                result["precision"] = DTypeNames.Name(dtype);
                 results.Add(result);
             }
             // The self-check after the measured runs: its three models and graphs, run first, left allocations behind

@@ -39,6 +39,14 @@ public static class ModelSetup
         return (PrecisionOf(resolved), d == DTypeName.Auto ? $"model.dtype: auto -> {DTypeNames.Name(resolved)} (on {device.type.ToString().ToLowerInvariant()})" : null);
     }
 
+    /// <summary>PrecisionOn's precision, with what auto chose written to <paramref name="log"/>.</summary>
+    public static PrecisionMode PrecisionOn(DTypeName d, Device device, TextWriter log)
+    {
+        var (precision, note) = PrecisionOn(d, device);
+        if (note is not null) log.WriteLine(note);
+        return precision;
+    }
+
     public static LoadedModel Load(ModelConfigSection m, long seed, TextWriter log, ExpertParallelism? expertParallel = null)
     {
         var device = DeviceSelector.Resolve(m.Device, "model.device");
@@ -77,9 +85,7 @@ public static class ModelSetup
         var tokenizer = LoadTokenizer(tokDir);
         if (tokenizer.VocabSize > model.Config.VocabSize)
             throw new RecipeConfigException($"model.tokenizer: vocabulary {tokenizer.VocabSize} exceeds the model's vocab_size {model.Config.VocabSize}");
-        var (precision, note) = PrecisionOn(m.Dtype, device);
-        if (note is not null) log.WriteLine(note);
-        model.SetPrecision(precision);
+        model.SetPrecision(PrecisionOn(m.Dtype, device, log));
         if (device.type != TorchSharp.DeviceType.CPU) model.to(device);
         if (m.ParamDtype == DTypeName.Bfloat16)
         {

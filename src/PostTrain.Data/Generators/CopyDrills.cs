@@ -36,10 +36,10 @@ public static class CopyDrills
         string stem = rng.Pick(Stems), tail = Text(rng, rng.Next(1, 5));
         string name = stem + char.ToUpperInvariant(tail[0]) + tail[1..];
         string c = rng.Next(-99_999, 99_999).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return rng.Next(0, 1) == 0
-            ? ($"Write a JavaScript function `{name}()` that returns {c}.\n", $"```js\nfunction {name}() {{\n    return {c};\n}}\n```")
-            : ($"Write a C# function `static int {char.ToUpperInvariant(name[0])}{name[1..]}()` that returns {c}.\n",
-               $"```csharp\nstatic int {char.ToUpperInvariant(name[0])}{name[1..]}()\n{{\n    return {c};\n}}\n```");
+        if (rng.Next(0, 1) == 0)
+            return ($"Write a JavaScript function `{name}()` that returns {c}.\n", $"```js\nfunction {name}() {{\n    return {c};\n}}\n```");
+        string pascal = char.ToUpperInvariant(name[0]) + name[1..];   // C# method names, as the code tasks write them
+        return ($"Write a C# function `static int {pascal}()` that returns {c}.\n", $"```csharp\nstatic int {pascal}()\n{{\n    return {c};\n}}\n```");
     }
 
     private static string Text(SplitMix64 rng, int length) =>

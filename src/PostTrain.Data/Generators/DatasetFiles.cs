@@ -71,18 +71,15 @@ public static class DatasetFiles
         if (!(drills >= 0 && drills <= 0.9)) throw new ArgumentOutOfRangeException(nameof(drills), drills, "the drill share is in [0, 0.9]");
         var (train, _, _) = Code();
         var tasks = CodeTaskGenerator.Generate(count, seed: 9, CodeSplit.Train, train.Select(t => t.Prompt).ToHashSet(), wide);
-        var rows = tasks.Select(t => (t.Prompt, t.Completion)).ToList();
-        if (drills > 0)
+        // after task i come the drills that bring their count to round((i + 1) * share / (1 - share))
+        double perTask = drills / (1 - drills);
+        var extra = drills > 0 ? CopyDrills.Generate((int)Math.Round(count * perTask), seed: 12) : [];
+        var rows = new List<(string Prompt, string Completion)>(tasks.Count + extra.Count);
+        int used = 0;
+        for (int i = 0; i < tasks.Count; i++)
         {
-            // after task i come the drills that bring the total to round((i + 1) * share / (1 - share))
-            var extra = CopyDrills.Generate((int)Math.Round(count * drills / (1 - drills)), seed: 12);
-            rows = [];
-            int used = 0;
-            for (int i = 0; i < tasks.Count; i++)
-            {
-                rows.Add((tasks[i].Prompt, tasks[i].Completion));
-                for (int due = (int)Math.Round((i + 1) * drills / (1 - drills)); used < due && used < extra.Count; used++) rows.Add(extra[used]);
-            }
+            rows.Add((tasks[i].Prompt, tasks[i].Completion));
+            for (int due = (int)Math.Round((i + 1) * perTask); used < due && used < extra.Count; used++) rows.Add(extra[used]);
         }
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         var temp = path + $".tmp-{Guid.NewGuid():N}";

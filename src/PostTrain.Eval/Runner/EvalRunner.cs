@@ -43,7 +43,8 @@ public sealed class EvalRunner(EvalSettings settings, TextWriter? output = null)
         Unique(models.Select(m => m.Label), "model label", "give models distinct labels (label=dir)");
         Unique(tasks.Select(t => t.Name), "task name", "give tasks distinct names");
         settings.CheckTemplateLabels(models.Select(m => m.Label).ToList());
-        foreach (var m in models.Where(m => m.Directory is not null))   // a bad template fails before any model runs
+        // a bad template named in chat_templates fails before any model runs (auto, the default, resolves at the model)
+        foreach (var m in models.Where(m => m.Directory is not null && settings.TemplateFor(m.Label) != "auto"))
             TemplateOf(m, EvalModel.LoadTokenizer(m.Directory!));
         Directory.CreateDirectory(outputDir);
         if (!_dp.IsMain) _dp.Group.Barrier();   // rank 0 writes the settings file first; the others check theirs against it

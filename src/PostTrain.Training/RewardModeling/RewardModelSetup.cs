@@ -44,9 +44,7 @@ public static class RewardModelSetup
         var tokenizer = ModelSetup.LoadTokenizer(tokDir);
         if (tokenizer.VocabSize > model.Config.VocabSize)
             throw new RecipeConfigException($"model.tokenizer: vocabulary {tokenizer.VocabSize} exceeds the model's vocab_size {model.Config.VocabSize}");
-        var (precision, note) = ModelSetup.PrecisionOn(m.Dtype, device);
-        if (note is not null) log.WriteLine(note);
-        model.SetPrecision(precision);
+        model.SetPrecision(ModelSetup.PrecisionOn(m.Dtype, device, log));
         if (device.type != TorchSharp.DeviceType.CPU) model.to(device);
         return new LoadedRewardModel(model, tokenizer, device, tokDir);
     }

@@ -51,14 +51,6 @@ public sealed class DtypeAutoTests
     [InlineData("recipes/sft-lora.yaml")]
     public void The_shipped_small_model_recipes_compute_in_auto(string recipe)
     {
-        string path = Repo(recipe);
-        Assert.Matches(@"(?m)^  dtype: auto\b", File.ReadAllText(path));
-    }
-
-    private static string Repo(string rel)
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "PostTrain.sln"))) return Path.Combine(d.FullName, rel);
-        throw new DirectoryNotFoundException("PostTrain.sln not found above " + AppContext.BaseDirectory);
+        Assert.Matches(@"(?m)^  dtype: auto\b", File.ReadAllText(RepoPaths.Of(recipe)));
     }
 }
