@@ -11,7 +11,7 @@
 #             resumes (finished stages are skipped, GRPO resumes from its last checkpoint); packs the reports and
 #             metrics into $OUT/pipeline$TAG-results.tar.xz
 #   diag      greedy evaluation of the base (plain template), SFT and GRPO models of $RUN (those that exist) on 200
-#             training rows, the held-out rows per held-out kind and 200 rl rows (code-diag/*.yaml), with every completion ($OUT/diag$TAG.tar.xz: report
+#             (DIAG_LIMIT) training rows, the held-out rows per held-out kind and 200 rl rows (code-diag/*.yaml), with every completion ($OUT/diag$TAG.tar.xz: report
 #             and samples.csv): which step fails to write code, or to carry a family to new constants
 # Logs: $OUT/<phase>$TAG.log. Usage: OUT=/tmp/out scripts/gpu/experiments/code_pipeline.sh [base] [bench] [pipeline]
 # TAG (default empty) suffixes every /tmp path and log, so two variants (e.g. TAG=-small BASE_CONFIG=...) run side by
@@ -103,9 +103,11 @@ if want diag; then
   d=scripts/gpu/experiments/code-diag
   # the base reads its prompts raw (plain template: BOS + prompt), as it was pre-trained; SFT and GRPO through the chat
   # template they were trained with. code-rl-rows: the GRPO prompts (unseen constants of trained families only)
+  # DIAG_TASKS: a subset of code-train-rows code-heldout-kind code-rl-rows (e.g. only the rl rows, to judge a base)
+  tasks=""; for t in ${DIAG_TASKS:-code-train-rows code-heldout-kind code-rl-rows}; do tasks="$tasks${tasks:+, }$d/$t.yaml"; done
   timeout ${DIAG_TIMEOUT:-300} scripts/gpu/run.sh run recipes/eval-quickstart.yaml output_dir=$RUN-diag "models=[$models]" \
-    "tasks=[$d/code-train-rows.yaml, $d/code-heldout-kind.yaml, $d/code-rl-rows.yaml]" chat_templates.base=plain \
-    samples=1 temperature=1.0 max_new_tokens=384 limit=200 metrics=null > "$OUT/diag$TAG.log" 2>&1
+    "tasks=[$tasks]" chat_templates.base=plain \
+    samples=1 temperature=1.0 max_new_tokens=384 limit=${DIAG_LIMIT:-200} metrics=null > "$OUT/diag$TAG.log" 2>&1
   echo "diag$TAG: exit $?"; grep -h "accuracy\|rror" "$OUT/diag$TAG.log" | tail -20
-  (cd $RUN-diag && find . -name "*.md" -o -name "*.csv" | tar -cJf "$OUT/diag$TAG.tar.xz" -T -)
+  (cd $RUN-diag && find . -name "*.md" -o -name "*.csv" -o -name "samples.jsonl" | tar -cJf "$OUT/diag$TAG.tar.xz" -T -)
 fi
