@@ -66,6 +66,12 @@ public static class CodeTaskGenerator
     public static string? HeldOutKind(CodeTemplate template, int[] constants) =>
         CodeTemplates.TestOnly.Contains(template.Name) ? "family" : SplitOf(template, constants) == CodeSplit.Train ? null : "constants";
 
+    /// <summary>The opening of a task's prompt: "Write a JavaScript function `signature` that " (C# alike).</summary>
+    internal static string Ask(bool js, string signature) => $"Write a {(js ? "JavaScript" : "C#")} function `{signature}` that ";
+
+    /// <summary>A function's source as the answer a task expects: in a ```js or ```csharp block.</summary>
+    internal static string Fenced(bool js, string source) => js ? $"```js\n{source}\n```" : $"```csharp\n{source}\n```";
+
     public static string FunctionKey(string family, int[] constants) =>
         family + "(" + string.Join(",", constants.Select(c => c.ToString(CultureInfo.InvariantCulture))) + ")";
 
@@ -86,14 +92,14 @@ public static class CodeTaskGenerator
         string Call(object[] a) => $"{name}({string.Join(", ", a.Select(Literal))})";
         var shown = args.Take(examples).Select(a => $"{Call(a)} returns {Literal(template.Evaluate(constants, a))}").ToList();
         var prompt = new StringBuilder()
-            .Append($"Write a {(js ? "JavaScript" : "C#")} function `{(js ? template.JavaScriptSignature : template.CSharpSignature)}` that ")
+            .Append(Ask(js, js ? template.JavaScriptSignature : template.CSharpSignature))
             .Append(template.Describe(constants)).Append(".\n")
             .Append(examples == 1 ? "Example: " : "Examples: ").Append(string.Join("; ", shown)).Append(".\n")
             .Append($"Answer with the function in a ```{(js ? "js" : "csharp")} code block.")
             .ToString();
         var cases = args.Skip(examples).Select(a => new Dictionary<string, object> { ["args"] = a, ["expected"] = template.Evaluate(constants, a) });
         var tests = Json(new Dictionary<string, object> { ["language"] = language, ["entry"] = name, ["cases"] = cases.ToList() });
-        var completion = js ? $"```js\n{template.JavaScriptSource(constants)}\n```" : $"```csharp\n{template.CSharpSource(constants)}\n```";
+        var completion = Fenced(js, js ? template.JavaScriptSource(constants) : template.CSharpSource(constants));
         return new CodeTask(prompt, completion, tests, language, $"{language}/{template.Category}", template.Name,
             FunctionKey(template.Name, constants), template.Level, heldOut);
     }

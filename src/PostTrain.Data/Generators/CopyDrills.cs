@@ -3,6 +3,8 @@
 // copy at a few positions per row (the constants), too weak a signal for a 4-layer byte model to learn copying in
 // ~100 M tokens (attempts 1-4 of the code pipeline); on drills alone the same model copies after ~100 steps (CPU,
 // 2026-12-05), and then reading a constant off a description is a skill it has. Deterministic (SplitMix64).
+using System.Globalization;
+
 namespace PostTrain.Data.Generators;
 
 public static class CopyDrills
@@ -30,16 +32,16 @@ public static class CopyDrills
         }
         if (kind < 7)
         {
-            var nums = string.Join(", ", Enumerable.Range(0, rng.Next(1, 4)).Select(_ => rng.Next(-99_999, 99_999).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            var nums = string.Join(", ", Enumerable.Range(0, rng.Next(1, 4)).Select(_ => rng.Next(-99_999, 99_999).ToString(CultureInfo.InvariantCulture)));
             return ($"Repeat the numbers: {nums}\n", nums);
         }
         string stem = rng.Pick(Stems), tail = Text(rng, rng.Next(1, 5));
         string name = stem + char.ToUpperInvariant(tail[0]) + tail[1..];
-        string c = rng.Next(-99_999, 99_999).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        if (rng.Next(0, 1) == 0)
-            return ($"Write a JavaScript function `{name}()` that returns {c}.\n", $"```js\nfunction {name}() {{\n    return {c};\n}}\n```");
-        string pascal = char.ToUpperInvariant(name[0]) + name[1..];   // C# method names, as the code tasks write them
-        return ($"Write a C# function `static int {pascal}()` that returns {c}.\n", $"```csharp\nstatic int {pascal}()\n{{\n    return {c};\n}}\n```");
+        string c = rng.Next(-99_999, 99_999).ToString(CultureInfo.InvariantCulture);
+        bool js = rng.Next(0, 1) == 0;   // a coin flip (Next's bounds are inclusive)
+        if (!js) name = char.ToUpperInvariant(name[0]) + name[1..];   // C# method names, as the code tasks write them
+        string body = js ? $"function {name}() {{\n    return {c};\n}}" : $"static int {name}()\n{{\n    return {c};\n}}";
+        return ($"{CodeTaskGenerator.Ask(js, js ? $"{name}()" : $"static int {name}()")}returns {c}.\n", CodeTaskGenerator.Fenced(js, body));
     }
 
     private static string Text(SplitMix64 rng, int length) =>

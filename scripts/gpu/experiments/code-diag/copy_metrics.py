@@ -12,7 +12,7 @@ def metrics(path, task):
         m=re.search(r'`(?:static \w+(?:\[\])? )?(\w+)\(', p)
         if m and re.search(r'\b'+re.escape(m.group(1))+r'\(', c): name+=1
         desc=p.split('\n')[0]
-        desc=desc[desc.find('that'):]
+        if 'that' in desc: desc=desc[desc.find('that'):]   # the constants, not the signature's digits
         nums=[x for x in re.findall(r'-?\d+', desc) if abs(int(x))>=10]
         if nums:
             consts_total+=1
