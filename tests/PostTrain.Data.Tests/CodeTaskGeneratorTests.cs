@@ -92,6 +92,47 @@ public sealed class CodeTaskGeneratorTests
     }
 
     [Fact]
+    public void Capped_wide_text_keeps_the_rl_rows_constant_lengths()
+    {
+        // CapMagnitude: digit counts equally likely, values inside each count's range (a third each for cap 999)
+        var rng = new SplitMix64(3);
+        var draws = Enumerable.Range(0, 3000).Select(_ => CodeTaskGenerator.CapMagnitude(rng, 999)).ToList();
+        Assert.All(draws, d => Assert.InRange(d, 1, 999));
+        foreach (var (lo, hi) in new[] { (1, 9), (10, 99), (100, 999) })
+            Assert.InRange(draws.Count(d => d >= lo && d <= hi), 900, 1100);
+        Assert.All(Enumerable.Range(0, 500).Select(_ => CodeTaskGenerator.CapMagnitude(rng, 50)), d => Assert.InRange(d, 1, 50));
+        Assert.Throws<ArgumentOutOfRangeException>(() => CodeTaskGenerator.Generate(10, seed: 9, CodeSplit.Train, wide: true, wideCap: 5));
+
+        // the wide text with cap 999: every widened family's constants within +-999 (sign kept: clamp still has lo <= 0 < hi),
+        // still only training functions, and the code writes the constant it was asked for
+        var (train, rl, test) = DatasetFiles.Code();
+        var rows = CodeTaskGenerator.Generate(4000, seed: 9, CodeSplit.Train, train.Select(t => t.Prompt).ToHashSet(), wide: true, wideCap: 999);
+        var widened = CodeTemplates.All.Where(t => t.WideConstants is not null).Select(t => t.Name).ToHashSet();
+        var wideRows = rows.Where(r => widened.Contains(r.Family)).ToList();
+        Assert.True(wideRows.Count > 500, $"{wideRows.Count} rows of widened families");
+        Assert.All(wideRows, r => Assert.All(Constants(r.Function), c => Assert.InRange(c, -999, 999)));
+        Assert.All(rows.Where(r => r.Family == "clamp"), r => Assert.True(Constants(r.Function)[0] <= 0 && Constants(r.Function)[1] > 0, r.Function));
+        var heldOutFunctions = rl.Concat(test).Select(t => t.Function).ToHashSet();
+        Assert.DoesNotContain(rows, r => heldOutFunctions.Contains(r.Function) || CodeTemplates.TestOnly.Contains(r.Family));
+        // addConst (wide 1..99,999): capped, its constants are 1, 2 or 3 digits about a third each
+        var adds = rows.Where(r => r.Family == "addConst").Select(r => Constants(r.Function)[0]).ToList();
+        Assert.True(adds.Count > 60, $"{adds.Count} addConst rows");
+        foreach (var digits in new[] { 1, 2, 3 })
+            Assert.InRange(adds.Count(c => c.ToString(System.Globalization.CultureInfo.InvariantCulture).Length == digits), adds.Count / 6, adds.Count / 2);
+        var add = rows.First(r => r.Family == "addConst");
+        Assert.Contains($"n + {Constants(add.Function)[0]};", add.Completion);
+
+        // drills with the cap: numbers within +-999; without it the same drills as before the option existed
+        var capped = CopyDrills.Generate(600, seed: 12, numberCap: 999);
+        var numbers = capped.Where(d => d.Prompt.StartsWith("Repeat the numbers: ", StringComparison.Ordinal))
+            .SelectMany(d => d.Completion.Split(", ")).Select(int.Parse).ToList();
+        Assert.True(numbers.Count > 100);
+        Assert.All(numbers, n => Assert.InRange(n, -999, 999));
+        Assert.Contains(numbers, n => n < 0);
+        Assert.Equal(CopyDrills.Generate(50, seed: 12), CopyDrills.Generate(50, seed: 12, numberCap: null));
+    }
+
+    [Fact]
     public void Copy_drills_repeat_their_prompt_verbatim()
     {
         var drills = CopyDrills.Generate(900, seed: 12);

@@ -41,12 +41,13 @@ pretrain_text() {  # the pre-training text's path, made once (atomically) when n
     # no text carried: the bundle's generator (PostTrain.DatasetGen) writes it here, CODE_COUNT distinct training-split
     # tasks (300,000 ~ 99 M tokens: one epoch of 3,000 steps of 32 x 1,024, so the base cannot memorise its rows)
     # CODE_WIDE=1: the families' wide constants (each function once to 20 times: reading the constant lowers the loss)
-    local wide=""; [ "${CODE_WIDE:-0}" = 1 ] && wide=wide
+    # CODE_WIDE=999: the same, wide constants and drill numbers at most 999 (1-3 digits equally likely: the rl rows' lengths)
+    local wide=""; [ "${CODE_WIDE:-0}" = 1 ] && wide=wide; [ "${CODE_WIDE:-0}" -gt 1 ] 2>/dev/null && wide=wide=$CODE_WIDE
     # CODE_DRILLS=0.3: that share of the rows are copy drills (CopyDrills: repeat a string, numbers, or a function
     # returning a given constant), which teach the copying that reading a constant needs (CPU, 2026-12-05: tiny-moe
     # learns to copy in ~100 steps of drills, but shows none after 400 steps of code text with 5% drills)
     local drills=""; [ -n "${CODE_DRILLS:-}" ] && drills=drills=$CODE_DRILLS
-    data=/tmp/code-pretrain-${CODE_COUNT:-300000}${wide:+-wide}${drills:+-$drills}.jsonl
+    data=/tmp/code-pretrain-${CODE_COUNT:-300000}${wide:+-$wide}${drills:+-$drills}.jsonl
     if [ ! -f "$data" ]; then
       POSTTRAIN_TOOL=PostTrain.DatasetGen scripts/gpu/run.sh code-pretrain "$data.tmp$$" ${CODE_COUNT:-300000} $wide $drills | tail -1 >&2
       mv "$data.tmp$$" "$data"

@@ -29,9 +29,13 @@ public static class CodeTaskGenerator
 
     /// <summary><paramref name="count"/> distinct tasks of <paramref name="split"/>'s functions, languages alternating,
     /// families uniform among those the split has. wide: constants from the families' <see cref="CodeTemplate.WideConstants"/>
-    /// where they have them (pre-training text only; the split rule still decides which functions may appear).</summary>
-    public static List<CodeTask> Generate(int count, ulong seed, CodeSplit split, IReadOnlySet<string>? excludePrompts = null, bool wide = false)
+    /// where they have them (pre-training text only; the split rule still decides which functions may appear).
+    /// wideCap: a wide constant whose magnitude passes it is drawn again, sign kept, with 1 to digits(wideCap) digits
+    /// equally likely (<see cref="CapMagnitude"/>), so the text keeps the rl and test rows' constant lengths.</summary>
+    public static List<CodeTask> Generate(int count, ulong seed, CodeSplit split, IReadOnlySet<string>? excludePrompts = null, bool wide = false,
+        int? wideCap = null)
     {
+        if (wideCap is < 9) throw new ArgumentOutOfRangeException(nameof(wideCap), wideCap, "the wide-constant cap is at least 9");
         var rng = new SplitMix64(seed);
         var seen = new HashSet<string>(excludePrompts ?? new HashSet<string>());
         var families = CodeTemplates.All.Where(t => split switch
@@ -46,11 +50,23 @@ public static class CodeTaskGenerator
             if (attempt > count * 200) throw new InvalidOperationException($"code tasks: only {tasks.Count} distinct of {count} found");
             var template = rng.Pick(families);
             var constants = wide && template.WideConstants is { } w ? w(rng) : template.Constants(rng);
+            if (wide && wideCap is int cap && template.WideConstants is not null)
+                constants = constants.Select(c => Math.Abs(c) > cap ? Math.Sign(c) * CapMagnitude(rng, cap) : c).ToArray();
             if (SplitOf(template, constants) != split) continue;
             var task = One(rng, template, constants, Languages[tasks.Count % Languages.Count], HeldOutKind(template, constants) ?? "");
             if (task is not null && seen.Add(task.Prompt)) tasks.Add(task);
         }
         return tasks;
+    }
+
+    /// <summary>A magnitude in [1, cap] whose digit count is uniform over 1 .. digits(cap), then uniform within it
+    /// (for cap 999: 1-9, 10-99, 100-999 a third each).</summary>
+    public static int CapMagnitude(SplitMix64 rng, int cap)
+    {
+        int digits = cap.ToString(CultureInfo.InvariantCulture).Length;
+        int d = rng.Next(1, digits);
+        int lo = d == 1 ? 1 : (int)Math.Pow(10, d - 1);
+        return rng.Next(lo, Math.Min(cap, (int)Math.Pow(10, d) - 1));
     }
 
     /// <summary>The split a function belongs to.</summary>

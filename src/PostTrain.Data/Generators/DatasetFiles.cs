@@ -65,15 +65,17 @@ public static class DatasetFiles
     /// (another seed; no rl or held-out function, no prompt of the shipped training split), as JSONL {prompt, completion},
     /// written atomically. wide: the families' wide constants (CodeTemplate.WideConstants), so that each function
     /// appears about once or a few times. drills: that share of extra rows (0 to 0.9 of all rows) are copy drills
-    /// (CopyDrills), spread evenly between the tasks, which stay the same tasks in the same order. Returns the row count.</summary>
-    public static int WriteCodePretrain(string path, int count, bool wide = false, double drills = 0)
+    /// (CopyDrills), spread evenly between the tasks, which stay the same tasks in the same order. wideCap: wide
+    /// constants and drill numbers at most that magnitude, digit counts equally likely (CodeTaskGenerator.CapMagnitude),
+    /// so the text's constants are as long as the rl and test rows'. Returns the row count.</summary>
+    public static int WriteCodePretrain(string path, int count, bool wide = false, double drills = 0, int? wideCap = null)
     {
         if (!(drills >= 0 && drills <= 0.9)) throw new ArgumentOutOfRangeException(nameof(drills), drills, "the drill share is in [0, 0.9]");
         var (train, _, _) = Code();
-        var tasks = CodeTaskGenerator.Generate(count, seed: 9, CodeSplit.Train, train.Select(t => t.Prompt).ToHashSet(), wide);
+        var tasks = CodeTaskGenerator.Generate(count, seed: 9, CodeSplit.Train, train.Select(t => t.Prompt).ToHashSet(), wide, wideCap);
         // after task i come the drills that bring their count to round((i + 1) * share / (1 - share))
         double perTask = drills / (1 - drills);
-        var extra = drills > 0 ? CopyDrills.Generate((int)Math.Round(count * perTask), seed: 12) : [];
+        var extra = drills > 0 ? CopyDrills.Generate((int)Math.Round(count * perTask), seed: 12, wideCap) : [];
         var rows = new List<(string Prompt, string Completion)>(tasks.Count + extra.Count);
         int used = 0;
         for (int i = 0; i < tasks.Count; i++)
