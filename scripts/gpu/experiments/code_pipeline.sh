@@ -47,7 +47,7 @@ pretrain_text() {  # the pre-training text's path, made once (atomically) when n
     # returning a given constant), which teach the copying that reading a constant needs (CPU, 2026-12-05: tiny-moe
     # learns to copy in ~100 steps of drills, but shows none after 400 steps of code text with 5% drills)
     local drills=""; [ -n "${CODE_DRILLS:-}" ] && drills=drills=$CODE_DRILLS
-    data=/tmp/code-pretrain-${CODE_COUNT:-300000}${wide:+-$wide}${drills:+-$drills}.jsonl
+    data=/tmp/code-pretrain-${CODE_COUNT:-300000}${wide:+-$wide}${drills:+-$drills}.jsonl; data=${data//=/}   # no "=" in a path given as key=value
     if [ ! -f "$data" ]; then
       POSTTRAIN_TOOL=PostTrain.DatasetGen scripts/gpu/run.sh code-pretrain "$data.tmp$$" ${CODE_COUNT:-300000} $wide $drills | tail -1 >&2
       mv "$data.tmp$$" "$data"
