@@ -1,12 +1,12 @@
 # Copy metrics of an eval's samples.jsonl (the diag phase of code_pipeline.sh): per task, rows whose completion names
-# the asked function, and rows whose completion contains every constant (|c| >= 10) of the description.
+# the asked function, and rows whose completion contains every constant (|c| >= 10) of the description; greedy rows only.
 # Usage: python3 copy_metrics.py samples.jsonl code-rl-rows [code-train-rows ...]
 import json, re, sys
 def metrics(path, task):
     n=name=const=consts_total=solved=0
     for l in open(path):
         d=json.loads(l)
-        if d['task']!=task: continue
+        if d['task']!=task or d.get('mode','greedy')!='greedy': continue   # greedy rows (an eval may add sampled ones)
         n+=1; solved+=d['correct']
         p=d['prompt']; c=d['completion']
         m=re.search(r'`(?:static \w+(?:\[\])? )?(\w+)\(', p)
