@@ -58,6 +58,10 @@ public sealed class PipelineTests : IDisposable
     private void CheckCodePipeline(IReadOnlyList<PipelineRecipe.PlannedStage> plan)
     {
         var sft = (SftConfig)plan[0].Config;
+        Assert.Equal("models/tiny-moe-code-base", sft.Model.Path);   // the shipped code base, which must exist
+        var root = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(root, "PostTrain.sln"))) root = Path.GetDirectoryName(root)!;
+        Assert.True(File.Exists(Path.Combine(root, sft.Model.Path, "model.safetensors")), sft.Model.Path);
         Assert.Equal("datasets/code/train.parquet", sft.Data.Path);
         Assert.Equal("datasets/code/test.parquet", sft.Data.EvalPath);
         var grpo = (PostTrain.Training.Grpo.GrpoConfig)plan[1].Config;

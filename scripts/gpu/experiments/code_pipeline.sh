@@ -86,9 +86,9 @@ if want bench; then
 fi
 
 if want pipeline; then
-  # the shipped recipe with its base model (models/tiny-moe-arith-base until a code base ships) replaced by $BASE
+  # the shipped recipe with its base model (models/tiny-moe-code-base) replaced by $BASE
   BASE=${BASE:-/tmp/code-base$TAG-bf16}
-  sed "s#models/tiny-moe-arith-base#$BASE#g" recipes/pipeline-code.yaml > /tmp/pipeline-code$TAG.yaml
+  sed "s#models/tiny-moe-code-base#$BASE#g" recipes/pipeline-code.yaml > /tmp/pipeline-code$TAG.yaml
   timeout ${PIPELINE_TIMEOUT:-3000} scripts/gpu/run.sh run /tmp/pipeline-code$TAG.yaml output_dir=$RUN >> "$OUT/pipeline$TAG.log" 2>&1
   echo "pipeline$TAG: exit $?"
   grep -h "held-out\|McNemar\|pass@\|rror" "$OUT/pipeline$TAG.log" | tail -30
