@@ -91,7 +91,7 @@ public sealed class RmFastPathTests
     [Theory]
     [InlineData("alpha", "moe_balance_alpha: 0.01")]
     [InlineData("sgd", "optimizer.name: sgd")]
-    [InlineData("recompute", "recompute: selective")]
+    [InlineData("recompute", "recompute: layer")]
     [InlineData("unfused", "optimizer.fused: false")]
     public async Task FastPathOnRefusesARunThatDoesNotQualifyNamingTheKey(string change, string key)
     {
@@ -102,7 +102,7 @@ public sealed class RmFastPathTests
         {
             "alpha" => on with { MoeBalanceAlpha = 0.01 },
             "sgd" => on with { Optimizer = on.Optimizer with { Name = OptimizerKind.Sgd } },
-            "recompute" => on with { Recompute = PostTrain.Core.Recompute.RecomputeMode.Selective },
+            "recompute" => on with { Recompute = PostTrain.Core.Recompute.RecomputeMode.Layer },
             _ => on with { Optimizer = on.Optimizer with { Fused = FusedOptimizer.False } },
         };
         var e = await Assert.ThrowsAsync<RecipeConfigException>(() => Run(cfg));

@@ -2,7 +2,9 @@
 // with LoRA adapters (dropout on), rm and grpo trained with selective or layer recompute give the same per-step losses
 // as the same run without it (to 1e-5 relative: a few Adam steps carry fp32 rounding); the run says which recompute it
 // uses; bench-train measures none/selective/layer from the same init (same losses); an unknown value, a recipe without
-// a decoder and fast_path: on (the captured step with recompute is not yet measured) are errors naming the key.
+// a decoder and fast_path: on with layer recompute (not yet run captured on a GPU) are errors naming the key; fast_path:
+// on with selective recompute (measured captured on the H200) trains the fast step with the losses of the fast step
+// without recompute.
 using System.Text.Json;
 using PostTrain.Core.Model;
 using PostTrain.Training.Recipes;
@@ -177,5 +179,20 @@ public sealed class RecomputeRecipeTests
         var fast = await Assert.ThrowsAsync<RecipeConfigException>(() => RunSft(Sft(tmp["fast"], "layer", "micro-moe").Replace("fast_path: off", "fast_path: on")
             .Replace("mtp_lambda: 0.3", "mtp_lambda: 0")));
         Assert.StartsWith("fast_path: on, but this run does not qualify: recompute: layer", fast.Message);
+    }
+
+    [Fact]
+    public async Task Fast_path_on_with_selective_recompute_trains_the_fast_step_with_its_losses_without()
+    {
+        using var tmp = new TempDir();
+        string Fast(string dir, string mode) => Sft(tmp[dir], mode, "micro-moe").Replace("fast_path: off", "fast_path: on")
+            .Replace("mtp_lambda: 0.3", "mtp_lambda: 0");
+        var (none, noneLog) = await RunSft(Fast("fast-none", "none"));
+        var (selective, log) = await RunSft(Fast("fast-selective", "selective"));
+        foreach (var l in new[] { noneLog, log })
+            Assert.Contains("fast_path: on: the fast training step (run eagerly: not on CUDA)", l);
+        Assert.Contains("recompute: selective: ", log);
+        Assert.Equal(4, none.Count);
+        AssertClose(none, selective, "fast sft selective");
     }
 }
