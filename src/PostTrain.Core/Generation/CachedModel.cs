@@ -99,15 +99,16 @@ internal sealed class CachedModel(DeepSeekForCausalLM model, InferenceWeights w,
         Tensor cos, Tensor sin, LatentKvCache cache, int layer, Tensor bias, bool timed = true)
     {
         using var scope = NewDisposeScope();
-        Tensor a;
+        // x is this block's own input (the embedding or the previous block's output, read by nothing else): attention and
+        // FFN accumulate into its storage (their last GEMMs take it as the residual), so no add and no new hidden state
+        Tensor h;
         using (timed ? timer.Phase("attention") : default)
-            a = AbsorbedAttention.Forward(attn, w, AbsorbedAttention.Norm(w, inNorm, x), cos, sin, model.Rotary, cache, layer, bias, absorbedPrefill);
-        var h = x + a;
-        Tensor f;
+            h = AbsorbedAttention.Forward(attn, w, AbsorbedAttention.Norm(w, inNorm, x), x, cos, sin, model.Rotary, cache, layer, bias, absorbedPrefill);
+        Tensor outp;
         using (timed ? timer.Phase(ffn is MoE ? "moe" : "mlp") : default)
-            f = DecodeFfn.Forward(ffn, w, c, AbsorbedAttention.Norm(w, postNorm, h), denseMoeMaxElements);
+            outp = DecodeFfn.Forward(ffn, w, c, AbsorbedAttention.Norm(w, postNorm, h), h, denseMoeMaxElements);
         if (cache.RecordsRouting && ffn is MoE moe && layer < c.NumHiddenLayers && moeOrdinal[layer] >= 0)
             cache.AppendExperts(moeOrdinal[layer], moe.Gate.LastChoice!.view(x.shape[0], x.shape[1], c.NumExpertsPerTok));
-        return (h + f).MoveToOuterDisposeScope();
+        return outp.MoveToOuterDisposeScope();
     }
 }
