@@ -9,13 +9,24 @@ public sealed class CachedDecodingTests
     /// <summary>Left-padded batch of different prompt lengths: prefill then 6 forced decode steps through the latent
     /// cache (absorbed attention) must give the full forward's logits at every position, for the main model and the
     /// MTP module, with the all-experts MoE path (large limit) and the routed path (limit 0), and the prefill in the
-    /// expanded (SDPA) and the absorbed form.</summary>
+    /// expanded (SDPA) and the absorbed form, and the absorbed attention with its folded weights (W_k in the query
+    /// projection, W_v in o_proj) and without (FoldedMaxBytes 0: the two-step products).</summary>
     [Theory]
-    [InlineData("micro", 1L << 26, false)]
-    [InlineData("micro", 0L, true)]
-    [InlineData("noqlora_yarn", 1L << 26, false)]
-    [InlineData("noqlora_yarn", 0L, true)]
-    public void CachedLogitsEqualFullForward(string modelName, long denseMoeLimit, bool absorbedPrefill)
+    [InlineData("micro", 1L << 26, false, true)]
+    [InlineData("micro", 0L, true, true)]
+    [InlineData("noqlora_yarn", 1L << 26, false, true)]
+    [InlineData("noqlora_yarn", 0L, true, true)]
+    [InlineData("micro", 1L << 26, true, false)]
+    [InlineData("noqlora_yarn", 0L, true, false)]
+    public void CachedLogitsEqualFullForward(string modelName, long denseMoeLimit, bool absorbedPrefill, bool folded)
+    {
+        long savedFold = AbsorbedAttention.FoldedMaxBytes;
+        if (!folded) AbsorbedAttention.FoldedMaxBytes = 0;
+        try { CachedLogitsEqualFullForwardCore(modelName, denseMoeLimit, absorbedPrefill); }
+        finally { AbsorbedAttention.FoldedMaxBytes = savedFold; }
+    }
+
+    private static void CachedLogitsEqualFullForwardCore(string modelName, long denseMoeLimit, bool absorbedPrefill)
     {
         using var _ = no_grad();
         var m = modelName == "micro" ? GenTestModels.Micro(5) : GenTestModels.NoQLoraYarn(5);
