@@ -15,6 +15,11 @@ for mode in "" --greedy; do
   POSTTRAIN_TOOL=PostTrain.Benchmarks.Generation timeout ${RUN_TIMEOUT:-240} scripts/gpu/run.sh --decode-kernels $mode --no-profile \
     2>&1 | tee "$OUT/bench-moe${mode}.txt" | grep -E "kernels|^\| |greedy|sampled|error|Exception" | tee -a "$log"
 done
+# the same greedy step with the absorbed attention's two-step products (POSTTRAIN_DECODE_FOLD=0) instead of the folded
+# weights: the fold's share of the step, same call
+echo "== bench-moe --greedy, POSTTRAIN_DECODE_FOLD=0 (two-step W_k / W_v products)" | tee -a "$log"
+POSTTRAIN_DECODE_FOLD=0 POSTTRAIN_TOOL=PostTrain.Benchmarks.Generation timeout ${RUN_TIMEOUT:-240} scripts/gpu/run.sh --decode-kernels --greedy --no-profile \
+  2>&1 | tee "$OUT/bench-moe-nofold.txt" | grep -E "kernels|^\| |greedy|sampled|error|Exception" | tee -a "$log"
 if [ -d "${TINY:-models/tiny-moe-arith-base}" ]; then
   echo "== tiny-moe-arith-base" | tee -a "$log"
   POSTTRAIN_TOOL=PostTrain.Benchmarks.Generation timeout ${RUN_TIMEOUT:-240} scripts/gpu/run.sh --decode-kernels --greedy --no-profile \

@@ -6,7 +6,7 @@
 // speculative verification (T = 2). A prefill into an empty cache (keys = the new tokens only) takes the expanded form
 // instead, k = [k_nope | k_rope], v from kv_b_proj, through scaled_dot_product_attention, so the (B, h, T, T) score
 // matrix is not materialised in fp32; it writes the same cache entries.
-// Folded form (layers whose folded weights fit FoldedMaxBytes, e.g. every bench-moe layer): W_k is multiplied into the
+// Folded form (on CUDA, layers whose folded weights fit FoldedMaxBytes, e.g. every bench-moe layer): W_k is multiplied into the
 // query projection and W_v into o_proj once per Generate call (in fp32 from the stored weights, then cast), so
 //   [q_lat | q_rope] = c_q Wq'^T   (Wq' (h*(r+dr), q_in): per head [W_k^T Wq_nope ; Wq_rope])
 //   out             = o_lat Wo'^T  (Wo' (H, h*r): per head Wo_h W_v_h)
@@ -81,8 +81,15 @@ internal static class AbsorbedAttention
 
     /// <summary>Layers whose folded weights (both, in the compute dtype) are larger than this keep the two-step
     /// products: for the 16B model's layers (71 MB each, 1.9 GB over 27 layers) the extra memory and weight reads would
-    /// outweigh the saved kernels.</summary>
-    internal static long FoldedMaxBytes { get; set; } = 32L << 20;
+    /// outweigh the saved kernels. POSTTRAIN_DECODE_FOLD=0 turns folding off (same-run comparisons).</summary>
+    internal static long FoldedMaxBytes { get; set; } =
+        Environment.GetEnvironmentVariable("POSTTRAIN_DECODE_FOLD") == "0" ? 0 : 32L << 20;
+
+    /// <summary>Folding is for CUDA, where it saves kernels per decode step. On the CPU the two-step products stay: with
+    /// them a row's log-probs do not depend on how many rows share its batch (MKL), so data-parallel GRPO samples
+    /// what one process samples to the last bit; the folded GEMMs change that at fp32 rounding, which AdamW carries
+    /// to ~1e-3 of a weight's norm in 8 steps (DataParallelGrpoTests). Tests turn it on to check the folded math.</summary>
+    internal static bool FoldOnCpu { get; set; }
 
     private sealed record FoldedWeights(Tensor Query, Tensor OutT);
 
@@ -96,6 +103,7 @@ internal static class AbsorbedAttention
         long qIn = qLin.Weight.shape[1], H = a.OProj.Weight.shape[0];
         long bytes = (h * (long)(r + rope) * qIn + H * h * (long)r) * w.ElementSize;
         if (bytes > FoldedMaxBytes || qLin.Bias is not null || a.KvBProj.Bias is not null) return null;
+        if (!FoldOnCpu && qLin.Weight.device.type == TorchSharp.DeviceType.CPU) return null;
         var key = $"{qLin.Weight.Handle}.fold";
         var query = w.Derived(key + ".q", () =>
         {

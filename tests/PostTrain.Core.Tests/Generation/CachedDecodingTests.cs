@@ -22,8 +22,9 @@ public sealed class CachedDecodingTests
     {
         long savedFold = AbsorbedAttention.FoldedMaxBytes;
         if (!folded) AbsorbedAttention.FoldedMaxBytes = 0;
+        else AbsorbedAttention.FoldOnCpu = true;
         try { CachedLogitsEqualFullForwardCore(modelName, denseMoeLimit, absorbedPrefill); }
-        finally { AbsorbedAttention.FoldedMaxBytes = savedFold; }
+        finally { AbsorbedAttention.FoldedMaxBytes = savedFold; AbsorbedAttention.FoldOnCpu = false; }
     }
 
     private static void CachedLogitsEqualFullForwardCore(string modelName, long denseMoeLimit, bool absorbedPrefill)
