@@ -18,6 +18,7 @@
 // accumulator (addmm_ in place: no separate add, no new tensor).
 using PostTrain.Core.Kernels;
 using PostTrain.Core.Model;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace PostTrain.Core.Generation;
@@ -101,9 +102,9 @@ internal static class AbsorbedAttention
         int h = c.NumAttentionHeads, nope = c.QkNopeHeadDim, rope = c.QkRopeHeadDim, vDim = c.VHeadDim, r = c.KvLoraRank;
         var qLin = a.QProj ?? a.QBProj!;
         long qIn = qLin.Weight.shape[1], H = a.OProj.Weight.shape[0];
-        long bytes = (h * (long)(r + rope) * qIn + H * h * (long)r) * w.ElementSize;
+        long bytes = (h * (long)(r + rope) * qIn + H * h * (long)r) * w.Dtype.ElementSize();
         if (bytes > FoldedMaxBytes || qLin.Bias is not null || a.KvBProj.Bias is not null) return null;
-        if (!FoldOnCpu && qLin.Weight.device.type == TorchSharp.DeviceType.CPU) return null;
+        if (!FoldOnCpu && qLin.Weight.device.type == DeviceType.CPU) return null;
         var key = $"{qLin.Weight.Handle}.fold";
         var query = w.Derived(key + ".q", () =>
         {

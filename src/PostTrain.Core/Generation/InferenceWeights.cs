@@ -13,15 +13,6 @@ internal sealed class InferenceWeights(ScalarType dtype) : IDisposable
 
     public ScalarType Dtype => dtype;
 
-    /// <summary>Bytes per element of the compute dtype.</summary>
-    public long ElementSize => dtype switch
-    {
-        ScalarType.Float64 or ScalarType.Int64 => 8,
-        ScalarType.Float32 or ScalarType.Int32 => 4,
-        ScalarType.BFloat16 or ScalarType.Float16 => 2,
-        _ => 1,
-    };
-
     /// <summary>The tensor in the compute dtype (the tensor itself when it already is).</summary>
     public Tensor this[Tensor p]
     {
