@@ -88,7 +88,19 @@ fi
 if want pipeline; then
   # the shipped recipe with its base model (models/tiny-moe-code-base) replaced by $BASE
   BASE=${BASE:-/tmp/code-base$TAG-bf16}
+  # GRPO_SET="grpo.temperature: 1.2; optimizer.lr: 1.0e-4" adds those keys to the GRPO stage's set (a variant beside
+  # the shipped recipe, with its own TAG)
   sed "s#models/tiny-moe-code-base#$BASE#g" recipes/pipeline-code.yaml > /tmp/pipeline-code$TAG.yaml
+  if [ -n "${GRPO_SET:-}" ]; then
+    python3 - /tmp/pipeline-code$TAG.yaml "$GRPO_SET" <<'PY'
+import sys
+path, extra = sys.argv[1], [e.strip() for e in sys.argv[2].split(";") if e.strip()]
+lines = open(path).read().split("\n")
+at = next(i for i, l in enumerate(lines) if l.strip() == "model.path: ${sft}/final")
+lines[at + 1:at + 1] = ["      " + e for e in extra]
+open(path, "w").write("\n".join(lines))
+PY
+  fi
   timeout ${PIPELINE_TIMEOUT:-3000} scripts/gpu/run.sh run /tmp/pipeline-code$TAG.yaml output_dir=$RUN >> "$OUT/pipeline$TAG.log" 2>&1
   echo "pipeline$TAG: exit $?"
   grep -h "held-out\|McNemar\|pass@\|rror" "$OUT/pipeline$TAG.log" | tail -30
