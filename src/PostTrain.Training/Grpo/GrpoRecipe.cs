@@ -11,8 +11,11 @@
 // groups with losses normalised by global counts (PolicyUpdate); held-out eval is sharded and gathered. Rank 0 logs,
 // writes samples and checkpoints. With `lora:` only the adapters train and are saved (PEFT directories); rollouts and
 // evaluation run with the adapters folded into the weights (restored exactly afterwards), and the beta > 0 reference
-// is the same model with the adapters off: no second model. Simplification: generation and training share each
-// rank's device. fast_path: on (and the run qualifies: GrpoFastPath) runs the policy updates through static-shape
+// is the same model with the adapters off: no second model. Expert parallel (distributed.expert_parallel = P): each
+// rank trains with its 1/P of the routed experts (the EP forward exchanges tokens with the group, so every rank runs
+// the same number of micro-batch passes: PolicyUpdate adds empty ones where a rank has fewer), and samples and
+// evaluates with a full copy of the model gathered from the group before each step (ExpertParallelReplica: no
+// collective inside a decode step). Simplification: generation and training share each rank's device. fast_path: on (and the run qualifies: GrpoFastPath) runs the policy updates through static-shape
 // length buckets (one captured body per bucket on CUDA, eager on the CPU); rollouts are unchanged.
 using PostTrain.Core.Distributed;
 using PostTrain.Core.Model;
@@ -34,6 +37,8 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
 
     private DeepSeekForCausalLM _model = null!;
     private DeepSeekForCausalLM? _reference;
+    private ExpertParallelism? _experts;
+    private ExpertParallelReplica? _replica;      // expert parallel: the full model the rollouts and the eval sample with
     private LoraAdapters? _lora;
     private ITokenizer _tokenizer = null!;
     private TrainingRun _run = null!;
@@ -77,7 +82,8 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         Validate();
         random.manual_seed(cfg.Seed);
         var log = new DataParallel(Dist.World).Log(ctx.Log);   // rank 0 reports
-        var loaded = ModelSetup.Load(cfg.Model, cfg.Seed, log);
+        _experts = ExpertParallelSetup.Create(cfg.Distributed, cfg.Model, Dist.World, cfg.Lora is not null);
+        var loaded = ModelSetup.Load(cfg.Model, cfg.Seed, log, _experts);
         (_model, _tokenizer) = (loaded.Model, loaded.Tokenizer);
         RunModel runModel = CausalLmRun.Of(_model, loaded.TokenizerDir);
         if (cfg.Lora is { } lora) (_lora, runModel) = LoraRun.Attach(_model, lora, cfg.Model.Path, cfg.Seed, loaded.TokenizerDir);
@@ -85,7 +91,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
             log.WriteLine($"reference model: {cfg.Model.Path} = the policy with its LoRA adapters off (no second copy; beta {cfg.Grpo.Beta})");
         else if (cfg.Grpo.Beta > 0)
         {
-            _reference = ModelSetup.Load(cfg.Model, cfg.Seed, TextWriter.Null).Model;   // the starting weights, frozen
+            _reference = ModelSetup.Load(cfg.Model, cfg.Seed, TextWriter.Null, _experts).Model;   // the starting weights, frozen
             foreach (var p in _reference.parameters()) p.requires_grad = false;
             _reference.eval();
             log.WriteLine($"reference model: {cfg.Model.Path} (frozen, beta {cfg.Grpo.Beta})");
@@ -98,6 +104,14 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         _run.ReleaseGradients = !fast && _run.Parallel.Size == 1;
         log.WriteLine(MemoryPlan.Of(_model, _lora is null ? _model : _lora, cfg.Optimizer, cfg.Ema) +
             (_reference is null ? "" : $"; + the reference model {_reference.parameters().Sum(p => p.numel() * p.ElementSize) / 1e9:F2} GB"));
+        if (_experts is { } ep)
+        {
+            _replica = new ExpertParallelReplica(_model);
+            log.WriteLine($"expert parallel: groups of {ep.Size} ranks, {ep.Replicas.Size} replicas of each expert, each token's experts " +
+                $"on at most {ep.MaxDevicesPerToken} ranks; rollouts and eval sample with a full copy gathered before each step " +
+                $"({_replica.Bytes / 1e9:F2} GB per rank)");
+        }
+        var sampler = _replica?.Model ?? _model;
 
         var registry = RewardModeling.TrainingRewardRegistry.Create(cfg.RewardsDir);
         var runnerOptions = new RewardRunnerOptions { Timeout = TimeSpan.FromSeconds(cfg.RewardTimeoutSeconds) };
@@ -106,7 +120,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         _prompts = new PromptSet(cfg.Data.Path, cfg.Data.PromptColumn, template, cfg.Data.MaxPromptTokens);
         log.WriteLine($"prompts: {_prompts.Items.Count} from {cfg.Data.Path}" +
             (_prompts.SkippedTooLong > 0 ? $" ({_prompts.SkippedTooLong} longer than {cfg.Data.MaxPromptTokens} tokens skipped)" : ""));
-        _rollouts = new RolloutCollector(_model, _tokenizer, rewards, cfg.Grpo);
+        _rollouts = new RolloutCollector(sampler, _tokenizer, rewards, cfg.Grpo);
         _update = _lora is null
             ? new PolicyUpdate(_model, _reference, _run, cfg.Grpo, cfg.MoeBiasGamma, fast: _fast)
             : new PolicyUpdate(_model, cfg.Grpo.Beta > 0 ? _model : null, _run, cfg.Grpo, 0, _lora.Disabled, _fast);   // frozen base: no bias steps
@@ -168,6 +182,7 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         var rounds = new List<RolloutRound>();                 // this rank's share of each sampling round
         var views = new List<IReadOnlyList<GroupView>>();      // each round's groups, global
         long step = _run.State.Step;
+        _replica?.Sync();                                       // the weights the rounds sample with (collective)
         IReadOnlyList<GroupView> SampleRound(int round)
         {
             using var merged = _lora?.Merged();   // the generation engine reads the weights directly
@@ -240,7 +255,8 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
     private EvalResult RunEval(RecipeContext ctx, IProgressReporter progress, string when, CancellationToken ct)
     {
         EvalResult r;
-        using (_lora?.Merged()) r = _eval!.Run(_model, ct);
+        _replica?.Sync();
+        using (_lora?.Merged()) r = _eval!.Run(_replica?.Model ?? _model, ct);
         _run.Log([("eval/reward_mean", r.Mean), .. r.Metrics.Select(kv => (kv.Key, kv.Value))]);
         var names = string.Join("+", cfg.Eval!.Rewards.Select(x => x.Name));
         progress.Message($"held-out {names} (greedy, {r.Rows} rows of {cfg.Eval.Path}) {when}: {r.Mean:F3}" +
@@ -254,7 +270,9 @@ public sealed class GrpoRecipe(GrpoConfig cfg) : IRecipe
         _run?.Dispose();
         _reference?.Dispose();
         _lora?.Dispose();
+        _replica?.Dispose();
         _model?.Dispose();
+        _experts?.Dispose();
         foreach (var r in _ownedRewards) r.Dispose();
     }
 

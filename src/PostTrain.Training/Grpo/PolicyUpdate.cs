@@ -5,7 +5,9 @@
 // sampling), add beta * k3 KL to the frozen reference (computed once per batch),
 // aggregate with normalisers of the whole batch (so micro-batching does not change the loss), backward; then the run's
 // update (NaN guard, gradient clipping, optimizer: TrainingRun.Update) and the MoE routing-bias update. Metrics are
-// token means over every update. With the fast path (GrpoFastPath, fast_path: on) the same passes run through static
+// token means over every update. Expert parallel: the MoE layers exchange tokens within the EP group in every forward
+// and backward, so each rank runs as many micro-batch passes as the rank with the most (EmptyPass where it has fewer;
+// a rank may hold no completion at all). With the fast path (GrpoFastPath, fast_path: on) the same passes run through static
 // shapes instead: the batch sorted by length into micro-batches padded to length buckets, each micro-batch one
 // accumulation body of its bucket and each update one more body (RunFast); the numbers are the plain path's.
 using System.Diagnostics;
@@ -47,6 +49,10 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
         var norm = new LossNormalizer((long)counts[0], tokens, cfg.MaxCompletionLength);
         var slices = Enumerable.Range(0, (n + cfg.MicroBatchSize - 1) / cfg.MicroBatchSize)
             .Select(k => (Start: k * cfg.MicroBatchSize, Count: Math.Min(cfg.MicroBatchSize, n - k * cfg.MicroBatchSize))).ToList();
+        // expert parallel: the passes this rank adds so that every rank of its EP group runs the same number (before its
+        // own, so their routing loads are discarded before the real micro-batches count theirs)
+        int empty = model.ExpertParallel is null ? 0 : (int)dp.Max(slices.Count)[0] - slices.Count;
+        if (reference is not null) for (int k = 0; k < empty; k++) EmptyPass(reference, backward: false, device);
         var refLp = reference is null ? null : slices.Select(s => ReferenceLogProbs(samples, s.Start, s.Count, C, device)).ToList();
 
         var sums = zeros(5, dtype: ScalarType.Float32, device: device);   // loss, kl, entropy, clip low, clip high
@@ -66,6 +72,7 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
         {
             run.BeginStep(lr);
             var passLoss = zeros(1, device: device);
+            for (int k = 0; k < empty; k++) EmptyPass(model, backward: true, device);
             for (int k = 0; k < slices.Count; k++)
             {
                 using var inner = NewDisposeScope();
@@ -212,6 +219,19 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
         {
             foreach (var mb in micro) mb.Dispose();
         }
+    }
+
+    /// <summary>A forward (and backward) over one placeholder token that changes nothing: its loss is 0, so it adds zero to
+    /// every gradient, and the routing loads it adds are discarded. It joins the EP group's token exchanges in the MoE
+    /// layers for a micro-batch this rank does not have.</summary>
+    private void EmptyPass(DeepSeekForCausalLM m, bool backward, Device device)
+    {
+        using var scope = NewDisposeScope();
+        using var grad = backward ? null : no_grad();
+        using var batch = new SequenceBatch([[0]], [[0]], 1, device);
+        var (lp, _) = batch.LogProbs(m, cfg.Temperature, withEntropy: false);
+        if (backward) (lp.sum() * 0).backward();
+        foreach (var moe in m.MoeLayers()) moe.TakeLoads();
     }
 
     /// <summary>The micro-batches' partial mismatch sums combined over this rank, then over the ranks (sums add, the max

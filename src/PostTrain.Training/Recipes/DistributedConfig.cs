@@ -1,6 +1,6 @@
 // The `distributed:` section: how a run started as several ranks (posttrain launch, mpirun, srun) trains. Without
 // a launcher the run is one process and these keys change nothing.
-// Expert parallelism (sft): expert_parallel = P shards every MoE layer's routed experts over groups of P consecutive
+// Expert parallelism (sft, grpo): expert_parallel = P shards every MoE layer's routed experts over groups of P consecutive
 // ranks (Core/Distributed/ExpertParallelism); max_devices_per_token = M limits each token's experts to M ranks of its
 // group (DeepSeek-V3's node-limited routing with ranks for nodes; null = no limit).
 namespace PostTrain.Training.Recipes;

@@ -86,7 +86,7 @@ public sealed class TrainingRun : IDisposable
         if (Parallel.Size > 1 && !dataParallel)   // its batches are not sharded: summed gradients would be Size times too big
             throw new RecipeConfigException($"recipe {cfg.Recipe}: data-parallel runs ({Parallel.Size} ranks) are supported by sft, rm and grpo; run it as one process");
         if (cfg.Distributed.ExpertParallel > 1 && model.ExpertParallel is null)
-            throw new RecipeConfigException($"distributed.expert_parallel: recipe {cfg.Recipe} does not build expert-parallel models (sft does); set it to 1");
+            throw new RecipeConfigException($"distributed.expert_parallel: recipe {cfg.Recipe} does not build expert-parallel models (sft and grpo do); set it to 1");
         if (!Parallel.IsMain) Parallel.Group.Barrier();        // rank 0 first removes a killed run's leftovers
         Checkpoints = new CheckpointManager(cfg.OutputDir, cfg.Checkpoint.KeepLast);   // removes a killed run's leftovers
         if (Parallel.IsMain) Parallel.Group.Barrier();

@@ -5,10 +5,12 @@
 // mu = 2 updates in micro-batches, batch-std advantages, dynamic sampling over 2 rounds, truncated importance sampling
 // and a sampled held-out eval before and after. The per-step rewards (and every rollout statistic), the eval means
 // and the number of groups trained equal the one-process run exactly; losses, KL and gradient norms agree to fp32
-// rounding (relative 1e-4), and the final weights to 3e-4 of each tensor's norm: after 8 AdamW updates at lr 0.02 the
-// fp32 noise floor is that size (measured: one process with micro_batch_size 3 instead of 5, the same sums in another
-// order, ends 1.2e-4 away on the MTP embedding; 2 ranks ended 4e-5 away on model.embed_tokens). Rank 0 alone reports
-// and writes samples. The one-process run is shared by the cases (GrpoBaseline).
+// rounding (relative 1e-4), and the final weights to 5e-4 of each tensor's norm: after 8 AdamW updates at lr 0.02 the
+// fp32 noise floor is that size (AdamW divides by the root of the second moment, so a weight whose gradients are
+// tiny moves by ~lr whatever their rounding; measured: one process with micro_batch_size 3 instead of 5, the same sums
+// in another order, ends 1.2e-4 away on the MTP embedding; 2 ranks ended 4e-5 away on model.embed_tokens in one run
+// and 2.7e-4 in another, on 2026-12-05). Expert parallel (distributed.expert_parallel) runs the same cases. Rank 0
+// alone reports and writes samples. The one-process run is shared by the cases (GrpoBaseline).
 using System.Text.Json;
 using PostTrain.Training.Tests.Infra;
 using static TorchSharp.torch;
@@ -64,12 +66,13 @@ public sealed class GrpoBaseline : IDisposable
     /// <summary>The one-process run's directory.</summary>
     public string OneProcess => _one.Value;
 
+
     public string Dir(string name) => _tmp[name];
 
     public void Dispose() => _tmp.Dispose();
 
-    public (int, string) Cli(int ranks, string outputDir) =>
-        MpiRun.RunCli(ranks, ["run", _tmp["grpo.yaml"], $"output_dir={outputDir}", "max_steps=4"]);
+    public (int, string) Cli(int ranks, string outputDir, params string[] extra) =>
+        MpiRun.RunCli(ranks, ["run", _tmp["grpo.yaml"], $"output_dir={outputDir}", "max_steps=4", .. extra]);
 }
 
 [Collection(MpiCollection.Name)]
@@ -78,15 +81,34 @@ public sealed class DataParallelGrpoTests(GrpoBaseline baseline) : IClassFixture
     private static List<JsonElement> Metrics(string dir) =>
         File.ReadLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
 
+    // expertParallel > 1: micro-moe's 4 routed experts sharded over groups of that many ranks (4 ranks with groups of 2:
+    // two replicas of each expert, and a rank with no prompt that still joins every token exchange); rollouts and the
+    // eval sample with the full copy gathered from the group, the policy and the reference train expert-parallel.
+    // replay: routing replay (R3), expert parallel against data parallel over the same ranks (each rank samples the same
+    // rows in both, so the recorded experts are the same, and the expert-parallel training forward must use them: the
+    // final weights agree to ~2e-6). Not against one process: there a row's prefill routes in a batch of another shape,
+    // and near-tied router scores in this random-init model can pick other experts to replay (measured: data parallel
+    // with replay ended 4e-4 and 6e-4 from one process in two runs).
     [Theory]
-    [InlineData(2)]
-    [InlineData(4)]
-    public void RanksSampleTheSameRewardsAndTrainTheSameWeightsAsOneProcess(int ranks)
+    [InlineData(2, 1, false)]
+    [InlineData(4, 1, false)]
+    [InlineData(2, 2, false)]
+    [InlineData(4, 2, false)]
+    [InlineData(2, 2, true)]
+    public void RanksSampleTheSameRewardsAndTrainTheSameWeightsAsOneProcess(int ranks, int expertParallel, bool replay)
     {
-        string one = baseline.OneProcess, two = baseline.Dir($"ranks-{ranks}");
-        var (rc, output) = baseline.Cli(ranks, two);
+        string one = baseline.OneProcess, two = baseline.Dir($"ranks-{ranks}-ep{expertParallel}{(replay ? "-r3" : "")}");
+        string[] extra = replay ? ["grpo.routing_replay=true"] : [];
+        if (replay)
+        {
+            one = baseline.Dir($"ranks-{ranks}-ep1-r3");
+            var (rc0, output0) = baseline.Cli(ranks, one, extra);
+            Assert.True(rc0 == 0, output0);
+        }
+        var (rc, output) = baseline.Cli(ranks, two, [$"distributed.expert_parallel={expertParallel}", .. extra]);
         Assert.True(rc == 0, output);
         Assert.Equal(1, output.Split('\n').Count(l => l.Contains("final model:")));   // rank 0 alone reports
+        if (expertParallel > 1) Assert.Contains($"expert parallel: groups of {expertParallel} ranks, {ranks / expertParallel} replicas", output);
 
         var (a, b) = (Metrics(one), Metrics(two));
         Assert.Equal(a.Count, b.Count);
@@ -99,7 +121,8 @@ public sealed class DataParallelGrpoTests(GrpoBaseline baseline) : IClassFixture
             "completions/max_length", "completions/truncated_ratio", "rewards/lowercase/mean", "rewards/lowercase/std",
             "rewards/lowercase/applicable", "sampling_rounds", "groups_trained", "eval/reward_mean", "eval/sampled_reward_mean",
         ];
-        string[] close = ["loss", "kl", "entropy", "grad_norm", "clip_ratio/low", "clip_ratio/high", "mismatch/is_weight_mean"];
+        string[] close = ["loss", "kl", "entropy", "grad_norm", "clip_ratio/low", "clip_ratio/high", "mismatch/is_weight_mean",
+            "mismatch/routing_disagreement"];
         for (int i = 0; i < a.Count; i++)
         {
             Assert.Equal(a[i].GetProperty("step").GetInt64(), b[i].GetProperty("step").GetInt64());
@@ -121,6 +144,29 @@ public sealed class DataParallelGrpoTests(GrpoBaseline baseline) : IClassFixture
         AssertCloseWeights(Path.Combine(one, "final"), Path.Combine(two, "final"));
     }
 
+    // Device-limited routing (each token's experts on at most 1 of the 2 ranks) on micro-moe with one expert group (the
+    // built-in one's group limit already keeps a token on one rank's experts): the full copy the rollouts sample with
+    // routes under the same limit, so the training forward's own choice equals the rollout's recorded experts for every
+    // (token, MoE layer) pair (fp32 on the CPU). A copy routing without the limit disagrees wherever a token's top-2
+    // experts sit on both ranks.
+    [Fact]
+    public void Expert_parallel_rollouts_route_under_the_device_limit_the_training_forward_uses()
+    {
+        string dir = baseline.Dir("ranks-2-ep2-limit1"), start = baseline.Dir("one-group-base");
+        using (var m = new PostTrain.Core.Model.DeepSeekForCausalLM(PostTrain.Core.Model.BuiltinModels.Micro() with { NGroup = 1, TopkGroup = 1 }))
+        {
+            m.InitWeights(0.02, 11);
+            PostTrain.Core.Model.PretrainedModel.Save(m, start);
+        }
+        var (rc, output) = baseline.Cli(2, dir, $"model.path={start}", "distributed.expert_parallel=2", "distributed.max_devices_per_token=1");
+        Assert.True(rc == 0, output);
+        Assert.Contains("each token's experts on at most 1 ranks", output);
+        var steps = Metrics(dir).Where(m => m.TryGetProperty("loss", out _)).ToList();
+        Assert.Equal(4, steps.Count);
+        foreach (var m in steps)
+            Assert.Equal(0.0, m.GetProperty("mismatch/routing_disagreement").GetDouble());
+    }
+
     private static string Completion(string line)
     {
         var e = JsonDocument.Parse(line).RootElement;
@@ -137,7 +183,7 @@ public sealed class DataParallelGrpoTests(GrpoBaseline baseline) : IClassFixture
         {
             double diff = (a[name].to(ScalarType.Float64) - t.to(ScalarType.Float64)).norm().item<double>();
             double scale = Math.Max(t.to(ScalarType.Float64).norm().item<double>(), 1e-12);
-            Assert.True(diff <= 3e-4 * scale, $"{name}: ||difference|| {diff:E2} against ||weight|| {scale:E2}");
+            Assert.True(diff <= 5e-4 * scale, $"{name}: ||difference|| {diff:E2} against ||weight|| {scale:E2}");
         }
     }
 }
