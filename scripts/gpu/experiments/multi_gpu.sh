@@ -15,8 +15,14 @@
 #            ZeRO 1, optimizer on the GPU (fp32 masters + moments: ~16 bytes x (15 B / N + 1 B) parameters per GPU:
 #            N >= 4); tokens/s and peak memory from metrics.jsonl. Writing the 32 GB checkpoint takes minutes: run this
 #            phase in its own call (`multi_gpu.sh sft16b`) if the first call ran out of time.
+#   grpo16b: GRPO on the same 16B checkpoint (recipes/grpo-arith.yaml's arithmetic prompts and math reward, 2 x N prompts
+#            x 8 samples of up to 256 tokens per step, 3 steps, dynamic sampling off: a random-init model scores 0, and
+#            the step still samples, scores and trains every completion) with expert parallel over the N GPUs and ZeRO 1,
+#            bf16 parameters and moments on the GPU (stochastic rounding); rollouts on each rank's full bf16 copy gathered from the EP group
+#            (+32 GB per GPU: N >= 4, an H200 for N = 4). The GRPO step's time split (generation / reward / train),
+#            tokens/s and peak memory per GPU from metrics.jsonl.
 # Usage (repository root, GPU machine, bundle from scripts/gpu/publish.sh in .dist/):
-#   OUT=/tmp/out scripts/gpu/experiments/multi_gpu.sh [scaling] [ep] [killed] [sft16b]     (no arguments: all four)
+#   OUT=/tmp/out scripts/gpu/experiments/multi_gpu.sh [scaling] [ep] [killed] [sft16b] [grpo16b]   (no arguments: all)
 # Env: NGPU (default: nvidia-smi's count), STEPS (5), WARMUP (2), PARAMS (bf16: PostTrain's parameters in bf16 as the
 # DDP model's; fp32 for fp32 masters), BUDGET (540 s: no phase starts after it, each command is cut at it); for a dry
 # run without GPUs: RUN=<posttrain> DEVICE=cpu NGPU=2 MODEL=micro-moe BATCH=2 SEQ=16 KILL_MODEL=micro-moe (no DDP there).
@@ -130,6 +136,40 @@ if want sft16b; then
       [ -f /tmp/sft16b-$N/metrics.jsonl ] && cp /tmp/sft16b-$N/metrics.jsonl "$out/sft16b-metrics.jsonl" && tail -3 "$out/sft16b-metrics.jsonl"
     fi
   } 2>&1 | tee "$out/sft16b.log"
+fi
+
+if want grpo16b; then
+  {
+    if [ "$N" -lt 4 ]; then echo "== 16B GRPO: skipped: needs 4 or more GPUs (expert-parallel training state + a full bf16 copy per GPU)"
+    else
+      CKPT=${CKPT:-/tmp/moonlight-16b}
+      if [ ! -f "$CKPT/model.safetensors.index.json" ]; then
+        echo "== writing the random-init 16B checkpoint ($CKPT)"
+        bounded $run init-checkpoint --config benchmarks/moonlight-16b/config.json --output "$CKPT" --dtype bfloat16 --device cuda --seed 0 2>&1 | tail -2
+      fi
+      echo "== 16B GRPO, $N GPUs: expert parallel $N, ZeRO 1, bf16 parameters and moments on the GPU"
+      POSTTRAIN_NO_CUDAGRAPH= bounded $run launch --nproc-per-node $N --timeout 300 run recipes/grpo-arith.yaml model.path="$CKPT" \
+        model.device=cuda model.dtype=bfloat16 model.param_dtype=bfloat16 optimizer.bf16_moments=true optimizer.stochastic_rounding=true output_dir=/tmp/grpo16b-$N \
+        max_steps=${GRPO_STEPS:-3} eval=null checkpoint.enabled=false samples_every_n_steps=0 logging.progress=plain \
+        logging.tensorboard=false data.chat_template=plain grpo.prompts_per_step=$((2 * N)) grpo.num_generations=8 \
+        grpo.max_completion_length=256 grpo.micro_batch_size=8 grpo.dynamic_sampling=false grpo.mu=1 grpo.beta=0 \
+        distributed.expert_parallel=$N distributed.zero_stage=1 > "$out/grpo16b-run.log" 2>&1
+      echo "exit $?"; grep -iE "error|model:|expert parallel|fast path" "$out/grpo16b-run.log" | head -8
+      if [ -f /tmp/grpo16b-$N/metrics.jsonl ]; then
+        cp /tmp/grpo16b-$N/metrics.jsonl "$out/grpo16b-metrics.jsonl"
+        python3 - "$out/grpo16b-metrics.jsonl" "$N" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"time/generation_s"' in l]
+n = int(sys.argv[2])
+for r in rows:
+    gen, rew, train = r["time/generation_s"], r["time/reward_s"], r["time/train_s"]
+    print(f"step {r['step']}: generation {gen:.2f} s, reward {rew:.2f} s, train {train:.2f} s; "
+          f"rollout {r['tokens_per_s/rollout'] / n:,.0f} tokens/s/GPU, train {r['tokens_per_s/train'] / n:,.0f} tokens/s/GPU; "
+          f"peak {r.get('memory/gpu_peak_gb', float('nan')):.1f} GB/GPU")
+PY
+      fi
+    fi
+  } 2>&1 | tee "$out/grpo16b.log"
 fi
 
 python3 scripts/gpu/experiments/multi_gpu_table.py "$jsonl" | tee "$out/multi_gpu.md"
