@@ -118,15 +118,19 @@ if want killed && [ "$N" -ge 2 ]; then
   } 2>&1 | tee "$out/killed.log"
 fi
 
+checkpoint16b() {  # CKPT: the 16B checkpoint, written once (random init) unless it holds one
+  CKPT=${CKPT:-/tmp/moonlight-16b}
+  if [ ! -f "$CKPT/model.safetensors.index.json" ]; then
+    echo "== writing the random-init 16B checkpoint ($CKPT)"
+    bounded $run init-checkpoint --config benchmarks/moonlight-16b/config.json --output "$CKPT" --dtype bfloat16 --device cuda --seed 0 2>&1 | tail -2
+  fi
+}
+
 if want sft16b; then
   {
     if [ "$N" -lt 4 ]; then echo "== 16B SFT: skipped: needs 4 or more GPUs for the optimizer on the GPU (~16 bytes per parameter)"
     else
-      CKPT=${CKPT:-/tmp/moonlight-16b}
-      if [ ! -f "$CKPT/model.safetensors.index.json" ]; then
-        echo "== writing the random-init 16B checkpoint ($CKPT)"
-        bounded $run init-checkpoint --config benchmarks/moonlight-16b/config.json --output "$CKPT" --dtype bfloat16 --device cuda --seed 0 2>&1 | tail -2
-      fi
+      checkpoint16b
       echo "== 16B SFT, $N GPUs: expert parallel $N, ZeRO 1, AdamW on the GPU"
       bounded $run launch --nproc-per-node $N --timeout 300 run recipes/sft-16b-full-bf16moments.yaml model.path="$CKPT" output_dir=/tmp/sft16b-$N \
         max_steps=${SFT_STEPS:-4} checkpoint.enabled=false logging.progress=plain logging.tensorboard=false data.max_seq_len=2048 \
@@ -142,11 +146,7 @@ if want grpo16b; then
   {
     if [ "$N" -lt 4 ]; then echo "== 16B GRPO: skipped: needs 4 or more GPUs (expert-parallel training state + a full bf16 copy per GPU)"
     else
-      CKPT=${CKPT:-/tmp/moonlight-16b}
-      if [ ! -f "$CKPT/model.safetensors.index.json" ]; then
-        echo "== writing the random-init 16B checkpoint ($CKPT)"
-        bounded $run init-checkpoint --config benchmarks/moonlight-16b/config.json --output "$CKPT" --dtype bfloat16 --device cuda --seed 0 2>&1 | tail -2
-      fi
+      checkpoint16b
       echo "== 16B GRPO, $N GPUs: expert parallel $N, ZeRO 1, bf16 parameters and moments on the GPU"
       POSTTRAIN_NO_CUDAGRAPH= bounded $run launch --nproc-per-node $N --timeout 300 run recipes/grpo-arith.yaml model.path="$CKPT" \
         model.device=cuda model.dtype=bfloat16 model.param_dtype=bfloat16 optimizer.bf16_moments=true optimizer.stochastic_rounding=true output_dir=/tmp/grpo16b-$N \
