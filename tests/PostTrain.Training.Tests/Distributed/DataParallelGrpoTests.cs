@@ -82,8 +82,9 @@ public sealed class DataParallelGrpoTests(GrpoBaseline baseline) : IClassFixture
         File.ReadLines(Path.Combine(dir, "metrics.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToList();
 
     // expertParallel > 1: micro-moe's 4 routed experts sharded over groups of that many ranks (4 ranks with groups of 2:
-    // two replicas of each expert, and a rank with no prompt that still joins every token exchange); rollouts and the
-    // eval sample with the full copy gathered from the group, the policy and the reference train expert-parallel.
+    // two replicas of each expert; with one group of 4: one expert per rank; on 4 ranks one rank has no prompt and still
+    // joins every token exchange); rollouts and the eval sample with the full copy gathered from the group, the policy
+    // and the reference train expert-parallel.
     // replay: routing replay (R3), expert parallel against data parallel over the same ranks (each rank samples the same
     // rows in both, so the recorded experts are the same, and the expert-parallel training forward must use them: the
     // final weights agree to ~2e-6). Not against one process: there a row's prefill routes in a batch of another shape,
@@ -94,6 +95,7 @@ public sealed class DataParallelGrpoTests(GrpoBaseline baseline) : IClassFixture
     [InlineData(4, 1, false)]
     [InlineData(2, 2, false)]
     [InlineData(4, 2, false)]
+    [InlineData(4, 4, false)]
     [InlineData(2, 2, true)]
     public void RanksSampleTheSameRewardsAndTrainTheSameWeightsAsOneProcess(int ranks, int expertParallel, bool replay)
     {
