@@ -40,23 +40,26 @@ public sealed class ExpertParallelReplica : IDisposable
     public long Bytes => Model.state_dict().Values.Sum(t => t.numel() * t.ElementSize);
 
     /// <summary>Copies the trained model's weights in: its own tensors as they are, the routed experts gathered over the EP
-    /// group. Collective over the EP group.</summary>
+    /// group one stack at a time (so the transient memory is one layer's experts, ~1.1 GB at the 16B model's shapes, not
+    /// all of them). Collective over the EP group.</summary>
     public void Sync()
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var target = Model.state_dict();
-        var source = ExpertParallelCheckpoint.Consolidate(_trained);
-        if (source.Count != target.Count || source.Any(s => !target.ContainsKey(s.Name)))
+        var source = _trained.state_dict();
+        if (source.Count != target.Count || source.Keys.Any(k => !target.ContainsKey(k)))
             throw new InvalidOperationException("ExpertParallelReplica: the full model's tensors are not the expert-parallel model's: " +
-                string.Join(", ", source.Select(s => s.Name).Except(target.Keys).Concat(target.Keys.Except(source.Select(s => s.Name))).Take(5)));
+                string.Join(", ", source.Keys.Except(target.Keys).Concat(target.Keys.Except(source.Keys)).Take(5)));
         foreach (var (name, value) in source)
         {
+            bool expert = ExpertParallelCheckpoint.IsExpert(name);
+            var full = expert ? ExpertParallelCheckpoint.Gather(_ep.Experts, value) : value;
             var t = target[name];
-            if (!t.shape.SequenceEqual(value.shape))
-                throw new InvalidOperationException($"ExpertParallelReplica: {name} is [{string.Join(", ", value.shape)}] in the trained model, [{string.Join(", ", t.shape)}] here");
-            t.copy_(value);
-            if (ExpertParallelCheckpoint.IsExpert(name)) value.Dispose();   // the gathered stack (the others are the model's own)
+            if (!t.shape.SequenceEqual(full.shape))
+                throw new InvalidOperationException($"ExpertParallelReplica: {name} is [{string.Join(", ", full.shape)}] in the trained model, [{string.Join(", ", t.shape)}] here");
+            t.copy_(full);
+            if (expert) full.Dispose();
         }
     }
 
