@@ -62,14 +62,17 @@ public sealed partial class DataParallelOptimizer
         ps.Sum(p => p.grad!.to(ScalarType.Float64).square().sum().item<double>());
 
     // Replicated state as usual, expert state gathered over the replica group (ZeRO) and then over the EP group.
-    private Dictionary<string, Tensor> StateDictWithExperts()
+    private Dictionary<string, Tensor> StateDictWithExperts(bool? writer)
     {
         var state = GatheredStateDict();
         foreach (var (key, t) in expertPart!.GatheredStateDict())
         {
             if (t.dim() == 0) { state[key] = t; continue; }        // step counters: the same on every rank
-            state[key] = ExpertParallelCheckpoint.Gather(experts!.Experts, t);
+            var gathered = ExpertParallelCheckpoint.Gather(experts!.Experts, t);
             t.Dispose();
+            if (writer is null) { state[key] = gathered; continue; }
+            if (writer.Value) state[key] = ExpertParallelCheckpoint.HostCopy(gathered);
+            gathered.Dispose();
         }
         return state;
     }

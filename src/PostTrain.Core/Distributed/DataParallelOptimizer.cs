@@ -175,8 +175,13 @@ public sealed partial class DataParallelOptimizer : IOptimizer
         foreach (var p in Parameters) p.grad?.zero_();
     }
 
-    /// <summary>The whole state (every rank's shard) in the wrapped optimizer's format, on every rank. Collective.</summary>
-    public Dictionary<string, Tensor> StateDict() => expertPart is null ? GatheredStateDict() : StateDictWithExperts();
+    /// <summary>The whole state (every rank's shard) in the wrapped optimizer's format, on every rank. Collective.
+    /// Expert parallel with <paramref name="writer"/> set (a checkpoint one rank writes): the gathered expert moments
+    /// go to the host one stack at a time and stay only where <paramref name="writer"/> is true.</summary>
+    public Dictionary<string, Tensor> StateDict(bool? writer) => expertPart is null ? GatheredStateDict() : StateDictWithExperts(writer);
+
+    /// <summary>The whole state on every rank (StateDict(null)). Collective.</summary>
+    public Dictionary<string, Tensor> StateDict() => StateDict(null);
 
     // This instance's parameters' state, gathered over its group's ZeRO shards.
     private Dictionary<string, Tensor> GatheredStateDict()

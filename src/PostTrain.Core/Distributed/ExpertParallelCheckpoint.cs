@@ -17,12 +17,32 @@ public static partial class ExpertParallelCheckpoint
     public static bool IsExpert(string name) => ExpertStack().IsMatch(name);
 
     /// <summary>The model's state_dict with every expert stack gathered over the EP group (collective over it; the
-    /// other entries are the model's own tensors). A model without expert parallelism returns its state as is.</summary>
-    public static List<(string Name, Tensor Value)> Consolidate(DeepSeekForCausalLM model)
+    /// other entries are the model's own tensors). A model without expert parallelism returns its state as is.
+    /// With <paramref name="writer"/> set (for a save that one rank writes), each gathered stack is moved to the host
+    /// at once, so the device holds one gathered stack at a time (a 16B model's experts are ~30 GB in bf16), and it
+    /// is kept only where <paramref name="writer"/> is true: the other ranks take part in the gathers and return the
+    /// state without the experts.</summary>
+    public static List<(string Name, Tensor Value)> Consolidate(DeepSeekForCausalLM model, bool? writer = null)
     {
         var state = model.state_dict().Select(kv => (kv.Key, kv.Value)).ToList();
         if (model.ExpertParallel is not { } ep) return state;
-        return state.Select(s => IsExpert(s.Key) ? (s.Key, Gather(ep.Experts, s.Value)) : s).ToList();
+        var result = new List<(string Name, Tensor Value)>(state.Count);
+        foreach (var (name, value) in state)
+        {
+            if (!IsExpert(name)) { result.Add((name, value)); continue; }
+            var gathered = Gather(ep.Experts, value);
+            if (writer is null) { result.Add((name, gathered)); continue; }
+            if (writer.Value) result.Add((name, HostCopy(gathered)));
+            gathered.Dispose();
+        }
+        return result;
+    }
+
+    /// <summary>t's values on the host, outside every dispose scope (t itself is left as it is).</summary>
+    public static Tensor HostCopy(Tensor t)
+    {
+        var host = t.device_type == TorchSharp.DeviceType.CPU ? t.clone() : t.cpu();
+        return host.DetachFromDisposeScope();
     }
 
     /// <summary>Every rank's rows of t (equal row counts), concatenated in rank order. Collective over the group.</summary>

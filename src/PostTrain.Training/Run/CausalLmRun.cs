@@ -26,7 +26,8 @@ public static class CausalLmRun
             ExpertParallel = model.ExpertParallel,
             Consolidate = () =>
             {
-                consolidated = ExpertParallelCheckpoint.Consolidate(model);
+                // the main rank writes the model: it keeps the gathered experts on the host; the others only join the gathers
+                consolidated = ExpertParallelCheckpoint.Consolidate(model, writer: Dist.IsMain);
                 return new PostTrain.Core.Runtime.OnDispose(() =>
                 {
                     foreach (var (name, t) in consolidated) if (ExpertParallelCheckpoint.IsExpert(name)) t.Dispose();

@@ -290,7 +290,7 @@ public sealed class TrainingRun : IDisposable
             return DistributedCheckpoint.Save(Checkpoints, Optimizer, Sharded, state, WriteShared);
         using var scope = NewDisposeScope();
         // one process: the optimizer's own state; expert parallel: collective, gathered into the single-process format
-        var opt = Optimizer.StateDict();
+        var opt = Optimizer.StateDict(writer: _model.ExpertParallel is null ? null : Parallel.IsMain);   // EP: experts' moments on the writer's host
         using var experts = _model.Consolidate?.Invoke();     // collective: expert parallel models gather their experts
         var saved = new CheckpointInfo(State.Step, Path.Combine(Checkpoints.RunDir, CheckpointManager.DirName(State.Step)), state);
         try
