@@ -30,6 +30,7 @@ public static class SafeTensors
                 var tensor = pairs.TryGetValue(info.Name, out var scale)
                     ? ReadDequantized(checkpoint, info.Name, scale, o.DequantizedDtype, o.Device)
                     : checkpoint.Read(info.Name);
+                if (o.Transform is not null) tensor = o.Transform(info.Name, tensor);
                 if (o.Device is not null) tensor = tensor.to(o.Device);
                 result[info.Name] = tensor.MoveToOuterDisposeScope();
             }

@@ -21,4 +21,8 @@ public sealed record SafeTensorsLoadOptions
 
     /// <summary>Loads only the tensors whose (post-dequantisation) name passes this filter.</summary>
     public Func<string, bool>? Filter { get; init; }
+
+    /// <summary>Applied to each tensor as it is read (name, tensor) before the next one is read; the tensor it returns
+    /// is kept and the one read is freed (e.g. this rank's rows of a large stack, so the host never holds them all).</summary>
+    public Func<string, Tensor, Tensor>? Transform { get; init; }
 }

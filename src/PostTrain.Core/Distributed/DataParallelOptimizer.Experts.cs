@@ -77,11 +77,11 @@ public sealed partial class DataParallelOptimizer
         return state;
     }
 
-    private void LoadExpertState(IReadOnlyDictionary<string, Tensor> state)
+    private void LoadExpertState(IReadOnlyDictionary<string, Tensor> state, bool sliced)
     {
         using var scope = NewDisposeScope();
         var local = state.Where(kv => ExpertParallelCheckpoint.IsExpert(kv.Key)).ToDictionary(kv => kv.Key,
-            kv => kv.Value.dim() == 0 ? kv.Value : ExpertParallelCheckpoint.Slice(experts!.Experts, kv.Value));
+            kv => kv.Value.dim() == 0 || sliced ? kv.Value : ExpertParallelCheckpoint.Slice(experts!.Experts, kv.Value));
         expertPart!.LoadStateDict(local);
     }
 }

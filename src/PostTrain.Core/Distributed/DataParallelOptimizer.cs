@@ -210,10 +210,14 @@ public sealed partial class DataParallelOptimizer : IOptimizer
     private sealed record Entry(string Key, int DType, long[] Shape);
 
     /// <summary>Takes a whole state (single-process format); this rank's optimizer keeps its parameters' entries.</summary>
-    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state)
+    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state) => LoadStateDict(state, expertsSliced: false);
+
+    /// <summary>As LoadStateDict; <paramref name="expertsSliced"/>: the routed experts' entries hold this rank's rows
+    /// already (ExpertParallelCheckpoint.Slice applied while reading), not the (E, ...) stacks.</summary>
+    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> state, bool expertsSliced)
     {
         optimizer.LoadStateDict(state);
-        if (expertPart is not null) LoadExpertState(state);
+        if (expertPart is not null) LoadExpertState(state, expertsSliced);
     }
 
     /// <summary>Every parameter with its name, in order.</summary>

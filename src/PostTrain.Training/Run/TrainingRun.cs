@@ -353,9 +353,13 @@ public sealed class TrainingRun : IDisposable
         else if (File.Exists(optFile))
         {
             var mine = Optimizer.OwnedNames.Select(n => n + ".").ToList();   // this rank's entries only (ZeRO 1/2)
-            // host tensors: the optimizer copies them where its state lives (the device, or the host when offloaded)
-            var opt = SafeTensors.Load(optFile, new SafeTensorsLoadOptions { Filter = k => mine.Any(n => k.StartsWith(n, StringComparison.Ordinal)) });
-            try { Optimizer.LoadStateDict(opt); }
+            // host tensors: the optimizer copies them where its state lives (the device, or the host when offloaded);
+            // expert parallel: each expert stack's moments cut to this rank's rows as they are read, one stack at a time
+            var ep = _model.ExpertParallel;
+            Func<string, Tensor, Tensor>? slice = ep is null ? null
+                : (k, t) => ExpertParallelCheckpoint.IsExpert(k) && t.dim() > 0 ? ExpertParallelCheckpoint.Slice(ep.Experts, t).clone() : t;
+            var opt = SafeTensors.Load(optFile, new SafeTensorsLoadOptions { Filter = k => mine.Any(n => k.StartsWith(n, StringComparison.Ordinal)), Transform = slice });
+            try { Optimizer.LoadStateDict(opt, expertsSliced: ep is not null); }
             finally { foreach (var t in opt.Values) t.Dispose(); }
         }
         else if (Optimizer.StateDict() is { Count: > 0 } expected)
