@@ -1,0 +1,106 @@
+"""Experiment: the TMA + wgmma grouped FP8 GEMM (wgmma_fp8_gemm.cu) against the Triton kernel PostTrain uses
+(native/kernels/fp8_gemm.py, its shipped launch configuration) and BF16 torch._grouped_mm, at both bench models'
+routed-expert shapes (Fprop: tokens x K times each expert's N x K), plus one dense 8192^3 product (one expert).
+Builds the .cu with nvcc for sm_90a into /tmp, checks every output against a dequantised fp32 reference (and the
+Triton kernel's), and prints one table: ms and TFLOP/s (useful rows only) for each, and the wgmma kernel over BF16 and
+over Triton. Usage on the GPU machine: python3 benchmarks/fp8-kernels/bench_wgmma.py"""
+import ctypes
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import torch
+
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, "..", "..", "native", "kernels"))
+sys.path.insert(0, here)
+import fp8_gemm as g  # noqa: E402
+from tune_fp8_gemm import routing, timed  # noqa: E402
+
+SHAPES = [  # (model, matrix, tokens routed, N, K, experts): tune_fp8_gemm.py's, and one dense square product
+    ("bench-moe", "gate/up", 28307, 384, 768, 32), ("bench-moe", "down", 34115, 768, 384, 32),
+    ("bench-moe-large", "gate/up", 48033, 1408, 2048, 64), ("bench-moe-large", "down", 52930, 2048, 1408, 64),
+    ("dense", "8192^3", 8192, 8192, 8192, 1),
+]
+
+
+def build():
+    nvcc = shutil.which("nvcc") or os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin", "nvcc")
+    cudadir = os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
+    stubs = [f"-L{d}" for d in (f"{cudadir}/lib64/stubs", f"{cudadir}/targets/x86_64-linux/lib/stubs") if os.path.isdir(d)]
+    out = "/tmp/posttrain-wgmma/libwgmma_fp8.so"
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    cmd = [nvcc, "-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC", "-gencode", "arch=compute_90a,code=sm_90a",
+           "-Xptxas", "-v", os.path.join(here, "wgmma_fp8_gemm.cu"), "-o", out, *stubs, "-lcuda"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    print("nvcc:", " ".join(cmd[1:]), "->", r.returncode)
+    print("\n".join(l for l in (r.stdout + r.stderr).splitlines() if "error" in l or "registers" in l or "spill" in l or "warning" in l)[:4000])
+    if r.returncode != 0:
+        sys.exit("build failed")
+    lib = ctypes.CDLL(out)
+    lib.fp8_mgrouped_wgmma.restype = ctypes.c_int
+    lib.fp8_mgrouped_wgmma.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int] * 4 + [ctypes.c_void_p]
+    return lib
+
+
+def main():
+    lib = build()
+    dev = torch.device("cuda")
+    gen = torch.Generator().manual_seed(0)
+    cfg = g.CONFIGS["mgrouped"]
+    rows = []
+    for model, matrix, tokens, n, k, experts in SHAPES:
+        counts = routing(tokens, experts, gen) if experts > 1 else torch.tensor([tokens])
+        padded = ((counts + 127) // 128) * 128
+        m = int(padded.sum())
+        flops = 2.0 * tokens * n * k
+        x = torch.randn(tokens, k, device=dev, dtype=torch.bfloat16)
+        w = torch.randn(experts, n, k, device=dev, dtype=torch.bfloat16) * 0.05
+        offs = counts.cumsum(0).to(torch.int32).to(dev)
+        t_bf16 = timed(lambda: torch._grouped_mm(x, w.transpose(1, 2), offs=offs))
+        qa, sa = g._quant_tiles(torch.randn(m, k, device=dev) * 3)
+        qb, sb = g._quant_blocks(torch.randn(experts, n, k, device=dev) * 0.05)
+        block_expert = torch.repeat_interleave(torch.arange(experts), padded // 128).to(torch.int32).to(dev)
+        block_expert[-1] = -1 if experts > 1 and padded[-1] > counts[-1] else block_expert[-1]   # exercise a padding block
+        # reference: dequantised operands, fp32
+        da, db = g._dequant_tiles(qa, sa), g._dequant_blocks(qb, sb)
+        ref = torch.zeros(m, n, device=dev)
+        for i, e in enumerate(block_expert.tolist()):
+            if e >= 0:
+                ref[i * 128:(i + 1) * 128] = da[i * 128:(i + 1) * 128] @ db[e].t()
+        c_tr = torch.empty(m, n, device=dev, dtype=torch.bfloat16)
+        grid = (m // cfg["BLOCK_M"] * (n // cfg["BLOCK_N"]),)
+        def triton_run():
+            g.fp8_gemm_mgrouped[grid](qa, sa, qb, sb, c_tr, block_expert, m, n, k, **cfg)
+        t_tr = timed(triton_run)
+        c_wg = torch.full((m, n), float("nan"), device=dev, dtype=torch.bfloat16)
+        stream = torch.cuda.current_stream().cuda_stream
+        def wgmma_run():
+            rc = lib.fp8_mgrouped_wgmma(qa.data_ptr(), sa.data_ptr(), qb.data_ptr(), sb.data_ptr(), c_wg.data_ptr(),
+                                        block_expert.data_ptr(), m, n, k, experts, stream)
+            if rc != 0:
+                raise RuntimeError(f"fp8_mgrouped_wgmma returned {rc}")
+        wgmma_run(); torch.cuda.synchronize()
+        scale = ref.abs().max().item() + 1e-12
+        err_wg = ((c_wg.float() - ref).abs().max().item() / scale) if bool(c_wg.float().isfinite().all()) else float("inf")
+        err_tr = (c_tr.float() - ref).abs().max().item() / scale
+        ok = err_wg <= 1e-2
+        t_wg = timed(wgmma_run) if ok else float("nan")
+        row = dict(model=model, matrix=matrix, m=m, n=n, k=k, experts=experts, ok=ok, err_wgmma=float(f"{err_wg:.1e}"),
+                   err_triton=float(f"{err_tr:.1e}"), bf16_ms=round(t_bf16, 3), triton_ms=round(t_tr, 3), wgmma_ms=round(t_wg, 3),
+                   bf16_tflops=round(flops / t_bf16 / 1e9, 1), triton_tflops=round(flops / t_tr / 1e9, 1),
+                   wgmma_tflops=round(flops / t_wg / 1e9, 1), wgmma_x_bf16=round(t_bf16 / t_wg, 2), wgmma_x_triton=round(t_tr / t_wg, 2))
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    print(f"\n{torch.cuda.get_device_name()}\n| shape | BF16 grouped_mm TFLOP/s | Triton FP8 | wgmma FP8 | wgmma / BF16 | wgmma / Triton | max error (wgmma, Triton) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} {r['matrix']} | {r['bf16_tflops']} | {r['triton_tflops']} | {r['wgmma_tflops']} | {r['wgmma_x_bf16']}x | "
+              f"{r['wgmma_x_triton']}x | {r['err_wgmma']:.1e}, {r['err_triton']:.1e} |")
+    sys.exit(0 if all(r["ok"] for r in rows) else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,226 @@
+// Experiment (issue "DeepSeek-V3's FP8 recipe at speed"): a grouped, blockwise-scaled FP8 GEMM for the routed experts
+// written for Hopper's tensor-memory accelerator (TMA) and warpgroup MMA (wgmma), the way DeepGEMM lays the work out,
+// written here from the PTX ISA: one producer warpgroup streams 128 x 128 fp8 tiles of A and B into shared memory
+// (5 stages, mbarrier-tracked, 128-byte swizzle) while two consumer warpgroups each multiply 64 rows of the 128-row
+// tile on the tensor cores. Each 128-deep slice of K is accumulated by four m64n128k32 wgmma into a scratch
+// accumulator and then promoted into the FP32 total with its scales (1x128 tiles of A, a 128x128 block of B):
+// DeepSeek-V3's promotion interval of 128. While one consumer promotes, the other's wgmma run.
+//
+//   C (M, N) bf16 = for each 128-row block i of A: dequant(A[i]) dequant(B[block_expert[i]])^T   (block_expert -1:
+//   a padding block, written as zeros); A (M, K) e4m3 with scales (M, K/128) fp32; B (E, N, K) e4m3 with scales
+//   (E, N/128, K/128) fp32. M, N, K multiples of 128. The same contract as fp8_gemm_mgrouped (native/kernels/fp8_gemm.py).
+//
+// Not wired into training: benchmarks/fp8-kernels/bench_wgmma.py builds it (nvcc, sm_90a), checks it against a
+// dequantised fp32 reference and the Triton kernel, and times it beside BF16 torch._grouped_mm at both bench models'
+// expert shapes. Written on 2026-12-05 without a GPU at hand: not yet compiled or run.
+#include <cuda.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+namespace {
+
+constexpr int kBM = 128, kBN = 128, kBK = 128, kStages = 5, kThreads = 384;
+constexpr int kTileBytes = kBM * kBK;   // one fp8 operand tile (A: 128 x 128; B: 128 x 128, as kBN == kBM)
+constexpr int kGroupM = 8;              // tile rows walked together (L2 reuse of A and of a few experts' B)
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) { return static_cast<uint32_t>(__cvta_generic_to_shared(p)); }
+
+__device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(bar)), "r"(count) : "memory");
+}
+
+__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(bar)), "r"(bytes) : "memory");
+}
+
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_u32(bar)) : "memory");
+}
+
+// Waits until the barrier's phase with this parity has completed.
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
+  asm volatile(
+      "{\n"
+      ".reg .pred done;\n"
+      "WAIT_LOOP:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT_LOOP;\n"
+      "}\n" ::"r"(smem_u32(bar)),
+      "r"(parity)
+      : "memory");
+}
+
+// A 2D box of the tensor map (x: the inner coordinate, in elements) into shared memory; completes on the barrier.
+__device__ __forceinline__ void tma_load_2d(void* dst, const CUtensorMap* map, uint64_t* bar, int x, int y) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], [%2];" ::"r"(
+          smem_u32(dst)),
+      "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_u32(bar)), "r"(x), "r"(y)
+      : "memory");
+}
+
+// wgmma shared-memory matrix descriptor of a K-major operand stored as TMA's 128-byte swizzle writes it: rows of 128
+// bytes, 8-row (1024-byte) swizzle atoms; the start address may step by 32 bytes inside a row for the next k32 slice.
+__device__ __forceinline__ uint64_t desc_sw128(const void* p) {
+  const uint64_t addr = smem_u32(p);
+  uint64_t d = (addr & 0x3FFFF) >> 4;          // start address (bits 0-13, in 16-byte units)
+  d |= uint64_t(1) << 16;                      // leading-dimension byte offset: unused for swizzled K-major (1)
+  d |= uint64_t(1024 >> 4) << 32;              // stride byte offset: one 8-row atom
+  d |= uint64_t(1) << 62;                      // layout: 128-byte swizzle
+  return d;
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
+// Keeps the compiler from moving reads or writes of an accumulator register across the asynchronous MMA.
+__device__ __forceinline__ void fence_operand(float& r) { asm volatile("" : "+f"(r)::"memory"); }
+
+// D (64 x 128 fp32, this thread's 64 values) (+)= A (64 x 32 e4m3, K-major in shared memory) x B (128 x 32 e4m3,
+// K-major): one warpgroup-wide asynchronous tensor-core op. scale_d = 0 overwrites D, 1 accumulates into it.
+__device__ __forceinline__ void wgmma_m64n128k32_e4m3(float (&d)[64], uint64_t desc_a, uint64_t desc_b, int scale_d) {
+  asm volatile(
+      "{\n"
+      ".reg .pred p;\n"
+      "setp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, %64, %65, p, 1, 1;\n"
+      "}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+      "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+      "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+      "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+      "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+      "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+      "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
+}
+
+__global__ void __launch_bounds__(kThreads, 1)
+    fp8_mgrouped_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
+                              const float* __restrict__ a_scale, const float* __restrict__ b_scale,
+                              __nv_bfloat16* __restrict__ c, const int* __restrict__ block_expert, int M, int N, int K) {
+  extern __shared__ uint8_t smem_raw[];
+  // the swizzle atoms must start on 1024-byte boundaries of the shared window
+  uint8_t* smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
+  uint8_t* sA = smem;
+  uint8_t* sB = smem + kStages * kTileBytes;
+  uint64_t* full = reinterpret_cast<uint64_t*>(sB + kStages * kTileBytes);
+  uint64_t* empty = full + kStages;
+
+  const int tiles_m = M / kBM, tiles_n = N / kBN;
+  const int pid = blockIdx.x;
+  const int width = kGroupM * tiles_n;
+  const int first_m = (pid / width) * kGroupM;
+  const int size_m = min(tiles_m - first_m, kGroupM);
+  const int tile_m = first_m + (pid % width) % size_m;
+  const int tile_n = (pid % width) / size_m;
+  const int m0 = tile_m * kBM, n0 = tile_n * kBN;
+  const int expert = block_expert[tile_m];
+  if (expert < 0) {   // a padding block: zeros, and nothing else (the whole block leaves before any barrier)
+    for (int i = threadIdx.x; i < kBM * kBN / 2; i += kThreads) {
+      const int r = i / (kBN / 2), col = (i % (kBN / 2)) * 2;
+      *reinterpret_cast<__nv_bfloat162*>(c + size_t(m0 + r) * N + n0 + col) = __floats2bfloat162_rn(0.f, 0.f);
+    }
+    return;
+  }
+  const int kblocks = K / kBK;
+  const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      mbar_init(&full[s], 1);    // the producer's expect_tx arrival (+ the bytes of both tiles)
+      mbar_init(&empty[s], 8);   // one arrival per consumer warp (2 warpgroups x 4 warps)
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    // producer: one thread issues every copy; the warpgroup gives its registers to the consumers
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+    if (tid == 0) {
+      for (int kb = 0; kb < kblocks; ++kb) {
+        const int s = kb % kStages, round = kb / kStages;
+        if (round > 0) mbar_wait(&empty[s], (round - 1) & 1);   // the consumers released this stage's last round
+        mbar_expect_tx(&full[s], 2 * kTileBytes);
+        tma_load_2d(sA + s * kTileBytes, &map_a, &full[s], kb * kBK, m0);
+        tma_load_2d(sB + s * kTileBytes, &map_b, &full[s], kb * kBK, expert * N + n0);
+      }
+    }
+    return;
+  }
+
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+  const int cw = wg - 1;                       // this consumer's 64 rows: [64 cw, 64 cw + 64) of the tile
+  const int warp = tid / 32, lane = tid % 32;
+  const int r0 = cw * 64 + warp * 16 + lane / 4;   // the tile row of d[4i], d[4i + 1]; r0 + 8 holds d[4i + 2], d[4i + 3]
+  const float* sa0 = a_scale + size_t(m0 + r0) * kblocks;
+  const float* sa1 = a_scale + size_t(m0 + r0 + 8) * kblocks;
+  const float* sb = b_scale + (size_t(expert) * (N / 128) + tile_n) * kblocks;   // kBN == 128: one block of B per k
+  float acc[64], part[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) acc[i] = part[i] = 0.f;
+
+  for (int kb = 0; kb < kblocks; ++kb) {
+    const int s = kb % kStages;
+    const float f0 = sa0[kb] * sb[kb], f1 = sa1[kb] * sb[kb];   // issued before the wait: their latency hides behind it
+    mbar_wait(&full[s], (kb / kStages) & 1);
+    const uint8_t* a_tile = sA + s * kTileBytes + cw * 64 * 128;
+    const uint8_t* b_tile = sB + s * kTileBytes;
+#pragma unroll
+    for (int i = 0; i < 64; ++i) fence_operand(part[i]);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) wgmma_m64n128k32_e4m3(part, desc_sw128(a_tile + kk * 32), desc_sw128(b_tile + kk * 32), kk > 0);
+    wgmma_commit();
+    wgmma_wait_all();
+#pragma unroll
+    for (int i = 0; i < 64; ++i) fence_operand(part[i]);
+    if (lane == 0) mbar_arrive(&empty[s]);     // this warp has read the stage
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      acc[4 * i + 0] += part[4 * i + 0] * f0;
+      acc[4 * i + 1] += part[4 * i + 1] * f0;
+      acc[4 * i + 2] += part[4 * i + 2] * f1;
+      acc[4 * i + 3] += part[4 * i + 3] * f1;
+    }
+  }
+
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    const int col = n0 + 8 * i + 2 * (lane % 4);
+    *reinterpret_cast<__nv_bfloat162*>(c + size_t(m0 + r0) * N + col) = __floats2bfloat162_rn(acc[4 * i], acc[4 * i + 1]);
+    *reinterpret_cast<__nv_bfloat162*>(c + size_t(m0 + r0 + 8) * N + col) = __floats2bfloat162_rn(acc[4 * i + 2], acc[4 * i + 3]);
+  }
+}
+
+// A row-major (rows, cols) fp8 matrix as a TMA map of 128 x 128 boxes with the 128-byte swizzle.
+CUresult make_map(CUtensorMap* map, const void* base, uint64_t cols, uint64_t rows) {
+  cuuint64_t dims[2] = {cols, rows};
+  cuuint64_t strides[1] = {cols};   // bytes between rows (fp8: one byte per element)
+  cuuint32_t box[2] = {kBK, 128};
+  cuuint32_t elem[2] = {1, 1};
+  return cuTensorMapEncodeTiled(map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(base), dims, strides, box, elem,
+                                CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+                                CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+}
+
+}  // namespace
+
+// 0 = launched; 1 = bad sizes; 2 = a tensor map could not be made; 3 = the launch failed (cudaGetLastError).
+extern "C" int fp8_mgrouped_wgmma(const void* a, const float* a_scale, const void* b, const float* b_scale, void* c,
+                                  const int* block_expert, int M, int N, int K, int E, cudaStream_t stream) {
+  if (M <= 0 || N <= 0 || K <= 0 || E <= 0 || M % kBM || N % kBN || K % kBK) return 1;
+  CUtensorMap map_a, map_b;
+  if (make_map(&map_a, a, K, M) != CUDA_SUCCESS || make_map(&map_b, b, K, uint64_t(E) * N) != CUDA_SUCCESS) return 2;
+  const size_t smem = size_t(kStages) * 2 * kTileBytes + 2 * kStages * sizeof(uint64_t) + 1024;
+  cudaFuncSetAttribute(fp8_mgrouped_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  const int grid = (M / kBM) * (N / kBN);
+  fp8_mgrouped_wgmma_kernel<<<grid, kThreads, smem, stream>>>(map_a, map_b, a_scale, b_scale,
+                                                               static_cast<__nv_bfloat16*>(c), block_expert, M, N, K);
+  return cudaGetLastError() == cudaSuccess ? 0 : 3;
+}
