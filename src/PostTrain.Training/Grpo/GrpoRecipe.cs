@@ -15,8 +15,9 @@
 // rank trains with its 1/P of the routed experts (the EP forward exchanges tokens with the group, so every rank runs
 // the same number of micro-batch passes: PolicyUpdate adds empty ones where a rank has fewer), and samples and
 // evaluates with a full copy of the model gathered from the group before each step (ExpertParallelReplica: no
-// collective inside a decode step). Simplification: generation and training share each rank's device. fast_path: on (and the run qualifies: GrpoFastPath) runs the policy updates through static-shape
-// length buckets (one captured body per bucket on CUDA, eager on the CPU); rollouts are unchanged.
+// collective inside a decode step). Simplification: generation and training share each rank's device. fast_path: on
+// (and the run qualifies: GrpoFastPath) runs the policy updates through static-shape length buckets (one captured body
+// per bucket on CUDA, eager on the CPU); rollouts are unchanged.
 using PostTrain.Core.Distributed;
 using PostTrain.Core.Model;
 using PostTrain.Data.Templates;

@@ -221,7 +221,7 @@ public sealed class PolicyUpdate(DeepSeekForCausalLM model, DeepSeekForCausalLM?
         }
     }
 
-    /// <summary>A forward (and backward) over one placeholder token that changes nothing: its loss is 0, so it adds zero to
+    /// <summary>A forward (and backward) over one stand-in token that changes nothing: its loss is 0, so it adds zero to
     /// every gradient, and the routing loads it adds are discarded. It joins the EP group's token exchanges in the MoE
     /// layers for a micro-batch this rank does not have.</summary>
     private void EmptyPass(DeepSeekForCausalLM m, bool backward, Device device)
