@@ -27,6 +27,8 @@ if [ -d "${TINY:-models/tiny-moe-arith-base}" ]; then
 fi
 echo "== transformers generate, bench-moe, grouped_mm experts (baseline, same call)" | tee -a "$log"
 timeout ${RUN_TIMEOUT:-240} python3 benchmarks/hf/hf_bench.py generate --experts grouped_mm 2>&1 | tail -5 | tee -a "$log"
+echo "== transformers generate + static cache + torch.compile(reduce-overhead), bench-moe, grouped_mm experts (same call)" | tee -a "$log"
+timeout ${RUN_TIMEOUT:-240} python3 benchmarks/hf/hf_bench.py generate --experts grouped_mm --compile 2>&1 | tail -5 | tee -a "$log"
 # TRACE=1: the captured decode step's kernels (bench-moe, greedy) traced by libtorch's Kineto profiler and summed per
 # decode step by name (benchmarks/hf/kernel_summary.py): where the step's time goes, for the 1.0 ms target.
 if [ "${TRACE:-0}" = 1 ]; then
