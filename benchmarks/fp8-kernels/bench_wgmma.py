@@ -3,7 +3,9 @@
 routed-expert shapes (Fprop: tokens x K times each expert's N x K), plus one dense 8192^3 product (one expert).
 Builds the .cu with nvcc for sm_90a into /tmp, checks every output against a dequantised fp32 reference (and the
 Triton kernel's), and prints one table: ms and TFLOP/s (useful rows only) for each, and the wgmma kernel over BF16 and
-over Triton. Usage on the GPU machine: python3 benchmarks/fp8-kernels/bench_wgmma.py"""
+over Triton. First a one-tile diagnosis with exact small integers (where any wrong output is a layout error, and
+which rows and columns it hits). Usage on the GPU machine: timeout 300 python3 benchmarks/fp8-kernels/bench_wgmma.py
+(the timeout: a barrier mistake would hang the kernel)."""
 import ctypes
 import json
 import os
@@ -45,8 +47,42 @@ def build():
     return lib
 
 
+def diagnose(lib):
+    """One 128 x 128 x 128 tile with unit scales and small integer operands (exact in e4m3 and in fp32), so any wrong
+    value is a layout error; prints where the kernel's output differs (rows and columns mod the fragment and swizzle
+    periods) and whether a permutation of rows or columns of the right answer explains it."""
+    dev = torch.device("cuda")
+    gen = torch.Generator(device="cpu").manual_seed(1)
+    a = torch.randint(-3, 4, (128, 128), generator=gen).float().to(dev)
+    b = torch.randint(-3, 4, (1, 128, 128), generator=gen).float().to(dev)
+    qa, qb = a.to(torch.float8_e4m3fn), b.to(torch.float8_e4m3fn)
+    sa, sb = torch.ones(128, 1, device=dev), torch.ones(1, 1, 1, device=dev)
+    be = torch.zeros(1, dtype=torch.int32, device=dev)
+    c = torch.full((128, 128), float("nan"), device=dev, dtype=torch.bfloat16)
+    rc = lib.fp8_mgrouped_wgmma(qa.data_ptr(), sa.data_ptr(), qb.data_ptr(), sb.data_ptr(), c.data_ptr(), be.data_ptr(),
+                                128, 128, 128, 1, torch.cuda.current_stream().cuda_stream)
+    torch.cuda.synchronize()
+    want = a @ b[0].t()
+    got = c.float()
+    bad = ~torch.isclose(got, want, atol=0.5, rtol=0.01)
+    print(f"diagnose: launcher rc {rc}; {int(bad.sum())} of {bad.numel()} outputs wrong; nan {int(got.isnan().sum())}")
+    if bad.any():
+        r, col = bad.nonzero(as_tuple=True)
+        for name, v, mods in (("row", r, (8, 16, 64)), ("col", col, (2, 8, 16, 128))):
+            for m in mods:
+                hist = torch.bincount(v % m, minlength=m).tolist()
+                print(f"  wrong {name} mod {m}: {hist}")
+        # is the output the right values at other places? (a row or column permutation: a fragment or swizzle mix-up)
+        row_src = [next((j for j in range(128) if torch.allclose(got[i], want[j], atol=0.5)), -1) for i in range(0, 128, 9)]
+        col_src = [next((j for j in range(128) if torch.allclose(got[:, i], want[:, j], atol=0.5)), -1) for i in range(0, 128, 9)]
+        print(f"  output rows 0, 9, 18, ... equal the right answer's rows {row_src} (-1: none)")
+        print(f"  output columns 0, 9, 18, ... equal the right answer's columns {col_src} (-1: none)")
+        print(f"  sample (row 0, cols 0..7): got {got[0, :8].tolist()}, want {want[0, :8].tolist()}")
+
+
 def main():
     lib = build()
+    diagnose(lib)
     dev = torch.device("cuda")
     gen = torch.Generator().manual_seed(0)
     cfg = g.CONFIGS["mgrouped"]
