@@ -1,6 +1,7 @@
-"""Experiment: the TMA + wgmma grouped FP8 GEMM (wgmma_fp8_gemm.cu) against the Triton kernel PostTrain uses
-(native/kernels/fp8_gemm.py, its shipped launch configuration) and BF16 torch._grouped_mm, at both bench models'
-routed-expert shapes (Fprop: tokens x K times each expert's N x K), plus one dense 8192^3 product (one expert).
+"""Experiment: the TMA + wgmma grouped FP8 GEMMs (wgmma_fp8_gemm.cu) against the Triton kernels PostTrain uses
+(native/kernels/fp8_gemm.py, their shipped launch configurations) and BF16 torch._grouped_mm, at both bench models'
+routed-expert shapes (Fprop: tokens x K times each expert's N x K; Wgrad: each expert's dY^T X over its tokens, one
+expert left without tokens), plus one dense 8192^3 product (one expert).
 Builds the .cu with nvcc for sm_90a into /tmp, checks every output against a dequantised fp32 reference (and the
 Triton kernel's), and prints one table: ms and TFLOP/s (useful rows only) for each, and the wgmma kernel over BF16 and
 over Triton. First a one-tile diagnosis with exact small integers (where any wrong output is a layout error, and
@@ -42,9 +43,55 @@ def build():
     if r.returncode != 0:
         sys.exit("build failed")
     lib = ctypes.CDLL(out)
-    lib.fp8_mgrouped_wgmma.restype = ctypes.c_int
-    lib.fp8_mgrouped_wgmma.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int] * 4 + [ctypes.c_void_p]
+    for fn in (lib.fp8_mgrouped_wgmma, lib.fp8_kgrouped_wgmma):
+        fn.restype = ctypes.c_int
+        fn.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int] * 4 + [ctypes.c_void_p]
     return lib
+
+
+def wgrad_row(lib, model, matrix, tokens, n, k, experts, counts, dev):
+    """The Wgrad product at one shape: c[e] (N, K) = dY[:, seg_e] X[:, seg_e]^T over each expert's token columns, with
+    expert 0 given no tokens (its gradient must come out zero)."""
+    counts = counts.clone()
+    if experts > 1:
+        counts[1] += counts[0]; counts[0] = 0
+    padded = ((counts + 127) // 128) * 128
+    m = int(padded.sum())
+    na, nb = n, k
+    flops = 2.0 * tokens * na * nb
+    dy = torch.randn(tokens, na, device=dev, dtype=torch.bfloat16)
+    x = torch.randn(tokens, nb, device=dev, dtype=torch.bfloat16)
+    offs = counts.cumsum(0).to(torch.int32).to(dev)
+    t_bf16 = timed(lambda: torch._grouped_mm(dy.t(), x, offs=offs))
+    qy, sy = g._quant_tiles(torch.randn(na, m, device=dev))
+    qx, sx = g._quant_tiles(torch.randn(nb, m, device=dev))
+    segments = torch.cat([torch.zeros(1, dtype=torch.long), padded.cumsum(0)]).to(torch.int32).to(dev)
+    dyq, dxq = g._dequant_tiles(qy, sy), g._dequant_tiles(qx, sx)
+    ref = torch.stack([dyq[:, int(segments[e]):int(segments[e + 1])] @ dxq[:, int(segments[e]):int(segments[e + 1])].t()
+                       for e in range(experts)])
+    cfg = g.CONFIGS["kgrouped"]
+    c_tr = torch.empty(experts, na, nb, device=dev)
+    grid = (na // cfg["BLOCK_A"] * (nb // cfg["BLOCK_B"]), experts)
+    def triton_run():
+        g.fp8_gemm_kgrouped[grid](qy, sy, qx, sx, c_tr, segments, na, nb, m, **cfg)
+    t_tr = timed(triton_run)
+    c_wg = torch.full((experts, na, nb), float("nan"), device=dev)
+    stream = torch.cuda.current_stream().cuda_stream
+    def wgmma_run():
+        rc = lib.fp8_kgrouped_wgmma(qy.data_ptr(), sy.data_ptr(), qx.data_ptr(), sx.data_ptr(), c_wg.data_ptr(),
+                                    segments.data_ptr(), na, nb, m, experts, stream)
+        if rc != 0:
+            raise RuntimeError(f"fp8_kgrouped_wgmma returned {rc}")
+    wgmma_run(); torch.cuda.synchronize()
+    scale = ref.abs().max().item() + 1e-12
+    err_wg = ((c_wg - ref).abs().max().item() / scale) if bool(c_wg.isfinite().all()) else float("inf")
+    err_tr = (c_tr - ref).abs().max().item() / scale
+    ok = err_wg <= 1e-2
+    t_wg = timed(wgmma_run) if ok else float("nan")
+    return dict(model=model, matrix=matrix + " wgrad", m=m, n=na, k=nb, experts=experts, ok=ok, err_wgmma=float(f"{err_wg:.1e}"),
+                err_triton=float(f"{err_tr:.1e}"), bf16_ms=round(t_bf16, 3), triton_ms=round(t_tr, 3), wgmma_ms=round(t_wg, 3),
+                bf16_tflops=round(flops / t_bf16 / 1e9, 1), triton_tflops=round(flops / t_tr / 1e9, 1),
+                wgmma_tflops=round(flops / t_wg / 1e9, 1), wgmma_x_bf16=round(t_bf16 / t_wg, 2), wgmma_x_triton=round(t_tr / t_wg, 2))
 
 
 def diagnose(lib):
@@ -130,6 +177,8 @@ def main():
                    wgmma_tflops=round(flops / t_wg / 1e9, 1), wgmma_x_bf16=round(t_bf16 / t_wg, 2), wgmma_x_triton=round(t_tr / t_wg, 2))
         rows.append(row)
         print(json.dumps(row), flush=True)
+        rows.append(wgrad_row(lib, model, matrix, tokens, n, k, experts, counts, dev))
+        print(json.dumps(rows[-1]), flush=True)
     print(f"\n{torch.cuda.get_device_name()}\n| shape | BF16 grouped_mm TFLOP/s | Triton FP8 | wgmma FP8 | wgmma / BF16 | wgmma / Triton | max error (wgmma, Triton) |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:

@@ -9,6 +9,7 @@
 //   C (M, N) bf16 = for each 128-row block i of A: dequant(A[i]) dequant(B[block_expert[i]])^T   (block_expert -1:
 //   a padding block, written as zeros); A (M, K) e4m3 with scales (M, K/128) fp32; B (E, N, K) e4m3 with scales
 //   (E, N/128, K/128) fp32. M, N, K multiples of 128. The same contract as fp8_gemm_mgrouped (native/kernels/fp8_gemm.py).
+// A second kernel does the Wgrad's k-grouped product (fp8_gemm_kgrouped's contract) on the same machinery.
 //
 // Not wired into training: benchmarks/fp8-kernels/bench_wgmma.py builds it (nvcc, sm_90a), checks it against a
 // dequantised fp32 reference and the Triton kernel, and times it beside BF16 torch._grouped_mm at both bench models'
@@ -198,6 +199,114 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
 }
 
+// Wgrad: C[e] (NA, NB) fp32 = dequant(A[:, seg_e]) dequant(B[:, seg_e])^T over the token columns seg_e =
+// [segments[e], segments[e + 1]) (multiples of 128); A (NA, M) and B (NB, M) e4m3 quantised along the tokens in 1x128
+// tiles (scales (NA, M/128), (NB, M/128)). Both operands are K-major (K = tokens). The promotion scales each column
+// by its own B scale, so a consumer thread reads its 32 columns' scales per 128 tokens (before the stage's wait).
+__global__ void __launch_bounds__(kThreads, 1)
+    fp8_kgrouped_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
+                              const float* __restrict__ a_scale, const float* __restrict__ b_scale, float* __restrict__ c,
+                              const int* __restrict__ segments, int NA, int NB, int M) {
+  extern __shared__ uint8_t smem_raw[];
+  uint8_t* smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
+  uint8_t* sA = smem;
+  uint8_t* sB = smem + kStages * kTileBytes;
+  uint64_t* full = reinterpret_cast<uint64_t*>(sB + kStages * kTileBytes);
+  uint64_t* empty = full + kStages;
+
+  const int tiles_a = NA / kBM, tiles_b = NB / kBN;
+  const int pid = blockIdx.x, expert = blockIdx.y;
+  const int width = kGroupM * tiles_b;
+  const int first_a = (pid / width) * kGroupM;
+  const int size_a = min(tiles_a - first_a, kGroupM);
+  const int tile_a = first_a + (pid % width) % size_a;
+  const int tile_b = (pid % width) / size_a;
+  const int a0 = tile_a * kBM, b0 = tile_b * kBN;
+  float* ce = c + size_t(expert) * NA * NB;
+  const int t_first = segments[expert] / kBK, t_end = segments[expert + 1] / kBK;
+  const int tblocks = M / kBK;
+  if (t_end <= t_first) {   // no token reached this expert: its gradient is zero
+    for (int i = threadIdx.x; i < kBM * kBN / 2; i += kThreads) {
+      const int r = i / (kBN / 2), col = (i % (kBN / 2)) * 2;
+      *reinterpret_cast<float2*>(ce + size_t(a0 + r) * NB + b0 + col) = make_float2(0.f, 0.f);
+    }
+    return;
+  }
+  const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      mbar_init(&full[s], 1);
+      mbar_init(&empty[s], 8);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+    if (tid == 0) {
+      for (int tb = t_first; tb < t_end; ++tb) {
+        const int it = tb - t_first, s = it % kStages, round = it / kStages;
+        if (round > 0) mbar_wait(&empty[s], (round - 1) & 1);
+        mbar_expect_tx(&full[s], 2 * kTileBytes);
+        tma_load_2d(sA + s * kTileBytes, &map_a, &full[s], tb * kBK, a0);
+        tma_load_2d(sB + s * kTileBytes, &map_b, &full[s], tb * kBK, b0);
+      }
+    }
+    return;
+  }
+
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+  const int cw = wg - 1;
+  const int warp = tid / 32, lane = tid % 32;
+  const int r0 = cw * 64 + warp * 16 + lane / 4;
+  const float* sa0 = a_scale + size_t(a0 + r0) * tblocks;
+  const float* sa1 = a_scale + size_t(a0 + r0 + 8) * tblocks;
+  const float* sbc = b_scale + size_t(b0 + 2 * (lane % 4)) * tblocks;   // column 8 i + 2 (lane % 4) + j: + (8 i + j) rows
+  float acc[64], part[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) acc[i] = part[i] = 0.f;
+
+  for (int tb = t_first; tb < t_end; ++tb) {
+    const int it = tb - t_first, s = it % kStages;
+    const float fa0 = sa0[tb], fa1 = sa1[tb];
+    float fb[32];
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      fb[2 * i] = sbc[size_t(8 * i) * tblocks + tb];
+      fb[2 * i + 1] = sbc[size_t(8 * i + 1) * tblocks + tb];
+    }
+    mbar_wait(&full[s], (it / kStages) & 1);
+    const uint8_t* a_tile = sA + s * kTileBytes + cw * 64 * 128;
+    const uint8_t* b_tile = sB + s * kTileBytes;
+#pragma unroll
+    for (int i = 0; i < 64; ++i) fence_operand(part[i]);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) wgmma_m64n128k32_e4m3(part, desc_sw128(a_tile + kk * 32), desc_sw128(b_tile + kk * 32), kk > 0);
+    wgmma_commit();
+    wgmma_wait_all();
+#pragma unroll
+    for (int i = 0; i < 64; ++i) fence_operand(part[i]);
+    if (lane == 0) mbar_arrive(&empty[s]);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      acc[4 * i + 0] += part[4 * i + 0] * fa0 * fb[2 * i];
+      acc[4 * i + 1] += part[4 * i + 1] * fa0 * fb[2 * i + 1];
+      acc[4 * i + 2] += part[4 * i + 2] * fa1 * fb[2 * i];
+      acc[4 * i + 3] += part[4 * i + 3] * fa1 * fb[2 * i + 1];
+    }
+  }
+
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    const int col = b0 + 8 * i + 2 * (lane % 4);
+    *reinterpret_cast<float2*>(ce + size_t(a0 + r0) * NB + col) = make_float2(acc[4 * i], acc[4 * i + 1]);
+    *reinterpret_cast<float2*>(ce + size_t(a0 + r0 + 8) * NB + col) = make_float2(acc[4 * i + 2], acc[4 * i + 3]);
+  }
+}
+
 // A row-major (rows, cols) fp8 matrix as a TMA map of 128 x 128 boxes with the 128-byte swizzle.
 CUresult make_map(CUtensorMap* map, const void* base, uint64_t cols, uint64_t rows) {
   cuuint64_t dims[2] = {cols, rows};
@@ -222,5 +331,19 @@ extern "C" int fp8_mgrouped_wgmma(const void* a, const float* a_scale, const voi
   const int grid = (M / kBM) * (N / kBN);
   fp8_mgrouped_wgmma_kernel<<<grid, kThreads, smem, stream>>>(map_a, map_b, a_scale, b_scale,
                                                                static_cast<__nv_bfloat16*>(c), block_expert, M, N, K);
+  return cudaGetLastError() == cudaSuccess ? 0 : 3;
+}
+
+// The Wgrad kernel: c (E, NA, NB) fp32; a (NA, M), b (NB, M) e4m3 with scales (NA, M/128), (NB, M/128); segments (E + 1)
+// int32, multiples of 128. Return codes as fp8_mgrouped_wgmma.
+extern "C" int fp8_kgrouped_wgmma(const void* a, const float* a_scale, const void* b, const float* b_scale, float* c,
+                                  const int* segments, int NA, int NB, int M, int E, cudaStream_t stream) {
+  if (NA <= 0 || NB <= 0 || M <= 0 || E <= 0 || NA % kBM || NB % kBN || M % kBK) return 1;
+  CUtensorMap map_a, map_b;
+  if (make_map(&map_a, a, M, NA) != CUDA_SUCCESS || make_map(&map_b, b, M, NB) != CUDA_SUCCESS) return 2;
+  const size_t smem = size_t(kStages) * 2 * kTileBytes + 2 * kStages * sizeof(uint64_t) + 1024;
+  cudaFuncSetAttribute(fp8_kgrouped_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  const dim3 grid((NA / kBM) * (NB / kBN), E);
+  fp8_kgrouped_wgmma_kernel<<<grid, kThreads, smem, stream>>>(map_a, map_b, a_scale, b_scale, c, segments, NA, NB, M);
   return cudaGetLastError() == cudaSuccess ? 0 : 3;
 }
