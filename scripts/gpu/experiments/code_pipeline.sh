@@ -89,7 +89,8 @@ if want pipeline; then
   # the shipped recipe with its base model (models/tiny-moe-code-base) replaced by $BASE
   BASE=${BASE:-/tmp/code-base$TAG-bf16}
   # GRPO_SET="grpo.temperature: 1.2; optimizer.lr: 1.0e-4" adds those keys to the GRPO stage's set (a variant beside
-  # the shipped recipe, with its own TAG)
+  # the shipped recipe, with its own TAG). Two pipelines side by side ran fine on the 16-core H100 machine; three at
+  # once (each with a sandbox worker per core) made it stop answering (2026-12-05), so keep to two.
   sed "s#models/tiny-moe-code-base#$BASE#g" recipes/pipeline-code.yaml > /tmp/pipeline-code$TAG.yaml
   if [ -n "${GRPO_SET:-}" ]; then
     python3 - /tmp/pipeline-code$TAG.yaml "$GRPO_SET" <<'PY'
