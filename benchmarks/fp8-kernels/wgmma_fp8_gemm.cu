@@ -99,89 +99,129 @@ __device__ __forceinline__ void wgmma_m64n128k32_e4m3(float (&d)[64], uint64_t d
       : "l"(desc_a), "l"(desc_b), "r"(scale_d));
 }
 
-__global__ void __launch_bounds__(kThreads, 1)
-    fp8_mgrouped_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
-                              const float* __restrict__ a_scale, const float* __restrict__ b_scale,
-                              __nv_bfloat16* __restrict__ c, const int* __restrict__ block_expert, int M, int N, int K) {
-  extern __shared__ uint8_t smem_raw[];
-  // the swizzle atoms must start on 1024-byte boundaries of the shared window
-  uint8_t* smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
-  uint8_t* sA = smem;
-  uint8_t* sB = smem + kStages * kTileBytes;
-  uint64_t* full = reinterpret_cast<uint64_t*>(sB + kStages * kTileBytes);
-  uint64_t* empty = full + kStages;
+// The shared-memory ring (kStages stages of an A and a B tile) and its barriers, at a 1024-byte boundary of the shared
+// window (where the swizzle atoms must start).
+struct Ring {
+  uint8_t* a;
+  uint8_t* b;
+  uint64_t* full;    // stage s loaded: the producer's expect_tx arrival + the bytes of both tiles
+  uint64_t* empty;   // stage s read: one arrival per consumer warp (2 warpgroups x 4 warps)
+};
 
-  const int tiles_m = M / kBM, tiles_n = N / kBN;
-  const int pid = blockIdx.x;
+__device__ __forceinline__ Ring carve_ring(uint8_t* smem_raw) {
+  uint8_t* smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
+  Ring r;
+  r.a = smem;
+  r.b = smem + kStages * kTileBytes;
+  r.full = reinterpret_cast<uint64_t*>(r.b + kStages * kTileBytes);
+  r.empty = r.full + kStages;
+  return r;
+}
+
+constexpr size_t kSmemBytes = size_t(kStages) * 2 * kTileBytes + 2 * kStages * sizeof(uint64_t) + 1024;
+
+// Program pid -> (tile row, tile column), kGroupM tile rows at a time down the columns (L2 reuse).
+__device__ __forceinline__ void tile_of(int pid, int tiles_m, int tiles_n, int& tile_m, int& tile_n) {
   const int width = kGroupM * tiles_n;
   const int first_m = (pid / width) * kGroupM;
   const int size_m = min(tiles_m - first_m, kGroupM);
-  const int tile_m = first_m + (pid % width) % size_m;
-  const int tile_n = (pid % width) / size_m;
-  const int m0 = tile_m * kBM, n0 = tile_n * kBN;
-  const int expert = block_expert[tile_m];
-  if (expert < 0) {   // a padding block: zeros, and nothing else (the whole block leaves before any barrier)
-    for (int i = threadIdx.x; i < kBM * kBN / 2; i += kThreads) {
-      const int r = i / (kBN / 2), col = (i % (kBN / 2)) * 2;
-      *reinterpret_cast<__nv_bfloat162*>(c + size_t(m0 + r) * N + n0 + col) = __floats2bfloat162_rn(0.f, 0.f);
-    }
-    return;
-  }
-  const int kblocks = K / kBK;
-  const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
+  tile_m = first_m + (pid % width) % size_m;
+  tile_n = (pid % width) / size_m;
+}
 
+// A 128 x 128 output tile of zeros (a block with no work; the whole block leaves before any barrier).
+template <typename T>
+__device__ __forceinline__ void zero_tile(T* c, int ld, int r0, int c0) {
+  for (int i = threadIdx.x; i < kBM * kBN; i += kThreads) c[size_t(r0 + i / kBN) * ld + c0 + i % kBN] = T(0.f);
+}
+
+__device__ __forceinline__ void init_ring(const Ring& r) {
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
-      mbar_init(&full[s], 1);    // the producer's expect_tx arrival (+ the bytes of both tiles)
-      mbar_init(&empty[s], 8);   // one arrival per consumer warp (2 warpgroups x 4 warps)
+      mbar_init(&r.full[s], 1);
+      mbar_init(&r.empty[s], 8);
     }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
   }
   __syncthreads();
+}
 
-  if (wg == 0) {
-    // producer: one thread issues every copy; the warpgroup gives its registers to the consumers
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
-    if (tid == 0) {
-      for (int kb = 0; kb < kblocks; ++kb) {
-        const int s = kb % kStages, round = kb / kStages;
-        if (round > 0) mbar_wait(&empty[s], (round - 1) & 1);   // the consumers released this stage's last round
-        mbar_expect_tx(&full[s], 2 * kTileBytes);
-        tma_load_2d(sA + s * kTileBytes, &map_a, &full[s], kb * kBK, m0);
-        tma_load_2d(sB + s * kTileBytes, &map_b, &full[s], kb * kBK, expert * N + n0);
-      }
-    }
-    return;
+// The producer warpgroup: gives its registers to the consumers, and one thread streams the K slices [k_first, k_end)
+// of A (rows from y_a) and B (rows from y_b) into the ring.
+__device__ __forceinline__ void produce(const Ring& r, const CUtensorMap* map_a, const CUtensorMap* map_b, int k_first,
+                                        int k_end, int y_a, int y_b) {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+  if (threadIdx.x % 128 != 0) return;
+  for (int kb = k_first; kb < k_end; ++kb) {
+    const int it = kb - k_first, s = it % kStages, round = it / kStages;
+    if (round > 0) mbar_wait(&r.empty[s], (round - 1) & 1);   // the consumers released this stage's last round
+    mbar_expect_tx(&r.full[s], 2 * kTileBytes);
+    tma_load_2d(r.a + s * kTileBytes, map_a, &r.full[s], kb * kBK, y_a);
+    tma_load_2d(r.b + s * kTileBytes, map_b, &r.full[s], kb * kBK, y_b);
   }
+}
 
+// One consumer warpgroup's product of ring slice `it` (its 64 rows of A, all 128 rows of B) into part, overwriting
+// it; the stage is released as soon as the tensor cores have read it.
+__device__ __forceinline__ void consume(const Ring& r, int it, int cw, float (&part)[64]) {
+  const int s = it % kStages;
+  mbar_wait(&r.full[s], (it / kStages) & 1);
+  const uint8_t* a_tile = r.a + s * kTileBytes + cw * 64 * 128;
+  const uint8_t* b_tile = r.b + s * kTileBytes;
+#pragma unroll
+  for (int i = 0; i < 64; ++i) fence_operand(part[i]);
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) wgmma_m64n128k32_e4m3(part, desc_sw128(a_tile + kk * 32), desc_sw128(b_tile + kk * 32), kk > 0);
+  wgmma_commit();
+  wgmma_wait_all();
+#pragma unroll
+  for (int i = 0; i < 64; ++i) fence_operand(part[i]);
+  if (threadIdx.x % 32 == 0) mbar_arrive(&r.empty[s]);   // this warp has read the stage
+}
+
+// Consumer thread geometry: the warpgroup's 64 rows start at 64 cw; this thread's accumulator rows are r0 (d[4i],
+// d[4i + 1]) and r0 + 8 (d[4i + 2], d[4i + 3]), its columns 8 i + c0 and 8 i + c0 + 1 for i < 16.
+struct Lanes {
+  int cw, r0, c0;
+};
+
+__device__ __forceinline__ Lanes consumer_lanes() {
   asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
-  const int cw = wg - 1;                       // this consumer's 64 rows: [64 cw, 64 cw + 64) of the tile
-  const int warp = tid / 32, lane = tid % 32;
-  const int r0 = cw * 64 + warp * 16 + lane / 4;   // the tile row of d[4i], d[4i + 1]; r0 + 8 holds d[4i + 2], d[4i + 3]
-  const float* sa0 = a_scale + size_t(m0 + r0) * kblocks;
-  const float* sa1 = a_scale + size_t(m0 + r0 + 8) * kblocks;
+  const int tid = threadIdx.x % 128, lane = tid % 32;
+  Lanes l;
+  l.cw = threadIdx.x / 128 - 1;
+  l.r0 = l.cw * 64 + (tid / 32) * 16 + lane / 4;
+  l.c0 = 2 * (lane % 4);
+  return l;
+}
+
+__global__ void __launch_bounds__(kThreads, 1)
+    fp8_mgrouped_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
+                              const float* __restrict__ a_scale, const float* __restrict__ b_scale,
+                              __nv_bfloat16* __restrict__ c, const int* __restrict__ block_expert, int M, int N, int K) {
+  extern __shared__ uint8_t smem_raw[];
+  int tile_m, tile_n;
+  tile_of(blockIdx.x, M / kBM, N / kBN, tile_m, tile_n);
+  const int m0 = tile_m * kBM, n0 = tile_n * kBN;
+  const int expert = block_expert[tile_m];
+  if (expert < 0) return zero_tile(c, N, m0, n0);   // a padding block
+  const int kblocks = K / kBK;
+  const Ring r = carve_ring(smem_raw);
+  init_ring(r);
+  if (threadIdx.x < 128) return produce(r, &map_a, &map_b, 0, kblocks, m0, expert * N + n0);
+
+  const Lanes l = consumer_lanes();
+  const float* sa0 = a_scale + size_t(m0 + l.r0) * kblocks;
+  const float* sa1 = a_scale + size_t(m0 + l.r0 + 8) * kblocks;
   const float* sb = b_scale + (size_t(expert) * (N / 128) + tile_n) * kblocks;   // kBN == 128: one block of B per k
   float acc[64], part[64];
 #pragma unroll
   for (int i = 0; i < 64; ++i) acc[i] = part[i] = 0.f;
-
   for (int kb = 0; kb < kblocks; ++kb) {
-    const int s = kb % kStages;
     const float f0 = sa0[kb] * sb[kb], f1 = sa1[kb] * sb[kb];   // issued before the wait: their latency hides behind it
-    mbar_wait(&full[s], (kb / kStages) & 1);
-    const uint8_t* a_tile = sA + s * kTileBytes + cw * 64 * 128;
-    const uint8_t* b_tile = sB + s * kTileBytes;
-#pragma unroll
-    for (int i = 0; i < 64; ++i) fence_operand(part[i]);
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) wgmma_m64n128k32_e4m3(part, desc_sw128(a_tile + kk * 32), desc_sw128(b_tile + kk * 32), kk > 0);
-    wgmma_commit();
-    wgmma_wait_all();
-#pragma unroll
-    for (int i = 0; i < 64; ++i) fence_operand(part[i]);
-    if (lane == 0) mbar_arrive(&empty[s]);     // this warp has read the stage
+    consume(r, kb, l.cw, part);
 #pragma unroll
     for (int i = 0; i < 16; ++i) {
       acc[4 * i + 0] += part[4 * i + 0] * f0;
@@ -190,12 +230,11 @@ __global__ void __launch_bounds__(kThreads, 1)
       acc[4 * i + 3] += part[4 * i + 3] * f1;
     }
   }
-
 #pragma unroll
   for (int i = 0; i < 16; ++i) {
-    const int col = n0 + 8 * i + 2 * (lane % 4);
-    *reinterpret_cast<__nv_bfloat162*>(c + size_t(m0 + r0) * N + col) = __floats2bfloat162_rn(acc[4 * i], acc[4 * i + 1]);
-    *reinterpret_cast<__nv_bfloat162*>(c + size_t(m0 + r0 + 8) * N + col) = __floats2bfloat162_rn(acc[4 * i + 2], acc[4 * i + 3]);
+    const int col = n0 + 8 * i + l.c0;
+    *reinterpret_cast<__nv_bfloat162*>(c + size_t(m0 + l.r0) * N + col) = __floats2bfloat162_rn(acc[4 * i], acc[4 * i + 1]);
+    *reinterpret_cast<__nv_bfloat162*>(c + size_t(m0 + l.r0 + 8) * N + col) = __floats2bfloat162_rn(acc[4 * i + 2], acc[4 * i + 3]);
   }
 }
 
@@ -208,68 +247,25 @@ __global__ void __launch_bounds__(kThreads, 1)
                               const float* __restrict__ a_scale, const float* __restrict__ b_scale, float* __restrict__ c,
                               const int* __restrict__ segments, int NA, int NB, int M) {
   extern __shared__ uint8_t smem_raw[];
-  uint8_t* smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
-  uint8_t* sA = smem;
-  uint8_t* sB = smem + kStages * kTileBytes;
-  uint64_t* full = reinterpret_cast<uint64_t*>(sB + kStages * kTileBytes);
-  uint64_t* empty = full + kStages;
-
-  const int tiles_a = NA / kBM, tiles_b = NB / kBN;
-  const int pid = blockIdx.x, expert = blockIdx.y;
-  const int width = kGroupM * tiles_b;
-  const int first_a = (pid / width) * kGroupM;
-  const int size_a = min(tiles_a - first_a, kGroupM);
-  const int tile_a = first_a + (pid % width) % size_a;
-  const int tile_b = (pid % width) / size_a;
-  const int a0 = tile_a * kBM, b0 = tile_b * kBN;
+  int tile_a, tile_b;
+  tile_of(blockIdx.x, NA / kBM, NB / kBN, tile_a, tile_b);
+  const int a0 = tile_a * kBM, b0 = tile_b * kBN, expert = blockIdx.y;
   float* ce = c + size_t(expert) * NA * NB;
   const int t_first = segments[expert] / kBK, t_end = segments[expert + 1] / kBK;
   const int tblocks = M / kBK;
-  if (t_end <= t_first) {   // no token reached this expert: its gradient is zero
-    for (int i = threadIdx.x; i < kBM * kBN / 2; i += kThreads) {
-      const int r = i / (kBN / 2), col = (i % (kBN / 2)) * 2;
-      *reinterpret_cast<float2*>(ce + size_t(a0 + r) * NB + b0 + col) = make_float2(0.f, 0.f);
-    }
-    return;
-  }
-  const int wg = threadIdx.x / 128, tid = threadIdx.x % 128;
-  if (threadIdx.x == 0) {
-    for (int s = 0; s < kStages; ++s) {
-      mbar_init(&full[s], 1);
-      mbar_init(&empty[s], 8);
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-  }
-  __syncthreads();
+  if (t_end <= t_first) return zero_tile(ce, NB, a0, b0);   // no token reached this expert: its gradient is zero
+  const Ring r = carve_ring(smem_raw);
+  init_ring(r);
+  if (threadIdx.x < 128) return produce(r, &map_a, &map_b, t_first, t_end, a0, b0);
 
-  if (wg == 0) {
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
-    if (tid == 0) {
-      for (int tb = t_first; tb < t_end; ++tb) {
-        const int it = tb - t_first, s = it % kStages, round = it / kStages;
-        if (round > 0) mbar_wait(&empty[s], (round - 1) & 1);
-        mbar_expect_tx(&full[s], 2 * kTileBytes);
-        tma_load_2d(sA + s * kTileBytes, &map_a, &full[s], tb * kBK, a0);
-        tma_load_2d(sB + s * kTileBytes, &map_b, &full[s], tb * kBK, b0);
-      }
-    }
-    return;
-  }
-
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
-  const int cw = wg - 1;
-  const int warp = tid / 32, lane = tid % 32;
-  const int r0 = cw * 64 + warp * 16 + lane / 4;
-  const float* sa0 = a_scale + size_t(a0 + r0) * tblocks;
-  const float* sa1 = a_scale + size_t(a0 + r0 + 8) * tblocks;
-  const float* sbc = b_scale + size_t(b0 + 2 * (lane % 4)) * tblocks;   // column 8 i + 2 (lane % 4) + j: + (8 i + j) rows
+  const Lanes l = consumer_lanes();
+  const float* sa0 = a_scale + size_t(a0 + l.r0) * tblocks;
+  const float* sa1 = a_scale + size_t(a0 + l.r0 + 8) * tblocks;
+  const float* sbc = b_scale + size_t(b0 + l.c0) * tblocks;   // column 8 i + c0 + j is row (8 i + j) further down
   float acc[64], part[64];
 #pragma unroll
   for (int i = 0; i < 64; ++i) acc[i] = part[i] = 0.f;
-
   for (int tb = t_first; tb < t_end; ++tb) {
-    const int it = tb - t_first, s = it % kStages;
     const float fa0 = sa0[tb], fa1 = sa1[tb];
     float fb[32];
 #pragma unroll
@@ -277,19 +273,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       fb[2 * i] = sbc[size_t(8 * i) * tblocks + tb];
       fb[2 * i + 1] = sbc[size_t(8 * i + 1) * tblocks + tb];
     }
-    mbar_wait(&full[s], (it / kStages) & 1);
-    const uint8_t* a_tile = sA + s * kTileBytes + cw * 64 * 128;
-    const uint8_t* b_tile = sB + s * kTileBytes;
-#pragma unroll
-    for (int i = 0; i < 64; ++i) fence_operand(part[i]);
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) wgmma_m64n128k32_e4m3(part, desc_sw128(a_tile + kk * 32), desc_sw128(b_tile + kk * 32), kk > 0);
-    wgmma_commit();
-    wgmma_wait_all();
-#pragma unroll
-    for (int i = 0; i < 64; ++i) fence_operand(part[i]);
-    if (lane == 0) mbar_arrive(&empty[s]);
+    consume(r, tb - t_first, l.cw, part);
 #pragma unroll
     for (int i = 0; i < 16; ++i) {
       acc[4 * i + 0] += part[4 * i + 0] * fa0 * fb[2 * i];
@@ -298,12 +282,11 @@ __global__ void __launch_bounds__(kThreads, 1)
       acc[4 * i + 3] += part[4 * i + 3] * fa1 * fb[2 * i + 1];
     }
   }
-
 #pragma unroll
   for (int i = 0; i < 16; ++i) {
-    const int col = b0 + 8 * i + 2 * (lane % 4);
-    *reinterpret_cast<float2*>(ce + size_t(a0 + r0) * NB + col) = make_float2(acc[4 * i], acc[4 * i + 1]);
-    *reinterpret_cast<float2*>(ce + size_t(a0 + r0 + 8) * NB + col) = make_float2(acc[4 * i + 2], acc[4 * i + 3]);
+    const int col = b0 + 8 * i + l.c0;
+    *reinterpret_cast<float2*>(ce + size_t(a0 + l.r0) * NB + col) = make_float2(acc[4 * i], acc[4 * i + 1]);
+    *reinterpret_cast<float2*>(ce + size_t(a0 + l.r0 + 8) * NB + col) = make_float2(acc[4 * i + 2], acc[4 * i + 3]);
   }
 }
 
@@ -326,10 +309,9 @@ extern "C" int fp8_mgrouped_wgmma(const void* a, const float* a_scale, const voi
   if (M <= 0 || N <= 0 || K <= 0 || E <= 0 || M % kBM || N % kBN || K % kBK) return 1;
   CUtensorMap map_a, map_b;
   if (make_map(&map_a, a, K, M) != CUDA_SUCCESS || make_map(&map_b, b, K, uint64_t(E) * N) != CUDA_SUCCESS) return 2;
-  const size_t smem = size_t(kStages) * 2 * kTileBytes + 2 * kStages * sizeof(uint64_t) + 1024;
-  cudaFuncSetAttribute(fp8_mgrouped_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  cudaFuncSetAttribute(fp8_mgrouped_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmemBytes));
   const int grid = (M / kBM) * (N / kBN);
-  fp8_mgrouped_wgmma_kernel<<<grid, kThreads, smem, stream>>>(map_a, map_b, a_scale, b_scale,
+  fp8_mgrouped_wgmma_kernel<<<grid, kThreads, kSmemBytes, stream>>>(map_a, map_b, a_scale, b_scale,
                                                                static_cast<__nv_bfloat16*>(c), block_expert, M, N, K);
   return cudaGetLastError() == cudaSuccess ? 0 : 3;
 }
@@ -341,9 +323,8 @@ extern "C" int fp8_kgrouped_wgmma(const void* a, const float* a_scale, const voi
   if (NA <= 0 || NB <= 0 || M <= 0 || E <= 0 || NA % kBM || NB % kBN || M % kBK) return 1;
   CUtensorMap map_a, map_b;
   if (make_map(&map_a, a, M, NA) != CUDA_SUCCESS || make_map(&map_b, b, M, NB) != CUDA_SUCCESS) return 2;
-  const size_t smem = size_t(kStages) * 2 * kTileBytes + 2 * kStages * sizeof(uint64_t) + 1024;
-  cudaFuncSetAttribute(fp8_kgrouped_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+  cudaFuncSetAttribute(fp8_kgrouped_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmemBytes));
   const dim3 grid((NA / kBM) * (NB / kBN), E);
-  fp8_kgrouped_wgmma_kernel<<<grid, kThreads, smem, stream>>>(map_a, map_b, a_scale, b_scale, c, segments, NA, NB, M);
+  fp8_kgrouped_wgmma_kernel<<<grid, kThreads, kSmemBytes, stream>>>(map_a, map_b, a_scale, b_scale, c, segments, NA, NB, M);
   return cudaGetLastError() == cudaSuccess ? 0 : 3;
 }
