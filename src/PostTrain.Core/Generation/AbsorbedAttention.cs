@@ -83,14 +83,28 @@ internal static class AbsorbedAttention
     /// <summary>Layers whose folded weights (both, in the compute dtype) are larger than this keep the two-step
     /// products: for the 16B model's layers (71 MB each, 1.9 GB over 27 layers) the extra memory and weight reads would
     /// outweigh the saved kernels. POSTTRAIN_DECODE_FOLD=0 turns folding off (same-run comparisons).</summary>
-    internal static long FoldedMaxBytes { get; set; } =
-        Environment.GetEnvironmentVariable("POSTTRAIN_DECODE_FOLD") == "0" ? 0 : 32L << 20;
+    internal static long FoldedMaxBytes => Overridden.Value?.MaxBytes ?? DefaultFoldedMaxBytes;
+
+    private static readonly long DefaultFoldedMaxBytes = Environment.GetEnvironmentVariable("POSTTRAIN_DECODE_FOLD") == "0" ? 0 : 32L << 20;
 
     /// <summary>Folding is for CUDA, where it saves kernels per decode step. On the CPU the two-step products stay: with
     /// them a row's log-probs do not depend on how many rows share its batch (MKL), so data-parallel GRPO samples
     /// what one process samples to the last bit; the folded GEMMs change that at fp32 rounding, which AdamW carries
     /// to ~1e-3 of a weight's norm in 8 steps (DataParallelGrpoTests). Tests turn it on to check the folded math.</summary>
-    internal static bool FoldOnCpu { get; set; }
+    internal static bool FoldOnCpu => Overridden.Value?.OnCpu ?? false;
+
+    private sealed record FoldSettings(long MaxBytes, bool OnCpu);
+
+    // per async flow, so a test's setting never reaches a decode running beside it
+    private static readonly AsyncLocal<FoldSettings?> Overridden = new();
+
+    /// <summary>For the calling flow until disposed (tests): fold layers up to maxBytes, also on the CPU when onCpu.</summary>
+    internal static IDisposable OverrideFolding(long maxBytes, bool onCpu)
+    {
+        var previous = Overridden.Value;
+        Overridden.Value = new FoldSettings(maxBytes, onCpu);
+        return new PostTrain.Core.Runtime.OnDispose(() => Overridden.Value = previous);
+    }
 
     private sealed record FoldedWeights(Tensor Query, Tensor OutT);
 

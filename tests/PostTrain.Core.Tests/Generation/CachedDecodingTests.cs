@@ -20,11 +20,9 @@ public sealed class CachedDecodingTests
     [InlineData("noqlora_yarn", 0L, true, false)]
     public void CachedLogitsEqualFullForward(string modelName, long denseMoeLimit, bool absorbedPrefill, bool folded)
     {
-        long savedFold = AbsorbedAttention.FoldedMaxBytes;
-        if (!folded) AbsorbedAttention.FoldedMaxBytes = 0;
-        else AbsorbedAttention.FoldOnCpu = true;
-        try { CachedLogitsEqualFullForwardCore(modelName, denseMoeLimit, absorbedPrefill); }
-        finally { AbsorbedAttention.FoldedMaxBytes = savedFold; AbsorbedAttention.FoldOnCpu = false; }
+        using var _ = folded ? AbsorbedAttention.OverrideFolding(AbsorbedAttention.FoldedMaxBytes, onCpu: true)
+            : AbsorbedAttention.OverrideFolding(0, onCpu: false);
+        CachedLogitsEqualFullForwardCore(modelName, denseMoeLimit, absorbedPrefill);
     }
 
     private static void CachedLogitsEqualFullForwardCore(string modelName, long denseMoeLimit, bool absorbedPrefill)
