@@ -68,11 +68,9 @@ public sealed partial class DataParallelOptimizer
         foreach (var (key, t) in expertPart!.GatheredStateDict())
         {
             if (t.dim() == 0) { state[key] = t; continue; }        // step counters: the same on every rank
-            var gathered = ExpertParallelCheckpoint.Gather(experts!.Experts, t);
+            var gathered = ExpertParallelCheckpoint.GatherFor(experts!.Experts, t, writer);
             t.Dispose();
-            if (writer is null) { state[key] = gathered; continue; }
-            if (writer.Value) state[key] = ExpertParallelCheckpoint.HostCopy(gathered);
-            gathered.Dispose();
+            if (gathered is not null) state[key] = gathered;
         }
         return state;
     }

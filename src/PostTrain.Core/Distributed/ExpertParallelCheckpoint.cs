@@ -30,19 +30,21 @@ public static partial class ExpertParallelCheckpoint
         foreach (var (name, value) in state)
         {
             if (!IsExpert(name)) { result.Add((name, value)); continue; }
-            var gathered = Gather(ep.Experts, value);
-            if (writer is null) { result.Add((name, gathered)); continue; }
-            if (writer.Value) result.Add((name, HostCopy(gathered)));
-            gathered.Dispose();
+            if (GatherFor(ep.Experts, value, writer) is { } gathered) result.Add((name, gathered));
         }
         return result;
     }
 
-    /// <summary>t's values on the host, outside every dispose scope (t itself is left as it is).</summary>
-    public static Tensor HostCopy(Tensor t)
+    /// <summary>t gathered over the group (collective), for a save: writer null keeps it on the device; true returns a
+    /// host copy outside every dispose scope (the device copy freed at once); false frees it and returns null.</summary>
+    public static Tensor? GatherFor(ProcessGroup group, Tensor t, bool? writer)
     {
-        var host = t.device_type == TorchSharp.DeviceType.CPU ? t.clone() : t.cpu();
-        return host.DetachFromDisposeScope();
+        var gathered = Gather(group, t);
+        if (writer is null) return gathered;
+        Tensor? kept = null;
+        if (writer.Value) kept = (gathered.device_type == TorchSharp.DeviceType.CPU ? gathered.clone() : gathered.cpu()).DetachFromDisposeScope();
+        gathered.Dispose();
+        return kept;
     }
 
     /// <summary>Every rank's rows of t (equal row counts), concatenated in rank order. Collective over the group.</summary>
