@@ -71,9 +71,13 @@ case "$part" in
     # models, eager and fast path (FP8 takes the fast path only with the native kernels). FP8_PARTS=check,bench,train;
     # add "deep" for bench-moe-large's layers stacked FP8_DEEP_LAYERS deep (default 12, bf16 parameters, fast path):
     # there the LM head is no longer half the GEMM FLOPs (benchmarks/fp8-kernels/fp8_bound.py), so FP8 can pay.
+    # Every part runs twice where it touches the grouped GEMMs: with the Triton cubins, and with POSTTRAIN_FP8_WGMMA=1
+    # (the TMA + wgmma kernels of native/kernels/sm90a; the logs say "wgmma off: why" where they cannot run).
     parts=${FP8_PARTS:-check,bench,train}
-    [[ $parts == *check* ]] && POSTTRAIN_TOOL=fp8bench pt check 2>&1 | tail -80
-    [[ $parts == *bench* ]] && POSTTRAIN_TOOL=fp8bench pt bench 2>&1 | tail -80
+    for wg in 0 1; do
+      [[ $parts == *check* ]] && POSTTRAIN_FP8_WGMMA=$wg POSTTRAIN_TOOL=fp8bench pt check 2>&1 | tail -80
+      [[ $parts == *bench* ]] && POSTTRAIN_FP8_WGMMA=$wg POSTTRAIN_TOOL=fp8bench pt bench 2>&1 | tail -80
+    done
     if [[ $parts == *train* ]]; then
       for model in bench-moe bench-moe-large; do
         if [ $model = bench-moe ]; then bt="--batch 8 --seq 1024"; else bt="--batch 4 --seq 2048"; fi
@@ -81,6 +85,8 @@ case "$part" in
           for dt in bfloat16 fp8; do
             peak "posttrain_${model}_${dt}_fast_${fp}" pt bench-train --model $model $bt --dtype $dt --device cuda --fast-path $fp
           done
+          ( export POSTTRAIN_FP8_WGMMA=1
+            peak "posttrain_${model}_fp8-wgmma_fast_${fp}" pt bench-train --model $model $bt --dtype fp8 --device cuda --fast-path $fp )
           # FP8 experts as three grouped linears instead of one function (the A/B of Fp8.ExpertsFp8), eager only
           [ $fp = off ] && ( export POSTTRAIN_FP8_FUSED_EXPERTS=0
             peak "posttrain_${model}_fp8_3linears_fast_${fp}" pt bench-train --model $model $bt --dtype fp8 --device cuda --fast-path $fp )
@@ -88,9 +94,10 @@ case "$part" in
       done
     fi
     if [[ $parts == *deep* ]]; then
-      for dt in bfloat16 fp8; do
-        peak "posttrain_bench-moe-large-${FP8_DEEP_LAYERS:-12}_${dt}_fast_on" pt bench-train --model bench-moe-large \
-          --layers ${FP8_DEEP_LAYERS:-12} --batch 4 --seq 2048 --params bf16 --dtype $dt --device cuda --fast-path on
+      for dt in bfloat16 fp8 fp8-wgmma; do
+        ( [ $dt = fp8-wgmma ] && export POSTTRAIN_FP8_WGMMA=1
+          peak "posttrain_bench-moe-large-${FP8_DEEP_LAYERS:-12}_${dt}_fast_on" pt bench-train --model bench-moe-large \
+            --layers ${FP8_DEEP_LAYERS:-12} --batch 4 --seq 2048 --params bf16 --dtype ${dt%-wgmma} --device cuda --fast-path on )
       done
     fi
     ;;

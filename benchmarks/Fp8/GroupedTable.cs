@@ -27,7 +27,7 @@ internal static class GroupedTable
         Console.WriteLine();
         Console.WriteLine(native is null
             ? $"Grouped FP8 kernels: unavailable ({why}); the native columns are left out."
-            : device.type == DeviceType.CUDA ? "Grouped FP8 kernels: native (libposttrain_kernels.so + Triton cubins)."
+            : device.type == DeviceType.CUDA ? $"Grouped FP8 kernels: native (libposttrain_kernels.so; {Fp8Kernels.NativeGroupedGemms(device)})."
             : "Grouped FP8 kernels: CPU smoke run with the reference kernels in the FP8 columns.");
         Console.WriteLine($"{"routed experts GEMM",-40} {"T",6} {"N",6} {"K",6} {"E",3} {"bf16 TF/s",10} {"fp8 TF/s",9} {"x",5} {"fp8+q TF/s",10} {"x",5}");
         var cases = RoutedCases(device, gen, scaleRows);

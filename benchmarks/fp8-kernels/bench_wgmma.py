@@ -1,4 +1,4 @@
-"""Experiment: the TMA + wgmma grouped FP8 GEMMs (wgmma_fp8_gemm.cu) against the Triton kernels PostTrain uses
+"""The TMA + wgmma grouped FP8 GEMMs (native/kernels/sm90a/fp8_gemm_wgmma.cu) against the Triton kernels PostTrain uses
 (native/kernels/fp8_gemm.py, their shipped launch configurations) and BF16 torch._grouped_mm, at both bench models'
 routed-expert shapes (Fprop: tokens x K times each expert's N x K; Wgrad: each expert's dY^T X over its tokens, one
 expert left without tokens), plus one dense 8192^3 product (one expert).
@@ -36,7 +36,7 @@ def build():
     out = "/tmp/posttrain-wgmma/libwgmma_fp8.so"
     os.makedirs(os.path.dirname(out), exist_ok=True)
     cmd = [nvcc, "-O3", "-std=c++17", "-shared", "-Xcompiler", "-fPIC", "-gencode", "arch=compute_90a,code=sm_90a",
-           "-Xptxas", "-v", os.path.join(here, "wgmma_fp8_gemm.cu"), "-o", out, *stubs, "-lcuda"]
+           "-Xptxas", "-v", os.path.join(here, "..", "..", "native", "kernels", "sm90a", "fp8_gemm_wgmma.cu"), "-o", out, *stubs, "-lcuda"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     print("nvcc:", " ".join(cmd[1:]), "->", r.returncode)
     print("\n".join(l for l in (r.stdout + r.stderr).splitlines() if "error" in l or "registers" in l or "spill" in l or "warning" in l)[:4000])

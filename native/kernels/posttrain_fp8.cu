@@ -21,15 +21,21 @@
 //   ptk_fp8_gemm_kgrouped: c (E, NA, NB) fp32 = per expert e: dequant(a[:, seg]) dequant(b[:, seg])^T over the
 //       token columns seg = [segments[e], segments[e+1]); a (NA, M) and b (NB, M) 1x128 tiles along M (Wgrad).
 // Every dimension is a multiple of 128 (the callers pad), every pointer 16-byte aligned (checked).
+// ptk_fp8_use_wgmma(device, path) switches both GEMMs on that device to the TMA + wgmma kernels of
+// native/kernels/sm90a/fp8_gemm_wgmma.cu (a library of their own, built for sm_90a only; dlopen'ed here), or back to
+// the Triton cubins when path is null. Same contracts, same stream.
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
+#include <dlfcn.h>
+
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <set>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -359,6 +365,34 @@ void launch(const CubinKernel& k, unsigned gx, unsigned gy, unsigned gz, std::ve
 }
 
 CUdeviceptr ptr(const at::Tensor& t) { return reinterpret_cast<CUdeviceptr>(t.data_ptr()); }
+
+// ---- TMA + wgmma kernels (native/kernels/sm90a/fp8_gemm_wgmma.cu): raw-pointer launchers, 0 = launched ----
+
+using WgmmaMGrouped = int (*)(const void* a, const float* a_scale, const void* b, const float* b_scale, void* c,
+                              const int* block_expert, int m, int n, int k, int e, cudaStream_t stream);
+using WgmmaKGrouped = int (*)(const void* a, const float* a_scale, const void* b, const float* b_scale, float* c,
+                              const int* segments, int na, int nb, int m, int e, cudaStream_t stream);
+struct Wgmma {
+  void* library = nullptr;
+  WgmmaMGrouped mgrouped = nullptr;
+  WgmmaKGrouped kgrouped = nullptr;
+  std::set<int> devices;  // where the GEMMs use it
+};
+Wgmma wgmma;  // guarded by cubin_mutex
+
+// The wgmma launchers for `device`, or nulls when the device keeps the Triton cubins.
+std::pair<WgmmaMGrouped, WgmmaKGrouped> wgmma_on(int device) {
+  std::lock_guard<std::mutex> lock(cubin_mutex);
+  if (!wgmma.devices.count(device)) return {nullptr, nullptr};
+  return {wgmma.mgrouped, wgmma.kgrouped};
+}
+
+void check_wgmma(int rc, const char* what) {
+  if (rc == 0) return;
+  const char* why = rc == 1 ? "sizes not multiples of 128" : rc == 2 ? "cuTensorMapEncodeTiled refused an operand"
+                                                                     : "the launch failed";
+  require(false, std::string(what) + " (wgmma): " + why + " (rc " + std::to_string(rc) + ")");
+}
 // The six tensors of a grouped GEMM call: FP8 operands a, b with float32 scales, the int32 expert table, the output.
 struct GemmArgs {
   const at::Tensor& a;
@@ -563,6 +597,38 @@ int ptk_fp8_load_kernel(int slot, int device, const char* path, const char* name
   });
 }
 
+// Switches the grouped GEMMs on `device` to the wgmma library at `path` (loaded once per process), or back to the
+// Triton cubins when `path` is null or empty. Refused off compute capability 9.0 (wgmma and TMA are sm_90a).
+int ptk_fp8_use_wgmma(int device, const char* path) {
+  return guarded([&] {
+    std::lock_guard<std::mutex> lock(cubin_mutex);
+    if (path == nullptr || *path == 0) {
+      wgmma.devices.erase(device);
+      return;
+    }
+    int major = 0, minor = 0;
+    require(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess
+                && cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) == cudaSuccess,
+            "fp8_use_wgmma: cannot read the compute capability of cuda:" + std::to_string(device));
+    require(major == 9 && minor == 0, "fp8_use_wgmma: the wgmma kernels are built for sm_90a; cuda:" + std::to_string(device)
+            + " is sm_" + std::to_string(major) + std::to_string(minor));
+    if (wgmma.library == nullptr) {
+      void* library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+      require(library != nullptr, std::string("fp8_use_wgmma: dlopen ") + path + ": " + (dlerror() ?: "unknown error"));
+      auto m = reinterpret_cast<WgmmaMGrouped>(dlsym(library, "fp8_mgrouped_wgmma"));
+      auto k = reinterpret_cast<WgmmaKGrouped>(dlsym(library, "fp8_kgrouped_wgmma"));
+      if (m == nullptr || k == nullptr) {
+        dlclose(library);
+        require(false, std::string("fp8_use_wgmma: ") + path + " lacks fp8_mgrouped_wgmma / fp8_kgrouped_wgmma");
+      }
+      wgmma.library = library;
+      wgmma.mgrouped = m;
+      wgmma.kgrouped = k;
+    }
+    wgmma.devices.insert(device);
+  });
+}
+
 int ptk_fp8_gemm_mgrouped(void* ah, void* sah, void* bh, void* sbh, void* beh, void* ch) {
   return guarded([&] {
     const auto g = gemm_args(ah, sah, bh, sbh, beh, "block_expert", ch);
@@ -578,6 +644,13 @@ int ptk_fp8_gemm_mgrouped(void* ah, void* sah, void* bh, void* sbh, void* beh, v
     require(m < (1L << 31) / kTile && n < (1L << 30) && k < (1L << 30), "fp8_gemm_mgrouped: too large");
     if (m == 0) return;
     c10::cuda::CUDAGuard guard(a.device());
+    if (const auto fn = wgmma_on(a.get_device()).first) {
+      check_wgmma(fn(a.data_ptr(), sa.data_ptr<float>(), b.data_ptr(), sb.data_ptr<float>(), c.data_ptr(), be.data_ptr<int>(),
+                     static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), static_cast<int>(e),
+                     c10::cuda::getCurrentCUDAStream().stream()),
+                  "fp8_gemm_mgrouped");
+      return;
+    }
     const auto& kernel = cubin_for(0, a.get_device(), "fp8_gemm_mgrouped");
     require(n % kernel.tile1 == 0, "fp8_gemm_mgrouped: N " + std::to_string(n) + " is not a multiple of the kernel's tile "
             + std::to_string(kernel.tile1));
@@ -602,6 +675,14 @@ int ptk_fp8_gemm_kgrouped(void* ah, void* sah, void* bh, void* sbh, void* segh, 
             "fp8_gemm_kgrouped: scales a " + shape_of(sa) + ", b " + shape_of(sb));
     require(m < (1L << 31) && na < (1L << 30) && nb < (1L << 30), "fp8_gemm_kgrouped: too large");
     c10::cuda::CUDAGuard guard(a.device());
+    const auto fn = wgmma_on(a.get_device()).second;
+    if (fn && m > 0) {   // no token columns: the Triton kernel writes the zeros (a TMA map needs a non-empty matrix)
+      check_wgmma(fn(a.data_ptr(), sa.data_ptr<float>(), b.data_ptr(), sb.data_ptr<float>(), c.data_ptr<float>(),
+                     seg.data_ptr<int>(), static_cast<int>(na), static_cast<int>(nb), static_cast<int>(m), static_cast<int>(e),
+                     c10::cuda::getCurrentCUDAStream().stream()),
+                  "fp8_gemm_kgrouped");
+      return;
+    }
     const auto& kernel = cubin_for(1, a.get_device(), "fp8_gemm_kgrouped");
     require(na % kernel.tile0 == 0 && nb % kernel.tile1 == 0, "fp8_gemm_kgrouped: NA " + std::to_string(na) + ", NB "
             + std::to_string(nb) + " are not multiples of the kernel's tile");

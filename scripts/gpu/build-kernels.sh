@@ -5,7 +5,9 @@
 # fp8-kernels/ beside the library. PostTrain finds the library through POSTTRAIN_KERNELS_LIB or next to its own
 # binaries (and the cubins in fp8-kernels/ next to the library), checks every kernel against its plain ops on first
 # use and falls back to them when something is missing or disagrees. A failed Triton build leaves the library usable
-# (the FP8 GEMMs then report why they are off). Usage: scripts/gpu/build-kernels.sh [out.so]
+# (the FP8 GEMMs then report why they are off). On a Hopper GPU (sm_90) it also builds the TMA + wgmma grouped FP8 GEMMs
+# (native/kernels/sm90a/*.cu, sm_90a only) into fp8-kernels/libposttrain_fp8_wgmma.so, which the library loads when
+# POSTTRAIN_FP8_WGMMA=1; a failed build there leaves the Triton GEMMs. Usage: scripts/gpu/build-kernels.sh [out.so]
 set -euo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 out="${1:-$here/.dist/libposttrain_kernels.so}"
@@ -24,10 +26,20 @@ for d in "$cudadir/lib64/stubs" "$cudadir/targets/x86_64-linux/lib/stubs"; do [ 
   -D__CUDA_NO_BFLOAT16_CONVERSIONS__ -D__CUDA_NO_HALF2_OPERATORS__ --expt-relaxed-constexpr \
   -I"$torchdir/include" -I"$torchdir/include/torch/csrc/api/include" \
   "$here"/native/kernels/*.cu -o "$out.tmp" \
-  -L"$torchdir/lib" -Xlinker -rpath="$torchdir/lib" "${stubs[@]}" -ltorch_cuda -lc10_cuda -ltorch_cpu -lc10 -lcuda
+  -L"$torchdir/lib" -Xlinker -rpath="$torchdir/lib" "${stubs[@]}" -ltorch_cuda -lc10_cuda -ltorch_cpu -lc10 -lcuda -ldl
 mv "$out.tmp" "$out"
 echo "built $out (sm_$arch)"
 fp8dir="$(dirname "$out")/fp8-kernels"
 if ! python3 "$here/native/kernels/fp8_gemm.py" "$fp8dir"; then
   echo "build-kernels: the grouped FP8 GEMMs did not build (Triton); FP8 experts keep the per-expert _scaled_mm path" >&2
+fi
+if [ "$arch" = 90 ]; then
+  mkdir -p "$fp8dir"
+  if "$nvcc" -O3 -std=c++17 -shared -Xcompiler -fPIC -gencode arch=compute_90a,code=sm_90a \
+       "$here"/native/kernels/sm90a/fp8_gemm_wgmma.cu -o "$fp8dir/libposttrain_fp8_wgmma.so.tmp" "${stubs[@]}" -lcuda; then
+    mv "$fp8dir/libposttrain_fp8_wgmma.so.tmp" "$fp8dir/libposttrain_fp8_wgmma.so"
+    echo "built $fp8dir/libposttrain_fp8_wgmma.so (sm_90a)"
+  else
+    echo "build-kernels: the wgmma FP8 GEMMs did not build; POSTTRAIN_FP8_WGMMA=1 will report them missing" >&2
+  fi
 fi

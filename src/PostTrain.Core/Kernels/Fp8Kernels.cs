@@ -5,7 +5,9 @@
 // ReferenceFp8Kernels on the same device and inputs: quantisers bit for bit (float32 and bfloat16 inputs, widths that
 // are and are not multiples of 128 or of 8, an all-zero tile, a NaN), both grouped GEMMs on identical FP8 operands (N != K, an expert with no rows,
 // padding blocks) within the FP8 tensor cores' accumulation error. A failure prints why once and keeps the loop.
-// POSTTRAIN_FP8_KERNELS=0 turns the kernels off.
+// POSTTRAIN_FP8_KERNELS=0 turns the kernels off. POSTTRAIN_FP8_WGMMA=1 puts the grouped GEMMs on the TMA + wgmma
+// kernels (native/kernels/sm90a, Hopper only) when their library loads and they pass the same self-check; otherwise
+// the Triton GEMMs stay, and the status line says why. It is opt-in until a GPU run has checked and timed them.
 using System.Runtime.InteropServices;
 using PostTrain.Core.Precision;
 using static TorchSharp.torch;
@@ -15,6 +17,7 @@ namespace PostTrain.Core.Kernels;
 public static class Fp8Kernels
 {
     public const string SwitchEnvVar = "POSTTRAIN_FP8_KERNELS";
+    public const string WgmmaEnvVar = "POSTTRAIN_FP8_WGMMA";
 
     // The FP8 tensor cores accumulate with limited precision (Fp8SelfCheck measured ~8e-4 relative for _scaled_mm);
     // the m-grouped GEMM also rounds its output to bfloat16.
@@ -38,30 +41,62 @@ public static class Fp8Kernels
     public static IReadOnlyDictionary<int, string> Status => PerDevice.Status;
 
     /// <summary>The native kernels loaded on <paramref name="device"/> without the self-check (for the benchmark and
-    /// Fp8SelfCheck, which compare them themselves), or the reason they are unavailable.</summary>
+    /// Fp8SelfCheck, which compare them themselves), with the grouped GEMMs as POSTTRAIN_FP8_WGMMA asks, or the reason
+    /// they are unavailable.</summary>
     public static (IFp8Kernels? Kernels, string? Error) Native(Device device)
     {
+        int index = device.index < 0 ? 0 : device.index;
+        var (native, error, gemms) = LoadNative(index);
+        if (native is not null) NativeGemms[index] = gemms;
+        return (native, error);
+    }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, string> NativeGemms = new();
+
+    /// <summary>Which grouped GEMMs Native gave <paramref name="device"/> last ("Triton grouped GEMMs", "TMA + wgmma
+    /// grouped GEMMs", or Triton with the reason wgmma is off), or null before Native ran there.</summary>
+    public static string? NativeGroupedGemms(Device device) =>
+        NativeGemms.TryGetValue(device.index < 0 ? 0 : device.index, out var g) ? g : null;
+
+    // The library loaded on cuda:index, and which grouped GEMMs it runs there (and why not wgmma, if asked for).
+    private static (NativeFp8Kernels? Kernels, string? Error, string Gemms) LoadNative(int index)
+    {
         var (native, error) = Library.Value;
-        if (native is null) return (null, error);
+        if (native is null) return (null, error, "");
         try
         {
-            native.LoadOn(device.index < 0 ? 0 : device.index);
-            return (native, null);
+            native.LoadOn(index);
         }
         catch (InvalidOperationException e)
         {
-            return (null, e.Message.Split('\n')[0]);
+            return (null, e.Message.Split('\n')[0], "");
+        }
+        if (Environment.GetEnvironmentVariable(WgmmaEnvVar) != "1") return (native, null, "Triton grouped GEMMs");
+        try
+        {
+            native.UseWgmma(index, true);
+            return (native, null, "TMA + wgmma grouped GEMMs");
+        }
+        catch (InvalidOperationException e)
+        {
+            return (native, null, $"Triton grouped GEMMs; wgmma off: {e.Message.Split('\n')[0]}");
         }
     }
 
     private static (IFp8Kernels? Kernels, string Status) Choose(Device device, int index)
     {
         if (Environment.GetEnvironmentVariable(SwitchEnvVar) == "0") return (null, $"off ({SwitchEnvVar}=0)");
-        var (native, error) = Native(new Device(TorchSharp.DeviceType.CUDA, index));
+        var (native, error, gemms) = LoadNative(index);
         if (native is null) return (null, "off: " + error);
         var failure = SelfCheck(native, ReferenceFp8Kernels.Instance, device);
+        if (failure is not null && native.UsesWgmma(index))
+        {
+            native.UseWgmma(index, false);
+            gemms = $"Triton grouped GEMMs; wgmma off: self-check failed: {failure}";
+            failure = SelfCheck(native, ReferenceFp8Kernels.Instance, device);
+        }
         return failure is null
-            ? (native, "on (quantisers bit-exact, grouped GEMMs within the FP8 accumulation bound of the reference)")
+            ? (native, $"on ({gemms}; quantisers bit-exact, grouped GEMMs within the FP8 accumulation bound of the reference)")
             : (null, "off: self-check failed: " + failure);
     }
 
@@ -108,6 +143,19 @@ public static class Fp8Kernels
             var segments = tensor(new[] { 0, 256, 256, 640, 768 }, device: device);
             if (Differs(candidate.GemmKGrouped(qx, sx, qy, sy, segments), reference.GemmKGrouped(qx, sx, qy, sy, segments), KGroupedBound) is { } e5)
                 return $"GemmKGrouped: {e5}";
+
+            // Deeper contractions than a kernel's shared-memory ring holds (the wgmma kernels keep 5 slices of 128):
+            // m-grouped K = 1280 over 3 row blocks; k-grouped segments of 1280 and 128 token columns (and an empty one).
+            var (qa2, sa2) = reference.QuantRows(randn(384, 1280, generator: gen).to(device));
+            var (qb2, sb2) = reference.QuantBlocks(randn(2, 128, 1280, generator: gen).to(device) * 0.05);
+            var blockExpert2 = tensor(new[] { 1, 0, 1 }, device: device);
+            if (Differs(candidate.GemmMGrouped(qa2, sa2, qb2, sb2, blockExpert2), reference.GemmMGrouped(qa2, sa2, qb2, sb2, blockExpert2), MGroupedBound) is { } e6)
+                return $"GemmMGrouped (K = 1280): {e6}";
+            var (qx2, sx2) = reference.QuantRows(randn(128, 1408, generator: gen).to(device));
+            var (qy2, sy2) = reference.QuantRows(randn(256, 1408, generator: gen).to(device) * 0.1);
+            var segments2 = tensor(new[] { 0, 1280, 1280, 1408 }, device: device);
+            if (Differs(candidate.GemmKGrouped(qx2, sx2, qy2, sy2, segments2), reference.GemmKGrouped(qx2, sx2, qy2, sy2, segments2), KGroupedBound) is { } e7)
+                return $"GemmKGrouped (a 1280-token segment): {e7}";
             return null;
         }
         catch (Exception e) when (e is InvalidOperationException or ExternalException or ArgumentException)

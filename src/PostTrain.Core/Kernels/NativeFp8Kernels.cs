@@ -1,8 +1,10 @@
 // IFp8Kernels over libposttrain_kernels.so (native/kernels/posttrain_fp8.cu) and the grouped-GEMM cubins that
 // scripts/gpu/build-kernels.sh compiles from native/kernels/fp8_gemm.py into fp8-kernels/ beside the library
 // (POSTTRAIN_FP8_KERNELS_DIR overrides): fp8_kernels.json names each cubin's entry, warps, shared memory and parameter
-// count; the cubins are loaded into the device's context once. Outputs are allocated here, so a CUDA-graph capture sees
-// only kernel launches on the current stream.
+// count; the cubins are loaded into the device's context once. On Hopper the same folder may hold
+// libposttrain_fp8_wgmma.so (native/kernels/sm90a: TMA + wgmma grouped GEMMs, same contracts), which UseWgmma switches
+// a device's grouped GEMMs to. Outputs are allocated here, so a CUDA-graph capture sees only kernel launches on the
+// current stream.
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using PostTrain.Core.Precision;
@@ -14,6 +16,7 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
 {
     public const string CubinDirEnvVar = "POSTTRAIN_FP8_KERNELS_DIR";
     public const string MetadataFileName = "fp8_kernels.json";
+    public const string WgmmaLibraryFileName = "libposttrain_fp8_wgmma.so";
 
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int QuantFn(IntPtr x, IntPtr q, IntPtr s);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)] private delegate int RequantFn(IntPtr xq, IntPtr xs, IntPtr q, IntPtr s);
@@ -22,13 +25,18 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     private delegate int LoadKernelFn(int slot, int device, [MarshalAs(UnmanagedType.LPUTF8Str)] string path,
         [MarshalAs(UnmanagedType.LPUTF8Str)] string name, int warps, int shared, int parameters, int tile0, int tile1);
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+    private delegate int UseWgmmaFn(int device, [MarshalAs(UnmanagedType.LPUTF8Str)] string? path);
 
     private QuantFn quantRows = null!, quantCols = null!, quantBlocks = null!;
     private Quant2Fn quantBlocks2 = null!;
     private RequantFn requantCols = null!;
     private GemmFn mgrouped = null!, kgrouped = null!;
     private LoadKernelFn loadKernel = null!;
+    private UseWgmmaFn useWgmma = null!;
     private IReadOnlyList<CubinInfo> cubins = [];
+    private string wgmmaPath = "";
+    private readonly HashSet<int> wgmmaDevices = [];
 
     internal sealed record CubinInfo(int Slot, string Name, int Warps, int Shared, int Parameters, string Path, int Tile0, int Tile1);
 
@@ -55,7 +63,9 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
                 mgrouped = Fn<GemmFn>("ptk_fp8_gemm_mgrouped"),
                 kgrouped = Fn<GemmFn>("ptk_fp8_gemm_kgrouped"),
                 loadKernel = Fn<LoadKernelFn>("ptk_fp8_load_kernel"),
+                useWgmma = Fn<UseWgmmaFn>("ptk_fp8_use_wgmma"),
                 cubins = ReadMetadata(metadata, dir),
+                wgmmaPath = Path.Combine(dir, WgmmaLibraryFileName),
             }, null);
         }
         catch (EntryPointNotFoundException e)
@@ -86,6 +96,25 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
     {
         foreach (var k in cubins)
             Check(loadKernel(k.Slot, device, k.Path, k.Name, k.Warps, k.Shared, k.Parameters, k.Tile0, k.Tile1), $"load {Path.GetFileName(k.Path)}");
+    }
+
+    /// <summary>Switches <paramref name="device"/>'s grouped GEMMs to the TMA + wgmma library (<paramref name="on"/>) or
+    /// back to the Triton cubins; throws InvalidOperationException with the reason when the library is missing, does not
+    /// load, or the device is not sm_90.</summary>
+    public void UseWgmma(int device, bool on)
+    {
+        if (on && !File.Exists(wgmmaPath))
+            throw new InvalidOperationException($"{wgmmaPath} not found (scripts/gpu/build-kernels.sh builds it on sm_90 GPUs)");
+        Check(useWgmma(device, on ? wgmmaPath : null), on ? "use wgmma" : "leave wgmma");
+        lock (wgmmaDevices)
+            if (on) wgmmaDevices.Add(device);
+            else wgmmaDevices.Remove(device);
+    }
+
+    /// <summary>Whether <paramref name="device"/>'s grouped GEMMs run on the wgmma library.</summary>
+    public bool UsesWgmma(int device)
+    {
+        lock (wgmmaDevices) return wgmmaDevices.Contains(device);
     }
 
     private static void Check(int rc, string what) => NativeKernelLibrary.Check(rc, $"fp8 kernel {what}");

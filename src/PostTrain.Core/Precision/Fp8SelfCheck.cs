@@ -140,6 +140,7 @@ public static class Fp8SelfCheck
         }
         else
         {
+            log.WriteLine($"native FP8 kernels: {Kernels.Fp8Kernels.NativeGroupedGemms(device)}");
             log.WriteLine($"native FP8 kernels' own self-check: {Kernels.Fp8Kernels.SelfCheck(native, Kernels.ReferenceFp8Kernels.Instance, device) ?? "passed"}");
             foreach (var (name, inF, outF, experts, perExpert) in Fp8BenchShapes.RoutedExperts)
             {

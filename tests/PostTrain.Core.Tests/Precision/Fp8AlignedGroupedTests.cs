@@ -305,6 +305,8 @@ public sealed class Fp8AlignedGroupedTests
                      (Broken.Fault.TransposedBlockScale, "QuantBlocksBoth"),
                      (Broken.Fault.SkipsPaddingZeros, "GemmMGrouped"),
                      (Broken.Fault.EmptySegment, "GemmKGrouped"),
+                     (Broken.Fault.DropsSlicesPastRingM, "GemmMGrouped (K = 1280)"),
+                     (Broken.Fault.DropsSlicesPastRingK, "GemmKGrouped (a 1280-token segment)"),
                  })
         {
             var message = Fp8Kernels.SelfCheck(new Broken(broken), ReferenceFp8Kernels.Instance, cpu);
@@ -316,7 +318,11 @@ public sealed class Fp8AlignedGroupedTests
     // The reference with one deliberate fault each.
     private sealed class Broken(Broken.Fault fault) : IFp8Kernels
     {
-        public enum Fault { RowScale, ColumnTranspose, RequantScale, BlockValue, TransposedBlockScale, SkipsPaddingZeros, EmptySegment }
+        // DropsSlicesPastRing*: a kernel whose 5-stage ring loses every 128-deep slice after the fifth of a contraction
+        // (of a row block's K, of an expert's token segment), as a wrong barrier phase would.
+        public enum Fault { RowScale, ColumnTranspose, RequantScale, BlockValue, TransposedBlockScale, SkipsPaddingZeros, EmptySegment, DropsSlicesPastRingM, DropsSlicesPastRingK }
+
+        private const int RingSlices = 5;
 
         private static readonly ReferenceFp8Kernels R = ReferenceFp8Kernels.Instance;
 
@@ -351,6 +357,11 @@ public sealed class Fp8AlignedGroupedTests
 
         public Tensor GemmMGrouped(Tensor qa, Tensor sa, Tensor qb, Tensor sb, Tensor blockExpert)
         {
+            if (fault == Fault.DropsSlicesPastRingM && sa.shape[1] > RingSlices)
+            {
+                sa = sa.clone();
+                sa.narrow(1, RingSlices, sa.shape[1] - RingSlices).zero_();
+            }
             var c = R.GemmMGrouped(qa, sa, qb, sb, blockExpert);
             if (fault == Fault.SkipsPaddingZeros) c.narrow(0, 2 * Fp8.Block, Fp8.Block).fill_(7f);   // block 2 is padding in the check
             return c;
@@ -358,6 +369,16 @@ public sealed class Fp8AlignedGroupedTests
 
         public Tensor GemmKGrouped(Tensor qa, Tensor sa, Tensor qb, Tensor sb, Tensor segments)
         {
+            if (fault == Fault.DropsSlicesPastRingK)
+            {
+                sa = sa.clone();
+                var bounds = segments.data<int>().ToArray();
+                for (int e = 0; e + 1 < bounds.Length; e++)
+                {
+                    long first = bounds[e] / Fp8.Block + RingSlices, end = bounds[e + 1] / Fp8.Block;
+                    if (end > first) sa.narrow(1, first, end - first).zero_();
+                }
+            }
             var c = R.GemmKGrouped(qa, sa, qb, sb, segments);
             if (fault == Fault.EmptySegment) c[1].fill_(1f);
             return c;

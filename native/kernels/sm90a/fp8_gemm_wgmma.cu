@@ -11,9 +11,13 @@
 //   (E, N/128, K/128) fp32. M, N, K multiples of 128. The same contract as fp8_gemm_mgrouped (native/kernels/fp8_gemm.py).
 // A second kernel does the Wgrad's k-grouped product (fp8_gemm_kgrouped's contract) on the same machinery.
 //
-// Not wired into training: benchmarks/fp8-kernels/bench_wgmma.py builds it (nvcc, sm_90a), checks it against a
-// dequantised fp32 reference and the Triton kernel, and times it beside BF16 torch._grouped_mm at both bench models'
-// expert shapes. Written on 2026-12-05 without a GPU at hand: not yet compiled or run.
+// Built for sm_90a only, as a library of its own (scripts/gpu/build-kernels.sh: fp8-kernels/libposttrain_fp8_wgmma.so),
+// which libposttrain_kernels.so loads when asked (ptk_fp8_use_wgmma) so the rest of the native library stays
+// portable. PostTrain switches to it with POSTTRAIN_FP8_WGMMA=1 after the FP8 self-check passes on it (see
+// Fp8Kernels). benchmarks/fp8-kernels/bench_wgmma.py builds the same file, diagnoses one tile with exact integers,
+// checks it against a dequantised fp32 reference and the Triton kernels, and times it beside BF16 grouped_mm.
+// History: written on 2026-12-05 without a GPU; compiled with ptxas (CUDA 12.4, sm_90a: 168 registers, no spills)
+// through scripts/dev/check-native.sh on a machine without a GPU; not yet run on a GPU.
 #include <cuda.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
