@@ -58,6 +58,12 @@ public static class SafeTensors
         Action<string>? afterTensorWritten) =>
         AtomicFiles.WriteFile(file, temp => SafeTensorsFileWriter.WriteNew(temp, tensors, metadata, afterTensorWritten));
 
+    /// <summary>As Save, streaming: <paramref name="layout"/> gives names, dtypes and shapes (meta tensors will do), and
+    /// <paramref name="produce"/>(name) makes each tensor's values when the writer reaches it (see SaveDirectoryStreaming).</summary>
+    public static void SaveStreaming(string file, IReadOnlyDictionary<string, Tensor> layout, Func<string, Tensor> produce,
+        IReadOnlyDictionary<string, string>? metadata = null) =>
+        AtomicFiles.WriteFile(file, temp => SafeTensorsFileWriter.WriteNew(temp, layout, metadata, afterTensorWritten: null, produce));
+
     /// <summary>Writes a checkpoint directory with shards of at most <paramref name="maxShardBytes"/> (see SaveDirectory).</summary>
     public static void SaveSharded(string dir, IReadOnlyDictionary<string, Tensor> tensors, long maxShardBytes,
         IReadOnlyDictionary<string, string>? metadata = null) =>

@@ -62,15 +62,14 @@ public sealed partial class DataParallelOptimizer
         ps.Sum(p => p.grad!.to(ScalarType.Float64).square().sum().item<double>());
 
     // Replicated state as usual, expert state gathered over the replica group (ZeRO) and then over the EP group.
-    private Dictionary<string, Tensor> StateDictWithExperts(bool? writer)
+    private Dictionary<string, Tensor> StateDictWithExperts()
     {
         var state = GatheredStateDict();
         foreach (var (key, t) in expertPart!.GatheredStateDict())
         {
             if (t.dim() == 0) { state[key] = t; continue; }        // step counters: the same on every rank
-            var gathered = ExpertParallelCheckpoint.GatherFor(experts!.Experts, t, writer);
+            state[key] = ExpertParallelCheckpoint.Gather(experts!.Experts, t);
             t.Dispose();
-            if (gathered is not null) state[key] = gathered;
         }
         return state;
     }

@@ -176,12 +176,20 @@ public sealed partial class DataParallelOptimizer : IOptimizer
     }
 
     /// <summary>The whole state (every rank's shard) in the wrapped optimizer's format, on every rank. Collective.
-    /// Expert parallel with <paramref name="writer"/> set (a checkpoint one rank writes): the gathered expert moments
-    /// go to the host one stack at a time and stay only where <paramref name="writer"/> is true.</summary>
-    public Dictionary<string, Tensor> StateDict(bool? writer) => expertPart is null ? GatheredStateDict() : StateDictWithExperts(writer);
+    /// Expert parallel: the experts' entries gathered over the EP group too (on the device; a checkpoint uses
+    /// StateDictExpertsLocal and gathers them one stack at a time instead).</summary>
+    public Dictionary<string, Tensor> StateDict() => expertPart is null ? GatheredStateDict() : StateDictWithExperts();
 
-    /// <summary>The whole state on every rank (StateDict(null)). Collective.</summary>
-    public Dictionary<string, Tensor> StateDict() => StateDict(null);
+    /// <summary>The state as StateDict, except that the routed experts' entries hold this rank's rows only (gathered
+    /// over their replica group's ZeRO shards, not over the EP group): for a checkpoint whose writer gathers them
+    /// stack by stack (ExpertGatherStream). Collective over the world.</summary>
+    public Dictionary<string, Tensor> StateDictExpertsLocal()
+    {
+        var state = GatheredStateDict();
+        if (expertPart is not null)
+            foreach (var (key, t) in expertPart.GatheredStateDict()) state[key] = t;
+        return state;
+    }
 
     // This instance's parameters' state, gathered over its group's ZeRO shards.
     private Dictionary<string, Tensor> GatheredStateDict()

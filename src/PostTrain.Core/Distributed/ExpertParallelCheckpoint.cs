@@ -2,6 +2,7 @@
 // every stacked expert tensor (mlp.experts.{gate,up,down}_proj, and their optimizer moments); Consolidate all-gathers
 // them along dim 0 over the EP group, so rank 0 (or any rank) holds the (E, ...) tensors a single process holds and
 // exports the same Hugging Face names, shapes and values. Slice is the inverse, for loading a single-process state.
+// Saves gather one stack at a time instead (ExpertGatherStream).
 using System.Text.RegularExpressions;
 using PostTrain.Core.Model;
 using static TorchSharp.torch;
@@ -17,35 +18,20 @@ public static partial class ExpertParallelCheckpoint
     public static bool IsExpert(string name) => ExpertStack().IsMatch(name);
 
     /// <summary>The model's state_dict with every expert stack gathered over the EP group (collective over it; the
-    /// other entries are the model's own tensors). A model without expert parallelism returns its state as is.
-    /// With <paramref name="writer"/> set (for a save that one rank writes), each gathered stack is moved to the host
-    /// at once, so the device holds one gathered stack at a time (a 16B model's experts are ~30 GB in bf16), and it
-    /// is kept only where <paramref name="writer"/> is true: the other ranks take part in the gathers and return the
-    /// state without the experts.</summary>
-    public static List<(string Name, Tensor Value)> Consolidate(DeepSeekForCausalLM model, bool? writer = null)
+    /// other entries are the model's own tensors), on the device. A model without expert parallelism returns its state
+    /// as is. Saves do not use this (it holds every expert at once): they gather one stack at a time through an
+    /// ExpertGatherStream (PretrainedModel.SaveStreamed).</summary>
+    public static List<(string Name, Tensor Value)> Consolidate(DeepSeekForCausalLM model)
     {
         var state = model.state_dict().Select(kv => (kv.Key, kv.Value)).ToList();
         if (model.ExpertParallel is not { } ep) return state;
-        var result = new List<(string Name, Tensor Value)>(state.Count);
-        foreach (var (name, value) in state)
-        {
-            if (!IsExpert(name)) { result.Add((name, value)); continue; }
-            if (GatherFor(ep.Experts, value, writer) is { } gathered) result.Add((name, gathered));
-        }
-        return result;
+        return state.Select(x => IsExpert(x.Key) ? (x.Key, Gather(ep.Experts, x.Value)) : (x.Key, x.Value)).ToList();
     }
 
-    /// <summary>t gathered over the group (collective), for a save: writer null keeps it on the device; true returns a
-    /// host copy outside every dispose scope (the device copy freed at once); false frees it and returns null.</summary>
-    public static Tensor? GatherFor(ProcessGroup group, Tensor t, bool? writer)
-    {
-        var gathered = Gather(group, t);
-        if (writer is null) return gathered;
-        Tensor? kept = null;
-        if (writer.Value) kept = (gathered.device_type == TorchSharp.DeviceType.CPU ? gathered.clone() : gathered.cpu()).DetachFromDisposeScope();
-        gathered.Dispose();
-        return kept;
-    }
+    /// <summary>This rank's rows of every routed-expert stack of the model, by parameter name (what an
+    /// ExpertGatherStream gathers for a save).</summary>
+    public static Dictionary<string, Tensor> LocalStacks(DeepSeekForCausalLM model) =>
+        model.state_dict().Where(kv => IsExpert(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
 
     /// <summary>Every rank's rows of t (equal row counts), concatenated in rank order. Collective over the group.</summary>
     public static Tensor Gather(ProcessGroup group, Tensor t)

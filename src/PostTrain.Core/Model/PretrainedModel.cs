@@ -7,6 +7,7 @@
 // Layout gives a model's checkpoint (HF names, stored dtypes, shapes) as meta tensors, without allocating a weight.
 using System.Diagnostics;
 using PostTrain.Core.Checkpoints;
+using PostTrain.Core.Distributed;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -39,15 +40,45 @@ public static class PretrainedModel
     }
 
     /// <summary>Writes config.json and the weights (fp32, or bf16 when <paramref name="dtype"/> says so) atomically.</summary>
-    /// <param name="consolidated">An expert-parallel model's state with every expert (ExpertParallelCheckpoint.Consolidate).</param>
     public static void Save(DeepSeekForCausalLM model, string dir, ScalarType dtype = ScalarType.Float32,
-        long maxShardBytes = 5_000_000_000, IReadOnlyDictionary<string, string>? extraFiles = null,
-        IEnumerable<(string Name, Tensor Value)>? consolidated = null)
+        long maxShardBytes = 5_000_000_000, IReadOnlyDictionary<string, string>? extraFiles = null)
     {
-        if (consolidated is null && model.ExpertParallel is not null)
-            throw new InvalidOperationException("an expert-parallel model holds a slice of the experts: save the state consolidated by ExpertParallelCheckpoint");
-        var state = (consolidated ?? model.state_dict().Select(kv => (kv.Key, kv.Value))).ToDictionary(x => x.Item1, x => x.Item2, StringComparer.Ordinal);
-        SaveState(model.Config, state, dir, dtype, maxShardBytes, extraFiles);
+        if (model.ExpertParallel is not null)
+            throw new InvalidOperationException("an expert-parallel model holds a slice of the experts: save it with SaveStreamed");
+        SaveState(model.Config, model.state_dict(), dir, dtype, maxShardBytes, extraFiles);
+    }
+
+    /// <summary>An expert-parallel model's directory as Save writes a single-process model's (same names, shapes, bytes),
+    /// by its EP group's rank 0: the routed experts come from <paramref name="experts"/> (this model's local stacks, by
+    /// parameter name) one gathered stack at a time as the file writer reaches them, so the writer never holds every
+    /// expert. Collective over the stream's group: the other ranks Serve it meanwhile, and the caller Finishes it.</summary>
+    public static void SaveStreamed(DeepSeekForCausalLM model, string dir, ExpertGatherStream experts, ScalarType dtype = ScalarType.Float32,
+        long maxShardBytes = 5_000_000_000, IReadOnlyDictionary<string, string>? extraFiles = null)
+    {
+        int size = model.ExpertParallel?.Size ?? throw new InvalidOperationException("SaveStreamed is for expert-parallel models");
+        using var scope = NewDisposeScope();
+        var meta = new Device("meta");
+        var state = model.state_dict();
+        // single-process shapes: an expert stack's rows times the EP size, as meta tensors (nothing allocated)
+        var full = state.ToDictionary(kv => kv.Key, kv => ExpertParallelCheckpoint.IsExpert(kv.Key)
+            ? empty([kv.Value.shape[0] * size, .. kv.Value.shape[1..]], dtype: kv.Value.dtype, device: meta) : kv.Value, StringComparer.Ordinal);
+        var exported = HfStateDict.Export(model.Config, full);
+        var layout = exported.ToDictionary(kv => kv.Key, kv => empty(kv.Value.shape, dtype: StoredDtype(kv.Key, kv.Value, dtype), device: meta),
+            StringComparer.Ordinal);
+        var rows = new Dictionary<string, (string Stack, long Row)>(StringComparer.Ordinal);
+        foreach (var (name, t) in full.Where(kv => ExpertParallelCheckpoint.IsExpert(kv.Key)))
+        {
+            long row = 0;
+            foreach (var (hf, _) in HfStateDict.ExportTensor(name, t, model.Config)) rows[hf] = (name, row++);
+        }
+        Tensor Produce(string hf)
+        {
+            var stored = layout[hf].dtype;
+            var t = rows.TryGetValue(hf, out var src) ? experts.Get(src.Stack)[src.Row] : exported[hf];
+            return t.dtype == stored ? t : t.to(stored);
+        }
+        SafeTensors.SaveDirectoryStreaming(dir, layout, Produce, model.Config.ToJsonString(),
+            new CheckpointSaveOptions { MaxShardBytes = maxShardBytes, ExtraFiles = extraFiles });
     }
 
     /// <summary>As Save, from a model state dict by model names (e.g. an EMA of the weights beside the model's buffers).</summary>

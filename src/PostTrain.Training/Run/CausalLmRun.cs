@@ -1,7 +1,7 @@
 // RunModel for the core causal LM: saved as a Hugging Face DeepseekV3ForCausalLM directory (fp32 safetensors, bf16 for
 // bf16 parameters, config.json, and the tokenizer files), weights streamed back from such a directory one tensor at a time.
-// Expert parallel: every rank reads its experts of the full directory; Consolidate gathers the experts (collective)
-// so that rank 0 writes the single-process directory.
+// Expert parallel: every rank reads its experts of the full directory; rank 0 writes the single-process directory,
+// gathering one expert stack at a time from its EP group (SaveStreamed).
 using PostTrain.Core.Checkpoints;
 using PostTrain.Core.Distributed;
 using PostTrain.Core.Model;
@@ -17,23 +17,14 @@ public static class CausalLmRun
             return new(model, (dir, extraFiles) => PretrainedModel.Save(model, dir, StoredDtype(model), extraFiles: extraFiles),
                 dir => LoadWeights(model, dir), tokenizerDir,
                 (dir, state, extraFiles) => PretrainedModel.SaveState(model.Config, state, dir, extraFiles: extraFiles));
-        List<(string Name, Tensor Value)>? consolidated = null;
         return new RunModel(model,
-            (dir, extraFiles) => PretrainedModel.Save(model, dir, StoredDtype(model), extraFiles: extraFiles,
-                consolidated: consolidated ?? throw new InvalidOperationException("an expert-parallel model saves inside RunModel.Consolidate")),
+            (_, _) => throw new InvalidOperationException("an expert-parallel model is saved by its EP group's rank 0 through SaveStreamed"),
             dir => LoadWeights(model, dir), tokenizerDir)
         {
             ExpertParallel = model.ExpertParallel,
-            Consolidate = () =>
-            {
-                // the main rank writes the model: it keeps the gathered experts on the host; the others only join the gathers
-                consolidated = ExpertParallelCheckpoint.Consolidate(model, writer: Dist.IsMain);
-                return new PostTrain.Core.Runtime.OnDispose(() =>
-                {
-                    foreach (var (name, t) in consolidated) if (ExpertParallelCheckpoint.IsExpert(name)) t.Dispose();
-                    consolidated = null;
-                });
-            },
+            ExpertStacks = () => ExpertParallelCheckpoint.LocalStacks(model),
+            SaveStreamed = (dir, extraFiles, experts) =>
+                PretrainedModel.SaveStreamed(model, dir, experts, StoredDtype(model), extraFiles: extraFiles),
         };
     }
 

@@ -6,8 +6,9 @@
 // Sharded: parameters split over the ranks (expert parallel), by name: the slice of the global tensor this rank holds;
 // distributed checkpoints store them per rank (DistributedCheckpoint). Empty: every parameter is whole on every rank.
 using PostTrain.Core.Checkpoints;
-// An expert-parallel model also names its layout (the optimizer syncs its experts over their replica group) and a
-// collective Consolidate that every rank calls before rank 0 saves (it gathers the experts; disposing releases them).
+// An expert-parallel model also names its layout (the optimizer syncs its experts over their replica group), its local
+// expert stacks, and SaveStreamed, which the EP group's rank 0 runs with an ExpertGatherStream the group's other ranks
+// serve (each expert stack gathered as the writer reaches it); Save is refused for it.
 using PostTrain.Core.Distributed;
 using static TorchSharp.torch;
 
@@ -24,5 +25,8 @@ public sealed record RunModel(
     public ExpertParallelism? ExpertParallel { get; init; }
     /// <summary>The decoder the module computes with when the module does not contain it (LoRA adapters), else null.</summary>
     public PostTrain.Core.Model.DeepSeekForCausalLM? Decoder { get; init; }
-    public Func<IDisposable>? Consolidate { get; init; }
+    /// <summary>Expert parallel: this rank's rows of every routed-expert stack, by parameter name.</summary>
+    public Func<IReadOnlyDictionary<string, Tensor>>? ExpertStacks { get; init; }
+    /// <summary>Expert parallel: the writer's save (directory, extra files), gathering the experts through the stream.</summary>
+    public Action<string, IReadOnlyDictionary<string, string>?, ExpertGatherStream>? SaveStreamed { get; init; }
 }

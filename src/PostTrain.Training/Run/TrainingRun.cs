@@ -104,7 +104,7 @@ public sealed class TrainingRun : IDisposable
         {
             if (cfg.Ema is { } ema)
             {
-                if (model.SaveState is null) throw new RecipeConfigException($"ema: recipe {cfg.Recipe} with this model (LoRA adapters) has no full weights to average");
+                if (model.SaveState is null) throw new RecipeConfigException($"ema: recipe {cfg.Recipe} with this model (LoRA adapters, or experts split by distributed.expert_parallel) has no full weights to average");
                 if (ema.Every < 1) throw new RecipeConfigException($"ema.every: must be >= 1, got {ema.Every}");
                 if (ema.Decay is < 0 or >= 1) throw new RecipeConfigException($"ema.decay: must be in [0, 1), got {ema.Decay}");
                 _ema = new HostEma(model.Module.named_parameters().Select(p => (p.name, (Tensor)p.parameter)), ema.Decay) { SkipWhenBusy = ema.SkipWhenBusy };
@@ -280,31 +280,82 @@ public sealed class TrainingRun : IDisposable
     public CheckpointInfo SaveCheckpoint()
     {
         var state = State with { TorchRngState = TorchRng.Capture() };
-        void WriteShared(string dir)
-        {
-            _model.Save(Path.Combine(dir, ModelDirName), ModelSetup.TokenizerFiles(_model.TokenizerDir));
-            AtomicFile.WriteAllText(Path.Combine(dir, RecipeRunner.ResolvedConfigFileName), _ctx.ResolvedYaml);
-            if (_ema is not null) SafeTensors.Save(Path.Combine(dir, EmaFileName), _ema.Values());
-        }
         if (Parallel.Size > 1 && _model.ExpertParallel is null)   // plain data parallel: each rank writes its share
-            return DistributedCheckpoint.Save(Checkpoints, Optimizer, Sharded, state, WriteShared);
+            return DistributedCheckpoint.Save(Checkpoints, Optimizer, Sharded, state, dir => WriteShared(dir, experts: null));
+        if (_model.ExpertParallel is { } ep) return SaveExpertParallel(ep, state);
         using var scope = NewDisposeScope();
-        // one process: the optimizer's own state; expert parallel: collective, gathered into the single-process format
-        var opt = Optimizer.StateDict(writer: _model.ExpertParallel is null ? null : Parallel.IsMain);   // EP: experts' moments on the writer's host
-        using var experts = _model.Consolidate?.Invoke();     // collective: expert parallel models gather their experts
+        var opt = Optimizer.StateDict();   // one process: the optimizer's own state
+        try
+        {
+            return Checkpoints.Save(state, dir =>
+            {
+                WriteShared(dir, experts: null);
+                if (opt.Count > 0) SafeTensors.Save(Path.Combine(dir, OptimizerFileName), opt.ToDictionary(kv => kv.Key, kv => kv.Value.cpu()));
+            });
+        }
+        finally { foreach (var t in opt.Values) t.Dispose(); }
+    }
+
+    // model/ (with tokenizer files), the resolved config and the EMA: what every kind of checkpoint holds
+    private void WriteShared(string dir, ExpertGatherStream? experts)
+    {
+        var model = Path.Combine(dir, ModelDirName);
+        var tokenizer = ModelSetup.TokenizerFiles(_model.TokenizerDir);
+        if (experts is null) _model.Save(model, tokenizer);
+        else _model.SaveStreamed!(model, tokenizer, experts);
+        AtomicFile.WriteAllText(Path.Combine(dir, RecipeRunner.ResolvedConfigFileName), _ctx.ResolvedYaml);
+        if (_ema is not null) SafeTensors.Save(Path.Combine(dir, EmaFileName), _ema.Values());
+    }
+
+    // Expert parallel, in the single-process format: the optimizer's replicated part whole and the experts' moments as
+    // each rank's rows (collective over the world); then rank 0 writes model/ and the optimizer file, gathering every
+    // expert stack (weights, then moments) from its EP group as the file writer reaches it (ExpertGatherStream: at
+    // most 3 gathered stacks on its host), while the group's other ranks serve those gathers.
+    private CheckpointInfo SaveExpertParallel(ExpertParallelism ep, TrainerState state)
+    {
+        using var scope = NewDisposeScope();
+        var opt = Optimizer.StateDictExpertsLocal();
         var saved = new CheckpointInfo(State.Step, Path.Combine(Checkpoints.RunDir, CheckpointManager.DirName(State.Step)), state);
         try
         {
-            if (Parallel.IsMain)
-                saved = Checkpoints.Save(state, dir =>
+            if (Parallel.Group.Rank < ep.Size)   // the EP group that holds rank 0, the writer
+            {
+                var stacks = new Dictionary<string, Tensor>(_model.ExpertStacks!(), StringComparer.Ordinal);
+                foreach (var (key, t) in opt.Where(kv => ExpertParallelCheckpoint.IsExpert(kv.Key) && kv.Value.dim() > 0)) stacks.Add(key, t);
+                using var experts = new ExpertGatherStream(ep.Experts, stacks);
+                if (!experts.IsWriter) experts.Serve();
+                else
                 {
-                    WriteShared(dir);
-                    if (opt.Count > 0) SafeTensors.Save(Path.Combine(dir, OptimizerFileName), opt.ToDictionary(kv => kv.Key, kv => kv.Value.cpu()));
-                });
+                    try
+                    {
+                        saved = Checkpoints.Save(state, dir =>
+                        {
+                            WriteShared(dir, experts);
+                            SaveOptimizerStreamed(Path.Combine(dir, OptimizerFileName), opt, experts, ep.Size);
+                        });
+                    }
+                    finally { experts.Finish(); }   // the serving ranks return even when the save failed
+                    Output.WriteLine(GatherReport(experts, ep));
+                }
+            }
         }
         finally { foreach (var t in opt.Values) t.Dispose(); }
-        Parallel.Group.Barrier();                              // the checkpoint exists before any rank goes on
+        Parallel.Group.Barrier();                 // the checkpoint exists before any rank goes on
         return saved;
+    }
+
+    private static string GatherReport(ExpertGatherStream experts, ExpertParallelism ep) =>
+        $"expert parallel save: {experts.Gathers} expert stacks gathered from {ep.Size} ranks one at a time, at most {experts.MostHeld} held on this host";
+
+    // The optimizer file of an expert-parallel run: expert moments (this rank's rows in `opt`) gathered one stack at a
+    // time through the stream, everything else as it is.
+    private static void SaveOptimizerStreamed(string file, Dictionary<string, Tensor> opt, ExpertGatherStream experts, int epSize)
+    {
+        static bool Stacked(string key, Tensor t) => ExpertParallelCheckpoint.IsExpert(key) && t.dim() > 0;
+        var meta = new Device("meta");
+        var layout = opt.ToDictionary(kv => kv.Key, kv => Stacked(kv.Key, kv.Value)
+            ? empty([kv.Value.shape[0] * epSize, .. kv.Value.shape[1..]], dtype: kv.Value.dtype, device: meta) : kv.Value);
+        SafeTensors.SaveStreaming(file, layout, key => Stacked(key, opt[key]) ? experts.Get(key) : opt[key]);
     }
 
     /// <summary>Writes the trained model to &lt;output_dir&gt;/final with the tokenizer files; returns its path.</summary>
@@ -317,8 +368,22 @@ public sealed class TrainingRun : IDisposable
             if (Parallel.IsMain && _ema is not null) Output.WriteLine(EmaTimings() + " (not saved: checkpoint.enabled: false)");
             return final;
         }
-        using var experts = _model.Consolidate?.Invoke();     // collective: expert parallel models gather their experts
-        if (Parallel.IsMain) _model.Save(final, ModelSetup.TokenizerFiles(_model.TokenizerDir));
+        var tokenizer = ModelSetup.TokenizerFiles(_model.TokenizerDir);
+        if (_model.ExpertParallel is { } ep)
+        {
+            if (Parallel.Group.Rank < ep.Size)    // the EP group of the writer, rank 0
+            {
+                using var experts = new ExpertGatherStream(ep.Experts, _model.ExpertStacks!());
+                if (!experts.IsWriter) experts.Serve();
+                else
+                {
+                    try { _model.SaveStreamed!(final, tokenizer, experts); }
+                    finally { experts.Finish(); }
+                    Output.WriteLine(GatherReport(experts, ep));
+                }
+            }
+        }
+        else if (Parallel.IsMain) _model.Save(final, tokenizer);
         if (Parallel.IsMain && _ema is not null) SaveEma();
         Parallel.Group.Barrier();
         return final;

@@ -23,6 +23,12 @@ public sealed class ExpertParallelSftTests(SftBaseline baseline) : IClassFixture
         var (rc, output) = DataParallelSftTests.Cli(ranks, dir, 5, $"distributed.expert_parallel={ep}", $"distributed.zero_stage={zero}");
         Assert.True(rc == 0, output);
         Assert.Equal(1, output.Split('\n').Count(l => l.Contains($"expert parallel: groups of {ep} ranks, {ranks / ep} replicas")));
+        // rank 0 wrote each save gathering one expert stack at a time: micro-moe's 2 MoE layers (one of them MTP) x 3
+        // stacks, and for a checkpoint their AdamW moments too; never more than one layer's 3 stacks on its host
+        var saves = output.Split('\n').Where(l => l.Contains("expert parallel save:")).ToList();
+        Assert.Equal(2, saves.Count);   // the last step's checkpoint (weights, then moments) and final/
+        Assert.All(saves, l => Assert.EndsWith($"from {ep} ranks one at a time, at most 3 held on this host", l.TrimEnd()));
+        Assert.Contains(saves, l => l.Contains("save: 6 expert stacks gathered"));
         DataParallelSftTests.AssertClose(refLosses, DataParallelSftTests.Losses(dir));
         DataParallelSftTests.AssertSameWeights(refFinal, Path.Combine(dir, "final"));
     }
