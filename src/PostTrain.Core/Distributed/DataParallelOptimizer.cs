@@ -182,19 +182,21 @@ public sealed partial class DataParallelOptimizer : IOptimizer
 
     /// <summary>The state as StateDict, except that the routed experts' entries hold this rank's rows only (gathered
     /// over their replica group's ZeRO shards, not over the EP group): for a checkpoint whose writer gathers them
-    /// stack by stack (ExpertGatherStream). Collective over the world.</summary>
+    /// stack by stack (ExpertGatherStream). Entries this rank holds alias the optimizer's tensors (no copy; valid until
+    /// the next step); ZeRO shards of other ranks arrive in new tensors. Collective over the world.</summary>
     public Dictionary<string, Tensor> StateDictExpertsLocal()
     {
-        var state = GatheredStateDict();
+        var state = GatheredStateDict(aliases: true);
         if (expertPart is not null)
-            foreach (var (key, t) in expertPart.GatheredStateDict()) state[key] = t;
+            foreach (var (key, t) in expertPart.GatheredStateDict(aliases: true)) state[key] = t;
         return state;
     }
 
-    // This instance's parameters' state, gathered over its group's ZeRO shards.
-    private Dictionary<string, Tensor> GatheredStateDict()
+    // This instance's parameters' state, gathered over its group's ZeRO shards (aliases: this rank's entries alias the
+    // optimizer's tensors instead of copying them).
+    private Dictionary<string, Tensor> GatheredStateDict(bool aliases = false)
     {
-        var local = optimizer.StateDict();
+        var local = aliases ? optimizer.StateAliases() : optimizer.StateDict();
         if (Stage == ZeroStage.None) return local;
         // each rank's keys, dtypes and shapes, so every rank can receive every entry
         var meta = JsonSerializer.SerializeToUtf8Bytes(local.OrderBy(kv => kv.Key, StringComparer.Ordinal)

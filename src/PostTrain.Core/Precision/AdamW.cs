@@ -242,6 +242,8 @@ public sealed class AdamW : IOptimizer
     /// <summary>Copies of the optimizer state (on the parameters' devices) for a checkpoint.</summary>
     public Dictionary<string, Tensor> StateDict() => StateDict(copy: true);
 
+    public Dictionary<string, Tensor> StateAliases() => StateDict(copy: false);
+
     /// <summary>copy false: aliases of the state tensors (no memory; valid until the next step), for state too large to copy.</summary>
     internal Dictionary<string, Tensor> StateDict(bool copy)
     {

@@ -16,5 +16,10 @@ public interface IOptimizer : IDisposable
     void Step();
     void ZeroGrad();
     Dictionary<string, Tensor> StateDict();
+
+    /// <summary>The state as StateDict gives it, but aliasing the optimizer's own tensors where it can (no copy; valid
+    /// until the next step): for a checkpoint written before the next step. Disposing the aliases is safe.</summary>
+    Dictionary<string, Tensor> StateAliases() => StateDict();
+
     void LoadStateDict(IReadOnlyDictionary<string, Tensor> state);
 }

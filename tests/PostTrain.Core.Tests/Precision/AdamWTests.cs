@@ -168,4 +168,27 @@ public sealed class AdamWTests
         state["layer.w.exp_avg"] = zeros(2);
         Assert.Contains("missing 'layer.w.exp_avg_sq'", Assert.Throws<ArgumentException>(() => opt.LoadStateDict(state)).Message);
     }
+
+    [Fact]
+    public void StateAliasesShareTheMomentsAndMayBeDisposed()
+    {
+        var p = Param(1f, -2f);
+        using var opt = new AdamW([p], lr: 0.1);
+        SetGrad(p, 0.5f, 0.1f);
+        opt.Step();
+        var copies = opt.StateDict();
+        var aliases = ((PostTrain.Core.Precision.IOptimizer)opt).StateAliases();
+        Assert.Equal(copies.Keys.Order(), aliases.Keys.Order());
+        Assert.Equal(copies["0.exp_avg"].data<float>().ToArray(), aliases["0.exp_avg"].data<float>().ToArray());
+        SetGrad(p, -0.5f, 0.2f);
+        opt.Step();
+        // the aliases see the second step's moments (no copy was made); the copies keep the first step's
+        var now = opt.StateDict();
+        Assert.Equal(now["0.exp_avg"].data<float>().ToArray(), aliases["0.exp_avg"].data<float>().ToArray());
+        Assert.NotEqual(copies["0.exp_avg"].data<float>().ToArray(), aliases["0.exp_avg"].data<float>().ToArray());
+        foreach (var t in aliases.Values) t.Dispose();
+        SetGrad(p, 0.3f, 0.3f);
+        opt.Step();   // the optimizer's own tensors outlive the disposed aliases
+        Assert.Equal(2, opt.StateDict()["0.exp_avg"].numel());
+    }
 }
