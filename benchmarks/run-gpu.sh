@@ -68,7 +68,8 @@ case "$part" in
     ;;
   fp8)
     # Self-check (native FP8 kernels included), GEMM and expert tables, then training tokens/s bf16 vs FP8 on both
-    # models, eager and fast path (FP8 takes the fast path only with the native kernels). FP8_PARTS=check,bench,train;
+    # models, eager and fast path (FP8 takes the fast path only with the native kernels; FP8_FAST_MODES="on" keeps the
+    # fast path rows only). FP8_PARTS=check,bench,train;
     # add "deep" for bench-moe-large's layers stacked FP8_DEEP_LAYERS deep (default 12, bf16 parameters, fast path):
     # there the LM head is no longer half the GEMM FLOPs (benchmarks/fp8-kernels/fp8_bound.py), so FP8 can pay.
     # Every part runs twice where it touches the grouped GEMMs: with the Triton cubins, and with POSTTRAIN_FP8_WGMMA=1
@@ -81,7 +82,7 @@ case "$part" in
     if [[ $parts == *train* ]]; then
       for model in bench-moe bench-moe-large; do
         if [ $model = bench-moe ]; then bt="--batch 8 --seq 1024"; else bt="--batch 4 --seq 2048"; fi
-        for fp in off on; do
+        for fp in ${FP8_FAST_MODES:-off on}; do
           for dt in bfloat16 fp8; do
             peak "posttrain_${model}_${dt}_fast_${fp}" pt bench-train --model $model $bt --dtype $dt --device cuda --fast-path $fp
           done
