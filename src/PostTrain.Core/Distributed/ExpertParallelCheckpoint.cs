@@ -40,6 +40,11 @@ public static partial class ExpertParallelCheckpoint
         return group.AllGatherV(t.detach().contiguous(), Enumerable.Repeat(t.shape[0], group.Size).ToArray());
     }
 
+    /// <summary>A meta tensor (no memory) with the single-process shape of an expert stack of which this rank holds
+    /// <paramref name="local"/>'s rows, in an EP group of <paramref name="size"/>: for a streamed save's layout.</summary>
+    public static Tensor WholeMeta(Tensor local, int size) =>
+        empty([local.shape[0] * size, .. local.shape[1..]], dtype: local.dtype, device: new Device("meta"));
+
     /// <summary>This rank's rows of a full (E, ...) tensor: [Rank E/P, (Rank+1) E/P).</summary>
     public static Tensor Slice(ProcessGroup group, Tensor full)
     {

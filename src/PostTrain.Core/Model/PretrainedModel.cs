@@ -61,7 +61,7 @@ public static class PretrainedModel
         var state = model.state_dict();
         // single-process shapes: an expert stack's rows times the EP size, as meta tensors (nothing allocated)
         var full = state.ToDictionary(kv => kv.Key, kv => ExpertParallelCheckpoint.IsExpert(kv.Key)
-            ? empty([kv.Value.shape[0] * size, .. kv.Value.shape[1..]], dtype: kv.Value.dtype, device: meta) : kv.Value, StringComparer.Ordinal);
+            ? ExpertParallelCheckpoint.WholeMeta(kv.Value, size) : kv.Value, StringComparer.Ordinal);
         var exported = HfStateDict.Export(model.Config, full);
         var layout = exported.ToDictionary(kv => kv.Key, kv => empty(kv.Value.shape, dtype: StoredDtype(kv.Key, kv.Value, dtype), device: meta),
             StringComparer.Ordinal);

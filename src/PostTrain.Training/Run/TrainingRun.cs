@@ -318,43 +318,42 @@ public sealed class TrainingRun : IDisposable
         var saved = new CheckpointInfo(State.Step, Path.Combine(Checkpoints.RunDir, CheckpointManager.DirName(State.Step)), state);
         try
         {
-            if (Parallel.Group.Rank < ep.Size)   // the EP group that holds rank 0, the writer
+            var stacks = new Dictionary<string, Tensor>(_model.ExpertStacks!(), StringComparer.Ordinal);
+            foreach (var (key, t) in opt.Where(kv => ExpertParallelCheckpoint.IsExpert(kv.Key) && kv.Value.dim() > 0)) stacks.Add(key, t);
+            WriteGatheringExperts(ep, stacks, experts => saved = Checkpoints.Save(state, dir =>
             {
-                var stacks = new Dictionary<string, Tensor>(_model.ExpertStacks!(), StringComparer.Ordinal);
-                foreach (var (key, t) in opt.Where(kv => ExpertParallelCheckpoint.IsExpert(kv.Key) && kv.Value.dim() > 0)) stacks.Add(key, t);
-                using var experts = new ExpertGatherStream(ep.Experts, stacks);
-                if (!experts.IsWriter) experts.Serve();
-                else
-                {
-                    try
-                    {
-                        saved = Checkpoints.Save(state, dir =>
-                        {
-                            WriteShared(dir, experts);
-                            SaveOptimizerStreamed(Path.Combine(dir, OptimizerFileName), opt, experts, ep.Size);
-                        });
-                    }
-                    finally { experts.Finish(); }   // the serving ranks return even when the save failed
-                    Output.WriteLine(GatherReport(experts, ep));
-                }
-            }
+                WriteShared(dir, experts);
+                SaveOptimizerStreamed(Path.Combine(dir, OptimizerFileName), opt, experts, ep.Size);
+            }));
         }
         finally { foreach (var t in opt.Values) t.Dispose(); }
         Parallel.Group.Barrier();                 // the checkpoint exists before any rank goes on
         return saved;
     }
 
-    private static string GatherReport(ExpertGatherStream experts, ExpertParallelism ep) =>
-        $"expert parallel save: {experts.Gathers} expert stacks gathered from {ep.Size} ranks one at a time, at most {experts.MostHeld} held on this host";
+    // Rank 0 runs `write` with a stream over `stacks` (this rank's rows of each, by name) while the other ranks of its
+    // EP group (ranks 0..P-1) serve the gathers it asks for; the other EP groups take no part. Returns on every rank.
+    private void WriteGatheringExperts(ExpertParallelism ep, IReadOnlyDictionary<string, Tensor> stacks, Action<ExpertGatherStream> write)
+    {
+        if (Parallel.Group.Rank >= ep.Size) return;
+        using var experts = new ExpertGatherStream(ep.Experts, stacks);
+        if (!experts.IsWriter)
+        {
+            experts.Serve();
+            return;
+        }
+        try { write(experts); }
+        finally { experts.Finish(); }   // the serving ranks return even when the save failed
+        Output.WriteLine($"expert parallel save: {experts.Gathers} expert stacks gathered from {ep.Size} ranks one at a time, " +
+            $"at most {experts.MostHeld} held on this host");
+    }
 
     // The optimizer file of an expert-parallel run: expert moments (this rank's rows in `opt`) gathered one stack at a
     // time through the stream, everything else as it is.
     private static void SaveOptimizerStreamed(string file, Dictionary<string, Tensor> opt, ExpertGatherStream experts, int epSize)
     {
         static bool Stacked(string key, Tensor t) => ExpertParallelCheckpoint.IsExpert(key) && t.dim() > 0;
-        var meta = new Device("meta");
-        var layout = opt.ToDictionary(kv => kv.Key, kv => Stacked(kv.Key, kv.Value)
-            ? empty([kv.Value.shape[0] * epSize, .. kv.Value.shape[1..]], dtype: kv.Value.dtype, device: meta) : kv.Value);
+        var layout = opt.ToDictionary(kv => kv.Key, kv => Stacked(kv.Key, kv.Value) ? ExpertParallelCheckpoint.WholeMeta(kv.Value, epSize) : kv.Value);
         SafeTensors.SaveStreaming(file, layout, key => Stacked(key, opt[key]) ? experts.Get(key) : opt[key]);
     }
 
@@ -369,20 +368,7 @@ public sealed class TrainingRun : IDisposable
             return final;
         }
         var tokenizer = ModelSetup.TokenizerFiles(_model.TokenizerDir);
-        if (_model.ExpertParallel is { } ep)
-        {
-            if (Parallel.Group.Rank < ep.Size)    // the EP group of the writer, rank 0
-            {
-                using var experts = new ExpertGatherStream(ep.Experts, _model.ExpertStacks!());
-                if (!experts.IsWriter) experts.Serve();
-                else
-                {
-                    try { _model.SaveStreamed!(final, tokenizer, experts); }
-                    finally { experts.Finish(); }
-                    Output.WriteLine(GatherReport(experts, ep));
-                }
-            }
-        }
+        if (_model.ExpertParallel is { } ep) WriteGatheringExperts(ep, _model.ExpertStacks!(), experts => _model.SaveStreamed!(final, tokenizer, experts));
         else if (Parallel.IsMain) _model.Save(final, tokenizer);
         if (Parallel.IsMain && _ema is not null) SaveEma();
         Parallel.Group.Barrier();
