@@ -35,6 +35,24 @@ Console.WriteLine(onCuda
 double scaleRows = (double)tokens / Fp8BenchShapes.Tokens;
 var gen = new Generator(7);
 
+// The card's ceilings in this run, for every TF/s below: bf16 mm and blockwise FP8 _scaled_mm (1x128 tiles x 128x128
+// blocks, quantised beforehand) on one large square product (CPU: a small smoke size).
+{
+    using var scope = NewDisposeScope();
+    long n = onCuda ? 8192 : 256;
+    var a = randn([n, n], generator: gen).to(device);
+    var b = (randn([n, n], generator: gen) * 0.05).to(device);
+    var (rowMul, kMul) = Fp8Gemm.Alignment(device);
+    var (qa, sa) = Fp8.QuantizeTiles(a, rowMul, kMul);
+    var (qb, sb) = Fp8.QuantizeBlocks(b, kMul, kMul);
+    var a16 = a.to(ScalarType.BFloat16);
+    var b16 = b.to(ScalarType.BFloat16);
+    double flop = 2.0 * n * n * n;
+    double bf16 = flop / Time(() => a16.mm(b16.t())) / 1e12;
+    double fp8 = flop / Time(() => Fp8Gemm.Multiply(qa, sa, qb, sb, Fp8Layout.Blocks128x128, n, n)) / 1e12;
+    Console.WriteLine($"ceiling {n}^3: bf16 mm {bf16:F1} TF/s, FP8 blockwise _scaled_mm {fp8:F1} TF/s ({fp8 / bf16:F2}x)");
+}
+
 Console.WriteLine();
 Console.WriteLine($"{"layer / GEMM",-36} {"M",6} {"N",6} {"K",6} {"bf16 TF/s",10} {"fp8 TF/s",9} {"x",5} {"fp8+q TF/s",10} {"x",5}");
 foreach (var (name, inF, outF, rows0) in Fp8BenchShapes.Linears)
