@@ -43,7 +43,7 @@ def build():
     if r.returncode != 0:
         sys.exit("build failed")
     lib = ctypes.CDLL(out)
-    for fn in (lib.fp8_mgrouped_wgmma, lib.fp8_kgrouped_wgmma):
+    for fn in (lib.fp8_mgrouped_wgmma, lib.fp8_kgrouped_wgmma, lib.fp8_kgrouped_wgmma_bf16):
         fn.restype = ctypes.c_int
         fn.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int] * 4 + [ctypes.c_void_p]
     return lib
@@ -102,8 +102,19 @@ def wgrad_row(lib, model, matrix, tokens, n, k, experts, counts, dev):
         g.fp8_gemm_kgrouped[grid](qy, sy, qx, sx, c_tr, segments, na, nb, m, **cfg)
     c_wg = torch.full((experts, na, nb), float("nan"), device=dev)
     args = (qy.data_ptr(), sy.data_ptr(), qx.data_ptr(), sx.data_ptr(), c_wg.data_ptr(), segments.data_ptr(), na, nb, m, experts)
-    return measure(dict(model=model, matrix=matrix + " wgrad", m=m, n=na, k=nb, experts=experts), flops, t_bf16, ref,
-                   triton_run, c_tr, lib.fp8_kgrouped_wgmma, args, c_wg)
+    row = measure(dict(model=model, matrix=matrix + " wgrad", m=m, n=na, k=nb, experts=experts), flops, t_bf16, ref,
+                  triton_run, c_tr, lib.fp8_kgrouped_wgmma, args, c_wg)
+    # the same into bf16 (the weight gradient of bf16 weights, no fp32 round trip): one rounding of the fp32 result
+    c16 = torch.full((experts, na, nb), float("nan"), device=dev, dtype=torch.bfloat16)
+    args16 = args[:4] + (c16.data_ptr(),) + args[5:]
+    stream = torch.cuda.current_stream().cuda_stream
+    rc = lib.fp8_kgrouped_wgmma_bf16(*args16, stream); torch.cuda.synchronize()
+    got = c16.float()
+    err16 = ((got - ref).abs().max().item() / (ref.abs().max().item() + 1e-12)) if rc == 0 and bool(got.isfinite().all()) else float("inf")
+    row["err_wgmma_bf16"] = float(f"{err16:.1e}")
+    row["wgmma_bf16_ms"] = round(timed(lambda: lib.fp8_kgrouped_wgmma_bf16(*args16, stream)), 3) if err16 <= 1e-2 else float("nan")
+    row["ok"] = row["ok"] and err16 <= 1e-2
+    return row
 
 
 def diagnose(lib):

@@ -18,8 +18,9 @@
 //   ptk_fp8_gemm_mgrouped: c (M, N) bf16 = per 128-row block i with expert e = block_expert[i] >= 0:
 //       dequant(a rows of block i) dequant(b[e])^T; a (M, K) 1x128 tiles, b (E, N, K) 128x128 blocks (Fprop, Dgrad).
 //       Blocks with block_expert[i] < 0 are written as zeros.
-//   ptk_fp8_gemm_kgrouped: c (E, NA, NB) fp32 = per expert e: dequant(a[:, seg]) dequant(b[:, seg])^T over the
-//       token columns seg = [segments[e], segments[e+1]); a (NA, M) and b (NB, M) 1x128 tiles along M (Wgrad).
+//   ptk_fp8_gemm_kgrouped: c (E, NA, NB) fp32 or bf16 = per expert e: dequant(a[:, seg]) dequant(b[:, seg])^T over the
+//       token columns seg = [segments[e], segments[e+1]); a (NA, M) and b (NB, M) 1x128 tiles along M (Wgrad). The
+//       Triton cubin writes fp32 (a bf16 c gets it through a temporary); the wgmma kernels write either directly.
 // Every dimension is a multiple of 128 (the callers pad), every pointer 16-byte aligned (checked).
 // ptk_fp8_use_wgmma(device, path) switches both GEMMs on that device to the TMA + wgmma kernels of
 // native/kernels/sm90a/fp8_gemm_wgmma.cu (a library of their own, built for sm_90a only; dlopen'ed here), or back to
@@ -370,21 +371,23 @@ CUdeviceptr ptr(const at::Tensor& t) { return reinterpret_cast<CUdeviceptr>(t.da
 
 using WgmmaMGrouped = int (*)(const void* a, const float* a_scale, const void* b, const float* b_scale, void* c,
                               const int* block_expert, int m, int n, int k, int e, cudaStream_t stream);
-using WgmmaKGrouped = int (*)(const void* a, const float* a_scale, const void* b, const float* b_scale, float* c,
-                              const int* segments, int na, int nb, int m, int e, cudaStream_t stream);
+using WgmmaKGrouped = int (*)(const void* a, const float* a_scale, const void* b, const float* b_scale, void* c,
+                              const int* segments, int na, int nb, int m, int e, cudaStream_t stream);  // c: fp32 or bf16
 struct Wgmma {
   void* library = nullptr;
   WgmmaMGrouped mgrouped = nullptr;
   WgmmaKGrouped kgrouped = nullptr;
+  WgmmaKGrouped kgrouped_bf16 = nullptr;
   std::set<int> devices;  // where the GEMMs use it
 };
 Wgmma wgmma;  // guarded by cubin_mutex
 
-// The wgmma launchers for `device`, or nulls when the device keeps the Triton cubins.
-std::pair<WgmmaMGrouped, WgmmaKGrouped> wgmma_on(int device) {
+// The wgmma launchers for `device` (m-grouped; k-grouped into fp32; k-grouped into bf16), or nulls when the device
+// keeps the Triton cubins.
+std::tuple<WgmmaMGrouped, WgmmaKGrouped, WgmmaKGrouped> wgmma_on(int device) {
   std::lock_guard<std::mutex> lock(cubin_mutex);
-  if (!wgmma.devices.count(device)) return {nullptr, nullptr};
-  return {wgmma.mgrouped, wgmma.kgrouped};
+  if (!wgmma.devices.count(device)) return {nullptr, nullptr, nullptr};
+  return {wgmma.mgrouped, wgmma.kgrouped, wgmma.kgrouped_bf16};
 }
 
 void check_wgmma(int rc, const char* what) {
@@ -617,13 +620,15 @@ int ptk_fp8_use_wgmma(int device, const char* path) {
       require(library != nullptr, std::string("fp8_use_wgmma: dlopen ") + path + ": " + (dlerror() ?: "unknown error"));
       auto m = reinterpret_cast<WgmmaMGrouped>(dlsym(library, "fp8_mgrouped_wgmma"));
       auto k = reinterpret_cast<WgmmaKGrouped>(dlsym(library, "fp8_kgrouped_wgmma"));
-      if (m == nullptr || k == nullptr) {
+      auto k16 = reinterpret_cast<WgmmaKGrouped>(dlsym(library, "fp8_kgrouped_wgmma_bf16"));
+      if (m == nullptr || k == nullptr || k16 == nullptr) {
         dlclose(library);
-        require(false, std::string("fp8_use_wgmma: ") + path + " lacks fp8_mgrouped_wgmma / fp8_kgrouped_wgmma");
+        require(false, std::string("fp8_use_wgmma: ") + path + " lacks fp8_mgrouped_wgmma / fp8_kgrouped_wgmma(_bf16)");
       }
       wgmma.library = library;
       wgmma.mgrouped = m;
       wgmma.kgrouped = k;
+      wgmma.kgrouped_bf16 = k16;
     }
     wgmma.devices.insert(device);
   });
@@ -644,7 +649,7 @@ int ptk_fp8_gemm_mgrouped(void* ah, void* sah, void* bh, void* sbh, void* beh, v
     require(m < (1L << 31) / kTile && n < (1L << 30) && k < (1L << 30), "fp8_gemm_mgrouped: too large");
     if (m == 0) return;
     c10::cuda::CUDAGuard guard(a.device());
-    if (const auto fn = wgmma_on(a.get_device()).first) {
+    if (const auto fn = std::get<0>(wgmma_on(a.get_device()))) {
       check_wgmma(fn(a.data_ptr(), sa.data_ptr<float>(), b.data_ptr(), sb.data_ptr<float>(), c.data_ptr(), be.data_ptr<int>(),
                      static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), static_cast<int>(e),
                      c10::cuda::getCurrentCUDAStream().stream()),
@@ -664,7 +669,8 @@ int ptk_fp8_gemm_kgrouped(void* ah, void* sah, void* bh, void* sbh, void* segh, 
   return guarded([&] {
     const auto g = gemm_args(ah, sah, bh, sbh, segh, "segments", ch);
     const auto &a = g.a, &sa = g.sa, &b = g.b, &sb = g.sb, &seg = g.table, &c = g.c;
-    require_f32(c, "c");
+    const bool bf16 = c.scalar_type() == c10::ScalarType::BFloat16;
+    require(bf16 || c.scalar_type() == c10::ScalarType::Float, "fp8_gemm_kgrouped: c must be float32 or bfloat16");
     require(a.dim() == 2 && b.dim() == 2 && c.dim() == 3, "fp8_gemm_kgrouped: a (NA, M), b (NB, M), c (E, NA, NB)");
     const long na = a.size(0), m = a.size(1), nb = b.size(0), e = seg.size(0) - 1;
     require(e >= 1 && e < 65536 && na % kTile == 0 && nb % kTile == 0 && m % kTile == 0 && b.size(1) == m
@@ -675,9 +681,10 @@ int ptk_fp8_gemm_kgrouped(void* ah, void* sah, void* bh, void* sbh, void* segh, 
             "fp8_gemm_kgrouped: scales a " + shape_of(sa) + ", b " + shape_of(sb));
     require(m < (1L << 31) && na < (1L << 30) && nb < (1L << 30), "fp8_gemm_kgrouped: too large");
     c10::cuda::CUDAGuard guard(a.device());
-    const auto fn = wgmma_on(a.get_device()).second;
+    const auto launchers = wgmma_on(a.get_device());
+    const auto fn = bf16 ? std::get<2>(launchers) : std::get<1>(launchers);
     if (fn && m > 0) {   // no token columns: the Triton kernel writes the zeros (a TMA map needs a non-empty matrix)
-      check_wgmma(fn(a.data_ptr(), sa.data_ptr<float>(), b.data_ptr(), sb.data_ptr<float>(), c.data_ptr<float>(),
+      check_wgmma(fn(a.data_ptr(), sa.data_ptr<float>(), b.data_ptr(), sb.data_ptr<float>(), c.data_ptr(),
                      seg.data_ptr<int>(), static_cast<int>(na), static_cast<int>(nb), static_cast<int>(m), static_cast<int>(e),
                      c10::cuda::getCurrentCUDAStream().stream()),
                   "fp8_gemm_kgrouped");
@@ -686,9 +693,11 @@ int ptk_fp8_gemm_kgrouped(void* ah, void* sah, void* bh, void* sbh, void* segh, 
     const auto& kernel = cubin_for(1, a.get_device(), "fp8_gemm_kgrouped");
     require(na % kernel.tile0 == 0 && nb % kernel.tile1 == 0, "fp8_gemm_kgrouped: NA " + std::to_string(na) + ", NB "
             + std::to_string(nb) + " are not multiples of the kernel's tile");
+    const at::Tensor out = bf16 ? c.new_empty(c.sizes(), c.options().dtype(at::kFloat)) : c;   // the cubin writes fp32
     launch(kernel, static_cast<unsigned>((na / kernel.tile0) * (nb / kernel.tile1)), static_cast<unsigned>(e), 1,
-           {ptr(a), ptr(sa), ptr(b), ptr(sb), ptr(c), ptr(seg)},
+           {ptr(a), ptr(sa), ptr(b), ptr(sb), ptr(out), ptr(seg)},
            {static_cast<int32_t>(na), static_cast<int32_t>(nb), static_cast<int32_t>(m)}, "fp8_gemm_kgrouped");
+    if (bf16) c.copy_(out);
   });
 }
 

@@ -185,6 +185,12 @@ __device__ __forceinline__ void consume(const Ring& r, int it, int cw, float (&p
   if (threadIdx.x % 32 == 0) mbar_arrive(&r.empty[s]);   // this warp has read the stage
 }
 
+// Two adjacent output values (columns col, col + 1 of one row) in one 8- or 4-byte store.
+__device__ __forceinline__ void store_pair(float* p, float x, float y) { *reinterpret_cast<float2*>(p) = make_float2(x, y); }
+__device__ __forceinline__ void store_pair(__nv_bfloat16* p, float x, float y) {
+  *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(x, y);
+}
+
 // Consumer thread geometry: the warpgroup's 64 rows start at 64 cw; this thread's accumulator rows are r0 (d[4i],
 // d[4i + 1]) and r0 + 8 (d[4i + 2], d[4i + 3]), its columns 8 i + c0 and 8 i + c0 + 1 for i < 16.
 struct Lanes {
@@ -237,8 +243,8 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
   for (int i = 0; i < 16; ++i) {
     const int col = n0 + 8 * i + l.c0;
-    *reinterpret_cast<__nv_bfloat162*>(c + size_t(m0 + l.r0) * N + col) = __floats2bfloat162_rn(acc[4 * i], acc[4 * i + 1]);
-    *reinterpret_cast<__nv_bfloat162*>(c + size_t(m0 + l.r0 + 8) * N + col) = __floats2bfloat162_rn(acc[4 * i + 2], acc[4 * i + 3]);
+    store_pair(c + size_t(m0 + l.r0) * N + col, acc[4 * i], acc[4 * i + 1]);
+    store_pair(c + size_t(m0 + l.r0 + 8) * N + col, acc[4 * i + 2], acc[4 * i + 3]);
   }
 }
 
@@ -246,15 +252,17 @@ __global__ void __launch_bounds__(kThreads, 1)
 // [segments[e], segments[e + 1]) (multiples of 128); A (NA, M) and B (NB, M) e4m3 quantised along the tokens in 1x128
 // tiles (scales (NA, M/128), (NB, M/128)). Both operands are K-major (K = tokens). The promotion scales each column
 // by its own B scale, so a consumer thread reads its 32 columns' scales per 128 tokens (before the stage's wait).
+// TOut: float, or __nv_bfloat16 for weights kept in bf16 (rounded once from the fp32 accumulator, no fp32 round trip).
+template <typename TOut>
 __global__ void __launch_bounds__(kThreads, 1)
     fp8_kgrouped_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
-                              const float* __restrict__ a_scale, const float* __restrict__ b_scale, float* __restrict__ c,
+                              const float* __restrict__ a_scale, const float* __restrict__ b_scale, TOut* __restrict__ c,
                               const int* __restrict__ segments, int NA, int NB, int M) {
   extern __shared__ uint8_t smem_raw[];
   int tile_a, tile_b;
   tile_of(blockIdx.x, NA / kBM, NB / kBN, tile_a, tile_b);
   const int a0 = tile_a * kBM, b0 = tile_b * kBN, expert = blockIdx.y;
-  float* ce = c + size_t(expert) * NA * NB;
+  TOut* ce = c + size_t(expert) * NA * NB;
   const int t_first = segments[expert] / kBK, t_end = segments[expert + 1] / kBK;
   const int tblocks = M / kBK;
   if (t_end <= t_first) return zero_tile(ce, NB, a0, b0);   // no token reached this expert: its gradient is zero
@@ -289,8 +297,8 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
   for (int i = 0; i < 16; ++i) {
     const int col = b0 + 8 * i + l.c0;
-    *reinterpret_cast<float2*>(ce + size_t(a0 + l.r0) * NB + col) = make_float2(acc[4 * i], acc[4 * i + 1]);
-    *reinterpret_cast<float2*>(ce + size_t(a0 + l.r0 + 8) * NB + col) = make_float2(acc[4 * i + 2], acc[4 * i + 3]);
+    store_pair(ce + size_t(a0 + l.r0) * NB + col, acc[4 * i], acc[4 * i + 1]);
+    store_pair(ce + size_t(a0 + l.r0 + 8) * NB + col, acc[4 * i + 2], acc[4 * i + 3]);
   }
 }
 
@@ -320,15 +328,29 @@ extern "C" int fp8_mgrouped_wgmma(const void* a, const float* a_scale, const voi
   return cudaGetLastError() == cudaSuccess ? 0 : 3;
 }
 
+namespace {
+template <typename TOut>
+int launch_kgrouped(const void* a, const float* a_scale, const void* b, const float* b_scale, TOut* c, const int* segments,
+                    int NA, int NB, int M, int E, cudaStream_t stream) {
+  if (NA <= 0 || NB <= 0 || M <= 0 || E <= 0 || NA % kBM || NB % kBN || M % kBK) return 1;
+  CUtensorMap map_a, map_b;
+  if (make_map(&map_a, a, M, NA) != CUDA_SUCCESS || make_map(&map_b, b, M, NB) != CUDA_SUCCESS) return 2;
+  cudaFuncSetAttribute(fp8_kgrouped_wgmma_kernel<TOut>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmemBytes));
+  const dim3 grid((NA / kBM) * (NB / kBN), E);
+  fp8_kgrouped_wgmma_kernel<TOut><<<grid, kThreads, kSmemBytes, stream>>>(map_a, map_b, a_scale, b_scale, c, segments, NA, NB, M);
+  return cudaGetLastError() == cudaSuccess ? 0 : 3;
+}
+}  // namespace
+
 // The Wgrad kernel: c (E, NA, NB) fp32; a (NA, M), b (NB, M) e4m3 with scales (NA, M/128), (NB, M/128); segments (E + 1)
 // int32, multiples of 128. Return codes as fp8_mgrouped_wgmma.
 extern "C" int fp8_kgrouped_wgmma(const void* a, const float* a_scale, const void* b, const float* b_scale, float* c,
                                   const int* segments, int NA, int NB, int M, int E, cudaStream_t stream) {
-  if (NA <= 0 || NB <= 0 || M <= 0 || E <= 0 || NA % kBM || NB % kBN || M % kBK) return 1;
-  CUtensorMap map_a, map_b;
-  if (make_map(&map_a, a, M, NA) != CUDA_SUCCESS || make_map(&map_b, b, M, NB) != CUDA_SUCCESS) return 2;
-  cudaFuncSetAttribute(fp8_kgrouped_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmemBytes));
-  const dim3 grid((NA / kBM) * (NB / kBN), E);
-  fp8_kgrouped_wgmma_kernel<<<grid, kThreads, kSmemBytes, stream>>>(map_a, map_b, a_scale, b_scale, c, segments, NA, NB, M);
-  return cudaGetLastError() == cudaSuccess ? 0 : 3;
+  return launch_kgrouped(a, a_scale, b, b_scale, c, segments, NA, NB, M, E, stream);
+}
+
+// The same with c in bfloat16 (each value rounded once from the fp32 accumulator).
+extern "C" int fp8_kgrouped_wgmma_bf16(const void* a, const float* a_scale, const void* b, const float* b_scale, void* c,
+                                       const int* segments, int NA, int NB, int M, int E, cudaStream_t stream) {
+  return launch_kgrouped(a, a_scale, b, b_scale, static_cast<__nv_bfloat16*>(c), segments, NA, NB, M, E, stream);
 }

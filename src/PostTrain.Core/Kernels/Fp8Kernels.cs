@@ -143,6 +143,11 @@ public static class Fp8Kernels
             var segments = tensor(new[] { 0, 256, 256, 640, 768 }, device: device);
             if (Differs(candidate.GemmKGrouped(qx, sx, qy, sy, segments), reference.GemmKGrouped(qx, sx, qy, sy, segments), KGroupedBound) is { } e5)
                 return $"GemmKGrouped: {e5}";
+            // the same into bfloat16 (the weight gradient of bf16 weights): one rounding of the float32 result
+            var c16 = candidate.GemmKGrouped(qx, sx, qy, sy, segments, ScalarType.BFloat16);
+            if (c16.dtype != ScalarType.BFloat16) return $"GemmKGrouped (bfloat16 output): got {c16.dtype}";
+            if (Differs(c16, reference.GemmKGrouped(qx, sx, qy, sy, segments), MGroupedBound) is { } e5b)
+                return $"GemmKGrouped (bfloat16 output): {e5b}";
 
             // Deeper contractions than a kernel's shared-memory ring holds (the wgmma kernels keep 5 slices of 128):
             // m-grouped K = 1280 over 3 row blocks; k-grouped segments of 1280 and 128 token columns (and an empty one).

@@ -34,10 +34,11 @@ public interface IFp8Kernels
     /// blockExpert (M/128) int32; all dims multiples of 128. Result in bfloat16 or float32 (the implementation's).</summary>
     Tensor GemmMGrouped(Tensor qa, Tensor sa, Tensor qb, Tensor sb, Tensor blockExpert);
 
-    /// <summary>c (E, NA, NB) float32, c[e] = dequant(qa[:, s]) dequant(qb[:, s])^T over the columns
+    /// <summary>c (E, NA, NB), c[e] = dequant(qa[:, s]) dequant(qb[:, s])^T over the columns
     /// s = [segments[e], segments[e+1]). qa (NA, M) and qb (NB, M) with 1x128 tiles along M; segments (E+1) int32,
-    /// multiples of 128 from 0 to at most M.</summary>
-    Tensor GemmKGrouped(Tensor qa, Tensor sa, Tensor qb, Tensor sb, Tensor segments);
+    /// multiples of 128 from 0 to at most M. Accumulated in float32; c in <paramref name="outType"/> (float32, or
+    /// bfloat16 for weights kept in bf16: each value rounded once, no float32 copy where the kernel can write bf16).</summary>
+    Tensor GemmKGrouped(Tensor qa, Tensor sa, Tensor qb, Tensor sb, Tensor segments, ScalarType outType = ScalarType.Float32);
 }
 
 /// <summary>The contract in torch ops: Fp8's quantisers and FP32 dequantise-and-multiply (reads the expert tables to
@@ -90,7 +91,7 @@ public sealed class ReferenceFp8Kernels : IFp8Kernels
         return scope.MoveToOuter(c);
     }
 
-    public Tensor GemmKGrouped(Tensor qa, Tensor sa, Tensor qb, Tensor sb, Tensor segments)
+    public Tensor GemmKGrouped(Tensor qa, Tensor sa, Tensor qb, Tensor sb, Tensor segments, ScalarType outType = ScalarType.Float32)
     {
         Fp8.CheckTiles(qa, sa, "a");
         Fp8.CheckTiles(qb, sb, "b");
@@ -102,6 +103,6 @@ public sealed class ReferenceFp8Kernels : IFp8Kernels
         var parts = Enumerable.Range(0, seg.Length - 1)
             .Select(e => a.narrow(1, seg[e], seg[e + 1] - seg[e]).mm(b.narrow(1, seg[e], seg[e + 1] - seg[e]).t()))
             .ToList();                                                                  // E x (NA, NB)
-        return scope.MoveToOuter(stack(parts, 0));
+        return scope.MoveToOuter(stack(parts, 0).to(outType));
     }
 }

@@ -188,9 +188,11 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
         return c;
     }
 
-    public Tensor GemmKGrouped(Tensor qa, Tensor sa, Tensor qb, Tensor sb, Tensor segments)
+    public Tensor GemmKGrouped(Tensor qa, Tensor sa, Tensor qb, Tensor sb, Tensor segments, ScalarType outType = ScalarType.Float32)
     {
-        var c = empty(segments.shape[0] - 1, qa.shape[0], qb.shape[0], dtype: ScalarType.Float32, device: qa.device);
+        if (outType is not (ScalarType.Float32 or ScalarType.BFloat16))
+            throw new ArgumentException($"GemmKGrouped writes float32 or bfloat16, not {outType}", nameof(outType));
+        var c = empty(segments.shape[0] - 1, qa.shape[0], qb.shape[0], dtype: outType, device: qa.device);
         Check(kgrouped(qa.Handle, sa.Handle, qb.Handle, sb.Handle, segments.Handle, c.Handle), "gemm_kgrouped");
         return c;
     }

@@ -23,11 +23,12 @@ internal static class Fp8GroupedSteps
 
     /// <summary>dW_e = dy_e^T a_e over each expert's token segment, (E, n, kk) in <paramref name="wtype"/>: dy (Rows, N)
     /// is quantised along the tokens here; (qaT, saT) is a already quantised that way (RequantColumns of the saved FP8
-    /// activations).</summary>
+    /// activations). bf16 weights get the GEMM's output in bf16 directly (rounded once, as the conversion did).</summary>
     public static Tensor WeightGrad(IFp8Kernels k, Tensor dy, (Tensor Q, Tensor Scale) aT, Tensor segments, long n, long kk,
         ScalarType wtype)
     {
         var (qdyT, sdyT) = k.QuantColumns(dy);
-        return k.GemmKGrouped(qdyT, sdyT, aT.Q, aT.Scale, segments).narrow(1, 0, n).narrow(2, 0, kk).to(wtype);
+        var outType = wtype == ScalarType.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
+        return k.GemmKGrouped(qdyT, sdyT, aT.Q, aT.Scale, segments, outType).narrow(1, 0, n).narrow(2, 0, kk).to(wtype);
     }
 }

@@ -141,6 +141,10 @@ public sealed class Fp8AlignedGroupedTests
         Assert.True(c[0].allclose(first, rtol: 1e-5, atol: 1e-5));
         Assert.Equal(0f, c[1].abs().sum().item<float>());                         // an expert with no tokens
         Assert.True(c[2].allclose(last, rtol: 1e-5, atol: 1e-5));
+        // into bfloat16: the float32 result rounded once
+        var c16 = k.GemmKGrouped(qa, sa, qb, sb, tensor(new[] { 0, 384, 384, 640 }), ScalarType.BFloat16);
+        Assert.Equal(ScalarType.BFloat16, c16.dtype);
+        Assert.True(c16.eq(c.to(ScalarType.BFloat16)).all().item<bool>());
     }
 
     private static readonly long[] Counts = [70, 0, 130, 3, 200];   // an empty expert, slices not multiples of 128
@@ -305,6 +309,7 @@ public sealed class Fp8AlignedGroupedTests
                      (Broken.Fault.TransposedBlockScale, "QuantBlocksBoth"),
                      (Broken.Fault.SkipsPaddingZeros, "GemmMGrouped"),
                      (Broken.Fault.EmptySegment, "GemmKGrouped"),
+                     (Broken.Fault.Bf16OutputOff, "GemmKGrouped (bfloat16 output)"),
                      (Broken.Fault.DropsSlicesPastRingM, "GemmMGrouped (K = 1280)"),
                      (Broken.Fault.DropsSlicesPastRingK, "GemmKGrouped (a 1280-token segment)"),
                  })
@@ -320,7 +325,7 @@ public sealed class Fp8AlignedGroupedTests
     {
         // DropsSlicesPastRing*: a kernel whose 5-stage ring loses every 128-deep slice after the fifth of a contraction
         // (of a row block's K, of an expert's token segment), as a wrong barrier phase would.
-        public enum Fault { RowScale, ColumnTranspose, RequantScale, BlockValue, TransposedBlockScale, SkipsPaddingZeros, EmptySegment, DropsSlicesPastRingM, DropsSlicesPastRingK }
+        public enum Fault { RowScale, ColumnTranspose, RequantScale, BlockValue, TransposedBlockScale, SkipsPaddingZeros, EmptySegment, DropsSlicesPastRingM, DropsSlicesPastRingK, Bf16OutputOff }
 
         private const int RingSlices = 5;
 
@@ -367,7 +372,7 @@ public sealed class Fp8AlignedGroupedTests
             return c;
         }
 
-        public Tensor GemmKGrouped(Tensor qa, Tensor sa, Tensor qb, Tensor sb, Tensor segments)
+        public Tensor GemmKGrouped(Tensor qa, Tensor sa, Tensor qb, Tensor sb, Tensor segments, ScalarType outType = ScalarType.Float32)
         {
             if (fault == Fault.DropsSlicesPastRingK)
             {
@@ -379,8 +384,9 @@ public sealed class Fp8AlignedGroupedTests
                     if (end > first) sa.narrow(1, first, end - first).zero_();
                 }
             }
-            var c = R.GemmKGrouped(qa, sa, qb, sb, segments);
+            var c = R.GemmKGrouped(qa, sa, qb, sb, segments, outType);
             if (fault == Fault.EmptySegment) c[1].fill_(1f);
+            if (fault == Fault.Bf16OutputOff && outType == ScalarType.BFloat16) c = c * 1.03;   // a bf16 path 3% off
             return c;
         }
     }
