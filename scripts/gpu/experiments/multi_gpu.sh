@@ -20,7 +20,8 @@
 #            the step still samples, scores and trains every completion) with expert parallel over the N GPUs and ZeRO 1,
 #            bf16 parameters and moments on the GPU (stochastic rounding); rollouts on each rank's full bf16 copy gathered from the EP group
 #            (+32 GB per GPU: N >= 4, an H200 for N = 4). The GRPO step's time split (generation / reward / train),
-#            tokens/s and peak memory per GPU from metrics.jsonl.
+#            tokens/s and peak memory per GPU from metrics.jsonl. SAVE16B=1: the last step also writes a checkpoint and
+#            final/ (rank 0 streams the experts from its EP group: gathers, seconds and its process peak in the log).
 # Usage (repository root, GPU machine, bundle from scripts/gpu/publish.sh in .dist/):
 #   OUT=/tmp/out scripts/gpu/experiments/multi_gpu.sh [scaling] [ep] [killed] [sft16b] [grpo16b]   (no arguments: all)
 # Env: NGPU (default: nvidia-smi's count), STEPS (5), WARMUP (2), PARAMS (bf16: PostTrain's parameters in bf16 as the
@@ -148,13 +149,16 @@ if want grpo16b; then
     else
       checkpoint16b
       echo "== 16B GRPO, $N GPUs: expert parallel $N, ZeRO 1, bf16 parameters and moments on the GPU"
+      # SAVE16B=1: the last step writes a checkpoint (model + optimizer) and final/, rank 0 gathering one expert stack at
+      # a time; the log's "expert parallel save:" lines give the gathers, seconds and rank 0's process peak (~128 GB on disk)
+      save16b="checkpoint.enabled=false"; [ "${SAVE16B:-0}" = 1 ] && save16b="checkpoint.enabled=true checkpoint.every_n_steps=0"
       POSTTRAIN_NO_CUDAGRAPH= bounded $run launch --nproc-per-node $N --timeout 300 run recipes/grpo-arith.yaml model.path="$CKPT" \
         model.device=cuda model.dtype=bfloat16 model.param_dtype=bfloat16 optimizer.bf16_moments=true optimizer.stochastic_rounding=true output_dir=/tmp/grpo16b-$N \
-        max_steps=${GRPO_STEPS:-3} eval=null checkpoint.enabled=false samples_every_n_steps=0 logging.progress=plain \
+        max_steps=${GRPO_STEPS:-3} eval=null $save16b samples_every_n_steps=0 logging.progress=plain \
         logging.tensorboard=false data.chat_template=plain grpo.prompts_per_step=$((2 * N)) grpo.num_generations=8 \
         grpo.max_completion_length=256 grpo.micro_batch_size=8 grpo.dynamic_sampling=false grpo.mu=1 grpo.beta=0 \
         distributed.expert_parallel=$N distributed.zero_stage=1 > "$out/grpo16b-run.log" 2>&1
-      echo "exit $?"; grep -iE "error|model:|expert parallel|fast path" "$out/grpo16b-run.log" | head -8
+      echo "exit $?"; grep -iE "error|model:|expert parallel|fast path" "$out/grpo16b-run.log" | head -12
       if [ -f /tmp/grpo16b-$N/metrics.jsonl ]; then
         cp /tmp/grpo16b-$N/metrics.jsonl "$out/grpo16b-metrics.jsonl"
         python3 - "$out/grpo16b-metrics.jsonl" "$N" <<'PY'

@@ -342,10 +342,12 @@ public sealed class TrainingRun : IDisposable
             experts.Serve();
             return;
         }
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         try { write(experts); }
         finally { experts.Finish(); }   // the serving ranks return even when the save failed
+        using var self = System.Diagnostics.Process.GetCurrentProcess();
         Output.WriteLine($"expert parallel save: {experts.Gathers} expert stacks gathered from {ep.Size} ranks one at a time, " +
-            $"at most {experts.MostHeld} held on this host");
+            $"at most {experts.MostHeld} held on this host ({clock.Elapsed.TotalSeconds:F1} s; process peak {self.PeakWorkingSet64 / 1e9:F2} GB)");
     }
 
     // The optimizer file of an expert-parallel run: expert moments (this rank's rows in `opt`) gathered one stack at a
