@@ -71,7 +71,11 @@ public static class Fp8Kernels
         {
             return (null, e.Message.Split('\n')[0], "");
         }
-        if (Environment.GetEnvironmentVariable(WgmmaEnvVar) != "1") return (native, null, "Triton grouped GEMMs");
+        if (Environment.GetEnvironmentVariable(WgmmaEnvVar) != "1")
+        {
+            if (native.UsesWgmma(index)) native.UseWgmma(index, false);   // asked for earlier in this process, not now
+            return (native, null, "Triton grouped GEMMs");
+        }
         try
         {
             native.UseWgmma(index, true);
