@@ -75,7 +75,7 @@ case "$part" in
     # Every part runs twice where it touches the grouped GEMMs: with the Triton cubins, and with POSTTRAIN_FP8_WGMMA=1
     # (the TMA + wgmma kernels of native/kernels/sm90a; the logs say "wgmma off: why" where they cannot run).
     parts=${FP8_PARTS:-check,bench,train}
-    for wg in 0 1; do
+    for wg in 0 ${FP8_WGMMA_MODES:-1}; do
       [[ $parts == *check* ]] && POSTTRAIN_FP8_WGMMA=$wg POSTTRAIN_TOOL=fp8bench pt check 2>&1 | tail -80
       [[ $parts == *bench* ]] && POSTTRAIN_FP8_WGMMA=$wg POSTTRAIN_TOOL=fp8bench pt bench 2>&1 | tail -80
     done
@@ -86,8 +86,10 @@ case "$part" in
           for dt in bfloat16 fp8; do
             peak "posttrain_${model}_${dt}_fast_${fp}" pt bench-train --model $model $bt --dtype $dt --device cuda --fast-path $fp
           done
-          ( export POSTTRAIN_FP8_WGMMA=1
-            peak "posttrain_${model}_fp8-wgmma_fast_${fp}" pt bench-train --model $model $bt --dtype fp8 --device cuda --fast-path $fp )
+          for wg in ${FP8_WGMMA_MODES:-1}; do   # 1: one CTA per tile; persistent: one per SM
+            ( export POSTTRAIN_FP8_WGMMA=$wg
+              peak "posttrain_${model}_fp8-wgmma-${wg}_fast_${fp}" pt bench-train --model $model $bt --dtype fp8 --device cuda --fast-path $fp )
+          done
           # FP8 experts as three grouped linears instead of one function (the A/B of Fp8.ExpertsFp8), eager only
           [ $fp = off ] && ( export POSTTRAIN_FP8_FUSED_EXPERTS=0
             peak "posttrain_${model}_fp8_3linears_fast_${fp}" pt bench-train --model $model $bt --dtype fp8 --device cuda --fast-path $fp )
@@ -96,7 +98,7 @@ case "$part" in
     fi
     if [[ $parts == *deep* ]]; then
       for dt in bfloat16 fp8 fp8-wgmma; do
-        ( [ $dt = fp8-wgmma ] && export POSTTRAIN_FP8_WGMMA=1
+        ( [ $dt = fp8-wgmma ] && export POSTTRAIN_FP8_WGMMA=${FP8_WGMMA_MODES%% *}
           peak "posttrain_bench-moe-large-${FP8_DEEP_LAYERS:-12}_${dt}_fast_on" pt bench-train --model bench-moe-large \
             --layers ${FP8_DEEP_LAYERS:-12} --batch 4 --seq 2048 --params bf16 --dtype ${dt%-wgmma} --device cuda --fast-path on )
       done

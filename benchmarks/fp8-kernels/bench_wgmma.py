@@ -43,7 +43,8 @@ def build():
     if r.returncode != 0:
         sys.exit("build failed")
     lib = ctypes.CDLL(out)
-    for fn in (lib.fp8_mgrouped_wgmma, lib.fp8_kgrouped_wgmma, lib.fp8_kgrouped_wgmma_bf16):
+    for fn in (lib.fp8_mgrouped_wgmma, lib.fp8_kgrouped_wgmma, lib.fp8_kgrouped_wgmma_bf16, lib.fp8_mgrouped_wgmma_persistent,
+               lib.fp8_kgrouped_wgmma_persistent, lib.fp8_kgrouped_wgmma_persistent_bf16):
         fn.restype = ctypes.c_int
         fn.argtypes = [ctypes.c_void_p] * 6 + [ctypes.c_int] * 4 + [ctypes.c_void_p]
     return lib
@@ -69,6 +70,22 @@ def measure(fields, flops, t_bf16, ref, triton_run, c_tr, wgmma_fn, args, c_wg):
                 triton_ms=round(t_tr, 3), wgmma_ms=round(t_wg, 3), bf16_tflops=round(flops / t_bf16 / 1e9, 1),
                 triton_tflops=round(flops / t_tr / 1e9, 1), wgmma_tflops=round(flops / t_wg / 1e9, 1),
                 wgmma_x_bf16=round(t_bf16 / t_wg, 2), wgmma_x_triton=round(t_tr / t_wg, 2))
+
+
+def variant(row, name, fn, args, out, ref, flops):
+    """Another kernel of the same contract on the same inputs (its own output buffer, NaN-filled): checked against the
+    reference, timed only when right; adds <name>_ms, <name>_tflops and err_<name> to the row, and its verdict to ok."""
+    stream = torch.cuda.current_stream().cuda_stream
+    out.fill_(float("nan"))
+    rc = fn(*args, stream); torch.cuda.synchronize()
+    got = out.float()
+    err = ((got - ref).abs().max().item() / (ref.abs().max().item() + 1e-12)) if rc == 0 and bool(got.isfinite().all()) else float("inf")
+    t = timed(lambda: fn(*args, stream)) if err <= 1e-2 else float("nan")
+    row[f"err_{name}"] = float(f"{err:.1e}")
+    row[f"{name}_ms"] = round(t, 3)
+    row[f"{name}_tflops"] = round(flops / t / 1e9, 1)
+    row["ok"] = row["ok"] and err <= 1e-2
+    return row
 
 
 def wgrad_row(lib, model, matrix, tokens, n, k, experts, counts, dev):
@@ -104,16 +121,12 @@ def wgrad_row(lib, model, matrix, tokens, n, k, experts, counts, dev):
     args = (qy.data_ptr(), sy.data_ptr(), qx.data_ptr(), sx.data_ptr(), c_wg.data_ptr(), segments.data_ptr(), na, nb, m, experts)
     row = measure(dict(model=model, matrix=matrix + " wgrad", m=m, n=na, k=nb, experts=experts), flops, t_bf16, ref,
                   triton_run, c_tr, lib.fp8_kgrouped_wgmma, args, c_wg)
-    # the same into bf16 (the weight gradient of bf16 weights, no fp32 round trip): one rounding of the fp32 result
-    c16 = torch.full((experts, na, nb), float("nan"), device=dev, dtype=torch.bfloat16)
+    # the same into bf16 (the weight gradient of bf16 weights, no fp32 round trip), and the persistent kernels
+    c16 = torch.empty((experts, na, nb), device=dev, dtype=torch.bfloat16)
     args16 = args[:4] + (c16.data_ptr(),) + args[5:]
-    stream = torch.cuda.current_stream().cuda_stream
-    rc = lib.fp8_kgrouped_wgmma_bf16(*args16, stream); torch.cuda.synchronize()
-    got = c16.float()
-    err16 = ((got - ref).abs().max().item() / (ref.abs().max().item() + 1e-12)) if rc == 0 and bool(got.isfinite().all()) else float("inf")
-    row["err_wgmma_bf16"] = float(f"{err16:.1e}")
-    row["wgmma_bf16_ms"] = round(timed(lambda: lib.fp8_kgrouped_wgmma_bf16(*args16, stream)), 3) if err16 <= 1e-2 else float("nan")
-    row["ok"] = row["ok"] and err16 <= 1e-2
+    variant(row, "wgmma_bf16", lib.fp8_kgrouped_wgmma_bf16, args16, c16, ref, flops)
+    variant(row, "persistent", lib.fp8_kgrouped_wgmma_persistent, args, c_wg, ref, flops)
+    variant(row, "persistent_bf16", lib.fp8_kgrouped_wgmma_persistent_bf16, args16, c16, ref, flops)
     return row
 
 
@@ -184,15 +197,16 @@ def main():
         args = (qa.data_ptr(), sa.data_ptr(), qb.data_ptr(), sb.data_ptr(), c_wg.data_ptr(), block_expert.data_ptr(), m, n, k, experts)
         row = measure(dict(model=model, matrix=matrix, m=m, n=n, k=k, experts=experts), flops, t_bf16, ref, triton_run, c_tr,
                       lib.fp8_mgrouped_wgmma, args, c_wg)
+        variant(row, "persistent", lib.fp8_mgrouped_wgmma_persistent, args, c_wg, ref, flops)
         rows.append(row)
         print(json.dumps(row), flush=True)
         rows.append(wgrad_row(lib, model, matrix, tokens, n, k, experts, counts, dev))
         print(json.dumps(rows[-1]), flush=True)
-    print(f"\n{torch.cuda.get_device_name()}\n| shape | BF16 grouped_mm TFLOP/s | Triton FP8 | wgmma FP8 | wgmma / BF16 | wgmma / Triton | max error (wgmma, Triton) |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"\n{torch.cuda.get_device_name()}\n| shape | BF16 grouped_mm TFLOP/s | Triton FP8 | wgmma FP8 | wgmma persistent | wgmma / BF16 | wgmma / Triton | max error (wgmma, Triton) |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} {r['matrix']} | {r['bf16_tflops']} | {r['triton_tflops']} | {r['wgmma_tflops']} | {r['wgmma_x_bf16']}x | "
-              f"{r['wgmma_x_triton']}x | {r['err_wgmma']:.1e}, {r['err_triton']:.1e} |")
+        print(f"| {r['model']} {r['matrix']} | {r['bf16_tflops']} | {r['triton_tflops']} | {r['wgmma_tflops']} | {r['persistent_tflops']} | "
+              f"{r['wgmma_x_bf16']}x | {r['wgmma_x_triton']}x | {r['err_wgmma']:.1e}, {r['err_triton']:.1e} |")
     sys.exit(0 if all(r["ok"] for r in rows) else 1)
 
 

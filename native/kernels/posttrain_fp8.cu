@@ -22,9 +22,10 @@
 //       token columns seg = [segments[e], segments[e+1]); a (NA, M) and b (NB, M) 1x128 tiles along M (Wgrad). The
 //       Triton cubin writes fp32 (a bf16 c gets it through a temporary); the wgmma kernels write either directly.
 // Every dimension is a multiple of 128 (the callers pad), every pointer 16-byte aligned (checked).
-// ptk_fp8_use_wgmma(device, path) switches both GEMMs on that device to the TMA + wgmma kernels of
-// native/kernels/sm90a/fp8_gemm_wgmma.cu (a library of their own, built for sm_90a only; dlopen'ed here), or back to
-// the Triton cubins when path is null. Same contracts, same stream.
+// ptk_fp8_use_wgmma(device, path, persistent) switches both GEMMs on that device to the TMA + wgmma kernels of
+// native/kernels/sm90a/fp8_gemm_wgmma.cu (a library of their own, built for sm_90a only; dlopen'ed here; one CTA per
+// tile, or the persistent kernels when `persistent`), or back to the Triton cubins when path is null. Same contracts,
+// same stream.
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda.h>
@@ -36,7 +37,6 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
-#include <set>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -373,21 +373,32 @@ using WgmmaMGrouped = int (*)(const void* a, const float* a_scale, const void* b
                               const int* block_expert, int m, int n, int k, int e, cudaStream_t stream);
 using WgmmaKGrouped = int (*)(const void* a, const float* a_scale, const void* b, const float* b_scale, void* c,
                               const int* segments, int na, int nb, int m, int e, cudaStream_t stream);  // c: fp32 or bf16
+struct WgmmaLaunchers {
+  WgmmaMGrouped mgrouped = nullptr;
+  WgmmaKGrouped kgrouped = nullptr;       // c fp32
+  WgmmaKGrouped kgrouped_bf16 = nullptr;  // c bf16
+};
 struct Wgmma {
   void* library = nullptr;
-  WgmmaMGrouped mgrouped = nullptr;
-  WgmmaKGrouped kgrouped = nullptr;
-  WgmmaKGrouped kgrouped_bf16 = nullptr;
-  std::set<int> devices;  // where the GEMMs use it
+  WgmmaLaunchers per_tile, persistent;
+  std::map<int, bool> devices;  // where the GEMMs use it: device -> persistent
 };
 Wgmma wgmma;  // guarded by cubin_mutex
 
-// The wgmma launchers for `device` (m-grouped; k-grouped into fp32; k-grouped into bf16), or nulls when the device
-// keeps the Triton cubins.
-std::tuple<WgmmaMGrouped, WgmmaKGrouped, WgmmaKGrouped> wgmma_on(int device) {
+// The wgmma launchers `device` uses, or nulls when it keeps the Triton cubins.
+WgmmaLaunchers wgmma_on(int device) {
   std::lock_guard<std::mutex> lock(cubin_mutex);
-  if (!wgmma.devices.count(device)) return {nullptr, nullptr, nullptr};
-  return {wgmma.mgrouped, wgmma.kgrouped, wgmma.kgrouped_bf16};
+  const auto it = wgmma.devices.find(device);
+  if (it == wgmma.devices.end()) return {};
+  return it->second ? wgmma.persistent : wgmma.per_tile;
+}
+
+// The three launchers named `prefix`, `prefix`_bf16 for the k-grouped one; false if any is missing.
+bool resolve(void* library, const char* mgrouped, const char* kgrouped, WgmmaLaunchers& out) {
+  out.mgrouped = reinterpret_cast<WgmmaMGrouped>(dlsym(library, mgrouped));
+  out.kgrouped = reinterpret_cast<WgmmaKGrouped>(dlsym(library, kgrouped));
+  out.kgrouped_bf16 = reinterpret_cast<WgmmaKGrouped>(dlsym(library, (std::string(kgrouped) + "_bf16").c_str()));
+  return out.mgrouped && out.kgrouped && out.kgrouped_bf16;
 }
 
 void check_wgmma(int rc, const char* what) {
@@ -600,9 +611,10 @@ int ptk_fp8_load_kernel(int slot, int device, const char* path, const char* name
   });
 }
 
-// Switches the grouped GEMMs on `device` to the wgmma library at `path` (loaded once per process), or back to the
-// Triton cubins when `path` is null or empty. Refused off compute capability 9.0 (wgmma and TMA are sm_90a).
-int ptk_fp8_use_wgmma(int device, const char* path) {
+// Switches the grouped GEMMs on `device` to the wgmma library at `path` (loaded once per process; its persistent
+// kernels when `persistent` != 0), or back to the Triton cubins when `path` is null or empty. Refused off compute
+// capability 9.0 (wgmma and TMA are sm_90a).
+int ptk_fp8_use_wgmma(int device, const char* path, int persistent) {
   return guarded([&] {
     std::lock_guard<std::mutex> lock(cubin_mutex);
     if (path == nullptr || *path == 0) {
@@ -618,19 +630,17 @@ int ptk_fp8_use_wgmma(int device, const char* path) {
     if (wgmma.library == nullptr) {
       void* library = dlopen(path, RTLD_NOW | RTLD_LOCAL);
       require(library != nullptr, std::string("fp8_use_wgmma: dlopen ") + path + ": " + (dlerror() ?: "unknown error"));
-      auto m = reinterpret_cast<WgmmaMGrouped>(dlsym(library, "fp8_mgrouped_wgmma"));
-      auto k = reinterpret_cast<WgmmaKGrouped>(dlsym(library, "fp8_kgrouped_wgmma"));
-      auto k16 = reinterpret_cast<WgmmaKGrouped>(dlsym(library, "fp8_kgrouped_wgmma_bf16"));
-      if (m == nullptr || k == nullptr || k16 == nullptr) {
+      WgmmaLaunchers per_tile, persistent_set;
+      if (!resolve(library, "fp8_mgrouped_wgmma", "fp8_kgrouped_wgmma", per_tile)
+          || !resolve(library, "fp8_mgrouped_wgmma_persistent", "fp8_kgrouped_wgmma_persistent", persistent_set)) {
         dlclose(library);
-        require(false, std::string("fp8_use_wgmma: ") + path + " lacks fp8_mgrouped_wgmma / fp8_kgrouped_wgmma(_bf16)");
+        require(false, std::string("fp8_use_wgmma: ") + path + " lacks some of the fp8_{m,k}grouped_wgmma[_persistent] launchers");
       }
       wgmma.library = library;
-      wgmma.mgrouped = m;
-      wgmma.kgrouped = k;
-      wgmma.kgrouped_bf16 = k16;
+      wgmma.per_tile = per_tile;
+      wgmma.persistent = persistent_set;
     }
-    wgmma.devices.insert(device);
+    wgmma.devices[device] = persistent != 0;
   });
 }
 
@@ -649,7 +659,7 @@ int ptk_fp8_gemm_mgrouped(void* ah, void* sah, void* bh, void* sbh, void* beh, v
     require(m < (1L << 31) / kTile && n < (1L << 30) && k < (1L << 30), "fp8_gemm_mgrouped: too large");
     if (m == 0) return;
     c10::cuda::CUDAGuard guard(a.device());
-    if (const auto fn = std::get<0>(wgmma_on(a.get_device()))) {
+    if (const auto fn = wgmma_on(a.get_device()).mgrouped) {
       check_wgmma(fn(a.data_ptr(), sa.data_ptr<float>(), b.data_ptr(), sb.data_ptr<float>(), c.data_ptr(), be.data_ptr<int>(),
                      static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), static_cast<int>(e),
                      c10::cuda::getCurrentCUDAStream().stream()),
@@ -682,7 +692,7 @@ int ptk_fp8_gemm_kgrouped(void* ah, void* sah, void* bh, void* sbh, void* segh, 
     require(m < (1L << 31) && na < (1L << 30) && nb < (1L << 30), "fp8_gemm_kgrouped: too large");
     c10::cuda::CUDAGuard guard(a.device());
     const auto launchers = wgmma_on(a.get_device());
-    const auto fn = bf16 ? std::get<2>(launchers) : std::get<1>(launchers);
+    const auto fn = bf16 ? launchers.kgrouped_bf16 : launchers.kgrouped;
     if (fn && m > 0) {   // no token columns: the Triton kernel writes the zeros (a TMA map needs a non-empty matrix)
       check_wgmma(fn(a.data_ptr(), sa.data_ptr<float>(), b.data_ptr(), sb.data_ptr<float>(), c.data_ptr(),
                      seg.data_ptr<int>(), static_cast<int>(na), static_cast<int>(nb), static_cast<int>(m), static_cast<int>(e),

@@ -151,19 +151,23 @@ __device__ __forceinline__ void init_ring(const Ring& r) {
   __syncthreads();
 }
 
-// The producer warpgroup: gives its registers to the consumers, and one thread streams the K slices [k_first, k_end)
-// of A (rows from y_a) and B (rows from y_b) into the ring.
-__device__ __forceinline__ void produce(const Ring& r, const CUtensorMap* map_a, const CUtensorMap* map_b, int k_first,
-                                        int k_end, int y_a, int y_b) {
-  asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
-  if (threadIdx.x % 128 != 0) return;
-  for (int kb = k_first; kb < k_end; ++kb) {
-    const int it = kb - k_first, s = it % kStages, round = it / kStages;
+// One thread streams the K slices [k_first, k_end) of A (rows from y_a) and B (rows from y_b) into the ring, from ring
+// position `it` on (`it` counts the slices over the CTA's life, so a persistent CTA's next tile continues the ring).
+__device__ __forceinline__ void stream_slices(const Ring& r, const CUtensorMap* map_a, const CUtensorMap* map_b, int k_first,
+                                              int k_end, int y_a, int y_b, int& it) {
+  for (int kb = k_first; kb < k_end; ++kb, ++it) {
+    const int s = it % kStages, round = it / kStages;
     if (round > 0) mbar_wait(&r.empty[s], (round - 1) & 1);   // the consumers released this stage's last round
     mbar_expect_tx(&r.full[s], 2 * kTileBytes);
     tma_load_2d(r.a + s * kTileBytes, map_a, &r.full[s], kb * kBK, y_a);
     tma_load_2d(r.b + s * kTileBytes, map_b, &r.full[s], kb * kBK, y_b);
   }
+}
+
+// The producer warpgroup gives its registers to the consumers; true for the one thread that streams.
+__device__ __forceinline__ bool producer_thread() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+  return threadIdx.x % 128 == 0;
 }
 
 // One consumer warpgroup's product of ring slice `it` (its 64 rows of A, all 128 rows of B) into part, overwriting
@@ -207,6 +211,70 @@ __device__ __forceinline__ Lanes consumer_lanes() {
   return l;
 }
 
+// The consumers' part of one m-grouped tile: its K slices promoted with the 1x128 scales of A (rows r0, r0 + 8) and
+// the 128x128 block scale of B, from ring position `it` on.
+__device__ __forceinline__ void mgrouped_slices(const Ring& r, int& it, const Lanes& l, const float* __restrict__ a_scale,
+                                                const float* __restrict__ b_scale, int m0, int tile_n, int expert, int N,
+                                                int kblocks, float (&acc)[64], float (&part)[64]) {
+  const float* sa0 = a_scale + size_t(m0 + l.r0) * kblocks;
+  const float* sa1 = a_scale + size_t(m0 + l.r0 + 8) * kblocks;
+  const float* sb = b_scale + (size_t(expert) * (N / 128) + tile_n) * kblocks;   // kBN == 128: one block of B per k
+#pragma unroll
+  for (int i = 0; i < 64; ++i) acc[i] = 0.f;
+  for (int kb = 0; kb < kblocks; ++kb, ++it) {
+    const float f0 = sa0[kb] * sb[kb], f1 = sa1[kb] * sb[kb];   // issued before the wait: their latency hides behind it
+    consume(r, it, l.cw, part);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      acc[4 * i + 0] += part[4 * i + 0] * f0;
+      acc[4 * i + 1] += part[4 * i + 1] * f0;
+      acc[4 * i + 2] += part[4 * i + 2] * f1;
+      acc[4 * i + 3] += part[4 * i + 3] * f1;
+    }
+  }
+}
+
+// The consumers' part of one k-grouped tile: token slices [t_first, t_end), each column promoted with its own B scale
+// (a thread reads its 32 columns' scales per 128 tokens, before the stage's wait).
+__device__ __forceinline__ void kgrouped_slices(const Ring& r, int& it, const Lanes& l, const float* __restrict__ a_scale,
+                                                const float* __restrict__ b_scale, int a0, int b0, int t_first, int t_end,
+                                                int tblocks, float (&acc)[64], float (&part)[64]) {
+  const float* sa0 = a_scale + size_t(a0 + l.r0) * tblocks;
+  const float* sa1 = a_scale + size_t(a0 + l.r0 + 8) * tblocks;
+  const float* sbc = b_scale + size_t(b0 + l.c0) * tblocks;   // column 8 i + c0 + j is row (8 i + j) further down
+#pragma unroll
+  for (int i = 0; i < 64; ++i) acc[i] = 0.f;
+  for (int tb = t_first; tb < t_end; ++tb, ++it) {
+    const float fa0 = sa0[tb], fa1 = sa1[tb];
+    float fb[32];
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      fb[2 * i] = sbc[size_t(8 * i) * tblocks + tb];
+      fb[2 * i + 1] = sbc[size_t(8 * i + 1) * tblocks + tb];
+    }
+    consume(r, it, l.cw, part);
+#pragma unroll
+    for (int i = 0; i < 16; ++i) {
+      acc[4 * i + 0] += part[4 * i + 0] * fa0 * fb[2 * i];
+      acc[4 * i + 1] += part[4 * i + 1] * fa0 * fb[2 * i + 1];
+      acc[4 * i + 2] += part[4 * i + 2] * fa1 * fb[2 * i];
+      acc[4 * i + 3] += part[4 * i + 3] * fa1 * fb[2 * i + 1];
+    }
+  }
+}
+
+// This thread's accumulator values into the 128 x 128 output tile at (r0, c0) of a row-major matrix with `ld` columns.
+template <typename T>
+__device__ __forceinline__ void store_tile(T* c, int ld, int r0, int c0, const Lanes& l, const float (&acc)[64]) {
+#pragma unroll
+  for (int i = 0; i < 16; ++i) {
+    const int col = c0 + 8 * i + l.c0;
+    store_pair(c + size_t(r0 + l.r0) * ld + col, acc[4 * i], acc[4 * i + 1]);
+    store_pair(c + size_t(r0 + l.r0 + 8) * ld + col, acc[4 * i + 2], acc[4 * i + 3]);
+  }
+}
+
+// One CTA per output tile (blockIdx.x, in tile_of's order).
 __global__ void __launch_bounds__(kThreads, 1)
     fp8_mgrouped_wgmma_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
                               const float* __restrict__ a_scale, const float* __restrict__ b_scale,
@@ -220,38 +288,20 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int kblocks = K / kBK;
   const Ring r = carve_ring(smem_raw);
   init_ring(r);
-  if (threadIdx.x < 128) return produce(r, &map_a, &map_b, 0, kblocks, m0, expert * N + n0);
-
+  int it = 0;
+  if (threadIdx.x < 128) {
+    if (producer_thread()) stream_slices(r, &map_a, &map_b, 0, kblocks, m0, expert * N + n0, it);
+    return;
+  }
   const Lanes l = consumer_lanes();
-  const float* sa0 = a_scale + size_t(m0 + l.r0) * kblocks;
-  const float* sa1 = a_scale + size_t(m0 + l.r0 + 8) * kblocks;
-  const float* sb = b_scale + (size_t(expert) * (N / 128) + tile_n) * kblocks;   // kBN == 128: one block of B per k
-  float acc[64], part[64];
-#pragma unroll
-  for (int i = 0; i < 64; ++i) acc[i] = part[i] = 0.f;
-  for (int kb = 0; kb < kblocks; ++kb) {
-    const float f0 = sa0[kb] * sb[kb], f1 = sa1[kb] * sb[kb];   // issued before the wait: their latency hides behind it
-    consume(r, kb, l.cw, part);
-#pragma unroll
-    for (int i = 0; i < 16; ++i) {
-      acc[4 * i + 0] += part[4 * i + 0] * f0;
-      acc[4 * i + 1] += part[4 * i + 1] * f0;
-      acc[4 * i + 2] += part[4 * i + 2] * f1;
-      acc[4 * i + 3] += part[4 * i + 3] * f1;
-    }
-  }
-#pragma unroll
-  for (int i = 0; i < 16; ++i) {
-    const int col = n0 + 8 * i + l.c0;
-    store_pair(c + size_t(m0 + l.r0) * N + col, acc[4 * i], acc[4 * i + 1]);
-    store_pair(c + size_t(m0 + l.r0 + 8) * N + col, acc[4 * i + 2], acc[4 * i + 3]);
-  }
+  float acc[64], part[64] = {};
+  mgrouped_slices(r, it, l, a_scale, b_scale, m0, tile_n, expert, N, kblocks, acc, part);
+  store_tile(c, N, m0, n0, l, acc);
 }
 
-// Wgrad: C[e] (NA, NB) fp32 = dequant(A[:, seg_e]) dequant(B[:, seg_e])^T over the token columns seg_e =
+// Wgrad: C[e] (NA, NB) = dequant(A[:, seg_e]) dequant(B[:, seg_e])^T over the token columns seg_e =
 // [segments[e], segments[e + 1]) (multiples of 128); A (NA, M) and B (NB, M) e4m3 quantised along the tokens in 1x128
-// tiles (scales (NA, M/128), (NB, M/128)). Both operands are K-major (K = tokens). The promotion scales each column
-// by its own B scale, so a consumer thread reads its 32 columns' scales per 128 tokens (before the stage's wait).
+// tiles (scales (NA, M/128), (NB, M/128)). Both operands are K-major (K = tokens). One CTA per (tile, expert).
 // TOut: float, or __nv_bfloat16 for weights kept in bf16 (rounded once from the fp32 accumulator, no fp32 round trip).
 template <typename TOut>
 __global__ void __launch_bounds__(kThreads, 1)
@@ -264,41 +314,93 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int a0 = tile_a * kBM, b0 = tile_b * kBN, expert = blockIdx.y;
   TOut* ce = c + size_t(expert) * NA * NB;
   const int t_first = segments[expert] / kBK, t_end = segments[expert + 1] / kBK;
-  const int tblocks = M / kBK;
   if (t_end <= t_first) return zero_tile(ce, NB, a0, b0);   // no token reached this expert: its gradient is zero
   const Ring r = carve_ring(smem_raw);
   init_ring(r);
-  if (threadIdx.x < 128) return produce(r, &map_a, &map_b, t_first, t_end, a0, b0);
-
-  const Lanes l = consumer_lanes();
-  const float* sa0 = a_scale + size_t(a0 + l.r0) * tblocks;
-  const float* sa1 = a_scale + size_t(a0 + l.r0 + 8) * tblocks;
-  const float* sbc = b_scale + size_t(b0 + l.c0) * tblocks;   // column 8 i + c0 + j is row (8 i + j) further down
-  float acc[64], part[64];
-#pragma unroll
-  for (int i = 0; i < 64; ++i) acc[i] = part[i] = 0.f;
-  for (int tb = t_first; tb < t_end; ++tb) {
-    const float fa0 = sa0[tb], fa1 = sa1[tb];
-    float fb[32];
-#pragma unroll
-    for (int i = 0; i < 16; ++i) {
-      fb[2 * i] = sbc[size_t(8 * i) * tblocks + tb];
-      fb[2 * i + 1] = sbc[size_t(8 * i + 1) * tblocks + tb];
-    }
-    consume(r, tb - t_first, l.cw, part);
-#pragma unroll
-    for (int i = 0; i < 16; ++i) {
-      acc[4 * i + 0] += part[4 * i + 0] * fa0 * fb[2 * i];
-      acc[4 * i + 1] += part[4 * i + 1] * fa0 * fb[2 * i + 1];
-      acc[4 * i + 2] += part[4 * i + 2] * fa1 * fb[2 * i];
-      acc[4 * i + 3] += part[4 * i + 3] * fa1 * fb[2 * i + 1];
-    }
+  int it = 0;
+  if (threadIdx.x < 128) {
+    if (producer_thread()) stream_slices(r, &map_a, &map_b, t_first, t_end, a0, b0, it);
+    return;
   }
+  const Lanes l = consumer_lanes();
+  float acc[64], part[64] = {};
+  kgrouped_slices(r, it, l, a_scale, b_scale, a0, b0, t_first, t_end, M / kBK, acc, part);
+  store_tile(ce, NB, a0, b0, l, acc);
+}
+
+// Persistent variants: a grid of at most one CTA per SM, each walking the output tiles blockIdx.x, + gridDim.x, ...;
+// the ring and its barrier phases run on across a CTA's tiles, so the producer streams the next tile's slices while
+// the consumers promote and store the last one. A tile's pipeline fill is then paid once per CTA, not once per tile:
+// the Wgrad's contractions are only ~6 slices deep per expert at bench-moe-large. Tiles without work (a padding row
+// block, an expert without tokens) are stored as zeros by the consumers.
+__global__ void __launch_bounds__(kThreads, 1)
+    fp8_mgrouped_wgmma_persistent_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
+                                         const float* __restrict__ a_scale, const float* __restrict__ b_scale,
+                                         __nv_bfloat16* __restrict__ c, const int* __restrict__ block_expert, int M, int N,
+                                         int K) {
+  extern __shared__ uint8_t smem_raw[];
+  const int tiles_m = M / kBM, tiles_n = N / kBN, tiles = tiles_m * tiles_n, kblocks = K / kBK;
+  const Ring r = carve_ring(smem_raw);
+  init_ring(r);
+  int it = 0;
+  if (threadIdx.x < 128) {
+    if (!producer_thread()) return;
+    for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
+      int tile_m, tile_n;
+      tile_of(t, tiles_m, tiles_n, tile_m, tile_n);
+      const int expert = block_expert[tile_m];
+      if (expert >= 0) stream_slices(r, &map_a, &map_b, 0, kblocks, tile_m * kBM, expert * N + tile_n * kBN, it);
+    }
+    return;
+  }
+  const Lanes l = consumer_lanes();
+  float acc[64], part[64] = {};
+  for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
+    int tile_m, tile_n;
+    tile_of(t, tiles_m, tiles_n, tile_m, tile_n);
+    const int expert = block_expert[tile_m];
+    if (expert >= 0) {
+      mgrouped_slices(r, it, l, a_scale, b_scale, tile_m * kBM, tile_n, expert, N, kblocks, acc, part);
+    } else {
 #pragma unroll
-  for (int i = 0; i < 16; ++i) {
-    const int col = b0 + 8 * i + l.c0;
-    store_pair(ce + size_t(a0 + l.r0) * NB + col, acc[4 * i], acc[4 * i + 1]);
-    store_pair(ce + size_t(a0 + l.r0 + 8) * NB + col, acc[4 * i + 2], acc[4 * i + 3]);
+      for (int i = 0; i < 64; ++i) acc[i] = 0.f;
+    }
+    store_tile(c, N, tile_m * kBM, tile_n * kBN, l, acc);
+  }
+}
+
+// Tiles in expert-major order (an expert's tiles run together: its token slices stay in L2), tile_of's order inside.
+template <typename TOut>
+__global__ void __launch_bounds__(kThreads, 1)
+    fp8_kgrouped_wgmma_persistent_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
+                                         const float* __restrict__ a_scale, const float* __restrict__ b_scale,
+                                         TOut* __restrict__ c, const int* __restrict__ segments, int NA, int NB, int M,
+                                         int E) {
+  extern __shared__ uint8_t smem_raw[];
+  const int tiles_a = NA / kBM, tiles_b = NB / kBN, per_expert = tiles_a * tiles_b, tiles = per_expert * E;
+  const Ring r = carve_ring(smem_raw);
+  init_ring(r);
+  int it = 0;
+  if (threadIdx.x < 128) {
+    if (!producer_thread()) return;
+    for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
+      const int expert = t / per_expert;
+      int tile_a, tile_b;
+      tile_of(t % per_expert, tiles_a, tiles_b, tile_a, tile_b);
+      stream_slices(r, &map_a, &map_b, segments[expert] / kBK, segments[expert + 1] / kBK, tile_a * kBM, tile_b * kBN, it);
+    }
+    return;
+  }
+  const Lanes l = consumer_lanes();
+  float acc[64], part[64] = {};
+  for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
+    const int expert = t / per_expert;
+    int tile_a, tile_b;
+    tile_of(t % per_expert, tiles_a, tiles_b, tile_a, tile_b);
+    // an expert without tokens runs no slices: acc stays zero
+    kgrouped_slices(r, it, l, a_scale, b_scale, tile_a * kBM, tile_b * kBN, segments[expert] / kBK,
+                    segments[expert + 1] / kBK, M / kBK, acc, part);
+    store_tile(c + size_t(expert) * NA * NB, NB, tile_a * kBM, tile_b * kBN, l, acc);
   }
 }
 
@@ -315,42 +417,89 @@ CUresult make_map(CUtensorMap* map, const void* base, uint64_t cols, uint64_t ro
 
 }  // namespace
 
-// 0 = launched; 1 = bad sizes; 2 = a tensor map could not be made; 3 = the launch failed (cudaGetLastError).
-extern "C" int fp8_mgrouped_wgmma(const void* a, const float* a_scale, const void* b, const float* b_scale, void* c,
-                                  const int* block_expert, int M, int N, int K, int E, cudaStream_t stream) {
+namespace {
+// One CTA per SM at most for the persistent kernels (they take all of an SM's shared memory anyway).
+unsigned persistent_grid(long tiles) {
+  int device = 0, sms = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  return static_cast<unsigned>(tiles < (sms > 0 ? sms : 132) ? tiles : (sms > 0 ? sms : 132));
+}
+
+int launch_mgrouped(const void* a, const float* a_scale, const void* b, const float* b_scale, void* c, const int* block_expert,
+                    int M, int N, int K, int E, cudaStream_t stream, bool persistent) {
   if (M <= 0 || N <= 0 || K <= 0 || E <= 0 || M % kBM || N % kBN || K % kBK) return 1;
   CUtensorMap map_a, map_b;
   if (make_map(&map_a, a, K, M) != CUDA_SUCCESS || make_map(&map_b, b, K, uint64_t(E) * N) != CUDA_SUCCESS) return 2;
-  cudaFuncSetAttribute(fp8_mgrouped_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmemBytes));
-  const int grid = (M / kBM) * (N / kBN);
-  fp8_mgrouped_wgmma_kernel<<<grid, kThreads, kSmemBytes, stream>>>(map_a, map_b, a_scale, b_scale,
-                                                               static_cast<__nv_bfloat16*>(c), block_expert, M, N, K);
+  const long tiles = long(M / kBM) * (N / kBN);
+  auto* out = static_cast<__nv_bfloat16*>(c);
+  if (persistent) {
+    cudaFuncSetAttribute(fp8_mgrouped_wgmma_persistent_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmemBytes));
+    fp8_mgrouped_wgmma_persistent_kernel<<<persistent_grid(tiles), kThreads, kSmemBytes, stream>>>(
+        map_a, map_b, a_scale, b_scale, out, block_expert, M, N, K);
+  } else {
+    cudaFuncSetAttribute(fp8_mgrouped_wgmma_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmemBytes));
+    fp8_mgrouped_wgmma_kernel<<<unsigned(tiles), kThreads, kSmemBytes, stream>>>(map_a, map_b, a_scale, b_scale, out,
+                                                                                block_expert, M, N, K);
+  }
   return cudaGetLastError() == cudaSuccess ? 0 : 3;
 }
 
-namespace {
 template <typename TOut>
 int launch_kgrouped(const void* a, const float* a_scale, const void* b, const float* b_scale, TOut* c, const int* segments,
-                    int NA, int NB, int M, int E, cudaStream_t stream) {
+                    int NA, int NB, int M, int E, cudaStream_t stream, bool persistent) {
   if (NA <= 0 || NB <= 0 || M <= 0 || E <= 0 || NA % kBM || NB % kBN || M % kBK) return 1;
   CUtensorMap map_a, map_b;
   if (make_map(&map_a, a, M, NA) != CUDA_SUCCESS || make_map(&map_b, b, M, NB) != CUDA_SUCCESS) return 2;
-  cudaFuncSetAttribute(fp8_kgrouped_wgmma_kernel<TOut>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmemBytes));
-  const dim3 grid((NA / kBM) * (NB / kBN), E);
-  fp8_kgrouped_wgmma_kernel<TOut><<<grid, kThreads, kSmemBytes, stream>>>(map_a, map_b, a_scale, b_scale, c, segments, NA, NB, M);
+  const long per_expert = long(NA / kBM) * (NB / kBN);
+  if (persistent) {
+    cudaFuncSetAttribute(fp8_kgrouped_wgmma_persistent_kernel<TOut>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmemBytes));
+    fp8_kgrouped_wgmma_persistent_kernel<TOut><<<persistent_grid(per_expert * E), kThreads, kSmemBytes, stream>>>(
+        map_a, map_b, a_scale, b_scale, c, segments, NA, NB, M, E);
+  } else {
+    cudaFuncSetAttribute(fp8_kgrouped_wgmma_kernel<TOut>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSmemBytes));
+    fp8_kgrouped_wgmma_kernel<TOut><<<dim3(unsigned(per_expert), E), kThreads, kSmemBytes, stream>>>(
+        map_a, map_b, a_scale, b_scale, c, segments, NA, NB, M);
+  }
   return cudaGetLastError() == cudaSuccess ? 0 : 3;
 }
 }  // namespace
 
-// The Wgrad kernel: c (E, NA, NB) fp32; a (NA, M), b (NB, M) e4m3 with scales (NA, M/128), (NB, M/128); segments (E + 1)
-// int32, multiples of 128. Return codes as fp8_mgrouped_wgmma.
-extern "C" int fp8_kgrouped_wgmma(const void* a, const float* a_scale, const void* b, const float* b_scale, float* c,
-                                  const int* segments, int NA, int NB, int M, int E, cudaStream_t stream) {
-  return launch_kgrouped(a, a_scale, b, b_scale, c, segments, NA, NB, M, E, stream);
+// The launchers (raw pointers, the caller's stream). Return: 0 = launched; 1 = bad sizes; 2 = a tensor map could not
+// be made; 3 = the launch failed (cudaGetLastError).
+// M-grouped (Fprop, Dgrad): c (M, N) bf16; a (M, K) e4m3 with scales (M, K/128); b (E, N, K) e4m3 with scales
+// (E, N/128, K/128); block_expert (M/128) int32, -1 = a padding block (zeros).
+extern "C" int fp8_mgrouped_wgmma(const void* a, const float* a_scale, const void* b, const float* b_scale, void* c,
+                                  const int* block_expert, int M, int N, int K, int E, cudaStream_t stream) {
+  return launch_mgrouped(a, a_scale, b, b_scale, c, block_expert, M, N, K, E, stream, false);
 }
 
-// The same with c in bfloat16 (each value rounded once from the fp32 accumulator).
+extern "C" int fp8_mgrouped_wgmma_persistent(const void* a, const float* a_scale, const void* b, const float* b_scale,
+                                             void* c, const int* block_expert, int M, int N, int K, int E,
+                                             cudaStream_t stream) {
+  return launch_mgrouped(a, a_scale, b, b_scale, c, block_expert, M, N, K, E, stream, true);
+}
+
+// K-grouped (Wgrad): c (E, NA, NB) fp32 (or bf16: the _bf16 entries); a (NA, M), b (NB, M) e4m3 with scales
+// (NA, M/128), (NB, M/128); segments (E + 1) int32, multiples of 128.
+extern "C" int fp8_kgrouped_wgmma(const void* a, const float* a_scale, const void* b, const float* b_scale, float* c,
+                                  const int* segments, int NA, int NB, int M, int E, cudaStream_t stream) {
+  return launch_kgrouped(a, a_scale, b, b_scale, c, segments, NA, NB, M, E, stream, false);
+}
+
 extern "C" int fp8_kgrouped_wgmma_bf16(const void* a, const float* a_scale, const void* b, const float* b_scale, void* c,
                                        const int* segments, int NA, int NB, int M, int E, cudaStream_t stream) {
-  return launch_kgrouped(a, a_scale, b, b_scale, static_cast<__nv_bfloat16*>(c), segments, NA, NB, M, E, stream);
+  return launch_kgrouped(a, a_scale, b, b_scale, static_cast<__nv_bfloat16*>(c), segments, NA, NB, M, E, stream, false);
+}
+
+extern "C" int fp8_kgrouped_wgmma_persistent(const void* a, const float* a_scale, const void* b, const float* b_scale,
+                                             float* c, const int* segments, int NA, int NB, int M, int E,
+                                             cudaStream_t stream) {
+  return launch_kgrouped(a, a_scale, b, b_scale, c, segments, NA, NB, M, E, stream, true);
+}
+
+extern "C" int fp8_kgrouped_wgmma_persistent_bf16(const void* a, const float* a_scale, const void* b, const float* b_scale,
+                                                  void* c, const int* segments, int NA, int NB, int M, int E,
+                                                  cudaStream_t stream) {
+  return launch_kgrouped(a, a_scale, b, b_scale, static_cast<__nv_bfloat16*>(c), segments, NA, NB, M, E, stream, true);
 }

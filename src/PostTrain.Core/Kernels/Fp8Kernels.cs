@@ -6,8 +6,9 @@
 // are and are not multiples of 128 or of 8, an all-zero tile, a NaN), both grouped GEMMs on identical FP8 operands (N != K, an expert with no rows,
 // padding blocks) within the FP8 tensor cores' accumulation error. A failure prints why once and keeps the loop.
 // POSTTRAIN_FP8_KERNELS=0 turns the kernels off. POSTTRAIN_FP8_WGMMA=1 puts the grouped GEMMs on the TMA + wgmma
-// kernels (native/kernels/sm90a, Hopper only) when their library loads and they pass the same self-check; otherwise
-// the Triton GEMMs stay, and the status line says why. It is opt-in until a GPU run has checked and timed them.
+// kernels (native/kernels/sm90a, Hopper only; one CTA per output tile), POSTTRAIN_FP8_WGMMA=persistent on their
+// persistent variant (one CTA per SM walking the tiles), when their library loads and they pass the same self-check;
+// otherwise the Triton GEMMs stay, and the status line says why. Opt-in until a GPU run has checked and timed them.
 using System.Runtime.InteropServices;
 using PostTrain.Core.Precision;
 using static TorchSharp.torch;
@@ -71,15 +72,17 @@ public static class Fp8Kernels
         {
             return (null, e.Message.Split('\n')[0], "");
         }
-        if (Environment.GetEnvironmentVariable(WgmmaEnvVar) != "1")
+        var mode = Environment.GetEnvironmentVariable(WgmmaEnvVar);
+        if (mode is not ("1" or "persistent"))
         {
             if (native.UsesWgmma(index)) native.UseWgmma(index, false);   // asked for earlier in this process, not now
-            return (native, null, "Triton grouped GEMMs");
+            return (native, null, string.IsNullOrEmpty(mode) || mode == "0" ? "Triton grouped GEMMs"
+                : $"Triton grouped GEMMs ({WgmmaEnvVar}={mode} is neither 1 nor persistent)");
         }
         try
         {
-            native.UseWgmma(index, true);
-            return (native, null, "TMA + wgmma grouped GEMMs");
+            native.UseWgmma(index, true, persistent: mode == "persistent");
+            return (native, null, mode == "persistent" ? "TMA + wgmma grouped GEMMs, persistent" : "TMA + wgmma grouped GEMMs");
         }
         catch (InvalidOperationException e)
         {
