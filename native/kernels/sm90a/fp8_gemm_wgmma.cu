@@ -333,43 +333,54 @@ __global__ void __launch_bounds__(kThreads, 1)
 // the consumers promote and store the last one. A tile's pipeline fill is then paid once per CTA, not once per tile:
 // the Wgrad's contractions are only ~6 slices deep per expert at bench-moe-large. Tiles without work (a padding row
 // block, an expert without tokens) are stored as zeros by the consumers.
+// The skeleton: the producer's streaming thread runs produce(ring, t, it) and the consumers consume(ring, t, it, lanes,
+// acc, part) for each of the CTA's tiles t < tiles, `it` being the ring position of the tile's first slice.
+template <typename Produce, typename Consume>
+__device__ __forceinline__ void run_persistent(uint8_t* smem_raw, int tiles, Produce produce, Consume consume) {
+  const Ring r = carve_ring(smem_raw);
+  init_ring(r);
+  int it = 0;
+  if (threadIdx.x < 128) {
+    if (!producer_thread()) return;
+    for (int t = blockIdx.x; t < tiles; t += gridDim.x) produce(r, t, it);
+    return;
+  }
+  const Lanes l = consumer_lanes();
+  float acc[64], part[64] = {};
+  for (int t = blockIdx.x; t < tiles; t += gridDim.x) consume(r, t, it, l, acc, part);
+}
+
 __global__ void __launch_bounds__(kThreads, 1)
     fp8_mgrouped_wgmma_persistent_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
                                          const float* __restrict__ a_scale, const float* __restrict__ b_scale,
                                          __nv_bfloat16* __restrict__ c, const int* __restrict__ block_expert, int M, int N,
                                          int K) {
   extern __shared__ uint8_t smem_raw[];
-  const int tiles_m = M / kBM, tiles_n = N / kBN, tiles = tiles_m * tiles_n, kblocks = K / kBK;
-  const Ring r = carve_ring(smem_raw);
-  init_ring(r);
-  int it = 0;
-  if (threadIdx.x < 128) {
-    if (!producer_thread()) return;
-    for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
-      int tile_m, tile_n;
-      tile_of(t, tiles_m, tiles_n, tile_m, tile_n);
-      const int expert = block_expert[tile_m];
-      if (expert >= 0) stream_slices(r, &map_a, &map_b, 0, kblocks, tile_m * kBM, expert * N + tile_n * kBN, it);
-    }
-    return;
-  }
-  const Lanes l = consumer_lanes();
-  float acc[64], part[64] = {};
-  for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
-    int tile_m, tile_n;
-    tile_of(t, tiles_m, tiles_n, tile_m, tile_n);
-    const int expert = block_expert[tile_m];
-    if (expert >= 0) {
-      mgrouped_slices(r, it, l, a_scale, b_scale, tile_m * kBM, tile_n, expert, N, kblocks, acc, part);
-    } else {
+  const int tiles_m = M / kBM, tiles_n = N / kBN, kblocks = K / kBK;
+  run_persistent(
+      smem_raw, tiles_m * tiles_n,
+      [&](const Ring& r, int t, int& it) {
+        int tile_m, tile_n;
+        tile_of(t, tiles_m, tiles_n, tile_m, tile_n);
+        const int expert = block_expert[tile_m];
+        if (expert >= 0) stream_slices(r, &map_a, &map_b, 0, kblocks, tile_m * kBM, expert * N + tile_n * kBN, it);
+      },
+      [&](const Ring& r, int t, int& it, const Lanes& l, float (&acc)[64], float (&part)[64]) {
+        int tile_m, tile_n;
+        tile_of(t, tiles_m, tiles_n, tile_m, tile_n);
+        const int expert = block_expert[tile_m];
+        if (expert >= 0) {
+          mgrouped_slices(r, it, l, a_scale, b_scale, tile_m * kBM, tile_n, expert, N, kblocks, acc, part);
+        } else {
 #pragma unroll
-      for (int i = 0; i < 64; ++i) acc[i] = 0.f;
-    }
-    store_tile(c, N, tile_m * kBM, tile_n * kBN, l, acc);
-  }
+          for (int i = 0; i < 64; ++i) acc[i] = 0.f;
+        }
+        store_tile(c, N, tile_m * kBM, tile_n * kBN, l, acc);
+      });
 }
 
-// Tiles in expert-major order (an expert's tiles run together: its token slices stay in L2), tile_of's order inside.
+// Tiles in expert-major order (an expert's tiles run together: its token slices stay in L2), tile_of's order inside;
+// an expert without tokens runs no slices, so its tiles store the zeroed accumulator.
 template <typename TOut>
 __global__ void __launch_bounds__(kThreads, 1)
     fp8_kgrouped_wgmma_persistent_kernel(const __grid_constant__ CUtensorMap map_a, const __grid_constant__ CUtensorMap map_b,
@@ -377,31 +388,28 @@ __global__ void __launch_bounds__(kThreads, 1)
                                          TOut* __restrict__ c, const int* __restrict__ segments, int NA, int NB, int M,
                                          int E) {
   extern __shared__ uint8_t smem_raw[];
-  const int tiles_a = NA / kBM, tiles_b = NB / kBN, per_expert = tiles_a * tiles_b, tiles = per_expert * E;
-  const Ring r = carve_ring(smem_raw);
-  init_ring(r);
-  int it = 0;
-  if (threadIdx.x < 128) {
-    if (!producer_thread()) return;
-    for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
-      const int expert = t / per_expert;
-      int tile_a, tile_b;
-      tile_of(t % per_expert, tiles_a, tiles_b, tile_a, tile_b);
-      stream_slices(r, &map_a, &map_b, segments[expert] / kBK, segments[expert + 1] / kBK, tile_a * kBM, tile_b * kBN, it);
-    }
-    return;
-  }
-  const Lanes l = consumer_lanes();
-  float acc[64], part[64] = {};
-  for (int t = blockIdx.x; t < tiles; t += gridDim.x) {
-    const int expert = t / per_expert;
+  const int tiles_a = NA / kBM, tiles_b = NB / kBN, per_expert = tiles_a * tiles_b;
+  auto where = [&](int t, int& expert, int& a0, int& b0) {
+    expert = t / per_expert;
     int tile_a, tile_b;
     tile_of(t % per_expert, tiles_a, tiles_b, tile_a, tile_b);
-    // an expert without tokens runs no slices: acc stays zero
-    kgrouped_slices(r, it, l, a_scale, b_scale, tile_a * kBM, tile_b * kBN, segments[expert] / kBK,
-                    segments[expert + 1] / kBK, M / kBK, acc, part);
-    store_tile(c + size_t(expert) * NA * NB, NB, tile_a * kBM, tile_b * kBN, l, acc);
-  }
+    a0 = tile_a * kBM;
+    b0 = tile_b * kBN;
+  };
+  run_persistent(
+      smem_raw, per_expert * E,
+      [&](const Ring& r, int t, int& it) {
+        int expert, a0, b0;
+        where(t, expert, a0, b0);
+        stream_slices(r, &map_a, &map_b, segments[expert] / kBK, segments[expert + 1] / kBK, a0, b0, it);
+      },
+      [&](const Ring& r, int t, int& it, const Lanes& l, float (&acc)[64], float (&part)[64]) {
+        int expert, a0, b0;
+        where(t, expert, a0, b0);
+        kgrouped_slices(r, it, l, a_scale, b_scale, a0, b0, segments[expert] / kBK, segments[expert + 1] / kBK, M / kBK,
+                        acc, part);
+        store_tile(c + size_t(expert) * NA * NB, NB, a0, b0, l, acc);
+      });
 }
 
 // A row-major (rows, cols) fp8 matrix as a TMA map of 128 x 128 boxes with the 128-byte swizzle.
