@@ -50,6 +50,12 @@ def build():
     return lib
 
 
+def rel_err(got, ref):
+    """Largest difference from the reference over the reference's largest magnitude; inf when got is not finite."""
+    got = got.float()
+    return (got - ref).abs().max().item() / (ref.abs().max().item() + 1e-12) if bool(got.isfinite().all()) else float("inf")
+
+
 def measure(fields, flops, t_bf16, ref, triton_run, c_tr, wgmma_fn, args, c_wg):
     """Times the Triton and wgmma kernels (the latter only once its output matches the reference) and returns the
     table row: errors relative to the reference's largest magnitude, ms and TFLOP/s beside BF16."""
@@ -60,10 +66,7 @@ def measure(fields, flops, t_bf16, ref, triton_run, c_tr, wgmma_fn, args, c_wg):
         if rc != 0:
             raise RuntimeError(f"{wgmma_fn.__name__} returned {rc}")
     wgmma_run(); torch.cuda.synchronize()
-    scale = ref.abs().max().item() + 1e-12
-    got = c_wg.float()
-    err_wg = ((got - ref).abs().max().item() / scale) if bool(got.isfinite().all()) else float("inf")
-    err_tr = (c_tr.float() - ref).abs().max().item() / scale
+    err_wg, err_tr = rel_err(c_wg, ref), rel_err(c_tr, ref)
     ok = err_wg <= 1e-2
     t_wg = timed(wgmma_run) if ok else float("nan")
     return dict(**fields, ok=ok, err_wgmma=float(f"{err_wg:.1e}"), err_triton=float(f"{err_tr:.1e}"), bf16_ms=round(t_bf16, 3),
@@ -78,8 +81,7 @@ def variant(row, name, fn, args, out, ref, flops):
     stream = torch.cuda.current_stream().cuda_stream
     out.fill_(float("nan"))
     rc = fn(*args, stream); torch.cuda.synchronize()
-    got = out.float()
-    err = ((got - ref).abs().max().item() / (ref.abs().max().item() + 1e-12)) if rc == 0 and bool(got.isfinite().all()) else float("inf")
+    err = rel_err(out, ref) if rc == 0 else float("inf")
     t = timed(lambda: fn(*args, stream)) if err <= 1e-2 else float("nan")
     row[f"err_{name}"] = float(f"{err:.1e}")
     row[f"{name}_ms"] = round(t, 3)
