@@ -50,6 +50,21 @@ def build():
     return lib
 
 
+def settle(name, seconds=20.0):
+    """Waits for the work queued on the current stream, at most `seconds`: a kernel still running then is hung (a
+    barrier phase or transaction count mistake never completes), so this names it and ends the process at once (exit
+    3) instead of leaving the device call's timeout to find it."""
+    import time
+    done = torch.cuda.Event()
+    done.record()
+    deadline = time.monotonic() + seconds
+    while not done.query():
+        if time.monotonic() > deadline:
+            print(f"HANG: {name} has not finished after {seconds:.0f} s; ending the process", flush=True)
+            os._exit(3)
+        time.sleep(0.01)
+
+
 def rel_err(got, ref):
     """Largest difference from the reference over the reference's largest magnitude; inf when got is not finite."""
     got = got.float()
@@ -65,7 +80,8 @@ def measure(fields, flops, t_bf16, ref, triton_run, c_tr, wgmma_fn, args, c_wg):
         rc = wgmma_fn(*args, stream)
         if rc != 0:
             raise RuntimeError(f"{wgmma_fn.__name__} returned {rc}")
-    wgmma_run(); torch.cuda.synchronize()
+    print(f"launch {wgmma_fn.__name__} ({fields['model']} {fields['matrix']})", flush=True)
+    wgmma_run(); settle(wgmma_fn.__name__)
     err_wg, err_tr = rel_err(c_wg, ref), rel_err(c_tr, ref)
     ok = err_wg <= 1e-2
     t_wg = timed(wgmma_run) if ok else float("nan")
@@ -80,7 +96,8 @@ def variant(row, name, fn, args, out, ref, flops):
     reference, timed only when right; adds <name>_ms, <name>_tflops and err_<name> to the row, and its verdict to ok."""
     stream = torch.cuda.current_stream().cuda_stream
     out.fill_(float("nan"))
-    rc = fn(*args, stream); torch.cuda.synchronize()
+    print(f"launch {fn.__name__} ({row['model']} {row['matrix']})", flush=True)
+    rc = fn(*args, stream); settle(fn.__name__)
     err = rel_err(out, ref) if rc == 0 else float("inf")
     t = timed(lambda: fn(*args, stream)) if err <= 1e-2 else float("nan")
     row[f"err_{name}"] = float(f"{err:.1e}")
@@ -146,7 +163,7 @@ def diagnose(lib):
     c = torch.full((128, 128), float("nan"), device=dev, dtype=torch.bfloat16)
     rc = lib.fp8_mgrouped_wgmma(qa.data_ptr(), sa.data_ptr(), qb.data_ptr(), sb.data_ptr(), c.data_ptr(), be.data_ptr(),
                                 128, 128, 128, 1, torch.cuda.current_stream().cuda_stream)
-    torch.cuda.synchronize()
+    settle("fp8_mgrouped_wgmma (one-tile diagnosis)")
     want = a @ b[0].t()
     got = c.float()
     bad = ~torch.isclose(got, want, atol=0.5, rtol=0.01)
@@ -163,6 +180,23 @@ def diagnose(lib):
         print(f"  output rows 0, 9, 18, ... equal the right answer's rows {row_src} (-1: none)")
         print(f"  output columns 0, 9, 18, ... equal the right answer's columns {col_src} (-1: none)")
         print(f"  sample (row 0, cols 0..7): got {got[0, :8].tolist()}, want {want[0, :8].tolist()}")
+    # the k-grouped (Wgrad) kernel on one 128-token segment: c (128 x 128) = y x^T, both operands K-major over tokens
+    y = torch.randint(-3, 4, (128, 128), generator=gen).float().to(dev)
+    x = torch.randint(-3, 4, (128, 128), generator=gen).float().to(dev)
+    seg = torch.tensor([0, 128], dtype=torch.int32, device=dev)
+    ck = torch.full((1, 128, 128), float("nan"), device=dev)
+    qy, qx, ones = y.to(torch.float8_e4m3fn), x.to(torch.float8_e4m3fn), torch.ones(128, 1, device=dev)
+    rc = lib.fp8_kgrouped_wgmma(qy.data_ptr(), ones.data_ptr(), qx.data_ptr(), ones.data_ptr(), ck.data_ptr(),
+                                seg.data_ptr(), 128, 128, 128, 1, torch.cuda.current_stream().cuda_stream)
+    settle("fp8_kgrouped_wgmma (one-tile diagnosis)")
+    wantk = y @ x.t()
+    badk = ~torch.isclose(ck[0], wantk, atol=0.5, rtol=0.01)
+    print(f"diagnose k-grouped: launcher rc {rc}; {int(badk.sum())} of {badk.numel()} outputs wrong; nan {int(ck.isnan().sum())}")
+    if badk.any():
+        r, col = badk.nonzero(as_tuple=True)
+        print(f"  wrong rows mod 64: {torch.bincount(r % 64, minlength=64).tolist()}")
+        print(f"  wrong cols mod 16: {torch.bincount(col % 16, minlength=16).tolist()}")
+        print(f"  sample (row 0, cols 0..7): got {ck[0, 0, :8].tolist()}, want {wantk[0, :8].tolist()}")
 
 
 def main():
