@@ -72,8 +72,9 @@ case "$part" in
     # fast path rows only). FP8_PARTS=check,bench,train;
     # add "deep" for bench-moe-large's layers stacked FP8_DEEP_LAYERS deep (default 12, bf16 parameters, fast path):
     # there the LM head is no longer half the GEMM FLOPs (benchmarks/fp8-kernels/fp8_bound.py), so FP8 can pay.
-    # Every part runs twice where it touches the grouped GEMMs: with the Triton cubins, and with POSTTRAIN_FP8_WGMMA=1
-    # (the TMA + wgmma kernels of native/kernels/sm90a; the logs say "wgmma off: why" where they cannot run).
+    # Every part runs twice where it touches the grouped GEMMs: with the Triton cubins (POSTTRAIN_FP8_WGMMA=0), and with
+    # each of FP8_WGMMA_MODES (default 1; the TMA + wgmma kernels of native/kernels/sm90a, the default on sm_90 in their
+    # persistent variant; the logs say "wgmma off: why" where they cannot run).
     parts=${FP8_PARTS:-check,bench,train}
     for wg in 0 ${FP8_WGMMA_MODES:-1}; do
       [[ $parts == *check* ]] && POSTTRAIN_FP8_WGMMA=$wg POSTTRAIN_TOOL=fp8bench pt check 2>&1 | tail -80
@@ -83,22 +84,23 @@ case "$part" in
       for model in bench-moe bench-moe-large; do
         if [ $model = bench-moe ]; then bt="--batch 8 --seq 1024"; else bt="--batch 4 --seq 2048"; fi
         for fp in ${FP8_FAST_MODES:-off on}; do
-          for dt in bfloat16 fp8; do
-            peak "posttrain_${model}_${dt}_fast_${fp}" pt bench-train --model $model $bt --dtype $dt --device cuda --fast-path $fp
+          for dt in bfloat16 fp8; do   # fp8 here: the Triton grouped GEMMs (the wgmma ones are the default on sm_90)
+            ( export POSTTRAIN_FP8_WGMMA=0
+              peak "posttrain_${model}_${dt}_fast_${fp}" pt bench-train --model $model $bt --dtype $dt --device cuda --fast-path $fp )
           done
           for wg in ${FP8_WGMMA_MODES:-1}; do   # 1: one CTA per tile; persistent: one per SM
             ( export POSTTRAIN_FP8_WGMMA=$wg
               peak "posttrain_${model}_fp8-wgmma-${wg}_fast_${fp}" pt bench-train --model $model $bt --dtype fp8 --device cuda --fast-path $fp )
           done
           # FP8 experts as three grouped linears instead of one function (the A/B of Fp8.ExpertsFp8), eager only
-          [ $fp = off ] && ( export POSTTRAIN_FP8_FUSED_EXPERTS=0
+          [ $fp = off ] && ( export POSTTRAIN_FP8_FUSED_EXPERTS=0 POSTTRAIN_FP8_WGMMA=0
             peak "posttrain_${model}_fp8_3linears_fast_${fp}" pt bench-train --model $model $bt --dtype fp8 --device cuda --fast-path $fp )
         done
       done
     fi
     if [[ $parts == *deep* ]]; then
       for dt in bfloat16 fp8 fp8-wgmma; do
-        ( [ $dt = fp8-wgmma ] && export POSTTRAIN_FP8_WGMMA=${FP8_WGMMA_MODES%% *}
+        ( if [ $dt = fp8-wgmma ]; then export POSTTRAIN_FP8_WGMMA=${FP8_WGMMA_MODES%% *}; else export POSTTRAIN_FP8_WGMMA=0; fi
           peak "posttrain_bench-moe-large-${FP8_DEEP_LAYERS:-12}_${dt}_fast_on" pt bench-train --model bench-moe-large \
             --layers ${FP8_DEEP_LAYERS:-12} --batch 4 --seq 2048 --params bf16 --dtype ${dt%-wgmma} --device cuda --fast-path on )
       done
