@@ -11,6 +11,8 @@
 #            "persistent 1"), for bench-moe and bench-moe-large, and bench-moe-large FP8_DEEP_LAYERS (12) deep with bf16
 #            parameters and the first of FP8_WGMMA_MODES (`run-gpu.sh fp8`, parts train and deep). Put the faster mode
 #            of the kernels call first.
+#   profile  the FP8 fast step of bench-moe-large (bf16 parameters) traced by libtorch's Kineto profiler, summed by
+#            kernel into $OUT/fp8-large-kernels.tsv (benchmarks/hf/kernel_summary.py).
 # Output: $OUT/fp8-wgmma.log (everything), $OUT/bench-fp8.jsonl. Usage: OUT=$OUT scripts/gpu/experiments/fp8_wgmma.sh kernels
 # (the bundle carried; run.sh builds the native library, the wgmma one included, at first use).
 set -uo pipefail
@@ -25,6 +27,10 @@ for phase in "${@:-kernels}"; do
       if [ $rc != 0 ]; then echo "fp8_wgmma: bench_wgmma.py ended with $rc; PostTrain is not run with the wgmma kernels"; exit $rc; fi
       FP8_PARTS=check,bench FP8_WGMMA_MODES="1 persistent" benchmarks/run-gpu.sh fp8 ;;
     train) FP8_PARTS=train,deep FP8_FAST_MODES=on FP8_WGMMA_MODES="${FP8_WGMMA_MODES:-persistent 1}" benchmarks/run-gpu.sh fp8 ;;
-    *) echo "usage: fp8_wgmma.sh kernels|train ..." >&2; exit 2 ;;
+    profile)   # where the FP8 step's time goes, by kernel (the grouped GEMMs as shipped: wgmma on sm_90)
+      POSTTRAIN_PROFILER=1 scripts/gpu/run.sh bench-train --model bench-moe-large --batch 4 --seq 2048 --device cuda \
+        --fast-path on --params bf16 --dtype fp8 --profile /tmp/pt-fp8-large.json 2>&1 | grep '^{\|profile\|rror\|fp8 kernels' | cut -c1-400
+      python3 benchmarks/hf/kernel_summary.py /tmp/pt-fp8-large.json 3 "$OUT/fp8-large-kernels.tsv" --top ${TOP:-45} ;;
+    *) echo "usage: fp8_wgmma.sh kernels|train|profile ..." >&2; exit 2 ;;
   esac
 done
