@@ -92,6 +92,12 @@ case "$part" in
             ( export POSTTRAIN_FP8_WGMMA=$wg
               peak "posttrain_${model}_fp8-wgmma-${wg}_fast_${fp}" pt bench-train --model $model $bt --dtype fp8 --device cuda --fast-path $fp )
           done
+          # FP8 only in layers at least FP8_MIN_DIMS wide (model.fp8_min_dim; bench-moe-large only: bench-moe's widths
+          # are all under 1024), on the first of FP8_WGMMA_MODES
+          [ $model = bench-moe-large ] && for md in ${FP8_MIN_DIMS:-}; do
+            ( export POSTTRAIN_FP8_WGMMA=${FP8_WGMMA_MODES%% *}
+              peak "posttrain_${model}_fp8-min${md}_fast_${fp}" pt bench-train --model $model $bt --dtype fp8 --fp8-min-dim $md --device cuda --fast-path $fp )
+          done
           # FP8 experts as three grouped linears instead of one function (the A/B of Fp8.ExpertsFp8), eager only
           [ $fp = off ] && ( export POSTTRAIN_FP8_FUSED_EXPERTS=0 POSTTRAIN_FP8_WGMMA=0
             peak "posttrain_${model}_fp8_3linears_fast_${fp}" pt bench-train --model $model $bt --dtype fp8 --device cuda --fast-path $fp )
@@ -99,10 +105,17 @@ case "$part" in
       done
     fi
     if [[ $parts == *deep* ]]; then
-      for dt in bfloat16 fp8 fp8-wgmma; do
-        ( if [ $dt = fp8-wgmma ]; then export POSTTRAIN_FP8_WGMMA=${FP8_WGMMA_MODES%% *}; else export POSTTRAIN_FP8_WGMMA=0; fi
-          peak "posttrain_bench-moe-large-${FP8_DEEP_LAYERS:-12}_${dt}_fast_on" pt bench-train --model bench-moe-large \
-            --layers ${FP8_DEEP_LAYERS:-12} --batch 4 --seq 2048 --params bf16 --dtype ${dt%-wgmma} --device cuda --fast-path on )
+      # arms: bfloat16; fp8 (Triton GEMMs); fp8-wgmma (the first of FP8_WGMMA_MODES); fp8-min<D> (that, with --fp8-min-dim D)
+      for arm in bfloat16 ${FP8_DEEP_ARMS:-fp8 fp8-wgmma}; do
+        ( extra=(); dt=fp8
+          case $arm in
+            bfloat16) dt=bfloat16 ;;
+            fp8) export POSTTRAIN_FP8_WGMMA=0 ;;
+            fp8-wgmma) export POSTTRAIN_FP8_WGMMA=${FP8_WGMMA_MODES%% *} ;;
+            fp8-min*) export POSTTRAIN_FP8_WGMMA=${FP8_WGMMA_MODES%% *}; extra=(--fp8-min-dim ${arm#fp8-min}) ;;
+          esac
+          peak "posttrain_bench-moe-large-${FP8_DEEP_LAYERS:-12}_${arm}_fast_on" pt bench-train --model bench-moe-large \
+            --layers ${FP8_DEEP_LAYERS:-12} --batch 4 --seq 2048 --params bf16 --dtype $dt "${extra[@]}" --device cuda --fast-path on )
       done
     fi
     ;;

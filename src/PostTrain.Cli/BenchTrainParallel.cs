@@ -35,7 +35,7 @@ internal static class BenchTrainParallel
 {
     public sealed record Layout(ZeroStage Zero, int ExpertParallel, int? MaxDevicesPerToken, DistBackend Backend);
 
-    public static Dictionary<string, object> Measure(Func<ModelConfig> make, string modelName, Precision p, bool bf16Params, Device dev,
+    public static Dictionary<string, object> Measure(Func<ModelConfig> make, string modelName, Precision p, int fp8MinDim, bool bf16Params, Device dev,
         int B, int T, RecomputeMode mode, Layout layout, double lr, int warmup, int steps, PostTrain.Core.FastPath.FastTrainStepOptions? fast = null,
         TextWriter? log = null)
     {
@@ -59,7 +59,7 @@ internal static class BenchTrainParallel
         }
         catch (ArgumentException e) { throw new UsageException($"--expert-parallel: {e.Message} ({W} ranks)"); }
         using var epLayout = ep;
-        using var m = BuildModel(make, p, bf16Params, dev, ep);
+        using var m = BuildModel(make, p, fp8MinDim, bf16Params, dev, ep);
         m.Recompute = mode;
         using var opt = new DataParallelOptimizer(group, m.named_parameters().Select(x => (x.name, x.parameter)).ToList(), layout.Zero,
             ps => new AdamW(ps, lr, 0.9, 0.999, 1e-8, 0.0, fused: fast is not null), experts: ep);
@@ -156,14 +156,14 @@ internal static class BenchTrainParallel
     /// <summary>The benchmark model of BenchTrainVerb (same init); with expert parallelism, this rank's slice of it: the
     /// full model is built from the same seed and copied (replicated parameters by name, each MoE layer's router, shared
     /// experts and this rank's experts by ExpertParallelMoE.LoadFrom).</summary>
-    private static DeepSeekForCausalLM BuildModel(Func<ModelConfig> make, Precision p, bool bf16Params, Device dev, ExpertParallelism? ep)
+    private static DeepSeekForCausalLM BuildModel(Func<ModelConfig> make, Precision p, int fp8MinDim, bool bf16Params, Device dev, ExpertParallelism? ep)
     {
-        if (ep is null) return BenchTrainVerb.Build(make, p, bf16Params, dev);
-        using var full = BenchTrainVerb.Build(make, p, bf16Params, dev);
+        if (ep is null) return BenchTrainVerb.Build(make, p, fp8MinDim, bf16Params, dev);
+        using var full = BenchTrainVerb.Build(make, p, fp8MinDim, bf16Params, dev);
         DeepSeekForCausalLM m;
         try { m = new DeepSeekForCausalLM(make(), dev, ep); }
         catch (ArgumentException e) { throw new UsageException($"--expert-parallel: {e.Message}"); }
-        m.SetPrecision(p);
+        m.SetPrecision(p, fp8MinDim);
         if (bf16Params) m.to(ScalarType.BFloat16);
         using (no_grad())
         {

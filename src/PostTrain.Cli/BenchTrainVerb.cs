@@ -56,15 +56,20 @@ public sealed class BenchTrainVerb : ICliVerb
         var zero = new Option<int>("--zero") { DefaultValueFactory = _ => 0, Description = "ZeRO stage 0, 1 or 2 (data-parallel ranks; BenchTrainParallel)" };
         var expertParallel = new Option<int>("--expert-parallel") { DefaultValueFactory = _ => 1, Description = "routed experts sharded over groups of P ranks" };
         var maxDevices = new Option<int?>("--max-devices-per-token") { Description = "device-limited routing: each token's experts on at most M ranks" };
+        var fp8Min = new Option<int>("--fp8-min-dim")
+        { DefaultValueFactory = _ => 0, Description = "with --dtype fp8: layers narrower than this run in bf16 (model.fp8_min_dim; 0: all in FP8)" };
         var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 1e-4, Description = "AdamW learning rate (the benchmark's: 1e-4)" };
         var backend = new Option<string>("--backend") { DefaultValueFactory = _ => "auto", Description = "auto | mpi | nccl (several ranks)" };
         var command = new Command("bench-train", "Measure training throughput of a built-in model")
-            { precision, steps, warmup, batch, seq, model, layers, device, fastPath, paramsType, graphOpt, selfCheck, profile, recompute, zero, expertParallel, maxDevices, backend, lr };
+            { precision, steps, warmup, batch, seq, model, layers, device, fastPath, paramsType, graphOpt, selfCheck, profile, recompute, zero, expertParallel, maxDevices, backend, lr, fp8Min };
         command.SetAction(parse =>
         {
             var dev = DeviceSelector.Resolve(parse.GetValue(device));
             var dtype = DTypeNames.Resolve(DTypeNames.Parse(parse.GetValue(precision)!, "--dtype"), dev.type);   // auto: per device
             var p = ModelSetup.PrecisionOf(dtype);
+            int fp8MinDim = parse.GetValue(fp8Min);
+            if (fp8MinDim < 0 || fp8MinDim > 0 && dtype != DTypeName.Fp8)
+                throw new UsageException($"--fp8-min-dim: {fp8MinDim} (a width >= 0, with --dtype fp8 only)");
             string modelName = parse.GetValue(model)!;
             if (!BuiltinModels.ByName.TryGetValue(modelName, out var make)) throw new UsageException($"--model: unknown built-in '{modelName}'");
             if (parse.GetValue(layers) is int depth && depth != 0)
@@ -102,9 +107,10 @@ public sealed class BenchTrainVerb : ICliVerb
                 layout ??= new BenchTrainParallel.Layout(ZeroStage.None, 1, null, DistBackend.Auto);
                 if (modes[0] == RecomputeMode.Layer && layout.ExpertParallel > 1)
                     throw new UsageException("--recompute layer: not with expert parallelism (a replayed layer would repeat its all-to-alls); use none or selective");
-                var row = BenchTrainParallel.Measure(make, modelName, p, bf16Params, dev, B, T, modes[0], layout, parse.GetValue(lr), parse.GetValue(warmup), parse.GetValue(steps),
+                var row = BenchTrainParallel.Measure(make, modelName, p, fp8MinDim, bf16Params, dev, B, T, modes[0], layout, parse.GetValue(lr), parse.GetValue(warmup), parse.GetValue(steps),
                     fast ? options : null, io.Error);
                 row["precision"] = DTypeNames.Name(dtype);
+                if (fp8MinDim > 0) row["fp8_min_dim"] = fp8MinDim;
                 if (Dist.World.IsMain)
                 {
                     io.Out.WriteLine(JsonSerializer.Serialize(row));
@@ -117,16 +123,17 @@ public sealed class BenchTrainVerb : ICliVerb
             foreach (var mode in modes)
             {
                 var trace = parse.GetValue(profile) is { } path ? (modes.Length > 1 ? $"{path}.{mode.ToString().ToLowerInvariant()}" : path) : null;
-                var result = Measure(make, modelName, p, bf16Params, dev, B, T, fast, mode, options, parse.GetValue(lr), parse.GetValue(warmup),
+                var result = Measure(make, modelName, p, fp8MinDim, bf16Params, dev, B, T, fast, mode, options, parse.GetValue(lr), parse.GetValue(warmup),
                     parse.GetValue(steps), io, trace);
                 result["precision"] = DTypeNames.Name(dtype);
+                if (fp8MinDim > 0) result["fp8_min_dim"] = fp8MinDim;
                 results.Add(result);
             }
             // The self-check after the measured runs: its three models and graphs, run first, left allocations behind
             // that the measured peak counted (bench-moe fp32 fast path: 58.2 GiB against 21 eager, H200 2026-12-05).
             if (parse.GetValue(selfCheck) is int n && n > 0)
             {
-                var check = SelfCheck(make, p, bf16Params, dev, B, T, n, options);
+                var check = SelfCheck(make, p, fp8MinDim, bf16Params, dev, B, T, n, options);
                 foreach (var result in results) result["self_check"] = check;
             }
             foreach (var result in results) io.Out.WriteLine(JsonSerializer.Serialize(result));
@@ -150,13 +157,13 @@ public sealed class BenchTrainVerb : ICliVerb
     }
 
     /// <summary>warmup + steps training steps of a fresh model (same init, same batches for every mode); the JSON row.</summary>
-    private static Dictionary<string, object> Measure(Func<ModelConfig> make, string modelName, Precision p, bool bf16Params, Device dev,
+    private static Dictionary<string, object> Measure(Func<ModelConfig> make, string modelName, Precision p, int fp8MinDim, bool bf16Params, Device dev,
         int B, int T, bool fast, RecomputeMode mode, FastTrainStepOptions options, double lr, int warmup, int steps, CliIO io,
         string? trace = null)
     {
         var cfg = make();
         void Sync() { if (dev.type == DeviceType.CUDA) cuda.synchronize(dev); }
-        using var m = Build(make, p, bf16Params, dev);
+        using var m = Build(make, p, fp8MinDim, bf16Params, dev);
         m.Recompute = mode;
         using var opt = Optimizer(m, fast, bf16Params, lr);
         using var step = fast ? FastTrainStep.Create(m, opt, B, T, packed: false, FastPathMode.Auto, options, io.Error.WriteLine) : null;
@@ -270,14 +277,14 @@ public sealed class BenchTrainVerb : ICliVerb
         return string.Join('\n', lines);
     }
 
-    internal static DeepSeekForCausalLM Build(Func<ModelConfig> make, Precision p, bool bf16Params, Device dev)
+    internal static DeepSeekForCausalLM Build(Func<ModelConfig> make, Precision p, int fp8MinDim, bool bf16Params, Device dev)
     {
         var cfg = make();
         random.manual_seed(0);
         if (dev.type == DeviceType.CUDA) cuda.manual_seed_all(0);   // the weights are drawn on the device: same init every build
         var m = new DeepSeekForCausalLM(cfg, dev);
         m.InitWeights(0.02, 0);
-        m.SetPrecision(p);
+        m.SetPrecision(p, fp8MinDim);
         if (bf16Params) m.to(ScalarType.BFloat16);
         m.train();
         return m;
@@ -288,15 +295,15 @@ public sealed class BenchTrainVerb : ICliVerb
 
     /// <summary>n steps from one init: the plain eager step, the fast step without graph and with it. Losses per step
     /// and the weights after are compared (max |diff| of losses, relative L2 difference of all weights).</summary>
-    private static Dictionary<string, object> SelfCheck(Func<ModelConfig> make, Precision p, bool bf16Params, Device dev, int B, int T, int n,
+    private static Dictionary<string, object> SelfCheck(Func<ModelConfig> make, Precision p, int fp8MinDim, bool bf16Params, Device dev, int B, int T, int n,
         FastTrainStepOptions options)
     {
         var cfg = make();
         // Disposed on return: left to the finaliser, their weights and gradients stayed allocated during the measured
         // run that follows and were counted in its peak (bench-moe fp32 fast path: 43.98 GiB on the H200, 2026-12-04).
-        using var plain = Build(make, p, bf16Params, dev);
-        using var eagerFast = Build(make, p, bf16Params, dev);
-        using var graphFast = Build(make, p, bf16Params, dev);
+        using var plain = Build(make, p, fp8MinDim, bf16Params, dev);
+        using var eagerFast = Build(make, p, fp8MinDim, bf16Params, dev);
+        using var graphFast = Build(make, p, fp8MinDim, bf16Params, dev);
         using var o1 = Optimizer(plain, false, bf16Params);
         using var o2 = Optimizer(eagerFast, true, bf16Params);
         using var o3 = Optimizer(graphFast, true, bf16Params);
@@ -336,7 +343,7 @@ public sealed class BenchTrainVerb : ICliVerb
             }
             return Math.Sqrt(num / den);
         }
-        using var init = Build(make, p, bf16Params, dev);
+        using var init = Build(make, p, fp8MinDim, bf16Params, dev);
         var result = new Dictionary<string, object>
         {
             ["steps"] = n, ["graph_mode"] = s3.Description,

@@ -19,6 +19,11 @@ public sealed record ModelConfigSection
     /// live on the host).</summary>
     public DTypeName ParamDtype { get; init; } = DTypeName.Float32;
 
+    /// <summary>With dtype fp8: the smallest width (the lesser of a linear layer's in and out features; of the routed
+    /// experts' hidden and intermediate sizes) that runs in FP8; narrower layers run in bfloat16, where FP8's
+    /// quantisation costs more than its GEMM saves. 0 (default): every linear layer and expert set (DeepSeek-V3's recipe).</summary>
+    public int Fp8MinDim { get; init; }
+
     /// <summary>"cuda", "cuda:1", "cpu" or "auto" (cuda when available).</summary>
     public string Device { get; init; } = "auto";
 }

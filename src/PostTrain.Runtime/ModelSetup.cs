@@ -47,9 +47,20 @@ public static class ModelSetup
         return precision;
     }
 
+    /// <summary>model.fp8_min_dim, checked: not negative, and set only where the model computes in fp8.</summary>
+    public static int Fp8MinDimOf(ModelConfigSection m, Device device)
+    {
+        if (m.Fp8MinDim < 0) throw new RecipeConfigException($"model.fp8_min_dim: must be 0 (every layer) or a width, got {m.Fp8MinDim}");
+        var dtype = DTypeNames.Resolve(m.Dtype, device.type);
+        if (m.Fp8MinDim > 0 && dtype != DTypeName.Fp8)
+            throw new RecipeConfigException($"model.fp8_min_dim: applies to model.dtype fp8 only; model.dtype is {DTypeNames.Name(dtype)}");
+        return m.Fp8MinDim;
+    }
+
     public static LoadedModel Load(ModelConfigSection m, long seed, TextWriter log, ExpertParallelism? expertParallel = null)
     {
         var device = DeviceSelector.Resolve(m.Device, "model.device");
+        Fp8MinDimOf(m, device);   // a bad value fails before the model is loaded
         DeepSeekForCausalLM model;
         string? tokDir = m.Tokenizer;
         if (BuiltinModels.ByName.TryGetValue(m.Path, out var make) && !Directory.Exists(m.Path))
@@ -85,7 +96,12 @@ public static class ModelSetup
         var tokenizer = LoadTokenizer(tokDir);
         if (tokenizer.VocabSize > model.Config.VocabSize)
             throw new RecipeConfigException($"model.tokenizer: vocabulary {tokenizer.VocabSize} exceeds the model's vocab_size {model.Config.VocabSize}");
-        model.SetPrecision(PrecisionOn(m.Dtype, device, log));
+        model.SetPrecision(PrecisionOn(m.Dtype, device, log), Fp8MinDimOf(m, device));
+        if (m.Fp8MinDim > 0)
+        {
+            var (fp8, other) = model.Fp8Layers();
+            log.WriteLine($"model.fp8_min_dim: {m.Fp8MinDim}: {fp8} of {fp8 + other} linear layers and expert sets in FP8, {other} narrower in bfloat16");
+        }
         if (device.type != TorchSharp.DeviceType.CPU) model.to(device);
         if (m.ParamDtype == DTypeName.Bfloat16)
         {

@@ -26,7 +26,7 @@ public sealed class ExpertParallelReplica : IDisposable
         _ep = trained.ExpertParallel ?? throw new ArgumentException("ExpertParallelReplica: the model holds every expert already (no expert parallelism)");
         var device = trained.HeadWeight.device;
         Model = new DeepSeekForCausalLM(trained.Config, device);
-        Model.SetPrecision(trained.Precision);
+        Model.SetPrecision(trained.Precision, trained.Fp8MinDim);
         if (trained.HeadWeight.dtype != Model.HeadWeight.dtype) Model.to(trained.HeadWeight.dtype);   // as ModelSetup's param_dtype
         foreach (var p in Model.parameters()) p.requires_grad = false;
         Model.eval();

@@ -267,18 +267,42 @@ public sealed class DeepSeekForCausalLM : nn.Module<Tensor, Tensor>
 
     public PostTrain.Core.Precision.Precision Precision { get; private set; } = PostTrain.Core.Precision.Precision.Fp32;
 
+    /// <summary>Under Fp8: the smallest width (the lesser of a linear layer's in and out features; of the routed
+    /// experts' hidden and intermediate sizes) a layer needs to run its GEMMs in FP8; narrower layers run in bf16.
+    /// 0 (the default): every linear layer and expert set, DeepSeek-V3's recipe.</summary>
+    public int Fp8MinDim { get; private set; }
+
     /// <summary>Sets the compute precision: Fp32 (fp32 activations), Bf16 (bf16 activations and GEMMs) or Fp8
-    /// (bf16 activations, FP8 GEMMs in every linear layer and expert except the output head, embedding and router).
+    /// (bf16 activations, FP8 GEMMs in every linear layer and expert except the output head, embedding and router;
+    /// with <paramref name="fp8MinDim"/> &gt; 0 only in those at least that wide, the rest in bf16: small GEMMs do not
+    /// pay for their quantisation, as torchao's float8 module filter and torchtitan's size filter also assume).
     /// Master weights stay fp32 in every mode.</summary>
-    public void SetPrecision(PostTrain.Core.Precision.Precision p)
+    public void SetPrecision(PostTrain.Core.Precision.Precision p, int fp8MinDim = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(fp8MinDim);
         Precision = p;
+        Fp8MinDim = fp8MinDim;
         ComputeDtype = p == PostTrain.Core.Precision.Precision.Fp32 ? ScalarType.Float32 : ScalarType.BFloat16;
-        var linearMode = p == PostTrain.Core.Precision.Precision.Fp8 ? p : PostTrain.Core.Precision.Precision.Fp32;
+        PostTrain.Core.Precision.Precision Mode(int width) =>
+            p == PostTrain.Core.Precision.Precision.Fp8 && width >= fp8MinDim ? p : PostTrain.Core.Precision.Precision.Fp32;
         foreach (var (_, m) in named_modules())
         {
-            if (m is Linear l) l.Precision = linearMode;
-            else if (m is Experts e) e.Precision = linearMode;
+            if (m is Linear l) l.Precision = Mode(Math.Min(l.InFeatures, l.OutFeatures));
+            else if (m is Experts e) e.Precision = Mode(Math.Min(e.Hidden, e.Intermediate));
         }
+    }
+
+    /// <summary>How many of the model's linear layers and routed-expert sets run in FP8, and how many not.</summary>
+    public (int Fp8, int Other) Fp8Layers()
+    {
+        int fp8 = 0, other = 0;
+        foreach (var (_, m) in named_modules())
+        {
+            var mode = m switch { Linear l => l.Precision, Experts e => e.Precision, _ => (PostTrain.Core.Precision.Precision?)null };
+            if (mode is null) continue;
+            if (mode == PostTrain.Core.Precision.Precision.Fp8) fp8++;
+            else other++;
+        }
+        return (fp8, other);
     }
 }

@@ -28,6 +28,11 @@ public sealed class Experts : nn.Module<Tensor, Tensor>
 
     public PostTrain.Core.Precision.Precision Precision { get; set; }
 
+    /// <summary>The model's hidden size (each expert's input and output width).</summary>
+    public int Hidden => (int)down_proj.shape[1];
+    /// <summary>Each expert's intermediate size.</summary>
+    public int Intermediate => (int)gate_proj.shape[1];
+
     /// <summary>Grouped LoRA adapters on the three projections (owned by a LoraAdapters container), or null.</summary>
     public GroupedLoraAdapter? GateLora { get; set; }
     public GroupedLoraAdapter? UpLora { get; set; }

@@ -89,8 +89,9 @@ public sealed class RewardModel : nn.Module<Tensor, Tensor>
         score.Weight.copy_(w);
     }
 
-    /// <summary>Fp32, Bf16 or Fp8 for the backbone; the score head always computes in fp32.</summary>
-    public void SetPrecision(PrecisionMode p) => backbone.SetPrecision(p);
+    /// <summary>Fp32, Bf16 or Fp8 for the backbone (fp8MinDim: DeepSeekForCausalLM.SetPrecision's); the score head
+    /// always computes in fp32.</summary>
+    public void SetPrecision(PrecisionMode p, int fp8MinDim = 0) => backbone.SetPrecision(p, fp8MinDim);
 
     public long ParameterCount() => parameters().Sum(p => p.numel());
 }

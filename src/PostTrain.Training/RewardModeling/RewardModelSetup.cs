@@ -44,7 +44,7 @@ public static class RewardModelSetup
         var tokenizer = ModelSetup.LoadTokenizer(tokDir);
         if (tokenizer.VocabSize > model.Config.VocabSize)
             throw new RecipeConfigException($"model.tokenizer: vocabulary {tokenizer.VocabSize} exceeds the model's vocab_size {model.Config.VocabSize}");
-        model.SetPrecision(ModelSetup.PrecisionOn(m.Dtype, device, log));
+        model.SetPrecision(ModelSetup.PrecisionOn(m.Dtype, device, log), ModelSetup.Fp8MinDimOf(m, device));
         if (device.type != TorchSharp.DeviceType.CPU) model.to(device);
         return new LoadedRewardModel(model, tokenizer, device, tokDir);
     }
