@@ -81,7 +81,7 @@ case "$part" in
       [[ $parts == *bench* ]] && POSTTRAIN_FP8_WGMMA=$wg POSTTRAIN_TOOL=fp8bench pt bench 2>&1 | tail -80
     done
     if [[ $parts == *train* ]]; then
-      for model in bench-moe bench-moe-large; do
+      for model in ${FP8_TRAIN_MODELS:-bench-moe bench-moe-large}; do
         if [ $model = bench-moe ]; then bt="--batch 8 --seq 1024"; else bt="--batch 4 --seq 2048"; fi
         for fp in ${FP8_FAST_MODES:-off on}; do
           for dt in bfloat16 fp8; do   # fp8 here: the Triton grouped GEMMs (the wgmma ones are the default on sm_90)
