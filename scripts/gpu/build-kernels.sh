@@ -6,8 +6,8 @@
 # binaries (and the cubins in fp8-kernels/ next to the library), checks every kernel against its plain ops on first
 # use and falls back to them when something is missing or disagrees. A failed Triton build leaves the library usable
 # (the FP8 GEMMs then report why they are off). On a Hopper GPU (sm_90) it also builds the TMA + wgmma grouped FP8 GEMMs
-# (native/kernels/sm90a/*.cu, sm_90a only) into fp8-kernels/libposttrain_fp8_wgmma.so, which the library loads when
-# POSTTRAIN_FP8_WGMMA=1; a failed build there leaves the Triton GEMMs. Usage: scripts/gpu/build-kernels.sh [out.so]
+# (native/kernels/sm90a/*.cu, sm_90a only) into fp8-kernels/libposttrain_fp8_wgmma.so, which the library loads by
+# default there (POSTTRAIN_FP8_WGMMA=0: not); a failed build there leaves the Triton GEMMs. Usage: scripts/gpu/build-kernels.sh [out.so]
 set -euo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 out="${1:-$here/.dist/libposttrain_kernels.so}"
@@ -40,6 +40,6 @@ if [ "$arch" = 90 ]; then
     mv "$fp8dir/libposttrain_fp8_wgmma.so.tmp" "$fp8dir/libposttrain_fp8_wgmma.so"
     echo "built $fp8dir/libposttrain_fp8_wgmma.so (sm_90a)"
   else
-    echo "build-kernels: the wgmma FP8 GEMMs did not build; POSTTRAIN_FP8_WGMMA=1 will report them missing" >&2
+    echo "build-kernels: the wgmma FP8 GEMMs did not build; the FP8 status line will say so and keep the Triton GEMMs" >&2
   fi
 fi
