@@ -60,7 +60,7 @@ public static class ModelSetup
     public static LoadedModel Load(ModelConfigSection m, long seed, TextWriter log, ExpertParallelism? expertParallel = null)
     {
         var device = DeviceSelector.Resolve(m.Device, "model.device");
-        Fp8MinDimOf(m, device);   // a bad value fails before the model is loaded
+        int fp8MinDim = Fp8MinDimOf(m, device);   // a bad value fails before the model is loaded
         DeepSeekForCausalLM model;
         string? tokDir = m.Tokenizer;
         if (BuiltinModels.ByName.TryGetValue(m.Path, out var make) && !Directory.Exists(m.Path))
@@ -96,11 +96,11 @@ public static class ModelSetup
         var tokenizer = LoadTokenizer(tokDir);
         if (tokenizer.VocabSize > model.Config.VocabSize)
             throw new RecipeConfigException($"model.tokenizer: vocabulary {tokenizer.VocabSize} exceeds the model's vocab_size {model.Config.VocabSize}");
-        model.SetPrecision(PrecisionOn(m.Dtype, device, log), Fp8MinDimOf(m, device));
-        if (m.Fp8MinDim > 0)
+        model.SetPrecision(PrecisionOn(m.Dtype, device, log), fp8MinDim);
+        if (fp8MinDim > 0)
         {
             var (fp8, other) = model.Fp8Layers();
-            log.WriteLine($"model.fp8_min_dim: {m.Fp8MinDim}: {fp8} of {fp8 + other} linear layers and expert sets in FP8, {other} narrower in bfloat16");
+            log.WriteLine($"model.fp8_min_dim: {fp8MinDim}: {fp8} of {fp8 + other} linear layers and expert sets in FP8, {other} narrower in bfloat16");
         }
         if (device.type != TorchSharp.DeviceType.CPU) model.to(device);
         if (m.ParamDtype == DTypeName.Bfloat16)
