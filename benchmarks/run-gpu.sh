@@ -73,8 +73,9 @@ case "$part" in
     # add "deep" for bench-moe-large's layers stacked FP8_DEEP_LAYERS deep (default 12, bf16 parameters, fast path):
     # there the LM head is no longer half the GEMM FLOPs (benchmarks/fp8-kernels/fp8_bound.py), so FP8 can pay.
     # Every part runs twice where it touches the grouped GEMMs: with the Triton cubins (POSTTRAIN_FP8_WGMMA=0), and with
-    # each of FP8_WGMMA_MODES (default 1; the TMA + wgmma kernels of native/kernels/sm90a, the default on sm_90 in their
-    # persistent variant; the logs say "wgmma off: why" where they cannot run).
+    # each of FP8_WGMMA_MODES (default 1; the TMA + wgmma kernels of native/kernels/sm90a: 1 per tile, persistent, or auto,
+    # PostTrain's default on sm_90: persistent where both weight dimensions are >= 1024, Triton below; the logs say
+    # "wgmma off: why" where they cannot run).
     parts=${FP8_PARTS:-check,bench,train}
     for wg in 0 ${FP8_WGMMA_MODES:-1}; do
       [[ $parts == *check* ]] && POSTTRAIN_FP8_WGMMA=$wg POSTTRAIN_TOOL=fp8bench pt check 2>&1 | tail -80
@@ -84,7 +85,7 @@ case "$part" in
       for model in ${FP8_TRAIN_MODELS:-bench-moe bench-moe-large}; do
         if [ $model = bench-moe ]; then bt="--batch 8 --seq 1024"; else bt="--batch 4 --seq 2048"; fi
         for fp in ${FP8_FAST_MODES:-off on}; do
-          for dt in bfloat16 fp8; do   # fp8 here: the Triton grouped GEMMs (the wgmma ones are the default on sm_90)
+          for dt in bfloat16 fp8; do   # fp8 here: the Triton grouped GEMMs (wgmma or Triton by width is the default on sm_90)
             ( export POSTTRAIN_FP8_WGMMA=0
               peak "posttrain_${model}_${dt}_fast_${fp}" pt bench-train --model $model $bt --dtype $dt --device cuda --fast-path $fp )
           done
@@ -127,7 +128,8 @@ case "$part" in
     # QUALITY_MODEL=bench-moe-large (a 16B-A3B model's layer shapes; lr 3e-4, 300+ steps) for the large-shape
     # run; QUALITY_LR overrides the learning rate.
     steps=${QUALITY_STEPS:-600}; data=${QUALITY_DATA:-arith}; qmodel=${QUALITY_MODEL:-tiny-moe}
-    if [ "$qmodel" = tiny-moe ]; then qlr=${QUALITY_LR:-3e-3}; else qlr=${QUALITY_LR:-3e-4}; fi
+    # (bench-moe-large: no checkpoints; three with optimizer state filled the GPU machine's 64 GB disk on 2026-12-06)
+    if [ "$qmodel" = tiny-moe ]; then qlr=${QUALITY_LR:-3e-3}; qckpt=true; else qlr=${QUALITY_LR:-3e-4}; qckpt=false; fi
     mkdir -p /tmp/qdata
     if [ "$data" = markov ]; then python3 benchmarks/fp8-quality/make_markov.py /tmp/qdata 6000; fmt=text
     else python3 benchmarks/fp8-quality/make_data.py /tmp/qdata; fmt=prompt_completion; fi
@@ -135,7 +137,7 @@ case "$part" in
       d=${run%%:*}; name=${run##*:}
       pt run recipes/sft-quickstart.yaml output_dir=/tmp/q-$name model.path=$qmodel optimizer.lr=$qlr scheduler.warmup_steps=15 scheduler.min_lr=$(python3 -c "print($qlr / 10)") model.dtype=$d model.device=cuda max_steps=$steps data.format=$fmt \
         data.path=/tmp/qdata/train.jsonl data.eval_path=/tmp/qdata/test.jsonl data.train_on=all data.eval_every_n_steps=200 \
-        data.eval_batches=25 logging.progress=plain logging.plain_interval_seconds=60 checkpoint.every_n_steps=0 > /tmp/q-$name.log 2>&1 &
+        data.eval_batches=25 logging.progress=plain logging.plain_interval_seconds=60 checkpoint.every_n_steps=0 checkpoint.enabled=$qckpt > /tmp/q-$name.log 2>&1 &
       # a model of real layer shapes takes the GPU (and ~30 GB of it) alone: one run at a time
       [ "$qmodel" = tiny-moe ] || wait
     done

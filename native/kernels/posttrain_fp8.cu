@@ -22,10 +22,11 @@
 //       token columns seg = [segments[e], segments[e+1]); a (NA, M) and b (NB, M) 1x128 tiles along M (Wgrad). The
 //       Triton cubin writes fp32 (a bf16 c gets it through a temporary); the wgmma kernels write either directly.
 // Every dimension is a multiple of 128 (the callers pad), every pointer 16-byte aligned (checked).
-// ptk_fp8_use_wgmma(device, path, persistent) switches both GEMMs on that device to the TMA + wgmma kernels of
+// ptk_fp8_use_wgmma(device, path, persistent, min_dim) switches both GEMMs on that device to the TMA + wgmma kernels of
 // native/kernels/sm90a/fp8_gemm_wgmma.cu (a library of their own, built for sm_90a only; dlopen'ed here; one CTA per
-// tile, or the persistent kernels when `persistent`), or back to the Triton cubins when path is null. Same contracts,
-// same stream.
+// tile, or the persistent kernels when `persistent`) for every GEMM whose two weight dimensions (N and K; NA and NB)
+// are both at least min_dim (0: every GEMM), the Triton cubins running the others; or back to the Triton cubins for
+// all when path is null. Same contracts, same stream.
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda.h>
@@ -381,16 +382,20 @@ struct WgmmaLaunchers {
 struct Wgmma {
   void* library = nullptr;
   WgmmaLaunchers per_tile, persistent;
-  std::map<int, bool> devices;  // where the GEMMs use it: device -> persistent
+  struct Use {
+    bool persistent;
+    long min_dim;  // the GEMMs with both weight dimensions at least this wide
+  };
+  std::map<int, Use> devices;  // where the GEMMs use it
 };
 Wgmma wgmma;  // guarded by cubin_mutex
 
-// The wgmma launchers `device` uses, or nulls when it keeps the Triton cubins.
-WgmmaLaunchers wgmma_on(int device) {
+// The wgmma launchers `device` uses for a GEMM with weight dimensions d0 x d1, or nulls when the Triton cubins run it.
+WgmmaLaunchers wgmma_on(int device, long d0, long d1) {
   std::lock_guard<std::mutex> lock(cubin_mutex);
   const auto it = wgmma.devices.find(device);
-  if (it == wgmma.devices.end()) return {};
-  return it->second ? wgmma.persistent : wgmma.per_tile;
+  if (it == wgmma.devices.end() || d0 < it->second.min_dim || d1 < it->second.min_dim) return {};
+  return it->second.persistent ? wgmma.persistent : wgmma.per_tile;
 }
 
 // The three launchers named `prefix`, `prefix`_bf16 for the k-grouped one; false if any is missing.
@@ -611,10 +616,10 @@ int ptk_fp8_load_kernel(int slot, int device, const char* path, const char* name
   });
 }
 
-// Switches the grouped GEMMs on `device` to the wgmma library at `path` (loaded once per process; its persistent
-// kernels when `persistent` != 0), or back to the Triton cubins when `path` is null or empty. Refused off compute
-// capability 9.0 (wgmma and TMA are sm_90a).
-int ptk_fp8_use_wgmma(int device, const char* path, int persistent) {
+// Switches the grouped GEMMs on `device` whose weight dimensions are both at least `min_dim` to the wgmma library at
+// `path` (loaded once per process; its persistent kernels when `persistent` != 0), or all of them back to the Triton
+// cubins when `path` is null or empty. Refused off compute capability 9.0 (wgmma and TMA are sm_90a).
+int ptk_fp8_use_wgmma(int device, const char* path, int persistent, int min_dim) {
   return guarded([&] {
     std::lock_guard<std::mutex> lock(cubin_mutex);
     if (path == nullptr || *path == 0) {
@@ -640,7 +645,8 @@ int ptk_fp8_use_wgmma(int device, const char* path, int persistent) {
       wgmma.per_tile = per_tile;
       wgmma.persistent = persistent_set;
     }
-    wgmma.devices[device] = persistent != 0;
+    require(min_dim >= 0, "fp8_use_wgmma: min_dim " + std::to_string(min_dim) + " is negative");
+    wgmma.devices[device] = {persistent != 0, min_dim};
   });
 }
 
@@ -659,7 +665,7 @@ int ptk_fp8_gemm_mgrouped(void* ah, void* sah, void* bh, void* sbh, void* beh, v
     require(m < (1L << 31) / kTile && n < (1L << 30) && k < (1L << 30), "fp8_gemm_mgrouped: too large");
     if (m == 0) return;
     c10::cuda::CUDAGuard guard(a.device());
-    if (const auto fn = wgmma_on(a.get_device()).mgrouped) {
+    if (const auto fn = wgmma_on(a.get_device(), n, k).mgrouped) {
       check_wgmma(fn(a.data_ptr(), sa.data_ptr<float>(), b.data_ptr(), sb.data_ptr<float>(), c.data_ptr(), be.data_ptr<int>(),
                      static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), static_cast<int>(e),
                      c10::cuda::getCurrentCUDAStream().stream()),
@@ -691,7 +697,7 @@ int ptk_fp8_gemm_kgrouped(void* ah, void* sah, void* bh, void* sbh, void* segh, 
             "fp8_gemm_kgrouped: scales a " + shape_of(sa) + ", b " + shape_of(sb));
     require(m < (1L << 31) && na < (1L << 30) && nb < (1L << 30), "fp8_gemm_kgrouped: too large");
     c10::cuda::CUDAGuard guard(a.device());
-    const auto launchers = wgmma_on(a.get_device());
+    const auto launchers = wgmma_on(a.get_device(), na, nb);
     const auto fn = bf16 ? launchers.kgrouped_bf16 : launchers.kgrouped;
     if (fn && m > 0) {   // no token columns: the Triton kernel writes the zeros (a TMA map needs a non-empty matrix)
       check_wgmma(fn(a.data_ptr(), sa.data_ptr<float>(), b.data_ptr(), sb.data_ptr<float>(), c.data_ptr(),

@@ -8,9 +8,13 @@
 // POSTTRAIN_FP8_KERNELS=0 turns the kernels off. The grouped GEMMs run on the TMA + wgmma kernels (native/kernels/sm90a,
 // Hopper only) in their persistent variant (one CTA per SM walking the tiles) by default, when their library loads on
 // that device and they pass the same self-check; otherwise on the Triton cubins, and the status line says why.
-// POSTTRAIN_FP8_WGMMA=0 keeps the Triton GEMMs, =1 asks for the one-CTA-per-tile wgmma kernels, =persistent (the
-// default) for the persistent ones. The default became wgmma on 2026-12-05, after their first GPU run (H100): checked
-// against the reference and faster than the Triton GEMMs at bench-moe-large in every row (README, FP8 training).
+// POSTTRAIN_FP8_WGMMA=0 keeps the Triton GEMMs, =1 asks for the one-CTA-per-tile wgmma kernels for every GEMM,
+// =persistent for the persistent ones for every GEMM, and =auto (the default) for the persistent ones where both of a
+// GEMM's weight dimensions are at least WgmmaAutoMinDim wide, the Triton GEMMs below. The default became wgmma on
+// 2026-12-05, after their first GPU run (H100): checked against the reference and faster than the Triton GEMMs at
+// bench-moe-large in every row; and "auto" on 2026-12-06, when the H200 showed the Triton GEMMs faster at bench-moe's
+// narrow shapes in every row (README, FP8 training). Under "auto" the self-check runs twice, once with every GEMM on
+// the wgmma kernels and once with every GEMM on the Triton ones (its shapes are narrow), as both may run.
 using System.Runtime.InteropServices;
 using PostTrain.Core.Precision;
 using static TorchSharp.torch;
@@ -21,6 +25,12 @@ public static class Fp8Kernels
 {
     public const string SwitchEnvVar = "POSTTRAIN_FP8_KERNELS";
     public const string WgmmaEnvVar = "POSTTRAIN_FP8_WGMMA";
+
+    /// <summary>Under POSTTRAIN_FP8_WGMMA=auto (the default) a grouped GEMM runs on the persistent wgmma kernels when
+    /// both of its weight dimensions are at least this wide, else on the Triton ones. The H200 run of 2026-12-06 put
+    /// the crossing between bench-moe's widths (384, 768: Triton faster in all six expert GEMMs) and bench-moe-large's
+    /// (1408, 2048: wgmma faster in all six).</summary>
+    public const int WgmmaAutoMinDim = 1024;
 
     // The FP8 tensor cores accumulate with limited precision (Fp8SelfCheck measured ~8e-4 relative for _scaled_mm);
     // the m-grouped GEMM also rounds its output to bfloat16.
@@ -61,6 +71,25 @@ public static class Fp8Kernels
     public static string? NativeGroupedGemms(Device device) =>
         NativeGemms.TryGetValue(device.index < 0 ? 0 : device.index, out var g) ? g : null;
 
+    // Which grouped GEMMs a device runs: the Triton cubins (Wgmma false) or the wgmma kernels (persistent or one CTA per
+    // tile) for the GEMMs whose weight dimensions are both at least MinDim (0: all), the Triton cubins for the rest.
+    internal sealed record GemmChoice(bool Wgmma, bool Persistent = false, int MinDim = 0)
+    {
+        public static readonly GemmChoice Triton = new(false);
+
+        public string Label => !Wgmma ? "Triton grouped GEMMs"
+            : (Persistent ? "TMA + wgmma grouped GEMMs, persistent" : "TMA + wgmma grouped GEMMs")
+              + (MinDim > 0 ? $", where both weight dimensions are >= {MinDim} (Triton below)" : "");
+
+        public void Apply(NativeFp8Kernels native, int index)
+        {
+            if (Wgmma) native.UseWgmma(index, true, Persistent, MinDim);
+            else if (native.UsesWgmma(index)) native.UseWgmma(index, false);
+        }
+    }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, GemmChoice> Asked = new();
+
     // The library loaded on cuda:index, and which grouped GEMMs it runs there (and why not wgmma, if asked for).
     private static (NativeFp8Kernels? Kernels, string? Error, string Gemms) LoadNative(int index)
     {
@@ -75,20 +104,30 @@ public static class Fp8Kernels
             return (null, e.Message.Split('\n')[0], "");
         }
         var asked = Environment.GetEnvironmentVariable(WgmmaEnvVar);
-        var mode = string.IsNullOrEmpty(asked) ? "persistent" : asked;
-        if (mode is not ("1" or "persistent"))
+        var mode = string.IsNullOrEmpty(asked) ? "auto" : asked;
+        GemmChoice? choice = mode switch
         {
-            if (native.UsesWgmma(index)) native.UseWgmma(index, false);   // asked for earlier in this process, not now
+            "auto" => new GemmChoice(true, true, WgmmaAutoMinDim),
+            "persistent" => new GemmChoice(true, true),
+            "1" => new GemmChoice(true),
+            _ => null,
+        };
+        if (choice is null)
+        {
+            GemmChoice.Triton.Apply(native, index);   // wgmma asked for earlier in this process, not now
+            Asked[index] = GemmChoice.Triton;
             return (native, null, mode == "0" ? $"Triton grouped GEMMs ({WgmmaEnvVar}=0)"
-                : $"Triton grouped GEMMs ({WgmmaEnvVar}={mode} is none of 0, 1, persistent)");
+                : $"Triton grouped GEMMs ({WgmmaEnvVar}={mode} is none of 0, 1, persistent, auto)");
         }
         try
         {
-            native.UseWgmma(index, true, persistent: mode == "persistent");
-            return (native, null, mode == "persistent" ? "TMA + wgmma grouped GEMMs, persistent" : "TMA + wgmma grouped GEMMs");
+            choice.Apply(native, index);
+            Asked[index] = choice;
+            return (native, null, choice.Label);
         }
         catch (InvalidOperationException e)
         {
+            Asked[index] = GemmChoice.Triton;
             return (native, null, $"Triton grouped GEMMs; wgmma off: {e.Message.Split('\n')[0]}");
         }
     }
@@ -98,16 +137,53 @@ public static class Fp8Kernels
         if (Environment.GetEnvironmentVariable(SwitchEnvVar) == "0") return (null, $"off ({SwitchEnvVar}=0)");
         var (native, error, gemms) = LoadNative(index);
         if (native is null) return (null, "off: " + error);
-        var failure = SelfCheck(native, ReferenceFp8Kernels.Instance, device);
-        if (failure is not null && native.UsesWgmma(index))
-        {
-            native.UseWgmma(index, false);
-            gemms = $"Triton grouped GEMMs; wgmma off: self-check failed: {failure}";
-            failure = SelfCheck(native, ReferenceFp8Kernels.Instance, device);
-        }
+        var (failure, checkedGemms) = SelfCheckNative(native, device);
         return failure is null
-            ? (native, $"on ({gemms}; quantisers bit-exact, grouped GEMMs within the FP8 accumulation bound of the reference)")
+            ? (native, $"on ({checkedGemms ?? gemms}; quantisers bit-exact, grouped GEMMs within the FP8 accumulation bound of the reference)")
             : (null, "off: self-check failed: " + failure);
+    }
+
+    /// <summary>The self-check of the native kernels on <paramref name="device"/> as Native configured them: every
+    /// grouped GEMM backend that may run is checked (under "auto" the wgmma kernels on every GEMM, then the Triton ones),
+    /// and a backend that fails is left out, the device keeping the other (DecideGemms). Returns the failure (null when
+    /// the kernels may run) and, when the choice changed, the grouped GEMMs the device runs now, with why.</summary>
+    public static (string? Failure, string? Gemms) SelfCheckNative(IFp8Kernels kernels, Device device)
+    {
+        int index = device.index < 0 ? 0 : device.index;
+        if (kernels is not NativeFp8Kernels native || !Asked.TryGetValue(index, out var asked))
+            return (SelfCheck(kernels, ReferenceFp8Kernels.Instance, device), null);
+        var (final, failure, why) = DecideGemms(asked, choice =>
+        {
+            try
+            {
+                choice.Apply(native, index);
+            }
+            catch (InvalidOperationException e)
+            {
+                return $"{choice.Label}: {e.Message.Split('\n')[0]}";
+            }
+            return SelfCheck(native, ReferenceFp8Kernels.Instance, device);
+        });
+        final.Apply(native, index);
+        if (why is null) return (failure, null);
+        NativeGemms[index] = why;
+        return (failure, why);
+    }
+
+    /// <summary>Which grouped GEMMs to run, given what was asked and <paramref name="check"/> (the self-check with every
+    /// GEMM on the given backend: null when it passed): the asked choice when every backend it may use passed;
+    /// the wgmma kernels for every GEMM when only the Triton ones failed; the Triton ones when the wgmma ones failed.
+    /// Failure is null unless the GEMMs that remain failed too; Why says what changed (null: nothing).</summary>
+    internal static (GemmChoice Final, string? Failure, string? Why) DecideGemms(GemmChoice asked, Func<GemmChoice, string?> check)
+    {
+        if (!asked.Wgmma) return (asked, check(asked), null);
+        var allWgmma = asked with { MinDim = 0 };
+        var wgmmaFailure = check(allWgmma);
+        if (wgmmaFailure is null && asked.MinDim == 0) return (asked, null, null);
+        var tritonFailure = check(GemmChoice.Triton);
+        if (wgmmaFailure is null && tritonFailure is null) return (asked, null, null);
+        if (wgmmaFailure is null) return (allWgmma, null, $"{allWgmma.Label}; Triton off: self-check failed: {tritonFailure}");
+        return (GemmChoice.Triton, tritonFailure, $"Triton grouped GEMMs; wgmma off: self-check failed: {wgmmaFailure}");
     }
 
     /// <summary>Compares <paramref name="candidate"/> with <paramref name="reference"/> on random inputs on

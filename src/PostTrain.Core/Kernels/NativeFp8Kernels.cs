@@ -26,7 +26,7 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
     private delegate int LoadKernelFn(int slot, int device, [MarshalAs(UnmanagedType.LPUTF8Str)] string path,
         [MarshalAs(UnmanagedType.LPUTF8Str)] string name, int warps, int shared, int parameters, int tile0, int tile1);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
-    private delegate int UseWgmmaFn(int device, [MarshalAs(UnmanagedType.LPUTF8Str)] string? path, int persistent);
+    private delegate int UseWgmmaFn(int device, [MarshalAs(UnmanagedType.LPUTF8Str)] string? path, int persistent, int minDim);
 
     private QuantFn quantRows = null!, quantCols = null!, quantBlocks = null!;
     private Quant2Fn quantBlocks2 = null!;
@@ -99,13 +99,15 @@ internal sealed class NativeFp8Kernels : IFp8Kernels
     }
 
     /// <summary>Switches <paramref name="device"/>'s grouped GEMMs to the TMA + wgmma library (<paramref name="on"/>; its
-    /// persistent kernels when <paramref name="persistent"/>) or back to the Triton cubins; throws
-    /// InvalidOperationException with the reason when the library is missing, does not load, or the device is not sm_90.</summary>
-    public void UseWgmma(int device, bool on, bool persistent = false)
+    /// persistent kernels when <paramref name="persistent"/>; only the GEMMs whose two weight dimensions are both at
+    /// least <paramref name="minDim"/>, the Triton cubins running the narrower ones) or all back to the Triton cubins;
+    /// throws InvalidOperationException with the reason when the library is missing, does not load, or the device is
+    /// not sm_90.</summary>
+    public void UseWgmma(int device, bool on, bool persistent = false, int minDim = 0)
     {
         if (on && !File.Exists(wgmmaPath))
             throw new InvalidOperationException($"{wgmmaPath} not found (scripts/gpu/build-kernels.sh builds it on sm_90 GPUs)");
-        Check(useWgmma(device, on ? wgmmaPath : null, persistent ? 1 : 0), on ? "use wgmma" : "leave wgmma");
+        Check(useWgmma(device, on ? wgmmaPath : null, persistent ? 1 : 0, minDim), on ? "use wgmma" : "leave wgmma");
         lock (wgmmaDevices)
             if (on) wgmmaDevices.Add(device);
             else wgmmaDevices.Remove(device);

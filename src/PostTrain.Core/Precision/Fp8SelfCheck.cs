@@ -141,7 +141,8 @@ public static class Fp8SelfCheck
         else
         {
             log.WriteLine($"native FP8 kernels: {Kernels.Fp8Kernels.NativeGroupedGemms(device)}");
-            log.WriteLine($"native FP8 kernels' own self-check: {Kernels.Fp8Kernels.SelfCheck(native, Kernels.ReferenceFp8Kernels.Instance, device) ?? "passed"}");
+            var (failure, gemms) = Kernels.Fp8Kernels.SelfCheckNative(native, device);
+            log.WriteLine($"native FP8 kernels' own self-check: {failure ?? "passed"}{(gemms is null ? "" : $" ({gemms})")}");
             foreach (var (name, inF, outF, experts, perExpert) in Fp8BenchShapes.RoutedExperts)
             {
                 using var scope = NewDisposeScope();
