@@ -6,7 +6,7 @@
 #            expert shapes and a dense 8192^3 against dequantised fp32 references and the Triton kernels, and prints the
 #            GEMM table beside BF16 torch._grouped_mm (one-CTA-per-tile and persistent kernels, fp32 and bf16 Wgrad).
 #            Only if every row is right: PostTrain's FP8 self-check and GEMM tables with the Triton GEMMs and with
-#            POSTTRAIN_FP8_WGMMA=0 (Triton), =1 and =persistent (the default on sm_90) (`run-gpu.sh fp8`, parts check and bench).
+#            POSTTRAIN_FP8_WGMMA=0 (Triton), =1 and =persistent (auto, by width, is the default on sm_90) (`run-gpu.sh fp8`, parts check and bench).
 #   train    bench-train on the fast path, bf16 / fp8 (Triton) / fp8 (wgmma, each of FP8_WGMMA_MODES: default
 #            "persistent 1"), for bench-moe and bench-moe-large, and bench-moe-large FP8_DEEP_LAYERS (12) deep with bf16
 #            parameters and the first of FP8_WGMMA_MODES (`run-gpu.sh fp8`, parts train and deep). Put the faster mode
