@@ -6,8 +6,9 @@
 // are and are not multiples of 128 or of 8, an all-zero tile, a NaN), both grouped GEMMs on identical FP8 operands (N != K, an expert with no rows,
 // padding blocks) within the FP8 tensor cores' accumulation error. A failure prints why once and keeps the loop.
 // POSTTRAIN_FP8_KERNELS=0 turns the kernels off. The grouped GEMMs run on the TMA + wgmma kernels (native/kernels/sm90a,
-// Hopper only) in their persistent variant (one CTA per SM walking the tiles) by default, when their library loads on
-// that device and they pass the same self-check; otherwise on the Triton cubins, and the status line says why.
+// Hopper only) in their persistent variant (one CTA per SM walking the tiles) by default where both weight dimensions
+// are wide (below: the Triton cubins), when their library loads on that device and they pass the same self-check;
+// otherwise on the Triton cubins, and the status line says why.
 // POSTTRAIN_FP8_WGMMA=0 keeps the Triton GEMMs, =1 asks for the one-CTA-per-tile wgmma kernels for every GEMM,
 // =persistent for the persistent ones for every GEMM, and =auto (the default) for the persistent ones where both of a
 // GEMM's weight dimensions are at least WgmmaAutoMinDim wide, the Triton GEMMs below. The default became wgmma on
