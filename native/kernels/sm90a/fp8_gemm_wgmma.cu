@@ -13,8 +13,9 @@
 //
 // Built for sm_90a only, as a library of its own (scripts/gpu/build-kernels.sh: fp8-kernels/libposttrain_fp8_wgmma.so),
 // which libposttrain_kernels.so loads when asked (ptk_fp8_use_wgmma) so the rest of the native library stays
-// portable. PostTrain uses the persistent kernels by default on sm_90 once the FP8 self-check passes on them
-// (POSTTRAIN_FP8_WGMMA=0: the Triton GEMMs, =1: the per-tile kernels; see Fp8Kernels). benchmarks/fp8-kernels/bench_wgmma.py builds the same file, diagnoses one tile with exact integers,
+// portable. PostTrain uses the persistent kernels by default on sm_90 for the GEMMs whose weight dimensions are both
+// >= 1024 (the Triton GEMMs below) once the FP8 self-check passes on them (POSTTRAIN_FP8_WGMMA=0: the Triton GEMMs,
+// =1: the per-tile kernels, =persistent: these for every GEMM; see Fp8Kernels). benchmarks/fp8-kernels/bench_wgmma.py builds the same file, diagnoses one tile with exact integers,
 // checks it against a dequantised fp32 reference and the Triton kernels, and times it beside BF16 grouped_mm.
 // History: written on 2026-12-05 without a GPU; compiled with ptxas (CUDA 12.4, sm_90a: 168 registers, no spills)
 // through scripts/dev/check-native.sh on a machine without a GPU; first run on an H100 the same day: right at every

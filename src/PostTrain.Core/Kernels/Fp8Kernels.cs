@@ -102,7 +102,7 @@ public static class Fp8Kernels
         }
         catch (InvalidOperationException e)
         {
-            return (null, e.Message.Split('\n')[0], "");
+            return (null, FirstLine(e), "");
         }
         var asked = Environment.GetEnvironmentVariable(WgmmaEnvVar);
         var mode = string.IsNullOrEmpty(asked) ? "auto" : asked;
@@ -129,7 +129,7 @@ public static class Fp8Kernels
         catch (InvalidOperationException e)
         {
             Asked[index] = GemmChoice.Triton;
-            return (native, null, $"Triton grouped GEMMs; wgmma off: {e.Message.Split('\n')[0]}");
+            return (native, null, $"Triton grouped GEMMs; wgmma off: {FirstLine(e)}");
         }
     }
 
@@ -161,7 +161,7 @@ public static class Fp8Kernels
             }
             catch (InvalidOperationException e)
             {
-                return $"{choice.Label}: {e.Message.Split('\n')[0]}";
+                return $"{choice.Label}: {FirstLine(e)}";
             }
             return SelfCheck(native, ReferenceFp8Kernels.Instance, device);
         });
@@ -252,9 +252,12 @@ public static class Fp8Kernels
         }
         catch (Exception e) when (e is InvalidOperationException or ExternalException or ArgumentException)
         {
-            return e.Message.Split('\n')[0];
+            return FirstLine(e);
         }
     }
+
+    // A native error's first line (the rest is libtorch's backtrace).
+    private static string FirstLine(Exception e) => e.Message.Split('\n')[0];
 
     private static string? Mismatch((Tensor Q, Tensor Scale) got, (Tensor Q, Tensor Scale) want)
     {
